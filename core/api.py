@@ -1,0 +1,83 @@
+"""The Python API: the same core the nodes use, for programmers holding a diffusers pipeline.
+
+    deck = Deck(pipe)                         # wrap an existing StableDiffusionPipeline
+    deck.add("style.safetensors", model=0.8, clip=0.5)
+    deck.set_weights("style", unet=0.6)
+    deck.fuse()                               # bake in; deck.unfuse() restores exactly
+    image = deck.pipe("a cat").images[0]      # the pipeline is reconciled after each call
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import stack_ops
+from .families import family_of
+from .owner import PipelineOwner
+from .pipelines import REGISTRY
+from .snapshot import AdapterView
+from .specs import StackSpec
+
+
+@dataclass(frozen=True, eq=False)
+class PipelineHandle:
+    """What flows between nodes: a shared owner plus an immutable stack. Never mutated."""
+
+    owner: PipelineOwner
+    stack: StackSpec = StackSpec()
+
+    def with_stack(self, stack: StackSpec) -> PipelineHandle:
+        return PipelineHandle(self.owner, stack)
+
+    def apply(self):
+        return self.owner.apply(self.stack)
+
+
+def open_pipeline(model: str, dtype: str = "auto") -> PipelineHandle:
+    """A handle with an empty stack for a built-in name or a diffusers folder (cached in the core)."""
+    return PipelineHandle(REGISTRY.get(model, dtype))
+
+
+class Deck:
+    """An imperative wrapper: each call edits the stack and reconciles the pipeline to it."""
+
+    def __init__(self, pipe, label: str = "python"):
+        self.owner = PipelineOwner(pipe, family_of(pipe), label)
+        self.stack = StackSpec()
+
+    @property
+    def pipe(self):
+        return self.owner.pipe
+
+    def _set(self, stack: StackSpec) -> Deck:
+        self.owner.apply(stack)
+        self.stack = stack
+        return self
+
+    def add(self, path: str, name: str | None = None, model: float = 1.0, clip: float = 1.0) -> Deck:
+        """Load a LoRA file; ``model`` is the denoiser strength, ``clip`` the text encoders'."""
+        self.owner.prepare(path)
+        return self._set(stack_ops.add_adapter(self.stack, stack_ops.make_adapter(path, name, model, clip)))
+
+    def set_weights(self, name: str, enabled: bool | None = None, **weights: float) -> Deck:
+        """e.g. ``set_weights("style", model=0.5)`` or ``set_weights("style", text_encoder=0)``."""
+        return self._set(stack_ops.set_weights(self.stack, name, weights, enabled))
+
+    def remove(self, name: str) -> Deck:
+        self.stack.get(name)
+        return self._set(StackSpec(tuple(a for a in self.stack.adapters if a.name != name), self.stack.safe_fusing))
+
+    def fuse(self, lora_scale: float = 1.0, names: list[str] | None = None, safe_fusing: bool = True) -> Deck:
+        return self._set(stack_ops.fuse(self.stack, lora_scale, names, safe_fusing))
+
+    def unfuse(self) -> Deck:
+        return self._set(stack_ops.unfuse(self.stack))
+
+    def active(self) -> tuple[AdapterView, ...]:
+        """Adapters as the model has them now (weights per component, fused or not)."""
+        return self.owner.snapshot.adapters
+
+    def unload(self) -> Deck:
+        self.owner.unload_all()
+        self.stack = StackSpec()
+        return self

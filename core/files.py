@@ -1,0 +1,189 @@
+"""Reading LoRA files safely, once.
+
+Files are checked (size, header bytes, tensor count) before parsing, read fully into memory
+(never left memory-mapped: a file changed on disk later cannot crash the process), hashed
+while read, and cached by (path, size, mtime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import struct
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+
+from .errors import LoraFileError
+
+log = logging.getLogger(__name__)
+
+SAFE_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_TENSORS = 50_000
+MAX_FILE_BYTES = 8 * 1024**3
+
+_PICKLE_ADVICE = (
+    "Pickle files can run code when loaded, so LoRA Deck reads .safetensors only. Convert it once on a machine "
+    "you trust, e.g. python -c \"import torch, safetensors.torch as s; "
+    "s.save_file(torch.load('in.pt', weights_only=True), 'out.safetensors')\""
+)
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class LoraFile:
+    """A parsed file: content hash, header metadata and tensors (in memory, read-only by convention)."""
+
+    path: str
+    sha256: str
+    size: int
+    metadata: MappingProxyType
+    tensors: MappingProxyType
+
+    @property
+    def autov2(self) -> str:
+        """A1111 / civitai short hash: the first 10 hex digits of the file's SHA-256."""
+        return self.sha256[:10]
+
+
+def stamp(path: str) -> FileStamp:
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        raise LoraFileError(path, "file not found", "Check the name and that the file is in your loras folder.") from None
+    except OSError as exc:
+        raise LoraFileError(path, f"cannot be read ({exc.strerror})", "Check the file's permissions.") from None
+    if not os.path.isfile(real):
+        raise LoraFileError(path, "is not a file", "Pick a .safetensors file, not a folder.")
+    return FileStamp(real, st.st_size, st.st_mtime_ns)
+
+
+def check_suffix(path: str) -> None:
+    lower = path.lower()
+    if lower.endswith(PICKLE_SUFFIXES):
+        raise LoraFileError(path, "is a pickle file", _PICKLE_ADVICE)
+    if not lower.endswith(SAFE_SUFFIXES):
+        raise LoraFileError(path, "is not a .safetensors file", "LoRA Deck reads LoRA weights from .safetensors files.")
+
+
+def parse_header(path: str, head: bytes, size: int) -> dict:
+    """Validate and decode a safetensors header from the file's first bytes."""
+    bad = "Re-download the file; it is truncated or not a safetensors file."
+    if size < 8:
+        raise LoraFileError(path, f"is {size} bytes long, too short to be a safetensors file", bad)
+    (length,) = struct.unpack("<Q", head[:8])
+    if length > MAX_HEADER_BYTES:
+        raise LoraFileError(path, f"declares a {length}-byte header (limit {MAX_HEADER_BYTES})", bad)
+    if 8 + length > size:
+        raise LoraFileError(path, f"declares a {length}-byte header but the file has {size} bytes", bad)
+    try:
+        header = json.loads(head[8 : 8 + length])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LoraFileError(path, f"has an unreadable header ({exc})", bad) from None
+    if not isinstance(header, dict):
+        raise LoraFileError(path, "has a header that is not a JSON object", bad)
+    if len(header) > MAX_TENSORS + 1:
+        raise LoraFileError(path, f"lists {len(header) - 1} tensors (limit {MAX_TENSORS})", bad)
+    return header
+
+
+def read_metadata(path: str) -> dict[str, str]:
+    """The safetensors ``__metadata__`` of a file, reading only its header."""
+    check_suffix(path)
+    st = stamp(path)
+    with open(st.path, "rb") as f:
+        head = f.read(8)
+        if len(head) == 8:
+            (length,) = struct.unpack("<Q", head)
+            head += f.read(min(length, MAX_HEADER_BYTES + 1))
+    meta = parse_header(path, head, st.size).get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+def read_lora_file(path: str) -> LoraFile:
+    """Read, hash and parse one .safetensors file fully into memory."""
+    check_suffix(path)
+    st = stamp(path)
+    if st.size > MAX_FILE_BYTES:
+        raise LoraFileError(path, f"is {st.size} bytes (limit {MAX_FILE_BYTES})", "This is not a LoRA-sized file.")
+    with open(st.path, "rb") as f:
+        data = f.read()
+    header = parse_header(path, data[: 8 + MAX_HEADER_BYTES], len(data))
+    try:
+        tensors = load_safetensors_bytes(data)
+    except Exception as exc:  # safetensors raises its own SafetensorError and others for bad bytes
+        raise LoraFileError(path, f"is corrupt ({exc})", "Re-download the file.") from None
+    if not tensors:
+        raise LoraFileError(path, "contains no tensors", "The file is empty; re-download or re-export it.")
+    meta = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
+    return LoraFile(
+        path=path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        metadata=MappingProxyType(meta),
+        tensors=MappingProxyType(tensors),
+    )
+
+
+def tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values() if isinstance(t, torch.Tensor))
+
+
+class FileCache:
+    """LRU cache of parsed files keyed by (real path, size, mtime), bounded in bytes.
+
+    Hashes are kept for every file ever read (they are tiny), so checking a file that was
+    already read costs one ``stat``. ``reads`` counts actual file reads (tests assert on it).
+    """
+
+    def __init__(self, budget_bytes: int):
+        self.budget_bytes = budget_bytes
+        self.reads = 0
+        self._files: OrderedDict[FileStamp, LoraFile] = OrderedDict()
+        self._hashes: dict[FileStamp, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> LoraFile:
+        key = stamp(path)
+        with self._lock:
+            if key in self._files:
+                self._files.move_to_end(key)
+                return self._files[key]
+        lora = read_lora_file(path)
+        with self._lock:
+            self.reads += 1
+            self._hashes[key] = lora.sha256
+            self._files[key] = lora
+            self._evict()
+        return lora
+
+    def sha256(self, path: str) -> str:
+        key = stamp(path)
+        with self._lock:
+            known = self._hashes.get(key)
+        return known if known is not None else self.get(path).sha256
+
+    def _evict(self) -> None:
+        total = sum(f.size for f in self._files.values())
+        while len(self._files) > 1 and total > self.budget_bytes:
+            _, dropped = self._files.popitem(last=False)
+            total -= dropped.size
+            log.debug("file cache: dropped %s", dropped.path)
+
+
+FILE_CACHE = FileCache(int(os.environ.get("LORADECK_FILE_CACHE_MB", "2048")) * 1024 * 1024)

@@ -1,0 +1,176 @@
+"""The one owner of a live pipeline: reconciles it to a StackSpec right before use.
+
+All mutation of the pipeline happens here, under ``self.lock``. Reconcile is idempotent and
+transactional: if anything fails, the pipeline is reconciled back to the last stack that
+applied, and loading never changes outputs until activation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+from . import fusion, peft_ops
+from .errors import LoraDeckError
+from .families import Family
+from .files import FILE_CACHE, FileCache
+from .formats import convert
+from .resolve import PreparedAdapter, module_index, prepare
+from .snapshot import PipelineSnapshot, read_snapshot
+from .specs import AdapterSpec, StackSpec
+
+log = logging.getLogger(__name__)
+
+MAX_LOADED = int(os.environ.get("LORADECK_MAX_ADAPTERS", "8"))
+
+
+@dataclass(frozen=True)
+class ReconcileStats:
+    loaded: int = 0
+    evicted: int = 0
+    restored_layers: int = 0
+    fused_layers: int = 0
+
+
+class PipelineOwner:
+    """Wraps one diffusers pipeline object. Create it once per pipeline; share it freely."""
+
+    def __init__(self, pipe, family: Family, label: str, files: FileCache = FILE_CACHE):
+        self.pipe = pipe
+        self.family = family
+        self.label = label
+        self.files = files
+        self.lock = threading.RLock()
+        self.loads = 0  # adapters injected over the owner's life (tests count reloads)
+        self._indexes = {c: module_index(m) for c, m in self._models().items()}
+        self._prepared: dict[str, PreparedAdapter] = {}
+        self._loaded: OrderedDict[str, str] = OrderedDict()  # key -> sha256, LRU order
+        self._applied = StackSpec()
+        self._snapshot = read_snapshot(self, self._applied, {})
+
+    # -- reading -------------------------------------------------------------------------
+    def _models(self) -> dict[str, torch.nn.Module]:
+        return {c: getattr(self.pipe, c) for c in self.family.components if getattr(self.pipe, c, None) is not None}
+
+    @property
+    def snapshot(self) -> PipelineSnapshot:
+        """An immutable view of the last applied state (safe to read from any thread)."""
+        return self._snapshot
+
+    def prepare(self, path: str, sha256: str | None = None) -> PreparedAdapter:
+        """Read, convert and validate a file against this pipeline without changing it."""
+        lora = self.files.get(path)
+        if sha256 is not None and lora.sha256 != sha256:
+            log.warning("%s changed on disk since it was chosen; using its current content", path)
+        cached = self._prepared.get(lora.sha256)
+        if cached is not None:
+            return cached
+        converted = convert(path, lora.tensors, lora.metadata, self.family)
+        prepared = prepare(path, lora.sha256, converted, lora.metadata, self.family, self._indexes, self._models())
+        self._prepared[lora.sha256] = prepared
+        return prepared
+
+    # -- reconciling ---------------------------------------------------------------------
+    def apply(self, stack: StackSpec) -> ReconcileStats:
+        """Make the pipeline compute exactly what ``stack`` describes."""
+        with self.lock:
+            previous = self._applied
+            try:
+                stats = self._reconcile(stack)
+            except BaseException:
+                if stack != previous:
+                    log.info("reconcile failed; returning %s to its previous stack", self.label)
+                    self._reconcile(previous)
+                raise
+            self._applied = stack
+            self._snapshot = read_snapshot(self, stack, {k: p.report for k, p in self._reports(stack)})
+            return stats
+
+    def _reports(self, stack: StackSpec):
+        for key, spec in stack.keyed():
+            prepared = self._prepared.get(spec.sha256)
+            if prepared is not None:
+                yield key, prepared
+
+    def _reconcile(self, stack: StackSpec) -> ReconcileStats:
+        keyed = stack.keyed()
+        loaded = sum(self._ensure_loaded(key, spec) for key, spec in keyed)
+        restored = fused = 0
+        for component, model in self._models().items():
+            layers = peft_ops.lora_layers(model)
+            active, to_fuse = self._plan(keyed, component)
+            if fusion.needs_refuse(layers, to_fuse):
+                restored += fusion.restore(layers)
+            peft_ops.activate(layers, active)
+            if to_fuse and fusion.needs_refuse(layers, to_fuse):
+                names = {k: s.name for k, s in keyed}
+                fused += fusion.fuse(layers, to_fuse, stack.safe_fusing, names)
+        evicted = self._evict({k for k, _ in keyed})
+        return ReconcileStats(loaded, evicted, restored, fused)
+
+    def _plan(self, keyed, component: str):
+        active, to_fuse = {}, {}
+        for key, spec in keyed:
+            if not spec.enabled:
+                continue
+            weight = spec.effective_weight(component, self.family)
+            (to_fuse if spec.fused else active)[key] = _constant(weight)
+        return active, to_fuse
+
+    def _ensure_loaded(self, key: str, spec: AdapterSpec) -> int:
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+            return 0
+        prepared = self.prepare(spec.path, spec.sha256)
+        models = self._models()
+        try:
+            for component, patches in prepared.patches.items():
+                peft_ops.inject(models[component], key, patches)
+        except Exception as exc:
+            for model in models.values():
+                peft_ops.delete(model, key)
+            raise LoraDeckError(f"LoRA file {spec.path!r}: could not be applied ({exc}); the pipeline is unchanged. "
+                                "Please report this with the file's key names.") from exc
+        self._loaded[key] = spec.sha256
+        self.loads += 1
+        return 1
+
+    def _evict(self, wanted: set[str]) -> int:
+        count = 0
+        for key in list(self._loaded):
+            if len(self._loaded) <= MAX_LOADED:
+                break
+            if key in wanted:
+                continue
+            for model in self._models().values():
+                peft_ops.delete(model, key)
+            del self._loaded[key]
+            count += 1
+        return count
+
+    def unload_all(self) -> None:
+        """Remove every adapter and restore every fused layer: the pipeline as it was loaded."""
+        self.apply(StackSpec())
+        with self.lock:
+            for key in list(self._loaded):
+                for model in self._models().values():
+                    peft_ops.delete(model, key)
+                del self._loaded[key]
+            self._snapshot = read_snapshot(self, self._applied, {})
+
+    @property
+    def loaded_keys(self) -> tuple[str, ...]:
+        return tuple(self._loaded)
+
+    def last_applied(self) -> StackSpec:
+        return self._applied
+
+
+def _constant(weight: float):
+    return lambda _name: weight
+

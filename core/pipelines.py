@@ -1,0 +1,118 @@
+"""Loading pipelines (diffusers folders and built-in tiny models) and the one cache of owners."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+
+from .errors import PipelineLoadError
+from .families import family_for_class, family_of
+from .owner import PipelineOwner
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPE_CHOICES = ("auto", *DTYPES)
+MAX_PIPELINES = int(os.environ.get("LORADECK_MAX_PIPELINES", "2"))
+
+
+def _builtin_builders() -> dict[str, Callable]:
+    from . import tiny
+
+    return {"tiny-sd": tiny.tiny_sd_pipeline}
+
+
+BUILTIN_SUFFIX = " (built-in)"
+BUILTIN_NAMES = tuple(f"{name}{BUILTIN_SUFFIX}" for name in ("tiny-sd",))
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise PipelineLoadError(f"dtype must be one of {list(DTYPE_CHOICES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def read_model_index(folder: str) -> dict:
+    index = os.path.join(folder, "model_index.json")
+    if not os.path.isfile(index):
+        raise PipelineLoadError(f"{folder!r} has no model_index.json; pick a diffusers model folder "
+                                "(saved with save_pretrained), not a single checkpoint file")
+    try:
+        with open(index, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PipelineLoadError(f"{index!r} cannot be read ({exc}); the model folder is damaged") from None
+
+
+def load_folder(folder: str, dtype: torch.dtype, device: torch.device):
+    from diffusers import DiffusionPipeline
+
+    index = read_model_index(folder)
+    family_for_class(str(index.get("_class_name")))  # refuse unsupported families before loading
+    kwargs = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in index else {}
+    try:
+        pipe = DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, local_files_only=True, **kwargs)
+    except Exception as exc:  # diffusers raises many types for damaged folders
+        raise PipelineLoadError(f"diffusers could not load {folder!r}: {exc}") from exc
+    return pipe.to(device)
+
+
+def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | None = None):
+    """A pipeline object for a built-in name (``tiny-sd (built-in)``) or a diffusers folder path."""
+    device = device or default_device()
+    dtype = resolve_dtype(dtype_name, device)
+    name = model[: -len(BUILTIN_SUFFIX)] if model.endswith(BUILTIN_SUFFIX) else model
+    builders = _builtin_builders()
+    if name in builders:
+        pipe = builders[name]().to(device=device, dtype=dtype)
+    else:
+        pipe = load_folder(model, dtype, device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+class PipelineRegistry:
+    """The core's cache of pipeline owners, keyed by (model, dtype); least recently used goes first."""
+
+    def __init__(self, capacity: int = MAX_PIPELINES):
+        self.capacity = capacity
+        self._owners: OrderedDict[tuple[str, str], PipelineOwner] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, model: str, dtype_name: str = "auto") -> PipelineOwner:
+        key = (model, dtype_name)
+        with self._lock:
+            owner = self._owners.get(key)
+            if owner is not None:
+                self._owners.move_to_end(key)
+                return owner
+            pipe = build_pipeline(model, dtype_name)
+            owner = PipelineOwner(pipe, family_of(pipe), label=f"{os.path.basename(model.rstrip('/'))} [{dtype_name}]")
+            self._owners[key] = owner
+            while len(self._owners) > self.capacity:
+                _, dropped = self._owners.popitem(last=False)
+                log.info("released pipeline %s", dropped.label)
+            return owner
+
+    def owners(self) -> tuple[PipelineOwner, ...]:
+        with self._lock:
+            return tuple(self._owners.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._owners.clear()
+
+
+REGISTRY = PipelineRegistry()

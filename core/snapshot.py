@@ -1,0 +1,81 @@
+"""Immutable views of a pipeline's adapter state, read back from the model itself.
+
+Routes and panels read these from any thread; only the owner builds them, under its lock.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from . import fusion, peft_ops
+
+
+@dataclass(frozen=True)
+class AdapterView:
+    key: str
+    name: str
+    file: str
+    sha256: str
+    enabled: bool
+    fused: bool
+    weights: tuple[tuple[str, float], ...]  # component -> strength as the layers have it
+    layers: int  # layers carrying this adapter
+    report: dict
+
+
+@dataclass(frozen=True)
+class PipelineSnapshot:
+    label: str
+    family: str
+    dtype: str
+    device: str
+    adapters: tuple[AdapterView, ...]
+    applied_at: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _component_state(model, key: str):
+    """(layers with key, fused?, strength) for one adapter in one component, read from its layers."""
+    count, fused, strength = 0, False, None
+    for _, layer in peft_ops.lora_layers(model):
+        if key not in layer.scaling:
+            continue
+        count += 1
+        baked = fusion.live_fused(layer)
+        if key in baked:
+            fused, value = True, baked[key]
+        elif key in layer.active_adapters:
+            value = layer.scaling[key] * layer.r[key] / layer.lora_alpha[key]
+        else:
+            value = 0.0
+        strength = value if strength is None else strength
+    return count, fused, strength
+
+
+def read_snapshot(owner, stack, reports) -> PipelineSnapshot:
+    models = owner._models()
+    views = []
+    for key, spec in stack.keyed():
+        weights, layers, fused = [], 0, False
+        for component, model in models.items():
+            count, is_fused, strength = _component_state(model, key)
+            layers += count
+            fused = fused or is_fused
+            if strength is not None:
+                weights.append((component, round(float(strength), 6)))
+        report = reports.get(key)
+        views.append(AdapterView(key, spec.name, spec.path, spec.sha256, spec.enabled, fused, tuple(weights),
+                                 layers, report.to_dict() if report is not None else {}))
+    denoiser = models.get(owner.family.denoiser)
+    param = next(denoiser.parameters()) if denoiser is not None else None
+    return PipelineSnapshot(
+        label=owner.label,
+        family=owner.family.key,
+        dtype=str(param.dtype).replace("torch.", "") if param is not None else "",
+        device=str(param.device) if param is not None else "",
+        adapters=tuple(views),
+        applied_at=time.time(),
+    )

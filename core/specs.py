@@ -1,0 +1,155 @@
+"""Immutable, validated descriptions of what a pipeline should look like.
+
+Nodes build these; the pipeline owner reconciles the live pipeline to one right before use.
+Nothing here touches a model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from .errors import SpecError
+from .families import CLIP_GROUP, MODEL_GROUP, Family
+
+MAX_STRENGTH = 100.0  # ComfyUI's LoraLoader range; beyond it a value is a typo, not a choice
+
+
+def check_strength(value: float, what: str) -> float:
+    """A finite float within +-MAX_STRENGTH, or SpecError naming the input."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{what}: expected a number, got {value!r}") from None
+    if not math.isfinite(value) or abs(value) > MAX_STRENGTH:
+        raise SpecError(f"{what}: expected a finite number between -{MAX_STRENGTH:g} and {MAX_STRENGTH:g}, got {value!r}")
+    return value
+
+
+def freeze_weights(weights: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    """{'clip': 0.5, 'model': 1} -> (('clip', 0.5), ('model', 1.0)): hashable, order-independent."""
+    return tuple(sorted((str(k), check_strength(v, f"weight for {k!r}")) for k, v in weights.items()))
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """One LoRA file in a stack.
+
+    ``weights`` maps a group (``model``, ``clip``) or a component name (``unet``, ``text_encoder_2``)
+    to a strength; a component key beats its group key; anything unnamed is 1.0.
+    """
+
+    path: str
+    sha256: str
+    name: str
+    weights: tuple[tuple[str, float], ...] = ((CLIP_GROUP, 1.0), (MODEL_GROUP, 1.0))
+    enabled: bool = True
+    fused: bool = False
+    fuse_scale: float = 1.0
+
+    def __post_init__(self):
+        if not self.name or not self.name.strip():
+            raise SpecError(f"adapter name must not be empty (file {self.path!r})")
+        if len(self.sha256) != 64:
+            raise SpecError(f"sha256 must be 64 hex characters, got {self.sha256!r}")
+        if isinstance(self.weights, Mapping):
+            object.__setattr__(self, "weights", freeze_weights(self.weights))
+        check_strength(self.fuse_scale, "lora_scale")
+
+    @property
+    def weight_map(self) -> dict[str, float]:
+        return dict(self.weights)
+
+    def weight_for(self, component: str, family: Family) -> float:
+        """Strength of this adapter on one component (before fusing scale)."""
+        weights = self.weight_map
+        if component in weights:
+            return weights[component]
+        return weights.get(family.group_of(component), 1.0)
+
+    def effective_weight(self, component: str, family: Family) -> float:
+        scale = self.fuse_scale if self.fused else 1.0
+        return self.weight_for(component, family) * scale
+
+    def with_weights(self, **updates: float) -> AdapterSpec:
+        merged = {**self.weight_map, **updates}
+        return replace(self, weights=freeze_weights(merged))
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """An ordered set of adapters; display names are unique within a stack."""
+
+    adapters: tuple[AdapterSpec, ...] = ()
+    safe_fusing: bool = True
+
+    def __post_init__(self):
+        names = [a.name for a in self.adapters]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SpecError(f"adapter names must be unique in a stack, repeated: {dupes}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.adapters)
+
+    def unique_name(self, wanted: str) -> str:
+        """``wanted`` or ``wanted (2)``, ``wanted (3)``... whichever is free."""
+        name, n = wanted, 1
+        while name in self.names:
+            n += 1
+            name = f"{wanted} ({n})"
+        return name
+
+    def add(self, adapter: AdapterSpec) -> StackSpec:
+        adapter = replace(adapter, name=self.unique_name(adapter.name))
+        return replace(self, adapters=(*self.adapters, adapter))
+
+    def get(self, name: str) -> AdapterSpec:
+        for adapter in self.adapters:
+            if adapter.name == name:
+                return adapter
+        raise SpecError(f"no adapter named {name!r} in this stack; it has: {list(self.names) or 'none'}")
+
+    def replace_adapter(self, name: str, new: AdapterSpec) -> StackSpec:
+        self.get(name)
+        return replace(self, adapters=tuple(new if a.name == name else a for a in self.adapters))
+
+    def keyed(self) -> tuple[tuple[str, AdapterSpec], ...]:
+        """(internal adapter key, spec) pairs. The key is derived from file content, so the same file
+        in two graph branches is one loaded adapter; a second copy in one stack gets ``_2``."""
+        seen: dict[str, int] = {}
+        out = []
+        for adapter in self.adapters:
+            base = "ld_" + adapter.sha256[:16]
+            seen[base] = seen.get(base, 0) + 1
+            out.append((base if seen[base] == 1 else f"{base}_{seen[base]}", adapter))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = 20
+    cfg: float = 7.0
+    width: int = 512
+    height: int = 512
+    batch_size: int = 1
+    extra: tuple = field(default=())
+
+    def __post_init__(self):
+        if not 0 <= int(self.seed) <= 0xFFFFFFFFFFFFFFFF:
+            raise SpecError(f"seed must be between 0 and 2^64-1, got {self.seed!r}")
+        if not 1 <= int(self.steps) <= 10000:
+            raise SpecError(f"steps must be between 1 and 10000, got {self.steps!r}")
+        if not 1 <= int(self.batch_size) <= 64:
+            raise SpecError(f"batch_size must be between 1 and 64, got {self.batch_size!r}")
+        for what in ("width", "height"):
+            value = int(getattr(self, what))
+            if value < 8 or value % 8:
+                raise SpecError(f"{what} must be a positive multiple of 8, got {value!r}")
+        if not math.isfinite(float(self.cfg)):
+            raise SpecError(f"cfg must be a finite number, got {self.cfg!r}")

@@ -1,0 +1,58 @@
+"""Pure edits of a StackSpec: what each node (and the Python API) does to a description."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from .errors import SpecError
+from .families import CLIP_GROUP, MODEL_GROUP
+from .files import FILE_CACHE, FileCache
+from .specs import AdapterSpec, StackSpec, check_strength
+
+
+def make_adapter(path: str, name: str | None = None, strength_model: float = 1.0, strength_clip: float = 1.0,
+                 files: FileCache = FILE_CACHE) -> AdapterSpec:
+    """An AdapterSpec for a local file; hashing reads the file once and is cached by (path, size, mtime)."""
+    display = (name or "").strip() or os.path.splitext(os.path.basename(path))[0]
+    weights = {MODEL_GROUP: check_strength(strength_model, "strength_model"),
+               CLIP_GROUP: check_strength(strength_clip, "strength_clip")}
+    return AdapterSpec(path=os.path.realpath(path), sha256=files.sha256(path), name=display, weights=weights)
+
+
+def add_adapter(stack: StackSpec, adapter: AdapterSpec) -> StackSpec:
+    return stack.add(adapter)
+
+
+def set_weights(stack: StackSpec, name: str, weights: dict[str, float] | None = None,
+                enabled: bool | None = None) -> StackSpec:
+    """New weights (merged over the old, per key) and/or enabled flag for one adapter."""
+    adapter = stack.get(name)
+    if weights:
+        adapter = adapter.with_weights(**weights)
+    if enabled is not None:
+        adapter = replace(adapter, enabled=bool(enabled))
+    return stack.replace_adapter(name, adapter)
+
+
+def fuse(stack: StackSpec, lora_scale: float = 1.0, names: list[str] | None = None,
+         safe_fusing: bool = True) -> StackSpec:
+    """Mark enabled adapters (all, or ``names``) fused at ``lora_scale``; the others stay as they are."""
+    lora_scale = check_strength(lora_scale, "lora_scale")
+    chosen = set(names) if names else {a.name for a in stack.adapters if a.enabled}
+    for name in chosen:
+        if not stack.get(name).enabled:
+            raise SpecError(f"adapter {name!r} is disabled; enable it before fusing it")
+    adapters = tuple(replace(a, fused=True, fuse_scale=lora_scale) if a.name in chosen else a for a in stack.adapters)
+    return replace(stack, adapters=adapters, safe_fusing=bool(safe_fusing))
+
+
+def unfuse(stack: StackSpec) -> StackSpec:
+    """Every adapter back to unfused at its own weights (the fuse scale is dropped)."""
+    adapters = tuple(replace(a, fused=False, fuse_scale=1.0) for a in stack.adapters)
+    return replace(stack, adapters=adapters)
+
+
+def parse_names(text: str) -> list[str]:
+    """'a, b' -> ['a', 'b']; one name per comma or line."""
+    return [n.strip() for n in text.replace("\n", ",").split(",") if n.strip()]

@@ -1,0 +1,2 @@
+"""placeholder"""
+NODE_CLASS_MAPPINGS={}; NODE_DISPLAY_NAME_MAPPINGS={}
