@@ -76,7 +76,10 @@ def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | 
     name = model[: -len(BUILTIN_SUFFIX)] if model.endswith(BUILTIN_SUFFIX) else model
     builders = _builtin_builders()
     if name in builders:
-        pipe = builders[name]().to(device=device, dtype=dtype)
+        pipe = builders[name]()
+        for component in pipe.components.values():
+            if isinstance(component, torch.nn.Module):
+                component.to(device=device, dtype=dtype)
     else:
         pipe = load_folder(model, dtype, device)
     pipe.set_progress_bar_config(disable=True)

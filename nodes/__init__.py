@@ -1,2 +1,13 @@
-"""placeholder"""
-NODE_CLASS_MAPPINGS={}; NODE_DISPLAY_NAME_MAPPINGS={}
+"""The node classes and their registration tables (node IDs are frozen public API)."""
+
+from .fuse import FuseLoRA, UnfuseLoRA
+from .generate import Generate
+from .load_lora import LoadLoRA
+from .load_pipeline import LoadPipeline
+from .set_weights import SetAdapterWeights
+from .stack_lora import StackLoRA
+
+NODES = (LoadPipeline, LoadLoRA, StackLoRA, SetAdapterWeights, FuseLoRA, UnfuseLoRA, Generate)
+
+NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in NODES}
+NODE_DISPLAY_NAME_MAPPINGS = {cls.NODE_ID: cls.DISPLAY_NAME for cls in NODES}

@@ -1,0 +1,1 @@
+"""The built-in demo: two small LoRA files for the tiny SD model and the shipped example workflow."""

@@ -1,0 +1,39 @@
+"""Shared input definitions and helpers for the node classes (no ComfyUI imports here)."""
+
+from __future__ import annotations
+
+import os
+
+from ..core.specs import MAX_STRENGTH
+
+CATEGORY = "LoRA Deck"
+PIPELINE = "LORADECK_PIPELINE"
+LORA_STACK = "LORA_STACK"
+NONE_CHOICE = "None"
+
+
+def node_id(name: str) -> str:
+    """Namespaced, frozen node ID: ``LoadLoRA`` -> ``LoadLoRA|LoRADeck``."""
+    return f"{name}|LoRADeck"
+
+
+def pipeline_input(tooltip: str = "The pipeline and its LoRA stack so far (from Load Diffusers Pipeline).") -> tuple:
+    return (PIPELINE, {"tooltip": tooltip})
+
+
+def strength_input(tooltip: str, default: float = 1.0) -> tuple:
+    return ("FLOAT", {"default": default, "min": -MAX_STRENGTH, "max": MAX_STRENGTH, "step": 0.01,
+                      "tooltip": tooltip})
+
+
+STRENGTH_MODEL_TIP = "How strongly the LoRA changes the denoiser (UNet/transformer). 0 = off, 1 = as trained."
+STRENGTH_CLIP_TIP = "How strongly the LoRA changes the text encoder(s). 0 = off, 1 = as trained."
+
+
+def file_stamp(path: str) -> str:
+    """Changes when the file changes, so ComfyUI re-runs a node whose file was replaced."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"

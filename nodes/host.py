@@ -1,0 +1,135 @@
+"""Everything the nodes need from their host: ComfyUI when it is there, the headless runner otherwise.
+
+This is the only module that imports ComfyUI (``folder_paths``, ``comfy.*``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from ..core.errors import PipelineLoadError
+from ..core.files import SAFE_SUFFIXES
+from ..core.names import inside, resolve_lora
+from ..core.pipelines import BUILTIN_NAMES
+
+log = logging.getLogger(__name__)
+
+try:  # inside ComfyUI
+    import folder_paths  # type: ignore[import-not-found]
+except ImportError:
+    folder_paths = None
+
+PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_LORAS = os.path.join(PACK_DIR, "demo", "models", "loras")
+IN_COMFYUI = folder_paths is not None
+
+
+class HeadlessPaths:
+    """ComfyUI's folder layout under one models directory (``loras/``, ``diffusers/``)."""
+
+    def __init__(self, models_dir: str | None = None):
+        self.models_dir = os.path.abspath(models_dir or os.environ.get("LORADECK_MODELS_DIR", "models"))
+
+    def roots(self, kind: str) -> list[str]:
+        roots = [os.path.join(self.models_dir, kind)]
+        if kind == "loras":
+            roots.append(DEMO_LORAS)
+        return [r for r in roots if os.path.isdir(r)]
+
+
+class ComfyPaths:
+    def roots(self, kind: str) -> list[str]:
+        return [r for r in folder_paths.get_folder_paths(kind) if os.path.isdir(r)]
+
+
+_paths: HeadlessPaths | ComfyPaths = ComfyPaths() if IN_COMFYUI else HeadlessPaths()
+if IN_COMFYUI and DEMO_LORAS not in folder_paths.get_folder_paths("loras"):
+    # The shipped demo LoRAs make the example workflows run out of the box.
+    folder_paths.add_model_folder_path("loras", DEMO_LORAS, is_default=False)
+
+
+def use_headless(models_dir: str | None) -> None:
+    """Point the nodes at a models directory (the headless runner and tests call this)."""
+    global _paths
+    _paths = HeadlessPaths(models_dir)
+
+
+def roots(kind: str) -> list[str]:
+    return _paths.roots(kind)
+
+
+def _walk_files(root: str, suffixes: tuple[str, ...]) -> list[str]:
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(suffixes):
+                found.append(os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/"))
+    return found
+
+
+def lora_names() -> list[str]:
+    names: list[str] = []
+    for root in roots("loras"):
+        names.extend(n for n in _walk_files(root, SAFE_SUFFIXES) if n not in names)
+    return sorted(names, key=str.lower)
+
+
+def diffusers_models() -> list[str]:
+    """Folders under ``models/diffusers`` that hold a ``model_index.json`` (two levels deep), then built-ins."""
+    found = []
+    for root in roots("diffusers"):
+        for folder, dirs, files in os.walk(root, followlinks=True):
+            depth = os.path.relpath(folder, root).count(os.sep)
+            if "model_index.json" in files and folder != root:
+                found.append(os.path.relpath(folder, root).replace(os.sep, "/"))
+                dirs[:] = []
+            elif depth >= 1:
+                dirs[:] = []
+            dirs.sort()
+    return sorted(found, key=str.lower) + list(BUILTIN_NAMES)
+
+
+def lora_path(name: str) -> str:
+    return resolve_lora(name, roots("loras"), lora_names())
+
+
+def model_path(name: str) -> str:
+    if name in BUILTIN_NAMES:
+        return name
+    for root in roots("diffusers"):
+        index = inside(root, f"{name}/model_index.json")
+        if index:
+            return os.path.dirname(index)
+    raise PipelineLoadError(f"model {name!r} was not found under models/diffusers; "
+                            "put a diffusers folder (with model_index.json) there or pick another model")
+
+
+def progress_reporter(total: int) -> Callable[[int, int], None]:
+    """A per-step callback: ComfyUI's progress bar (which also raises on Cancel) or a terminal bar."""
+    if IN_COMFYUI:
+        import comfy.model_management  # type: ignore[import-not-found]
+        import comfy.utils  # type: ignore[import-not-found]
+
+        bar = comfy.utils.ProgressBar(total)
+
+        def report(step: int, of: int) -> None:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            bar.update_absolute(step, of)
+
+        return report
+    return _terminal_bar
+
+
+def _terminal_bar(step: int, total: int) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    done = int(width * step / max(total, 1))
+    sys.stderr.write(f"\r  [{'#' * done}{'.' * (width - done)}] {step}/{total}")
+    if step >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

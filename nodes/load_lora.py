@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from ..core import stack_ops
+from . import host
+from .common import (
+    CATEGORY,
+    PIPELINE,
+    STRENGTH_CLIP_TIP,
+    STRENGTH_MODEL_TIP,
+    file_stamp,
+    node_id,
+    pipeline_input,
+    strength_input,
+)
+
+
+class LoadLoRA:
+    NODE_ID = node_id("LoadLoRA")
+    DISPLAY_NAME = "Load LoRA"
+    DESCRIPTION = ("Adds one LoRA file to the pipeline's stack with separate strengths for the denoiser and the "
+                   "text encoders. The file is checked against the pipeline here; a wrong base model is refused "
+                   "with the pipeline untouched.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (PIPELINE, "STRING")
+    RETURN_NAMES = ("pipeline", "info")
+    OUTPUT_TOOLTIPS = ("The pipeline with this LoRA added to its stack.",
+                       "What the file matched in this pipeline (modules per component).")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "pipeline": pipeline_input(),
+                "lora_name": (host.lora_names(), {"tooltip": "A .safetensors LoRA file from your loras folder."}),
+                "strength_model": strength_input(STRENGTH_MODEL_TIP),
+                "strength_clip": strength_input(STRENGTH_CLIP_TIP),
+            },
+            "optional": {
+                "adapter_name": ("STRING", {
+                    "default": "",
+                    "tooltip": "Name used by Set Adapter Weights and Fuse LoRA. Empty = the file name."}),
+            },
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, lora_name, **_):
+        try:
+            return file_stamp(host.lora_path(lora_name))
+        except Exception:  # reported properly when the node runs
+            return "unresolved"
+
+    def load(self, pipeline, lora_name: str, strength_model: float, strength_clip: float, adapter_name: str = ""):
+        path = host.lora_path(lora_name)
+        report = pipeline.owner.prepare(path).report
+        adapter = stack_ops.make_adapter(path, adapter_name, strength_model, strength_clip)
+        stack = stack_ops.add_adapter(pipeline.stack, adapter)
+        info = f"{stack.adapters[-1].name}: {report.text()}"
+        return {"ui": {"loradeck_info": [info]}, "result": (pipeline.with_stack(stack), info)}

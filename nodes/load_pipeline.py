@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from ..core.api import open_pipeline
+from ..core.pipelines import DTYPE_CHOICES
+from . import host
+from .common import CATEGORY, PIPELINE, node_id
+
+
+class LoadPipeline:
+    NODE_ID = node_id("LoadPipeline")
+    DISPLAY_NAME = "Load Diffusers Pipeline"
+    DESCRIPTION = ("Loads a diffusers model folder (from models/diffusers) or a built-in tiny model. "
+                   "Each LoRA node after it adds to an immutable stack; nothing is changed until Generate.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (PIPELINE,)
+    RETURN_NAMES = ("pipeline",)
+    OUTPUT_TOOLTIPS = ("The pipeline with an empty LoRA stack.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model_name": (host.diffusers_models(), {
+                "tooltip": "A diffusers folder (with model_index.json) under models/diffusers, "
+                           "or the built-in tiny model for trying things out."}),
+            "dtype": (list(DTYPE_CHOICES), {
+                "default": "auto",
+                "tooltip": "Weight precision. auto = float16 on a GPU, float32 on the CPU."}),
+        }}
+
+    def load(self, model_name: str, dtype: str):
+        return (open_pipeline(host.model_path(model_name), dtype),)

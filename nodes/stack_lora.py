@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from ..core import stack_ops
+from ..core.errors import SpecError
+from . import host
+from .common import (
+    CATEGORY,
+    LORA_STACK,
+    NONE_CHOICE,
+    PIPELINE,
+    STRENGTH_CLIP_TIP,
+    STRENGTH_MODEL_TIP,
+    file_stamp,
+    node_id,
+    pipeline_input,
+    strength_input,
+)
+
+SLOTS = 4
+
+
+class StackLoRA:
+    NODE_ID = node_id("StackLoRA")
+    DISPLAY_NAME = "Stack LoRAs"
+    DESCRIPTION = ("Adds up to four LoRAs at once (each with an on/off switch), after any LORA_STACK from other "
+                   "packs. Also outputs the combined LORA_STACK list.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (PIPELINE, LORA_STACK)
+    RETURN_NAMES = ("pipeline", "lora_stack")
+    OUTPUT_TOOLTIPS = ("The pipeline with these LoRAs added.",
+                       "(lora_name, strength_model, strength_clip) for every LoRA added here, incoming ones first.")
+    FUNCTION = "stack"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = [NONE_CHOICE, *host.lora_names()]
+        required = {"pipeline": pipeline_input()}
+        for i in range(1, SLOTS + 1):
+            required[f"enabled_{i}"] = ("BOOLEAN", {"default": True, "tooltip": f"Use LoRA slot {i}."})
+            required[f"lora_name_{i}"] = (names, {"default": NONE_CHOICE, "tooltip": f"LoRA file for slot {i}."})
+            required[f"strength_model_{i}"] = strength_input(STRENGTH_MODEL_TIP)
+            required[f"strength_clip_{i}"] = strength_input(STRENGTH_CLIP_TIP)
+        return {"required": required, "optional": {"lora_stack": (LORA_STACK, {
+            "tooltip": "A LORA_STACK from another node (Efficiency, Comfyroll, ...); applied before the slots."})}}
+
+    @classmethod
+    def IS_CHANGED(cls, **kwargs):
+        stamps = []
+        for i in range(1, SLOTS + 1):
+            name = kwargs.get(f"lora_name_{i}", NONE_CHOICE)
+            if name != NONE_CHOICE and kwargs.get(f"enabled_{i}", True):
+                try:
+                    stamps.append(file_stamp(host.lora_path(name)))
+                except Exception:
+                    stamps.append("unresolved")
+        return ",".join(stamps)
+
+    @staticmethod
+    def entries(kwargs, lora_stack) -> list[tuple[str, float, float]]:
+        items = []
+        for item in lora_stack or []:
+            if not isinstance(item, (list, tuple)) or len(item) < 3:
+                raise SpecError(f"lora_stack: expected (lora_name, strength_model, strength_clip), got {item!r}")
+            items.append((str(item[0]), float(item[1]), float(item[2])))
+        for i in range(1, SLOTS + 1):
+            name = kwargs.get(f"lora_name_{i}", NONE_CHOICE)
+            if kwargs.get(f"enabled_{i}", True) and name and name != NONE_CHOICE:
+                items.append((name, kwargs[f"strength_model_{i}"], kwargs[f"strength_clip_{i}"]))
+        return items
+
+    def stack(self, pipeline, lora_stack=None, **slots):
+        entries = self.entries(slots, lora_stack)
+        stack = pipeline.stack
+        for name, strength_model, strength_clip in entries:
+            path = host.lora_path(name)
+            pipeline.owner.prepare(path)
+            stack = stack_ops.add_adapter(stack, stack_ops.make_adapter(path, None, strength_model, strength_clip))
+        return (pipeline.with_stack(stack), entries)

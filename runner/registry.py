@@ -1,0 +1,34 @@
+"""The node classes the headless runner can execute, and their widget layout."""
+
+from __future__ import annotations
+
+from ..nodes import NODE_CLASS_MAPPINGS
+from .image_nodes import PreviewImage, SaveImage
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+CONTROL = object()  # the frontend's extra control_after_generate value ("fixed", "randomize", ...)
+
+CLASSES = {**NODE_CLASS_MAPPINGS, "SaveImage": SaveImage, "PreviewImage": PreviewImage}
+VIRTUAL = {"Reroute", "Note", "MarkdownNote", "PrimitiveNode"}
+
+
+def input_specs(cls) -> dict[str, tuple]:
+    types = cls.INPUT_TYPES()
+    return {**types.get("required", {}), **types.get("optional", {})}
+
+
+def is_widget(spec: tuple) -> bool:
+    return isinstance(spec[0], (list, tuple)) or spec[0] in WIDGET_TYPES
+
+
+def widget_names(cls) -> list:
+    """Widget input names in ``widgets_values`` order, with CONTROL where the frontend stores one."""
+    names: list = []
+    for name, spec in input_specs(cls).items():
+        if not is_widget(spec):
+            continue
+        names.append(name)
+        options = spec[1] if len(spec) > 1 else {}
+        if options.get("control_after_generate") or (spec[0] == "INT" and name in ("seed", "noise_seed")):
+            names.append(CONTROL)
+    return names

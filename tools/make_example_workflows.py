@@ -1,0 +1,126 @@
+"""Writes example_workflows/*.json (UI format, shown by ComfyUI as templates) and their API-format twins.
+
+    python tools/make_example_workflows.py
+
+Both files come from one graph description here, written independently of the runner's
+UI-to-API converter, so tests comparing them check that converter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(os.path.dirname(HERE), "example_workflows")
+
+PROMPT = "loradeck detail, a lighthouse on a cliff at sunset"
+GEN = {"prompt": PROMPT, "negative_prompt": "blurry", "seed": 42, "steps": 20, "cfg": 7.0,
+       "width": 128, "height": 128, "batch_size": 1}
+STYLE, KOHYA = "loradeck-demo-style.safetensors", "loradeck-demo-kohya.safetensors"
+
+# id: (class, title, widgets, links {input: (src id, slot)}, position)
+DEMO = {
+    1: ("LoadPipeline|LoRADeck", "Tiny SD (built-in)", {"model_name": "tiny-sd (built-in)", "dtype": "auto"}, {},
+        (40, 300)),
+    2: ("StackLoRA|LoRADeck", "Stack two demo LoRAs", {
+        "enabled_1": True, "lora_name_1": STYLE, "strength_model_1": 0.8, "strength_clip_1": 0.5,
+        "enabled_2": True, "lora_name_2": KOHYA, "strength_model_2": 0.7, "strength_clip_2": 1.0,
+        "enabled_3": True, "lora_name_3": "None", "strength_model_3": 1.0, "strength_clip_3": 1.0,
+        "enabled_4": True, "lora_name_4": "None", "strength_model_4": 1.0, "strength_clip_4": 1.0},
+        {"pipeline": (1, 0)}, (400, 40)),
+    3: ("SetAdapterWeights|LoRADeck", "Set weights", {
+        "weights": "loradeck-demo-style: model=1.0, clip=0.6\nloradeck-demo-kohya: 0.8\n"},
+        {"pipeline": (2, 0)}, (780, 40)),
+    4: ("FuseLoRA|LoRADeck", "Fuse both", {"lora_scale": 1.0, "safe_fusing": True, "adapter_names": ""},
+        {"pipeline": (3, 0)}, (1140, 40)),
+    5: ("Generate|LoRADeck", "Generate (fused)", dict(GEN), {"pipeline": (4, 0)}, (1480, 40)),
+    6: ("SaveImage", "Save fused", {"filename_prefix": "loradeck-demo/3-stack-fused"}, {"images": (5, 0)},
+        (1860, 40)),
+    7: ("Generate|LoRADeck", "Generate (unfused)", dict(GEN), {"pipeline": (3, 0)}, (1140, 420)),
+    8: ("SaveImage", "Save unfused", {"filename_prefix": "loradeck-demo/2-stack-unfused"}, {"images": (7, 0)},
+        (1480, 420)),
+    9: ("LoadLoRA|LoRADeck", "Kohya LoRA alone", {"lora_name": KOHYA, "strength_model": 1.0, "strength_clip": 1.0,
+                                                  "adapter_name": "detail"}, {"pipeline": (1, 0)}, (400, 620)),
+    10: ("Generate|LoRADeck", "Generate (one LoRA)", dict(GEN), {"pipeline": (9, 0)}, (780, 620)),
+    11: ("SaveImage", "Save one LoRA", {"filename_prefix": "loradeck-demo/1-kohya-only"}, {"images": (10, 0)},
+         (1140, 820)),
+    12: ("Generate|LoRADeck", "Generate (no LoRA)", dict(GEN), {"pipeline": (1, 0)}, (400, 900)),
+    13: ("SaveImage", "Save base", {"filename_prefix": "loradeck-demo/0-base"}, {"images": (12, 0)}, (780, 1000)),
+}
+NOTE = ("LoRA Deck demo: one tiny built-in model, four branches. Each branch describes its own LoRA stack; "
+        "LoRA Deck reconciles the shared pipeline to it right before Generate, so branches never leak into "
+        "each other. The fused image matches the unfused one; Unfuse restores the weights bit for bit.")
+
+
+def output_types(cls_name: str) -> tuple:
+    from loradeck.runner.registry import CLASSES
+
+    cls = CLASSES[cls_name]
+    return tuple(zip(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES), cls.RETURN_TYPES, strict=True))
+
+
+def widget_values(cls_name: str, widgets: dict) -> list:
+    from loradeck.runner.registry import CLASSES, CONTROL, widget_names
+
+    return ["fixed" if n is CONTROL else widgets[n] for n in widget_names(CLASSES[cls_name])]
+
+
+def socket_inputs(cls_name: str) -> list[tuple[str, str]]:
+    from loradeck.runner.registry import CLASSES, input_specs, is_widget
+
+    return [(n, s[0]) for n, s in input_specs(CLASSES[cls_name]).items() if not is_widget(s)]
+
+
+def to_ui(graph: dict, note: str) -> dict:
+    links, nodes = [], []
+    outgoing: dict[tuple[int, int], list[int]] = {}
+    for dst, (_cls, _t, _w, ins, _p) in graph.items():
+        for name, (src, slot) in ins.items():
+            link_id = len(links) + 1
+            kind = output_types(graph[src][0])[slot][1]
+            links.append([link_id, src, slot, dst, None, kind, name])
+            outgoing.setdefault((src, slot), []).append(link_id)
+    for order, (node_id, (cls, title, widgets, ins, pos)) in enumerate(graph.items()):
+        inputs = []
+        for name, kind in socket_inputs(cls):
+            link = next((ln[0] for ln in links if ln[3] == node_id and ln[6] == name), None)
+            if link is not None:
+                links[link - 1][4] = len(inputs)
+            inputs.append({"name": name, "type": kind, "link": link})
+        outputs = [{"name": n, "type": t, "links": outgoing.get((node_id, i), []), "slot_index": i}
+                   for i, (n, t) in enumerate(output_types(cls))]
+        nodes.append({"id": node_id, "type": cls, "title": title, "pos": list(pos), "size": [340, 200],
+                      "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
+                      "properties": {"Node name for S&R": cls}, "widgets_values": widget_values(cls, widgets)})
+    note_id = max(graph) + 1
+    nodes.append({"id": note_id, "type": "Note", "pos": [40, 40], "size": [320, 200], "flags": {},
+                  "order": len(nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                  "widgets_values": [note]})
+    return {"id": "00000000-0000-4000-8000-00000000dec0", "revision": 0, "last_node_id": note_id,
+            "last_link_id": len(links), "nodes": nodes, "links": [ln[:6] for ln in links], "groups": [],
+            "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
+
+
+def to_api(graph: dict) -> dict:
+    return {str(i): {"class_type": cls, "inputs": {**widgets, **{k: [str(s), n] for k, (s, n) in ins.items()}},
+                     "_meta": {"title": title}}
+            for i, (cls, title, widgets, ins, _p) in graph.items()}
+
+
+def write(name: str, data: dict) -> None:
+    with open(os.path.join(OUT, name), "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+
+
+def main() -> None:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+    write("loradeck-demo.json", to_ui(DEMO, NOTE))
+    os.makedirs(os.path.join(OUT, "api"), exist_ok=True)
+    write(os.path.join("api", "loradeck-demo.api.json"), to_api(DEMO))
+
+
+if __name__ == "__main__":
+    main()
