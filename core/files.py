@@ -65,7 +65,8 @@ def stamp(path: str) -> FileStamp:
     try:
         st = os.stat(real)
     except FileNotFoundError:
-        raise LoraFileError(path, "file not found", "Check the name and that the file is in your loras folder.") from None
+        raise LoraFileError(path, "file not found", "Check the name and that the file is in your loras folder.") \
+            from None
     except OSError as exc:
         raise LoraFileError(path, f"cannot be read ({exc.strerror})", "Check the file's permissions.") from None
     if not os.path.isfile(real):

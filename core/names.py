@@ -32,7 +32,7 @@ def resolve_lora(name: str, roots: list[str], known: list[str], suffixes=SAFE_SU
     """The local path for ``name``; ``known`` is the list of names under ``roots`` (for fallbacks)."""
     wanted = normalise(name)
     if not wanted or not wanted.lower().endswith(suffixes):
-        raise LoraFileError(name, f"is not a {'/'.join(suffixes)} file name", "Pick a LoRA from the list.")
+        raise LoraFileError(name, f"is not a {'/'.join(suffixes)} file name", suggest(wanted, known))
     for candidate in (name, wanted):
         for root in roots:
             path = inside(root, candidate)

@@ -80,7 +80,7 @@ def _mark_peft_loaded(model) -> None:
 
 def delete(model: torch.nn.Module, key: str) -> None:
     """Remove adapter ``key`` and unwrap layers left without adapters."""
-    for name, layer in lora_layers(model):
+    for _, layer in lora_layers(model):
         if key in adapters_of(layer):
             active = [a for a in layer.active_adapters if a != key]
             layer.delete_adapter(key)

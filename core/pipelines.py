@@ -56,14 +56,23 @@ def read_model_index(folder: str) -> dict:
         raise PipelineLoadError(f"{index!r} cannot be read ({exc}); the model folder is damaged") from None
 
 
+def _dtype_keyword() -> str:
+    # diffusers 0.42 renamed from_pretrained's torch_dtype to dtype (the old name warns).
+    import diffusers
+
+    major, minor = (int(p) for p in diffusers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (0, 42) else "torch_dtype"
+
+
 def load_folder(folder: str, dtype: torch.dtype, device: torch.device):
     from diffusers import DiffusionPipeline
 
     index = read_model_index(folder)
     family_for_class(str(index.get("_class_name")))  # refuse unsupported families before loading
     kwargs = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in index else {}
+    kwargs[_dtype_keyword()] = dtype
     try:
-        pipe = DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, local_files_only=True, **kwargs)
+        pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True, **kwargs)
     except Exception as exc:  # diffusers raises many types for damaged folders
         raise PipelineLoadError(f"diffusers could not load {folder!r}: {exc}") from exc
     return pipe.to(device)
@@ -79,7 +88,8 @@ def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | 
         pipe = builders[name]()
         for component in pipe.components.values():
             if isinstance(component, torch.nn.Module):
-                component.to(device=device, dtype=dtype)
+                # built-ins are float32 already; passing dtype anyway makes diffusers warn
+                component.to(device) if dtype == torch.float32 else component.to(device=device, dtype=dtype)
     else:
         pipe = load_folder(model, dtype, device)
     pipe.set_progress_bar_config(disable=True)

@@ -23,7 +23,7 @@ def check_strength(value: float, what: str) -> float:
     except (TypeError, ValueError):
         raise SpecError(f"{what}: expected a number, got {value!r}") from None
     if not math.isfinite(value) or abs(value) > MAX_STRENGTH:
-        raise SpecError(f"{what}: expected a finite number between -{MAX_STRENGTH:g} and {MAX_STRENGTH:g}, got {value!r}")
+        raise SpecError(f"{what}: expected a finite number within +-{MAX_STRENGTH:g}, got {value!r}")
     return value
 
 

@@ -30,6 +30,18 @@ STRENGTH_MODEL_TIP = "How strongly the LoRA changes the denoiser (UNet/transform
 STRENGTH_CLIP_TIP = "How strongly the LoRA changes the text encoder(s). 0 = off, 1 = as trained."
 
 
+def validate_lora_name(name: str):
+    """True, or a plain-words message (ComfyUI shows it at queue time instead of 'value not in list')."""
+    from ..core.errors import LoraFileError
+    from . import host
+
+    try:
+        host.lora_path(name)
+    except LoraFileError as exc:
+        return str(exc)
+    return True
+
+
 def file_stamp(path: str) -> str:
     """Changes when the file changes, so ComfyUI re-runs a node whose file was replaced."""
     try:

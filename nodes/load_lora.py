@@ -8,6 +8,7 @@ from .common import (
     STRENGTH_CLIP_TIP,
     STRENGTH_MODEL_TIP,
     file_stamp,
+    validate_lora_name,
     node_id,
     pipeline_input,
     strength_input,
@@ -42,6 +43,10 @@ class LoadLoRA:
                     "tooltip": "Name used by Set Adapter Weights and Fuse LoRA. Empty = the file name."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, lora_name):
+        return validate_lora_name(lora_name)
 
     @classmethod
     def IS_CHANGED(cls, lora_name, **_):

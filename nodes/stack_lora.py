@@ -11,6 +11,7 @@ from .common import (
     STRENGTH_CLIP_TIP,
     STRENGTH_MODEL_TIP,
     file_stamp,
+    validate_lora_name,
     node_id,
     pipeline_input,
     strength_input,
@@ -42,6 +43,15 @@ class StackLoRA:
             required[f"strength_clip_{i}"] = strength_input(STRENGTH_CLIP_TIP)
         return {"required": required, "optional": {"lora_stack": (LORA_STACK, {
             "tooltip": "A LORA_STACK from another node (Efficiency, Comfyroll, ...); applied before the slots."})}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, lora_name_1=NONE_CHOICE, lora_name_2=NONE_CHOICE, lora_name_3=NONE_CHOICE,
+                        lora_name_4=NONE_CHOICE):
+        for i, name in enumerate((lora_name_1, lora_name_2, lora_name_3, lora_name_4), start=1):
+            verdict = True if name == NONE_CHOICE else validate_lora_name(name)
+            if verdict is not True:
+                return f"slot {i}: {verdict}"
+        return True
 
     @classmethod
     def IS_CHANGED(cls, **kwargs):

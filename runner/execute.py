@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ class Executor:
         where = _label(node_id, node)
         specs = input_specs(cls)
         required = cls.INPUT_TYPES().get("required", {})
-        has_validator = hasattr(cls, "VALIDATE_INPUTS")
+        validated = validated_inputs(cls)
         kwargs = {}
         for name, value in node.get("inputs", {}).items():
             if name not in specs:
@@ -82,7 +83,7 @@ class Executor:
             if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
                 kwargs[name] = self.evaluate(value[0], (*trail, node_id))[int(value[1])]
             else:
-                kwargs[name] = _check_value(where, name, specs[name], value, has_validator) \
+                kwargs[name] = _check_value(where, name, specs[name], value, name in validated) \
                     if is_widget(specs[name]) else value
         missing = [n for n in required if n not in kwargs]
         if missing:
@@ -107,7 +108,8 @@ class Executor:
         kwargs = {**self._inputs(node_id, node, cls, trail), **self._hidden(cls, node_id)}
         where = _label(node_id, node)
         if hasattr(cls, "VALIDATE_INPUTS"):
-            verdict = cls.VALIDATE_INPUTS(**{k: v for k, v in kwargs.items() if not _is_link(node, k)})
+            names = validated_inputs(cls)
+            verdict = cls.VALIDATE_INPUTS(**{k: v for k, v in kwargs.items() if k in names and not _is_link(node, k)})
             if verdict is not True:
                 raise WorkflowError(f"{where}: {verdict}")
         instance = cls(self.context) if getattr(cls, "HEADLESS_CONTEXT", False) else cls()
@@ -122,6 +124,13 @@ class Executor:
             result = result.get("result", ())
         self.outputs[node_id] = tuple(result or ())
         return self.outputs[node_id]
+
+
+def validated_inputs(cls) -> set[str]:
+    """Inputs a node's VALIDATE_INPUTS checks itself (ComfyUI then skips its list check for them)."""
+    if not hasattr(cls, "VALIDATE_INPUTS"):
+        return set()
+    return set(inspect.signature(cls.VALIDATE_INPUTS).parameters)
 
 
 def _is_link(node: dict, name: str) -> bool:

@@ -82,7 +82,7 @@ def to_ui(graph: dict, note: str) -> dict:
             kind = output_types(graph[src][0])[slot][1]
             links.append([link_id, src, slot, dst, None, kind, name])
             outgoing.setdefault((src, slot), []).append(link_id)
-    for order, (node_id, (cls, title, widgets, ins, pos)) in enumerate(graph.items()):
+    for order, (node_id, (cls, title, widgets, _ins, pos)) in enumerate(graph.items()):
         inputs = []
         for name, kind in socket_inputs(cls):
             link = next((ln[0] for ln in links if ln[3] == node_id and ln[6] == name), None)

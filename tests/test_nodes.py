@@ -1,0 +1,133 @@
+"""Node contract (frozen public API) and node behaviour without ComfyUI."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+import torch
+from helpers import make_pipe, render
+
+import loradeck
+from loradeck.core import LoraFileError, SpecError
+from loradeck.core.api import PipelineHandle
+from loradeck.core.families import SD1
+from loradeck.core.owner import PipelineOwner
+from loradeck.nodes import NODE_CLASS_MAPPINGS, host
+from loradeck.runner.registry import CONTROL, widget_names
+
+# Saved workflows store widget values by position: these lists may only ever grow at the end.
+FROZEN = {
+    "LoadPipeline|LoRADeck": ["model_name", "dtype"],
+    "LoadLoRA|LoRADeck": ["pipeline", "lora_name", "strength_model", "strength_clip", "adapter_name"],
+    "StackLoRA|LoRADeck": ["pipeline"] + [f"{k}_{i}" for i in range(1, 5) for k in
+                                          ("enabled", "lora_name", "strength_model", "strength_clip")] + ["lora_stack"],
+    "SetAdapterWeights|LoRADeck": ["pipeline", "weights"],
+    "FuseLoRA|LoRADeck": ["pipeline", "lora_scale", "safe_fusing", "adapter_names"],
+    "UnfuseLoRA|LoRADeck": ["pipeline"],
+    "Generate|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
+                          "batch_size"],
+}
+
+
+def _inputs(cls) -> dict:
+    types = cls.INPUT_TYPES()
+    return {**types.get("required", {}), **types.get("optional", {})}
+
+
+def test_node_ids_and_input_order_are_frozen():
+    assert {k: list(_inputs(v)) for k, v in NODE_CLASS_MAPPINGS.items()} == FROZEN
+
+
+def test_every_node_is_documented():
+    for node_id, cls in NODE_CLASS_MAPPINGS.items():
+        assert cls.CATEGORY == "LoRA Deck" and cls.DESCRIPTION, node_id
+        assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES), node_id
+        for name, spec in _inputs(cls).items():
+            assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+    assert loradeck.NODE_DISPLAY_NAME_MAPPINGS["LoadLoRA|LoRADeck"] == "Load LoRA"
+
+
+def test_seed_gets_the_control_after_generate_slot():
+    names = widget_names(NODE_CLASS_MAPPINGS["Generate|LoRADeck"])
+    assert names[names.index("seed") + 1] is CONTROL
+
+
+def test_pack_imports_without_comfyui():
+    assert "folder_paths" not in sys.modules
+    module = importlib.import_module("loradeck")
+    assert module.WEB_DIRECTORY == "./web" and len(module.NODE_CLASS_MAPPINGS) == 7
+    assert not host.IN_COMFYUI
+
+
+@pytest.fixture
+def node_env(lora_dir):
+    host.use_headless(str(lora_dir))
+    owner = PipelineOwner(make_pipe(), SD1, "test")
+    return PipelineHandle(owner), lambda name: NODE_CLASS_MAPPINGS[f"{name}|LoRADeck"]()
+
+
+def _generate(node, handle):
+    return node("Generate").generate(handle, "a lighthouse", "", 3, 3, 7.0, 64, 64, 1)[0]
+
+
+def test_node_chain_produces_comfy_images(node_env):
+    handle, node = node_env
+    base = _generate(node, handle)
+    loaded = node("LoadLoRA").load(handle, "a.safetensors", 1.0, 0.5)
+    assert "modules matched" in loaded["result"][1] and loaded["ui"]["loradeck_info"]
+    with_lora = _generate(node, loaded["result"][0])
+    assert base.shape == (1, 64, 64, 3) and base.dtype == torch.float32 and 0 <= base.min() <= base.max() <= 1
+    assert not torch.equal(base, with_lora)
+    assert handle.stack.adapters == ()  # the input handle was not mutated
+
+
+def test_stack_node_merges_an_incoming_lora_stack(node_env):
+    handle, node = node_env
+    slots = {f"{k}_{i}": v for i in range(1, 5) for k, v in
+             (("enabled", i != 2), ("lora_name", "sub/b.safetensors" if i == 1 else "k.safetensors" if i == 2
+                                    else "None"), ("strength_model", 0.5), ("strength_clip", 1.0))}
+    out, entries = node("StackLoRA").stack(handle, lora_stack=[("a.safetensors", 0.3, 0.2)], **slots)
+    assert entries == [("a.safetensors", 0.3, 0.2), ("sub/b.safetensors", 0.5, 1.0)]
+    assert out.stack.names == ("a", "b")
+
+
+def test_set_weights_fuse_unfuse_nodes(node_env):
+    handle, node = node_env
+    loaded = node("LoadLoRA").load(handle, "a.safetensors", 1.0, 1.0, "style")["result"][0]
+    weighted = node("SetAdapterWeights").set_weights(loaded, "style: model=0.5, clip=0.25")[0]
+    assert weighted.stack.get("style").weight_map == {"model": 0.5, "clip": 0.25}
+    fused = node("FuseLoRA").fuse(weighted, 1.0, True, "")[0]
+    unfused = node("UnfuseLoRA").unfuse(fused)[0]
+    assert (_generate(node, fused) - _generate(node, unfused)).abs().max() < 1e-3
+    with pytest.raises(SpecError, match="line 1: no adapter named 'nope'"):
+        node("SetAdapterWeights").set_weights(loaded, "nope: 1")
+    with pytest.raises(SpecError, match="no adapter named 'nope'"):
+        node("FuseLoRA").fuse(weighted, 1.0, True, "nope")
+
+
+def test_missing_lora_is_a_clear_error(node_env):
+    handle, node = node_env
+    with pytest.raises(LoraFileError, match="not found.*Closest names: 'sub/b.safetensors'"):
+        node("LoadLoRA").load(handle, "bb.safetensors", 1.0, 1.0)
+    with pytest.raises(LoraFileError, match="not a .safetensors file name.*Closest names: 'sub/b.safetensors'"):
+        node("LoadLoRA").load(handle, "sub/b.safetensor", 1.0, 1.0)
+
+
+def test_builtin_pipeline_loads_by_name(lora_dir):
+    host.use_headless(str(lora_dir))
+    assert "tiny-sd (built-in)" in host.diffusers_models()
+    handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("tiny-sd (built-in)", "auto")[0]
+    again = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("tiny-sd (built-in)", "auto")[0]
+    assert handle.owner is again.owner and handle.owner.family.key == "sd1"
+
+
+def test_saved_diffusers_folder_loads_from_models_dir(tmp_path):
+    pipe = make_pipe()
+    (tmp_path / "diffusers").mkdir()
+    pipe.save_pretrained(str(tmp_path / "diffusers" / "my-sd"))
+    host.use_headless(str(tmp_path))
+    assert "my-sd" in host.diffusers_models()
+    handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("my-sd", "float32")[0]
+    assert torch.equal(render(handle.owner.pipe), render(pipe))

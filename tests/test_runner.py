@@ -1,0 +1,141 @@
+"""The headless runner: UI and API formats, PNG round trip, virtual/muted/bypassed nodes, errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from loradeck.cli import main as cli_main
+from loradeck.runner import WorkflowError, load, run_workflow
+from loradeck.runner.ui_to_api import ui_to_api
+from loradeck.runner.workflow_file import from_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UI = os.path.join(ROOT, "example_workflows", "loradeck-demo.json")
+API = os.path.join(ROOT, "example_workflows", "api", "loradeck-demo.api.json")
+
+
+def _pixels(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def _by_prefix(paths) -> dict[str, str]:
+    return {os.path.basename(p).rsplit("_", 2)[0]: p for p in paths}
+
+
+@pytest.fixture(scope="module")
+def ui_run(tmp_path_factory):
+    return run_workflow(UI, str(tmp_path_factory.mktemp("ui")))
+
+
+def test_ui_and_api_files_give_the_same_images(ui_run, tmp_path):
+    api_run = run_workflow(API, str(tmp_path))
+    ui, api = _by_prefix(ui_run.saved), _by_prefix(api_run.saved)
+    assert set(ui) == {"0-base", "1-kohya-only", "2-stack-unfused", "3-stack-fused"} == set(api)
+    for name in ui:
+        assert np.array_equal(_pixels(ui[name]), _pixels(api[name])), name
+    assert not np.array_equal(_pixels(ui["0-base"]), _pixels(ui["2-stack-unfused"]))
+
+
+def test_ui_conversion_matches_the_api_twin():
+    with open(UI) as f, open(API) as g:
+        converted, api = ui_to_api(json.load(f)), json.load(g)
+    assert {k: v["inputs"] for k, v in converted.items()} == {k: v["inputs"] for k, v in api.items()}
+
+
+def test_output_png_carries_the_graph_and_reruns_to_the_same_pixels(ui_run, tmp_path):
+    fused = _by_prefix(ui_run.saved)["3-stack-fused"]
+    text = Image.open(fused).text
+    assert json.loads(text["workflow"])["nodes"] and json.loads(text["prompt"])["5"]["class_type"]
+    rerun = run_workflow(fused, str(tmp_path))
+    again = _by_prefix(rerun.saved)["3-stack-fused"]
+    assert np.array_equal(_pixels(fused), _pixels(again))
+
+
+def test_save_image_naming_counts_up(ui_run, tmp_path):
+    first = run_workflow(API, str(tmp_path)).saved
+    second = run_workflow(API, str(tmp_path)).saved
+    assert any(p.endswith("0-base_00001_.png") for p in first)
+    assert any(p.endswith("0-base_00002_.png") for p in second)
+
+
+def _ui():
+    with open(UI) as f:
+        return json.load(f)
+
+
+def _node(workflow, node_id):
+    return next(n for n in workflow["nodes"] if n["id"] == node_id)
+
+
+def test_reroute_primitive_bypass_and_mute():
+    wf = _ui()
+    base = ui_to_api(copy.deepcopy(wf))
+    # A Reroute between LoadPipeline (1) and the base Generate (12).
+    link = next(ln for ln in wf["links"] if ln[1] == 1 and ln[3] == 12)
+    wf["nodes"].append({"id": 50, "type": "Reroute", "mode": 0, "inputs": [{"name": "", "type": "*", "link": 900}],
+                        "outputs": [{"name": "", "type": "LORADECK_PIPELINE", "links": [link[0]]}]})
+    wf["links"].append([900, 1, 0, 50, 0, "*"])
+    link[1], link[2] = 50, 0
+    # A PrimitiveNode feeding Generate 12's seed.
+    wf["nodes"].append({"id": 51, "type": "PrimitiveNode", "mode": 0, "inputs": [],
+                        "outputs": [{"name": "INT", "type": "INT", "links": [901], "widget": {"name": "seed"}}],
+                        "widgets_values": [777, "fixed"]})
+    wf["links"].append([901, 51, 0, 12, 9, "INT"])
+    _node(wf, 12)["inputs"].append({"name": "seed", "type": "INT", "link": 901, "widget": {"name": "seed"}})
+    # Bypass the fuse node (4): Generate 5 then takes SetAdapterWeights' output directly.
+    _node(wf, 4)["mode"] = 4
+    # Mute the one-LoRA branch's SaveImage (11).
+    _node(wf, 11)["mode"] = 2
+    api = ui_to_api(wf)
+    assert api["12"]["inputs"]["pipeline"] == ["1", 0] and api["12"]["inputs"]["seed"] == 777
+    assert api["5"]["inputs"]["pipeline"] == ["3", 0]
+    assert "4" not in api and "11" not in api and "50" not in api and "51" not in api
+    assert api["7"] == base["7"]
+
+
+def test_unsupported_nodes_are_listed_in_one_error():
+    wf = _ui()
+    wf["nodes"].append({"id": 60, "type": "KSampler", "mode": 0, "inputs": [], "outputs": []})
+    wf["nodes"].append({"id": 61, "type": "CheckpointLoaderSimple", "mode": 0, "inputs": [], "outputs": []})
+    with pytest.raises(WorkflowError, match=r"CheckpointLoaderSimple \(node 61\), KSampler \(node 60\)"):
+        ui_to_api(wf)
+
+
+def test_muted_upstream_node_gives_a_clear_error(tmp_path):
+    wf = _ui()
+    _node(wf, 9)["mode"] = 2  # LoadLoRA muted: Generate 10 loses its pipeline
+    with pytest.raises(WorkflowError, match="node 10 .*required input.*pipeline"):
+        run_workflow(from_data(wf, "test"), str(tmp_path), order=["11"])
+
+
+def test_not_a_workflow(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"hello": 1}')
+    with pytest.raises(WorkflowError, match="neither an API-format nor a UI-format"):
+        load(str(bad))
+
+
+def test_bad_lora_name_names_the_node(tmp_path):
+    with open(API) as f:
+        api = json.load(f)
+    api["9"]["inputs"]["lora_name"] = "missing.safetensors"
+    with pytest.raises(WorkflowError, match=r"node 9 \(LoadLoRA\|LoRADeck, 'Kohya LoRA alone'\).*not found"):
+        run_workflow(from_data(api, "test"), str(tmp_path), order=["11"])
+
+
+def test_cli_demo_writes_images_and_a_contact_sheet(tmp_path, capsys):
+    assert cli_main(["demo", "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "contact_sheet.png" in out and "fused vs unfused differ by" in out
+    assert os.path.isfile(tmp_path / "loradeck-demo" / "contact_sheet.png")
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path, caplog):
+    assert cli_main(["run", str(tmp_path / "nope.json")]) == 1
+    assert "file not found" in caplog.text
