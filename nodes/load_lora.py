@@ -8,10 +8,10 @@ from .common import (
     STRENGTH_CLIP_TIP,
     STRENGTH_MODEL_TIP,
     file_stamp,
-    validate_lora_name,
     node_id,
     pipeline_input,
     strength_input,
+    validate_lora_name,
 )
 
 

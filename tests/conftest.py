@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from helpers import make_pipe, save_diffusers_lora, save_kohya_lora
 
 

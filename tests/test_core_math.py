@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import make_pipe, render
 
+from helpers import make_pipe, render
 from loradeck.core import Deck
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import assert_bit_identical, base_weights, make_pipe, render, save_diffusers_lora
 from safetensors.torch import load_file, save_file
 
+from helpers import assert_bit_identical, base_weights, make_pipe, render, save_diffusers_lora
 from loradeck.core import Deck, FuseError, IncompatibleLoraError, LoraFileError, StackSpec
 from loradeck.core.files import FILE_CACHE
 

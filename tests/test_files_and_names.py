@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -49,11 +50,11 @@ def test_metadata_is_read_from_the_header_only(files):
 def test_cache_reads_each_file_once_and_rereads_when_it_changes(files, tmp_path):
     cache = FileCache(budget_bytes=10**9)
     copy = tmp_path / "copy.safetensors"
-    copy.write_bytes(open(files["a"], "rb").read())
+    copy.write_bytes(Path(files["a"]).read_bytes())
     first = cache.sha256(str(copy))
     cache.get(str(copy))
     assert cache.reads == 1
-    copy.write_bytes(open(files["k"], "rb").read())
+    copy.write_bytes(Path(files["k"]).read_bytes())
     os.utime(copy, ns=(1, 1))
     assert cache.sha256(str(copy)) != first
     assert cache.reads == 2
@@ -61,7 +62,7 @@ def test_cache_reads_each_file_once_and_rereads_when_it_changes(files, tmp_path)
 
 def test_tensors_are_in_memory_not_mapped(files, tmp_path):
     copy = tmp_path / "mapped.safetensors"
-    copy.write_bytes(open(files["a"], "rb").read())
+    copy.write_bytes(Path(files["a"]).read_bytes())
     lora = read_lora_file(str(copy))
     copy.write_bytes(b"")  # truncating the file must not affect tensors already read
     assert all(t.float().abs().sum() >= 0 for t in lora.tensors.values())

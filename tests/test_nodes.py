@@ -7,9 +7,9 @@ import sys
 
 import pytest
 import torch
-from helpers import make_pipe, render
 
 import loradeck
+from helpers import make_pipe, render
 from loradeck.core import LoraFileError, SpecError
 from loradeck.core.api import PipelineHandle
 from loradeck.core.families import SD1
