@@ -135,7 +135,8 @@ def write_lora(pipe, path: str, seed: int) -> tuple[int, int]:
     """A diffusers-format rank-32 LoRA for ``pipe``; returns (unet modules, text encoder modules)."""
     gen = torch.Generator().manual_seed(seed)
     sd, counts = {}, []
-    for prefix, model, suffixes in (("unet", pipe.unet, UNET_TARGETS), ("text_encoder", pipe.text_encoder, TEXT_TARGETS)):
+    parts = (("unet", pipe.unet, UNET_TARGETS), ("text_encoder", pipe.text_encoder, TEXT_TARGETS))
+    for prefix, model, suffixes in parts:
         targets = lora_targets(model, suffixes)
         for name, module in targets:
             down, up = lora_pair(module, RANK, gen)
@@ -298,7 +299,8 @@ def run(cfg: Config, tmp: str, profiler: Profiler, log: Callable[[str], None]) -
         reset_file_cache()
         load_d.append(timed(lambda: load_diffusers(pipe_d, paths)))
         box = {}
-        load_l.append(timed(profiler.wrap("first load", lambda: box.setdefault("deck", load_deck(pipe_l, paths)))))
+        load_once = lambda box=box: box.setdefault("deck", load_deck(pipe_l, paths))  # noqa: E731
+        load_l.append(timed(profiler.wrap("first load", load_once)))
         deck = box["deck"]
         log(f"  first load #{i + 1}: diffusers {load_d[-1]:.3f} s, LoRA Deck {load_l[-1]:.3f} s")
     reads_after_load, loads_after_load = FILE_CACHE.reads, deck.owner.loads
@@ -455,8 +457,10 @@ def main(argv: list[str] | None = None) -> int:
 
     versions = {"python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
                 "peft": peft.__version__, "transformers": transformers.__version__}
+    load_start = os.getloadavg()
     log(f"LoRA Deck benchmark: {cfg.name}; torch threads {torch.get_num_threads()}, "
         f"cpu count {os.cpu_count()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    log(f"load average at start: {load_start[0]:.2f} (timings are wall-clock: other busy processes inflate them)")
     with tempfile.TemporaryDirectory(prefix="loradeck-bench-") as tmp:
         rows, info = run(cfg, tmp, profiler, log)
     total = time.perf_counter() - started
@@ -474,7 +478,10 @@ def main(argv: list[str] | None = None) -> int:
     for who, per in info["drift"].items():
         log(f"drift {who}: " + ", ".join(f"{c} max {d['max_abs']:.3g} in {d['tensors_changed']} tensors"
                                          for c, d in per.items()))
-    log(f"total runtime {total:.1f} s, peak RSS {rss:.2f} GB")
+    load_end = os.getloadavg()
+    info["loadavg"] = {"start": load_start, "end": load_end}
+    log(f"total runtime {total:.1f} s, peak RSS {rss:.2f} GB, load average at end {load_end[0]:.2f} "
+        f"(1 min) / {load_end[1]:.2f} (5 min) on {os.cpu_count()} cores")
     if args.profile:
         log(profiler.report(args.profile_top))
     failed = [r.label for r in rows if r.passed is False]
