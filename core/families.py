@@ -26,6 +26,10 @@ class Family:
     default_steps: int
     default_cfg: float
 
+    def aliases_for(self, component: str):
+        """A function giving extra names for a module of ``component`` (None: no extra names)."""
+        return None
+
     @property
     def components(self) -> tuple[str, ...]:
         return (self.denoiser, *self.text_encoders)

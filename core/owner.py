@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import fusion, peft_ops
+from . import events, fusion, peft_ops
 from .errors import LoraDeckError
 from .families import Family
 from .files import FILE_CACHE, FileCache
@@ -47,7 +47,7 @@ class PipelineOwner:
         self.files = files
         self.lock = threading.RLock()
         self.loads = 0  # adapters injected over the owner's life (tests count reloads)
-        self._indexes = {c: module_index(m) for c, m in self._models().items()}
+        self._indexes = {c: module_index(m, family.aliases_for(c)) for c, m in self._models().items()}
         self._prepared: dict[str, PreparedAdapter] = {}
         self._loaded: OrderedDict[str, str] = OrderedDict()  # key -> sha256, LRU order
         self._applied = StackSpec()
@@ -89,6 +89,7 @@ class PipelineOwner:
                 raise
             self._applied = stack
             self._snapshot = read_snapshot(self, stack, {k: p.report for k, p in self._reports(stack)})
+            events.publish(self._snapshot)
             return stats
 
     def _reports(self, stack: StackSpec):

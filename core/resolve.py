@@ -23,8 +23,12 @@ LEGACY_PREFIXES = ("text_model.",)
 BASE_MODEL_KEYS = ("modelspec.architecture", "ss_base_model_version", "ss_sd_model_name", "baseModel")
 
 
-def module_index(model: torch.nn.Module) -> dict[str, str]:
-    """Alias -> real module name for every patchable module (peft wrappers count as their base)."""
+def module_index(model: torch.nn.Module, extra_aliases=None) -> dict[str, str]:
+    """Alias -> real module name for every patchable module (peft wrappers count as their base).
+
+    ``extra_aliases(name)`` may add family-specific spellings (e.g. SDXL's original-model block
+    names that kohya files use); each alias also resolves in kohya's flattened ``_`` form.
+    """
     index: dict[str, str] = {}
     skip: list[str] = []
     for name, module in model.named_modules():
@@ -35,7 +39,8 @@ def module_index(model: torch.nn.Module) -> dict[str, str]:
             module = module.get_base_layer()
         if not isinstance(module, PATCHABLE):
             continue
-        for alias in (name, *(p + name for p in LEGACY_PREFIXES)):
+        extra = tuple(extra_aliases(name)) if extra_aliases is not None else ()
+        for alias in (name, *(p + name for p in LEGACY_PREFIXES), *extra):
             index.setdefault(alias, name)
             index.setdefault(alias.replace(".", "_"), name)
     return index
