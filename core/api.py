@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import stack_ops
+from . import stack_ops, weights_text
 from .families import family_of
 from .owner import PipelineOwner
 from .pipelines import REGISTRY
@@ -59,9 +59,19 @@ class Deck:
         self.owner.prepare(path)
         return self._set(stack_ops.add_adapter(self.stack, stack_ops.make_adapter(path, name, model, clip)))
 
-    def set_weights(self, name: str, enabled: bool | None = None, **weights: float) -> Deck:
-        """e.g. ``set_weights("style", model=0.5)`` or ``set_weights("style", text_encoder=0)``."""
-        return self._set(stack_ops.set_weights(self.stack, name, weights, enabled))
+    def set_weights(self, name: str, enabled: bool | None = None, blocks: dict | None = None,
+                    **weights: float) -> Deck:
+        """e.g. ``set_weights("style", model=0.5)``, ``set_weights("style", text_encoder=0)`` or
+        ``set_weights("style", blocks={"down": 0.9, "up.block_1": [0.4, 0.8, 1.0]})``."""
+        entries = None
+        if blocks is not None:
+            entries = tuple((k, tuple(v) if isinstance(v, (list, tuple)) else float(v)) for k, v in blocks.items())
+            self.owner.block_rule(entries)
+        return self._set(stack_ops.set_weights(self.stack, name, weights, enabled, entries))
+
+    def set_weights_text(self, text: str) -> Deck:
+        """The Set Adapter Weights node's text form, one adapter per line."""
+        return self._set(weights_text.apply_text(self.stack, text, self.owner.family, self.owner.block_rule))
 
     def remove(self, name: str) -> Deck:
         self.stack.get(name)

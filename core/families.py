@@ -1,16 +1,27 @@
-"""Pipeline families: which components a family has and how LoRA files name them.
+"""Pipeline families: which components a family has, how LoRA files name them, how it generates.
 
 Family specifics live in this table, never in if-chains elsewhere.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import PipelineLoadError
 
 MODEL_GROUP = "model"  # strength_model: the denoiser
 CLIP_GROUP = "clip"  # strength_clip: every text encoder
+
+# A1111 / LoRA Block Weight vectors: block ids in order, per vector length.
+LBW_SD1 = {
+    17: ("BASE", "IN01", "IN02", "IN04", "IN05", "IN07", "IN08", "M00",
+         "OUT03", "OUT04", "OUT05", "OUT06", "OUT07", "OUT08", "OUT09", "OUT10", "OUT11"),
+    26: ("BASE", *(f"IN{i:02d}" for i in range(12)), "M00", *(f"OUT{i:02d}" for i in range(12))),
+}
+LBW_SDXL = {
+    12: ("BASE", "IN04", "IN05", "IN07", "IN08", "M00", "OUT00", "OUT01", "OUT02", "OUT03", "OUT04", "OUT05"),
+    20: ("BASE", *(f"IN{i:02d}" for i in range(9)), "M00", *(f"OUT{i:02d}" for i in range(9))),
+}
 
 
 @dataclass(frozen=True)
@@ -22,13 +33,27 @@ class Family:
     text_encoders: tuple[str, ...]
     # kohya / A1111 key prefix -> component
     kohya_prefixes: tuple[tuple[str, str], ...]
-    default_size: int
-    default_steps: int
-    default_cfg: float
+    unet: bool  # UNet families take the diffusers down/mid/up form and A1111 vectors
+    lbw: dict = field(default_factory=dict)
+    builtin: str = ""  # name of the tiny built-in model
+    call: str = "diffusers"  # how Generate calls the pipeline (see generate.py)
 
-    def aliases_for(self, component: str):
+    def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
-        return None
+        if not (self.unet and component == self.denoiser):
+            return None
+        from .unet_names import sgm_name
+
+        layers = int(getattr(model.config, "layers_per_block", 2))
+        with_attention = {n.split(".")[1] for n, _ in model.named_modules()
+                          if n.startswith("up_blocks.") and ".attentions." in n}
+
+        def aliases(name: str):
+            index = name.split(".")[1] if name.startswith("up_blocks.") else None
+            sgm = sgm_name(name, layers, 2 if index in with_attention else 1)
+            return (sgm,) if sgm else ()
+
+        return aliases
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -38,19 +63,24 @@ class Family:
         return MODEL_GROUP if component == self.denoiser else CLIP_GROUP
 
 
-SD1 = Family(
-    key="sd1",
-    title="Stable Diffusion 1.x/2.x",
-    pipeline_classes=("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"),
-    denoiser="unet",
-    text_encoders=("text_encoder",),
-    kohya_prefixes=(("lora_unet_", "unet"), ("lora_te_", "text_encoder"), ("lora_te1_", "text_encoder")),
-    default_size=512,
-    default_steps=20,
-    default_cfg=7.0,
-)
+SD1 = Family("sd1", "Stable Diffusion 1.x/2.x", ("StableDiffusionPipeline",), "unet", ("text_encoder",),
+             (("lora_unet_", "unet"), ("lora_te_", "text_encoder"), ("lora_te1_", "text_encoder")),
+             unet=True, lbw=LBW_SD1, builtin="tiny-sd")
+SDXL = Family("sdxl", "Stable Diffusion XL", ("StableDiffusionXLPipeline",), "unet",
+              ("text_encoder", "text_encoder_2"),
+              (("lora_unet_", "unet"), ("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2")),
+              unet=True, lbw=LBW_SDXL, builtin="tiny-sdxl")
+SD3 = Family("sd3", "Stable Diffusion 3", ("StableDiffusion3Pipeline",), "transformer",
+             ("text_encoder", "text_encoder_2", "text_encoder_3"),
+             (("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2"), ("lora_te3_", "text_encoder_3")),
+             unet=False, builtin="tiny-sd3")
+FLUX = Family("flux", "Flux", ("FluxPipeline",), "transformer", ("text_encoder", "text_encoder_2"),
+              (("lora_te1_", "text_encoder"), ("lora_te_", "text_encoder"), ("lora_te2_", "text_encoder_2")),
+              unet=False, builtin="tiny-flux", call="flux")
+AMUSED = Family("amused", "aMUSEd", ("AmusedPipeline",), "transformer", ("text_encoder",),
+                (("lora_te_", "text_encoder"),), unet=False, builtin="tiny-amused", call="amused")
 
-FAMILIES: dict[str, Family] = {f.key: f for f in (SD1,)}
+FAMILIES: dict[str, Family] = {f.key: f for f in (SD1, SDXL, SD3, FLUX, AMUSED)}
 _BY_CLASS = {cls: f for f in FAMILIES.values() for cls in f.pipeline_classes}
 
 
@@ -59,9 +89,9 @@ def family_for_class(class_name: str) -> Family:
     try:
         return _BY_CLASS[class_name]
     except KeyError:
-        supported = ", ".join(sorted(_BY_CLASS))
+        supported = ", ".join(f"{f.title} ({', '.join(f.pipeline_classes)})" for f in FAMILIES.values())
         raise PipelineLoadError(
-            f"pipeline class {class_name!r} is not supported by LoRA Deck. Supported: {supported}"
+            f"{class_name!r} pipelines are not supported by LoRA Deck. Supported families: {supported}"
         ) from None
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import events, fusion, peft_ops
+from . import block_weights, events, fusion, peft_ops
 from .errors import LoraDeckError
 from .families import Family
 from .files import FILE_CACHE, FileCache
@@ -47,8 +47,9 @@ class PipelineOwner:
         self.files = files
         self.lock = threading.RLock()
         self.loads = 0  # adapters injected over the owner's life (tests count reloads)
-        self._indexes = {c: module_index(m, family.aliases_for(c)) for c, m in self._models().items()}
+        self._indexes = {c: module_index(m, family.aliases_for(c, m)) for c, m in self._models().items()}
         self._prepared: dict[str, PreparedAdapter] = {}
+        self._block_rules: dict[tuple, object] = {}
         self._loaded: OrderedDict[str, str] = OrderedDict()  # key -> sha256, LRU order
         self._applied = StackSpec()
         self._snapshot = read_snapshot(self, self._applied, {})
@@ -120,8 +121,24 @@ class PipelineOwner:
             if not spec.enabled:
                 continue
             weight = spec.effective_weight(component, self.family)
-            (to_fuse if spec.fused else active)[key] = _constant(weight)
+            (to_fuse if spec.fused else active)[key] = self._weight_fn(spec.blocks, component, weight)
         return active, to_fuse
+
+    def block_rule(self, blocks: tuple):
+        """module name -> multiplier for the denoiser; validates ``blocks`` (SpecError) and caches."""
+        rule = self._block_rules.get(blocks)
+        if rule is None:
+            denoiser = self._models()[self.family.denoiser]
+            rule = self._block_rules[blocks] = block_weights.denoiser_rule(blocks, self.family, denoiser)
+        return rule
+
+    def _weight_fn(self, blocks: tuple, component: str, weight: float):
+        if not blocks:
+            return _constant(weight)
+        if component != self.family.denoiser:
+            return _constant(weight * block_weights.text_multiplier(blocks, self.family))
+        rule = self.block_rule(blocks)
+        return lambda name: weight * rule(name)
 
     def _ensure_loaded(self, key: str, spec: AdapterSpec) -> int:
         if key in self._loaded:

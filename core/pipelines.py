@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from .errors import PipelineLoadError
-from .families import family_for_class, family_of
+from .families import FAMILIES, family_for_class, family_of
 from .owner import PipelineOwner
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,11 @@ MAX_PIPELINES = int(os.environ.get("LORADECK_MAX_PIPELINES", "2"))
 def _builtin_builders() -> dict[str, Callable]:
     from . import tiny
 
-    return {"tiny-sd": tiny.tiny_sd_pipeline}
+    return {f.builtin: getattr(tiny, f"tiny_{f.key}_pipeline") for f in FAMILIES.values()}
 
 
 BUILTIN_SUFFIX = " (built-in)"
-BUILTIN_NAMES = tuple(f"{name}{BUILTIN_SUFFIX}" for name in ("tiny-sd",))
+BUILTIN_NAMES = tuple(f"{f.builtin}{BUILTIN_SUFFIX}" for f in FAMILIES.values())
 
 
 def default_device() -> torch.device:

@@ -40,7 +40,9 @@ def module_index(model: torch.nn.Module, extra_aliases=None) -> dict[str, str]:
         if not isinstance(module, PATCHABLE):
             continue
         extra = tuple(extra_aliases(name)) if extra_aliases is not None else ()
-        for alias in (name, *(p + name for p in LEGACY_PREFIXES), *extra):
+        legacy = tuple(p + name for p in LEGACY_PREFIXES)
+        legacy += tuple(name[len(p):] for p in LEGACY_PREFIXES if name.startswith(p))
+        for alias in (name, *legacy, *extra):
             index.setdefault(alias, name)
             index.setdefault(alias.replace(".", "_"), name)
     return index

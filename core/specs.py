@@ -47,6 +47,8 @@ class AdapterSpec:
     enabled: bool = True
     fused: bool = False
     fuse_scale: float = 1.0
+    # per-block multipliers for the denoiser (see block_weights.py): (("down", 0.9), ("lbw", (1.0, ...)))
+    blocks: tuple = ()
 
     def __post_init__(self):
         if not self.name or not self.name.strip():

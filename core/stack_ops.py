@@ -25,11 +25,13 @@ def add_adapter(stack: StackSpec, adapter: AdapterSpec) -> StackSpec:
 
 
 def set_weights(stack: StackSpec, name: str, weights: dict[str, float] | None = None,
-                enabled: bool | None = None) -> StackSpec:
-    """New weights (merged over the old, per key) and/or enabled flag for one adapter."""
+                enabled: bool | None = None, blocks: tuple | None = None) -> StackSpec:
+    """New weights (merged over the old, per key), enabled flag and/or block weights for one adapter."""
     adapter = stack.get(name)
     if weights:
         adapter = adapter.with_weights(**weights)
+    if blocks is not None:
+        adapter = replace(adapter, blocks=tuple(blocks))
     if enabled is not None:
         adapter = replace(adapter, enabled=bool(enabled))
     return stack.replace_adapter(name, adapter)

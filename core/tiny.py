@@ -96,7 +96,7 @@ def tiny_vae(seed: int = TINY_SEED):
     ).eval()
 
 
-def tiny_sd_pipeline(seed: int = TINY_SEED):
+def tiny_sd1_pipeline(seed: int = TINY_SEED):
     """A complete StableDiffusionPipeline (SD 1.x layout) that runs 64x64 in well under a second."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
@@ -118,3 +118,120 @@ def tiny_sd_pipeline(seed: int = TINY_SEED):
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+tiny_sd_pipeline = tiny_sd1_pipeline  # the name the README and tests use
+
+
+def tiny_t5_tokenizer():
+    """A T5 tokenizer from an in-memory Unigram vocab (letters and a few words), no files needed."""
+    from transformers import T5Tokenizer
+
+    pieces = ["<pad>", "</s>", "<unk>", "▁"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    pieces += [f"▁{w}" for w in ("a", "the", "of", "photo", "cat", "lighthouse")]
+    vocab = [(p, -float(i)) for i, p in enumerate(pieces)]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, unk_id=2)
+
+
+def tiny_t5_encoder(vocab_size: int, seed: int = TINY_SEED):
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    config = T5Config(vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                      relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    return T5EncoderModel(config).eval()
+
+
+def _flow_vae(latent_channels: int, seed: int):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    return AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(8, 8),
+                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                         layers_per_block=1, latent_channels=latent_channels, norm_num_groups=4,
+                         use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609,
+                         scaling_factor=1.5035).eval()
+
+
+def tiny_sdxl_pipeline(seed: int = TINY_SEED):
+    """SDXL layout: plain + two cross-attention down blocks, two CLIP text encoders (the 2nd projected)."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    tokenizer = tiny_clip_tokenizer()
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32, 32), layers_per_block=2,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 1, 2), attention_head_dim=(2, 4, 4), use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64, norm_num_groups=8,
+    ).eval()
+    return StableDiffusionXLPipeline(
+        vae=tiny_vae(seed), unet=unet,
+        text_encoder=tiny_clip_text_encoder(len(tokenizer), seed=seed), tokenizer=tokenizer,
+        text_encoder_2=tiny_clip_text_encoder(len(tokenizer), projection=True, seed=seed + 1),
+        tokenizer_2=tiny_clip_tokenizer(),
+        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                         timestep_spacing="leading", steps_offset=1),
+        force_zeros_for_empty_prompt=True,
+    )
+
+
+def tiny_sd3_pipeline(seed: int = TINY_SEED):
+    """SD3 layout: an MMDiT transformer, two projected CLIP encoders, no T5 (as SD3 allows)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    tokenizer = tiny_clip_tokenizer()
+    torch.manual_seed(seed)
+    transformer = SD3Transformer2DModel(
+        sample_size=32, patch_size=1, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=4,
+        caption_projection_dim=32, joint_attention_dim=32, pooled_projection_dim=64, out_channels=4,
+    ).eval()
+    return StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=_flow_vae(4, seed),
+        text_encoder=tiny_clip_text_encoder(len(tokenizer), projection=True, seed=seed), tokenizer=tokenizer,
+        text_encoder_2=tiny_clip_text_encoder(len(tokenizer), projection=True, seed=seed + 1),
+        tokenizer_2=tiny_clip_tokenizer(), text_encoder_3=None, tokenizer_3=None,
+    )
+
+
+def tiny_flux_pipeline(seed: int = TINY_SEED):
+    """Flux layout: double- and single-stream transformer blocks, a CLIP and a T5 text encoder."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    tokenizer, t5_tokenizer = tiny_clip_tokenizer(), tiny_t5_tokenizer()
+    torch.manual_seed(seed)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=4, num_layers=2, num_single_layers=2, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 4, 8],
+    ).eval()
+    return FluxPipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=_flow_vae(1, seed),
+        text_encoder=tiny_clip_text_encoder(len(tokenizer), seed=seed), tokenizer=tokenizer,
+        text_encoder_2=tiny_t5_encoder(len(t5_tokenizer), seed=seed), tokenizer_2=t5_tokenizer,
+    )
+
+
+def tiny_amused_pipeline(seed: int = TINY_SEED):
+    """aMUSEd layout: a UVit2D transformer over VQ image tokens and a projected CLIP text encoder."""
+    from diffusers import AmusedPipeline, AmusedScheduler, UVit2DModel, VQModel
+
+    tokenizer = tiny_clip_tokenizer()
+    torch.manual_seed(seed)
+    transformer = UVit2DModel(
+        hidden_size=32, use_bias=False, hidden_dropout=0.0, cond_embed_dim=32, micro_cond_encode_dim=2,
+        micro_cond_embed_dim=10, encoder_hidden_size=32, vocab_size=32, codebook_size=8, in_channels=8,
+        block_out_channels=32, num_res_blocks=1, downsample=True, upsample=True, block_num_heads=2,
+        num_hidden_layers=2, num_attention_heads=2, attention_dropout=0.0, intermediate_size=32,
+        layer_norm_eps=1e-6, ln_elementwise_affine=True,
+    ).eval()
+    torch.manual_seed(seed)
+    vqvae = VQModel(
+        act_fn="silu", block_out_channels=[8, 8], down_block_types=["DownEncoderBlock2D"] * 2, in_channels=3,
+        latent_channels=8, layers_per_block=1, norm_num_groups=8, num_vq_embeddings=8, out_channels=3,
+        sample_size=8, up_block_types=["UpDecoderBlock2D"] * 2, mid_block_add_attention=False,
+        lookup_from_codebook=True,
+    ).eval()
+    return AmusedPipeline(vqvae=vqvae, tokenizer=tokenizer, transformer=transformer, scheduler=AmusedScheduler(
+        mask_token_id=31), text_encoder=tiny_clip_text_encoder(len(tokenizer), projection=True, seed=seed))

@@ -5,13 +5,19 @@
     detail: model=0.6, clip=0.3         denoiser / all text encoders
     detail: unet=0.5, text_encoder=0.2  one component by its diffusers name
     old_one: off                        disable (``on`` enables again)
+    style: down=0.9, up.block_1=[0.4,0.8,1.0]       diffusers' per-block form (UNet models)
+    style: lbw=1,0,0,0,0,0,0,0,1,1,1,1,1,1,1,1,1    an A1111 block-weight vector or preset (lbw=OUT)
+    style: lbw=1,A,A,B,B,R,R,0,1,1,1,1,1,1,1,1,1, A=0.5, B=0.2, seed=7
+    flux_one: transformer_blocks.0-5=0.5, single_transformer_blocks.3=0   transformer block ranges
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
+from .block_weights import block_key_ok, lbw_vector
 from .errors import SpecError
 from .families import CLIP_GROUP, MODEL_GROUP, Family
 from .specs import MAX_STRENGTH, StackSpec
@@ -20,12 +26,17 @@ from .stack_ops import set_weights
 SWITCHES = {"on": True, "off": False, "enable": True, "disable": False}
 
 
+_ITEM_SPLIT = re.compile(r",\s*(?=[A-Za-z_][\w.\-]*\s*=)")
+_LBW_OPTIONS = {"A": 1.0, "B": 1.0, "seed": 0}
+
+
 @dataclass(frozen=True)
 class WeightLine:
     number: int
     name: str
     weights: tuple[tuple[str, float], ...]
     enabled: bool | None
+    blocks: tuple = ()  # block entries for the denoiser, or () when the line names none
 
 
 def _number(raw: str, where: str) -> float:
@@ -50,7 +61,8 @@ def _split_name(line: str, where: str) -> tuple[str, str]:
     return name.strip(), rest
 
 
-def parse_line(number: int, line: str, components: tuple[str, ...]) -> WeightLine | None:
+def parse_line(number: int, line: str, family: Family) -> WeightLine | None:
+    components = family.components
     line = line.split("#", 1)[0].strip()
     if not line:
         return None
@@ -63,26 +75,60 @@ def parse_line(number: int, line: str, components: tuple[str, ...]) -> WeightLin
         value = _number(rest, where)
         return WeightLine(number, name, ((MODEL_GROUP, value), (CLIP_GROUP, value)), None)
     allowed = (MODEL_GROUP, CLIP_GROUP, *components)
-    weights = []
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, raw = item.partition("=")
-        key = key.strip()
-        if not eq or key not in allowed:
-            raise SpecError(f"{where}: {item!r} should be one of {', '.join(allowed)} followed by =number")
-        weights.append((key, _number(raw.strip(), f"{where}, {key}")))
-    return WeightLine(number, name, tuple(weights), None)
+    weights, blocks, options, lbw = [], [], dict(_LBW_OPTIONS), None
+    for item in filter(None, (s.strip() for s in _ITEM_SPLIT.split(rest))):
+        key, eq, raw = (part.strip() for part in item.partition("="))
+        if not eq:
+            raise SpecError(f"{where}: {item!r} should be key=value (e.g. model=0.8)")
+        if key in allowed:
+            weights.append((key, _number(raw, f"{where}, {key}")))
+        elif key in options:
+            options[key] = int(_number(raw, f"{where}, {key}")) if key == "seed" else _number(raw, f"{where}, {key}")
+        elif key == "lbw":
+            lbw = (len(blocks), raw)
+            blocks.append(("lbw", raw))
+        elif block_key_ok(key, family):
+            blocks.append((key, _block_value(raw, f"{where}, {key}")))
+        else:
+            extra = "down, mid, up, down.block_N, up.block_N, lbw" if family.unet else "lbw, <blocks>.N-M"
+            raise SpecError(f"{where}: {item!r} should be one of {', '.join(allowed)}, {extra} followed by =value")
+    if lbw is not None:
+        blocks[lbw[0]] = ("lbw", lbw_vector(lbw[1], family, options["A"], options["B"], int(options["seed"])))
+    return WeightLine(number, name, tuple(weights), None, tuple(blocks))
+
+
+def _block_value(raw: str, where: str):
+    """'0.5' -> 0.5 ; '[0.4, 0.8, 1]' -> (0.4, 0.8, 1.0)"""
+    if raw.startswith("[") and raw.endswith("]"):
+        return tuple(_number(v.strip(), where) for v in raw[1:-1].split(",") if v.strip())
+    return _number(raw, where)
 
 
 def parse(text: str, family: Family) -> list[WeightLine]:
-    lines = (parse_line(i, raw, family.components) for i, raw in enumerate(text.splitlines(), start=1))
-    return [line for line in lines if line is not None]
+    lines = []
+    for i, raw in enumerate(text.splitlines(), start=1):
+        try:
+            line = parse_line(i, raw, family)
+        except SpecError as exc:
+            message = str(exc)
+            raise SpecError(message if message.startswith("weights line") else f"weights line {i}: {message}") \
+                from None
+        if line is not None:
+            lines.append(line)
+    return lines
 
 
-def apply_text(stack: StackSpec, text: str, family: Family) -> StackSpec:
-    """Apply every line to ``stack``; an unknown adapter name is an error naming the line."""
+def apply_text(stack: StackSpec, text: str, family: Family, check_blocks=None) -> StackSpec:
+    """Apply every line to ``stack``; errors name the line. ``check_blocks(entries)`` validates
+    block entries against the live model (raises SpecError)."""
     for line in parse(text, family):
         if line.name not in stack.names:
             raise SpecError(f"weights line {line.number}: no adapter named {line.name!r}; "
                             f"this pipeline has: {', '.join(stack.names) or 'no adapters'}")
-        stack = set_weights(stack, line.name, dict(line.weights), line.enabled)
+        if line.blocks and check_blocks is not None:
+            try:
+                check_blocks(line.blocks)
+            except SpecError as exc:
+                raise SpecError(f"weights line {line.number}: {exc}") from None
+        stack = set_weights(stack, line.name, dict(line.weights), line.enabled, line.blocks or None)
     return stack

@@ -29,5 +29,6 @@ class SetAdapterWeights:
         }}
 
     def set_weights(self, pipeline, weights: str):
-        stack = weights_text.apply_text(pipeline.stack, weights, pipeline.owner.family)
+        owner = pipeline.owner
+        stack = weights_text.apply_text(pipeline.stack, weights, owner.family, owner.block_rule)
         return (pipeline.with_stack(stack),)

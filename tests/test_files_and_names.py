@@ -117,6 +117,8 @@ def test_weights_text_forms():
     ("style 0.8", "line 1: expected 'adapter name: weight'"),
     ("\nstyle: lots", "line 2: 'lots' is not a number"),
     ("style: text_encoder_2=0.5", "line 1: 'text_encoder_2=0.5' should be one of model, clip, unet, text_encoder"),
+    ("style: lbw=1,0,1", "line 1: lbw: Stable Diffusion 1.x/2.x takes 17 or 26 values"),
+    ("style: up.block_1=[0.4,x]", "line 1, up.block_1: 'x' is not a number"),
     ("style: nan", "line 1"),
     ("style: 1e9", "finite number within"),
 ])
