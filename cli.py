@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .core.errors import LoraDeckError
+from .core.families import FAMILIES
 
 log = logging.getLogger("loradeck")
 
@@ -23,7 +24,7 @@ def _run(args) -> int:
 def _demo(args) -> int:
     from .demo.run import run_demo
 
-    run_demo(args.output_dir)
+    run_demo(args.output_dir, family=args.model)
     return 0
 
 
@@ -40,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     demo = sub.add_parser("demo", help="run the demo workflow on the built-in tiny model")
     demo.add_argument("--output-dir", default="output", help="where the images go (default ./output)")
+    demo.add_argument("--model", default="sd1", choices=sorted(FAMILIES),
+                      help="which built-in tiny model family to run the demo on (default sd1)")
     demo.set_defaults(func=_demo)
     return p
 

@@ -27,6 +27,15 @@ def adapters_of(layer: BaseTunerLayer) -> set[str]:
     return set(getattr(layer, "lora_A", {}).keys())
 
 
+def exact_pattern(name: str) -> str:
+    """A rank/alpha pattern key that matches module ``name`` only.
+
+    peft (and diffusers) match pattern keys as ``(.*\\.)?(key)$``, so a plain ``proj_out`` also hits
+    ``single_transformer_blocks.0.proj_out``; the look-behind forbids anything before the name.
+    """
+    return r"(?<![\w.])" + re.escape(name)
+
+
 def _config(patches: dict[str, ModulePatch]) -> LoraConfig:
     ranks = {n: p.rank for n, p in patches.items()}
     alphas = {n: float(p.rank if p.alpha is None else p.alpha) for n, p in patches.items()}
@@ -36,8 +45,8 @@ def _config(patches: dict[str, ModulePatch]) -> LoraConfig:
         r=r,
         lora_alpha=alpha,
         target_modules=sorted(patches),
-        rank_pattern={re.escape(n): v for n, v in ranks.items() if v != r},
-        alpha_pattern={re.escape(n): v for n, v in alphas.items() if v != alpha},
+        rank_pattern={exact_pattern(n): v for n, v in ranks.items() if v != r},
+        alpha_pattern={exact_pattern(n): v for n, v in alphas.items() if v != alpha},
         init_lora_weights=False,
     )
 

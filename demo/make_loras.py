@@ -69,6 +69,30 @@ KOHYA_METADATA = {
 }
 
 
+def family_loras(family_key: str, folder: str) -> list[str]:
+    """Demo LoRAs (diffusers format, same names as the shipped ones) for another family's tiny model."""
+    from ..core.families import FAMILIES
+    from ..core.pipelines import _builtin_builders
+
+    family = FAMILIES[family_key]
+    pipe = _builtin_builders()[family.builtin]()
+    gen = torch.Generator().manual_seed(1234)
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name, suffixes, gain in ((STYLE, ("to_k", "to_v", "q_proj", "v_proj"), 0.6),
+                                 (KOHYA, ("to_q", "to_out.0", "fc1", "out_proj"), 0.8)):
+        sd = {}
+        for component in family.components:
+            model = getattr(pipe, component, None)
+            for module_name, module in _targets(model, suffixes) if model is not None else ():
+                down, up = _pair(module, 4, gen, gain)
+                sd[f"{component}.{module_name}.lora_A.weight"] = down.contiguous()
+                sd[f"{component}.{module_name}.lora_B.weight"] = up.contiguous()
+        paths.append(os.path.join(folder, name))
+        save_file(sd, paths[-1], metadata={"format": "pt", "modelspec.architecture": family.key})
+    return paths
+
+
 def main() -> None:
     os.makedirs(OUT, exist_ok=True)
     pipe = tiny_sd_pipeline()

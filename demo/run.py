@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -9,7 +10,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from ..runner import run_workflow
+from ..runner import Workflow, run_workflow
 from .contact_sheet import contact_sheet
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,33 @@ def _label(path: str) -> str:
     return LABELS.get(stem, stem)
 
 
-def run_demo(output_dir: str, say=print) -> list[str]:
+def _workflow_for(family_key: str, output_dir: str):
+    """The demo graph for another family: its tiny model, and demo LoRAs made for it."""
+    from ..core.families import FAMILIES
+    from ..runner.workflow_file import load
+    from .make_loras import family_loras
+
+    workflow = load(DEMO_WORKFLOW)
+    prompt = json.loads(json.dumps(workflow.prompt))
+    for node in prompt.values():
+        if node["class_type"] == "LoadPipeline|LoRADeck":
+            node["inputs"]["model_name"] = f"{FAMILIES[family_key].builtin} (built-in)"
+        if node["class_type"] == "SaveImage":
+            node["inputs"]["filename_prefix"] = node["inputs"]["filename_prefix"].replace(
+                "loradeck-demo/", f"loradeck-demo-{family_key}/")
+    models = os.path.join(output_dir, f"loradeck-demo-{family_key}", "models")
+    family_loras(family_key, os.path.join(models, "loras"))
+    return Workflow(prompt, None, DEMO_WORKFLOW), models
+
+
+def run_demo(output_dir: str, say=print, family: str = "sd1") -> list[str]:
     started = time.perf_counter()
-    say(f"LoRA Deck demo: running {os.path.relpath(DEMO_WORKFLOW)} on the built-in tiny SD model")
-    context = run_workflow(DEMO_WORKFLOW, output_dir)
+    say(f"LoRA Deck demo: running {os.path.relpath(DEMO_WORKFLOW)} on the built-in tiny {family} model")
+    if family == "sd1":
+        context = run_workflow(DEMO_WORKFLOW, output_dir)
+    else:
+        workflow, models = _workflow_for(family, output_dir)
+        context = run_workflow(workflow, output_dir, models)
     saved = sorted(context.saved, key=os.path.basename)
     for path in saved:
         say(f"  wrote {os.path.relpath(path)}  ({_label(path)})")

@@ -4,10 +4,11 @@ from .fuse import FuseLoRA, UnfuseLoRA
 from .generate import Generate
 from .load_lora import LoadLoRA
 from .load_pipeline import LoadPipeline
+from .save_lora import SaveLoRA
 from .set_weights import SetAdapterWeights
 from .stack_lora import StackLoRA
 
-NODES = (LoadPipeline, LoadLoRA, StackLoRA, SetAdapterWeights, FuseLoRA, UnfuseLoRA, Generate)
+NODES = (LoadPipeline, LoadLoRA, StackLoRA, SetAdapterWeights, FuseLoRA, UnfuseLoRA, Generate, SaveLoRA)
 
 NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {cls.NODE_ID: cls.DISPLAY_NAME for cls in NODES}

@@ -30,8 +30,9 @@ IN_COMFYUI = folder_paths is not None
 class HeadlessPaths:
     """ComfyUI's folder layout under one models directory (``loras/``, ``diffusers/``)."""
 
-    def __init__(self, models_dir: str | None = None):
+    def __init__(self, models_dir: str | None = None, output_dir: str | None = None):
         self.models_dir = os.path.abspath(models_dir or os.environ.get("LORADECK_MODELS_DIR", "models"))
+        self.output_dir = os.path.abspath(output_dir or "output")
 
     def roots(self, kind: str) -> list[str]:
         roots = [os.path.join(self.models_dir, kind)]
@@ -41,6 +42,8 @@ class HeadlessPaths:
 
 
 class ComfyPaths:
+    output_dir = None
+
     def roots(self, kind: str) -> list[str]:
         return [r for r in folder_paths.get_folder_paths(kind) if os.path.isdir(r)]
 
@@ -51,10 +54,15 @@ if IN_COMFYUI and DEMO_LORAS not in folder_paths.get_folder_paths("loras"):
     folder_paths.add_model_folder_path("loras", DEMO_LORAS, is_default=False)
 
 
-def use_headless(models_dir: str | None) -> None:
+def output_dir() -> str:
+    """Where output nodes write: ComfyUI's output folder, or the headless runner's --output-dir."""
+    return folder_paths.get_output_directory() if IN_COMFYUI else _paths.output_dir
+
+
+def use_headless(models_dir: str | None, output: str | None = None) -> None:
     """Point the nodes at a models directory (the headless runner and tests call this)."""
     global _paths
-    _paths = HeadlessPaths(models_dir)
+    _paths = HeadlessPaths(models_dir, output)
 
 
 def roots(kind: str) -> list[str]:

@@ -17,7 +17,7 @@ def run_workflow(workflow: Workflow | str, output_dir: str, models_dir: str | No
     """Run every output node of ``workflow``; returns the context with the saved file paths."""
     if isinstance(workflow, str):
         workflow = load(workflow)
-    host.use_headless(models_dir)
+    host.use_headless(models_dir, output_dir)
     extra = {"workflow": workflow.ui} if workflow.ui is not None else {}
     context = RunContext(os.path.abspath(output_dir), workflow.prompt, extra)
     Executor(workflow.prompt, context).run(order)

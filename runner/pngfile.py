@@ -10,28 +10,9 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from ..nodes.naming import next_counter, save_path
 
-def next_counter(folder: str, filename: str) -> int:
-    """1 + the highest counter among ``<filename>_<NNNNN>_.png`` files already in ``folder``."""
-    best = 0
-    if os.path.isdir(folder):
-        for name in os.listdir(folder):
-            if name.lower().startswith(filename.lower() + "_") and name.endswith("_.png"):
-                digits = name[len(filename) + 1 :].split("_")[0]
-                if digits.isdigit():
-                    best = max(best, int(digits))
-    return best + 1
-
-
-def save_path(output_dir: str, prefix: str) -> tuple[str, str, int]:
-    """(folder, file name stem, first counter) for a ComfyUI ``filename_prefix`` (may hold subfolders)."""
-    output_dir = os.path.abspath(output_dir)
-    prefix = os.path.normpath(prefix.replace("\\", "/"))
-    folder = os.path.abspath(os.path.join(output_dir, os.path.dirname(prefix)))
-    if os.path.commonpath((output_dir, folder)) != output_dir:
-        raise ValueError(f"filename_prefix {prefix!r} points outside the output folder")
-    stem = os.path.basename(prefix)
-    return folder, stem, next_counter(folder, stem)
+__all__ = ["next_counter", "png_info", "save_path", "to_pil", "write_png"]
 
 
 def png_info(text: dict[str, object]) -> PngInfo:

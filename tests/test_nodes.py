@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import pytest
@@ -28,6 +29,7 @@ FROZEN = {
     "UnfuseLoRA|LoRADeck": ["pipeline"],
     "Generate|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
                           "batch_size"],
+    "SaveLoRA|LoRADeck": ["pipeline", "filename_prefix", "mode", "rank"],
 }
 
 
@@ -57,7 +59,7 @@ def test_seed_gets_the_control_after_generate_slot():
 def test_pack_imports_without_comfyui():
     assert "folder_paths" not in sys.modules
     module = importlib.import_module("loradeck")
-    assert module.WEB_DIRECTORY == "./web" and len(module.NODE_CLASS_MAPPINGS) == 7
+    assert module.WEB_DIRECTORY == "./web" and len(module.NODE_CLASS_MAPPINGS) == len(FROZEN)
     assert not host.IN_COMFYUI
 
 
@@ -131,3 +133,20 @@ def test_saved_diffusers_folder_loads_from_models_dir(tmp_path):
     assert "my-sd" in host.diffusers_models()
     handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("my-sd", "float32")[0]
     assert torch.equal(render(handle.owner.pipe), render(pipe))
+
+
+def test_save_lora_node_writes_a_reloadable_file(node_env, tmp_path):
+    handle, node = node_env
+    host.use_headless(host._paths.models_dir, str(tmp_path))
+    loaded = node("LoadLoRA").load(handle, "a.safetensors", 0.8, 0.5)["result"][0]
+    out = node("SaveLoRA").save(loaded, "mine/stack", "separate", 32)
+    path = str(tmp_path / "loras" / "mine" / "stack_00001_.safetensors")
+    assert path in out["result"][1] and os.path.isfile(path)
+    again = node("SaveLoRA").save(loaded, "mine/stack", "merged", 2)
+    assert "stack_00002_.safetensors" in again["result"][1] and "relative error" in again["result"][1]
+    expected = _generate(node, loaded)
+    fresh = PipelineHandle(PipelineOwner(make_pipe(), SD1, "fresh"))
+    from loradeck.core import stack_ops
+
+    reloaded = fresh.with_stack(stack_ops.add_adapter(fresh.stack, stack_ops.make_adapter(path)))
+    assert (_generate(node, reloaded) - expected).abs().max() < 1e-4

@@ -1,0 +1,99 @@
+"""Per-family fixtures: tiny pipelines, LoRA files written by diffusers' own save_lora_weights,
+and references computed by diffusers (or peft directly where diffusers has no pipeline method)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+
+import torch
+from peft import LoraConfig, get_peft_model_state_dict
+
+from loradeck.core.families import FAMILIES
+from loradeck.core.generate import CALLS
+from loradeck.core.pipelines import _builtin_builders
+from loradeck.core.specs import GenerateParams
+
+DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
+                    "sd3": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj"],
+                    "flux": ["to_q", "to_k", "to_v", "to_out.0", "proj_out"],
+                    "amused": ["to_q", "to_k", "to_v", "to_out.0"]}
+TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+# what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there)
+SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
+                       "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
+                       "amused": ("text_encoder",)}
+PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
+
+
+@functools.cache
+def _base(key: str):
+    pipe = _builtin_builders()[FAMILIES[key].builtin]()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def fresh(key: str):
+    """A new copy of the family's tiny pipeline (built once per session)."""
+    return copy.deepcopy(_base(key))
+
+
+def render(key: str, pipe, params: GenerateParams = PARAMS) -> torch.Tensor:
+    kwargs = CALLS[FAMILIES[key].call](params, lambda step, total: None)
+    with torch.inference_mode():
+        return torch.from_numpy(pipe(**kwargs).images.copy())
+
+
+def save_family_lora(key: str, path: str, seed: int, gain: float = 3.0) -> str:
+    """A LoRA for every LoRA-able component diffusers saves for this family, via its save_lora_weights."""
+    from diffusers.loaders.lora_pipeline import AmusedLoraLoaderMixin
+
+    family = FAMILIES[key]
+    pipe = fresh(key)
+    torch.manual_seed(seed)
+    layers, metadata = {}, {}
+    for component in (family.denoiser, *SAVED_TEXT_ENCODERS[key]):
+        model = getattr(pipe, component)
+        targets = DENOISER_TARGETS[key] if component == family.denoiser else TEXT_TARGETS
+        config = LoraConfig(r=4, lora_alpha=2, target_modules=targets, init_lora_weights=False)
+        model.add_adapter(config)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.mul_(gain)
+        layers[f"{component}_lora_layers"] = get_peft_model_state_dict(model)
+        metadata[f"{component}_lora_adapter_metadata"] = config.to_dict()
+    saver = AmusedLoraLoaderMixin if key == "amused" else type(pipe)
+    folder, weight_name = os.path.split(path)
+    if key == "amused":  # its save_lora_weights takes no metadata: alphas travel as .alpha keys instead
+        metadata = {}
+    saver.save_lora_weights(folder, weight_name=weight_name, **layers, **metadata)
+    return path
+
+
+def diffusers_reference(key: str, files: dict[str, str], weights: dict[str, dict]):
+    """A fresh pipeline with ``files`` loaded and weighted by diffusers' own methods."""
+    pipe = fresh(key)
+    if key == "amused":
+        return _amused_reference(pipe, files, weights)
+    for name, path in files.items():
+        pipe.load_lora_weights(path, adapter_name=name)
+    pipe.set_adapters(list(files), [weights[n] for n in files])
+    return pipe
+
+
+def _amused_reference(pipe, files, weights):
+    # AmusedPipeline has no LoRA methods; diffusers' component-level loaders are what works.
+    from diffusers.loaders.lora_base import set_adapters_for_text_encoder
+    from diffusers.loaders.lora_pipeline import AmusedLoraLoaderMixin
+
+    for name, path in files.items():
+        state, alphas = AmusedLoraLoaderMixin.lora_state_dict(path)
+        pipe.transformer.load_lora_adapter(state, network_alphas=alphas, adapter_name=name, prefix="transformer")
+        AmusedLoraLoaderMixin.load_lora_into_text_encoder(state, network_alphas=alphas,
+                                                          text_encoder=pipe.text_encoder, adapter_name=name)
+    names = list(files)
+    pipe.transformer.set_adapters(names, [weights[n]["transformer"] for n in names])
+    set_adapters_for_text_encoder(names, pipe.text_encoder, [weights[n]["text_encoder"] for n in names])
+    return pipe
