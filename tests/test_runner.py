@@ -42,10 +42,16 @@ def test_ui_and_api_files_give_the_same_images(ui_run, tmp_path):
     assert not np.array_equal(_pixels(ui["0-base"]), _pixels(ui["2-stack-unfused"]))
 
 
-def test_ui_conversion_matches_the_api_twin():
-    with open(UI) as f, open(API) as g:
+EXAMPLES = sorted(n[:-5] for n in os.listdir(os.path.join(ROOT, "example_workflows")) if n.endswith(".json"))
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_ui_conversion_matches_the_api_twin(name):
+    folder = os.path.join(ROOT, "example_workflows")
+    with open(os.path.join(folder, f"{name}.json")) as f, open(os.path.join(folder, "api", f"{name}.api.json")) as g:
         converted, api = ui_to_api(json.load(f)), json.load(g)
     assert {k: v["inputs"] for k, v in converted.items()} == {k: v["inputs"] for k, v in api.items()}
+    assert len(EXAMPLES) >= 4
 
 
 def test_output_png_carries_the_graph_and_reruns_to_the_same_pixels(ui_run, tmp_path):

@@ -49,6 +49,65 @@ DEMO = {
     12: ("Generate|LoRADeck", "Generate (no LoRA)", dict(GEN), {"pipeline": (1, 0)}, (400, 900)),
     13: ("SaveImage", "Save base", {"filename_prefix": "loradeck-demo/0-base"}, {"images": (12, 0)}, (780, 1000)),
 }
+def _pipe(node_id=1, pos=(40, 300)):
+    return {node_id: ("LoadPipeline|LoRADeck", "Tiny SD (built-in)", {"model_name": "tiny-sd (built-in)",
+                                                                     "dtype": "auto"}, {}, pos)}
+
+
+def _stack(src, pos):
+    return ("StackLoRA|LoRADeck", "Stack two demo LoRAs", {
+        "enabled_1": True, "lora_name_1": STYLE, "strength_model_1": 1.0, "strength_clip_1": 1.0,
+        "enabled_2": True, "lora_name_2": KOHYA, "strength_model_2": 0.8, "strength_clip_2": 0.8,
+        "enabled_3": False, "lora_name_3": "None", "strength_model_3": 1.0, "strength_clip_3": 1.0,
+        "enabled_4": False, "lora_name_4": "None", "strength_model_4": 1.0, "strength_clip_4": 1.0},
+        {"pipeline": (src, 0)}, pos)
+
+
+def _gen_save(gen_id, src, prefix, title, pos):
+    x, y = pos
+    return {gen_id: ("Generate|LoRADeck", f"Generate ({title})", dict(GEN), {"pipeline": (src, 0)}, (x, y)),
+            gen_id + 1: ("SaveImage", f"Save {title}", {"filename_prefix": prefix}, {"images": (gen_id, 0)},
+                         (x + 380, y))}
+
+
+BLOCK_WEIGHTS = {
+    **_pipe(),
+    2: ("LoadLoRA|LoRADeck", "Style LoRA", {"lora_name": STYLE, "strength_model": 1.0, "strength_clip": 1.0,
+                                            "adapter_name": "style"}, {"pipeline": (1, 0)}, (400, 300)),
+    3: ("SetAdapterWeights|LoRADeck", "Output blocks only (A1111 vector)", {
+        "weights": "style: lbw=1,0,0,0,0,0,0,0,1,1,1,1,1,1,1,1,1\n"}, {"pipeline": (2, 0)}, (780, 40)),
+    4: ("SetAdapterWeights|LoRADeck", "Per block (diffusers form)", {
+        "weights": "style: down=0.2, mid=1.0, up.block_1=[0.4,0.8,1.0]\n"}, {"pipeline": (2, 0)}, (780, 420)),
+    **_gen_save(5, 3, "loradeck-blocks/lbw-out", "LBW OUT", (1140, 40)),
+    **_gen_save(7, 4, "loradeck-blocks/dict", "dict form", (1140, 420)),
+}
+FUSE_UNFUSE = {
+    **_pipe(),
+    2: _stack(1, (400, 300)),
+    3: ("FuseLoRA|LoRADeck", "Fuse the kohya LoRA only", {"lora_scale": 1.0, "safe_fusing": True,
+                                                         "adapter_names": "loradeck-demo-kohya"},
+        {"pipeline": (2, 0)}, (780, 40)),
+    4: ("UnfuseLoRA|LoRADeck", "Unfuse (exact)", {}, {"pipeline": (3, 0)}, (780, 420)),
+    **_gen_save(5, 3, "loradeck-fuse/fused", "fused", (1140, 40)),
+    **_gen_save(7, 4, "loradeck-fuse/unfused", "unfused", (1140, 420)),
+}
+SAVE_STACK = {
+    **_pipe(),
+    2: _stack(1, (400, 300)),
+    3: ("SaveLoRA|LoRADeck", "Save the stack as one file", {"filename_prefix": "loradeck/demo-stack",
+                                                           "mode": "separate", "rank": 32},
+        {"pipeline": (2, 0)}, (780, 300)),
+    **_gen_save(4, 3, "loradeck-save/stack", "stack", (1140, 300)),
+}
+EXAMPLES = {
+    "loradeck-block-weights": (BLOCK_WEIGHTS, "Block weights: an A1111 LoRA Block Weight vector (output blocks "
+                               "only) beside diffusers' per-block form."),
+    "loradeck-fuse-unfuse": (FUSE_UNFUSE, "Fuse one adapter of a stack (the other stays active), then unfuse: "
+                             "the original weights come back bit for bit."),
+    "loradeck-save-stack": (SAVE_STACK, "Save LoRA Stack writes the active stack as one diffusers-format file "
+                            "under output/loras/ (separate = exact; merged = SVD to a rank)."),
+}
+
 NOTE = ("LoRA Deck demo: one tiny built-in model, four branches. Each branch describes its own LoRA stack; "
         "LoRA Deck reconciles the shared pipeline to it right before Generate, so branches never leak into "
         "each other. The fused image matches the unfused one; Unfuse restores the weights bit for bit.")
@@ -117,9 +176,10 @@ def write(name: str, data: dict) -> None:
 
 def main() -> None:
     sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
-    write("loradeck-demo.json", to_ui(DEMO, NOTE))
     os.makedirs(os.path.join(OUT, "api"), exist_ok=True)
-    write(os.path.join("api", "loradeck-demo.api.json"), to_api(DEMO))
+    for name, (graph, note) in {"loradeck-demo": (DEMO, NOTE), **EXAMPLES}.items():
+        write(f"{name}.json", to_ui(graph, note))
+        write(os.path.join("api", f"{name}.api.json"), to_api(graph))
 
 
 if __name__ == "__main__":
