@@ -50,6 +50,7 @@ class PipelineOwner:
         self._indexes = {c: module_index(m, family.aliases_for(c, m)) for c, m in self._models().items()}
         self._prepared: dict[str, PreparedAdapter] = {}
         self._block_rules: dict[tuple, object] = {}
+        self._layer_cache: dict[str, list] = {}  # component -> peft layers; dropped when adapters come or go
         self._loaded: OrderedDict[str, str] = OrderedDict()  # key -> sha256, LRU order
         self._applied = StackSpec()
         self._snapshot = read_snapshot(self, self._applied, {})
@@ -57,6 +58,15 @@ class PipelineOwner:
     # -- reading -------------------------------------------------------------------------
     def _models(self) -> dict[str, torch.nn.Module]:
         return {c: getattr(self.pipe, c) for c in self.family.components if getattr(self.pipe, c, None) is not None}
+
+    def layers(self, component: str) -> list:
+        """(name, peft layer) pairs of one component. Walking a big UNet's modules costs milliseconds,
+        and a strength change must cost a scale write, so the list is kept until adapters are added
+        or removed (only this owner does either)."""
+        layers = self._layer_cache.get(component)
+        if layers is None:
+            layers = self._layer_cache[component] = peft_ops.lora_layers(self._models()[component])
+        return layers
 
     @property
     def snapshot(self) -> PipelineSnapshot:
@@ -103,8 +113,8 @@ class PipelineOwner:
         keyed = stack.keyed()
         loaded = sum(self._ensure_loaded(key, spec) for key, spec in keyed)
         restored = fused = 0
-        for component, model in self._models().items():
-            layers = peft_ops.lora_layers(model)
+        for component in self._models():
+            layers = self.layers(component)
             active, to_fuse = self._plan(keyed, component)
             if fusion.needs_refuse(layers, to_fuse):
                 restored += fusion.restore(layers)
@@ -146,6 +156,7 @@ class PipelineOwner:
             return 0
         prepared = self.prepare(spec.path, spec.sha256)
         models = self._models()
+        self._layer_cache.clear()
         try:
             for component, patches in prepared.patches.items():
                 peft_ops.inject(models[component], key, patches)
@@ -165,6 +176,7 @@ class PipelineOwner:
                 break
             if key in wanted:
                 continue
+            self._layer_cache.clear()
             for model in self._models().values():
                 peft_ops.delete(model, key)
             del self._loaded[key]
@@ -175,6 +187,7 @@ class PipelineOwner:
         """Remove every adapter and restore every fused layer: the pipeline as it was loaded."""
         self.apply(StackSpec())
         with self.lock:
+            self._layer_cache.clear()
             for key in list(self._loaded):
                 for model in self._models().values():
                     peft_ops.delete(model, key)

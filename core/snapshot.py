@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from . import fusion, peft_ops
+from . import fusion
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,10 @@ class PipelineSnapshot:
         return asdict(self)
 
 
-def _component_state(model, key: str):
+def _component_state(layers, key: str):
     """(layers with key, fused?, strength) for one adapter in one component, read from its layers."""
     count, fused, strength = 0, False, None
-    for _, layer in peft_ops.lora_layers(model):
+    for _, layer in layers:
         if key not in layer.scaling:
             continue
         count += 1
@@ -60,8 +60,8 @@ def read_snapshot(owner, stack, reports) -> PipelineSnapshot:
     views = []
     for key, spec in stack.keyed():
         weights, layers, fused = [], 0, False
-        for component, model in models.items():
-            count, is_fused, strength = _component_state(model, key)
+        for component in models:
+            count, is_fused, strength = _component_state(owner.layers(component), key)
             layers += count
             fused = fused or is_fused
             if strength is not None:
