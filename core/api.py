@@ -33,9 +33,10 @@ class PipelineHandle:
         return self.owner.apply(self.stack)
 
 
-def open_pipeline(model: str, dtype: str = "auto") -> PipelineHandle:
-    """A handle with an empty stack for a built-in name or a diffusers folder (cached in the core)."""
-    return PipelineHandle(REGISTRY.get(model, dtype))
+def open_pipeline(model: str, dtype: str = "auto", config_folders: tuple[str, ...] = ()) -> PipelineHandle:
+    """A handle with an empty stack for a built-in name, a diffusers folder or a single-file checkpoint
+    (cached in the core); ``config_folders`` are local diffusers folders single files may take configs from."""
+    return PipelineHandle(REGISTRY.get(model, dtype, tuple(config_folders)))
 
 
 class Deck:

@@ -80,8 +80,10 @@ def load_folder(folder: str, dtype: torch.dtype, device: torch.device):
     return pipe.to(device)
 
 
-def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | None = None):
-    """A pipeline object for a built-in name (``tiny-sd (built-in)``) or a diffusers folder path."""
+def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | None = None,
+                   config_folders: tuple[str, ...] = ()):
+    """A pipeline object for a built-in name (``tiny-sd (built-in)``), a diffusers folder path, or a
+    single-file checkpoint (configured from a local diffusers folder of its family in ``config_folders``)."""
     device = device or default_device()
     dtype = resolve_dtype(dtype_name, device)
     name = model[: -len(BUILTIN_SUFFIX)] if model.endswith(BUILTIN_SUFFIX) else model
@@ -92,6 +94,10 @@ def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | 
             if isinstance(component, torch.nn.Module):
                 # built-ins are float32 already; passing dtype anyway makes diffusers warn
                 component.to(device) if dtype == torch.float32 else component.to(device=device, dtype=dtype)
+    elif model.lower().endswith(".safetensors") and os.path.isfile(model):
+        from .single_file import load_single_file
+
+        pipe = load_single_file(model, dtype, device, list(config_folders))
     else:
         pipe = load_folder(model, dtype, device)
     pipe.set_progress_bar_config(disable=True)
@@ -106,14 +112,14 @@ class PipelineRegistry:
         self._owners: OrderedDict[tuple[str, str], PipelineOwner] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, model: str, dtype_name: str = "auto") -> PipelineOwner:
+    def get(self, model: str, dtype_name: str = "auto", config_folders: tuple[str, ...] = ()) -> PipelineOwner:
         key = (model, dtype_name)
         with self._lock:
             owner = self._owners.get(key)
             if owner is not None:
                 self._owners.move_to_end(key)
                 return owner
-            pipe = build_pipeline(model, dtype_name)
+            pipe = build_pipeline(model, dtype_name, config_folders=config_folders)
             owner = PipelineOwner(pipe, family_of(pipe), label=f"{os.path.basename(model.rstrip('/'))} [{dtype_name}]")
             self._owners[key] = owner
             while len(self._owners) > self.capacity:

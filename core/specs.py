@@ -145,8 +145,8 @@ class GenerateParams:
     def __post_init__(self):
         if not 0 <= int(self.seed) <= 0xFFFFFFFFFFFFFFFF:
             raise SpecError(f"seed must be between 0 and 2^64-1, got {self.seed!r}")
-        if not 1 <= int(self.steps) <= 10000:
-            raise SpecError(f"steps must be between 1 and 10000, got {self.steps!r}")
+        if not 1 <= int(self.steps) <= 1000:
+            raise SpecError(f"steps must be between 1 and 1000 (diffusers' schedulers' limit), got {self.steps!r}")
         if not 1 <= int(self.batch_size) <= 64:
             raise SpecError(f"batch_size must be between 1 and 64, got {self.batch_size!r}")
         for what in ("width", "height"):

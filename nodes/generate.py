@@ -29,7 +29,8 @@ class Generate:
                                            "tooltip": "What to steer away from (used when cfg > 1)."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
                              "tooltip": "Random seed; the CPU generator makes it reproducible everywhere."}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip": "Denoising steps."}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 1000, "tooltip": "Denoising steps (diffusers' "
+                                                                                 "schedulers take at most 1000)."}),
             "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
                               "tooltip": "Classifier-free guidance scale: how closely to follow the prompt."}),
             "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8, "tooltip": "Image width in pixels."}),

@@ -21,12 +21,13 @@ class LoadPipeline:
     def INPUT_TYPES(cls):
         return {"required": {
             "model_name": (host.diffusers_models(), {
-                "tooltip": "A diffusers folder (with model_index.json) under models/diffusers, "
-                           "or the built-in tiny model for trying things out."}),
+                "tooltip": "A diffusers folder (with model_index.json) under models/diffusers, a single-file "
+                           "checkpoint under models/checkpoints (needs a diffusers folder of the same family "
+                           "for its config, offline), or a built-in tiny model for trying things out."}),
             "dtype": (list(DTYPE_CHOICES), {
                 "default": "auto",
                 "tooltip": "Weight precision. auto = float16 on a GPU, float32 on the CPU."}),
         }}
 
     def load(self, model_name: str, dtype: str):
-        return (open_pipeline(host.model_path(model_name), dtype),)
+        return (open_pipeline(host.model_path(model_name), dtype, host.diffusers_folders()),)
