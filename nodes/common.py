@@ -30,13 +30,13 @@ STRENGTH_MODEL_TIP = "How strongly the LoRA changes the denoiser (UNet/transform
 STRENGTH_CLIP_TIP = "How strongly the LoRA changes the text encoder(s). 0 = off, 1 = as trained."
 
 
-def validate_lora_name(name: str):
+def validate_lora_name(name: str, hashes=()):
     """True, or a plain-words message (ComfyUI shows it at queue time instead of 'value not in list')."""
     from ..core.errors import LoraFileError
     from . import host
 
     try:
-        host.lora_path(name)
+        host.lora_path(name, hashes)
     except LoraFileError as exc:
         return str(exc)
     return True

@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ..core.errors import PipelineLoadError
 from ..core.files import SAFE_SUFFIXES
-from ..core.names import inside, resolve_lora
+from ..core.names import Located, inside, locate, resolve_lora
 from ..core.pipelines import BUILTIN_NAMES
 
 log = logging.getLogger(__name__)
@@ -87,32 +87,55 @@ def lora_names() -> list[str]:
 
 
 def diffusers_models() -> list[str]:
-    """Folders under ``models/diffusers`` that hold a ``model_index.json`` (two levels deep), then built-ins."""
+    """Folders under ``models/diffusers`` that hold a ``model_index.json`` (two levels deep), single-file
+    checkpoints under ``models/checkpoints``, then the built-ins."""
+    folders = sorted({os.path.relpath(f, r).replace(os.sep, "/") for r, f in _diffusers_folders()}, key=str.lower)
+    files = sorted({n for root in roots("checkpoints") for n in _walk_files(root, SAFE_SUFFIXES)}, key=str.lower)
+    return folders + files + list(BUILTIN_NAMES)
+
+
+def diffusers_folders() -> tuple[str, ...]:
+    """Full paths of the local diffusers folders (single-file checkpoints take their configs from these)."""
+    return tuple(folder for _, folder in _diffusers_folders())
+
+
+def _diffusers_folders() -> list[tuple[str, str]]:
     found = []
     for root in roots("diffusers"):
         for folder, dirs, files in os.walk(root, followlinks=True):
             depth = os.path.relpath(folder, root).count(os.sep)
             if "model_index.json" in files and folder != root:
-                found.append(os.path.relpath(folder, root).replace(os.sep, "/"))
+                found.append((root, folder))
                 dirs[:] = []
             elif depth >= 1:
                 dirs[:] = []
             dirs.sort()
-    return sorted(found, key=str.lower) + list(BUILTIN_NAMES)
+    return found
 
 
-def lora_path(name: str) -> str:
-    return resolve_lora(name, roots("loras"), lora_names())
+def lora_path(name: str, hashes: Iterable[str] = ()) -> str:
+    """The file for a workflow's LoRA name; ``hashes`` (recorded with the node) find it under another name."""
+    return resolve_lora(name, roots("loras"), lora_names(), hashes=hashes)
+
+
+def locate_lora(name: str, hashes: Iterable[str] = ()) -> Located:
+    """Like ``lora_path``, also saying which name it is listed under here and which rule found it."""
+    return locate(name, roots("loras"), lora_names(), hashes)
 
 
 def model_path(name: str) -> str:
     if name in BUILTIN_NAMES:
         return name
+    if name.lower().endswith(SAFE_SUFFIXES):
+        for root in roots("checkpoints"):
+            path = inside(root, name)
+            if path:
+                return path
     for root in roots("diffusers"):
         index = inside(root, f"{name}/model_index.json")
         if index:
             return os.path.dirname(index)
-    raise PipelineLoadError(f"model {name!r} was not found under models/diffusers; "
+    raise PipelineLoadError(f"model {name!r} was not found under models/diffusers or models/checkpoints; "
                             "put a diffusers folder (with model_index.json) there or pick another model")
 
 
@@ -141,3 +164,23 @@ def _terminal_bar(step: int, total: int) -> None:
     if step >= total:
         sys.stderr.write("\n")
     sys.stderr.flush()
+
+
+def _attach_to_server() -> None:
+    """Inside ComfyUI: the panel's read-only routes and its live websocket event (see nodes/routes.py)."""
+    try:
+        from server import PromptServer  # type: ignore[import-not-found]
+    except ImportError:
+        log.warning("loradeck: ComfyUI's server module is missing; the LoRA Deck panel stays empty")
+        return
+    instance = getattr(PromptServer, "instance", None)
+    if instance is None:
+        log.warning("loradeck: no PromptServer yet; the LoRA Deck panel stays empty")
+        return
+    from . import routes
+
+    routes.attach(instance)
+
+
+if IN_COMFYUI:
+    _attach_to_server()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from ..core import stack_ops
 from ..core.errors import SpecError
-from . import host
+from . import host, records
 from .common import (
     CATEGORY,
     LORA_STACK,
@@ -42,25 +42,28 @@ class StackLoRA:
             required[f"strength_model_{i}"] = strength_input(STRENGTH_MODEL_TIP)
             required[f"strength_clip_{i}"] = strength_input(STRENGTH_CLIP_TIP)
         return {"required": required, "optional": {"lora_stack": (LORA_STACK, {
-            "tooltip": "A LORA_STACK from another node (Efficiency, Comfyroll, ...); applied before the slots."})}}
+            "tooltip": "A LORA_STACK from another node (Efficiency, Comfyroll, ...); applied before the slots."})},
+            "hidden": dict(records.HIDDEN)}
 
     @classmethod
     def VALIDATE_INPUTS(cls, lora_name_1=NONE_CHOICE, lora_name_2=NONE_CHOICE, lora_name_3=NONE_CHOICE,
-                        lora_name_4=NONE_CHOICE):
+                        lora_name_4=NONE_CHOICE, unique_id=None, extra_pnginfo=None):
+        recorded = records.recorded_hashes(extra_pnginfo, unique_id)
         for i, name in enumerate((lora_name_1, lora_name_2, lora_name_3, lora_name_4), start=1):
-            verdict = True if name == NONE_CHOICE else validate_lora_name(name)
+            verdict = True if name == NONE_CHOICE else validate_lora_name(name, recorded.get(name, ()))
             if verdict is not True:
                 return f"slot {i}: {verdict}"
         return True
 
     @classmethod
-    def IS_CHANGED(cls, **kwargs):
+    def IS_CHANGED(cls, unique_id=None, extra_pnginfo=None, **kwargs):
+        recorded = records.recorded_hashes(extra_pnginfo, unique_id)
         stamps = []
         for i in range(1, SLOTS + 1):
             name = kwargs.get(f"lora_name_{i}", NONE_CHOICE)
             if name != NONE_CHOICE and kwargs.get(f"enabled_{i}", True):
                 try:
-                    stamps.append(file_stamp(host.lora_path(name)))
+                    stamps.append(file_stamp(host.lora_path(name, recorded.get(name, ()))))
                 except Exception:
                     stamps.append("unresolved")
         return ",".join(stamps)
@@ -78,11 +81,13 @@ class StackLoRA:
                 items.append((name, kwargs[f"strength_model_{i}"], kwargs[f"strength_clip_{i}"]))
         return items
 
-    def stack(self, pipeline, lora_stack=None, **slots):
+    def stack(self, pipeline, lora_stack=None, unique_id=None, extra_pnginfo=None, **slots):
         entries = self.entries(slots, lora_stack)
-        stack = pipeline.stack
+        recorded = records.recorded_hashes(extra_pnginfo, unique_id)
+        stack, loaded = pipeline.stack, []
         for name, strength_model, strength_clip in entries:
-            path = host.lora_path(name)
-            pipeline.owner.prepare(path)
+            path = host.lora_path(name, recorded.get(name, ()))
+            report = pipeline.owner.prepare(path).report
             stack = stack_ops.add_adapter(stack, stack_ops.make_adapter(path, None, strength_model, strength_clip))
-        return (pipeline.with_stack(stack), entries)
+            loaded.append((name, stack.adapters[-1], report))
+        return {"ui": records.loader_ui(loaded), "result": (pipeline.with_stack(stack), entries)}

@@ -23,6 +23,7 @@ class RunContext:
     extra_pnginfo: dict
     saved: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    inputs: dict[str, dict] = field(default_factory=dict)  # node id -> evaluated inputs (image metadata reads it)
 
 
 def _label(node_id: str, node: dict) -> str:
@@ -106,6 +107,7 @@ class Executor:
             raise WorkflowError(f"node {trail[-1] if trail else '?'} links to node {node_id}, which does not exist")
         cls = CLASSES[node["class_type"]]
         kwargs = {**self._inputs(node_id, node, cls, trail), **self._hidden(cls, node_id)}
+        self.context.inputs[node_id] = kwargs
         where = _label(node_id, node)
         if hasattr(cls, "VALIDATE_INPUTS"):
             names = validated_inputs(cls)

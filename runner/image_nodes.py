@@ -6,7 +6,10 @@ import os
 import random
 import string
 
+from .parameters import for_save_node
 from .pngfile import save_path, to_pil, write_png
+
+HIDDEN = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"}
 
 
 class SaveImage:
@@ -23,14 +26,20 @@ class SaveImage:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})},
-                "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
+                "hidden": dict(HIDDEN)}
 
     def folder(self) -> str:
         return os.path.join(self.context.output_dir, self.SUBDIR)
 
-    def save_images(self, images, filename_prefix="ComfyUI", prompt=None, extra_pnginfo=None):
-        folder, stem, counter = save_path(self.folder(), filename_prefix)
+    def text_chunks(self, prompt, extra_pnginfo, unique_id) -> dict:
+        """ComfyUI's ``prompt`` and ``workflow`` chunks, plus A1111 ``parameters`` when a Generate made the images."""
         text = {**({"prompt": prompt} if prompt is not None else {}), **(extra_pnginfo or {})}
+        parameters = for_save_node(self.context.prompt, self.context.inputs, unique_id)
+        return {**text, "parameters": parameters} if parameters else text
+
+    def save_images(self, images, filename_prefix="ComfyUI", prompt=None, extra_pnginfo=None, unique_id=None):
+        folder, stem, counter = save_path(self.folder(), filename_prefix)
+        text = self.text_chunks(prompt, extra_pnginfo, unique_id)
         results = []
         for batch_number, image in enumerate(images):
             name = f"{stem.replace('%batch_num%', str(batch_number))}_{counter:05}_.png"
@@ -49,8 +58,8 @@ class PreviewImage(SaveImage):
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"images": ("IMAGE",)}, "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
+        return {"required": {"images": ("IMAGE",)}, "hidden": dict(HIDDEN)}
 
-    def save_images(self, images, filename_prefix="ComfyUI", prompt=None, extra_pnginfo=None):
+    def save_images(self, images, filename_prefix="ComfyUI", prompt=None, extra_pnginfo=None, unique_id=None):
         suffix = "".join(random.choice(string.ascii_lowercase) for _ in range(5))
-        return super().save_images(images, f"ComfyUI_temp_{suffix}", prompt, extra_pnginfo)
+        return super().save_images(images, f"ComfyUI_temp_{suffix}", prompt, extra_pnginfo, unique_id)

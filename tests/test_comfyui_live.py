@@ -56,11 +56,12 @@ def _get_json(url: str, timeout: float = 30.0):
         return json.load(resp)
 
 
-def _post_json(url: str, payload: dict, timeout: float = 30.0):
+def _post_json(url: str, payload, timeout: float = 30.0):
     req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
-            return json.load(resp)
+            body = resp.read()
+            return json.loads(body) if body else None
     except urllib.error.HTTPError as exc:
         raise AssertionError(f"POST {url} -> HTTP {exc.code}: {exc.read().decode(errors='replace')}") from None
 
@@ -197,3 +198,106 @@ def test_demo_workflow_runs(comfyui):
     for image in images:
         path = comfyui.output_dir / image["subfolder"] / image["filename"]
         assert path.is_file() and path.stat().st_size > 0, f"{path} missing or empty"
+
+
+PANEL_MODULES = ["panel.js", "node_info.js", "shared_names.js", "api_client.js", "panel_store.js", "panel_view.js"]
+
+
+def test_panel_modules_are_served(comfyui):
+    listed = _get_json(comfyui.base + "/extensions")
+    ours = {url.rsplit("/", 1)[-1]: url for url in listed if "/loradeck/" in url}
+    missing = [name for name in PANEL_MODULES if name not in ours]
+    assert not missing, f"/extensions does not list {missing}: {listed}"
+    for url in ours.values():
+        with _OPENER.open(comfyui.base + url, timeout=30) as resp:
+            assert resp.status == 200 and "javascript" in resp.headers.get("Content-Type", ""), url
+
+
+def test_snapshot_route_answers_after_the_demo(comfyui):
+    """Runs after test_demo_workflow_runs (file order): the panel's route lists the demo's pipeline."""
+    data = _get_json(comfyui.base + "/api/loradeck/snapshot")
+    labels = [p["label"] for p in data["pipelines"]]
+    assert "tiny-sd (built-in) [auto]" in labels, data
+    assert data["recent"], "no snapshot was published while the demo ran"
+    adapters = {a["name"] for s in data["recent"] for a in s["adapters"]}
+    assert {"loradeck-demo-style", "loradeck-demo-kohya", "detail"} <= adapters
+
+
+def _close_dialogs(page, tries: int = 20) -> None:
+    """Escape any dialog the frontend opened over the sidebar (a release note, a first-run tip)."""
+    for _ in range(tries):
+        page.wait_for_timeout(500)
+        if not page.locator(".p-dialog-mask").count():
+            return
+        page.keyboard.press("Escape")
+
+
+def _ours(message: str, url: str | None) -> bool:
+    return "loradeck" in (message + (url or "")).lower()
+
+
+def test_panel_opens_in_the_real_frontend_without_errors(comfyui):
+    """The real ComfyUI frontend in chromium: the LoRA Deck tab lists the demo pipeline; our JS logs no errors."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = os.environ.get("LORADECK_CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(chromium):
+        pytest.skip(f"no chromium at {chromium}")
+    problems: list[str] = []
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=args)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning")
+                and _ours(m.text, m.location.get("url")) else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        _post_json(comfyui.base + "/api/settings/Comfy.TutorialCompleted", True)  # no templates dialog on top
+        page.goto(comfyui.base)
+        page.wait_for_function("window.app && window.app.extensionManager", timeout=120_000)
+        _close_dialogs(page)
+        page.click(".loradeck-tab-button", timeout=60_000)
+        page.wait_for_selector("[data-testid=loradeck-panel] .loradeck-pipeline", timeout=60_000)
+        text = page.inner_text("[data-testid=loradeck-panel]")
+        out = Path(os.environ.get("LORADECK_TEST_OUTPUT") or PACK_ROOT / "tests" / "_output")
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out / "comfyui-live-panel.png"))
+        browser.close()
+    assert "tiny-sd (built-in) [auto]" in text
+    assert not problems, problems
+
+
+def _wait_for_history(comfyui, prompt_id: str, timeout: float = RUN_TIMEOUT) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entry = _get_json(f"{comfyui.base}/history/{prompt_id}").get(prompt_id)
+        if entry and entry.get("status", {}).get("completed") is not None:
+            return entry
+        time.sleep(0.5)
+    comfyui.fail(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
+
+
+def test_cancel_stops_generate_within_a_step(comfyui):
+    """Interrupt a 999-step Generate: it stops at once (ComfyUI's Cancel), and the pipeline still works."""
+    long_run = {
+        "1": {"class_type": "LoadPipeline|LoRADeck", "inputs": {"model_name": "tiny-sd (built-in)", "dtype": "auto"}},
+        "2": {"class_type": "Generate|LoRADeck", "inputs": {
+            "pipeline": ["1", 0], "prompt": "a lighthouse", "negative_prompt": "", "seed": 1, "steps": 999,
+            "cfg": 7.0, "width": 64, "height": 64, "batch_size": 1}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+    prompt_id = _post_json(comfyui.base + "/prompt", {"prompt": long_run, "client_id": "loradeck-cancel"})["prompt_id"]
+    deadline = time.monotonic() + 60
+    while not _get_json(comfyui.base + "/queue")["queue_running"]:
+        assert time.monotonic() < deadline, "the long Generate never started"
+        time.sleep(0.2)
+    time.sleep(2)  # well into the denoising loop
+    asked = time.monotonic()
+    _post_json(comfyui.base + "/interrupt", {})
+    entry = _wait_for_history(comfyui, prompt_id, timeout=60)
+    stopped_after = time.monotonic() - asked
+    kinds = [kind for kind, _ in entry["status"].get("messages", [])]
+    assert "execution_interrupted" in kinds, entry["status"]
+    assert stopped_after < 20, f"Generate took {stopped_after:.1f} s to stop"
+    long_run["2"]["inputs"]["steps"] = 2
+    again = _post_json(comfyui.base + "/prompt", {"prompt": long_run, "client_id": "loradeck-cancel"})["prompt_id"]
+    assert _wait_for_history(comfyui, again)["status"]["status_str"] == "success"

@@ -90,7 +90,7 @@ def test_stack_node_merges_an_incoming_lora_stack(node_env):
     slots = {f"{k}_{i}": v for i in range(1, 5) for k, v in
              (("enabled", i != 2), ("lora_name", "sub/b.safetensors" if i == 1 else "k.safetensors" if i == 2
                                     else "None"), ("strength_model", 0.5), ("strength_clip", 1.0))}
-    out, entries = node("StackLoRA").stack(handle, lora_stack=[("a.safetensors", 0.3, 0.2)], **slots)
+    out, entries = node("StackLoRA").stack(handle, lora_stack=[("a.safetensors", 0.3, 0.2)], **slots)["result"]
     assert entries == [("a.safetensors", 0.3, 0.2), ("sub/b.safetensors", 0.5, 1.0)]
     assert out.stack.names == ("a", "b")
 

@@ -1,0 +1,115 @@
+"""A small aiohttp server for browser tests of the panel: web/ as ComfyUI serves it, stand-ins for the frontend's
+scripts/app.js and scripts/api.js, and the pack's REAL routes and live event wired by ``routes.attach``.
+
+It plays ComfyUI's PromptServer: ``routes`` (a RouteTableDef, mirrored under /api like ComfyUI does) and a
+thread-safe ``send_sync`` that pushes ``{type, data}`` over a websocket at /ws.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from pathlib import Path
+
+from aiohttp import WSMsgType, web
+
+from loradeck.core import events
+from loradeck.nodes import routes
+
+PACK = Path(__file__).resolve().parents[1]
+WEB = PACK / "web"
+STANDIN = Path(__file__).resolve().parent / "browser"
+EXTENSION_PREFIX = "/extensions/loradeck"
+
+
+def _file(path: Path):
+    async def handler(request):
+        return web.FileResponse(path)
+
+    return handler
+
+
+class PanelTestServer:
+    def __init__(self, owners):
+        self.owners = owners  # a list the test may change; the routes read it on every request
+        self.routes = web.RouteTableDef()
+        self.sockets: set[web.WebSocketResponse] = set()
+        self.loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._listener = None
+        self.url = ""
+
+    # -- PromptServer's surface -----------------------------------------------------------------
+    def send_sync(self, event: str, data, sid=None) -> None:
+        asyncio.run_coroutine_threadsafe(self._broadcast({"type": event, "data": data}), self.loop)
+
+    async def _broadcast(self, message: dict) -> None:
+        for ws in list(self.sockets):
+            await ws.send_json(message)
+
+    # -- the app ---------------------------------------------------------------------------------
+    async def _websocket(self, request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.add(ws)
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.sockets.discard(ws)
+        return ws
+
+    async def _extensions(self, request):
+        return web.json_response(sorted(f"{EXTENSION_PREFIX}/{p.name}" for p in WEB.glob("*.js")))
+
+    def _app(self) -> web.Application:
+        self._listener = routes.attach(self, owners=lambda: tuple(self.owners), recent=routes.RecentSnapshots())
+        app = web.Application()
+        app.add_routes(self.routes)
+        app.add_routes([web.route(r.method, "/api" + r.path, r.handler) for r in self.routes])
+        app.add_routes([
+            web.get("/", _file(STANDIN / "index.html")),
+            web.get("/harness.js", _file(STANDIN / "harness.js")),
+            web.get("/ws", self._websocket),
+            web.get("/extensions", self._extensions),
+            web.static("/scripts", STANDIN / "scripts"),
+            web.static(EXTENSION_PREFIX, WEB),
+        ])
+        return app
+
+    async def _start(self, sock: socket.socket) -> None:
+        self._runner = web.AppRunner(self._app(), shutdown_timeout=2.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+
+    def start(self) -> PanelTestServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(sock), self.loop).result(30)
+        return self
+
+    async def _close(self) -> None:
+        for ws in list(self.sockets):
+            await ws.close()
+        await self._runner.cleanup()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            events.unsubscribe(self._listener)
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+def output_dir() -> Path:
+    """Where browser tests keep screenshots: $LORADECK_TEST_OUTPUT, default tests/_output (ignored by git)."""
+    folder = Path(os.environ.get("LORADECK_TEST_OUTPUT") or Path(__file__).resolve().parent / "_output")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -1,0 +1,87 @@
+"""Workflows saved with earlier releases keep working: node IDs, input names and widget order are frozen.
+
+tests/workflows/<release>/ holds a copy of every example workflow of that release (UI format, plus its
+API-format twin). Never edit those copies; when a release adds or changes an example, add a new folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from loradeck.runner import Workflow, load, run_workflow
+from loradeck.runner.registry import CLASSES, input_specs
+from loradeck.runner.ui_to_api import ui_to_api
+from loradeck.runner.workflow_file import is_api
+
+TESTS = Path(__file__).resolve().parent
+FROZEN = TESTS / "workflows"
+EXAMPLES = TESTS.parent / "example_workflows"
+UI_COPIES = sorted(p for p in FROZEN.glob("*/*.json") if not p.name.endswith(".api.json"))
+ALL_COPIES = sorted(FROZEN.glob("*/*.json"))
+OUTPUTS = {"SaveImage", "PreviewImage"}
+GENERATE = "Generate|LoRADeck"
+QUICK_STEPS = 2
+
+
+def _ids(paths):
+    return [f"{p.parent.name}/{p.name}" for p in paths]
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _prompt(path: Path) -> dict:
+    data = _read(path)
+    return data if is_api(data) else ui_to_api(data)
+
+
+def test_every_example_workflow_has_a_frozen_copy():
+    frozen = {p.name for p in ALL_COPIES}
+    missing = sorted(p.name for p in EXAMPLES.rglob("*.json") if p.name not in frozen)
+    assert not missing, f"copy {missing} from example_workflows/ to tests/workflows/<release>/ (never edit old copies)"
+
+
+@pytest.mark.parametrize("path", UI_COPIES, ids=_ids(UI_COPIES))
+def test_frozen_ui_workflow_converts_to_its_api_twin(path):
+    twin = path.with_name(path.name[: -len(".json")] + ".api.json")
+    if not twin.exists():
+        pytest.skip(f"{path.name} has no API twin")
+    converted, api = ui_to_api(_read(path)), _read(twin)
+    assert {k: v["class_type"] for k, v in converted.items()} == {k: v["class_type"] for k, v in api.items()}
+    assert {k: v["inputs"] for k, v in converted.items()} == {k: v["inputs"] for k, v in api.items()}
+
+
+@pytest.mark.parametrize("path", ALL_COPIES, ids=_ids(ALL_COPIES))
+def test_frozen_inputs_are_still_declared(path):
+    for node_id, node in _prompt(path).items():
+        cls = CLASSES[node["class_type"]]
+        declared, required = input_specs(cls), cls.INPUT_TYPES().get("required", {})
+        unknown = sorted(set(node["inputs"]) - set(declared))
+        missing = sorted(set(required) - set(node["inputs"]))
+        assert not unknown and not missing, f"node {node_id} ({node['class_type']}): {unknown=} {missing=}"
+
+
+def _quick(workflow: Workflow) -> Workflow:
+    """The same graph with Generate capped at QUICK_STEPS: the graph is what is frozen, not the picture."""
+    prompt = copy.deepcopy(workflow.prompt)
+    for node in prompt.values():
+        if node["class_type"] == GENERATE:
+            node["inputs"]["steps"] = min(int(node["inputs"]["steps"]), QUICK_STEPS)
+    return Workflow(prompt, workflow.ui, workflow.source)
+
+
+@pytest.mark.parametrize("path", UI_COPIES, ids=_ids(UI_COPIES))
+def test_frozen_workflow_runs(path, tmp_path):
+    workflow = load(str(path))
+    outputs = [n for n in workflow.ui["nodes"] if n["type"] in OUTPUTS and n.get("mode", 0) == 0]
+    context = run_workflow(_quick(workflow), str(tmp_path))
+    assert len(context.saved) == len(outputs)
+    for saved in context.saved:
+        text = Image.open(saved).text
+        assert {"prompt", "workflow", "parameters"} <= set(text), saved

@@ -1,0 +1,177 @@
+"""The panel's server side: GET routes answer from snapshots only, capped in size; live events; the host hook."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+import types
+from dataclasses import dataclass
+
+import pytest
+
+from helpers import make_pipe
+
+web = pytest.importorskip("aiohttp.web")
+from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+
+from loradeck.core import Deck, events  # noqa: E402
+from loradeck.nodes import host, panel_payload, routes  # noqa: E402
+
+XSS = "<img src=x onerror=window.__xss=1>"
+
+
+class FakePromptServer:
+    """What ``routes.attach`` needs from ComfyUI's PromptServer: ``routes`` and ``send_sync``."""
+
+    def __init__(self):
+        self.routes = web.RouteTableDef()
+        self.sent: list[tuple[str, dict]] = []
+
+    def send_sync(self, event, data, sid=None):
+        self.sent.append((event, data))
+
+
+def _get(route_table, path: str, **params):
+    """GET ``path`` from an app holding ``route_table``; returns (status, parsed JSON, body bytes)."""
+
+    async def go():
+        app = web.Application()
+        app.add_routes(route_table)
+        async with TestClient(TestServer(app)) as client:
+            response = await client.get(path, params=params)
+            body = await response.read()
+            return response.status, json.loads(body), body
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def deck(files):
+    deck = Deck(make_pipe(), label="panel-test")
+    deck.add(files["a"], name="style", model=0.8, clip=0.5).add(files["k"], name="detail", model=0.6)
+    return deck.fuse(names=["detail"])
+
+
+@pytest.fixture
+def attached(deck):
+    server, recent = FakePromptServer(), routes.RecentSnapshots()
+    listener = routes.attach(server, owners=lambda: (deck.owner,), recent=recent)
+    yield server, recent
+    events.unsubscribe(listener)
+
+
+def test_snapshot_route_lists_pipelines_adapters_weights_and_fused_flags(attached, deck):
+    server, _ = attached
+    status, data, _ = _get(server.routes, routes.SNAPSHOT_PATH)
+    assert status == 200 and data["version"] == 1 and not data["truncated"]
+    (pipeline,) = data["pipelines"]
+    assert pipeline["label"] == "panel-test" and pipeline["family"] == "sd1"
+    adapters = {a["name"]: a for a in pipeline["adapters"]}
+    assert set(adapters) == {"style", "detail"}
+    assert dict(adapters["style"]["weights"]) == {"unet": 0.8, "text_encoder": 0.5}
+    assert adapters["detail"]["fused"] and not adapters["style"]["fused"]
+    assert adapters["style"]["report"]["matched"] == adapters["style"]["report"]["total"] > 0
+
+
+def test_live_event_is_sent_and_kept_in_recent(attached, deck):
+    server, recent = attached
+    deck.set_weights("style", model=0.25)
+    event, body = server.sent[-1]
+    assert event == "loradeck.snapshot" and body["label"] == "panel-test"
+    assert dict(next(a for a in body["adapters"] if a["name"] == "style")["weights"])["unet"] == 0.25
+    _, data, _ = _get(server.routes, routes.SNAPSHOT_PATH)
+    assert data["recent"][0]["applied_at"] == body["applied_at"]
+
+
+def test_route_answers_while_the_pipeline_is_busy(attached, deck):
+    """The executor may hold the owner's lock mid-run: the route reads the immutable snapshot and answers."""
+    server, _ = attached
+    held, release = threading.Event(), threading.Event()
+
+    def busy():
+        with deck.owner.lock:
+            held.set()
+            release.wait(30)
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    try:
+        assert held.wait(10)
+        status, data, _ = _get(server.routes, routes.SNAPSHOT_PATH)
+        assert status == 200 and len(data["pipelines"][0]["adapters"]) == 2
+    finally:
+        release.set()
+        worker.join()
+
+
+def test_attach_is_idempotent(deck):
+    server = FakePromptServer()
+    first = routes.attach(server, owners=lambda: (deck.owner,), recent=routes.RecentSnapshots())
+    try:
+        assert routes.attach(server) is first
+        paths = [r.path for r in server.routes]
+        assert sorted(paths) == sorted([routes.SNAPSHOT_PATH, routes.RESOLVE_PATH])
+    finally:
+        events.unsubscribe(first)
+
+
+def test_host_hook_registers_on_comfyui_prompt_server(monkeypatch):
+    server = FakePromptServer()
+    monkeypatch.setitem(sys.modules, "server", types.SimpleNamespace(PromptServer=types.SimpleNamespace(
+        instance=server)))
+    host._attach_to_server()
+    try:
+        assert {r.path for r in server.routes} == {routes.SNAPSHOT_PATH, routes.RESOLVE_PATH}
+    finally:
+        events.unsubscribe(routes._attached[server])
+
+
+@dataclass(frozen=True)
+class _Snap:
+    data: dict
+
+    def to_dict(self):
+        return {**self.data, "adapters": list(self.data["adapters"])}
+
+
+def _huge_snapshot(count: int) -> _Snap:
+    adapter = {"name": XSS * 100, "file": "/x/" + "f" * 5000, "weights": [["unet", 1.0]], "fused": False,
+               "enabled": True, "report": {"metadata": {"trigger_words": ["w" * 3000] * 500, "nested": {"a": {
+                   "b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}}, "score": float("nan")}}
+    return _Snap({"label": "big", "family": "sd1", "applied_at": 1.0, "adapters": [adapter] * count})
+
+
+def test_response_is_capped_and_says_so():
+    server = FakePromptServer()
+    routes.register(server.routes, owners=lambda: (types.SimpleNamespace(snapshot=_huge_snapshot(5000)),),
+                    recent=routes.RecentSnapshots())
+    status, data, body = _get(server.routes, routes.SNAPSHOT_PATH)
+    assert status == 200 and len(body) <= panel_payload.MAX_RESPONSE_BYTES
+    (pipeline,) = data["pipelines"]
+    assert data["truncated"] and pipeline["adapters_truncated"] and pipeline["adapters_total"] == 5000
+    assert 0 < len(pipeline["adapters"]) < panel_payload.MAX_ADAPTERS
+    adapter = pipeline["adapters"][0]
+    assert len(adapter["name"]) <= panel_payload.MAX_TEXT + 1 and adapter["name"].endswith(panel_payload.CUT)
+    assert len(adapter["report"]["metadata"]["trigger_words"]) == panel_payload.MAX_ITEMS
+    assert adapter["report"]["score"] is None  # NaN is not JSON
+
+
+def test_event_body_is_capped_too():
+    body = panel_payload.event(_huge_snapshot(3000), max_bytes=200_000)
+    assert len(panel_payload.encode(body)) <= 200_000 and body["adapters_truncated"]
+
+
+def test_resolve_route_gives_local_names_never_paths(lora_dir):
+    host.use_headless(str(lora_dir))
+    server = FakePromptServer()
+    routes.register(server.routes, owners=tuple, recent=routes.RecentSnapshots())
+    _, found, _ = _get(server.routes, routes.RESOLVE_PATH, name="elsewhere\\b.safetensors")
+    assert found == {"name": "elsewhere\\b.safetensors", "found": "sub/b.safetensors", "how": "subfolder",
+                     "error": None}
+    _, missing, body = _get(server.routes, routes.RESOLVE_PATH, name="bb.safetensors")
+    assert missing["found"] is None and "Closest names: 'sub/b.safetensors'" in missing["error"]
+    assert str(lora_dir).encode() not in body
+    status, _, _ = _get(server.routes, routes.RESOLVE_PATH, name="x" * 2000)
+    assert status == 400

@@ -1,0 +1,174 @@
+"""A workflow saved on one machine runs on another: other subfolders, Windows separators, other names (by hash)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from loradeck.core.errors import LoraFileError
+from loradeck.core.names import HashIndex, file_sha256, locate, normalise_hash
+from loradeck.nodes import NODE_CLASS_MAPPINGS, host, records
+from loradeck.runner import WorkflowError, run_workflow
+from loradeck.runner.workflow_file import from_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UI = os.path.join(ROOT, "example_workflows", "loradeck-demo.json")
+DEMO = os.path.join(ROOT, "demo", "models", "loras")
+KOHYA = "loradeck-demo-kohya.safetensors"
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class CountingHasher:
+    def __init__(self):
+        self.paths: list[str] = []
+
+    def __call__(self, path: str) -> str:
+        self.paths.append(path)
+        return file_sha256(path)
+
+
+@pytest.fixture
+def index():
+    return HashIndex(CountingHasher())
+
+
+KNOWN = ["a.safetensors", "k.safetensors", "sub/b.safetensors"]
+
+
+@pytest.mark.parametrize("digits", [64, 10])
+def test_a_renamed_file_is_found_by_its_recorded_hash(lora_dir, files, index, digits):
+    roots = [str(lora_dir / "loras")]
+    found = locate("friend/renamed.safetensors", roots, KNOWN, [_sha(files["b"])[:digits].upper()], index)
+    assert (found.name, found.how, found.path) == ("sub/b.safetensors", "hash", os.path.realpath(files["b"]))
+    hashed = len(index.hasher.paths)
+    assert locate("other-name.safetensors", roots, KNOWN, [_sha(files["b"])], index).how == "hash"
+    assert len(index.hasher.paths) == hashed  # cached by (path, size, mtime)
+
+
+def test_no_hashing_when_the_name_resolves(lora_dir, files, index):
+    roots = [str(lora_dir / "loras")]
+    for name, how in (("sub/b.safetensors", "exact"), ("sub\\b.safetensors", "separators"),
+                      ("elsewhere/b.safetensors", "subfolder")):
+        assert locate(name, roots, KNOWN, [_sha(files["a"])], index).how == how
+    assert index.hasher.paths == []
+
+
+def test_a_changed_file_is_hashed_again(tmp_path, files, index):
+    root = tmp_path / "loras"
+    root.mkdir()
+    copy_path = root / "x.safetensors"
+    copy_path.write_bytes(Path(files["a"]).read_bytes())
+    assert locate("y.safetensors", [str(root)], ["x.safetensors"], [_sha(files["a"])], index).how == "hash"
+    copy_path.write_bytes(Path(files["k"]).read_bytes())
+    os.utime(copy_path, ns=(1, 1))
+    with pytest.raises(LoraFileError, match="not found in your loras folders, by name or by the hash recorded"):
+        locate("y.safetensors", [str(root)], ["x.safetensors"], [_sha(files["a"])], index)
+    assert len(index.hasher.paths) == 2
+
+
+def test_a_hash_never_resolves_outside_the_roots(lora_dir, tmp_path, files, index):
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(Path(files["a"]).read_bytes())
+    link = lora_dir / "loras" / "escape.safetensors"
+    link.symlink_to(outside)
+    try:
+        with pytest.raises(LoraFileError):
+            locate("gone.safetensors", [str(lora_dir / "loras")], ["escape.safetensors"], [_sha(files["a"])], index)
+    finally:
+        link.unlink()
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("SHA256:" + "AB" * 32, "ab" * 32), ("0123456789", "0123456789"), ("xyz", None), ("", None), (None, None),
+    ("g" * 64, None), ("12345", None), ("a" * 63, None),
+])
+def test_hash_forms(value, expected):
+    assert normalise_hash(value) == expected
+
+
+def test_recorded_hashes_come_from_the_node_in_the_workflow():
+    workflow = {"nodes": [
+        {"id": 3, "properties": {"models": [{"name": "a.safetensors", "directory": "loras", "hash": "h1"},
+                                            {"name": "ckpt.safetensors", "directory": "checkpoints", "hash": "h2"},
+                                            {"name": "b.safetensors", "hash": "h3"}, "junk", {"name": "c"}]}},
+        {"id": 4, "properties": {"models": [{"name": "a.safetensors", "directory": "loras", "hash": "other"}]}},
+    ]}
+    assert records.recorded_hashes({"workflow": workflow}, "3") == {"a.safetensors": ("h1",), "b.safetensors": ("h3",)}
+    for junk in (None, {}, {"workflow": None}, {"workflow": {"nodes": "x"}}, {"workflow": {"nodes": [1, None]}}):
+        assert records.recorded_hashes(junk, "3") == {}
+
+
+def test_loader_nodes_send_hashes_and_info_in_their_ui(node_handle, files):
+    handle = node_handle
+    ui = NODE_CLASS_MAPPINGS["LoadLoRA|LoRADeck"]().load(handle, "k.safetensors", 1.0, 1.0)["ui"]
+    sha = _sha(files["k"])
+    assert ui["loradeck_models"] == [{"name": "k.safetensors", "sha256": sha, "autov2": sha[:10]}]
+    assert ui["loradeck_info"][0].startswith("k: ") and "modules matched" in ui["loradeck_info"][0]
+    slots = {f"{k}_{i}": v for i in range(1, 5) for k, v in (
+        ("enabled", True), ("lora_name", "sub\\b.safetensors" if i == 1 else "None"), ("strength_model", 1.0),
+        ("strength_clip", 1.0))}
+    out = NODE_CLASS_MAPPINGS["StackLoRA|LoRADeck"]().stack(handle, lora_stack=[("a.safetensors", 1, 1)], **slots)
+    names = [m["name"] for m in out["ui"]["loradeck_models"]]
+    assert names == ["a.safetensors", "sub\\b.safetensors"] and out["result"][0].stack.names == ("a", "b")
+
+
+@pytest.fixture
+def node_handle(lora_dir):
+    from helpers import make_pipe
+    from loradeck.core.api import PipelineHandle
+    from loradeck.core.families import SD1
+    from loradeck.core.owner import PipelineOwner
+
+    host.use_headless(str(lora_dir))
+    return PipelineHandle(PipelineOwner(make_pipe(), SD1, "shared"))
+
+
+def _ui() -> dict:
+    with open(UI) as f:
+        return json.load(f)
+
+
+def _node(workflow: dict, node_id: int) -> dict:
+    return next(n for n in workflow["nodes"] if n["id"] == node_id)
+
+
+def _pixels(paths) -> np.ndarray:
+    (path,) = paths
+    return np.asarray(Image.open(path))
+
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory):
+    """The one-LoRA branch of the demo as shipped."""
+    return _pixels(run_workflow(UI, str(tmp_path_factory.mktemp("orig")), order=["11"]).saved)
+
+
+def test_workflow_from_another_machine_runs_by_hash(tmp_path, original):
+    """Node 9's LoRA is known there as 'friend\\renamed.safetensors'; only its recorded hash finds it here."""
+    workflow = _ui()
+    node = _node(workflow, 9)
+    node["widgets_values"][0] = "friend\\renamed.safetensors"
+    node["properties"]["models"] = [{"name": "friend\\renamed.safetensors", "directory": "loras",
+                                     "hash": _sha(os.path.join(DEMO, KOHYA)), "hash_type": "SHA256"}]
+    shared = run_workflow(from_data(copy.deepcopy(workflow), "shared"), str(tmp_path / "a"), order=["11"])
+    assert np.array_equal(_pixels(shared.saved), original)
+    node["properties"]["models"] = []
+    with pytest.raises(WorkflowError, match=r"node 9 .*renamed\.safetensors.*not found"):
+        run_workflow(from_data(workflow, "unshared"), str(tmp_path / "b"), order=["11"])
+
+
+def test_windows_separators_and_other_subfolders(tmp_path, original):
+    workflow = _ui()
+    _node(workflow, 9)["widgets_values"][0] = f"C:\\ComfyUI\\models\\loras\\sdxl\\{KOHYA}"
+    shared = run_workflow(from_data(workflow, "windows"), str(tmp_path), order=["11"])
+    assert np.array_equal(_pixels(shared.saved), original)
