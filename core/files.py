@@ -3,11 +3,17 @@
 Files are checked (size, header bytes, tensor count) before parsing, read fully into memory
 (never left memory-mapped: a file changed on disk later cannot crash the process), hashed
 while read, and cached by (path, size, mtime).
+
+Pickle files (.pt/.ckpt/.bin/.pth) are refused unless the caller opts in (``allow_pickle=True``
+or ``LORADECK_ALLOW_PICKLE=1``); then they are read with ``torch.load(weights_only=True)`` only,
+passed explicitly so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it off. Never a fallback:
+the suffix alone decides how a file is read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -29,11 +35,13 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_TENSORS = 50_000
 MAX_FILE_BYTES = 8 * 1024**3
+ALLOW_PICKLE_ENV = "LORADECK_ALLOW_PICKLE"
 
 _PICKLE_ADVICE = (
     "Pickle files can run code when loaded, so LoRA Deck reads .safetensors only. Convert it once on a machine "
     "you trust, e.g. python -c \"import torch, safetensors.torch as s; "
-    "s.save_file(torch.load('in.pt', weights_only=True), 'out.safetensors')\""
+    "s.save_file(torch.load('in.pt', weights_only=True), 'out.safetensors')\" "
+    f"(or set {ALLOW_PICKLE_ENV}=1 to read such files with torch.load(weights_only=True))"
 )
 
 
@@ -74,11 +82,27 @@ def stamp(path: str) -> FileStamp:
     return FileStamp(real, st.st_size, st.st_mtime_ns)
 
 
-def check_suffix(path: str) -> None:
+def pickle_allowed(allow_pickle: bool | None = None) -> bool:
+    """The explicit argument, else the ``LORADECK_ALLOW_PICKLE`` opt-in (off by default)."""
+    if allow_pickle is not None:
+        return bool(allow_pickle)
+    return os.environ.get(ALLOW_PICKLE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def allowed_suffixes(allow_pickle: bool | None = None) -> tuple[str, ...]:
+    """File name endings LoRA Deck reads: .safetensors, plus the pickle ones when opted in."""
+    return SAFE_SUFFIXES + (PICKLE_SUFFIXES if pickle_allowed(allow_pickle) else ())
+
+
+def is_pickle(path: str) -> bool:
+    return path.lower().endswith(PICKLE_SUFFIXES)
+
+
+def check_suffix(path: str, allow_pickle: bool | None = None) -> None:
     lower = path.lower()
-    if lower.endswith(PICKLE_SUFFIXES):
+    if is_pickle(lower) and not pickle_allowed(allow_pickle):
         raise LoraFileError(path, "is a pickle file", _PICKLE_ADVICE)
-    if not lower.endswith(SAFE_SUFFIXES):
+    if not lower.endswith(allowed_suffixes(allow_pickle)):
         raise LoraFileError(path, "is not a .safetensors file", "LoRA Deck reads LoRA weights from .safetensors files.")
 
 
@@ -98,15 +122,18 @@ def parse_header(path: str, head: bytes, size: int) -> dict:
         raise LoraFileError(path, f"has an unreadable header ({exc})", bad) from None
     if not isinstance(header, dict):
         raise LoraFileError(path, "has a header that is not a JSON object", bad)
-    if len(header) > MAX_TENSORS + 1:
-        raise LoraFileError(path, f"lists {len(header) - 1} tensors (limit {MAX_TENSORS})", bad)
+    count = len(header) - ("__metadata__" in header)
+    if count > MAX_TENSORS:
+        raise LoraFileError(path, f"lists {count} tensors (limit {MAX_TENSORS})", bad)
     return header
 
 
 def read_metadata(path: str) -> dict[str, str]:
-    """The safetensors ``__metadata__`` of a file, reading only its header."""
+    """The safetensors ``__metadata__`` of a file, reading only its header (pickle files have none)."""
     check_suffix(path)
     st = stamp(path)
+    if is_pickle(path):
+        return {}
     with open(st.path, "rb") as f:
         head = f.read(8)
         if len(head) == 8:
@@ -116,22 +143,41 @@ def read_metadata(path: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in meta.items()}
 
 
-def read_lora_file(path: str) -> LoraFile:
-    """Read, hash and parse one .safetensors file fully into memory."""
-    check_suffix(path)
-    st = stamp(path)
-    if st.size > MAX_FILE_BYTES:
-        raise LoraFileError(path, f"is {st.size} bytes (limit {MAX_FILE_BYTES})", "This is not a LoRA-sized file.")
-    with open(st.path, "rb") as f:
-        data = f.read()
+def _safetensors(path: str, data: bytes) -> tuple[dict, dict[str, str]]:
     header = parse_header(path, data[: 8 + MAX_HEADER_BYTES], len(data))
     try:
         tensors = load_safetensors_bytes(data)
     except Exception as exc:  # safetensors raises its own SafetensorError and others for bad bytes
         raise LoraFileError(path, f"is corrupt ({exc})", "Re-download the file.") from None
+    return tensors, {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
+
+
+def _pickle(path: str, data: bytes) -> tuple[dict, dict[str, str]]:
+    """Tensors from an opted-in pickle file: ``weights_only=True`` always, a flat name -> tensor dict."""
+    try:
+        loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # the weights-only unpickler refuses anything but tensors and plain containers
+        raise LoraFileError(path, f"cannot be read as weights only ({type(exc).__name__}: {str(exc)[:200]})",
+                            _PICKLE_ADVICE) from None
+    if not isinstance(loaded, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                               for k, v in loaded.items()):
+        raise LoraFileError(path, "does not hold a flat name -> tensor dictionary", "Re-export it as .safetensors.")
+    if len(loaded) > MAX_TENSORS:
+        raise LoraFileError(path, f"holds {len(loaded)} tensors (limit {MAX_TENSORS})", "This is not a LoRA file.")
+    return {k: v.detach().contiguous() for k, v in loaded.items()}, {}
+
+
+def read_lora_file(path: str, allow_pickle: bool | None = None) -> LoraFile:
+    """Read, hash and parse one .safetensors (or, when opted in, pickle) file fully into memory."""
+    check_suffix(path, allow_pickle)
+    st = stamp(path)
+    if st.size > MAX_FILE_BYTES:
+        raise LoraFileError(path, f"is {st.size} bytes (limit {MAX_FILE_BYTES})", "This is not a LoRA-sized file.")
+    with open(st.path, "rb") as f:
+        data = f.read()
+    tensors, meta = (_pickle if is_pickle(path) else _safetensors)(path, data)
     if not tensors:
         raise LoraFileError(path, "contains no tensors", "The file is empty; re-download or re-export it.")
-    meta = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
     return LoraFile(
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -160,6 +206,7 @@ class FileCache:
         self._lock = threading.Lock()
 
     def get(self, path: str) -> LoraFile:
+        check_suffix(path)  # a pickle file read while opted in is not served once the opt-in is gone
         key = stamp(path)
         with self._lock:
             if key in self._files:
@@ -174,6 +221,7 @@ class FileCache:
         return lora
 
     def sha256(self, path: str) -> str:
+        check_suffix(path)
         key = stamp(path)
         with self._lock:
             known = self._hashes.get(key)

@@ -7,20 +7,28 @@ an immutable ``PreparedAdapter`` plus a load report. Only then may the model be 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from .errors import IncompatibleLoraError, LoraFileError
 from .families import Family
-from .formats import ConvertedLora, ModulePatch
+from .formats import ANY_COMPONENT, ConvertedLora, ModulePatch
+from .formats.dora import axis_of, dora_delta
+from .formats.lycoris import dense_patch
+from .fusion import ORIGINAL
+from .metadata import LoraMetadata, parse_metadata
+
+log = logging.getLogger(__name__)
 
 PATCHABLE = (torch.nn.Linear, torch.nn.Conv2d)
 # transformers 4 CLIP text models nest everything under ``text_model``; transformers 5 does not,
 # while real kohya/diffusers files still name ``text_model``. Both spellings resolve.
 LEGACY_PREFIXES = ("text_model.",)
-BASE_MODEL_KEYS = ("modelspec.architecture", "ss_base_model_version", "ss_sd_model_name", "baseModel")
+# How a pipeline's component describes its width, for "which pipeline it met" in errors.
+WIDTH_ATTRIBUTES = (("cross_attention_dim", "cross-attention width"), ("hidden_size", "width"))
 
 
 def module_index(model: torch.nn.Module, extra_aliases=None) -> dict[str, str]:
@@ -53,9 +61,20 @@ def base_layer(model: torch.nn.Module, name: str) -> torch.nn.Module:
     return module.get_base_layer() if isinstance(module, BaseTunerLayer) else module
 
 
+def original_weight(model: torch.nn.Module, name: str) -> torch.Tensor:
+    """The module's base weight as loaded (the kept original while a fused adapter is baked in)."""
+    kept = getattr(model.get_submodule(name), ORIGINAL, None)
+    return kept if kept is not None else base_layer(model, name).weight
+
+
 @dataclass(frozen=True)
 class LoadReport:
-    """What a file matched: per component (name, matched, total in file), and where it fell short."""
+    """What a file matched: per component (name, matched, total in file), and where it fell short.
+
+    ``base_model`` is what the file's metadata says (or "unknown"); ``made_for`` what its keys and
+    shapes suggest; ``notes`` are remarks from conversion (skipped algorithms); ``metadata`` is
+    the parsed header (title, trigger words, training settings).
+    """
 
     file: str
     format: str
@@ -63,6 +82,9 @@ class LoadReport:
     unmatched: tuple[str, ...]
     ignored_keys: int
     base_model: str
+    made_for: str = ""
+    notes: tuple[str, ...] = ()
+    metadata: LoraMetadata = LoraMetadata()
 
     @property
     def matched(self) -> int:
@@ -74,22 +96,47 @@ class LoadReport:
 
     @property
     def partial(self) -> bool:
-        return self.matched < self.total or self.ignored_keys > 0
+        return self.matched < self.total or self.ignored_keys > 0 or bool(self.notes)
+
+    def warnings(self) -> tuple[str, ...]:
+        """Plain-words reasons this file applies only in part (empty when it applies fully)."""
+        found = []
+        if self.matched < self.total:
+            names = ", ".join(self.unmatched[:3]) + (" ..." if len(self.unmatched) > 3 else "")
+            found.append(f"only {self.matched} of {self.total} modules found in this pipeline (missing: {names})")
+        if self.ignored_keys:
+            found.append(f"{self.ignored_keys} keys not understood")
+        return (*found, *self.notes)
 
     def text(self) -> str:
         parts = ", ".join(f"{c} {m}/{t}" for c, m, t in self.components)
-        line = f"{self.format} LoRA: {self.matched}/{self.total} modules matched ({parts})"
-        if self.unmatched:
-            line += f"; not found: {', '.join(self.unmatched[:3])}" + (" ..." if len(self.unmatched) > 3 else "")
-        if self.ignored_keys:
-            line += f"; {self.ignored_keys} keys not understood"
-        return line
+        line = f"{self.format}: {self.matched}/{self.total} modules matched ({parts})"
+        warnings = self.warnings()
+        return line + (f". WARNING: {'; '.join(warnings)}" if warnings else "")
+
+    def base_text(self) -> str:
+        if self.metadata.base_model:
+            return f"{self.metadata.base_model} ({self.metadata.base_model_source})"
+        return f"{self.made_for} (guessed from its keys)" if self.made_for else "unknown"
+
+    def info_text(self, words: int = 12) -> str:
+        """The report for people: match line, base model, trigger words, title."""
+        lines = [self.text(), f"base model: {self.base_text()}"]
+        if self.metadata.trigger_words:
+            lines.append(f"trigger words: {', '.join(self.metadata.trigger_words[:words])}")
+        if self.metadata.title:
+            lines.append(f"title: {self.metadata.title}")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
+        metadata = self.metadata.to_dict()
+        if not metadata["base_model"] and self.made_for:
+            metadata.update(base_model=self.made_for, base_model_source="guessed from keys and shapes")
         return {"format": self.format, "matched": self.matched, "total": self.total,
                 "components": [{"component": c, "matched": m, "total": t} for c, m, t in self.components],
                 "unmatched": list(self.unmatched[:20]), "ignored_keys": self.ignored_keys,
-                "base_model": self.base_model}
+                "base_model": self.base_model, "made_for": self.made_for, "partial": self.partial,
+                "warnings": list(self.warnings()), "metadata": metadata}
 
 
 @dataclass(frozen=True)
@@ -102,75 +149,129 @@ class PreparedAdapter:
     report: LoadReport
 
 
-def guess_base_model(metadata) -> str:
-    for key in BASE_MODEL_KEYS:
-        if metadata.get(key):
-            return str(metadata[key])
-    return "unknown"
-
-
-def _fit(patch: ModulePatch, module: torch.nn.Module) -> ModulePatch | str:
-    """The patch reshaped to the module's layout, or a description of the mismatch."""
+def _fit_shapes(patch: ModulePatch, module: torch.nn.Module) -> ModulePatch | str:
+    """The pair reshaped to the module's layout, or a description of the mismatch."""
     down, up = patch.down, patch.up
     if isinstance(module, torch.nn.Linear):
         down = down.flatten(1) if down.dim() == 4 and down.shape[2:] == (1, 1) else down
         up = up.flatten(1) if up.dim() == 4 and up.shape[2:] == (1, 1) else up
         want_down, want_up = (patch.rank, module.in_features), (module.out_features, patch.rank)
     else:
-        kernel = tuple(module.kernel_size)
-        down = down[:, :, None, None] if down.dim() == 2 and kernel == (1, 1) else down
-        up = up[:, :, None, None] if up.dim() == 2 else up
-        want_down = (patch.rank, module.in_channels // module.groups, *kernel)
+        want_down = (patch.rank, module.in_channels // module.groups, *module.kernel_size)
         want_up = (module.out_channels, patch.rank, 1, 1)
+        # a flattened kernel [rank, in*kh*kw] (LoHa/LoKr factors, dense pairs) takes the layer's kernel
+        down = down.reshape(want_down) if down.dim() == 2 and down.numel() == torch.Size(want_down).numel() else down
+        up = up[:, :, None, None] if up.dim() == 2 else up
     if tuple(down.shape) != want_down or tuple(up.shape) != want_up:
         return f"down {tuple(patch.down.shape)} up {tuple(patch.up.shape)} vs layer needs {want_down} / {want_up}"
-    return ModulePatch(down=down, up=up, alpha=patch.alpha)
+    return replace(patch, down=down, up=up)
+
+
+def _low_rank_delta(patch: ModulePatch, shape) -> torch.Tensor:
+    return (patch.up.float().flatten(1) @ patch.down.float().flatten(1)).reshape(shape) * patch.scale
+
+
+def _fit(patch: ModulePatch, module: torch.nn.Module, weight: torch.Tensor) -> ModulePatch | str:
+    """Shapes fitted to the layer; a DoRA patch becomes its exact delta against ``weight``."""
+    fitted = _fit_shapes(patch, module)
+    if isinstance(fitted, str) or patch.dora_scale is None:
+        return fitted
+    if axis_of(patch.dora_scale, weight) is None:
+        return f"DoRA magnitude {tuple(patch.dora_scale.shape)} vs layer weight {tuple(weight.shape)}"
+    delta = dora_delta(weight, _low_rank_delta(fitted, weight.shape), patch.dora_scale)
+    # a dense delta is as big as the layer: keep it in the layer's dtype (peft would cast it there anyway)
+    return _fit_shapes(dense_patch(delta.to(weight.dtype) if weight.is_floating_point() else delta), module)
 
 
 def _check_finite(path: str, converted: ConvertedLora) -> None:
     for component, patches in converted.patches.items():
         for name, patch in patches.items():
-            if not (torch.isfinite(patch.down).all() and torch.isfinite(patch.up).all()):
+            if not all(torch.isfinite(t).all() for t in patch.tensors()):
                 raise LoraFileError(path, f"contains NaN or infinite values in {component} module {name}",
                                     "The file is damaged or was saved from a diverged training run; do not use it.")
             if patch.alpha is not None and not torch.isfinite(torch.tensor(patch.alpha)):
                 raise LoraFileError(path, f"has a non-finite alpha for {component} module {name}", "Re-export it.")
 
 
-def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: Family,
-            indexes: dict[str, dict[str, str]], models: dict[str, torch.nn.Module]) -> PreparedAdapter:
-    """Resolve and validate every patch; raise IncompatibleLoraError without touching any model."""
-    _check_finite(path, converted)
-    base = guess_base_model(metadata)
+def _home(name: str, patch: ModulePatch, family: Family, indexes, models) -> str:
+    """The component an unprefixed module belongs to: the first whose layer has that name and fits."""
+    having = [c for c in family.components if c in indexes and name in indexes[c]]
+    for component in having:
+        real = indexes[component][name]
+        if not isinstance(_fit_shapes(patch, base_layer(models[component], real)), str):
+            return component
+    return having[0] if having else family.denoiser
+
+
+def _by_component(converted: ConvertedLora, family: Family, indexes, models) -> dict[str, dict[str, ModulePatch]]:
+    grouped = {c: dict(p) for c, p in converted.patches.items() if c != ANY_COMPONENT}
+    for name, patch in converted.patches.get(ANY_COMPONENT, {}).items():
+        grouped.setdefault(_home(name, patch, family, indexes, models), {})[name] = patch
+    return grouped
+
+
+def _pipeline_text(family: Family, models) -> str:
+    """'Stable Diffusion 1.x/2.x pipeline (unet cross-attention width 768, text_encoder width 768)'."""
+    widths = []
+    for component, model in models.items():
+        config = getattr(model, "config", None)
+        for attribute, label in WIDTH_ATTRIBUTES:
+            value = getattr(config, attribute, None)
+            if isinstance(value, int):
+                widths.append(f"{component} {label} {value}")
+                break
+    return f"{family.title} pipeline" + (f" ({', '.join(widths)})" if widths else "")
+
+
+def _made_for_text(base: LoraMetadata, converted: ConvertedLora) -> str:
+    said = f" Its metadata says {base.base_model} ({base.base_model_source})." if base.base_model else ""
+    seems = f" Its keys and shapes suggest {converted.made_for}." if converted.made_for else ""
+    return said + seems
+
+
+def _match(converted, family, indexes, models):
+    """(fitted patches, per-component counts, unmatched names, shape mismatches)."""
     fitted: dict[str, dict[str, ModulePatch]] = {}
     counts, unmatched, mismatched = [], [], []
-    for component, patches in converted.patches.items():
-        index = indexes.get(component)
-        matched = 0
+    for component, patches in _by_component(converted, family, indexes, models).items():
+        index, matched = indexes.get(component), 0
         for name, patch in patches.items():
             real = index.get(name) if index is not None else None
             if real is None:
                 unmatched.append(f"{component}:{name}")
                 continue
-            fit = _fit(patch, base_layer(models[component], real))
+            model = models[component]
+            fit = _fit(patch, base_layer(model, real), original_weight(model, real))
             if isinstance(fit, str):
                 mismatched.append(f"{component}.{real}: {fit}")
                 continue
             fitted.setdefault(component, {})[real] = fit
             matched += 1
         counts.append((component, matched, len(patches)))
-    made_for = "" if base == "unknown" else f" It says it was made for {base!r}."
+    return fitted, tuple(sorted(counts)), tuple(unmatched), mismatched
+
+
+def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: Family,
+            indexes: dict[str, dict[str, str]], models: dict[str, torch.nn.Module]) -> PreparedAdapter:
+    """Resolve and validate every patch; raise IncompatibleLoraError without touching any model."""
+    _check_finite(path, converted)
+    meta = parse_metadata(metadata)
+    fitted, counts, unmatched, mismatched = _match(converted, family, indexes, models)
+    where = _pipeline_text(family, models)
+    made_for = _made_for_text(meta, converted)
     if mismatched:
         raise IncompatibleLoraError(
-            path, f"does not fit this {family.title} pipeline: {len(mismatched)} layers have other shapes, "
-            f"e.g. {mismatched[0]}.{made_for}", "Use a LoRA made for this base model.")
-    report = LoadReport(path, converted.format, tuple(sorted(counts)), tuple(unmatched),
-                        len(converted.ignored), base)
+            path, f"does not fit this {where}: {len(mismatched)} layers have other shapes, "
+            f"e.g. {mismatched[0]}.{made_for}", f"Use a LoRA made for {family.title}.")
+    report = LoadReport(path, converted.format, counts, unmatched, len(converted.ignored),
+                        meta.base_model or "unknown", converted.made_for, converted.notes, meta)
     if report.matched == 0:
         raise IncompatibleLoraError(
-            path, f"matched none of its {report.total} modules in this {family.title} pipeline "
-            f"(components in the file: {', '.join(converted.patches)}).{made_for}",
-            "Use a LoRA made for this base model.")
+            path, f"matched none of its {report.total} modules in this {where} "
+            f"(components in the file: {', '.join(c for c, _, _ in counts)}).{made_for}",
+            f"Use a LoRA made for {family.title}.")
+    if report.partial:
+        log.warning("%s: %s", path, "; ".join(report.warnings()))
     return PreparedAdapter(sha256, path, fitted, report)
 
 

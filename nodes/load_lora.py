@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from ..core import stack_ops
-from . import host
+from . import host, records
 from .common import (
     CATEGORY,
     PIPELINE,
@@ -42,23 +42,27 @@ class LoadLoRA:
                     "default": "",
                     "tooltip": "Name used by Set Adapter Weights and Fuse LoRA. Empty = the file name."}),
             },
+            "hidden": dict(records.HIDDEN),  # to read the hashes recorded with this node in a shared workflow
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, lora_name):
-        return validate_lora_name(lora_name)
+    def VALIDATE_INPUTS(cls, lora_name, unique_id=None, extra_pnginfo=None):
+        return validate_lora_name(lora_name, records.recorded_hashes(extra_pnginfo, unique_id).get(lora_name, ()))
 
     @classmethod
-    def IS_CHANGED(cls, lora_name, **_):
+    def IS_CHANGED(cls, lora_name, unique_id=None, extra_pnginfo=None, **_):
         try:
-            return file_stamp(host.lora_path(lora_name))
+            hashes = records.recorded_hashes(extra_pnginfo, unique_id).get(lora_name, ())
+            return file_stamp(host.lora_path(lora_name, hashes))
         except Exception:  # reported properly when the node runs
             return "unresolved"
 
-    def load(self, pipeline, lora_name: str, strength_model: float, strength_clip: float, adapter_name: str = ""):
-        path = host.lora_path(lora_name)
+    def load(self, pipeline, lora_name: str, strength_model: float, strength_clip: float, adapter_name: str = "",
+             unique_id=None, extra_pnginfo=None):
+        path = host.lora_path(lora_name, records.recorded_hashes(extra_pnginfo, unique_id).get(lora_name, ()))
         report = pipeline.owner.prepare(path).report
         adapter = stack_ops.make_adapter(path, adapter_name, strength_model, strength_clip)
         stack = stack_ops.add_adapter(pipeline.stack, adapter)
-        info = f"{stack.adapters[-1].name}: {report.text()}"
-        return {"ui": {"loradeck_info": [info]}, "result": (pipeline.with_stack(stack), info)}
+        ui = records.loader_ui([(lora_name, stack.adapters[-1], report)])
+        info = "\n".join(ui["loradeck_info"])  # match report, base model, trigger words, title
+        return {"ui": ui, "result": (pipeline.with_stack(stack), info)}

@@ -1,42 +1,52 @@
-"""Format detection by key layout, then one pure converter per source format."""
+"""Format detection by key layout, then one pure converter per source format.
+
+Every format ends as ``ModulePatch`` pairs (``up @ down * alpha / rank``, optionally DoRA), so
+the rest of the core applies them all the same way.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import LoraFileError
 from ..families import Family
+from .base_guess import guess_made_for
 from .diffusers_fmt import convert_diffusers, is_diffusers
 from .kohya import convert_kohya, is_kohya
-from .patch import ConvertedLora, ModulePatch
+from .patch import ANY_COMPONENT, ConvertedLora, ModulePatch
 
-__all__ = ["ConvertedLora", "ModulePatch", "convert"]
+__all__ = ["ANY_COMPONENT", "ConvertedLora", "ModulePatch", "convert"]
 
-_UNSUPPORTED = {
-    "hada_w1_a": "LyCORIS LoHa",
-    "lokr_w1": "LyCORIS LoKr",
-    "dora_scale": "DoRA",
-    "lora_magnitude_vector": "DoRA",
-}
+# (detector, converter) in order: kohya-style names first (their prefixes are unambiguous).
+_FORMATS = (
+    (lambda keys, family: is_kohya(keys, family.kohya_prefixes),
+     lambda tensors, metadata, family: convert_kohya(tensors, family.kohya_prefixes)),
+    (lambda keys, family: is_diffusers(keys),
+     lambda tensors, metadata, family: convert_diffusers(tensors, metadata, family.components)),
+)
 
 
-def _refuse_unsupported(path: str, keys) -> None:
-    for marker, kind in _UNSUPPORTED.items():
-        if any(marker in k for k in keys):
-            raise LoraFileError(path, f"is a {kind} file, which this version cannot apply yet",
-                                "Use a plain LoRA/LoCon file for now.")
+def _no_module(path: str, converted: ConvertedLora) -> LoraFileError:
+    if converted.notes:
+        return LoraFileError(path, f"has no module LoRA Deck can apply ({'; '.join(converted.notes)})",
+                             "Use a LoRA, LoCon, LoHa, LoKr or DoRA file.")
+    return LoraFileError(path, "contains no complete LoRA module (no down/up pair)",
+                         "The file is incomplete; re-download or re-export it.")
 
 
 def convert(path: str, tensors, metadata, family: Family) -> ConvertedLora:
     """Detect the layout of ``tensors`` and convert it to patches per component of ``family``."""
     keys = list(tensors)
-    _refuse_unsupported(path, keys)
-    if is_kohya(keys, family.kohya_prefixes):
-        converted = convert_kohya(tensors, family.kohya_prefixes)
-    elif is_diffusers(keys):
-        converted = convert_diffusers(tensors, metadata, family.components, family.denoiser)
+    for detect, run in _FORMATS:
+        if detect(keys, family):
+            converted = run(tensors, metadata, family)
+            break
     else:
         sample = ", ".join(keys[:3])
-        raise LoraFileError(path, f"has a key layout LoRA Deck does not recognise (first keys: {sample})",
+        hint = guess_made_for(keys, ConvertedLora("", {}))
+        seems = f"; it looks like a LoRA for {hint}" if hint else ""
+        raise LoraFileError(path, f"has a key layout LoRA Deck does not recognise (first keys: {sample}){seems}",
                             "If it is a LoRA from a trainer we do not know yet, please report it with these keys.")
     if converted.total == 0:
-        raise LoraFileError(path, "contains no complete LoRA module (no down/up pair)", "Re-export the file.")
-    return converted
+        raise _no_module(path, converted)
+    return replace(converted, made_for=guess_made_for(keys, converted))

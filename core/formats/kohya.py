@@ -1,35 +1,74 @@
-"""kohya-ss / A1111 LoRA and LoCon: ``lora_unet_<flat_module>.lora_down.weight`` and friends.
+"""kohya-ss / A1111 / LyCORIS files: ``lora_unet_<flat_module>.<part>`` and friends.
 
 Module names are the model's dotted names with ``.`` replaced by ``_``; they are resolved
 against the real model later (see ``resolve.py``), which is the only exact way to undo that.
+Each module picks its algorithm by the parts it has (as the reference loader does), so files
+that mix LoRA, LoCon, LoHa and LoKr modules load too.
 """
 
 from __future__ import annotations
 
-from .patch import ConvertedLora, ModulePatch
+from collections import Counter
+from dataclasses import replace
 
-SUFFIXES = {"lora_down.weight": "down", "lora_up.weight": "up", "alpha": "alpha"}
+from . import lycoris
+from .lowrank import tucker_down
+from .patch import ConvertedLora, ModulePatch, alpha_of
 
-
-def is_kohya(keys, prefixes) -> bool:
-    return any(k.startswith(p) and k.endswith(".lora_down.weight") for k in keys for p, _ in prefixes)
+# The part that identifies a module's algorithm -> algorithm (first match wins).
+ALGORITHM_MARKERS = (
+    ("lora_down", "lora"),
+    ("hada_w1_a", "loha"),
+    ("lokr_w1", "lokr"),
+    ("lokr_w1_a", "lokr"),
+    ("lokr_w2", "lokr"),
+    ("lokr_w2_a", "lokr"),
+    ("diff", "full"),
+)
+# Algorithms LoRA Deck recognises but cannot apply as a weight delta on a Linear/Conv layer.
+UNSUPPORTED_MARKERS = {"oft_blocks": "OFT/BOFT", "oft_diag": "OFT", "a1": "GLoRA", "w_norm": "norm-layer",
+                       "on_input": "(IA)^3"}
+DETECT_PARTS = ("lora_down", "hada_w1_a", "lokr_w1", "lokr_w1_a", "lokr_w2", "lokr_w2_a", "diff",
+                *UNSUPPORTED_MARKERS)
+LABELS = {"lora": "LoRA", "locon": "LoCon", "loha": "LoHa", "lokr": "LoKr", "full": "full"}
 
 
 def _split(key: str, prefixes) -> tuple[str, str, str] | None:
-    # ("lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight") -> (component, flat name, part)
-    stem, _, suffix = key.partition(".")
-    part = SUFFIXES.get(suffix)
-    if part is None:
+    # "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight" -> (component, flat name, "lora_down")
+    stem, _, part = key.partition(".")
+    if not part:
         return None
+    part = part.removesuffix(".weight")
     for prefix, component in sorted(prefixes, key=lambda p: -len(p[0])):
-        if stem.startswith(prefix):
+        if stem.startswith(prefix) and len(stem) > len(prefix):
             return component, stem[len(prefix) :], part
     return None
 
 
-def convert_kohya(state_dict, prefixes) -> ConvertedLora:
-    """Pure: kohya state dict -> patches per component. ``prefixes`` maps key prefix -> component."""
-    parts: dict[tuple[str, str], dict] = {}
+def is_kohya(keys, prefixes) -> bool:
+    return any(s is not None and s[2] in DETECT_PARTS for s in (_split(k, prefixes) for k in keys))
+
+
+def lora_patch(parts) -> ModulePatch | None:
+    """LoRA / LoCon: ``up @ down * alpha / rank``; a ``lora_mid`` Tucker core folds into ``down``."""
+    down, up = parts.get("lora_down"), parts.get("lora_up")
+    if down is None or up is None:
+        return None
+    if parts.get("lora_mid") is not None:
+        down = tucker_down(parts["lora_mid"], down)
+    return ModulePatch(down=down, up=up, alpha=alpha_of(parts))
+
+
+BUILDERS = {"lora": lora_patch, "loha": lycoris.loha_patch, "lokr": lycoris.lokr_patch, "full": lycoris.full_patch}
+
+
+def algorithm_of(parts) -> str | None:
+    return next((algo for marker, algo in ALGORITHM_MARKERS if marker in parts), None)
+
+
+def group(state_dict, prefixes) -> tuple[dict[tuple[str, str], dict], list[str]]:
+    """(component, flat module name) -> {part: tensor}, and the keys that fit no module."""
+    modules: dict[tuple[str, str], dict] = {}
     ignored = []
     for key, tensor in state_dict.items():
         split = _split(key, prefixes)
@@ -37,12 +76,50 @@ def convert_kohya(state_dict, prefixes) -> ConvertedLora:
             ignored.append(key)
             continue
         component, name, part = split
-        parts.setdefault((component, name), {})[part] = tensor
+        modules.setdefault((component, name), {})[part] = tensor
+    return modules, ignored
+
+
+def _build(parts) -> tuple[str, ModulePatch | None]:
+    algo = algorithm_of(parts)
+    patch = BUILDERS[algo](parts) if algo else None
+    if patch is not None and parts.get("dora_scale") is not None:
+        patch = replace(patch, dora_scale=parts["dora_scale"])
+    if algo == "lora" and patch is not None and (patch.down.dim() == 4 and patch.down.shape[2:].numel() > 1):
+        algo = "locon"
+    return algo or "", patch
+
+
+def _label(algos: set[str], dora: bool) -> str:
+    names = "+".join(LABELS[a] for a in LABELS if a in algos) or "LoRA"
+    family = "kohya" if algos <= {"lora", "locon"} else "LyCORIS"
+    return f"{family} {names}" + (" with DoRA" if dora else "")
+
+
+def _unsupported_notes(skipped: dict[str, int]) -> tuple[str, ...]:
+    return tuple(f"{n} {kind} module{'s' if n > 1 else ''} skipped: LoRA Deck cannot apply {kind} yet"
+                 for kind, n in sorted(skipped.items()))
+
+
+def _skipped(parts, patch: ModulePatch | None) -> str | None:
+    """The kind of change a module asks for that LoRA Deck leaves out (None: nothing left out)."""
+    if patch is None:
+        return next((kind for marker, kind in UNSUPPORTED_MARKERS.items() if marker in parts), None)
+    return "bias-difference" if parts.get("diff_b") is not None else None  # peft layers change weights only
+
+
+def convert_kohya(state_dict, prefixes) -> ConvertedLora:
+    """Pure: kohya/LyCORIS state dict -> patches per component. ``prefixes`` maps key prefix -> component."""
+    modules, ignored = group(state_dict, prefixes)
     patches: dict[str, dict[str, ModulePatch]] = {}
-    for (component, name), p in parts.items():
-        if "down" not in p or "up" not in p:
-            ignored.extend(f"{name}.{k}" for k in p)
+    algos, skipped = set(), Counter()
+    for (component, name), parts in modules.items():
+        algo, patch = _build(parts)
+        skipped.update([kind] if (kind := _skipped(parts, patch)) else [])
+        if patch is None:
+            ignored.extend(f"{component}:{name}.{part}" for part in parts)
             continue
-        alpha = float(p["alpha"].float().item()) if "alpha" in p else None
-        patches.setdefault(component, {})[name] = ModulePatch(down=p["down"], up=p["up"], alpha=alpha)
-    return ConvertedLora("kohya", patches, tuple(sorted(ignored)))
+        algos.add(algo)
+        patches.setdefault(component, {})[name] = patch
+    dora = any(p.dora_scale is not None for found in patches.values() for p in found.values())
+    return ConvertedLora(_label(algos, dora), patches, tuple(sorted(ignored)), _unsupported_notes(skipped))

@@ -1,0 +1,81 @@
+"""LyCORIS LoHa, LoKr and full-difference modules, rewritten exactly as one low-rank pair.
+
+Scales follow the reference loader (ComfyUI ``comfy/weight_adapter``):
+- LoHa: ``(w1a @ w1b) * (w2a @ w2b) * alpha / rank`` with rank = ``hada_w1_b``'s first dimension;
+  Tucker modules build each factor as ``einsum(t, w_b, w_a)`` (``w_a`` is then [rank, out]).
+- LoKr: ``kron(w1, w2) * alpha / dim`` where dim is the rank of ``w2`` if it is decomposed, else of
+  ``w1`` if that is; with both full (or no alpha) the scale is 1.
+- full: ``diff`` is the weight difference itself (scale 1).
+The scale goes into ``ModulePatch.alpha`` (alpha = scale * pair rank), so a strength multiplies
+it exactly as it does a plain LoRA's.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .lowrank import Pair, cheapest, f32, flat, hadamard_pair, identity_split, kron_pair, tucker_down
+from .patch import ModulePatch, alpha_of
+
+
+def _patch(pair: Pair, scale: float) -> ModulePatch:
+    up, down = cheapest(pair)
+    return ModulePatch(down=down, up=up, alpha=scale * down.shape[0])
+
+
+def _loha_factor(parts, n: int) -> Pair | None:
+    w_a, w_b, core = parts.get(f"hada_w{n}_a"), parts.get(f"hada_w{n}_b"), parts.get(f"hada_t{n}")
+    if w_a is None or w_b is None:
+        return None
+    if core is not None:  # Tucker: w_a is [rank, out]
+        return f32(w_a).T, tucker_down(core, w_b)
+    return f32(w_a), flat(f32(w_b))
+
+
+def loha_patch(parts) -> ModulePatch | None:
+    """LoHa (optionally Tucker): the Hadamard product as one pair of rank r1*r2."""
+    first, second = _loha_factor(parts, 1), _loha_factor(parts, 2)
+    if first is None or second is None:
+        return None
+    alpha = alpha_of(parts)
+    scale = 1.0 if alpha is None else alpha / parts["hada_w1_b"].shape[0]
+    return _patch(hadamard_pair(first, second), scale)
+
+
+def _lokr_factor(parts, n: int) -> tuple[Pair, int | None] | None:
+    """(pair, rank if decomposed else None) for ``w1`` or ``w2``."""
+    full = parts.get(f"lokr_w{n}")
+    if full is not None:
+        return identity_split(flat(full)), None
+    w_a, w_b, core = parts.get(f"lokr_w{n}_a"), parts.get(f"lokr_w{n}_b"), parts.get(f"lokr_t{n}")
+    if w_a is None or w_b is None:
+        return None
+    if core is not None:  # Tucker: w_a is [rank, out]
+        return (f32(w_a).T, tucker_down(core, w_b)), int(w_b.shape[0])
+    return (f32(w_a), flat(f32(w_b))), int(w_b.shape[0])
+
+
+def lokr_patch(parts) -> ModulePatch | None:
+    """LoKr: ``kron(w1, w2)`` as one pair via the mixed-product rule."""
+    first, second = _lokr_factor(parts, 1), _lokr_factor(parts, 2)
+    if first is None or second is None:
+        return None
+    dim = second[1] if second[1] is not None else first[1]
+    alpha = alpha_of(parts)
+    scale = 1.0 if alpha is None or dim is None else alpha / dim
+    return _patch(kron_pair(first[0], second[0]), scale)
+
+
+def full_patch(parts) -> ModulePatch | None:
+    """A stored weight difference (LyCORIS "full"/diff files), as an exact dense pair."""
+    diff = parts.get("diff")
+    if diff is None or diff.dim() < 2:
+        return None
+    up, down = identity_split(flat(diff))
+    return ModulePatch(down=down, up=up, alpha=None)
+
+
+def dense_patch(delta: torch.Tensor) -> ModulePatch:
+    """Any weight delta (linear [out, in] or conv [out, in, kh, kw]) as an exact pair, scale 1."""
+    up, down = identity_split(flat(delta))
+    return ModulePatch(down=down, up=up, alpha=None)
