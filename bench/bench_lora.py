@@ -1,17 +1,19 @@
 """LoRA Deck vs diffusers called directly: same model, same files, same run.
 
-    python bench/bench_lora.py            # SD1.5-size UNet + CLIP text encoder, fp16, CPU (a few minutes)
+    python bench/bench_lora.py            # SD1.5-size UNet + CLIP text encoder, fp16, CPU (about 2 minutes idle)
     python bench/bench_lora.py --small    # a much smaller config, as a smoke run (well under a minute)
-    python bench/bench_lora.py --json /tmp/loradeck-bench.json
+    python bench/bench_lora.py --json /tmp/loradeck-bench.json --profile
 
 Two identical pipelines are built from configs with fixed seeds (random weights, nothing is
 downloaded); one is driven with diffusers' own LoRA methods, the other through ``Deck``. Only
 adapter operations are timed (no inference). See bench/README.md for what each row means.
+Exit status 1 when a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import cProfile
 import gc
@@ -23,12 +25,13 @@ import platform
 import pstats
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from safetensors.torch import save_file
@@ -39,21 +42,26 @@ from loradeck.core.files import FILE_CACHE
 from loradeck.core.tiny import tiny_clip_tokenizer, tiny_vae
 
 REPO = os.path.dirname(os.path.abspath(loradeck.__file__))
+COMPONENTS = ("unet", "text_encoder")
 
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out")
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 RANK = 32
 FUSE_CYCLES = 5
+BUSY = 0.10  # other processes using more than this share of one core during a row's timings: flagged
 
-# Targets: LoRA Deck time / diffusers time must be at most this (or, for "speedup", at least).
+# Targets: LoRA Deck time / diffusers time must be at most this (or, for the reload row, the speedup at least).
 TARGET_LOAD = 1.1
 TARGET_STRENGTH = 1.2
 TARGET_RELOAD_SPEEDUP = 20.0
 
-# Strengths (model/unet, clip/text_encoder) per adapter: the load, then values alternated between changes.
-LOAD_WEIGHTS = {"a": (0.8, 0.6), "b": (0.5, 1.0)}
-CHANGE_WEIGHTS = ({"a": (0.7, 0.4), "b": (0.3, 0.9)}, {"a": (0.9, 0.5), "b": (0.6, 0.8)})
-CYCLE_WEIGHTS = tuple({"a": (0.5 + 0.1 * i, 1.0 - 0.1 * i), "b": (1.0 - 0.15 * i, 0.4 + 0.1 * i)}
+# Adapter names. Not single letters: diffusers 0.42 flags "missing keys" by substring (``"b" in "down_blocks..."``).
+STYLE, DETAIL = "style", "detail"
+ADAPTERS = (STYLE, DETAIL)
+# Strengths as (model = unet, clip = text_encoder) per adapter: at load, the two alternated changes, each fuse cycle.
+LOAD_WEIGHTS = {STYLE: (0.8, 0.6), DETAIL: (0.5, 1.0)}
+CHANGE_WEIGHTS = ({STYLE: (0.7, 0.4), DETAIL: (0.3, 0.9)}, {STYLE: (0.9, 0.5), DETAIL: (0.6, 0.8)})
+CYCLE_WEIGHTS = tuple({STYLE: (0.5 + 0.1 * i, 1.0 - 0.1 * i), DETAIL: (1.0 - 0.15 * i, 0.4 + 0.1 * i)}
                       for i in range(FUSE_CYCLES))
 
 
@@ -62,8 +70,9 @@ class Config:
     name: str
     unet: dict
     text: dict
-    repeats: int  # timed repeats of the expensive operations (load, reload)
-    cheap_repeats: int  # timed repeats of the cheap ones (strength changes)
+    load_repeats: int  # timed first loads (each but the last followed by unloading both sides)
+    reload_repeats: int  # timed diffusers unload+reload
+    cheap_repeats: int  # timed strength changes, per kind
 
 
 FULL = Config(
@@ -72,16 +81,18 @@ FULL = Config(
               cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32),
     text=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
               projection_dim=768),
-    repeats=3,
-    cheap_repeats=7,
+    load_repeats=7,
+    reload_repeats=3,
+    cheap_repeats=9,
 )
 SMALL = Config(
     name="small (UNet 32/64/128/128, CLIP 2x64), fp16",
     unet=dict(sample_size=32, block_out_channels=(32, 64, 128, 128), layers_per_block=2,
               cross_attention_dim=64, attention_head_dim=8, norm_num_groups=32),
     text=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256, projection_dim=64),
-    repeats=3,
-    cheap_repeats=7,
+    load_repeats=5,
+    reload_repeats=3,
+    cheap_repeats=9,
 )
 
 
@@ -92,14 +103,15 @@ def build_pipeline(cfg: Config, seed: int = 0):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = tiny_clip_tokenizer()
-    vocab = 49408
+    vocab = 49408  # CLIP's; must cover the tokenizer's ids
     assert vocab >= len(tokenizer)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         in_channels=4, out_channels=4,
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        use_linear_projection=False, **cfg.unet,
+        use_linear_projection=False,  # SD1.5: proj_in / proj_out are 1x1 Conv2d
+        **cfg.unet,
     ).to(torch.float16).eval()
     torch.manual_seed(seed + 1)
     text_encoder = CLIPTextModel(CLIPTextConfig(
@@ -176,6 +188,48 @@ class Profiler:
         return out.getvalue()
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """(CPU seconds used by the whole machine, by this process) so far; machine total is 0 where unknown."""
+    ours = sum(os.times()[:2])
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, ours
+    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK"), ours
+
+
+class Contention:
+    """CPU time other processes used during each phase: a busy machine inflates wall-clock timings.
+
+    Torch runs one thread per core, so a single busy neighbour can slow tensor work several-fold.
+    Measured over whole phases (CPU accounting ticks are 10 ms, too coarse for one 5 ms call).
+    """
+
+    wall: dict[str, float] = {}
+    others: dict[str, float] = {}
+
+    @classmethod
+    @contextlib.contextmanager
+    def window(cls, key: str):
+        before, start = _cpu_seconds(), time.perf_counter()
+        try:
+            yield
+        finally:
+            wall, after = time.perf_counter() - start, _cpu_seconds()
+            if before[0] and after[0]:
+                cls.wall[key] = cls.wall.get(key, 0.0) + wall
+                cls.others[key] = cls.others.get(key, 0.0) + max(0.0, (after[0] - before[0]) - (after[1] - before[1]))
+
+    @classmethod
+    def share(cls, *keys: str) -> float | None:
+        """Other processes' CPU use during the timed sections of ``keys`` (all if none), as a fraction of one core."""
+        keys = keys or tuple(cls.wall)
+        wall = sum(cls.wall.get(k, 0.0) for k in keys)
+        return sum(cls.others.get(k, 0.0) for k in keys) / wall if wall > 0 else None
+
+
 def timed(fn: Callable[[], object]) -> float:
     gc.collect()
     start = time.perf_counter()
@@ -186,12 +240,13 @@ def timed(fn: Callable[[], object]) -> float:
 @dataclass
 class Row:
     label: str
-    diffusers: float | None  # seconds (or, for drift rows, max abs difference)
+    diffusers: float | None  # seconds (drift row: max abs difference)
     loradeck: float | None
     target: str = ""
-    passed: bool | None = None
-    ratio: float | None = None  # loradeck / diffusers unless stated
+    passed: bool | None = None  # None: reported, no target
+    ratio: float | None = None  # LoRA Deck / diffusers unless the note says otherwise
     note: str = ""
+    busy: float | None = None  # other processes' share of one core while this row was timed
     samples: dict = field(default_factory=dict)
 
 
@@ -199,28 +254,30 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def diffusers_weights(weights: dict[str, tuple[float, float]]) -> tuple[list[str], list[dict]]:
+# -- the two sides ------------------------------------------------------------------------------
+def set_diffusers(pipe, weights: dict[str, tuple[float, float]]) -> None:
     names = sorted(weights)
-    return names, [{"unet": weights[n][0], "text_encoder": weights[n][1]} for n in names]
-
-
-def set_diffusers(pipe, weights) -> None:
-    names, per_adapter = diffusers_weights(weights)
-    pipe.set_adapters(names, adapter_weights=per_adapter)
+    pipe.set_adapters(names, adapter_weights=[{"unet": weights[n][0], "text_encoder": weights[n][1]} for n in names])
 
 
 def load_diffusers(pipe, paths: dict[str, str]) -> None:
-    for name in sorted(paths):
+    for name in ADAPTERS:
         pipe.load_lora_weights(paths[name], adapter_name=name)
     set_diffusers(pipe, LOAD_WEIGHTS)
 
 
 def load_deck(pipe, paths: dict[str, str]) -> Deck:
     deck = Deck(pipe, label="bench")
-    for name in sorted(paths):
+    for name in ADAPTERS:
         model, clip = LOAD_WEIGHTS[name]
         deck.add(paths[name], name=name, model=model, clip=clip)
     return deck
+
+
+def set_deck(deck: Deck, weights: dict[str, tuple[float, float]]) -> None:
+    """The public API changes one adapter per call."""
+    for name in sorted(weights):
+        deck.set_weights(name, model=weights[name][0], clip=weights[name][1])
 
 
 def reset_file_cache() -> None:
@@ -228,10 +285,33 @@ def reset_file_cache() -> None:
     FILE_CACHE.__init__(FILE_CACHE.budget_bytes)
 
 
-def peft_layer_count(pipe) -> dict[str, int]:
+# -- checks -------------------------------------------------------------------------------------
+def lora_layers(model: torch.nn.Module):
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    return {c: sum(isinstance(m, BaseTunerLayer) for m in getattr(pipe, c).modules()) for c in ("unet", "text_encoder")}
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
+
+
+def peft_layer_count(pipe) -> dict[str, int]:
+    return {c: len(lora_layers(getattr(pipe, c))) for c in COMPONENTS}
+
+
+def scale_mismatch(pipe_d, pipe_l, deck: Deck) -> float:
+    """Max |scale diffusers - scale LoRA Deck| over every layer and adapter (inf if activity differs)."""
+    keys = {spec.name: key for key, spec in deck.stack.keyed()}
+    worst = 0.0
+    for c in COMPONENTS:
+        layers_l = dict(lora_layers(getattr(pipe_l, c)))
+        for name, layer_d in lora_layers(getattr(pipe_d, c)):
+            layer_l = layers_l[name]
+            for adapter in ADAPTERS:
+                active_d = adapter in layer_d.active_adapters
+                active_l = keys[adapter] in layer_l.active_adapters
+                if active_d != active_l:
+                    return float("inf")
+                if active_d:
+                    worst = max(worst, abs(layer_d.scaling[adapter] - layer_l.scaling[keys[adapter]]))
+    return worst
 
 
 def base_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -264,6 +344,18 @@ def max_diff_between(a: torch.nn.Module, b: torch.nn.Module) -> float:
     return max((sa[k].float() - sb[k].float()).abs().max().item() for k in sa if sa[k].numel())
 
 
+def code_version() -> str:
+    """The repository's commit, and whether core/ has uncommitted changes (the code measured)."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "core"], capture_output=True,
+                               text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return head + (" + uncommitted changes in core/" if dirty else "")
+
+
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
 
@@ -275,149 +367,174 @@ def run(cfg: Config, tmp: str, profiler: Profiler, log: Callable[[str], None]) -
     source = build_pipeline(cfg)
     info["unet_params_M"] = round(sum(p.numel() for p in source.unet.parameters()) / 1e6, 1)
     info["text_encoder_params_M"] = round(sum(p.numel() for p in source.text_encoder.parameters()) / 1e6, 1)
-    reference = {c: {k: v.clone() for k, v in base_state(getattr(source, c)).items()} for c in ("unet", "text_encoder")}
-    pipe_d, pipe_l = source, copy.deepcopy(source)  # identical weights; one per library
+    reference = {c: {k: v.clone() for k, v in base_state(getattr(source, c)).items()} for c in COMPONENTS}
+    pipe_d, pipe_l = source, copy.deepcopy(source)  # identical weights; one pipeline per library
     del source
-    paths = {"a": os.path.join(tmp, "bench_lora_a.safetensors"), "b": os.path.join(tmp, "bench_lora_b.safetensors")}
-    for seed, name in enumerate(sorted(paths), start=1):
+    paths = {name: os.path.join(tmp, f"bench_{name}.safetensors") for name in ADAPTERS}
+    for seed, name in enumerate(ADAPTERS, start=1):
         unet_n, text_n = write_lora(pipe_d, paths[name], seed=seed)
     info["lora_modules"] = {"unet": unet_n, "text_encoder": text_n}
-    info["lora_file_MB"] = round(os.path.getsize(paths["a"]) / 1e6, 1)
+    info["lora_file_MB"] = round(os.path.getsize(paths[STYLE]) / 1e6, 1)
     info["build_s"] = round(time.perf_counter() - t0, 1)
     log(f"built 2 pipelines (UNet {info['unet_params_M']}M, text encoder {info['text_encoder_params_M']}M params) "
         f"and 2 LoRA files ({unet_n}+{text_n} modules, rank {RANK}, {info['lora_file_MB']} MB each) "
         f"in {info['build_s']} s")
     rows: list[Row] = []
 
-    # 1. first load ------------------------------------------------------------------------------
-    load_d, load_l, deck = [], [], None
-    for i in range(cfg.repeats):
+    # 1. first load: both files, then their strengths --------------------------------------------
+    load_d, load_l, box = [], [], {}
+
+    def side_d():
+        load_d.append(timed(lambda: load_diffusers(pipe_d, paths)))
+
+    def side_l():
+        load_l.append(timed(profiler.wrap("first load", lambda: box.update(deck=load_deck(pipe_l, paths)))))
+
+    for i in range(cfg.load_repeats):
         if i:
             pipe_d.unload_lora_weights()
-            deck.unload()
-            assert peft_layer_count(pipe_l) == {"unet": 0, "text_encoder": 0}, "Deck.unload left peft layers"
+            box.pop("deck").unload()
+            assert peft_layer_count(pipe_d) == peft_layer_count(pipe_l) == {c: 0 for c in COMPONENTS}
         reset_file_cache()
-        load_d.append(timed(lambda: load_diffusers(pipe_d, paths)))
-        box = {}
-        load_once = lambda box=box: box.setdefault("deck", load_deck(pipe_l, paths))  # noqa: E731
-        load_l.append(timed(profiler.wrap("first load", load_once)))
-        deck = box["deck"]
+        with Contention.window("load"):
+            for side in (side_d, side_l) if i % 2 == 0 else (side_l, side_d):  # alternate who goes first
+                side()
         log(f"  first load #{i + 1}: diffusers {load_d[-1]:.3f} s, LoRA Deck {load_l[-1]:.3f} s")
+    deck: Deck = box["deck"]
     reads_after_load, loads_after_load = FILE_CACHE.reads, deck.owner.loads
-    layers_d, layers_l = peft_layer_count(pipe_d), peft_layer_count(pipe_l)
-    info["peft_layers"] = {"diffusers": layers_d, "loradeck": layers_l}
-    assert layers_d == layers_l == {"unet": unet_n, "text_encoder": text_n}, info["peft_layers"]
-    assert reads_after_load == 2 and loads_after_load == 2, (reads_after_load, loads_after_load)
+    info["peft_layers"] = {"diffusers": peft_layer_count(pipe_d), "loradeck": peft_layer_count(pipe_l)}
+    assert info["peft_layers"]["diffusers"] == info["peft_layers"]["loradeck"] == info["lora_modules"], info
+    assert (reads_after_load, loads_after_load) == (2, 2), (reads_after_load, loads_after_load)
+    info["scale_mismatch_after_load"] = scale_mismatch(pipe_d, pipe_l, deck)
     ratio = median(load_l) / median(load_d)
     rows.append(Row("1. first load (2 files + strengths)", median(load_d), median(load_l), f"<= {TARGET_LOAD}x",
-                    ratio <= TARGET_LOAD, ratio, note="LoRA Deck also reads fully + SHA-256 hashes each file",
+                    ratio <= TARGET_LOAD, ratio, busy=Contention.share("load"),
+                    note="LoRA Deck from a cold file cache: reads each file fully and SHA-256 hashes it",
                     samples={"diffusers": load_d, "loradeck": load_l}))
 
-    # 2. strength change -------------------------------------------------------------------------
+    # 2. strength changes ------------------------------------------------------------------------
     both_d, both_l, one_d, one_l = [], [], [], []
-    for i in range(cfg.cheap_repeats):
-        w = CHANGE_WEIGHTS[i % 2]
-        both_d.append(timed(lambda w=w: set_diffusers(pipe_d, w)))
-
-        def deck_both(w=w):
-            for name in sorted(w):
-                deck.set_weights(name, model=w[name][0], clip=w[name][1])
-
-        both_l.append(timed(profiler.wrap("set_weights", deck_both)))
-    for i in range(cfg.cheap_repeats):
-        w = {**CHANGE_WEIGHTS[1 - i % 2], "a": CHANGE_WEIGHTS[i % 2]["a"]}  # only "a" differs from the state before
-        one_d.append(timed(lambda w=w: set_diffusers(pipe_d, w)))
-        one_l.append(timed(profiler.wrap("set_weights", lambda w=w: deck.set_weights("a", model=w["a"][0],
-                                                                                     clip=w["a"][1]))))
+    state = LOAD_WEIGHTS
+    with Contention.window("strength"):
+        for i in range(cfg.cheap_repeats):  # both adapters change
+            state = CHANGE_WEIGHTS[i % 2]
+            both_d.append(timed(lambda w=state: set_diffusers(pipe_d, w)))
+            both_l.append(timed(profiler.wrap("set_weights", lambda w=state: set_deck(deck, w))))
+        for i in range(cfg.cheap_repeats):  # only STYLE changes; diffusers still takes every adapter's weights
+            state = {**state, STYLE: CHANGE_WEIGHTS[(i + cfg.cheap_repeats) % 2][STYLE]}
+            model, clip = state[STYLE]
+            one_d.append(timed(lambda w=state: set_diffusers(pipe_d, w)))
+            one_l.append(timed(profiler.wrap(
+                "set_weights", lambda m=model, c=clip: deck.set_weights(STYLE, model=m, clip=c))))
     reads_after_strength, loads_after_strength = FILE_CACHE.reads, deck.owner.loads
-    info["loradeck_counts"] = {"file_reads_after_load": reads_after_load, "file_reads_after_strength":
-                               reads_after_strength, "owner_loads_after_load": loads_after_load,
-                               "owner_loads_after_strength": loads_after_strength}
-    assert reads_after_strength == reads_after_load, "strength changes re-read a LoRA file"
-    assert loads_after_strength == loads_after_load, "strength changes re-injected an adapter"
+    info["loradeck_counts"] = {"file_reads_after_load": reads_after_load,
+                               "file_reads_after_strength": reads_after_strength,
+                               "owner_loads_after_load": loads_after_load,
+                               "owner_loads_after_strength": loads_after_strength,
+                               "set_weights_calls": 3 * cfg.cheap_repeats}
+    assert reads_after_strength == reads_after_load, "a strength change re-read a LoRA file"
+    assert loads_after_strength == loads_after_load, "a strength change re-injected an adapter"
+    info["scale_mismatch_after_changes"] = mismatch = scale_mismatch(pipe_d, pipe_l, deck)
+    assert mismatch < 1e-9, f"the two libraries ended with different scales ({mismatch})"
+    busy = Contention.share("strength")
     ratio = median(both_l) / median(both_d)
     rows.append(Row("2a. strength change, both adapters", median(both_d), median(both_l), f"<= {TARGET_STRENGTH}x",
-                    ratio <= TARGET_STRENGTH, ratio,
-                    note="diffusers: 1 set_adapters call; LoRA Deck: 2 set_weights calls",
+                    ratio <= TARGET_STRENGTH, ratio, busy=busy,
+                    note="diffusers: 1 set_adapters call; LoRA Deck: 2 set_weights calls (one per adapter)",
                     samples={"diffusers": both_d, "loradeck": both_l}))
     ratio = median(one_l) / median(one_d)
     rows.append(Row("2b. strength change, one adapter", median(one_d), median(one_l), f"<= {TARGET_STRENGTH}x",
-                    ratio <= TARGET_STRENGTH, ratio,
+                    ratio <= TARGET_STRENGTH, ratio, busy=busy,
                     note="diffusers: 1 set_adapters call (both names); LoRA Deck: 1 set_weights call",
                     samples={"diffusers": one_d, "loradeck": one_l}))
 
     reload_d = []
-    for i in range(cfg.repeats):
-        w = CHANGE_WEIGHTS[i % 2]
+    for i in range(cfg.reload_repeats):
+        state = CHANGE_WEIGHTS[i % 2]
 
-        def reload(w=w):
+        def reload(w=state):
             pipe_d.unload_lora_weights()
-            for name in sorted(paths):
+            for name in ADAPTERS:
                 pipe_d.load_lora_weights(paths[name], adapter_name=name)
             set_diffusers(pipe_d, w)
 
-        reload_d.append(timed(reload))
+        with Contention.window("reload"):
+            reload_d.append(timed(reload))
     speedup = median(reload_d) / median(one_l)
     rows.append(Row("2c. diffusers unload+reload vs LoRA Deck set_weights", median(reload_d), median(one_l),
                     f">= {TARGET_RELOAD_SPEEDUP:g}x faster", speedup >= TARGET_RELOAD_SPEEDUP, speedup,
-                    note="ratio = diffusers reload / LoRA Deck set_weights (one adapter)",
+                    busy=Contention.share("reload", "strength"),
+                    note="ratio here = diffusers reload / LoRA Deck set_weights (row 2b)",
                     samples={"diffusers": reload_d}))
     log(f"  strength changes done; LoRA Deck file reads {reads_after_load} -> {reads_after_strength}, "
         f"owner.loads {loads_after_load} -> {loads_after_strength}")
 
-    # 3-5. fuse / unfuse cycles, then drift -----------------------------------------------------
+    # 3-5. fuse / unfuse cycles with a strength change before each, then drift --------------------
     fuse_d, fuse_l, unfuse_d, unfuse_l = [], [], [], []
-    for cycle, w in enumerate(CYCLE_WEIGHTS):
-        set_diffusers(pipe_d, w)
-        for name in sorted(w):
-            deck.set_weights(name, model=w[name][0], clip=w[name][1])
-        fuse_d.append(timed(lambda: pipe_d.fuse_lora(lora_scale=1.0)))
-        fuse_l.append(timed(profiler.wrap("fuse", lambda: deck.fuse(lora_scale=1.0))))
-        if cycle == 0:
+    for cycle, weights in enumerate(CYCLE_WEIGHTS):
+        set_diffusers(pipe_d, weights)
+        set_deck(deck, weights)
+        with Contention.window("fuse"):
+            fuse_d.append(timed(lambda: pipe_d.fuse_lora(lora_scale=1.0)))
+            fuse_l.append(timed(profiler.wrap("fuse", lambda: deck.fuse(lora_scale=1.0))))
+        if cycle == 0:  # same strengths fused on both sides: the weights should agree up to fp16 rounding
             info["fused_max_abs_diff_between_libraries"] = {
-                c: max_diff_between(getattr(pipe_d, c), getattr(pipe_l, c)) for c in ("unet", "text_encoder")}
-        unfuse_d.append(timed(lambda: pipe_d.unfuse_lora()))
-        unfuse_l.append(timed(profiler.wrap("unfuse", lambda: deck.unfuse())))
+                c: max_diff_between(getattr(pipe_d, c), getattr(pipe_l, c)) for c in COMPONENTS}
+        with Contention.window("unfuse"):
+            unfuse_d.append(timed(lambda: pipe_d.unfuse_lora()))
+            unfuse_l.append(timed(profiler.wrap("unfuse", lambda: deck.unfuse())))
         log(f"  cycle {cycle + 1}: fuse {fuse_d[-1]:.3f} / {fuse_l[-1]:.3f} s, "
             f"unfuse {unfuse_d[-1]:.3f} / {unfuse_l[-1]:.3f} s (diffusers / LoRA Deck)")
-    ratio = median(fuse_l) / median(fuse_d)
-    rows.append(Row("3. fuse", median(fuse_d), median(fuse_l), "report", None, ratio,
-                    note="diffusers safe_fusing=False (default); LoRA Deck safe_fusing=True (default)",
+    rows.append(Row("3. fuse", median(fuse_d), median(fuse_l), "report", None, median(fuse_l) / median(fuse_d),
+                    busy=Contention.share("fuse"),
+                    note="diffusers safe_fusing=False (its default); LoRA Deck safe_fusing=True (its default)",
                     samples={"diffusers": fuse_d, "loradeck": fuse_l}))
-    ratio = median(unfuse_l) / median(unfuse_d)
-    rows.append(Row("4. unfuse", median(unfuse_d), median(unfuse_l), "report", None, ratio,
+    rows.append(Row("4. unfuse", median(unfuse_d), median(unfuse_l), "report", None,
+                    median(unfuse_l) / median(unfuse_d), busy=Contention.share("unfuse"),
                     note="diffusers subtracts the delta again; LoRA Deck copies the saved original back",
                     samples={"diffusers": unfuse_d, "loradeck": unfuse_l}))
-    drift = {}
-    for who, pipe in (("diffusers", pipe_d), ("loradeck", pipe_l)):
-        drift[who] = {c: max_drift(getattr(pipe, c), reference[c]) for c in ("unet", "text_encoder")}
+    drift = {who: {c: max_drift(getattr(pipe, c), reference[c]) for c in COMPONENTS}
+             for who, pipe in (("diffusers", pipe_d), ("loradeck", pipe_l))}
     info["drift"] = {who: {c: {"max_abs": d[0], "tensors_changed": d[1]} for c, d in per.items()}
                      for who, per in drift.items()}
     worst = {who: max(d[0] for d in per.values()) for who, per in drift.items()}
     changed = {who: sum(d[1] for d in per.values()) for who, per in drift.items()}
     rows.append(Row(f"5. drift after {FUSE_CYCLES} fuse/unfuse cycles (max |dw|)", worst["diffusers"],
                     worst["loradeck"], "LoRA Deck == 0", worst["loradeck"] == 0.0, None,
-                    note=f"tensors changed: diffusers {changed['diffusers']}, LoRA Deck {changed['loradeck']}"))
+                    note=f"base tensors changed: diffusers {changed['diffusers']}, LoRA Deck {changed['loradeck']}"))
     return rows, info
 
 
-def fmt_s(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
-
-
+# -- output -------------------------------------------------------------------------------------
 def table(rows: list[Row]) -> str:
-    head = f"{'measurement':<56} {'diffusers':>11} {'LoRA Deck':>11} {'ratio':>8}  {'target':<20} result"
+    head = (f"{'measurement':<54} {'diffusers':>10} {'LoRA Deck':>10} {'ratio':>8}  {'target':<18} "
+            f"{'result':<6} {'busy':>5}")
     lines = [head, "-" * len(head)]
     for r in rows:
         drift = r.label.startswith("5.")
-        d = f"{r.diffusers:.3g}" if drift else fmt_s(r.diffusers)
-        val = f"{r.loradeck:.3g}" if drift else fmt_s(r.loradeck)
+        cells = [("-" if x is None else f"{x:.3g}" if drift else f"{x:.4f}") for x in (r.diffusers, r.loradeck)]
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
         result = "info" if r.passed is None else ("PASS" if r.passed else "FAIL")
-        lines.append(f"{r.label:<56} {d:>11} {val:>11} {ratio:>8}  {r.target:<20} {result}")
+        busy = "" if r.busy is None else f"{100 * r.busy:.0f}%" + ("!" if r.busy > BUSY else "")
+        lines.append(f"{r.label:<54} {cells[0]:>10} {cells[1]:>10} {ratio:>8}  {r.target:<18} {result:<6} {busy:>5}")
         if r.note:
             lines.append(f"    {r.note}")
+    lines.append("seconds are medians; ratio = LoRA Deck / diffusers (lower is better) except 2c; busy = CPU "
+                 "other processes used during that phase, in % of one core ('!' = timings likely inflated)")
     return "\n".join(lines)
+
+
+def quiet_libraries() -> None:
+    warnings.filterwarnings("ignore")
+    for name in ("diffusers", "peft", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from diffusers.utils import logging as dlogging
+    from transformers.utils import logging as tlogging
+
+    dlogging.set_verbosity_error()
+    dlogging.disable_progress_bar()
+    tlogging.set_verbosity_error()
+    tlogging.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,37 +543,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write results as JSON to PATH (outside the repo)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the LoRA Deck side of each measurement and print the top functions "
-                             "(adds overhead to LoRA Deck's timings)")
+                             "(slows LoRA Deck's timings down, so ratios are not meaningful then)")
     parser.add_argument("--profile-top", type=int, default=25, help="functions to list per profile (default 25)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
     parser.add_argument("--verbose", action="store_true", help="show diffusers/peft/transformers warnings")
     args = parser.parse_args(argv)
     if args.json and os.path.abspath(args.json).startswith(REPO + os.sep):
         parser.error(f"--json {args.json}: please write results outside the repository ({REPO})")
     if not args.verbose:
-        warnings.filterwarnings("ignore")
-        for name in ("diffusers", "peft", "transformers"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-        from diffusers.utils import logging as dlogging
-        from transformers.utils import logging as tlogging
-
-        dlogging.set_verbosity_error()
-        dlogging.disable_progress_bar()
-        tlogging.set_verbosity_error()
-        tlogging.disable_progress_bar()
-
-    cfg = SMALL if args.small else FULL
-    started = time.perf_counter()
-    profiler = Profiler(args.profile)
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)  # noqa: T201
+        quiet_libraries()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import diffusers
     import peft
     import transformers
 
+    def log(msg: str) -> None:
+        print(msg, flush=True)  # noqa: T201
+
+    cfg = SMALL if args.small else FULL
+    started = time.perf_counter()
+    profiler = Profiler(args.profile)
     versions = {"python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
                 "peft": peft.__version__, "transformers": transformers.__version__}
+    versions["loradeck"] = code_version()
     load_start = os.getloadavg()
     log(f"LoRA Deck benchmark: {cfg.name}; torch threads {torch.get_num_threads()}, "
         f"cpu count {os.cpu_count()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()))
@@ -470,25 +581,30 @@ def main(argv: list[str] | None = None) -> int:
     log("")
     counts = info["loradeck_counts"]
     log(f"LoRA Deck FILE_CACHE.reads: {counts['file_reads_after_load']} after load, "
-        f"{counts['file_reads_after_strength']} after {2 * cfg.cheap_repeats} strength changes; "
+        f"{counts['file_reads_after_strength']} after {counts['set_weights_calls']} set_weights calls; "
         f"owner.loads: {counts['owner_loads_after_load']} -> {counts['owner_loads_after_strength']}")
+    log(f"per-layer scales, diffusers vs LoRA Deck after the strength changes: max |diff| "
+        f"{info['scale_mismatch_after_changes']:.3g}")
     fused = info["fused_max_abs_diff_between_libraries"]
     log(f"fused weights, diffusers vs LoRA Deck (same strengths): max |diff| unet {fused['unet']:.3g}, "
         f"text_encoder {fused['text_encoder']:.3g} (fp16 rounding order)")
     for who, per in info["drift"].items():
         log(f"drift {who}: " + ", ".join(f"{c} max {d['max_abs']:.3g} in {d['tensors_changed']} tensors"
                                          for c, d in per.items()))
-    load_end = os.getloadavg()
-    info["loadavg"] = {"start": load_start, "end": load_end}
-    log(f"total runtime {total:.1f} s, peak RSS {rss:.2f} GB, load average at end {load_end[0]:.2f} "
-        f"(1 min) / {load_end[1]:.2f} (5 min) on {os.cpu_count()} cores")
+    share = Contention.share()
+    info["other_processes_cpu_share"] = share
+    info["loadavg"] = {"start": load_start, "end": os.getloadavg()}
+    log(f"total runtime {total:.1f} s, peak RSS {rss:.2f} GB")
+    if share is not None:
+        log(f"other processes used {100 * share:.0f}% of one core during the measured phases"
+            + (" -- the machine was busy, so timings are inflated; rerun when it is idle" if share > BUSY else ""))
     if args.profile:
         log(profiler.report(args.profile_top))
     failed = [r.label for r in rows if r.passed is False]
     log("all targets met" if not failed else f"FAILED: {', '.join(failed)}")
     if args.json:
-        result = {"config": info, "versions": versions, "total_s": total, "peak_rss_gb": rss,
-                  "rows": [r.__dict__ for r in rows]}
+        result = {"info": info, "versions": versions, "total_s": total, "peak_rss_gb": rss,
+                  "rows": [asdict(r) for r in rows]}
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2, default=str)
         log(f"wrote {args.json}")
