@@ -179,7 +179,9 @@ class PipelineOwner:
             self._layer_cache.clear()
             for model in self._models().values():
                 peft_ops.delete(model, key)
-            del self._loaded[key]
+            sha = self._loaded.pop(key)
+            if sha not in self._loaded.values():  # converted tensors (DoRA deltas are layer-sized) go too
+                self._prepared.pop(sha, None)
             count += 1
         return count
 
