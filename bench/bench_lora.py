@@ -357,7 +357,7 @@ def code_version() -> str:
 
 
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # ru_maxrss is KiB on Linux
 
 
 # -- the benchmark ------------------------------------------------------------------------------
@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     share = Contention.share()
     info["other_processes_cpu_share"] = share
     info["loadavg"] = {"start": load_start, "end": os.getloadavg()}
-    log(f"total runtime {total:.1f} s, peak RSS {rss:.2f} GB")
+    log(f"total runtime {total:.1f} s, peak RSS {rss:.2f} GiB")
     if share is not None:
         log(f"other processes used {100 * share:.0f}% of one core during the measured phases"
             + (" -- the machine was busy, so timings are inflated; rerun when it is idle" if share > BUSY else ""))
