@@ -38,7 +38,7 @@ from safetensors.torch import save_file
 
 import loradeck
 from loradeck.core.api import Deck
-from loradeck.core.files import FILE_CACHE
+from loradeck.core.runtime import Runtime
 from loradeck.core.tiny import tiny_clip_tokenizer, tiny_vae
 
 REPO = os.path.dirname(os.path.abspath(loradeck.__file__))
@@ -267,7 +267,7 @@ def load_diffusers(pipe, paths: dict[str, str]) -> None:
 
 
 def load_deck(pipe, paths: dict[str, str]) -> Deck:
-    deck = Deck(pipe, label="bench")
+    deck = Deck(pipe, label="bench", runtime=Runtime())  # a cold store (fresh reads and hashes), as in a new process
     for name in ADAPTERS:
         model, clip = LOAD_WEIGHTS[name]
         deck.add(paths[name], name=name, model=model, clip=clip)
@@ -278,11 +278,6 @@ def set_deck(deck: Deck, weights: dict[str, tuple[float, float]]) -> None:
     """The public API changes one adapter per call."""
     for name in sorted(weights):
         deck.set_weights(name, model=weights[name][0], clip=weights[name][1])
-
-
-def reset_file_cache() -> None:
-    """A cold LoRA Deck file cache (fresh reads, fresh hashes, reads counter at 0), as in a new process."""
-    FILE_CACHE.__init__(FILE_CACHE.budget_bytes)
 
 
 # -- checks -------------------------------------------------------------------------------------
@@ -395,13 +390,12 @@ def run(cfg: Config, tmp: str, profiler: Profiler, log: Callable[[str], None]) -
             pipe_d.unload_lora_weights()
             box.pop("deck").unload()
             assert peft_layer_count(pipe_d) == peft_layer_count(pipe_l) == {c: 0 for c in COMPONENTS}
-        reset_file_cache()
         with Contention.window("load"):
             for side in (side_d, side_l) if i % 2 == 0 else (side_l, side_d):  # alternate who goes first
                 side()
         log(f"  first load #{i + 1}: diffusers {load_d[-1]:.3f} s, LoRA Deck {load_l[-1]:.3f} s")
     deck: Deck = box["deck"]
-    reads_after_load, loads_after_load = FILE_CACHE.reads, deck.owner.loads
+    reads_after_load, loads_after_load = deck.owner.runtime.store.reads, deck.owner.loads
     info["peft_layers"] = {"diffusers": peft_layer_count(pipe_d), "loradeck": peft_layer_count(pipe_l)}
     assert info["peft_layers"]["diffusers"] == info["peft_layers"]["loradeck"] == info["lora_modules"], info
     assert (reads_after_load, loads_after_load) == (2, 2), (reads_after_load, loads_after_load)
@@ -426,7 +420,7 @@ def run(cfg: Config, tmp: str, profiler: Profiler, log: Callable[[str], None]) -
             one_d.append(timed(lambda w=state: set_diffusers(pipe_d, w)))
             one_l.append(timed(profiler.wrap(
                 "set_weights", lambda m=model, c=clip: deck.set_weights(STYLE, model=m, clip=c))))
-    reads_after_strength, loads_after_strength = FILE_CACHE.reads, deck.owner.loads
+    reads_after_strength, loads_after_strength = deck.owner.runtime.store.reads, deck.owner.loads
     info["loradeck_counts"] = {"file_reads_after_load": reads_after_load,
                                "file_reads_after_strength": reads_after_strength,
                                "owner_loads_after_load": loads_after_load,
@@ -580,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     log(table(rows))
     log("")
     counts = info["loradeck_counts"]
-    log(f"LoRA Deck FILE_CACHE.reads: {counts['file_reads_after_load']} after load, "
+    log(f"LoRA Deck store reads: {counts['file_reads_after_load']} after load, "
         f"{counts['file_reads_after_strength']} after {counts['set_weights_calls']} set_weights calls; "
         f"owner.loads: {counts['owner_loads_after_load']} -> {counts['owner_loads_after_strength']}")
     log(f"per-layer scales, diffusers vs LoRA Deck after the strength changes: max |diff| "

@@ -1,6 +1,6 @@
 """LoRA Deck's adapter core: declarative LoRA stacks reconciled onto diffusers pipelines.
 
-Imports torch, diffusers, peft and safetensors only; never ComfyUI.
+Imports torch, diffusers, peft and safetensors only; never ComfyUI, never the node classes.
 """
 
 from .api import Deck, PipelineHandle, open_pipeline
@@ -12,17 +12,16 @@ from .errors import (
     PipelineLoadError,
     SpecError,
 )
-from .files import FILE_CACHE
 from .generate import generate
 from .owner import PipelineOwner
-from .pipelines import REGISTRY
+from .runtime import Folders, Runtime, default_runtime
+from .settings import Settings
 from .specs import AdapterSpec, GenerateParams, StackSpec
 
 __all__ = [
-    "FILE_CACHE",
-    "REGISTRY",
     "AdapterSpec",
     "Deck",
+    "Folders",
     "FuseError",
     "GenerateParams",
     "IncompatibleLoraError",
@@ -31,8 +30,11 @@ __all__ = [
     "PipelineHandle",
     "PipelineLoadError",
     "PipelineOwner",
+    "Runtime",
+    "Settings",
     "SpecError",
     "StackSpec",
+    "default_runtime",
     "generate",
     "open_pipeline",
 ]

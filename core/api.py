@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import stack_ops, weights_text
+from . import sources, stack_ops, weights_text
 from .families import family_of
 from .owner import PipelineOwner
-from .pipelines import REGISTRY
+from .runtime import Runtime, default_runtime
 from .snapshot import AdapterView
 from .specs import StackSpec
 
@@ -33,17 +35,22 @@ class PipelineHandle:
         return self.owner.apply(self.stack)
 
 
-def open_pipeline(model: str, dtype: str = "auto", config_folders: tuple[str, ...] = ()) -> PipelineHandle:
+def open_pipeline(model: str, dtype: str = "auto", config_folders: tuple[str, ...] = (),
+                  runtime: Runtime | None = None) -> PipelineHandle:
     """A handle with an empty stack for a built-in name, a diffusers folder or a single-file checkpoint
-    (cached in the core); ``config_folders`` are local diffusers folders single files may take configs from."""
-    return PipelineHandle(REGISTRY.get(model, dtype, tuple(config_folders)))
+    (cached in the runtime); ``config_folders`` are local diffusers folders single files may take configs from."""
+    runtime = runtime or default_runtime()
+    return PipelineHandle(runtime.pipelines.get(model, dtype, tuple(config_folders)))
 
 
 class Deck:
     """An imperative wrapper: each call edits the stack and reconciles the pipeline to it."""
 
-    def __init__(self, pipe, label: str = "python"):
-        self.owner = PipelineOwner(pipe, family_of(pipe), label)
+    def __init__(self, pipe, label: str | None = None, runtime: Runtime | None = None):
+        runtime = runtime or default_runtime()
+        pipeline_id = runtime.pipelines.new_id()
+        self.owner = PipelineOwner(pipe, family_of(pipe), label or f"{type(pipe).__name__} ({pipeline_id})",
+                                   runtime, pipeline_id)
         self.stack = StackSpec()
 
     @property
@@ -55,10 +62,21 @@ class Deck:
         self.stack = stack
         return self
 
-    def add(self, path: str, name: str | None = None, model: float = 1.0, clip: float = 1.0) -> Deck:
-        """Load a LoRA file; ``model`` is the denoiser strength, ``clip`` the text encoders'."""
-        self.owner.prepare(path)
-        return self._set(stack_ops.add_adapter(self.stack, stack_ops.make_adapter(path, name, model, clip)))
+    def add(self, source, name: str | None = None, model: float = 1.0, clip: float = 1.0,
+            weight_name: str | None = None, network_alphas: Mapping | None = None) -> Deck:
+        """Load a LoRA: a file path, a folder (+ ``weight_name``), or a ``dict[str, Tensor]`` (+ diffusers'
+        ``network_alphas``), as ``load_lora_weights`` takes them. ``model`` is the denoiser strength,
+        ``clip`` the text encoders'."""
+        memory = None
+        if isinstance(source, Mapping):
+            memory = sources.in_memory(source, network_alphas, name or "state_dict")
+            path = memory.path
+        elif os.path.isdir(source):
+            path = sources.weight_file(source, weight_name, self.owner.runtime.settings.allow_pickle)
+        else:
+            path = os.fspath(source)
+        adapter, _ = self.owner.describe(path, name, model, clip, memory)
+        return self._set(self.stack.add(adapter))
 
     def set_weights(self, name: str, enabled: bool | None = None, blocks: dict | None = None,
                     **weights: float) -> Deck:
@@ -75,8 +93,11 @@ class Deck:
         return self._set(weights_text.apply_text(self.stack, text, self.owner.family, self.owner.block_rule))
 
     def remove(self, name: str) -> Deck:
+        """Take one adapter out: its layers are removed from the model (its tensors stay in the store's budget)."""
         self.stack.get(name)
-        return self._set(StackSpec(tuple(a for a in self.stack.adapters if a.name != name), self.stack.safe_fusing))
+        self._set(StackSpec(tuple(a for a in self.stack.adapters if a.name != name), self.stack.safe_fusing))
+        self.owner.release()
+        return self
 
     def fuse(self, lora_scale: float = 1.0, names: list[str] | None = None, safe_fusing: bool = True) -> Deck:
         return self._set(stack_ops.fuse(self.stack, lora_scale, names, safe_fusing))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -66,12 +67,7 @@ def lbw_vector(text: str, family: Family, a: float = 1.0, b: float = 1.0, seed: 
     return tuple(values)
 
 
-def block_key_ok(key: str, family: Family) -> bool:
-    """Whether ``key`` is spelled like a block key for this family (the model checks the rest)."""
-    return bool((_UNET_KEY if family.unet else _RANGE_KEY).match(key))
-
-
-def text_multiplier(entries: tuple[Entry, ...], family: Family) -> float:
+def text_multiplier(entries: tuple[Entry, ...]) -> float:
     """The lbw BASE value (text encoders), 1.0 without a vector."""
     value = 1.0
     for key, val in entries:
@@ -80,7 +76,8 @@ def text_multiplier(entries: tuple[Entry, ...], family: Family) -> float:
     return value
 
 
-def _lbw_rule(values, family: Family, layers: int) -> Callable[[str], float | None]:
+def _lbw_rule(values, family: Family, model: torch.nn.Module) -> Callable[[str], float | None]:
+    layers = _layers_per_block(model)
     ids = dict(zip(family.lbw[len(values)], values, strict=True))
 
     def rule(name: str):
@@ -90,7 +87,12 @@ def _lbw_rule(values, family: Family, layers: int) -> Callable[[str], float | No
     return rule
 
 
-def _unet_rule(key: str, value, layers: int) -> Callable[[str], float | None]:
+def _layers_per_block(model: torch.nn.Module) -> int:
+    return int(getattr(model.config, "layers_per_block", 2))
+
+
+def _unet_rule(key: str, value, model: torch.nn.Module) -> Callable[[str], float | None]:
+    _check_unet(key, value, model)
     part, block = _UNET_KEY.match(key).groups()
     prefix = {"down": "down_blocks.", "up": "up_blocks.", "mid": "mid_block."}[part]
     per_layer = isinstance(value, tuple)
@@ -110,7 +112,10 @@ def _unet_rule(key: str, value, layers: int) -> Callable[[str], float | None]:
     return rule
 
 
-def _range_rule(key: str, value) -> Callable[[str], float | None]:
+def _range_rule(key: str, value, model: torch.nn.Module) -> Callable[[str], float | None]:
+    if isinstance(value, tuple):
+        raise SpecError(f"{key!r}: transformer block ranges take one value")
+    _check_range(key, model)
     group, start, end = _RANGE_KEY.match(key).groups()
     lo = int(start) if start is not None else None
     hi = int(end) if end is not None else lo
@@ -131,7 +136,7 @@ def _check_unet(key: str, value, model: torch.nn.Module) -> None:
     if not match:
         raise SpecError(f"{key!r}: UNet block weights are down, mid, up, down.block_N or up.block_N")
     part, block = match.groups()
-    layers = int(getattr(model.config, "layers_per_block", 2))
+    layers = _layers_per_block(model)
     count = len(getattr(model, {"down": "down_blocks", "up": "up_blocks"}.get(part, "down_blocks")))
     if block is not None and (part == "mid" or int(block) >= count):
         raise SpecError(f"{key!r}: this UNet has {part}.block_0 to {part}.block_{count - 1}")
@@ -153,21 +158,31 @@ def _check_range(key: str, model: torch.nn.Module) -> None:
         raise SpecError(f"{key!r}: {group} has blocks 0-{groups[group] - 1}")
 
 
+@dataclass(frozen=True)
+class Scheme:
+    """How one kind of denoiser names its blocks: the key spelling, its help text, and the rule builder
+    (``rule(key, value, model)`` validates against the model and returns name -> multiplier or None)."""
+
+    key: re.Pattern
+    help: str
+    rule: Callable
+
+
+SCHEMES = {
+    "unet": Scheme(_UNET_KEY, "down, mid, up, down.block_N, up.block_N, lbw", _unet_rule),
+    "ranges": Scheme(_RANGE_KEY, "lbw, <blocks>.N-M (e.g. transformer_blocks.0-5)", _range_rule),
+}
+
+
+def scheme_of(family: Family) -> Scheme:
+    return SCHEMES[family.block_scheme]
+
+
 def denoiser_rule(entries: tuple[Entry, ...], family: Family, model: torch.nn.Module) -> Callable[[str], float]:
     """module name -> multiplier for the denoiser (1.0 where no entry applies). Raises SpecError."""
-    layers = int(getattr(model.config, "layers_per_block", 2)) if family.unet else 0
-    rules = []
-    for key, value in entries:
-        if key == "lbw":
-            rules.append(_lbw_rule(value, family, layers))
-        elif family.unet:
-            _check_unet(key, value, model)
-            rules.append(_unet_rule(key, value, layers))
-        else:
-            if isinstance(value, tuple):
-                raise SpecError(f"{key!r}: transformer block ranges take one value")
-            _check_range(key, model)
-            rules.append(_range_rule(key, value))
+    scheme = scheme_of(family)
+    rules = [_lbw_rule(value, family, model) if key == "lbw" else scheme.rule(key, value, model)
+             for key, value in entries]
 
     def multiplier(name: str) -> float:
         result = 1.0

@@ -33,14 +33,14 @@ class Family:
     text_encoders: tuple[str, ...]
     # kohya / A1111 key prefix -> component
     kohya_prefixes: tuple[tuple[str, str], ...]
-    unet: bool  # UNet families take the diffusers down/mid/up form and A1111 vectors
+    block_scheme: str  # how block weights name blocks: "unet" (down/mid/up, A1111 vectors) or "ranges"
     lbw: dict = field(default_factory=dict)
     builtin: str = ""  # name of the tiny built-in model
     call: str = "diffusers"  # how Generate calls the pipeline (see generate.py)
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
-        if not (self.unet and component == self.denoiser):
+        if not (self.block_scheme == "unet" and component == self.denoiser):
             return None
         from .unet_names import sgm_name
 
@@ -65,20 +65,20 @@ class Family:
 
 SD1 = Family("sd1", "Stable Diffusion 1.x/2.x", ("StableDiffusionPipeline",), "unet", ("text_encoder",),
              (("lora_unet_", "unet"), ("lora_te_", "text_encoder"), ("lora_te1_", "text_encoder")),
-             unet=True, lbw=LBW_SD1, builtin="tiny-sd")
+             block_scheme="unet", lbw=LBW_SD1, builtin="tiny-sd")
 SDXL = Family("sdxl", "Stable Diffusion XL", ("StableDiffusionXLPipeline",), "unet",
               ("text_encoder", "text_encoder_2"),
               (("lora_unet_", "unet"), ("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2")),
-              unet=True, lbw=LBW_SDXL, builtin="tiny-sdxl")
+              block_scheme="unet", lbw=LBW_SDXL, builtin="tiny-sdxl")
 SD3 = Family("sd3", "Stable Diffusion 3", ("StableDiffusion3Pipeline",), "transformer",
              ("text_encoder", "text_encoder_2", "text_encoder_3"),
              (("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2"), ("lora_te3_", "text_encoder_3")),
-             unet=False, builtin="tiny-sd3")
+             block_scheme="ranges", builtin="tiny-sd3")
 FLUX = Family("flux", "Flux", ("FluxPipeline",), "transformer", ("text_encoder", "text_encoder_2"),
               (("lora_te1_", "text_encoder"), ("lora_te_", "text_encoder"), ("lora_te2_", "text_encoder_2")),
-              unet=False, builtin="tiny-flux", call="flux")
+              block_scheme="ranges", builtin="tiny-flux", call="flux")
 AMUSED = Family("amused", "aMUSEd", ("AmusedPipeline",), "transformer", ("text_encoder",),
-                (("lora_te_", "text_encoder"),), unet=False, builtin="tiny-amused", call="amused")
+                (("lora_te_", "text_encoder"),), block_scheme="ranges", builtin="tiny-amused", call="amused")
 
 FAMILIES: dict[str, Family] = {f.key: f for f in (SD1, SDXL, SD3, FLUX, AMUSED)}
 _BY_CLASS = {cls: f for f in FAMILIES.values() for cls in f.pipeline_classes}

@@ -1,13 +1,13 @@
 """Reading LoRA files safely, once.
 
 Files are checked (size, header bytes, tensor count) before parsing, read fully into memory
-(never left memory-mapped: a file changed on disk later cannot crash the process), hashed
-while read, and cached by (path, size, mtime).
+(never left memory-mapped: a file changed on disk later cannot crash the process) and hashed
+while they are parsed. Caching is the adapter store's job (store.py), not this module's.
 
-Pickle files (.pt/.ckpt/.bin/.pth) are refused unless the caller opts in (``allow_pickle=True``
-or ``LORADECK_ALLOW_PICKLE=1``); then they are read with ``torch.load(weights_only=True)`` only,
-passed explicitly so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it off. Never a fallback:
-the suffix alone decides how a file is read.
+Pickle files (.pt/.ckpt/.bin/.pth) are refused unless the caller opts in (``allow_pickle=True``,
+which the runtime passes from the ``LORADECK_ALLOW_PICKLE`` setting); then they are read with
+``torch.load(weights_only=True)`` only, passed explicitly so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``
+cannot turn it off. Never a fallback: the suffix alone decides how a file is read.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import json
 import logging
 import os
 import struct
-import threading
-from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -35,13 +34,12 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_TENSORS = 50_000
 MAX_FILE_BYTES = 8 * 1024**3
-ALLOW_PICKLE_ENV = "LORADECK_ALLOW_PICKLE"
 
 _PICKLE_ADVICE = (
     "Pickle files can run code when loaded, so LoRA Deck reads .safetensors only. Convert it once on a machine "
     "you trust, e.g. python -c \"import torch, safetensors.torch as s; "
     "s.save_file(torch.load('in.pt', weights_only=True), 'out.safetensors')\" "
-    f"(or set {ALLOW_PICKLE_ENV}=1 to read such files with torch.load(weights_only=True))"
+    "(or set LORADECK_ALLOW_PICKLE=1 to read such files with torch.load(weights_only=True))"
 )
 
 
@@ -62,11 +60,6 @@ class LoraFile:
     metadata: MappingProxyType
     tensors: MappingProxyType
 
-    @property
-    def autov2(self) -> str:
-        """A1111 / civitai short hash: the first 10 hex digits of the file's SHA-256."""
-        return self.sha256[:10]
-
 
 def stamp(path: str) -> FileStamp:
     real = os.path.realpath(path)
@@ -82,25 +75,18 @@ def stamp(path: str) -> FileStamp:
     return FileStamp(real, st.st_size, st.st_mtime_ns)
 
 
-def pickle_allowed(allow_pickle: bool | None = None) -> bool:
-    """The explicit argument, else the ``LORADECK_ALLOW_PICKLE`` opt-in (off by default)."""
-    if allow_pickle is not None:
-        return bool(allow_pickle)
-    return os.environ.get(ALLOW_PICKLE_ENV, "").strip().lower() in ("1", "true", "yes")
-
-
-def allowed_suffixes(allow_pickle: bool | None = None) -> tuple[str, ...]:
+def allowed_suffixes(allow_pickle: bool = False) -> tuple[str, ...]:
     """File name endings LoRA Deck reads: .safetensors, plus the pickle ones when opted in."""
-    return SAFE_SUFFIXES + (PICKLE_SUFFIXES if pickle_allowed(allow_pickle) else ())
+    return SAFE_SUFFIXES + (PICKLE_SUFFIXES if allow_pickle else ())
 
 
 def is_pickle(path: str) -> bool:
     return path.lower().endswith(PICKLE_SUFFIXES)
 
 
-def check_suffix(path: str, allow_pickle: bool | None = None) -> None:
+def check_suffix(path: str, allow_pickle: bool = False) -> None:
     lower = path.lower()
-    if is_pickle(lower) and not pickle_allowed(allow_pickle):
+    if is_pickle(lower) and not allow_pickle:
         raise LoraFileError(path, "is a pickle file", _PICKLE_ADVICE)
     if not lower.endswith(allowed_suffixes(allow_pickle)):
         raise LoraFileError(path, "is not a .safetensors file", "LoRA Deck reads LoRA weights from .safetensors files.")
@@ -128,9 +114,9 @@ def parse_header(path: str, head: bytes, size: int) -> dict:
     return header
 
 
-def read_metadata(path: str) -> dict[str, str]:
+def read_metadata(path: str, allow_pickle: bool = False) -> dict[str, str]:
     """The safetensors ``__metadata__`` of a file, reading only its header (pickle files have none)."""
-    check_suffix(path)
+    check_suffix(path, allow_pickle)
     st = stamp(path)
     if is_pickle(path):
         return {}
@@ -167,72 +153,26 @@ def _pickle(path: str, data: bytes) -> tuple[dict, dict[str, str]]:
     return {k: v.detach().contiguous() for k, v in loaded.items()}, {}
 
 
-def read_lora_file(path: str, allow_pickle: bool | None = None) -> LoraFile:
-    """Read, hash and parse one .safetensors (or, when opted in, pickle) file fully into memory."""
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loradeck-sha256")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()  # hashlib releases the GIL: this overlaps with parsing
+
+
+def read_lora_file(path: str, allow_pickle: bool = False) -> tuple[FileStamp, LoraFile]:
+    """Read, hash and parse one .safetensors (or, when opted in, pickle) file fully into memory.
+
+    Returns the stamp the file had when read (the hash index records the hash under it)."""
     check_suffix(path, allow_pickle)
     st = stamp(path)
     if st.size > MAX_FILE_BYTES:
         raise LoraFileError(path, f"is {st.size} bytes (limit {MAX_FILE_BYTES})", "This is not a LoRA-sized file.")
     with open(st.path, "rb") as f:
         data = f.read()
+    digest = _HASHER.submit(_sha256, data)
     tensors, meta = (_pickle if is_pickle(path) else _safetensors)(path, data)
     if not tensors:
         raise LoraFileError(path, "contains no tensors", "The file is empty; re-download or re-export it.")
-    return LoraFile(
-        path=path,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        metadata=MappingProxyType(meta),
-        tensors=MappingProxyType(tensors),
-    )
-
-
-def tensor_bytes(tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors.values() if isinstance(t, torch.Tensor))
-
-
-class FileCache:
-    """LRU cache of parsed files keyed by (real path, size, mtime), bounded in bytes.
-
-    Hashes are kept for every file ever read (they are tiny), so checking a file that was
-    already read costs one ``stat``. ``reads`` counts actual file reads (tests assert on it).
-    """
-
-    def __init__(self, budget_bytes: int):
-        self.budget_bytes = budget_bytes
-        self.reads = 0
-        self._files: OrderedDict[FileStamp, LoraFile] = OrderedDict()
-        self._hashes: dict[FileStamp, str] = {}
-        self._lock = threading.Lock()
-
-    def get(self, path: str) -> LoraFile:
-        check_suffix(path)  # a pickle file read while opted in is not served once the opt-in is gone
-        key = stamp(path)
-        with self._lock:
-            if key in self._files:
-                self._files.move_to_end(key)
-                return self._files[key]
-        lora = read_lora_file(path)
-        with self._lock:
-            self.reads += 1
-            self._hashes[key] = lora.sha256
-            self._files[key] = lora
-            self._evict()
-        return lora
-
-    def sha256(self, path: str) -> str:
-        check_suffix(path)
-        key = stamp(path)
-        with self._lock:
-            known = self._hashes.get(key)
-        return known if known is not None else self.get(path).sha256
-
-    def _evict(self) -> None:
-        total = sum(f.size for f in self._files.values())
-        while len(self._files) > 1 and total > self.budget_bytes:
-            _, dropped = self._files.popitem(last=False)
-            total -= dropped.size
-            log.debug("file cache: dropped %s", dropped.path)
-
-
-FILE_CACHE = FileCache(int(os.environ.get("LORADECK_FILE_CACHE_MB", "2048")) * 1024 * 1024)
+    return st, LoraFile(path=path, sha256=digest.result(), size=len(data), metadata=MappingProxyType(meta),
+                        tensors=MappingProxyType(tensors))

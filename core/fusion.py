@@ -7,10 +7,13 @@ A fused layer carries two attributes, read back as the truth about fusion:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .errors import FuseError
-from .peft_ops import WeightFn
+
+WeightFn = Callable[[str], float]  # module name -> strength
 
 ORIGINAL = "_loradeck_original"
 FUSED = "_loradeck_fused"

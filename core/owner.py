@@ -1,62 +1,54 @@
 """The one owner of a live pipeline: reconciles it to a StackSpec right before use.
 
-All mutation of the pipeline happens here, under ``self.lock``. Reconcile is idempotent and
-transactional: if anything fails, the pipeline is reconciled back to the last stack that
-applied, and loading never changes outputs until activation.
+All mutation of the pipeline happens here, under ``self.lock``. Applying a stack is idempotent and
+transactional: if anything fails — loading, fusing, or reading the result back — the pipeline is
+reconciled to the last stack that applied, and loading never changes outputs until activation.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
 
-from . import block_weights, events, fusion, peft_ops
+from . import block_weights, fusion, peft_ops
 from .errors import LoraDeckError
 from .families import Family
-from .files import FILE_CACHE, FileCache
+from .files import LoraFile
 from .formats import convert
-from .resolve import PreparedAdapter, module_index, prepare
+from .load_report import LoadReport
+from .matching import PreparedAdapter, module_index, prepare
 from .snapshot import PipelineSnapshot, read_snapshot
+from .sources import adapter_spec
 from .specs import AdapterSpec, StackSpec
+from .store import tensors_nbytes
 
 log = logging.getLogger(__name__)
 
-MAX_LOADED = int(os.environ.get("LORADECK_MAX_ADAPTERS", "8"))
-
-
-@dataclass(frozen=True)
-class ReconcileStats:
-    loaded: int = 0
-    evicted: int = 0
-    restored_layers: int = 0
-    fused_layers: int = 0
-
 
 class PipelineOwner:
-    """Wraps one diffusers pipeline object. Create it once per pipeline; share it freely."""
+    """Wraps one diffusers pipeline object. Create it through a Runtime (``runtime.pipelines`` or ``Deck``)."""
 
-    def __init__(self, pipe, family: Family, label: str, files: FileCache = FILE_CACHE):
+    def __init__(self, pipe, family: Family, label: str, runtime, pipeline_id: str):
         self.pipe = pipe
         self.family = family
         self.label = label
-        self.files = files
+        self.id = pipeline_id
+        self.runtime = runtime
         self.lock = threading.RLock()
         self.loads = 0  # adapters injected over the owner's life (tests count reloads)
-        self._indexes = {c: module_index(m, family.aliases_for(c, m)) for c, m in self._models().items()}
-        self._prepared: dict[str, PreparedAdapter] = {}
+        self._indexes = {c: module_index(m, family.aliases_for(c, m)) for c, m in self.models().items()}
         self._block_rules: dict[tuple, object] = {}
         self._layer_cache: dict[str, list] = {}  # component -> peft layers; dropped when adapters come or go
-        self._loaded: OrderedDict[str, str] = OrderedDict()  # key -> sha256, LRU order
+        self._loaded: OrderedDict[str, LoadReport] = OrderedDict()  # injected adapter key -> report, LRU order
         self._applied = StackSpec()
         self._snapshot = read_snapshot(self, self._applied, {})
 
     # -- reading -------------------------------------------------------------------------
-    def _models(self) -> dict[str, torch.nn.Module]:
+    def models(self) -> dict[str, torch.nn.Module]:
+        """The LoRA-able components this pipeline has (a family component set to None is absent)."""
         return {c: getattr(self.pipe, c) for c in self.family.components if getattr(self.pipe, c, None) is not None}
 
     def layers(self, component: str) -> list:
@@ -65,7 +57,7 @@ class PipelineOwner:
         or removed (only this owner does either)."""
         layers = self._layer_cache.get(component)
         if layers is None:
-            layers = self._layer_cache[component] = peft_ops.lora_layers(self._models()[component])
+            layers = self._layer_cache[component] = peft_ops.lora_layers(self.models()[component])
         return layers
 
     @property
@@ -73,61 +65,43 @@ class PipelineOwner:
         """An immutable view of the last applied state (safe to read from any thread)."""
         return self._snapshot
 
-    def prepare(self, path: str, sha256: str | None = None) -> PreparedAdapter:
-        """Read, convert and validate a file against this pipeline without changing it."""
-        lora = self.files.get(path)
+    @property
+    def applied(self) -> StackSpec:
+        return self._applied
+
+    @property
+    def loaded_keys(self) -> tuple[str, ...]:
+        return tuple(self._loaded)
+
+    def prepare(self, path: str, sha256: str | None = None, memory: LoraFile | None = None) -> PreparedAdapter:
+        """Read, convert and validate a file (or the in-memory ``memory``) against this pipeline without
+        changing it. Conversions are kept in the runtime's store, keyed by content and pipeline."""
+        store = self.runtime.store
+        lora = memory if memory is not None else store.read(path)
         if sha256 is not None and lora.sha256 != sha256:
             log.warning("%s changed on disk since it was chosen; using its current content", path)
-        cached = self._prepared.get(lora.sha256)
+        cached = store.prepared(lora.sha256, self.id)
         if cached is not None:
             return cached
-        converted = convert(path, lora.tensors, lora.metadata, self.family)
-        prepared = prepare(path, lora.sha256, converted, lora.metadata, self.family, self._indexes, self._models())
-        self._prepared[lora.sha256] = prepared
+        converted = convert(lora.path, lora.tensors, lora.metadata, self.family)
+        prepared = prepare(lora.path, lora.sha256, converted, lora.metadata, self.family, self._indexes,
+                           self.models())
+        nbytes = tensors_nbytes(t for patches in prepared.patches.values() for p in patches.values()
+                                for t in p.tensors())
+        store.keep_prepared(lora.sha256, self.id, prepared, nbytes)
         return prepared
 
-    # -- reconciling ---------------------------------------------------------------------
-    def apply(self, stack: StackSpec) -> ReconcileStats:
-        """Make the pipeline compute exactly what ``stack`` describes."""
-        with self.lock:
-            previous = self._applied
-            try:
-                stats = self._reconcile(stack)
-            except BaseException:
-                if stack != previous:
-                    log.info("reconcile failed; returning %s to its previous stack", self.label)
-                    self._reconcile(previous)
-                raise
-            self._applied = stack
-            self._snapshot = read_snapshot(self, stack, {k: p.report for k, p in self._reports(stack)})
-            events.publish(self._snapshot)
-            return stats
+    def describe(self, path: str, name: str | None = None, strength_model: float = 1.0, strength_clip: float = 1.0,
+                 memory: LoraFile | None = None) -> tuple[AdapterSpec, LoadReport]:
+        """The spec of an adapter for this pipeline and what its file matched, checked without changing
+        anything (IncompatibleLoraError, LoraFileError, SpecError)."""
+        prepared = self.prepare(path, memory=memory)
+        return adapter_spec(path, prepared.sha256, name, strength_model, strength_clip, memory), prepared.report
 
-    def _reports(self, stack: StackSpec):
-        for key, spec in stack.keyed():
-            prepared = self._prepared.get(spec.sha256)
-            if prepared is not None:
-                yield key, prepared
-
-    def _reconcile(self, stack: StackSpec) -> ReconcileStats:
-        keyed = stack.keyed()
-        loaded = sum(self._ensure_loaded(key, spec) for key, spec in keyed)
-        restored = fused = 0
-        for component in self._models():
-            layers = self.layers(component)
-            active, to_fuse = self._plan(keyed, component)
-            if fusion.needs_refuse(layers, to_fuse):
-                restored += fusion.restore(layers)
-            peft_ops.activate(layers, active)
-            if to_fuse and fusion.needs_refuse(layers, to_fuse):
-                names = {k: s.name for k, s in keyed}
-                fused += fusion.fuse(layers, to_fuse, stack.safe_fusing, names)
-        evicted = self._evict({k for k, _ in keyed})
-        return ReconcileStats(loaded, evicted, restored, fused)
-
-    def _plan(self, keyed, component: str):
+    def plan(self, stack: StackSpec, component: str):
+        """(active, to fuse) for one component: adapter key -> (module name -> strength)."""
         active, to_fuse = {}, {}
-        for key, spec in keyed:
+        for key, spec in stack.keyed():
             if not spec.enabled:
                 continue
             weight = spec.effective_weight(component, self.family)
@@ -138,72 +112,103 @@ class PipelineOwner:
         """module name -> multiplier for the denoiser; validates ``blocks`` (SpecError) and caches."""
         rule = self._block_rules.get(blocks)
         if rule is None:
-            denoiser = self._models()[self.family.denoiser]
+            denoiser = self.models()[self.family.denoiser]
             rule = self._block_rules[blocks] = block_weights.denoiser_rule(blocks, self.family, denoiser)
         return rule
+
+    # -- reconciling ---------------------------------------------------------------------
+    def apply(self, stack: StackSpec) -> PipelineSnapshot:
+        """Make the pipeline compute exactly what ``stack`` describes; returns the snapshot read back."""
+        with self.lock:
+            previous = self._applied
+            try:
+                self._reconcile(stack)
+                snapshot = read_snapshot(self, stack, self._loaded)
+            except BaseException as exc:
+                self._roll_back(stack, previous)
+                if isinstance(exc, LoraDeckError) or not isinstance(exc, Exception):
+                    raise
+                names = ", ".join(stack.names) or "none"
+                raise LoraDeckError(f"applying the LoRA stack ({names}) failed unexpectedly ({type(exc).__name__}: "
+                                    f"{exc}); the pipeline was returned to its previous stack. Please report this "
+                                    "with the LoRA files involved.") from exc
+            self._applied, self._snapshot = stack, snapshot
+        self.runtime.events.publish(snapshot)
+        return snapshot
+
+    def _roll_back(self, failed: StackSpec, previous: StackSpec) -> None:
+        if failed == previous:
+            return
+        log.info("reconcile failed; returning %s to its previous stack", self.label)
+        self._reconcile(previous)
+
+    def _reconcile(self, stack: StackSpec) -> None:
+        keyed = stack.keyed()
+        for key, spec in keyed:
+            self._ensure_loaded(key, spec)
+        names = {k: s.name for k, s in keyed}
+        for component in self.models():
+            layers = self.layers(component)
+            active, to_fuse = self.plan(stack, component)
+            if fusion.needs_refuse(layers, to_fuse):
+                fusion.restore(layers)
+            peft_ops.activate(layers, active)
+            if to_fuse and fusion.needs_refuse(layers, to_fuse):
+                fusion.fuse(layers, to_fuse, stack.safe_fusing, names)
+        self._evict({k for k, _ in keyed})
 
     def _weight_fn(self, blocks: tuple, component: str, weight: float):
         if not blocks:
             return _constant(weight)
         if component != self.family.denoiser:
-            return _constant(weight * block_weights.text_multiplier(blocks, self.family))
+            return _constant(weight * block_weights.text_multiplier(blocks))
         rule = self.block_rule(blocks)
         return lambda name: weight * rule(name)
 
-    def _ensure_loaded(self, key: str, spec: AdapterSpec) -> int:
+    def _ensure_loaded(self, key: str, spec: AdapterSpec) -> None:
         if key in self._loaded:
             self._loaded.move_to_end(key)
-            return 0
-        prepared = self.prepare(spec.path, spec.sha256)
-        models = self._models()
+            return
+        prepared = self.prepare(spec.path, spec.sha256, spec.memory)
+        models = self.models()
         self._layer_cache.clear()
         try:
             for component, patches in prepared.patches.items():
                 peft_ops.inject(models[component], key, patches)
         except Exception as exc:
-            for model in models.values():
-                peft_ops.delete(model, key)
+            self._delete(key)
             raise LoraDeckError(f"LoRA file {spec.path!r}: could not be applied ({exc}); the pipeline is unchanged. "
                                 "Please report this with the file's key names.") from exc
-        self._loaded[key] = spec.sha256
+        self._loaded[key] = prepared.report
         self.loads += 1
-        return 1
 
-    def _evict(self, wanted: set[str]) -> int:
-        count = 0
+    def _delete(self, key: str) -> None:
+        self._layer_cache.clear()
+        for model in self.models().values():
+            peft_ops.delete(model, key)
+        self._loaded.pop(key, None)
+
+    def _evict(self, wanted: set[str]) -> None:
         for key in list(self._loaded):
-            if len(self._loaded) <= MAX_LOADED:
+            if len(self._loaded) <= self.runtime.settings.max_adapters:
                 break
-            if key in wanted:
-                continue
-            self._layer_cache.clear()
-            for model in self._models().values():
-                peft_ops.delete(model, key)
-            sha = self._loaded.pop(key)
-            if sha not in self._loaded.values():  # converted tensors (DoRA deltas are layer-sized) go too
-                self._prepared.pop(sha, None)
-            count += 1
-        return count
+            if key not in wanted:
+                self._delete(key)
+
+    def release(self, keep: StackSpec | None = None) -> None:
+        """Remove every injected adapter that ``keep`` (default: the applied stack) does not use: its layers go,
+        and its converted tensors are left to the store's budget."""
+        with self.lock:
+            wanted = {k for k, _ in (keep or self._applied).keyed()}
+            for key in [k for k in self._loaded if k not in wanted]:
+                self._delete(key)
 
     def unload_all(self) -> None:
         """Remove every adapter and restore every fused layer: the pipeline as it was loaded."""
-        self.apply(StackSpec())
         with self.lock:
-            self._layer_cache.clear()
-            for key in list(self._loaded):
-                for model in self._models().values():
-                    peft_ops.delete(model, key)
-                del self._loaded[key]
-            self._snapshot = read_snapshot(self, self._applied, {})
-
-    @property
-    def loaded_keys(self) -> tuple[str, ...]:
-        return tuple(self._loaded)
-
-    def last_applied(self) -> StackSpec:
-        return self._applied
+            self.apply(StackSpec())
+            self.release()
 
 
 def _constant(weight: float):
     return lambda _name: weight
-

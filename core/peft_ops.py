@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
-from collections.abc import Callable
 
 import torch
 from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from .formats import ModulePatch
+from .fusion import ORIGINAL, WeightFn
 
 
 def lora_layers(model: torch.nn.Module) -> list[tuple[str, BaseTunerLayer]]:
@@ -104,13 +104,10 @@ def delete(model: torch.nn.Module, key: str) -> None:
 
 def unwrap_empty(model: torch.nn.Module) -> None:
     for name, layer in lora_layers(model):
-        if not adapters_of(layer) and not hasattr(layer, "_loradeck_original"):
+        if not adapters_of(layer) and not hasattr(layer, ORIGINAL):
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, child, layer.get_base_layer())
-
-
-WeightFn = Callable[[str], float]  # module name -> strength
 
 
 def activate(layers, active: dict[str, WeightFn]) -> None:

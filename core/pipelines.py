@@ -1,7 +1,8 @@
-"""Loading pipelines (diffusers folders and built-in tiny models) and the one cache of owners."""
+"""Loading pipelines (diffusers folders, single files, built-in tiny models) and a runtime's cache of owners."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -19,7 +20,6 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DTYPE_CHOICES = ("auto", *DTYPES)
-MAX_PIPELINES = int(os.environ.get("LORADECK_MAX_PIPELINES", "2"))
 
 
 def _builtin_builders() -> dict[str, Callable]:
@@ -105,35 +105,60 @@ def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | 
 
 
 class PipelineRegistry:
-    """The core's cache of pipeline owners, keyed by (model, dtype); least recently used goes first."""
+    """A runtime's loaded pipelines, keyed by (model, dtype); least recently used goes first.
 
-    def __init__(self, capacity: int = MAX_PIPELINES):
+    Each owner gets a stable id (``p1``, ``p2``, ...) the panel keys it by. A pipeline is built outside
+    the registry's lock, so reading the list (the panel) never waits for a model to load.
+    """
+
+    def __init__(self, runtime, capacity: int):
+        self.runtime = runtime
         self.capacity = capacity
         self._owners: OrderedDict[tuple[str, str], PipelineOwner] = OrderedDict()
         self._lock = threading.Lock()
+        self._building = threading.Lock()  # one pipeline built at a time
+        self._ids = itertools.count(1)
+
+    def new_id(self) -> str:
+        return f"p{next(self._ids)}"
 
     def get(self, model: str, dtype_name: str = "auto", config_folders: tuple[str, ...] = ()) -> PipelineOwner:
         key = (model, dtype_name)
-        with self._lock:
-            owner = self._owners.get(key)
-            if owner is not None:
-                self._owners.move_to_end(key)
-                return owner
+        with self._building:
+            with self._lock:
+                owner = self._owners.get(key)
+                if owner is not None:
+                    self._owners.move_to_end(key)
+                    return owner
             pipe = build_pipeline(model, dtype_name, config_folders=config_folders)
-            owner = PipelineOwner(pipe, family_of(pipe), label=f"{os.path.basename(model.rstrip('/'))} [{dtype_name}]")
-            self._owners[key] = owner
-            while len(self._owners) > self.capacity:
-                _, dropped = self._owners.popitem(last=False)
-                log.info("released pipeline %s", dropped.label)
-            return owner
+            label = f"{os.path.basename(model.rstrip('/'))} [{dtype_name}]"
+            owner = PipelineOwner(pipe, family_of(pipe), label, self.runtime, self.new_id())
+            with self._lock:
+                self._owners[key] = owner
+                dropped = []
+                while len(self._owners) > self.capacity:
+                    dropped.append(self._owners.popitem(last=False)[1])
+        for old in dropped:
+            self._forget(old)
+        return owner
+
+    def _forget(self, owner: PipelineOwner) -> None:
+        self.runtime.store.drop_pipeline(owner.id)
+        log.info("released pipeline %s (%s)", owner.label, owner.id)
+
+    def release(self, pipeline_id: str) -> bool:
+        """Drop one pipeline from the cache (the next use loads it again); False if no such id."""
+        with self._lock:
+            key = next((k for k, o in self._owners.items() if o.id == pipeline_id), None)
+            owner = self._owners.pop(key) if key is not None else None
+        if owner is not None:
+            self._forget(owner)
+        return owner is not None
 
     def owners(self) -> tuple[PipelineOwner, ...]:
         with self._lock:
             return tuple(self._owners.values())
 
     def clear(self) -> None:
-        with self._lock:
-            self._owners.clear()
-
-
-REGISTRY = PipelineRegistry()
+        for owner in self.owners():
+            self.release(owner.id)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 from safetensors.torch import save_file
 
-from . import peft_ops
 from .errors import SpecError
 from .owner import PipelineOwner
 from .peft_ops import exact_pattern
@@ -67,12 +66,11 @@ def collect(owner: PipelineOwner, stack: StackSpec, mode: str, rank: int):
     if mode not in MODES:
         raise SpecError(f"mode must be one of {MODES}, got {mode!r}")
     owner.apply(stack)
-    plans = {c: owner._plan(stack.keyed(), c) for c in owner._models()}
     out: dict[str, dict[str, tuple]] = {}
-    for component, model in owner._models().items():
-        active, fused = plans[component]
+    for component in owner.models():
+        active, fused = owner.plan(stack, component)
         weights = {**active, **fused}
-        for name, layer in peft_ops.lora_layers(model):
+        for name, layer in owner.layers(component):
             parts = [_factors(layer, k, fn(name)) for k, fn in weights.items() if k in layer.scaling]
             if parts:
                 out.setdefault(component, {})[name] = _merge(parts, mode, rank)

@@ -26,6 +26,7 @@ class AdapterView:
 
 @dataclass(frozen=True)
 class PipelineSnapshot:
+    pipeline_id: str
     label: str
     family: str
     dtype: str
@@ -56,7 +57,8 @@ def _component_state(layers, key: str):
 
 
 def read_snapshot(owner, stack, reports) -> PipelineSnapshot:
-    models = owner._models()
+    """What ``owner``'s layers hold for ``stack`` now; ``reports`` maps adapter key -> LoadReport."""
+    models = owner.models()
     views = []
     for key, spec in stack.keyed():
         weights, layers, fused = [], 0, False
@@ -72,6 +74,7 @@ def read_snapshot(owner, stack, reports) -> PipelineSnapshot:
     denoiser = models.get(owner.family.denoiser)
     param = next(denoiser.parameters()) if denoiser is not None else None
     return PipelineSnapshot(
+        pipeline_id=owner.id,
         label=owner.label,
         family=owner.family.key,
         dtype=str(param.dtype).replace("torch.", "") if param is not None else "",

@@ -49,6 +49,8 @@ class AdapterSpec:
     fuse_scale: float = 1.0
     # per-block multipliers for the denoiser (see block_weights.py): (("down", 0.9), ("lbw", (1.0, ...)))
     blocks: tuple = ()
+    # an in-memory adapter's parsed content (a LoraFile); files on disk are read through the store instead
+    memory: object = field(default=None, compare=False, hash=False, repr=False)
 
     def __post_init__(self):
         if not self.name or not self.name.strip():
@@ -140,7 +142,6 @@ class GenerateParams:
     width: int = 512
     height: int = 512
     batch_size: int = 1
-    extra: tuple = field(default=())
 
     def __post_init__(self):
         if not 0 <= int(self.seed) <= 0xFFFFFFFFFFFFFFFF:

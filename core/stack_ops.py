@@ -1,27 +1,11 @@
-"""Pure edits of a StackSpec: what each node (and the Python API) does to a description."""
+"""Pure edits of a StackSpec: what each node (and the Python API) does to a description. No file is read here."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 from .errors import SpecError
-from .families import CLIP_GROUP, MODEL_GROUP
-from .files import FILE_CACHE, FileCache
-from .specs import AdapterSpec, StackSpec, check_strength
-
-
-def make_adapter(path: str, name: str | None = None, strength_model: float = 1.0, strength_clip: float = 1.0,
-                 files: FileCache = FILE_CACHE) -> AdapterSpec:
-    """An AdapterSpec for a local file; hashing reads the file once and is cached by (path, size, mtime)."""
-    display = (name or "").strip() or os.path.splitext(os.path.basename(path))[0]
-    weights = {MODEL_GROUP: check_strength(strength_model, "strength_model"),
-               CLIP_GROUP: check_strength(strength_clip, "strength_clip")}
-    return AdapterSpec(path=os.path.realpath(path), sha256=files.sha256(path), name=display, weights=weights)
-
-
-def add_adapter(stack: StackSpec, adapter: AdapterSpec) -> StackSpec:
-    return stack.add(adapter)
+from .specs import StackSpec, check_strength
 
 
 def set_weights(stack: StackSpec, name: str, weights: dict[str, float] | None = None,

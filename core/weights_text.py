@@ -13,14 +13,13 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
-from .block_weights import block_key_ok, lbw_vector
+from .block_weights import lbw_vector, scheme_of
 from .errors import SpecError
 from .families import CLIP_GROUP, MODEL_GROUP, Family
-from .specs import MAX_STRENGTH, StackSpec
+from .specs import StackSpec, check_strength
 from .stack_ops import set_weights
 
 SWITCHES = {"on": True, "off": False, "enable": True, "disable": False}
@@ -37,16 +36,6 @@ class WeightLine:
     weights: tuple[tuple[str, float], ...]
     enabled: bool | None
     blocks: tuple = ()  # block entries for the denoiser, or () when the line names none
-
-
-def _number(raw: str, where: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SpecError(f"{where}: {raw!r} is not a number") from None
-    if not math.isfinite(value) or abs(value) > MAX_STRENGTH:
-        raise SpecError(f"{where}: {raw!r} must be a finite number within +-{MAX_STRENGTH:g}")
-    return value
 
 
 def _split_name(line: str, where: str) -> tuple[str, str]:
@@ -72,7 +61,7 @@ def parse_line(number: int, line: str, family: Family) -> WeightLine | None:
     if rest.lower() in SWITCHES:
         return WeightLine(number, name, (), SWITCHES[rest.lower()])
     if "=" not in rest:
-        value = _number(rest, where)
+        value = check_strength(rest, where)
         return WeightLine(number, name, ((MODEL_GROUP, value), (CLIP_GROUP, value)), None)
     allowed = (MODEL_GROUP, CLIP_GROUP, *components)
     weights, blocks, options, lbw = [], [], dict(_LBW_OPTIONS), None
@@ -81,17 +70,18 @@ def parse_line(number: int, line: str, family: Family) -> WeightLine | None:
         if not eq:
             raise SpecError(f"{where}: {item!r} should be key=value (e.g. model=0.8)")
         if key in allowed:
-            weights.append((key, _number(raw, f"{where}, {key}")))
+            weights.append((key, check_strength(raw, f"{where}, {key}")))
         elif key in options:
-            options[key] = int(_number(raw, f"{where}, {key}")) if key == "seed" else _number(raw, f"{where}, {key}")
+            value = check_strength(raw, f"{where}, {key}")
+            options[key] = int(value) if key == "seed" else value
         elif key == "lbw":
             lbw = (len(blocks), raw)
             blocks.append(("lbw", raw))
-        elif block_key_ok(key, family):
+        elif scheme_of(family).key.match(key):
             blocks.append((key, _block_value(raw, f"{where}, {key}")))
         else:
-            extra = "down, mid, up, down.block_N, up.block_N, lbw" if family.unet else "lbw, <blocks>.N-M"
-            raise SpecError(f"{where}: {item!r} should be one of {', '.join(allowed)}, {extra} followed by =value")
+            raise SpecError(f"{where}: {item!r} should be one of {', '.join(allowed)}, {scheme_of(family).help} "
+                            "followed by =value")
     if lbw is not None:
         blocks[lbw[0]] = ("lbw", lbw_vector(lbw[1], family, options["A"], options["B"], int(options["seed"])))
     return WeightLine(number, name, tuple(weights), None, tuple(blocks))
@@ -100,8 +90,8 @@ def parse_line(number: int, line: str, family: Family) -> WeightLine | None:
 def _block_value(raw: str, where: str):
     """'0.5' -> 0.5 ; '[0.4, 0.8, 1]' -> (0.4, 0.8, 1.0)"""
     if raw.startswith("[") and raw.endswith("]"):
-        return tuple(_number(v.strip(), where) for v in raw[1:-1].split(",") if v.strip())
-    return _number(raw, where)
+        return tuple(check_strength(v.strip(), where) for v in raw[1:-1].split(",") if v.strip())
+    return check_strength(raw, where)
 
 
 def parse(text: str, family: Family) -> list[WeightLine]:

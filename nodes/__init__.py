@@ -1,5 +1,6 @@
 """The node classes and their registration tables (node IDs are frozen public API)."""
 
+from . import host
 from .fuse import FuseLoRA, UnfuseLoRA
 from .generate import Generate
 from .load_lora import LoadLoRA
@@ -12,3 +13,8 @@ NODES = (LoadPipeline, LoadLoRA, StackLoRA, SetAdapterWeights, FuseLoRA, UnfuseL
 
 NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {cls.NODE_ID: cls.DISPLAY_NAME for cls in NODES}
+
+if host.IN_COMFYUI:
+    from .comfy_server import attach_to_comfyui
+
+    attach_to_comfyui(host.runtime(), host.locate_lora)

@@ -36,7 +36,7 @@ def validate_lora_name(name: str, hashes=()):
     from . import host
 
     try:
-        host.lora_path(name, hashes)
+        host.locate_lora(name, hashes)
     except LoraFileError as exc:
         return str(exc)
     return True

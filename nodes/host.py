@@ -1,21 +1,25 @@
 """Everything the nodes need from their host: ComfyUI when it is there, the headless runner otherwise.
 
-This is the only module that imports ComfyUI (``folder_paths``, ``comfy.*``).
+This is the only module that imports ComfyUI (``folder_paths``, ``comfy.*``). The nodes reach the
+runtime (settings, adapter store, pipelines, folders) through ``runtime()``: the one the headless
+runner or a test activated with ``using(...)``, else this process's own (ComfyUI's folders inside
+ComfyUI, ``LORADECK_MODELS_DIR`` headless).
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import contextvars
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable
 
 from ..core.errors import PipelineLoadError
-from ..core.files import SAFE_SUFFIXES
-from ..core.names import Located, inside, locate, resolve_lora
+from ..core.lora_lookup import Located, inside, listing, locate
 from ..core.pipelines import BUILTIN_NAMES
-
-log = logging.getLogger(__name__)
+from ..core.runtime import Folders, Runtime
+from ..core.settings import Settings
 
 try:  # inside ComfyUI
     import folder_paths  # type: ignore[import-not-found]
@@ -23,74 +27,72 @@ except ImportError:
     folder_paths = None
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO_LORAS = os.path.join(PACK_DIR, "demo", "models", "loras")
+DEMO_LORAS = os.path.join(PACK_DIR, "demo", "models", "loras")  # the shipped demo LoRAs: examples run anywhere
 IN_COMFYUI = folder_paths is not None
 
 
-class HeadlessPaths:
-    """ComfyUI's folder layout under one models directory (``loras/``, ``diffusers/``)."""
-
-    def __init__(self, models_dir: str | None = None, output_dir: str | None = None):
-        self.models_dir = os.path.abspath(models_dir or os.environ.get("LORADECK_MODELS_DIR", "models"))
-        self.output_dir = os.path.abspath(output_dir or "output")
+class ComfyFolders:
+    """ComfyUI's model folders (``extra_model_paths.yaml`` included) and output folder."""
 
     def roots(self, kind: str) -> list[str]:
-        roots = [os.path.join(self.models_dir, kind)]
-        if kind == "loras":
-            roots.append(DEMO_LORAS)
-        return [r for r in roots if os.path.isdir(r)]
+        found = list(folder_paths.get_folder_paths(kind)) if kind in folder_paths.folder_names_and_paths else []
+        found += [DEMO_LORAS] if kind == "loras" else []
+        return [r for r in dict.fromkeys(found) if os.path.isdir(r)]
+
+    def output(self) -> str:
+        return folder_paths.get_output_directory()
 
 
-class ComfyPaths:
-    output_dir = None
-
-    def roots(self, kind: str) -> list[str]:
-        return [r for r in folder_paths.get_folder_paths(kind) if os.path.isdir(r)]
-
-
-_paths: HeadlessPaths | ComfyPaths = ComfyPaths() if IN_COMFYUI else HeadlessPaths()
-if IN_COMFYUI and DEMO_LORAS not in folder_paths.get_folder_paths("loras"):
-    # The shipped demo LoRAs make the example workflows run out of the box.
-    folder_paths.add_model_folder_path("loras", DEMO_LORAS, is_default=False)
+def headless_folders(models_dir: str | None = None, output_dir: str | None = None,
+                     settings: Settings | None = None) -> Folders:
+    """ComfyUI's layout under ``models_dir`` (default: the LORADECK_MODELS_DIR setting), plus the demo LoRAs."""
+    models_dir = models_dir or (settings or Settings.from_env()).models_dir
+    return Folders(models_dir, output_dir or "output", (("loras", (DEMO_LORAS,)),))
 
 
-def output_dir() -> str:
-    """Where output nodes write: ComfyUI's output folder, or the headless runner's --output-dir."""
-    return folder_paths.get_output_directory() if IN_COMFYUI else _paths.output_dir
+_active: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar("loradeck_runtime", default=None)
+_process: Runtime | None = None
+_process_lock = threading.Lock()
 
 
-def use_headless(models_dir: str | None, output: str | None = None) -> None:
-    """Point the nodes at a models directory (the headless runner and tests call this)."""
-    global _paths
-    _paths = HeadlessPaths(models_dir, output)
+def runtime() -> Runtime:
+    """The runtime activated by ``using``, else this process's own (made on first use)."""
+    active = _active.get()
+    if active is not None:
+        return active
+    global _process
+    with _process_lock:
+        if _process is None:
+            settings = Settings.from_env()
+            _process = Runtime(settings, ComfyFolders() if IN_COMFYUI else headless_folders(settings=settings))
+        return _process
 
 
-def roots(kind: str) -> list[str]:
-    return _paths.roots(kind)
-
-
-def _walk_files(root: str, suffixes: tuple[str, ...]) -> list[str]:
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs.sort()
-        for name in sorted(files):
-            if name.lower().endswith(suffixes):
-                found.append(os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/"))
-    return found
+@contextlib.contextmanager
+def using(active: Runtime):
+    """Run the nodes against ``active`` (the headless runner and tests); re-entrant and per thread."""
+    token = _active.set(active)
+    try:
+        yield active
+    finally:
+        _active.reset(token)
 
 
 def lora_names() -> list[str]:
-    names: list[str] = []
-    for root in roots("loras"):
-        names.extend(n for n in _walk_files(root, SAFE_SUFFIXES) if n not in names)
-    return sorted(names, key=str.lower)
+    return listing(runtime().folders.roots("loras"))
+
+
+def locate_lora(name: str, hashes: Iterable[str] = (), current: Runtime | None = None) -> Located:
+    """The file for a workflow's LoRA name; ``hashes`` (recorded with the node) find it under another name."""
+    current = current or runtime()
+    return locate(name, current.folders.roots("loras"), hashes, current.hashes)
 
 
 def diffusers_models() -> list[str]:
     """Folders under ``models/diffusers`` that hold a ``model_index.json`` (two levels deep), single-file
     checkpoints under ``models/checkpoints``, then the built-ins."""
     folders = sorted({os.path.relpath(f, r).replace(os.sep, "/") for r, f in _diffusers_folders()}, key=str.lower)
-    files = sorted({n for root in roots("checkpoints") for n in _walk_files(root, SAFE_SUFFIXES)}, key=str.lower)
+    files = listing(runtime().folders.roots("checkpoints"))
     return folders + files + list(BUILTIN_NAMES)
 
 
@@ -101,37 +103,34 @@ def diffusers_folders() -> tuple[str, ...]:
 
 def _diffusers_folders() -> list[tuple[str, str]]:
     found = []
-    for root in roots("diffusers"):
-        for folder, dirs, files in os.walk(root, followlinks=True):
-            depth = os.path.relpath(folder, root).count(os.sep)
-            if "model_index.json" in files and folder != root:
-                found.append((root, folder))
-                dirs[:] = []
-            elif depth >= 1:
-                dirs[:] = []
-            dirs.sort()
+    for root in runtime().folders.roots("diffusers"):
+        for top in (os.path.join(root, e) for e in _subfolders(root)):
+            inner = [top] if _is_model(top) else [os.path.join(top, e) for e in _subfolders(top)]
+            found.extend((root, folder) for folder in inner if _is_model(folder))
     return found
 
 
-def lora_path(name: str, hashes: Iterable[str] = ()) -> str:
-    """The file for a workflow's LoRA name; ``hashes`` (recorded with the node) find it under another name."""
-    return resolve_lora(name, roots("loras"), lora_names(), hashes=hashes)
+def _is_model(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, "model_index.json"))
 
 
-def locate_lora(name: str, hashes: Iterable[str] = ()) -> Located:
-    """Like ``lora_path``, also saying which name it is listed under here and which rule found it."""
-    return locate(name, roots("loras"), lora_names(), hashes)
+def _subfolders(folder: str) -> list[str]:
+    try:
+        return sorted(e for e in os.listdir(folder) if os.path.isdir(os.path.join(folder, e)))
+    except OSError:
+        return []
 
 
 def model_path(name: str) -> str:
     if name in BUILTIN_NAMES:
         return name
-    if name.lower().endswith(SAFE_SUFFIXES):
-        for root in roots("checkpoints"):
+    folders = runtime().folders
+    if name.lower().endswith(".safetensors"):
+        for root in folders.roots("checkpoints"):
             path = inside(root, name)
             if path:
                 return path
-    for root in roots("diffusers"):
+    for root in folders.roots("diffusers"):
         index = inside(root, f"{name}/model_index.json")
         if index:
             return os.path.dirname(index)
@@ -164,23 +163,3 @@ def _terminal_bar(step: int, total: int) -> None:
     if step >= total:
         sys.stderr.write("\n")
     sys.stderr.flush()
-
-
-def _attach_to_server() -> None:
-    """Inside ComfyUI: the panel's read-only routes and its live websocket event (see nodes/routes.py)."""
-    try:
-        from server import PromptServer  # type: ignore[import-not-found]
-    except ImportError:
-        log.warning("loradeck: ComfyUI's server module is missing; the LoRA Deck panel stays empty")
-        return
-    instance = getattr(PromptServer, "instance", None)
-    if instance is None:
-        log.warning("loradeck: no PromptServer yet; the LoRA Deck panel stays empty")
-        return
-    from . import routes
-
-    routes.attach(instance)
-
-
-if IN_COMFYUI:
-    _attach_to_server()

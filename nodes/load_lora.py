@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from ..core import stack_ops
 from . import host, records
 from .common import (
     CATEGORY,
@@ -53,16 +52,16 @@ class LoadLoRA:
     def IS_CHANGED(cls, lora_name, unique_id=None, extra_pnginfo=None, **_):
         try:
             hashes = records.recorded_hashes(extra_pnginfo, unique_id).get(lora_name, ())
-            return file_stamp(host.lora_path(lora_name, hashes))
+            return file_stamp(host.locate_lora(lora_name, hashes).path)
         except Exception:  # reported properly when the node runs
             return "unresolved"
 
     def load(self, pipeline, lora_name: str, strength_model: float, strength_clip: float, adapter_name: str = "",
              unique_id=None, extra_pnginfo=None):
-        path = host.lora_path(lora_name, records.recorded_hashes(extra_pnginfo, unique_id).get(lora_name, ()))
-        report = pipeline.owner.prepare(path).report
-        adapter = stack_ops.make_adapter(path, adapter_name, strength_model, strength_clip)
-        stack = stack_ops.add_adapter(pipeline.stack, adapter)
+        hashes = records.recorded_hashes(extra_pnginfo, unique_id).get(lora_name, ())
+        path = host.locate_lora(lora_name, hashes).path
+        adapter, report = pipeline.owner.describe(path, adapter_name, strength_model, strength_clip)
+        stack = pipeline.stack.add(adapter)
         ui = records.loader_ui([(lora_name, stack.adapters[-1], report)])
         info = "\n".join(ui["loradeck_info"])  # match report, base model, trigger words, title
         return {"ui": ui, "result": (pipeline.with_stack(stack), info)}

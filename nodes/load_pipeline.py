@@ -30,4 +30,4 @@ class LoadPipeline:
         }}
 
     def load(self, model_name: str, dtype: str):
-        return (open_pipeline(host.model_path(model_name), dtype, host.diffusers_folders()),)
+        return (open_pipeline(host.model_path(model_name), dtype, host.diffusers_folders(), host.runtime()),)

@@ -10,9 +10,10 @@ On another machine the node finds those entries in the workflow (hidden ``EXTRA_
 
 from __future__ import annotations
 
+from ..core.hashing import autov2
+
 LORAS = "loras"
 HIDDEN = {"unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO"}
-MAX_WORDS, MAX_WORD = 20, 200
 
 
 def _node(extra_pnginfo, unique_id) -> dict:
@@ -35,30 +36,13 @@ def recorded_hashes(extra_pnginfo, unique_id) -> dict[str, tuple[str, ...]]:
     return {name: tuple(hashes) for name, hashes in found.items()}
 
 
-def trigger_words(report: dict) -> list[str]:
-    """Trigger words from a load report's metadata (a list, or one comma-separated string), capped."""
-    metadata = report.get("metadata")
-    words = metadata.get("trigger_words") if isinstance(metadata, dict) else None
-    if isinstance(words, str):
-        words = words.split(",")
-    if not isinstance(words, (list, tuple)):
-        return []
-    cleaned = (str(w).strip()[:MAX_WORD] for w in words)
-    return [w for w in cleaned if w][:MAX_WORDS]
-
-
 def model_entry(name: str, sha256: str) -> dict:
-    return {"name": name, "sha256": sha256, "autov2": sha256[:10]}
+    return {"name": name, "sha256": sha256, "autov2": autov2(sha256)}
 
 
 def info_lines(name: str, report) -> list[str]:
     """``name: <match report>`` then base model, trigger words and title when the report knows them."""
-    describe = getattr(report, "info_text", None)
-    if callable(describe):
-        first, *rest = describe().splitlines() or [""]
-    else:
-        words = trigger_words(report.to_dict())
-        first, rest = report.text(), [f"trigger words: {', '.join(words)}"] if words else []
+    first, *rest = report.info_text().splitlines()
     return [f"{name}: {first}", *rest]
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 
 from ..core.save import MODES, save_stack
-from . import host
 from .common import CATEGORY, PIPELINE, node_id, pipeline_input
 from .naming import save_path
 
@@ -33,7 +32,8 @@ class SaveLoRA:
         }}
 
     def save(self, pipeline, filename_prefix: str, mode: str, rank: int):
-        folder, stem, counter = save_path(os.path.join(host.output_dir(), "loras"), filename_prefix, ".safetensors")
+        output = pipeline.owner.runtime.folders.output()
+        folder, stem, counter = save_path(os.path.join(output, "loras"), filename_prefix, ".safetensors")
         report = save_stack(pipeline.owner, pipeline.stack, os.path.join(folder, f"{stem}_{counter:05}_.safetensors"),
                             mode, rank)
         return {"ui": {"loradeck_info": [report.text()]}, "result": (pipeline, report.text())}

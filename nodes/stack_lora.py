@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from ..core import stack_ops
 from ..core.errors import SpecError
 from . import host, records
 from .common import (
@@ -63,7 +62,7 @@ class StackLoRA:
             name = kwargs.get(f"lora_name_{i}", NONE_CHOICE)
             if name != NONE_CHOICE and kwargs.get(f"enabled_{i}", True):
                 try:
-                    stamps.append(file_stamp(host.lora_path(name, recorded.get(name, ()))))
+                    stamps.append(file_stamp(host.locate_lora(name, recorded.get(name, ())).path))
                 except Exception:
                     stamps.append("unresolved")
         return ",".join(stamps)
@@ -86,8 +85,8 @@ class StackLoRA:
         recorded = records.recorded_hashes(extra_pnginfo, unique_id)
         stack, loaded = pipeline.stack, []
         for name, strength_model, strength_clip in entries:
-            path = host.lora_path(name, recorded.get(name, ()))
-            report = pipeline.owner.prepare(path).report
-            stack = stack_ops.add_adapter(stack, stack_ops.make_adapter(path, None, strength_model, strength_clip))
+            path = host.locate_lora(name, recorded.get(name, ())).path
+            adapter, report = pipeline.owner.describe(path, None, strength_model, strength_clip)
+            stack = stack.add(adapter)
             loaded.append((name, stack.adapters[-1], report))
         return {"ui": records.loader_ui(loaded), "result": (pipeline.with_stack(stack), entries)}

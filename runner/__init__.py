@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..core.runtime import Runtime
 from ..nodes import host
 from .errors import WorkflowError
 from .execute import Executor, RunContext
@@ -13,12 +14,16 @@ __all__ = ["RunContext", "Workflow", "WorkflowError", "load", "run_workflow"]
 
 
 def run_workflow(workflow: Workflow | str, output_dir: str, models_dir: str | None = None,
-                 order: list[str] | None = None) -> RunContext:
-    """Run every output node of ``workflow``; returns the context with the saved file paths."""
+                 order: list[str] | None = None, runtime: Runtime | None = None) -> RunContext:
+    """Run every output node of ``workflow``; returns the context with the saved file paths.
+
+    The nodes run against ``runtime`` (default: a new one over ``models_dir`` in ComfyUI's layout, writing
+    to ``output_dir``), so runs never share state unless the caller passes the same runtime."""
     if isinstance(workflow, str):
         workflow = load(workflow)
-    host.use_headless(models_dir, output_dir)
+    runtime = runtime or Runtime(folders=host.headless_folders(models_dir, output_dir))
     extra = {"workflow": workflow.ui} if workflow.ui is not None else {}
     context = RunContext(os.path.abspath(output_dir), workflow.prompt, extra)
-    Executor(workflow.prompt, context).run(order)
+    with host.using(runtime):
+        Executor(workflow.prompt, context).run(order)
     return context

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from ..core.hashing import autov2
 from ..nodes.common import node_id
 
 GENERATE = node_id("Generate")
@@ -37,7 +38,7 @@ def lora_fields(stack) -> list[tuple[str, str]]:
     used = [a for a in stack.adapters if a.enabled]
     if not used:
         return []
-    hashes = ", ".join(f"{alias(a.name)}: {a.sha256[:10]}" for a in used)
+    hashes = ", ".join(f"{alias(a.name)}: {autov2(a.sha256)}" for a in used)
     weights = ", ".join(f"{alias(a.name)}: {_weights(a)}" for a in used)
     return [("Lora hashes", json.dumps(hashes)), ("LoRA Deck", json.dumps(weights))]
 

@@ -1,10 +1,40 @@
-"""Fixtures: tiny seeded pipelines and small LoRA files in each format, made on the fly."""
+"""Fixtures: tiny seeded pipelines, small LoRA files in each format made on the fly, and a fresh runtime
+for every test (nothing leaks between tests: store, hash index, pipelines, folders)."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import make_pipe, save_diffusers_lora, save_kohya_lora
+import loradeck.core.runtime as runtime_module
+from helpers import make_pipe, runtime_for
+from lora_fixtures import save_diffusers_lora, save_kohya_lora
+from loradeck.nodes import host
+
+
+@pytest.fixture(autouse=True)
+def runtime(monkeypatch):
+    """This test's own runtime: the Python API's default and the one the nodes use (no models dir)."""
+    fresh = runtime_for()
+    monkeypatch.setattr(runtime_module, "_default", fresh)
+    with host.using(fresh):
+        yield fresh
+
+
+@pytest.fixture
+def use_models(runtime, monkeypatch):
+    """``use_models(models_dir, output_dir=None)``: a fresh runtime over a models folder for the nodes and the
+    Python API, for the rest of the test."""
+    tokens = []
+
+    def use(models_dir, output_dir=None, **settings):
+        fresh = runtime_for(models_dir, output_dir, **settings)
+        monkeypatch.setattr(runtime_module, "_default", fresh)
+        tokens.append(host._active.set(fresh))
+        return fresh
+
+    yield use
+    for token in reversed(tokens):
+        host._active.reset(token)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,12 @@
-"""Per-family fixtures: tiny pipelines, LoRA files written by diffusers' own save_lora_weights,
-and references computed by diffusers (or peft directly where diffusers has no pipeline method)."""
+"""Per-family fixtures: tiny pipelines and references computed by diffusers (or peft directly where diffusers
+has no pipeline method). The family LoRA files are written by lora_fixtures.save_family_lora."""
 
 from __future__ import annotations
 
 import copy
 import functools
-import os
 
 import torch
-from peft import LoraConfig, get_peft_model_state_dict
 
 from loradeck.core.families import FAMILIES
 from loradeck.core.generate import CALLS
@@ -43,33 +41,6 @@ def render(key: str, pipe, params: GenerateParams = PARAMS) -> torch.Tensor:
     kwargs = CALLS[FAMILIES[key].call](params, lambda step, total: None)
     with torch.inference_mode():
         return torch.from_numpy(pipe(**kwargs).images.copy())
-
-
-def save_family_lora(key: str, path: str, seed: int, gain: float = 3.0) -> str:
-    """A LoRA for every LoRA-able component diffusers saves for this family, via its save_lora_weights."""
-    from diffusers.loaders.lora_pipeline import AmusedLoraLoaderMixin
-
-    family = FAMILIES[key]
-    pipe = fresh(key)
-    torch.manual_seed(seed)
-    layers, metadata = {}, {}
-    for component in (family.denoiser, *SAVED_TEXT_ENCODERS[key]):
-        model = getattr(pipe, component)
-        targets = DENOISER_TARGETS[key] if component == family.denoiser else TEXT_TARGETS
-        config = LoraConfig(r=4, lora_alpha=2, target_modules=targets, init_lora_weights=False)
-        model.add_adapter(config)
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if "lora_B" in name:
-                    param.mul_(gain)
-        layers[f"{component}_lora_layers"] = get_peft_model_state_dict(model)
-        metadata[f"{component}_lora_adapter_metadata"] = config.to_dict()
-    saver = AmusedLoraLoaderMixin if key == "amused" else type(pipe)
-    folder, weight_name = os.path.split(path)
-    if key == "amused":  # its save_lora_weights takes no metadata: alphas travel as .alpha keys instead
-        metadata = {}
-    saver.save_lora_weights(folder, weight_name=weight_name, **layers, **metadata)
-    return path
 
 
 def diffusers_reference(key: str, files: dict[str, str], weights: dict[str, dict]):

@@ -1,4 +1,5 @@
-"""Generators of LoRA files in each real-world key layout, for the tiny SD 1.x model.
+"""Every LoRA file writer of the tests: each real-world key layout for the tiny SD 1.x model, files saved by
+diffusers' own save_lora_weights (SD1 and per family), and plain kohya files.
 
 Each writer takes a path and a seed and writes random tensors under the key names and shapes
 the original trainer uses (kohya-ss sd-scripts, LyCORIS, peft, old diffusers). Nothing here
@@ -8,10 +9,14 @@ uses LoRA Deck's converters: the tests compare what LoRA Deck applies with formu
 from __future__ import annotations
 
 import json
+import os
 
 import torch
+from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import save_file
 
+from family_fixtures import DENOISER_TARGETS, SAVED_TEXT_ENCODERS, TEXT_TARGETS, fresh
+from loradeck.core.families import FAMILIES
 from loradeck.core.tiny import tiny_sd_pipeline
 
 UNET_LINEAR = ("attn1.to_q", "attn2.to_k", "ff.net.2")
@@ -230,3 +235,78 @@ def write_oft(path: str, seed: int) -> str:
         sd[f"{kohya_key(component, name)}.oft_blocks"] = rand(4, 4, 4)
         sd[f"{kohya_key(component, name)}.alpha"] = torch.tensor(1.0)
     return _save(path, sd)
+
+
+# -- files written by diffusers' own save_lora_weights, and plain kohya files ---------------------
+UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+TE_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+
+def save_diffusers_lora(path: str, seed: int, unet_targets=UNET_TARGETS, te_targets=TE_TARGETS,
+                        rank: int = 4, alpha: float = 2.0) -> str:
+    """A LoRA file written by diffusers' own save_lora_weights (peft layers with random weights)."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = tiny_sd_pipeline()
+    torch.manual_seed(seed)
+    layers, metadata = {}, {}
+    for component, targets in (("unet", unet_targets), ("text_encoder", te_targets)):
+        if not targets:
+            continue
+        model = getattr(pipe, component)
+        config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, init_lora_weights=False)
+        model.add_adapter(config)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.mul_(3.0)  # peft's random init is small; make the effect clearly visible
+        layers[f"{component}_lora_layers"] = get_peft_model_state_dict(model)
+        metadata[f"{component}_lora_adapter_metadata"] = config.to_dict()
+    folder, weight_name = os.path.split(path)
+    StableDiffusionPipeline.save_lora_weights(folder, weight_name=weight_name, **layers, **metadata)
+    return path
+
+
+def save_kohya_lora(path: str, seed: int, rank: int = 4, alpha: float = 2.0, unet_width_scale: int = 1) -> str:
+    """A kohya-format file: lora_unet_* / lora_te_text_model_* with lora_down/lora_up/alpha."""
+    pipe = tiny_sd_pipeline()
+    gen = torch.Generator().manual_seed(seed)
+    sd = {}
+    for prefix, model, suffixes in (("lora_unet_", pipe.unet, ("to_q", "to_v", "ff.net.2")),
+                                    ("lora_te_text_model_", pipe.text_encoder, ("q_proj", "fc1"))):
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear) and name.endswith(suffixes):
+                key = prefix + name.replace(".", "_")
+                width = module.in_features * (unet_width_scale if prefix == "lora_unet_" else 1)
+                sd[f"{key}.lora_down.weight"] = torch.randn(rank, width, generator=gen) * 0.3
+                sd[f"{key}.lora_up.weight"] = torch.randn(module.out_features, rank, generator=gen) * 0.3
+                sd[f"{key}.alpha"] = torch.tensor(alpha)
+    save_file(sd, path, metadata={"ss_base_model_version": "sd_v1"})
+    return path
+
+
+def save_family_lora(key: str, path: str, seed: int, gain: float = 3.0) -> str:
+    """A LoRA for every LoRA-able component diffusers saves for this family, via its save_lora_weights."""
+    from diffusers.loaders.lora_pipeline import AmusedLoraLoaderMixin
+
+    family = FAMILIES[key]
+    pipe = fresh(key)
+    torch.manual_seed(seed)
+    layers, metadata = {}, {}
+    for component in (family.denoiser, *SAVED_TEXT_ENCODERS[key]):
+        model = getattr(pipe, component)
+        targets = DENOISER_TARGETS[key] if component == family.denoiser else TEXT_TARGETS
+        config = LoraConfig(r=4, lora_alpha=2, target_modules=targets, init_lora_weights=False)
+        model.add_adapter(config)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.mul_(gain)
+        layers[f"{component}_lora_layers"] = get_peft_model_state_dict(model)
+        metadata[f"{component}_lora_adapter_metadata"] = config.to_dict()
+    saver = AmusedLoraLoaderMixin if key == "amused" else type(pipe)
+    folder, weight_name = os.path.split(path)
+    if key == "amused":  # its save_lora_weights takes no metadata: alphas travel as .alpha keys instead
+        metadata = {}
+    saver.save_lora_weights(folder, weight_name=weight_name, **layers, **metadata)
+    return path

@@ -1,5 +1,5 @@
 """A small aiohttp server for browser tests of the panel: web/ as ComfyUI serves it, stand-ins for the frontend's
-scripts/app.js and scripts/api.js, and the pack's REAL routes and live event wired by ``routes.attach``.
+scripts/app.js and scripts/api.js, and the pack's REAL routes and live event wired by ``comfy_server.attach``.
 
 It plays ComfyUI's PromptServer: ``routes`` (a RouteTableDef, mirrored under /api like ComfyUI does) and a
 thread-safe ``send_sync`` that pushes ``{type, data}`` over a websocket at /ws.
@@ -11,12 +11,13 @@ import asyncio
 import os
 import socket
 import threading
+import types
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from loradeck.core import events
-from loradeck.nodes import routes
+from loradeck.core.events import RecentSnapshots
+from loradeck.nodes import comfy_server, host
 
 PACK = Path(__file__).resolve().parents[1]
 WEB = PACK / "web"
@@ -32,8 +33,10 @@ def _file(path: Path):
 
 
 class PanelTestServer:
-    def __init__(self, owners):
+    def __init__(self, owners, runtime):
         self.owners = owners  # a list the test may change; the routes read it on every request
+        self.runtime = runtime  # whose snapshots reach the browser as live events
+        self.names_runtime = None  # whose folders /loradeck/resolve looks in (None: the nodes' runtime)
         self.routes = web.RouteTableDef()
         self.sockets: set[web.WebSocketResponse] = set()
         self.loop = asyncio.new_event_loop()
@@ -67,7 +70,10 @@ class PanelTestServer:
         return web.json_response(sorted(f"{EXTENSION_PREFIX}/{p.name}" for p in WEB.glob("*.js")))
 
     def _app(self) -> web.Application:
-        self._listener = routes.attach(self, owners=lambda: tuple(self.owners), recent=routes.RecentSnapshots())
+        shown = types.SimpleNamespace(pipelines=types.SimpleNamespace(owners=lambda: tuple(self.owners)),
+                                      recent=RecentSnapshots(), events=self.runtime.events)
+        self._listener = comfy_server.attach(
+            self, shown, lambda name, hashes: host.locate_lora(name, hashes, self.names_runtime))
         app = web.Application()
         app.add_routes(self.routes)
         app.add_routes([web.route(r.method, "/api" + r.path, r.handler) for r in self.routes])
@@ -101,7 +107,7 @@ class PanelTestServer:
 
     def stop(self) -> None:
         if self._listener is not None:
-            events.unsubscribe(self._listener)
+            self.runtime.events.unsubscribe(self._listener)
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)

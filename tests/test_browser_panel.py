@@ -37,11 +37,10 @@ _require(sync_api is not None, "playwright is not installed (pip install playwri
 _require(os.path.exists(CHROMIUM), f"no chromium at {CHROMIUM} (apt-get install chromium)")
 pytest.importorskip("aiohttp")
 
-from panel_server import PanelTestServer, output_dir  # noqa: E402
-
 from loradeck.core import Deck  # noqa: E402
 from loradeck.core.api import PipelineHandle  # noqa: E402
-from loradeck.nodes import NODE_CLASS_MAPPINGS, host  # noqa: E402
+from loradeck.nodes import NODE_CLASS_MAPPINGS  # noqa: E402
+from panel_server import PanelTestServer, output_dir  # noqa: E402
 
 XSS = "<img src=x onerror=window.__xss=1>"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -72,7 +71,7 @@ def decks(files, xss_lora):
 @pytest.fixture(scope="module")
 def server(decks):
     """Started after the decks are built, so only later changes arrive as live events."""
-    running = PanelTestServer(owners=[]).start()
+    running = PanelTestServer(owners=[], runtime=decks[0].owner.runtime).start()
     yield running
     running.stop()
 
@@ -137,8 +136,8 @@ def test_live_event_updates_the_panel(page, decks):
     assert "Recent activity (1)" in page.inner_text(PANEL)
 
 
-def test_load_lora_node_shows_its_info_and_records_hashes(page, decks, xss_lora, lora_dir):
-    host.use_headless(str(lora_dir))
+def test_load_lora_node_shows_its_info_and_records_hashes(page, decks, xss_lora, lora_dir, use_models):
+    use_models(str(lora_dir))
     handle = PipelineHandle(decks[0].owner)
     ui = NODE_CLASS_MAPPINGS["LoadLoRA|LoRADeck"]().load(handle, "hostile.safetensors", 1.0, 1.0)["ui"]
     node = page.evaluate("""(ui) => { const node = window.__nodes['LoadLoRA|LoRADeck']; node.onExecuted(ui);
@@ -172,9 +171,9 @@ def test_every_web_module_loads_on_its_own(page, server):
     assert sorted(extensions) == ["loradeck.NodeInfo", "loradeck.Panel", "loradeck.SharedNames"]
 
 
-def test_shared_workflow_names_are_switched_to_local_files(page, lora_dir, files):
+def test_shared_workflow_names_are_switched_to_local_files(page, server, lora_dir, files, use_models):
     """A workflow from another machine: Windows path to a file in another folder, and a renamed file with a hash."""
-    host.use_headless(str(lora_dir))
+    server.names_runtime = use_models(str(lora_dir))  # the route runs on the server's thread
     sha = hashlib.sha256(Path(files["b"]).read_bytes()).hexdigest()
     values = page.evaluate("""async ([sha, options, windows]) => {
         const ext = window.__app.extensions.find((e) => e.name === "loradeck.SharedNames");

@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import make_pipe
+from helpers import make_pipe, spec
 from loradeck.cli import main as cli_main
 from loradeck.core import Deck, GenerateParams, StackSpec, generate
 from loradeck.core.api import PipelineHandle
-from loradeck.core.stack_ops import add_adapter, fuse, make_adapter
+from loradeck.core.stack_ops import fuse
 from loradeck.nodes import NODE_CLASS_MAPPINGS, host
 from loradeck.runner.execute import RunContext
 from loradeck.runner.image_nodes import SaveImage
@@ -38,16 +38,15 @@ def raise_at(step_to_fail: int):
     return on_step
 
 
-def _stack(files, fused: bool) -> StackSpec:
-    stack = add_adapter(add_adapter(StackSpec(), make_adapter(files["a"], "a", 0.9, 0.4)),
-                        make_adapter(files["k"], "k", 0.7, 1.0))
+def _stack(owner, files, fused: bool) -> StackSpec:
+    stack = StackSpec().add(spec(owner, files["a"], "a", 0.9, 0.4)).add(spec(owner, files["k"], "k", 0.7, 1.0))
     return fuse(stack) if fused else stack
 
 
 @pytest.mark.parametrize("fused", [False, True])
 def test_a_cancelled_generate_leaves_the_pipeline_consistent(files, fused):
-    stack = _stack(files, fused)
     owner = Deck(make_pipe()).owner
+    stack = _stack(owner, files, fused)
     with pytest.raises(Cancelled):
         generate(owner, stack, PARAMS, on_step=raise_at(2))
     fresh = Deck(make_pipe()).owner
@@ -89,7 +88,8 @@ def fake_comfy(monkeypatch):
 def test_cancel_in_comfyui_stops_generate_within_one_step(files, fake_comfy):
     node = NODE_CLASS_MAPPINGS["Generate|LoRADeck"]()
     pipe = make_pipe()
-    handle = PipelineHandle(Deck(pipe).owner, _stack(files, fused=True))
+    owner = Deck(pipe).owner
+    handle = PipelineHandle(owner, _stack(owner, files, fused=True))
     calls = []
     pipe.unet.register_forward_hook(lambda *a: calls.append(1))
     fake_comfy.cancel_after = 2  # Cancel pressed during step 3

@@ -27,8 +27,11 @@ def test_each_strength_reaches_only_its_component(pipe, files, clip_only):
     deck = Deck(pipe).add(files["a"], model=0.0 if clip_only else 1.0, clip=1.0 if clip_only else 0.0)
     unet_layers = [m for m in pipe.unet.modules() if hasattr(m, "scaling")]
     te_layers = [m for m in pipe.text_encoder.modules() if hasattr(m, "scaling")]
+    on, off = (te_layers, unet_layers) if clip_only else (unet_layers, te_layers)
     key = deck.stack.keyed()[0][0]
-    assert all(key in m.active_adapters for m in (te_layers if clip_only else unet_layers))
+    assert on and off
+    assert all(m.scaling[key] == m.lora_alpha[key] / m.r[key] for m in on)
+    assert all(m.scaling[key] == 0.0 for m in off)
     assert (render(pipe) - base).abs().max() > 1e-3
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from helpers import assert_bit_identical, base_weights, make_pipe, render, save_diffusers_lora
+from helpers import assert_bit_identical, base_weights, make_pipe, render, spec
+from lora_fixtures import save_diffusers_lora, save_kohya_lora
 from loradeck.core import Deck, FuseError, IncompatibleLoraError, LoraFileError, StackSpec
-from loradeck.core.files import FILE_CACHE
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -37,14 +37,15 @@ def test_fused_then_unfused_layers_hold_no_copies(pipe, files):
     assert not [m for m in pipe.unet.modules() if hasattr(m, "_loradeck_original")]
 
 
-def test_strength_change_reads_no_file_and_reloads_nothing(pipe, files):
+def test_strength_change_reads_no_file_and_reloads_nothing(pipe, files, runtime):
     deck = Deck(pipe).add(files["a"], name="a").add(files["k"], name="k")
     render(pipe)
-    reads, loads = FILE_CACHE.reads, deck.owner.loads
+    reads, loads = runtime.store.reads, deck.owner.loads
+    assert reads == 2 and loads == 2
     for w in (0.1, 0.5, 1.5):
         deck.set_weights("a", model=w, clip=w / 2)
         deck.set_weights("k", model=-w)
-    assert (FILE_CACHE.reads, deck.owner.loads) == (reads, loads)
+    assert (runtime.store.reads, deck.owner.loads) == (reads, loads)
     assert dict(next(v for v in deck.active() if v.name == "a").weights)["unet"] == 1.5
 
 
@@ -52,10 +53,10 @@ def test_branches_are_independent_in_either_order(files):
     """Two stacks on one owner give the images of two fresh pipelines, whatever the order."""
     shared = Deck(make_pipe())
     owner = shared.owner
-    from loradeck.core.stack_ops import add_adapter, fuse, make_adapter
+    from loradeck.core.stack_ops import fuse
 
-    left = add_adapter(StackSpec(), make_adapter(files["a"], "a", 0.9, 0.3))
-    right = fuse(add_adapter(StackSpec(), make_adapter(files["k"], "k", 0.6, 1.0)))
+    left = StackSpec().add(spec(owner, files["a"], "a", 0.9, 0.3))
+    right = fuse(StackSpec().add(spec(owner, files["k"], "k", 0.6, 1.0)))
     fresh = {}
     for name, stack in (("left", left), ("right", right)):
         alone = Deck(make_pipe())
@@ -94,8 +95,6 @@ def test_failed_load_leaves_pipeline_bit_identical(pipe, files, tmp_path):
 
 def test_sdxl_sized_file_is_refused_with_its_base(pipe, tmp_path):
     path = str(tmp_path / "wide.safetensors")
-    from helpers import save_kohya_lora
-
     save_kohya_lora(path, seed=5, unet_width_scale=2)
     before = base_weights(pipe)
     with pytest.raises(IncompatibleLoraError, match="sd_v1|other shapes"):
@@ -141,15 +140,14 @@ def test_same_file_twice_in_one_stack_is_two_adapters(pipe, files):
     assert not torch.equal(twice, base)
 
 
-def test_eviction_keeps_the_model_clean(pipe, files, tmp_path, monkeypatch):
-    import loradeck.core.owner as owner_module
-
-    monkeypatch.setattr(owner_module, "MAX_LOADED", 1)
+def test_eviction_keeps_the_model_clean(pipe, files, tmp_path, use_models):
+    use_models(None, max_adapters=1)
     before = base_weights(pipe)
     extra = save_diffusers_lora(str(tmp_path / "c.safetensors"), seed=9)
     deck = Deck(pipe).add(files["a"], name="a")
-    deck.remove("a").add(extra, name="c")
-    assert deck.owner.loaded_keys == (deck.stack.keyed()[0][0],)
+    deck.set_weights("a", enabled=False).add(extra, name="c")  # "a" stays in the stack, disabled
+    deck.owner.apply(StackSpec(deck.stack.adapters[1:]))  # a branch without "a": beyond the cap, it is evicted
+    assert deck.owner.loaded_keys == (deck.stack.keyed()[1][0],)
     deck.unload()
     assert not [m for m in pipe.unet.modules() if hasattr(m, "scaling")]
     assert_bit_identical(before, base_weights(pipe))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh, render, save_family_lora
 
-from helpers import assert_bit_identical
+from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh, render
+from helpers import assert_bit_identical, spec
+from lora_fixtures import save_family_lora
 from loradeck.core import Deck, StackSpec
 from loradeck.core.families import FAMILIES
 from loradeck.core.files import read_metadata
 from loradeck.core.save import save_stack
-from loradeck.core.stack_ops import add_adapter, make_adapter
 
 KEYS = list(FAMILIES)
 
@@ -112,8 +112,8 @@ def test_saved_stack_round_trips(key, family_files, tmp_path):
 @pytest.mark.parametrize("key", KEYS)
 def test_branches_do_not_leak(key, family_files):
     owner = Deck(fresh(key)).owner
-    left = add_adapter(StackSpec(), make_adapter(family_files[key]["first"], "l", 0.9, 0.2))
-    right = add_adapter(StackSpec(), make_adapter(family_files[key]["second"], "r", 0.5, 1.0))
+    left = StackSpec().add(spec(owner, family_files[key]["first"], "l", 0.9, 0.2))
+    right = StackSpec().add(spec(owner, family_files[key]["second"], "r", 0.5, 1.0))
     expected = {}
     for name, stack in (("left", left), ("right", right)):
         alone = Deck(fresh(key))
@@ -175,18 +175,18 @@ def test_flux_index_matching_is_exact(family_files):
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_saved_diffusers_folder_loads_through_the_node(key, tmp_path):
-    from loradeck.nodes import NODE_CLASS_MAPPINGS, host
+def test_saved_diffusers_folder_loads_through_the_node(key, tmp_path, use_models):
+    from loradeck.nodes import NODE_CLASS_MAPPINGS
 
     pipe = fresh(key)
     pipe.save_pretrained(str(tmp_path / "diffusers" / f"my-{key}"))
-    host.use_headless(str(tmp_path))
+    use_models(str(tmp_path))
     handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load(f"my-{key}", "float32")[0]
     assert handle.owner.family.key == key
     assert torch.equal(render(key, handle.owner.pipe), render(key, pipe))
 
 
-def test_single_file_checkpoint_without_a_config_folder_says_what_to_do(tmp_path):
+def test_single_file_checkpoint_without_a_config_folder_says_what_to_do(tmp_path, use_models):
     from safetensors.torch import save_file
 
     from loradeck.core import PipelineLoadError
@@ -196,7 +196,7 @@ def test_single_file_checkpoint_without_a_config_folder_says_what_to_do(tmp_path
     key = "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"  # SD 1.x marker
     save_file({key: torch.zeros(4, 768)}, str(tmp_path / "checkpoints" / "my-sd15.safetensors"))
     save_file({"lora_unet_x.lora_down.weight": torch.zeros(1, 1)}, str(tmp_path / "checkpoints" / "lora.safetensors"))
-    host.use_headless(str(tmp_path))
+    use_models(str(tmp_path))
     assert "my-sd15.safetensors" in host.diffusers_models()
     node = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]()
     with pytest.raises(PipelineLoadError, match="is a Stable Diffusion 1.x/2.x checkpoint.*models/diffusers"):
@@ -205,15 +205,15 @@ def test_single_file_checkpoint_without_a_config_folder_says_what_to_do(tmp_path
         node.load("lora.safetensors", "float32")
 
 
-def test_unsupported_pipeline_family_is_named(tmp_path):
+def test_unsupported_pipeline_family_is_named(tmp_path, use_models):
     import json
 
     from loradeck.core import PipelineLoadError
-    from loradeck.nodes import NODE_CLASS_MAPPINGS, host
+    from loradeck.nodes import NODE_CLASS_MAPPINGS
 
     folder = tmp_path / "diffusers" / "video"
     folder.mkdir(parents=True)
     (folder / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
-    host.use_headless(str(tmp_path))
+    use_models(str(tmp_path))
     with pytest.raises(PipelineLoadError, match="'WanPipeline' pipelines are not supported.*Supported families"):
         NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("video", "auto")

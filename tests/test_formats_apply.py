@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lora_fixtures as fx
 import pytest
 import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors.torch import save_file
 
+import lora_fixtures as fx
 from helpers import assert_bit_identical, base_weights, make_pipe, render
 from loradeck.core import Deck, IncompatibleLoraError, LoraFileError
 from loradeck.core.api import PipelineHandle
-from loradeck.core.families import SD1
-from loradeck.core.files import FILE_CACHE
-from loradeck.core.owner import PipelineOwner
-from loradeck.nodes import NODE_CLASS_MAPPINGS, host
+from loradeck.nodes import NODE_CLASS_MAPPINGS
 
 WRITERS = {
     "locon": lambda p: fx.write_kohya_locon(p, 1),
@@ -52,9 +49,9 @@ def _path(format_dir, name: str) -> str:
 
 
 @pytest.mark.parametrize("name", list(WRITERS))
-def test_every_format_loads_through_the_load_lora_node(format_dir, name):
-    host.use_headless(str(format_dir))
-    handle = PipelineHandle(PipelineOwner(make_pipe(), SD1, "formats"))
+def test_every_format_loads_through_the_load_lora_node(format_dir, name, use_models):
+    use_models(str(format_dir))
+    handle = PipelineHandle(Deck(make_pipe()).owner)
     base = render(handle.owner.pipe, steps=2)
     out = NODE_CLASS_MAPPINGS["LoadLoRA|LoRADeck"]().load(handle, f"{name}.safetensors", 1.0, 1.0)
     loaded, info = out["result"]
@@ -66,9 +63,9 @@ def test_every_format_loads_through_the_load_lora_node(format_dir, name):
     assert (render(loaded.owner.pipe, steps=2) - base).abs().max() > 1e-3
 
 
-def test_info_output_names_base_model_and_trigger_words(format_dir):
-    host.use_headless(str(format_dir))
-    handle = PipelineHandle(PipelineOwner(make_pipe(), SD1, "formats"))
+def test_info_output_names_base_model_and_trigger_words(format_dir, use_models):
+    use_models(str(format_dir))
+    handle = PipelineHandle(Deck(make_pipe()).owner)
     info = NODE_CLASS_MAPPINGS["LoadLoRA|LoRADeck"]().load(handle, "loha.safetensors", 1.0, 1.0)["result"][1]
     assert "base model: SD 1.x" in info and "trigger words: cat, sks style, outdoors" in info
 
@@ -86,18 +83,18 @@ def test_files_diffusers_silently_ignores_are_applied(format_dir, name):
 
 
 @pytest.mark.parametrize("name", ["loha", "lokr", "dora"])
-def test_behaves_like_a_plain_lora(format_dir, files, name):
+def test_behaves_like_a_plain_lora(format_dir, files, name, runtime):
     """Strength 0 is the base; strengths are scale writes; disable gives the base, enable gives it back."""
     pipe = make_pipe()
     base = render(pipe)
     deck = Deck(pipe).add(_path(format_dir, name), name="x", model=0.0, clip=0.0)
     assert torch.equal(render(pipe), base)
-    reads, loads = FILE_CACHE.reads, deck.owner.loads
+    reads, loads = runtime.store.reads, deck.owner.loads
     deck.set_weights("x", model=1.0, clip=0.5)
     full = render(pipe)
     assert (full - base).abs().max() > 1e-3
     deck.set_weights("x", model=0.5)
-    assert (FILE_CACHE.reads, deck.owner.loads) == (reads, loads)
+    assert (runtime.store.reads, deck.owner.loads) == (reads, loads)
     assert dict(deck.active()[0].weights) == {"unet": 0.5, "text_encoder": 0.5}
     deck.set_weights("x", enabled=False)
     assert torch.equal(render(pipe), base)
@@ -175,7 +172,7 @@ def test_bad_files_are_refused_with_the_pipeline_bit_identical(tmp_path, files, 
     assert [v.name for v in deck.active()] == ["k"]
 
 
-def test_partial_match_is_a_visible_warning(tmp_path, format_dir):
+def test_partial_match_is_a_visible_warning(tmp_path, format_dir, use_models):
     from safetensors.torch import load_file
 
     sd = load_file(_path(format_dir, "loha"))
@@ -185,7 +182,7 @@ def test_partial_match_is_a_visible_warning(tmp_path, format_dir):
     sd["lora_unet_renamed_block_proj.hada_w2_b"] = torch.zeros(2, 4)
     path = str(tmp_path / "partial.safetensors")
     save_file(sd, path)
-    host.use_headless(str(tmp_path.parent))
+    use_models(str(tmp_path.parent))
     report = Deck(make_pipe()).owner.prepare(path).report
     assert report.partial and report.matched == report.total - 1
     assert "WARNING: only" in report.text() and "renamed_block_proj" in report.text()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import lora_fixtures as fx
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import lora_fixtures as fx
 from helpers import make_pipe
 from loradeck.core import Deck, IncompatibleLoraError, LoraFileError
 from loradeck.core.families import SD1

@@ -10,13 +10,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-import lora_fixtures as fx
 import pytest
 import torch
 
-from helpers import assert_bit_identical, base_weights, make_pipe
-from loradeck.core import Deck, LoraFileError
-from loradeck.core.files import ALLOW_PICKLE_ENV, MAX_TENSORS, read_lora_file, read_metadata
+import lora_fixtures as fx
+from helpers import assert_bit_identical, base_weights, make_pipe, runtime_for
+from loradeck.core import Deck, LoraFileError, Settings
+from loradeck.core.files import MAX_TENSORS, read_lora_file, read_metadata
+
+ALLOW_PICKLE_ENV = "LORADECK_ALLOW_PICKLE"
 
 
 class _Payload:
@@ -55,8 +57,7 @@ def test_payload_really_runs_code_without_weights_only(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".ckpt", ".bin", ".pth"])
-def test_pickle_is_refused_by_default_with_how_to_convert(tmp_path, monkeypatch, suffix):
-    monkeypatch.delenv(ALLOW_PICKLE_ENV, raising=False)
+def test_pickle_is_refused_by_default_with_how_to_convert(tmp_path, suffix):
     path, marker = _payload_file(tmp_path, suffix)
     with pytest.raises(LoraFileError, match="is a pickle file") as caught:
         read_lora_file(path)
@@ -68,28 +69,26 @@ def test_pickle_is_refused_by_default_with_how_to_convert(tmp_path, monkeypatch,
 @pytest.mark.parametrize("opt_in", ["env", "argument"])
 def test_opted_in_pickle_never_runs_code_even_when_torch_is_told_to(tmp_path, monkeypatch, opt_in):
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    if opt_in == "env":
-        monkeypatch.setenv(ALLOW_PICKLE_ENV, "1")
+    allow = Settings.from_env({ALLOW_PICKLE_ENV: "1"}).allow_pickle if opt_in == "env" else True
     path, marker = _payload_file(tmp_path)
     with pytest.raises(LoraFileError, match="cannot be read as weights only") as caught:
-        read_lora_file(path, allow_pickle=True if opt_in == "argument" else None)
+        read_lora_file(path, allow_pickle=allow)
     assert "evil.pt" in str(caught.value)
     assert not os.path.exists(marker)
 
 
 def test_a_pickle_named_safetensors_is_never_unpickled(tmp_path, monkeypatch):
-    monkeypatch.setenv(ALLOW_PICKLE_ENV, "1")
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     path, marker = _payload_file(tmp_path)
     disguised = str(tmp_path / "evil.safetensors")
     os.rename(path, disguised)
     with pytest.raises(LoraFileError, match="evil.safetensors"):
-        read_lora_file(disguised)
+        read_lora_file(disguised, allow_pickle=True)
     assert not os.path.exists(marker)
 
 
-def test_opted_in_pickle_lora_applies_like_its_safetensors_twin(tmp_path, monkeypatch):
-    monkeypatch.setenv(ALLOW_PICKLE_ENV, "1")
+def test_opted_in_pickle_lora_applies_like_its_safetensors_twin(tmp_path, use_models):
+    use_models(None, allow_pickle=True)
     path = _kohya_pickle(tmp_path)
     pipe, twin = make_pipe(), make_pipe()
     original = base_weights(pipe)
@@ -99,9 +98,8 @@ def test_opted_in_pickle_lora_applies_like_its_safetensors_twin(tmp_path, monkey
     fused, twin_fused = base_weights(pipe), base_weights(twin)
     assert all(torch.equal(fused[k], twin_fused[k]) for k in fused)
     assert any(not torch.equal(fused[k], original[k]) for k in fused)
-    monkeypatch.delenv(ALLOW_PICKLE_ENV)
-    with pytest.raises(LoraFileError, match="pickle"):  # opting out again stops serving the cached copy
-        Deck(make_pipe()).add(path)
+    with pytest.raises(LoraFileError, match="pickle"):  # a runtime without the opt-in never reads it
+        Deck(make_pipe(), runtime=runtime_for()).add(path)
 
 
 def test_pickle_that_is_not_a_state_dict_is_refused(tmp_path):
@@ -139,7 +137,7 @@ def test_truncating_a_file_after_load_does_not_crash_the_process(tmp_path):
         from loradeck.core.files import read_lora_file
         from loradeck.core.formats import convert
         from loradeck.core.families import SD1
-        lora = read_lora_file({path!r})
+        _, lora = read_lora_file({path!r})
         os.truncate({path!r}, 0)
         total = sum(float(t.float().abs().sum()) for t in lora.tensors.values())
         converted = convert({path!r}, lora.tensors, lora.metadata, SD1)
@@ -150,8 +148,8 @@ def test_truncating_a_file_after_load_does_not_crash_the_process(tmp_path):
     assert done.stdout.split()[0] == "True" and int(done.stdout.split()[1]) > 10
 
 
-def test_failed_pickle_load_leaves_the_pipeline_bit_identical(tmp_path, monkeypatch):
-    monkeypatch.setenv(ALLOW_PICKLE_ENV, "1")
+def test_failed_pickle_load_leaves_the_pipeline_bit_identical(tmp_path, use_models):
+    use_models(None, allow_pickle=True)
     path, marker = _payload_file(tmp_path)
     pipe = make_pipe()
     before = base_weights(pipe)

@@ -7,11 +7,11 @@ from the file's own tensors; LoRA Deck's converters are not used to compute them
 
 from __future__ import annotations
 
-import lora_fixtures as fx
 import pytest
 import torch
 from safetensors.torch import load_file
 
+import lora_fixtures as fx
 from helpers import base_weights, make_pipe
 from loradeck.core import Deck
 

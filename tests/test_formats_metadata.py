@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-import lora_fixtures as fx
 import pytest
 
+import lora_fixtures as fx
 from helpers import make_pipe
 from loradeck.core import Deck
 from loradeck.core.metadata import MAX_TEXT, parse_metadata, read_lora_metadata

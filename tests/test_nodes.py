@@ -11,10 +11,8 @@ import torch
 
 import loradeck
 from helpers import make_pipe, render
-from loradeck.core import LoraFileError, SpecError
+from loradeck.core import Deck, LoraFileError, SpecError
 from loradeck.core.api import PipelineHandle
-from loradeck.core.families import SD1
-from loradeck.core.owner import PipelineOwner
 from loradeck.nodes import NODE_CLASS_MAPPINGS, host
 from loradeck.runner.registry import CONTROL, widget_names
 
@@ -64,10 +62,9 @@ def test_pack_imports_without_comfyui():
 
 
 @pytest.fixture
-def node_env(lora_dir):
-    host.use_headless(str(lora_dir))
-    owner = PipelineOwner(make_pipe(), SD1, "test")
-    return PipelineHandle(owner), lambda name: NODE_CLASS_MAPPINGS[f"{name}|LoRADeck"]()
+def node_env(lora_dir, use_models):
+    use_models(str(lora_dir))
+    return PipelineHandle(Deck(make_pipe()).owner), lambda name: NODE_CLASS_MAPPINGS[f"{name}|LoRADeck"]()
 
 
 def _generate(node, handle):
@@ -117,27 +114,27 @@ def test_missing_lora_is_a_clear_error(node_env):
         node("LoadLoRA").load(handle, "sub/b.safetensor", 1.0, 1.0)
 
 
-def test_builtin_pipeline_loads_by_name(lora_dir):
-    host.use_headless(str(lora_dir))
+def test_builtin_pipeline_loads_by_name(lora_dir, use_models):
+    use_models(str(lora_dir))
     assert "tiny-sd (built-in)" in host.diffusers_models()
     handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("tiny-sd (built-in)", "auto")[0]
     again = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("tiny-sd (built-in)", "auto")[0]
     assert handle.owner is again.owner and handle.owner.family.key == "sd1"
 
 
-def test_saved_diffusers_folder_loads_from_models_dir(tmp_path):
+def test_saved_diffusers_folder_loads_from_models_dir(tmp_path, use_models):
     pipe = make_pipe()
     (tmp_path / "diffusers").mkdir()
     pipe.save_pretrained(str(tmp_path / "diffusers" / "my-sd"))
-    host.use_headless(str(tmp_path))
+    use_models(str(tmp_path))
     assert "my-sd" in host.diffusers_models()
     handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("my-sd", "float32")[0]
     assert torch.equal(render(handle.owner.pipe), render(pipe))
 
 
-def test_save_lora_node_writes_a_reloadable_file(node_env, tmp_path):
-    handle, node = node_env
-    host.use_headless(host._paths.models_dir, str(tmp_path))
+def test_save_lora_node_writes_a_reloadable_file(lora_dir, tmp_path, use_models):
+    use_models(str(lora_dir), str(tmp_path))
+    handle, node = PipelineHandle(Deck(make_pipe()).owner), lambda name: NODE_CLASS_MAPPINGS[f"{name}|LoRADeck"]()
     loaded = node("LoadLoRA").load(handle, "a.safetensors", 0.8, 0.5)["result"][0]
     out = node("SaveLoRA").save(loaded, "mine/stack", "separate", 32)
     path = str(tmp_path / "loras" / "mine" / "stack_00001_.safetensors")
@@ -145,8 +142,6 @@ def test_save_lora_node_writes_a_reloadable_file(node_env, tmp_path):
     again = node("SaveLoRA").save(loaded, "mine/stack", "merged", 2)
     assert "stack_00002_.safetensors" in again["result"][1] and "relative error" in again["result"][1]
     expected = _generate(node, loaded)
-    fresh = PipelineHandle(PipelineOwner(make_pipe(), SD1, "fresh"))
-    from loradeck.core import stack_ops
-
-    reloaded = fresh.with_stack(stack_ops.add_adapter(fresh.stack, stack_ops.make_adapter(path)))
+    fresh = PipelineHandle(Deck(make_pipe()).owner)
+    reloaded = fresh.with_stack(fresh.stack.add(fresh.owner.describe(path)[0]))
     assert (_generate(node, reloaded) - expected).abs().max() < 1e-4

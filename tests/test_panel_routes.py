@@ -16,8 +16,9 @@ from helpers import make_pipe
 web = pytest.importorskip("aiohttp.web")
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
-from loradeck.core import Deck, events  # noqa: E402
-from loradeck.nodes import host, panel_payload, routes  # noqa: E402
+from loradeck.core import Deck  # noqa: E402
+from loradeck.core.events import EventBus, RecentSnapshots  # noqa: E402
+from loradeck.nodes import comfy_server, host, panel_payload, routes  # noqa: E402
 
 XSS = "<img src=x onerror=window.__xss=1>"
 
@@ -31,6 +32,12 @@ class FakePromptServer:
 
     def send_sync(self, event, data, sid=None):
         self.sent.append((event, data))
+
+
+def panel_runtime(*owners, events: EventBus | None = None):
+    """What the routes read from a runtime: its pipelines' owners, recent snapshots and event bus."""
+    return types.SimpleNamespace(pipelines=types.SimpleNamespace(owners=lambda: tuple(owners)),
+                                 recent=RecentSnapshots(), events=events or EventBus())
 
 
 def _get(route_table, path: str, **params):
@@ -56,10 +63,12 @@ def deck(files):
 
 @pytest.fixture
 def attached(deck):
-    server, recent = FakePromptServer(), routes.RecentSnapshots()
-    listener = routes.attach(server, owners=lambda: (deck.owner,), recent=recent)
-    yield server, recent
-    events.unsubscribe(listener)
+    server, bus = FakePromptServer(), deck.owner.runtime.events
+    shown = panel_runtime(deck.owner, events=bus)
+    bus.subscribe(shown.recent.record)
+    listener = comfy_server.attach(server, shown, host.locate_lora)
+    yield server, shown.recent
+    bus.unsubscribe(listener)
 
 
 def test_snapshot_route_lists_pipelines_adapters_weights_and_fused_flags(attached, deck):
@@ -107,25 +116,21 @@ def test_route_answers_while_the_pipeline_is_busy(attached, deck):
 
 
 def test_attach_is_idempotent(deck):
-    server = FakePromptServer()
-    first = routes.attach(server, owners=lambda: (deck.owner,), recent=routes.RecentSnapshots())
-    try:
-        assert routes.attach(server) is first
-        paths = [r.path for r in server.routes]
-        assert sorted(paths) == sorted([routes.SNAPSHOT_PATH, routes.RESOLVE_PATH])
-    finally:
-        events.unsubscribe(first)
+    server, shown = FakePromptServer(), panel_runtime(deck.owner)
+    first = comfy_server.attach(server, shown, host.locate_lora)
+    assert comfy_server.attach(server, panel_runtime(), host.locate_lora) is first
+    paths = [r.path for r in server.routes]
+    assert sorted(paths) == sorted([routes.SNAPSHOT_PATH, routes.RESOLVE_PATH])
 
 
-def test_host_hook_registers_on_comfyui_prompt_server(monkeypatch):
+def test_host_hook_registers_on_comfyui_prompt_server(monkeypatch, runtime):
     server = FakePromptServer()
     monkeypatch.setitem(sys.modules, "server", types.SimpleNamespace(PromptServer=types.SimpleNamespace(
         instance=server)))
-    host._attach_to_server()
-    try:
-        assert {r.path for r in server.routes} == {routes.SNAPSHOT_PATH, routes.RESOLVE_PATH}
-    finally:
-        events.unsubscribe(routes._attached[server])
+    comfy_server.attach_to_comfyui(runtime, host.locate_lora)
+    assert {r.path for r in server.routes} == {routes.SNAPSHOT_PATH, routes.RESOLVE_PATH}
+    Deck(make_pipe(), runtime=runtime).unfuse()  # each apply's snapshot now reaches the browser as a live event
+    assert server.sent and server.sent[-1][0] == routes.EVENT
 
 
 @dataclass(frozen=True)
@@ -145,8 +150,8 @@ def _huge_snapshot(count: int) -> _Snap:
 
 def test_response_is_capped_and_says_so():
     server = FakePromptServer()
-    routes.register(server.routes, owners=lambda: (types.SimpleNamespace(snapshot=_huge_snapshot(5000)),),
-                    recent=routes.RecentSnapshots())
+    routes.register(server.routes, panel_runtime(types.SimpleNamespace(snapshot=_huge_snapshot(5000))),
+                    host.locate_lora)
     status, data, body = _get(server.routes, routes.SNAPSHOT_PATH)
     assert status == 200 and len(body) <= panel_payload.MAX_RESPONSE_BYTES
     (pipeline,) = data["pipelines"]
@@ -163,12 +168,12 @@ def test_event_body_is_capped_too():
     assert len(panel_payload.encode(body)) <= 200_000 and body["adapters_truncated"]
 
 
-def test_resolve_route_gives_local_names_never_paths(lora_dir):
-    host.use_headless(str(lora_dir))
+def test_resolve_route_gives_local_names_never_paths(lora_dir, use_models):
+    models = use_models(str(lora_dir))
     server = FakePromptServer()
-    routes.register(server.routes, owners=tuple, recent=routes.RecentSnapshots())
+    routes.register(server.routes, panel_runtime(), lambda name, hashes: host.locate_lora(name, hashes, models))
     _, found, _ = _get(server.routes, routes.RESOLVE_PATH, name="elsewhere\\b.safetensors")
-    assert found == {"name": "elsewhere\\b.safetensors", "found": "sub/b.safetensors", "how": "subfolder",
+    assert found == {"name": "elsewhere\\b.safetensors", "found": "sub/b.safetensors", "how": "file name",
                      "error": None}
     _, missing, body = _get(server.routes, routes.RESOLVE_PATH, name="bb.safetensors")
     assert missing["found"] is None and "Closest names: 'sub/b.safetensors'" in missing["error"]

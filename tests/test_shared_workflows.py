@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from loradeck.core.errors import LoraFileError
-from loradeck.core.names import HashIndex, file_sha256, locate, normalise_hash
-from loradeck.nodes import NODE_CLASS_MAPPINGS, host, records
+from loradeck.core.hashing import HashIndex, stream_sha256
+from loradeck.core.lora_lookup import locate, normalise_hash
+from loradeck.nodes import NODE_CLASS_MAPPINGS, records
 from loradeck.runner import WorkflowError, run_workflow
 from loradeck.runner.workflow_file import from_data
 
@@ -34,7 +35,7 @@ class CountingHasher:
 
     def __call__(self, path: str) -> str:
         self.paths.append(path)
-        return file_sha256(path)
+        return stream_sha256(path)
 
 
 @pytest.fixture
@@ -42,25 +43,51 @@ def index():
     return HashIndex(CountingHasher())
 
 
-KNOWN = ["a.safetensors", "k.safetensors", "sub/b.safetensors"]
-
-
 @pytest.mark.parametrize("digits", [64, 10])
 def test_a_renamed_file_is_found_by_its_recorded_hash(lora_dir, files, index, digits):
     roots = [str(lora_dir / "loras")]
-    found = locate("friend/renamed.safetensors", roots, KNOWN, [_sha(files["b"])[:digits].upper()], index)
+    found = locate("friend/renamed.safetensors", roots, [_sha(files["b"])[:digits].upper()], index)
     assert (found.name, found.how, found.path) == ("sub/b.safetensors", "hash", os.path.realpath(files["b"]))
     hashed = len(index.hasher.paths)
-    assert locate("other-name.safetensors", roots, KNOWN, [_sha(files["b"])], index).how == "hash"
+    assert locate("other-name.safetensors", roots, [_sha(files["b"])], index).how == "hash"
     assert len(index.hasher.paths) == hashed  # cached by (path, size, mtime)
 
 
 def test_no_hashing_when_the_name_resolves(lora_dir, files, index):
     roots = [str(lora_dir / "loras")]
-    for name, how in (("sub/b.safetensors", "exact"), ("sub\\b.safetensors", "separators"),
-                      ("elsewhere/b.safetensors", "subfolder")):
-        assert locate(name, roots, KNOWN, [_sha(files["a"])], index).how == how
+    for name, how in (("sub/b.safetensors", "exact"), ("sub\\b.safetensors", "separators")):
+        assert locate(name, roots, [_sha(files["a"])], index).how == how
+    assert locate("elsewhere/b.safetensors", roots, (), index).how == "file name"  # no hash recorded: the name
     assert index.hasher.paths == []
+
+
+def test_the_recorded_hash_beats_a_same_named_file(lora_dir, files, index):
+    found = locate("elsewhere/b.safetensors", [str(lora_dir / "loras")], [_sha(files["a"])], index)
+    assert (found.name, found.how) == ("a.safetensors", "hash")
+
+
+def _two_same_named(tmp_path, files):
+    root = tmp_path / "loras"
+    for folder, source in (("sd15", "a"), ("amused", "k")):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "lora_seed1_r4.safetensors").write_bytes(Path(files[source]).read_bytes())
+    return [str(root)]
+
+
+def test_several_same_named_files_are_an_error_listing_them(tmp_path, files, index):
+    roots = _two_same_named(tmp_path, files)
+    with pytest.raises(LoraFileError, match="2 files elsewhere have its file name.*amused/.*sd15/"):
+        locate("old/lora_seed1_r4.safetensors", roots, (), index)
+    found = locate("old/lora_seed1_r4.safetensors", roots, [_sha(files["a"])], index)  # the hash tells them apart
+    assert (found.name, found.how) == ("sd15/lora_seed1_r4.safetensors", "hash")
+
+
+def test_a_same_named_file_with_other_content_is_refused(tmp_path, files, index):
+    root = tmp_path / "loras" / "moved"
+    root.mkdir(parents=True)
+    (root / "b.safetensors").write_bytes(Path(files["k"]).read_bytes())
+    with pytest.raises(LoraFileError, match="'moved/b.safetensors' has its file name but different content"):
+        locate("sub/b.safetensors", [str(tmp_path / "loras")], [_sha(files["b"])], index)
 
 
 def test_a_changed_file_is_hashed_again(tmp_path, files, index):
@@ -68,22 +95,22 @@ def test_a_changed_file_is_hashed_again(tmp_path, files, index):
     root.mkdir()
     copy_path = root / "x.safetensors"
     copy_path.write_bytes(Path(files["a"]).read_bytes())
-    assert locate("y.safetensors", [str(root)], ["x.safetensors"], [_sha(files["a"])], index).how == "hash"
+    assert locate("y.safetensors", [str(root)], [_sha(files["a"])], index).how == "hash"
     copy_path.write_bytes(Path(files["k"]).read_bytes())
     os.utime(copy_path, ns=(1, 1))
     with pytest.raises(LoraFileError, match="not found in your loras folders, by name or by the hash recorded"):
-        locate("y.safetensors", [str(root)], ["x.safetensors"], [_sha(files["a"])], index)
+        locate("y.safetensors", [str(root)], [_sha(files["a"])], index)
     assert len(index.hasher.paths) == 2
 
 
 def test_a_hash_never_resolves_outside_the_roots(lora_dir, tmp_path, files, index):
     outside = tmp_path / "outside.safetensors"
-    outside.write_bytes(Path(files["a"]).read_bytes())
+    outside.write_bytes(Path(files["a"]).read_bytes() + b"only outside")
     link = lora_dir / "loras" / "escape.safetensors"
     link.symlink_to(outside)
     try:
         with pytest.raises(LoraFileError):
-            locate("gone.safetensors", [str(lora_dir / "loras")], ["escape.safetensors"], [_sha(files["a"])], index)
+            locate("gone.safetensors", [str(lora_dir / "loras")], [_sha(outside)], index)
     finally:
         link.unlink()
 
@@ -123,14 +150,13 @@ def test_loader_nodes_send_hashes_and_info_in_their_ui(node_handle, files):
 
 
 @pytest.fixture
-def node_handle(lora_dir):
+def node_handle(lora_dir, use_models):
     from helpers import make_pipe
+    from loradeck.core import Deck
     from loradeck.core.api import PipelineHandle
-    from loradeck.core.families import SD1
-    from loradeck.core.owner import PipelineOwner
 
-    host.use_headless(str(lora_dir))
-    return PipelineHandle(PipelineOwner(make_pipe(), SD1, "shared"))
+    use_models(str(lora_dir))
+    return PipelineHandle(Deck(make_pipe()).owner)
 
 
 def _ui() -> dict:

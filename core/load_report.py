@@ -1,0 +1,79 @@
+"""What a LoRA file matched in a pipeline, in words for people and as data for the panel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .metadata import LoraMetadata
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a file matched: per component (name, matched, total in file), and where it fell short.
+
+    ``base_model`` is what the file's metadata says (or "unknown"); ``made_for`` what its keys and
+    shapes suggest; ``notes`` are remarks from conversion (skipped algorithms); ``metadata`` is
+    the parsed header (title, trigger words, training settings).
+    """
+
+    file: str
+    format: str
+    components: tuple[tuple[str, int, int], ...]
+    unmatched: tuple[str, ...]
+    ignored_keys: int
+    base_model: str
+    made_for: str = ""
+    notes: tuple[str, ...] = ()
+    metadata: LoraMetadata = LoraMetadata()
+
+    @property
+    def matched(self) -> int:
+        return sum(m for _, m, _ in self.components)
+
+    @property
+    def total(self) -> int:
+        return sum(t for _, _, t in self.components)
+
+    @property
+    def partial(self) -> bool:
+        return self.matched < self.total or self.ignored_keys > 0 or bool(self.notes)
+
+    def warnings(self) -> tuple[str, ...]:
+        """Plain-words reasons this file applies only in part (empty when it applies fully)."""
+        found = []
+        if self.matched < self.total:
+            names = ", ".join(self.unmatched[:3]) + (" ..." if len(self.unmatched) > 3 else "")
+            found.append(f"only {self.matched} of {self.total} modules found in this pipeline (missing: {names})")
+        if self.ignored_keys:
+            found.append(f"{self.ignored_keys} keys not understood")
+        return (*found, *self.notes)
+
+    def text(self) -> str:
+        parts = ", ".join(f"{c} {m}/{t}" for c, m, t in self.components)
+        line = f"{self.format}: {self.matched}/{self.total} modules matched ({parts})"
+        warnings = self.warnings()
+        return line + (f". WARNING: {'; '.join(warnings)}" if warnings else "")
+
+    def base_text(self) -> str:
+        if self.metadata.base_model:
+            return f"{self.metadata.base_model} ({self.metadata.base_model_source})"
+        return f"{self.made_for} (guessed from its keys)" if self.made_for else "unknown"
+
+    def info_text(self, words: int = 12) -> str:
+        """The report for people: match line, base model, trigger words, title."""
+        lines = [self.text(), f"base model: {self.base_text()}"]
+        if self.metadata.trigger_words:
+            lines.append(f"trigger words: {', '.join(self.metadata.trigger_words[:words])}")
+        if self.metadata.title:
+            lines.append(f"title: {self.metadata.title}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        metadata = self.metadata.to_dict()
+        if not metadata["base_model"] and self.made_for:
+            metadata.update(base_model=self.made_for, base_model_source="guessed from keys and shapes")
+        return {"format": self.format, "matched": self.matched, "total": self.total,
+                "components": [{"component": c, "matched": m, "total": t} for c, m, t in self.components],
+                "unmatched": list(self.unmatched[:20]), "ignored_keys": self.ignored_keys,
+                "base_model": self.base_model, "made_for": self.made_for, "partial": self.partial,
+                "warnings": list(self.warnings()), "metadata": metadata}

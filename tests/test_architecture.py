@@ -1,0 +1,105 @@
+"""The package's layering: no import cycles, the core never reaches the nodes or ComfyUI."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACK = Path(__file__).resolve().parents[1]
+PACKAGES = ("core", "core/formats", "nodes", "runner", "demo", "")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACK).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(["loradeck", *parts])
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((PACK / package).glob("*.py")):
+            found[_module_name(path)] = path
+    return found
+
+
+def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - node.level + 1] if node.level else []  # absolute imports name the full path
+    return ".".join([*base, *(node.module.split(".") if node.module else [])])
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package modules it imports (at any depth of its code: lazy imports count too)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom):
+                target = _resolve(module, is_package, node)
+                targets = [f"{target}.{a.name}" for a in node.names] + [target]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for target in targets:
+                if target in modules and target != module:
+                    graph[module].add(target)
+                    break
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_package_has_no_import_cycles():
+    graph = import_graph()
+    assert len(graph) > 40 and graph["loradeck.core.owner"]  # the walk really sees the package
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_core_imports_neither_the_nodes_nor_comfyui():
+    graph = import_graph()
+    core = [m for m in graph if m.startswith("loradeck.core")]
+    assert not [(m, t) for m in core for t in graph[m] if not t.startswith("loradeck.core")]
+    code = ("import loradeck.core, sys; "
+            "bad = [m for m in sys.modules if m.startswith(('loradeck.nodes', 'folder_paths', 'comfy', 'server'))]; "
+            "assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
