@@ -63,10 +63,11 @@ class Deck:
         return self
 
     def add(self, source, name: str | None = None, model: float = 1.0, clip: float = 1.0,
-            weight_name: str | None = None, network_alphas: Mapping | None = None) -> Deck:
+            weight_name: str | None = None, network_alphas: Mapping | None = None,
+            allow_partial: bool | None = None) -> Deck:
         """Load a LoRA: a file path, a folder (+ ``weight_name``), or a ``dict[str, Tensor]`` (+ diffusers'
         ``network_alphas``), as ``load_lora_weights`` takes them. ``model`` is the denoiser strength,
-        ``clip`` the text encoders'."""
+        ``clip`` the text encoders'. A file that fits only in part is refused unless ``allow_partial``."""
         memory = None
         if isinstance(source, Mapping):
             memory = sources.in_memory(source, network_alphas, name or "state_dict")
@@ -75,7 +76,7 @@ class Deck:
             path = sources.weight_file(source, weight_name, self.owner.runtime.settings.allow_pickle)
         else:
             path = os.fspath(source)
-        adapter, _ = self.owner.describe(path, name, model, clip, memory)
+        adapter, _ = self.owner.describe(path, name, model, clip, memory, allow_partial)
         return self._set(self.stack.add(adapter))
 
     def set_weights(self, name: str, enabled: bool | None = None, blocks: dict | None = None,

@@ -36,6 +36,7 @@ class Family:
     block_scheme: str  # how block weights name blocks: "unet" (down/mid/up, A1111 vectors) or "ranges"
     lbw: dict = field(default_factory=dict)
     builtin: str = ""  # name of the tiny built-in model
+    original_names: str = ""  # the denoiser's original (BFL/SAI) module names: a key of formats.original_names.BUILDERS
     call: str = "diffusers"  # how Generate calls the pipeline (see generate.py)
 
     def aliases_for(self, component: str, model):
@@ -72,13 +73,17 @@ SDXL = Family("sdxl", "Stable Diffusion XL", ("StableDiffusionXLPipeline",), "un
               block_scheme="unet", lbw=LBW_SDXL, builtin="tiny-sdxl")
 SD3 = Family("sd3", "Stable Diffusion 3", ("StableDiffusion3Pipeline",), "transformer",
              ("text_encoder", "text_encoder_2", "text_encoder_3"),
-             (("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2"), ("lora_te3_", "text_encoder_3")),
-             block_scheme="ranges", builtin="tiny-sd3")
+             (("lora_unet_", "transformer"), ("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2"),
+              ("lora_te3_", "text_encoder_3")),
+             block_scheme="ranges", builtin="tiny-sd3", original_names="sd3")
+# sd-scripts names Flux's T5 lora_te3_ ("ComfyUI compatible"); some trainers write lora_te2_.
 FLUX = Family("flux", "Flux", ("FluxPipeline",), "transformer", ("text_encoder", "text_encoder_2"),
-              (("lora_te1_", "text_encoder"), ("lora_te_", "text_encoder"), ("lora_te2_", "text_encoder_2")),
-              block_scheme="ranges", builtin="tiny-flux", call="flux")
+              (("lora_unet_", "transformer"), ("lora_te1_", "text_encoder"), ("lora_te_", "text_encoder"),
+               ("lora_te2_", "text_encoder_2"), ("lora_te3_", "text_encoder_2")),
+              block_scheme="ranges", builtin="tiny-flux", call="flux", original_names="flux")
 AMUSED = Family("amused", "aMUSEd", ("AmusedPipeline",), "transformer", ("text_encoder",),
-                (("lora_te_", "text_encoder"),), block_scheme="ranges", builtin="tiny-amused", call="amused")
+                (("lora_unet_", "transformer"), ("lora_te_", "text_encoder")), block_scheme="ranges",
+                builtin="tiny-amused", call="amused")
 
 FAMILIES: dict[str, Family] = {f.key: f for f in (SD1, SDXL, SD3, FLUX, AMUSED)}
 _BY_CLASS = {cls: f for f in FAMILIES.values() for cls in f.pipeline_classes}

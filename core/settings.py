@@ -7,6 +7,7 @@
     LORADECK_MAX_ADAPTERS    adapters kept injected per pipeline before the least recently used goes
     LORADECK_MAX_PIPELINES   pipelines kept loaded before the least recently used is released
     LORADECK_ALLOW_PICKLE    1 = the Python API reads .pt/.ckpt/.bin/.pth with torch.load(weights_only=True)
+    LORADECK_ALLOW_PARTIAL   1 = load the parts of a LoRA file that fit when others do not (refused otherwise)
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Settings:
     max_adapters: int = 8
     max_pipelines: int = 2
     allow_pickle: bool = False
+    allow_partial: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,4 +70,5 @@ class Settings:
             max_adapters=_integer(env, "LORADECK_MAX_ADAPTERS", 8, 1),
             max_pipelines=_integer(env, "LORADECK_MAX_PIPELINES", 2, 1),
             allow_pickle=env.get("LORADECK_ALLOW_PICKLE", "").strip().lower() in TRUE,
+            allow_partial=env.get("LORADECK_ALLOW_PARTIAL", "").strip().lower() in TRUE,
         )

@@ -14,15 +14,20 @@ from .base_guess import guess_made_for
 from .diffusers_fmt import convert_diffusers, is_diffusers
 from .kohya import convert_kohya, is_kohya
 from .patch import ANY_COMPONENT, ConvertedLora, ModulePatch
+from .peft_config import ConfigError
+from .xlabs import convert_xlabs, is_xlabs
 
 __all__ = ["ANY_COMPONENT", "ConvertedLora", "ModulePatch", "convert"]
 
-# (detector, converter) in order: kohya-style names first (their prefixes are unambiguous).
+# (detector, converter) in order: kohya-style names first (their prefixes are unambiguous), then XLabs'
+# processor names, then diffusers/PEFT (whose suffixes are the most generic).
 _FORMATS = (
     (lambda keys, family: is_kohya(keys, family.kohya_prefixes),
      lambda tensors, metadata, family: convert_kohya(tensors, family.kohya_prefixes)),
+    (lambda keys, family: is_xlabs(keys),
+     lambda tensors, metadata, family: convert_xlabs(tensors, family.denoiser)),
     (lambda keys, family: is_diffusers(keys),
-     lambda tensors, metadata, family: convert_diffusers(tensors, metadata, family.components)),
+     lambda tensors, metadata, family: convert_diffusers(tensors, metadata, family)),
 )
 
 
@@ -39,7 +44,11 @@ def convert(path: str, tensors, metadata, family: Family) -> ConvertedLora:
     keys = list(tensors)
     for detect, run in _FORMATS:
         if detect(keys, family):
-            converted = run(tensors, metadata, family)
+            try:
+                converted = run(tensors, metadata, family)
+            except ConfigError as exc:
+                raise LoraFileError(path, f"carries a LoRA config LoRA Deck cannot use ({exc})",
+                                    "Re-save the adapter with peft's standard LoRA settings.") from None
             break
     else:
         sample = ", ".join(keys[:3])
