@@ -15,8 +15,8 @@ class LoraFileError(LoraDeckError):
     """A LoRA file cannot be read: missing, not safetensors, corrupt, too large, unknown layout."""
 
     def __init__(self, path: str, problem: str, advice: str):
-        self.path, self.problem, self.advice = str(path), problem, advice
-        super().__init__(f"LoRA file {self.path!r}: {problem}. {advice}")
+        self.path, self.problem, self.advice = str(path), problem.rstrip(" ."), advice
+        super().__init__(f"LoRA file {self.path!r}: {self.problem}. {advice}")
 
 
 class IncompatibleLoraError(LoraFileError):

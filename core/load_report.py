@@ -29,6 +29,7 @@ class LoadReport:
     notes: tuple[str, ...] = ()
     metadata: LoraMetadata = LoraMetadata()
     skipped: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()  # the file's keys no converter used
 
     @property
     def matched(self) -> int:
@@ -49,8 +50,9 @@ class LoadReport:
         if missing:
             names = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
             found.append(f"{len(missing)} of its modules are not in this pipeline (e.g. {names})")
-        if self.unknown:
-            found.append(f"{self.unknown} of its modules have keys LoRA Deck does not understand")
+        if self.ignored:
+            keys = "key" if len(self.ignored) == 1 else "keys"
+            found.append(f"{len(self.ignored)} {keys} LoRA Deck does not understand (e.g. {self.ignored[0][:80]!r})")
         return (*found, *self.notes)
 
     def warnings(self) -> tuple[str, ...]:
@@ -86,5 +88,6 @@ class LoadReport:
         return {"format": self.format, "matched": self.matched, "total": self.total,
                 "components": [{"component": c, "matched": m, "total": t} for c, m, t in self.components],
                 "unmatched": list(self.unmatched[:20]), "unknown": self.unknown, "skipped": list(self.skipped),
+                "ignored_keys": list(self.ignored[:20]),
                 "base_model": self.base_model, "made_for": self.made_for, "partial": self.partial,
                 "warnings": list(self.warnings()), "metadata": metadata}

@@ -7,7 +7,6 @@ immutable ``PreparedAdapter`` with its load report. Only then may the model be t
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, replace
 
 import torch
@@ -230,15 +229,6 @@ def _match(path: str, converted, family, indexes, models) -> _Matching:
     return result
 
 
-def unknown_modules(keys) -> int:
-    """How many modules the keys no converter understood stand for (their names without the part suffix)."""
-    return len({_KNOWN_PART.sub("", k) for k in keys})
-
-
-_KNOWN_PART = re.compile(r"(\.(lora_[A-Za-z]+|lora|alpha|weight|bias|diff(_b)?|hada_\w+|lokr_\w+|dora_scale|"
-                         r"down|up|default|processor|[a-z]+_lora\d?|lora_magnitude_vector|oft_\w+|a1|a2|b1|b2))+$")
-
-
 def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: Family,
             indexes: dict[str, dict], models: dict[str, torch.nn.Module]) -> PreparedAdapter:
     """Resolve and validate every patch; raise IncompatibleLoraError without touching any model.
@@ -256,8 +246,8 @@ def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: 
             f"e.g. {found.mismatched[0]}.{made_for}", f"Use a LoRA made for {family.title}.")
     skipped = tuple(sorted({c for c, _, _ in found.counts if c in family.components and c not in models}))
     report = LoadReport(path, converted.format, tuple(sorted(found.counts)), tuple(found.unmatched),
-                        unknown_modules(converted.ignored), meta.base_model or "unknown", converted.made_for,
-                        converted.notes, meta, skipped)
+                        converted.unknown, meta.base_model or "unknown", converted.made_for, converted.notes, meta,
+                        skipped, converted.ignored)
     denoiser = [(c, m, t) for c, m, t in found.counts if c in (family.denoiser, *DENOISERS)]
     if report.matched == 0 or (denoiser and not sum(m for _, m, _ in denoiser)):
         part = "denoiser " if report.matched else ""

@@ -259,3 +259,76 @@ def test_a_trainer_file_on_another_family_is_refused_with_its_base(name, family)
         Deck(pipe).add(str(FIXTURES / f"{name}.safetensors"))
     assert {"flux": "Flux", "sd3": "SD 3"}[family_of(name)] in str(caught.value)
     assert_bit_identical(before, state())
+
+
+FAMILIES = ["sd1", "sdxl", "sd3", "flux", "amused"]
+BASE_NAMES = {"sd1": "SD 1.x", "sdxl": "SDXL", "sd3": "SD 3", "flux": "Flux", "amused": "aMUSEd"}
+
+
+@pytest.fixture(scope="module")
+def family_files(tmp_path_factory):
+    from lora_fixtures import save_family_lora
+
+    root = tmp_path_factory.mktemp("cross")
+    return {key: save_family_lora(key, str(root / f"{key}.safetensors"), seed=1) for key in FAMILIES}
+
+
+def _state(pipe) -> dict:
+    return {(c, k): v.clone() for c, m in pipe.components.items() if isinstance(m, torch.nn.Module)
+            for k, v in m.state_dict().items()}
+
+
+@pytest.mark.parametrize("made_for", FAMILIES)
+def test_every_cross_family_pair_is_refused_with_its_base_and_changes_nothing(made_for, family_files):
+    """A file saved by diffusers for one tiny family, on each of the other four: refused (never a partial
+    load), the base it was made for named, the pipeline bit-identical. On its own family it loads fully."""
+    for family in FAMILIES:
+        pipe = fresh(family)
+        if family == made_for:
+            deck = Deck(pipe).add(family_files[made_for])
+            report = deck.owner.prepare(family_files[made_for]).report
+            assert report.matched == report.total and not report.partial
+            continue
+        before = _state(pipe)
+        with pytest.raises(IncompatibleLoraError) as caught:
+            Deck(pipe).add(family_files[made_for])
+        message = str(caught.value)
+        shapes_only = {made_for, family} == {"sd1", "sdxl"}  # same module names, other widths
+        assert "other shapes" in message if shapes_only else BASE_NAMES[made_for] in message, (family, message)
+        assert not re.search(r"(?<!\.)\.\.(?!\.)", message)  # no ".." (an ellipsis is fine)
+        assert_bit_identical(before, _state(pipe))
+
+
+def test_a_kohya_sd1_file_on_flux_is_refused_not_half_loaded(files):
+    pipe = fresh("flux")
+    with pytest.raises(IncompatibleLoraError, match="matched none of its .*denoiser modules"):
+        Deck(pipe).add(files["k"])
+
+
+def test_a_text_encoder_only_lora_still_loads(tmp_path):
+    from safetensors.torch import save_file
+
+    source = load_file(str(FIXTURES / "flux_kohya_default.safetensors"))
+    text_only = {k: v for k, v in source.items() if k.startswith("lora_te1_")}
+    path = tmp_path / "te_only.safetensors"
+    save_file(text_only, str(path))
+    pipe = fresh("flux")
+    base = render("flux", pipe)
+    report = Deck(pipe).add(str(path)).owner.prepare(str(path)).report
+    assert report.components == (("text_encoder", 12, 12),) and not report.partial
+    assert (render("flux", pipe) - base).abs().max() > 1e-3
+
+
+def test_the_report_counts_keys_nobody_understood(tmp_path):
+    from safetensors.torch import save_file
+
+    source = load_file(str(FIXTURES / "flux_kohya_default.safetensors"))
+    source["lora_unet_double_blocks_0_img_attn_qkv.weird_part"] = torch.zeros(2)
+    source["something_else.weight"] = torch.zeros(2)
+    path = tmp_path / "odd.safetensors"
+    save_file(source, str(path))
+    with pytest.raises(IncompatibleLoraError, match="2 keys LoRA Deck does not understand"):
+        Deck(fresh("flux")).add(str(path))
+    report = Deck(fresh("flux")).add(str(path), allow_partial=True).owner.prepare(str(path)).report
+    assert (report.matched, report.total, report.unknown) == (38, 39, 1)  # the odd part belongs to a known module
+    assert "38/39 modules matched" in report.text() and "1 not understood" in report.text()

@@ -106,7 +106,9 @@ def _group(state_dict, denoiser: str):
             ignored.append(key)
             continue
         name, part = split
-        parts.setdefault(_component(name, denoiser), {})[part] = tensor
+        found = parts.setdefault(_component(name, denoiser), {"__keys__": []})
+        found[part] = tensor
+        found["__keys__"].append(key)
     return parts, ignored
 
 
@@ -117,8 +119,9 @@ def convert_diffusers(state_dict, metadata, family) -> ConvertedLora:
     rules = _rules(metadata, {c for c, _ in parts})
     patches: dict[str, dict[str, ModulePatch]] = {}
     for (component, name), p in parts.items():
+        keys = p.pop("__keys__")
         if "down" not in p or "up" not in p:
-            ignored.extend(f"{component}:{name}.{k}" for k in p)
+            ignored.extend(keys)
             continue
         rule = rules.get(component)
         alpha = alpha_of(p) if "alpha" in p else (rule.alpha(name, int(p["down"].shape[0])) if rule else None)

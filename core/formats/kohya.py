@@ -76,6 +76,14 @@ def lora_patch(parts) -> ModulePatch | None:
 
 
 BUILDERS = {"lora": lora_patch, "loha": lycoris.loha_patch, "lokr": lycoris.lokr_patch, "full": lycoris.full_patch}
+_COMMON = ("alpha", "dora_scale")
+USED_PARTS = {  # what each builder reads; any other part of such a module is reported as not understood
+    "lora": {"lora_down", "lora_up", "lora_mid", *_COMMON},
+    "locon": {"lora_down", "lora_up", "lora_mid", *_COMMON},
+    "loha": {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", *_COMMON},
+    "lokr": {"lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2", *_COMMON},
+    "full": {"diff", "diff_b", *_COMMON},
+}
 
 
 def algorithm_of(parts) -> str | None:
@@ -83,7 +91,8 @@ def algorithm_of(parts) -> str | None:
 
 
 def group(state_dict, prefixes) -> tuple[dict[tuple[str, str], dict], list[str]]:
-    """(component, flat module name) -> {part: tensor}, and the keys that fit no module."""
+    """(component, flat module name) -> {part: tensor}, and the keys that fit no module. Each module also keeps
+    ``"__keys__"``: its parts' raw keys (for the report)."""
     prefixes = with_known(prefixes)
     modules: dict[tuple[str, str], dict] = {}
     ignored = []
@@ -93,7 +102,9 @@ def group(state_dict, prefixes) -> tuple[dict[tuple[str, str], dict], list[str]]
             ignored.append(key)
             continue
         component, name, part = split
-        modules.setdefault((component, name), {})[part] = tensor
+        found = modules.setdefault((component, name), {"__keys__": {}})
+        found[part] = tensor
+        found["__keys__"][part] = key
     return modules, ignored
 
 
@@ -131,11 +142,13 @@ def convert_kohya(state_dict, prefixes) -> ConvertedLora:
     patches: dict[str, dict[str, ModulePatch]] = {}
     algos, skipped = set(), Counter()
     for (component, name), parts in modules.items():
+        keys = parts.pop("__keys__")
         algo, patch = _build(parts)
         skipped.update([kind] if (kind := _skipped(parts, patch)) else [])
         if patch is None:
-            ignored.extend(f"{component}:{name}.{part}" for part in parts)
+            ignored.extend(keys.values())
             continue
+        ignored.extend(key for part, key in keys.items() if part not in USED_PARTS[algo])
         algos.add(algo)
         patches.setdefault(component, {})[name] = patch
     dora = any(p.dora_scale is not None for found in patches.values() for p in found.values())

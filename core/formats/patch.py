@@ -60,7 +60,8 @@ def alpha_of(parts) -> float | None:
 class ConvertedLora:
     """Patches grouped by component; module names are as the file names them (resolved later).
 
-    ``ignored`` lists keys the converter did not use, so the load report can show them;
+    ``ignored`` lists the file's keys the converter did not use, so the load report can show them, and ``unknown``
+    how many modules those stand for beyond the modules understood;
     ``notes`` are plain-words remarks for the report (e.g. modules of an unsupported algorithm);
     ``made_for`` is what the keys and shapes suggest the file was trained for ("" = no idea).
     """
@@ -68,6 +69,7 @@ class ConvertedLora:
     format: str
     patches: dict[str, dict[str, ModulePatch]]
     ignored: tuple[str, ...] = ()
+    unknown: int = 0
     notes: tuple[str, ...] = ()
     made_for: str = ""
 

@@ -33,11 +33,11 @@ def convert_xlabs(state_dict, denoiser: str) -> ConvertedLora:
         if target is None:
             ignored.append(key)
             continue
-        parts.setdefault(f"{match.group(1)}.{match.group(2)}.{target}", {})[match.group(5)] = tensor
+        parts.setdefault(f"{match.group(1)}.{match.group(2)}.{target}", {})[match.group(5)] = (key, tensor)
     patches = {}
     for name, found in parts.items():
         if "down" in found and "up" in found:
-            patches[name] = ModulePatch(down=found["down"], up=found["up"])
+            patches[name] = ModulePatch(down=found["down"][1], up=found["up"][1])
         else:
-            ignored.extend(f"{name}.{p}" for p in found)
+            ignored.extend(key for key, _ in found.values())
     return ConvertedLora("XLabs", {denoiser: patches} if patches else {}, tuple(sorted(ignored)))
