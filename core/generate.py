@@ -19,7 +19,7 @@ import torch
 
 from . import schedulers
 from .errors import SpecError
-from .families import TXT2IMG, Family
+from .families import Family
 from .image_inputs import Source, make_source, mode_of
 from .owner import PipelineOwner
 from .specs import GenerateParams, StackSpec

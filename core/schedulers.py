@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import SpecError
-from .families import IMG2IMG, INPAINT, MODES, TXT2IMG, Family
+from .families import MODES, TXT2IMG, Family
 
 DEFAULT = "model default"  # the pipeline's own scheduler: what workflows saved before 0.2.0 get
 
