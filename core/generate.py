@@ -78,7 +78,7 @@ class Run:
     """One checked Generate call: which diffusers class, which scheduler, which arguments."""
 
     class_name: str
-    scheduler_name: str
+    scheduler: object | None  # a new scheduler for this run; None = the pipeline's own
     kwargs: dict
 
 
@@ -111,14 +111,14 @@ def plan(owner: PipelineOwner, params: GenerateParams, image=None, mask=None,
             kwargs["prompt"] = [params.prompt] * source.batch
             if kwargs.get("negative_prompt"):
                 kwargs["negative_prompt"] = [params.negative_prompt] * source.batch
-    return Run(class_name, params.scheduler, kwargs)
+    scheduler = schedulers.build(family, params.scheduler, owner.pipe.scheduler, int(params.seed))
+    return Run(class_name, scheduler, kwargs)
 
 
-def pipeline_for(owner: PipelineOwner, run: Run, seed: int):
+def pipeline_for(owner: PipelineOwner, run: Run):
     """The owner's pipeline itself, or diffusers' class for the run's mode sharing its modules (from_pipe),
     with a scheduler of its own, so the owner's scheduler is never changed."""
-    pipe = owner.pipe
-    scheduler = schedulers.build(owner.family, run.scheduler_name, pipe.scheduler, seed)
+    pipe, scheduler = owner.pipe, run.scheduler
     if scheduler is None and type(pipe).__name__ == run.class_name:
         return pipe
     import diffusers
@@ -155,7 +155,7 @@ def generate(owner: PipelineOwner, stack: StackSpec, params: GenerateParams,
     run = plan(owner, params, image, mask, on_step)
     with owner.lock, torch.inference_mode():
         owner.apply(stack)
-        pipe = pipeline_for(owner, run, int(params.seed))
+        pipe = pipeline_for(owner, run)
         images = pipe(**_call(pipe, run.kwargs)).images
     return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).clamp(0, 1)
 

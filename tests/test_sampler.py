@@ -195,7 +195,7 @@ def test_variants_share_the_owners_modules_and_leave_its_dtype(key):
     family = owner.family
     for mode, image, mask in ((IMG2IMG, IMAGE, None), (INPAINT, IMAGE, MASK)):
         run = plan(owner, GenerateParams(**{**vars(PARAMS), "denoise": 0.5}), image, mask)
-        variant = pipeline_for(owner, run, 0)
+        variant = pipeline_for(owner, run)
         assert type(variant).__name__ == family.variant(mode)
         assert isinstance(variant, getattr(diffusers, family.variant(mode)))
         for name, module in pipe.components.items():
