@@ -8,11 +8,13 @@ import inspect
 import diffusers
 import pytest
 import torch
-from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh, save_family_lora
 
+from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
+from helpers import spec
+from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, StackSpec, generate
 from loradeck.core.families import FAMILIES, IMG2IMG, INPAINT
-from loradeck.core.stack_ops import add_adapter, fuse, make_adapter
+from loradeck.core.stack_ops import fuse
 
 KEYS = list(FAMILIES)
 TOLERANCE = 2 / 255
@@ -35,10 +37,10 @@ def loras(tmp_path_factory):
                   for i, name in enumerate(WEIGHTS)} for key in KEYS}
 
 
-def _stack(files: dict) -> StackSpec:
+def _stack(owner, files: dict) -> StackSpec:
     stack = StackSpec()
     for name, (model, clip) in WEIGHTS.items():
-        stack = add_adapter(stack, make_adapter(files[name], name, model, clip))
+        stack = stack.add(spec(owner, files[name], name, model, clip))
     return stack
 
 
@@ -106,11 +108,11 @@ def _close(key: str, ours: torch.Tensor, reference: torch.Tensor, fused: bool = 
 @pytest.mark.parametrize("key", KEYS)
 def test_variants_equal_diffusers_own_classes_with_and_without_a_lora_stack(key, loras, expected):
     owner = Deck(fresh(key)).owner
-    stack = _stack(loras[key])
-    for which, spec, fused in (("base", StackSpec(), False), ("lora", stack, False), ("lora", fuse(stack), True)):
+    stack = _stack(owner, loras[key])
+    for which, wanted, fused in (("base", StackSpec(), False), ("lora", stack, False), ("lora", fuse(stack), True)):
         outputs = {}
         for mode, denoise in CASES:
-            outputs[mode, denoise] = ours = _ours(owner, spec, mode, denoise)
+            outputs[mode, denoise] = ours = _ours(owner, wanted, mode, denoise)
             _close(key, ours, expected[key, which, mode, denoise], fused)
         assert not torch.equal(outputs[CASES[0]], outputs[CASES[1]])  # denoise matters
     base, lora = expected[key, "base", IMG2IMG, 0.9], expected[key, "lora", IMG2IMG, 0.9]
@@ -143,8 +145,8 @@ def test_cancel_stops_every_variant_at_a_step(key):
 
 def test_a_cancelled_variant_leaves_the_pipeline_consistent(loras):
     key = "sd1"
-    stack = fuse(_stack(loras[key]))
     owner = Deck(fresh(key)).owner
+    stack = fuse(_stack(owner, loras[key]))
     with pytest.raises(Cancelled):
         generate(owner, stack, GenerateParams(**{**vars(PARAMS), "denoise": 0.9}), _raise_at(1, []),
                  image=IMAGE, mask=MASK)

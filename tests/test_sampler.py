@@ -8,13 +8,14 @@ import math
 import diffusers
 import pytest
 import torch
-from family_fixtures import fresh
 
+from family_fixtures import fresh
+from helpers import spec
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
 from loradeck.core.families import FAMILIES, IMG2IMG, INPAINT, TXT2IMG, family_for_class
 from loradeck.core.generate import pipeline_for, plan
+from loradeck.core.image_inputs import make_source
 from loradeck.core.schedulers import CHOICES, DEFAULT, fitting
-from loradeck.core.sources import make_source
 
 TOLERANCE = 2 / 255
 PARAMS = GenerateParams("a photo of a cat", "blurry", seed=5, steps=3, cfg=4.0, width=64, height=64)
@@ -105,7 +106,7 @@ def test_model_default_is_the_pipeline_itself(key, owners, references):
 
 
 def _state(owner):
-    return owner.last_applied(), owner.loads, owner.pipe.scheduler, dict(owner.pipe.scheduler.config)
+    return owner.applied, owner.loaded_keys, owner.pipe.scheduler, dict(owner.pipe.scheduler.config)
 
 
 IMAGE = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(1))
@@ -129,9 +130,7 @@ def test_an_unfitting_scheduler_is_refused_by_name_and_changes_nothing(key, sche
     params = GenerateParams(**{**vars(PARAMS), "scheduler": scheduler, "denoise": 1.0})
     stack = StackSpec()
     if key == "sd1":  # a stack that would have loaded a LoRA: nothing may load
-        from loradeck.core.stack_ops import add_adapter, make_adapter
-
-        stack = add_adapter(stack, make_adapter(files["a"], "a", 1.0, 1.0))
+        stack = stack.add(spec(owner, files["a"], "a", 1.0, 1.0))
     with pytest.raises(SpecError, match=match):
         generate(owner, stack, params, image=image, mask=mask)
     assert _state(owner) == before
@@ -161,11 +160,9 @@ def test_bad_params_are_spec_errors(change, match):
     (PARAMS, IMAGE * math.nan, None, "image: holds NaN"),
 ])
 def test_bad_inputs_are_clear_errors_and_change_nothing(params, image, mask, match, owners, files):
-    from loradeck.core.stack_ops import add_adapter, make_adapter
-
     owner = owners["sd1"]
     before = _state(owner)
-    stack = add_adapter(StackSpec(), make_adapter(files["a"], "a", 1.0, 1.0))
+    stack = StackSpec().add(spec(owner, files["a"], "a", 1.0, 1.0))
     with pytest.raises(SpecError, match=match):
         generate(owner, stack, params, image=image, mask=mask)
     assert _state(owner) == before
