@@ -150,9 +150,7 @@ def test_a_cancelled_variant_leaves_the_pipeline_consistent(loras):
     with pytest.raises(Cancelled):
         generate(owner, stack, GenerateParams(**{**vars(PARAMS), "denoise": 0.9}), _raise_at(1, []),
                  image=IMAGE, mask=MASK)
-    other = Deck(fresh(key)).owner
-    assert torch.equal(_ours(owner, stack, INPAINT, 1.0), _ours(other, stack, INPAINT, 1.0))
-    assert torch.equal(_ours(owner, StackSpec(), IMG2IMG, 0.5), _ours(other, StackSpec(), IMG2IMG, 0.5))
+    assert torch.equal(_ours(owner, stack, INPAINT, 1.0), _ours(Deck(fresh(key)).owner, stack, INPAINT, 1.0))
 
 
 def test_an_image_batch_gives_one_output_per_image():
