@@ -3,6 +3,8 @@ without and with a LoRA stack (loaded by diffusers' own loaders), fused and unfu
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 
 import diffusers
@@ -24,6 +26,20 @@ MASK = torch.zeros(1, 64, 64)  # ComfyUI MASK: 1 = repaint
 MASK[:, 8:40, 16:56] = 1
 CASES = [(IMG2IMG, 0.5), (IMG2IMG, 0.9), (INPAINT, 1.0)]
 WEIGHTS = {"first": (0.7, 0.4), "second": (-0.5, 1.0)}  # model, clip
+
+
+@functools.cache
+def _sd3_16():
+    from loradeck.core.tiny import tiny_sd3_pipeline
+
+    pipe = tiny_sd3_pipeline(latent_channels=16)  # diffusers' SD3 inpainting takes 16 (or 33) channels only
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def pipeline(key: str):
+    """A fresh tiny pipeline of the family (SD3 on the real model's 16 latent channels)."""
+    return copy.deepcopy(_sd3_16()) if key == "sd3" else fresh(key)
 
 
 def _ids(cases):
@@ -65,7 +81,7 @@ def references(loras):
         family = FAMILIES[key]
         weights = {n: {family.denoiser: m, **{e: c for e in SAVED_TEXT_ENCODERS[key]}} for n, (m, c) in
                    WEIGHTS.items()}
-        pipes = {"base": fresh(key), "lora": diffusers_reference(key, loras[key], weights)}
+        pipes = {"base": pipeline(key), "lora": diffusers_reference(key, loras[key], weights, pipeline(key))}
         out[key] = {(which, mode): _direct_class(family.variant(mode), pipe)
                     for which, pipe in pipes.items() for mode in (IMG2IMG, INPAINT)}
     return out
@@ -107,7 +123,7 @@ def _close(key: str, ours: torch.Tensor, reference: torch.Tensor, fused: bool = 
 
 @pytest.mark.parametrize("key", KEYS)
 def test_variants_equal_diffusers_own_classes_with_and_without_a_lora_stack(key, loras, expected):
-    owner = Deck(fresh(key)).owner
+    owner = Deck(pipeline(key)).owner
     stack = _stack(owner, loras[key])
     for which, wanted, fused in (("base", StackSpec(), False), ("lora", stack, False), ("lora", fuse(stack), True)):
         outputs = {}
@@ -134,7 +150,7 @@ def _raise_at(step_to_fail: int, seen: list):
 
 @pytest.mark.parametrize("key", KEYS)
 def test_cancel_stops_every_variant_at_a_step(key):
-    owner = Deck(fresh(key)).owner
+    owner = Deck(pipeline(key)).owner
     for mask in (None, MASK):
         seen = []
         with pytest.raises(Cancelled):
@@ -145,16 +161,16 @@ def test_cancel_stops_every_variant_at_a_step(key):
 
 def test_a_cancelled_variant_leaves_the_pipeline_consistent(loras):
     key = "sd1"
-    owner = Deck(fresh(key)).owner
+    owner = Deck(pipeline(key)).owner
     stack = fuse(_stack(owner, loras[key]))
     with pytest.raises(Cancelled):
         generate(owner, stack, GenerateParams(**{**vars(PARAMS), "denoise": 0.9}), _raise_at(1, []),
                  image=IMAGE, mask=MASK)
-    assert torch.equal(_ours(owner, stack, INPAINT, 1.0), _ours(Deck(fresh(key)).owner, stack, INPAINT, 1.0))
+    assert torch.equal(_ours(owner, stack, INPAINT, 1.0), _ours(Deck(pipeline(key)).owner, stack, INPAINT, 1.0))
 
 
 def test_an_image_batch_gives_one_output_per_image():
-    owner = Deck(fresh("sd1")).owner
+    owner = Deck(pipeline("sd1")).owner
     batch = torch.cat([IMAGE, IMAGE.flip(1)])
     params = GenerateParams(**{**vars(PARAMS), "denoise": 0.5})
     both = generate(owner, StackSpec(), params, image=batch, mask=MASK)
