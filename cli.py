@@ -15,7 +15,7 @@ log = logging.getLogger("loradeck")
 def _run(args) -> int:
     from .runner import run_workflow
 
-    context = run_workflow(args.workflow, args.output_dir, args.models_dir)
+    context = run_workflow(args.workflow, args.output_dir, args.models_dir, input_dir=args.input_dir)
     for path in context.saved:
         print(path)  # noqa: T201 - the command's output is the list of files it wrote
     return 0
@@ -38,6 +38,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--models-dir", default=None,
                      help="folder in ComfyUI's layout (loras/, diffusers/); default $LORADECK_MODELS_DIR or ./models")
     run.add_argument("--output-dir", default="output", help="where SaveImage writes (default ./output)")
+    run.add_argument("--input-dir", default="input",
+                     help="where LoadImage reads images (default ./input; the examples' own images are always found)")
     run.set_defaults(func=_run)
     demo = sub.add_parser("demo", help="run the demo workflow on the built-in tiny model")
     demo.add_argument("--output-dir", default="output", help="where the images go (default ./output)")
