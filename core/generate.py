@@ -21,6 +21,7 @@ from . import schedulers
 from .errors import SpecError
 from .families import Family
 from .image_inputs import Source, make_source, mode_of
+from .output_checks import check_images
 from .owner import PipelineOwner
 from .specs import GenerateParams, StackSpec
 
@@ -157,5 +158,6 @@ def generate(owner: PipelineOwner, stack: StackSpec, params: GenerateParams,
         owner.apply(stack)
         pipe = pipeline_for(owner, run)
         images = pipe(**_call(pipe, run.kwargs)).images
+    check_images(images, stack)
     return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).clamp(0, 1)
 
