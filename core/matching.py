@@ -17,6 +17,7 @@ from .errors import IncompatibleLoraError, LoraFileError
 from .families import Family
 from .formats import ANY_COMPONENT, AnyPatch, ConvertedLora, LazyPatch, ModulePatch
 from .formats.dora import axis_of, dora_delta
+from .formats.lowrank import FormatError
 from .formats.lycoris import dense_patch
 from .formats.original_names import RowSplit
 from .fusion import ORIGINAL
@@ -217,7 +218,11 @@ def _match(path: str, converted, family, indexes, models) -> _Matching:
             if target is None:
                 result.unmatched.append(f"{component}:{name}")
                 continue
-            parts = _resolved(patch, target, model)
+            try:
+                parts = _resolved(patch, target, model)
+            except FormatError as exc:
+                raise LoraFileError(path, f"cannot be applied to {component} module {name}: {exc}",
+                                    "The file is damaged or its values are absurd; do not use it.") from None
             if isinstance(parts, str):
                 result.mismatched.append(f"{component}.{name}: {parts}")
                 continue
