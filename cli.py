@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from .core.errors import LoraDeckError
@@ -13,7 +14,11 @@ log = logging.getLogger("loradeck")
 
 
 def _run(args) -> int:
+    from .core.tokenizer_files import TOKENIZERS_ENV
     from .runner import run_workflow
+
+    if args.tokenizers:  # single-file checkpoints take tokenizers from here first (the process's setting)
+        os.environ[TOKENIZERS_ENV] = os.pathsep.join(filter(None, (args.tokenizers, os.environ.get(TOKENIZERS_ENV))))
 
     context = run_workflow(args.workflow, args.output_dir, args.models_dir, input_dir=args.input_dir)
     for path in context.saved:
@@ -40,6 +45,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", default="output", help="where SaveImage writes (default ./output)")
     run.add_argument("--input-dir", default="input",
                      help="where LoadImage reads images (default ./input; the examples' own images are always found)")
+    run.add_argument("--tokenizers", default=None,
+                     help="tokenizer files for single-file checkpoints: a ComfyUI checkout, a diffusers folder of "
+                          "the model or a folder of tokenizer folders (default $LORADECK_TOKENIZERS, "
+                          "then models/tokenizers and models/diffusers/*)")
     run.set_defaults(func=_run)
     demo = sub.add_parser("demo", help="run the demo workflow on the built-in tiny model")
     demo.add_argument("--output-dir", default="output", help="where the images go (default ./output)")
