@@ -315,6 +315,10 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
     assert infer_diffusers_model_type(tensors) == expected  # diffusers' own detection agrees
     result = plan(header, arch, LocalFiles())
     assert not result.problems and {p.label for p in result.parts.values()} == {"the checkpoint"}
+    if REAL_FAMILY[key] == "sd3":  # SD3 files without T5 ("incl_clips") load without it
+        no_t5 = {k: v for k, v in header.shapes.items() if not k.startswith("text_encoders.t5xxl.")}
+        result = plan(Header(header.path, no_t5, {}, {}, header.read_tensor), arch, LocalFiles())
+        assert not result.problems and result.skipped == {"text_encoder_3"}
     for name, converted in _converted(arch, tensors, models).items():
         want = {k: tuple(v.shape) for k, v in models[name].state_dict().items()}
         got = {k: tuple(v.shape) for k, v in converted.items() if k in want}
