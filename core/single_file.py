@@ -22,6 +22,7 @@ from . import tokenizer_files
 from .errors import PipelineLoadError
 from .single_file_arch import ARCHS, ENCODER_KINDS, Arch, Header, describe_markers, detect, other_family
 from .single_file_sources import (
+    SCALED_FP8,
     Part,
     encoder_in_checkpoint,
     find_encoders,
@@ -221,6 +222,10 @@ def load_single_file(path: str, dtype: torch.dtype, device: torch.device, files:
     """A diffusers pipeline from one original-layout checkpoint (+ separate encoder/VAE files), offline."""
     files = files or LocalFiles.beside(path)
     header = read_header(path)
+    if SCALED_FP8 in header.shapes:
+        raise PipelineLoadError(f"{os.path.basename(path)!r} is in ComfyUI's scaled fp8 format (weights with "
+                                "per-tensor scales), which diffusers cannot load: use the fp16/bf16 or plain fp8 "
+                                "release of the model")
     arch = identify(header)
     result = plan(header, arch, files)
     roots = tokenizer_files.env_dirs() + tuple(files.tokenizer_dirs)

@@ -31,6 +31,7 @@ _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("open_clip", "other"): "conditioner.embedders.1.model.",
                    ("t5", "other"): "text_encoders.t5xxl.transformer."}
 VAE_PREFIXES = ("first_stage_model.", "vae.")
+SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ def read_header(path: str) -> Header:
     if not path.lower().endswith(SAFE_SUFFIXES):
         raise PipelineLoadError(f"{path!r} is not a .safetensors file; LoRA Deck reads checkpoints only as "
                                 ".safetensors (pickle .ckpt files can run code when loaded)")
+    if not os.path.isfile(path):  # also keeps FIFOs and devices from blocking the open below
+        raise PipelineLoadError(f"{path!r} is not a file; pick a .safetensors checkpoint")
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
@@ -180,10 +183,12 @@ def separate_part(found: FoundEncoder, slot: Encoder, header: Header) -> Part:
 
 def scan_files(dirs) -> list[Header]:
     """Headers of the .safetensors files under ``dirs`` (recursively, in name order); unreadable files are skipped."""
-    headers, seen = [], set()
+    headers, seen, visited = [], set(), set()
     for root in dirs:
         for folder, subdirs, names in os.walk(root, followlinks=True):
-            subdirs.sort()
+            visited.add(os.path.realpath(folder))
+            # a symlink loop would be walked again and again: each real folder once
+            subdirs[:] = sorted(d for d in subdirs if os.path.realpath(os.path.join(folder, d)) not in visited)
             for name in sorted(n for n in names if n.lower().endswith(SAFE_SUFFIXES)):
                 path = os.path.join(folder, name)
                 real = os.path.realpath(path)
@@ -203,6 +208,8 @@ def pick_encoder(slot: Encoder, config: dict, headers: list[Header], used: set) 
     hints = ENCODER_KINDS[slot.kind][2]
     candidates = []
     for header in headers:
+        if SCALED_FP8 in header.shapes:
+            continue  # ComfyUI's scaled-fp8 files need per-tensor scales that diffusers does not apply
         for found in find_encoders(header):
             if (header.path, found.prefix) in used or not fits(found, slot, config):
                 continue
@@ -239,6 +246,8 @@ def pick_vae(config: dict, headers: list[Header]) -> Part | None:
 def what_is(header: Header) -> str:
     """A short description of a separate file, for 'found there' lists in messages."""
     found = find_encoders(header)
+    if found and SCALED_FP8 in header.shapes:
+        return ", ".join(describe(f) for f in found) + " in ComfyUI's scaled fp8 format, which diffusers cannot load"
     if found:
         return ", ".join(describe(f) for f in found)
     vae = next((s for k, s in header.shapes.items() if k.endswith(_VAE) and len(s) == 4), None)

@@ -44,7 +44,7 @@ def kind_of(folder: str) -> str | None:
         return "clip"
     if "spiece.model" in names:
         return "t5"
-    if "tokenizer.json" in names and "tokenizer_config.json" in names:
+    if "tokenizer.json" in names and os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
         try:
             with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
                 cls = str(json.load(f).get("tokenizer_class", ""))

@@ -143,6 +143,10 @@ def test_text_encoder_files_are_matched_by_shape_not_name(models, tmp_path):
     message = str(err.value)
     assert "OpenCLIP-G text encoder (text_encoder_2: width 32, 2 layers)" in message
     assert "clip_g.safetensors: CLIP text encoder (width 48, 2 layers)" in message
+    scaled = load_file(folder / "text_encoders" / "clip_l.safetensors")
+    save_file({**scaled, "scaled_fp8": torch.zeros(0)}, str(folder / "text_encoders" / "clip_l.safetensors"))
+    with pytest.raises(PipelineLoadError, match="clip_l.safetensors: CLIP text encoder .* scaled fp8 format"):
+        load_single_file(str(folder / "checkpoints" / os.path.basename(models["sd3-split"])), torch.float32, CPU)
 
 
 def _marker_file(path, **shapes) -> str:
@@ -188,6 +192,7 @@ def test_missing_tokenizer_files_say_which_and_where(tmp_path, monkeypatch):
     ("inpainting", r"looks like an inpainting"),
     ("text_encoder", r"is a text encoder \(CLIP text encoder \(width 32, 2 layers\)\).*models/text_encoders"),
     ("vae", r"is a VAE, not a checkpoint: put it in models/vae"),
+    ("scaled_fp8", r"ComfyUI's scaled fp8 format .*use the fp16/bf16 or plain fp8 release"),
 ])
 def test_files_that_are_not_known_checkpoints_are_explained(case, expected, tmp_path, models, use_models):
     from loradeck.nodes import NODE_CLASS_MAPPINGS, host
@@ -201,6 +206,8 @@ def test_files_that_are_not_known_checkpoints_are_explained(case, expected, tmp_
               "vae": os.path.join(split_root, "vae", "ae.safetensors")}
     if case in copies:
         shutil.copyfile(copies[case], path)
+    elif case == "scaled_fp8":
+        _marker_file(path, **SD15, scaled_fp8=(0,))
     else:
         shapes = dict(SD15)
         key = "inpainting" if case == "inpainting" else "unknown"
@@ -229,6 +236,7 @@ BAD_FILES = {
         + b'{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}'),
     "truncated data": _truncated,
     "folder": lambda p, m: (p / "t.safetensors").mkdir(),
+    "fifo": lambda p, m: os.mkfifo(p / "t.safetensors"),  # opening it would block forever
     "missing": lambda p, m: None,
 }
 
@@ -241,6 +249,19 @@ def test_bad_files_raise_a_clear_error_and_never_hang(case, tmp_path, models):
     (tmp_path / "t.ckpt").write_bytes(b"PK\x03\x04")
     with pytest.raises(PipelineLoadError, match="not a .safetensors file"):
         open_pipeline(str(tmp_path / "t.ckpt"))
+
+
+def test_folder_scan_survives_symlink_loops_and_odd_files(tmp_path, models):
+    from loradeck.core.single_file_sources import scan_files
+
+    folder = tmp_path / "text_encoders"
+    folder.mkdir()
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    os.mkfifo(folder / "pipe.safetensors")
+    (folder / "junk.safetensors").write_bytes(b"not a safetensors file")
+    shutil.copyfile(os.path.join(os.path.dirname(os.path.dirname(models["flux-split"])), "clip", "clip_l.safetensors"),
+                    folder / "clip_l.safetensors")
+    assert [os.path.basename(h.path) for h in scan_files([str(folder)])] == ["clip_l.safetensors"]
 
 
 def test_v_prediction_markers(tmp_path, models):
