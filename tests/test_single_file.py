@@ -415,3 +415,19 @@ def test_comfyui_bundled_tokenizers_load_as_the_pipelines_need_them():
     t5_folder = tokenizer_files.find("t5", [os.path.join(root, "comfy")])
     assert t5_folder == os.path.join(root, "comfy", "text_encoders", "t5_tokenizer")
     assert tokenizer_files.load("t5", t5_folder, None)("a cat").input_ids[-1] == 1  # </s>
+
+
+def test_cli_tokenizers_option_names_the_folder_for_the_run(monkeypatch, tmp_path):
+    import loradeck.runner
+    from loradeck import cli
+
+    seen = {}
+
+    def run_workflow(*args, **kwargs):
+        seen["dirs"] = os.environ[TOKENIZERS_ENV]
+        return type("Context", (), {"saved": []})
+
+    monkeypatch.setenv(TOKENIZERS_ENV, "/elsewhere")  # restored after the test, whatever the CLI sets
+    monkeypatch.setattr(loradeck.runner, "run_workflow", run_workflow)
+    assert cli.main(["run", "wf.json", "--tokenizers", str(tmp_path)]) == 0
+    assert seen["dirs"] == os.pathsep.join((str(tmp_path), "/elsewhere"))  # named folder first
