@@ -20,7 +20,16 @@ import torch
 from . import single_file_build as build
 from . import tokenizer_files
 from .errors import PipelineLoadError
-from .single_file_arch import ARCHS, ENCODER_KINDS, Arch, Header, describe_markers, detect, other_family
+from .single_file_arch import (
+    ARCHS,
+    ENCODER_KINDS,
+    Arch,
+    Header,
+    describe_markers,
+    detect,
+    other_family,
+    scheduler_overrides,
+)
 from .single_file_sources import (
     SCALED_FP8,
     Part,
@@ -164,7 +173,7 @@ def _missing_encoder(slot, config: dict, files: LocalFiles, others: list[Header]
     layers = config.get("num_hidden_layers") or config.get("num_layers")
     found = "; ".join(f"{os.path.basename(h.path)}: {what_is(h)}" for h in others) or "no .safetensors files"
     looked = ", ".join(files.text_encoder_dirs) or "no folder (models/text_encoders and models/clip do not exist)"
-    return (f"the {what} ({slot.component}: width {width}, {layers} layers), which is not in the file: put "
+    return (f"it needs the {what} ({slot.component}: width {width}, {layers} layers), which is not in the file: put "
             f"{typical} in models/text_encoders (or models/clip). Looked in: {looked}; found there: {found}")
 
 
@@ -172,8 +181,9 @@ def _missing_vae(arch: Arch, files: LocalFiles) -> str:
     config = read_config(arch, "vae")
     looked = ", ".join(files.vae_dirs) or "no folder (models/vae does not exist)"
     typical = "ae.safetensors" if "flux" in arch.key else "the model's VAE .safetensors"
-    return (f"a VAE ({config['latent_channels']} latent channels), which is not in the file: put {typical} in "
-            f"models/vae. Looked in: {looked}")
+    channels = config["latent_channels"]
+    return (f"it needs a VAE ({channels} latent channel{'s' * (channels != 1)}), which is not in the file: put "
+            f"{typical} in models/vae. Looked in: {looked}")
 
 
 def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.dtype):
@@ -189,17 +199,11 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
             continue
         cls = build.component_class(*spec)
         if name == "scheduler":
-            components[name] = build.scheduler(cls, arch.config_dir, _scheduler_overrides(header))
+            components[name] = build.scheduler(cls, arch.config_dir, scheduler_overrides(header))
             continue
         components[name] = _build_model(cls, name, result.parts[name], header, arch, dtype)
     kwargs = {k: v for k, v in result.index.items() if not k.startswith("_") and not isinstance(v, list)}
     return pipeline_cls(**components, **kwargs)
-
-
-def _scheduler_overrides(header: Header) -> dict:
-    from .single_file_arch import scheduler_overrides
-
-    return scheduler_overrides(header)
 
 
 def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: torch.dtype):
@@ -235,7 +239,7 @@ def load_single_file(path: str, dtype: torch.dtype, device: torch.device, files:
     if missing:
         result.problems.insert(0, tokenizer_files.missing_message(missing, roots))
     if result.problems:
-        raise PipelineLoadError(f"{os.path.basename(path)!r} is a {arch.title} checkpoint; loading it needs "
+        raise PipelineLoadError(f"{os.path.basename(path)!r} is a {arch.title} checkpoint, but "
                                 + "; and ".join(result.problems))
     for component in result.skipped:
         log.info("single file: %s has no %s; the pipeline runs without it", os.path.basename(path), component)

@@ -118,7 +118,7 @@ def resolve(encoder_kinds: dict[str, str], roots, builtin: bool) -> tuple[dict, 
 
 def missing_message(missing: list[str], roots) -> str:
     looked = ", ".join(roots) if roots else "no folder"
-    return (f"tokenizer files, which checkpoints never contain: {' and '.join(missing)}. Looked in: {looked}. "
+    return (f"it needs tokenizer files, which checkpoints never contain: {' and '.join(missing)}. Looked in: {looked}. "
             "Inside ComfyUI they come with ComfyUI itself (comfy/sd1_tokenizer, comfy/text_encoders/t5_tokenizer); "
             f"headless, set {TOKENIZERS_ENV} (or pass --tokenizers to loradeck run, tokenizer_dirs= to "
             "open_pipeline) to a ComfyUI checkout or to a diffusers folder of this model, or put the tokenizer "

@@ -126,7 +126,7 @@ def test_missing_text_encoder_and_vae_are_named_with_where_to_put_them(models, t
     message = str(err.value)
     assert "tiny Flux" in message and "T5-XXL text encoder (text_encoder_2: width 32, 2 layers)" in message
     assert "t5xxl_fp16.safetensors" in message and "models/text_encoders" in message
-    assert "a VAE (1 latent channels)" in message and "ae.safetensors in models/vae" in message
+    assert "it needs a VAE (1 latent channel)" in message and "ae.safetensors in models/vae" in message
     assert "tokenizer" not in message  # the tiny architectures need no tokenizer files
 
 
