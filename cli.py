@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from .core.errors import LoraDeckError
@@ -14,13 +13,21 @@ log = logging.getLogger("loradeck")
 
 
 def _run(args) -> int:
-    from .core.tokenizer_files import TOKENIZERS_ENV
     from .runner import run_workflow
 
-    if args.tokenizers:  # single-file checkpoints take tokenizers from here first (the process's setting)
-        os.environ[TOKENIZERS_ENV] = os.pathsep.join(filter(None, (args.tokenizers, os.environ.get(TOKENIZERS_ENV))))
+    runtime = None
+    if args.tokenizers:  # single-file checkpoints take tokenizers from here first, then LORADECK_TOKENIZERS
+        from dataclasses import replace
 
-    context = run_workflow(args.workflow, args.output_dir, args.models_dir, input_dir=args.input_dir)
+        from .core.runtime import Runtime
+        from .core.settings import Settings
+        from .nodes.host import headless_folders
+
+        settings = Settings.from_env()
+        settings = replace(settings, tokenizer_dirs=(args.tokenizers, *settings.tokenizer_dirs))
+        runtime = Runtime(settings, headless_folders(args.models_dir, args.output_dir, settings))
+    context = run_workflow(args.workflow, args.output_dir, args.models_dir, input_dir=args.input_dir,
+                           runtime=runtime)
     for path in context.saved:
         print(path)  # noqa: T201 - the command's output is the list of files it wrote
     return 0

@@ -82,11 +82,11 @@ def load_folder(folder: str, dtype: torch.dtype, device: torch.device):
 
 
 def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | None = None,
-                   config_folders: tuple[str, ...] = (), local_files=None):
+                   config_folders: tuple[str, ...] = (), local_files=None, tokenizer_dirs: tuple[str, ...] = ()):
     """A pipeline object for a built-in name (``tiny-sd (built-in)``), a diffusers folder path, or a
     single-file checkpoint (configured from the pack's own config folders; ``local_files`` says where its
     tokenizers and separate text encoders / VAE are, default: ComfyUI's layout around the file, plus
-    ``config_folders`` for tokenizers)."""
+    ``config_folders`` for tokenizers; ``tokenizer_dirs`` are searched for tokenizers first)."""
     device = device or default_device()
     dtype = resolve_dtype(dtype_name, device)
     name = model[: -len(BUILTIN_SUFFIX)] if model.endswith(BUILTIN_SUFFIX) else model
@@ -101,7 +101,7 @@ def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | 
         from .single_file import LocalFiles, load_single_file
 
         files = local_files or LocalFiles.beside(model, tokenizer_dirs=config_folders)
-        pipe = load_single_file(model, dtype, device, files)
+        pipe = load_single_file(model, dtype, device, files.tokenizers_first(tokenizer_dirs))
     else:
         pipe = load_folder(model, dtype, device)
     pipe.set_progress_bar_config(disable=True)
@@ -135,7 +135,8 @@ class PipelineRegistry:
                 if owner is not None:
                     self._owners.move_to_end(key)
                     return owner
-            pipe = build_pipeline(model, dtype_name, config_folders=config_folders, local_files=local_files)
+            pipe = build_pipeline(model, dtype_name, config_folders=config_folders, local_files=local_files,
+                                  tokenizer_dirs=self.runtime.settings.tokenizer_dirs)
             label = f"{os.path.basename(model.rstrip('/'))} [{dtype_name}]"
             owner = PipelineOwner(pipe, family_of(pipe), label, self.runtime, self.new_id())
             with self._lock:

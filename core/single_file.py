@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -78,6 +78,11 @@ class LocalFiles:
                               if e.is_dir())
         return cls(tuple(tokenizer_dirs) + present("tokenizers") + model_folders, present("text_encoders", "clip"),
                    present("vae"))
+
+
+    def tokenizers_first(self, dirs) -> LocalFiles:
+        """The same folders, with ``dirs`` searched for tokenizers before the others."""
+        return replace(self, tokenizer_dirs=tuple(dirs) + tuple(d for d in self.tokenizer_dirs if d not in dirs))
 
 
 @dataclass
@@ -232,7 +237,7 @@ def load_single_file(path: str, dtype: torch.dtype, device: torch.device, files:
                                 "release of the model")
     arch = identify(header)
     result = plan(header, arch, files)
-    roots = tokenizer_files.env_dirs() + tuple(files.tokenizer_dirs)
+    roots = tuple(files.tokenizer_dirs)
     kinds = {s.component: s.kind for s in arch.encoders
              if _component(result.index, s.component) and s.component not in result.skipped}
     tokenizers, missing = tokenizer_files.resolve(kinds, roots, builtin=arch.tiny)

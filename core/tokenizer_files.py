@@ -1,7 +1,7 @@
 """Tokenizers for single-file checkpoints, which never contain them.
 
-Looked for, in order, in: the folders the caller names (API argument, ``LORADECK_TOKENIZERS``, the CLI's
-``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bundled ``comfy/sd1_tokenizer`` and
+Looked for, in order, in: the folders the caller names (API argument, the ``LORADECK_TOKENIZERS`` setting,
+the CLI's ``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bundled ``comfy/sd1_tokenizer`` and
 ``comfy/text_encoders/t5_tokenizer``; headless: ``models/tokenizers`` and the local diffusers folders).
 A folder may be a tokenizer folder itself, a ComfyUI checkout or its ``comfy`` package, a diffusers model
 folder (``tokenizer/``, ``tokenizer_2/``...) or a folder of such folders. The built-in tiny architectures use
@@ -15,10 +15,10 @@ import logging
 import os
 
 from .errors import PipelineLoadError
+from .settings import TOKENIZERS_ENV
 
 log = logging.getLogger(__name__)
 
-TOKENIZERS_ENV = "LORADECK_TOKENIZERS"
 # ComfyUI's bundled tokenizer folders, relative to its comfy/ package
 COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.join("text_encoders", "t5_tokenizer")}
 # encoder kind -> (tokenizer kind, pad token). OpenCLIP (SD 2.x, SDXL/SD3 clip_g) pads with "!" (id 0), as
@@ -27,11 +27,6 @@ TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "c
                 "t5xxl": ("t5", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)"}
-
-
-def env_dirs() -> tuple[str, ...]:
-    """The folders named by ``LORADECK_TOKENIZERS`` (os.pathsep-separated)."""
-    return tuple(p for p in os.environ.get(TOKENIZERS_ENV, "").split(os.pathsep) if p.strip())
 
 
 def kind_of(folder: str) -> str | None:

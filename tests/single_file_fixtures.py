@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 
 import torch
+from safetensors.torch import save_file
+
 from original_layout import (
     clip_to_ldm,
     clip_to_open_clip,
@@ -16,7 +18,6 @@ from original_layout import (
     unet_to_ldm,
     vae_to_ldm,
 )
-from safetensors.torch import save_file
 
 PREFIX = "model.diffusion_model."
 # what real A1111/ComfyUI checkpoints also carry and loaders must ignore

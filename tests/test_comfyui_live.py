@@ -113,8 +113,9 @@ def _single_file_models(models: Path) -> str:
     """Extra model folders for the run: a tiny Flux checkpoint without text encoders or VAE (those go to
     text_encoders/, clip/ and vae/) and a file with only SD 1.5's marker tensors (real shapes, no weights)."""
     import torch
-    from family_fixtures import fresh
     from safetensors.torch import save_file
+
+    from family_fixtures import fresh
     from single_file_fixtures import split
 
     split("flux", fresh("flux"), str(models))

@@ -15,15 +15,15 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import save_file
+
 from family_fixtures import PARAMS, fresh
 from family_fixtures import render as render_with
-from safetensors.torch import save_file
-from single_file_fixtures import all_in_one, split
-
 from loradeck.core import PipelineLoadError, open_pipeline
+from loradeck.core.settings import TOKENIZERS_ENV
 from loradeck.core.single_file import LocalFiles, identify, load_single_file, plan
 from loradeck.core.single_file_arch import ARCHS, BY_KEY, Header, detect
-from loradeck.core.tokenizer_files import TOKENIZERS_ENV
+from single_file_fixtures import all_in_one, split
 
 KEYS = ["sd1", "sdxl", "sd3", "flux"]
 CPU = torch.device("cpu")
@@ -158,10 +158,10 @@ SD15 = {"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.
         "model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3)}
 
 
-def test_missing_tokenizer_files_say_which_and_where(tmp_path, monkeypatch):
+def test_missing_tokenizer_files_say_which_and_where(tmp_path, use_models):
+    from loradeck.core.settings import Settings
     from loradeck.core.tiny import tiny_clip_tokenizer
 
-    monkeypatch.delenv(TOKENIZERS_ENV, raising=False)
     path = _marker_file(tmp_path / "real-sd15.safetensors", **SD15)
     with pytest.raises(PipelineLoadError) as err:
         load_single_file(path, torch.float32, CPU, LocalFiles())
@@ -169,14 +169,19 @@ def test_missing_tokenizer_files_say_which_and_where(tmp_path, monkeypatch):
     assert "is a Stable Diffusion 1.x checkpoint" in message
     assert "CLIP tokenizer (vocab.json + merges.txt" in message and TOKENIZERS_ENV in message
     assert "comfy/sd1_tokenizer" in message and "models/tokenizers" in message
-    tiny_clip_tokenizer().save_pretrained(str(tmp_path / "tok" / "tokenizer"))
-    monkeypatch.setenv(TOKENIZERS_ENV, str(tmp_path / "tok"))  # a folder of tokenizer folders
+    tokenizers = tmp_path / "tok"
+    tiny_clip_tokenizer().save_pretrained(str(tokenizers / "tokenizer"))  # a folder of tokenizer folders
     with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU, LocalFiles())
+        load_single_file(path, torch.float32, CPU, LocalFiles(tokenizer_dirs=(str(tokenizers),)))
     assert "tokenizer" not in str(err.value) and "CLIP-L text encoder" in str(err.value)
-    monkeypatch.delenv(TOKENIZERS_ENV)
+    assert Settings.from_env({TOKENIZERS_ENV: f"{tokenizers}{os.pathsep}/b"}).tokenizer_dirs == (str(tokenizers), "/b")
+    use_models(str(tmp_path), tokenizer_dirs=(str(tokenizers),))  # the setting
+    with pytest.raises(PipelineLoadError, match="CLIP-L text encoder") as err:
+        open_pipeline(path, "float32")
+    assert "tokenizer" not in str(err.value)
+    use_models(str(tmp_path))
     with pytest.raises(PipelineLoadError, match="CLIP-L text encoder") as err:  # the API argument
-        open_pipeline(path, "float32", tokenizer_dirs=(str(tmp_path / "tok" / "tokenizer"),))
+        open_pipeline(path, "float32", tokenizer_dirs=(str(tokenizers / "tokenizer"),))
     assert "tokenizer" not in str(err.value)
     flux = _marker_file(tmp_path / "flux1-dev.safetensors", **{"double_blocks.0.img_attn.qkv.weight": (9216, 3072),
                                                                "img_in.weight": (3072, 64),
@@ -423,11 +428,11 @@ def test_cli_tokenizers_option_names_the_folder_for_the_run(monkeypatch, tmp_pat
 
     seen = {}
 
-    def run_workflow(*args, **kwargs):
-        seen["dirs"] = os.environ[TOKENIZERS_ENV]
+    def run_workflow(*args, runtime=None, **kwargs):
+        seen["dirs"] = runtime.settings.tokenizer_dirs
         return type("Context", (), {"saved": []})
 
-    monkeypatch.setenv(TOKENIZERS_ENV, "/elsewhere")  # restored after the test, whatever the CLI sets
+    monkeypatch.setenv(TOKENIZERS_ENV, "/elsewhere")
     monkeypatch.setattr(loradeck.runner, "run_workflow", run_workflow)
     assert cli.main(["run", "wf.json", "--tokenizers", str(tmp_path)]) == 0
-    assert seen["dirs"] == os.pathsep.join((str(tmp_path), "/elsewhere"))  # named folder first
+    assert seen["dirs"] == (str(tmp_path), "/elsewhere")  # the named folder first, then the setting
