@@ -295,13 +295,16 @@ def test_the_resolve_route_answers_hostile_names_with_text_never_500(hostile_mod
     from loradeck.nodes import routes
 
     server = FakePromptServer()
-    routes.register(server.routes, panel_runtime(), lambda name, hashes: host.locate_lora(name, hashes))
+    current = host.runtime()  # the handler runs on another thread, outside this test's context
+    routes.register(server.routes, panel_runtime(), lambda name, hashes: host.locate_lora(name, hashes, current))
     for name in ("a\x00b.safetensors", "a\x1bb.safetensors", "\x7f"):
         status, answer, _ = _get(server.routes, routes.RESOLVE_PATH, name=name)
         assert status == 400 and UNUSABLE in answer["error"], name
-    for name in ("loop.safetensors", "fifo.safetensors", "dot1/dot2/good.safetensors"):
+    for name in ("loop.safetensors", "fifo.safetensors"):  # a well-formed name: answered, not found, and why
         status, answer, _ = _get(server.routes, routes.RESOLVE_PATH, name=name)
-        assert status == 200 and (answer["found"] or answer["error"]), (name, answer)
+        assert status == 200 and answer["found"] is None and UNUSABLE in answer["error"], (name, answer)
+    status, answer, _ = _get(server.routes, routes.RESOLVE_PATH, name="dot1/dot2/good.safetensors")
+    assert status == 200 and (answer["found"] or answer["error"]), answer
 
 
 def test_api_entry_points_refuse_what_is_not_a_path(files):
