@@ -328,3 +328,14 @@ def test_remove_and_unload_free_the_files_store_entries(files, runtime):
     deck.unload()
     assert len(runtime.store) == 0 and runtime.store.nbytes == 0
     assert not getattr(deck.pipe.unet, "peft_config", None)
+
+
+def test_a_hostile_tokenizer_config_is_no_tokenizer_never_a_foreign_error(tmp_path):
+    from loradeck.core.tokenizer_files import kind_of
+
+    (tmp_path / "tokenizer.json").write_text("{}")
+    for text in ("[" * 200_000 + "]" * 200_000, '{"tokenizer_class": Infinity}', "[1]"):
+        (tmp_path / "tokenizer_config.json").write_text(text)
+        assert kind_of(str(tmp_path)) is None
+    (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "CLIPTokenizer"}')
+    assert kind_of(str(tmp_path)) == "clip"
