@@ -3,8 +3,8 @@
     OMP_NUM_THREADS=1 python bench/soak_memory.py              # 1,000 files (a few minutes on a busy CPU)
     python bench/soak_memory.py --files 200 --store-mb 8 --json /tmp/soak.json
 
-Each file is new content (its own seed), about 0.8 MB (rank 32 on every attention and MLP linear layer of the tiny
-UNet and text encoder, like the ~1 MB files of the hostile-input run in issue 9), written just before it is added
+Each file is new content (its own seed), about 1.5 MB (rank 32 on every attention and MLP linear layer of the tiny
+UNet and text encoder, larger than the ~1 MB files of the hostile-input run in issue 9), written just before it is added
 and deleted after. After a warm-up the resident set size is sampled every ``--every`` files; the figure is the
 growth from the end of the warm-up to the end. Exit status 1 when it exceeds ``--limit-mb`` (default 20).
 """
