@@ -34,6 +34,8 @@ NODE_IDS = [
     "FuseLoRA|LoRADeck",
     "UnfuseLoRA|LoRADeck",
     "Generate|LoRADeck",
+    "LoRAGrid|LoRADeck",
+    "SaveImage|LoRADeck",
 ]
 DEMO_LORAS = ["loradeck-demo-style.safetensors", "loradeck-demo-kohya.safetensors"]
 STARTUP_TIMEOUT = 240.0
@@ -301,3 +303,38 @@ def test_cancel_stops_generate_within_a_step(comfyui):
     long_run["2"]["inputs"]["steps"] = 2
     again = _post_json(comfyui.base + "/prompt", {"prompt": long_run, "client_id": "loradeck-cancel"})["prompt_id"]
     assert _wait_for_history(comfyui, again)["status"]["status_str"] == "success"
+
+
+def _run(comfyui, prompt: dict) -> dict:
+    """Queue ``prompt`` and wait for its history entry (failing with ComfyUI's errors)."""
+    queued = _post_json(comfyui.base + "/prompt", {"prompt": prompt, "client_id": "loradeck-live-test"})
+    assert not queued.get("node_errors"), f"prompt rejected: {queued}"
+    deadline = time.monotonic() + RUN_TIMEOUT
+    entry = None
+    while entry is None or entry.get("status", {}).get("completed") is None:
+        if comfyui.proc.poll() is not None:
+            comfyui.fail(f"ComfyUI exited while running the workflow (code {comfyui.proc.returncode})")
+        if time.monotonic() > deadline:
+            comfyui.fail(f"workflow did not finish within {RUN_TIMEOUT:.0f} s")
+        time.sleep(1)
+        entry = _get_json(f"{comfyui.base}/history/{queued['prompt_id']}").get(queued["prompt_id"])
+    if entry["status"].get("status_str") != "success":
+        comfyui.fail(f"workflow failed: {json.dumps(entry['status'].get('messages'), indent=1)}")
+    return entry
+
+
+def test_save_image_node_writes_a1111_parameters(comfyui):
+    from PIL import Image
+
+    import a1111_parser
+    from test_save_image import KOHYA, STYLE, _autov2, _workflow
+
+    entry = _run(comfyui, _workflow())
+    images = [image for output in entry["outputs"].values() for image in output.get("images", [])]
+    assert [image["filename"] for image in images] == ["tagged_00001_.png", "tagged_00002_.png"]
+    for image in images:
+        chunks = Image.open(comfyui.output_dir / image["subfolder"] / image["filename"]).text
+        assert "prompt" in chunks
+        loras = {r["name"]: r["hash"] for r in a1111_parser.parse(chunks["parameters"])["resources"]
+                 if r["type"] == "lora"}
+        assert loras == {STYLE: _autov2(STYLE), KOHYA: _autov2(KOHYA)}
