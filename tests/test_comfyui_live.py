@@ -324,9 +324,8 @@ def _run(comfyui, prompt: dict) -> dict:
 
 
 def test_save_image_node_writes_a1111_parameters(comfyui):
-    from PIL import Image
-
     import a1111_parser
+    from PIL import Image
     from test_save_image import KOHYA, STYLE, _autov2, _workflow
 
     entry = _run(comfyui, _workflow())
