@@ -106,6 +106,10 @@ class Router:
         if not isinstance(layer, ROUTABLE):
             raise MixedBatchError(f"layer {name} is a {type(layer).__name__}, which peft's mixed batches do not "
                                   "route here")
+        dora = sorted({k for config in configs for k, _ in config if getattr(layer, "use_dora", {}).get(k, False)})
+        if dora:
+            raise MixedBatchError(f"{', '.join(dora)} is DoRA (layer {name}), and peft's mixed batches cannot apply "
+                                  "DoRA's magnitude per row")
         names: dict[tuple, str] = {(): BASE}
         for config in configs:
             if config not in names:
