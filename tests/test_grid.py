@@ -10,7 +10,7 @@ import torch
 
 from family_fixtures import PARAMS, fresh
 from helpers import make_pipe
-from lora_fixtures import save_family_lora, write_dora
+from lora_fixtures import save_family_lora, write_dora, write_peft
 from loradeck.core import Deck, SpecError, run_grid
 from loradeck.core.generate import generate
 
@@ -89,12 +89,17 @@ def test_differing_fused_adapters_fall_back_to_sequential_runs(files):
     assert (result.cells[1] - alone[0]).abs().max() <= TOLERANCE
 
 
-def test_dora_falls_back_to_sequential_runs(tmp_path, files):
-    dora = write_dora(str(tmp_path / "dora.safetensors"), seed=5)
-    deck = Deck(make_pipe()).add(dora, "d").add(files["a"], "a")
+def test_dora_cells(tmp_path, files):
+    """DoRA files (kohya and peft) load as low-rank deltas with the magnitude folded in (formats/dora.py), so
+    their layers are plain LoRA layers and batch like any other (a peft DoRA layer would run sequentially)."""
     params = dataclasses.replace(PARAMS, steps=3)
-    result = run_grid(deck.owner, deck.stack, params, "strength d: 0.5 | 1")
-    assert not result.batched and "DoRA" in result.text
+    for path in (write_dora(str(tmp_path / "dora.safetensors"), seed=5),
+                 write_peft(str(tmp_path / "peft_dora.safetensors"), seed=6, dora=True)):
+        deck = Deck(make_pipe()).add(path, "d").add(files["a"], "a")
+        result = run_grid(deck.owner, deck.stack, params, "strength d: 0.5 | 1")
+        assert result.batched, result.text
+        alone = generate(deck.owner, deck.set_weights("d", model=0.5, clip=0.5).stack, params)
+        assert (result.cells[0] - alone[0]).abs().max() <= TOLERANCE
     alone = generate(deck.owner, deck.set_weights("d", model=0.5, clip=0.5).stack, params)
     assert (result.cells[0] - alone[0]).abs().max() <= TOLERANCE
 
