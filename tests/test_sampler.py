@@ -9,13 +9,15 @@ import diffusers
 import pytest
 import torch
 
-from family_fixtures import fresh
+from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
 from helpers import spec
+from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
 from loradeck.core.families import FAMILIES, IMG2IMG, INPAINT, TXT2IMG, family_for_class
 from loradeck.core.generate import pipeline_for, plan
 from loradeck.core.image_inputs import make_source
 from loradeck.core.schedulers import CHOICES, DEFAULT, fitting
+from loradeck.core.stack_ops import fuse
 
 TOLERANCE = 2 / 255
 PARAMS = GenerateParams("a photo of a cat", "blurry", seed=5, steps=3, cfg=4.0, width=64, height=64)
@@ -97,6 +99,46 @@ def test_each_scheduler_equals_diffusers_called_directly(key, name, owners, refe
     assert (ours - expected).abs().max() <= TOLERANCE
     assert owners[key].pipe.scheduler is before  # the owner's scheduler is never replaced
     assert dict(before.config) == dict(references[key].scheduler.config)
+
+
+LORA_CASES = [(key, name) for key, name in CASES if key != "amused"]
+LORA_WEIGHTS = {"first": (0.7, 0.4), "second": (-0.5, 1.0)}  # model, clip
+
+
+@pytest.fixture(scope="module")
+def stacked(tmp_path_factory):
+    """Per family: two LoRA files, LoRA Deck's owner with them in a stack, and diffusers' own pipeline with the
+    same files loaded and weighted by load_lora_weights + set_adapters."""
+    root = tmp_path_factory.mktemp("scheduler_loras")
+    out = {}
+    for key in {k for k, _ in LORA_CASES}:
+        files = {n: save_family_lora(key, str(root / f"{key}_{n}.safetensors"), seed=i + 1)
+                 for i, n in enumerate(LORA_WEIGHTS)}
+        family = FAMILIES[key]
+        weights = {n: {family.denoiser: m, **{e: c for e in SAVED_TEXT_ENCODERS[key]}}
+                   for n, (m, c) in LORA_WEIGHTS.items()}
+        owner = Deck(fresh(key)).owner
+        stack = StackSpec()
+        for n, (m, c) in LORA_WEIGHTS.items():
+            stack = stack.add(spec(owner, files[n], n, m, c))
+        out[key] = owner, stack, diffusers_reference(key, files, weights)
+    return out
+
+
+@pytest.mark.parametrize("key,name", LORA_CASES, ids=[f"{k}-{n}" for k, n in LORA_CASES])
+def test_each_scheduler_with_a_lora_stack_fused_and_unfused_equals_diffusers(key, name, stacked):
+    owner, stack, reference = stacked[key]
+    cls, overrides = EXPECTED[key][name]
+    original = reference.scheduler
+    reference.scheduler = getattr(diffusers, cls).from_config(original.config, **overrides)
+    try:
+        expected = direct(key, reference, width=64, height=64)
+    finally:
+        reference.scheduler = original
+    params = GenerateParams(**{**vars(PARAMS), "scheduler": name})
+    assert (generate(owner, stack, params) - expected).abs().max() <= TOLERANCE
+    assert (generate(owner, fuse(stack), params) - expected).abs().max() <= TOLERANCE
+    assert (generate(owner, StackSpec(), params) - expected).abs().max() > TOLERANCE  # the stack matters
 
 
 @pytest.mark.parametrize("key", list(FAMILIES))
