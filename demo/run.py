@@ -37,12 +37,13 @@ def _workflow_for(family_key: str) -> tuple[Workflow, list[str]]:
     ($LORADECK_MODELS_DIR or ./models), so ``loradeck run`` finds them again for the PNGs it wrote.
     """
     from ..core.families import FAMILIES
-    from ..nodes.host import HeadlessPaths
+    from ..core.settings import Settings
     from ..runner.workflow_file import load
     from .make_loras import KOHYA, STYLE, family_loras
 
     subfolder = f"loradeck-demo-{family_key}"
-    loras = family_loras(family_key, os.path.join(HeadlessPaths().models_dir, "loras", subfolder))
+    folder = os.path.abspath(os.path.join(Settings.from_env().models_dir, "loras", subfolder))
+    loras = family_loras(family_key, folder)
     prompt = json.loads(json.dumps(load(DEMO_WORKFLOW).prompt))
     for node in prompt.values():
         inputs = node["inputs"]
