@@ -150,3 +150,15 @@ def test_widget_values_are_cast_and_checked(spec, value, expected):
 
 def test_a_node_that_checks_its_own_choices_is_asked_instead():
     assert widget_value((["a.safetensors"],), "elsewhere/a.safetensors", True) == ("elsewhere/a.safetensors", None)
+
+
+def test_a_missing_input_image_is_reported_before_anything_runs(tmp_path):
+    api = _load(os.path.join(ROOT, "example_workflows", "api", "loradeck-img2img.api.json"))
+    api["3"]["inputs"]["image"] = "holiday.png"
+    api["4"]["inputs"]["denoise"] = 1.5
+    lines = _problems(api, tmp_path)
+    assert len(lines) == 2, lines
+    assert any(line.startswith("node 3 (LoadImage, 'Load Image (transparent sky = mask)'): image: image "
+                               "'holiday.png' was not found in ") for line in lines), lines
+    assert any("(Generate|LoRADeck, 'Generate (img2img, denoise 0.6)'): denoise = 1.5: above the maximum 1.0" in line
+               for line in lines), lines
