@@ -23,6 +23,7 @@ _LAZY = {  # exported name -> the submodule that defines it
     "Deck": ".api",
     "Folders": ".runtime",
     "GenerateParams": ".specs",
+    "GridResult": ".grid",
     "PipelineHandle": ".api",
     "PipelineOwner": ".owner",
     "Runtime": ".runtime",
@@ -31,6 +32,7 @@ _LAZY = {  # exported name -> the submodule that defines it
     "default_runtime": ".runtime",
     "generate": ".generate",
     "open_pipeline": ".api",
+    "run_grid": ".grid",
 }
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "Folders",
     "FuseError",
     "GenerateParams",
+    "GridResult",
     "IncompatibleLoraError",
     "LoraDeckError",
     "LoraFileError",
@@ -52,6 +55,7 @@ __all__ = [
     "default_runtime",
     "generate",
     "open_pipeline",
+    "run_grid",
 ]
 
 

@@ -64,9 +64,9 @@ BROKEN = {
     "link to a missing node": (_set("7", pipeline=["99", 0]),
                                "node 7 (Generate|LoRADeck, 'Generate (unfused)'): pipeline: linked to node 99, "
                                "which does not exist"),
-    "output slot out of range": (_set("13", images=["12", 1]),
-                                 "node 13 (SaveImage, 'Save base'): images: linked to output 1 of node 12 "
-                                 "(Generate|LoRADeck, 'Generate (no LoRA)'), which has 1 output(s)"),
+    "output slot out of range": (_set("13", images=["12", 5]),
+                                 "node 13 (SaveImage, 'Save base'): images: linked to output 5 of node 12 "
+                                 "(Generate|LoRADeck, 'Generate (no LoRA)'), which has 2 output(s)"),
     "link of the wrong type": (_set("12", pipeline=["9", 1]),
                                "node 12 (Generate|LoRADeck, 'Generate (no LoRA)'): pipeline: needs LORADECK_PIPELINE, "
                                "but output 1 of node 9 (LoadLoRA|LoRADeck, 'Kohya LoRA alone') is STRING"),
