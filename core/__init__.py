@@ -14,6 +14,7 @@ from .errors import (
     IncompatibleLoraError,
     LoraDeckError,
     LoraFileError,
+    NonFiniteOutputError,
     PipelineLoadError,
     SpecError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "IncompatibleLoraError",
     "LoraDeckError",
     "LoraFileError",
+    "NonFiniteOutputError",
     "PipelineHandle",
     "PipelineLoadError",
     "PipelineOwner",

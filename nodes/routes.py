@@ -16,6 +16,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..core.errors import LoraFileError
+from ..core.files import unusable
 from ..core.lora_lookup import Located
 from . import panel_payload
 
@@ -42,7 +43,13 @@ def resolve_answer(locate: Locate, name: str, hashes: list[str]) -> dict:
         found = locate(name, hashes)
     except LoraFileError as exc:
         return {"name": name, "found": None, "how": None, "error": f"{exc.problem}. {exc.advice}"}
+    except (OSError, ValueError) as exc:  # a folder that cannot be listed, say: still an answer, not a 500
+        return {"name": name, "found": None, "how": None, "error": f"cannot be looked up ({type(exc).__name__})"}
     return {"name": name, "found": found.name, "how": found.how, "error": None}
+
+
+def _bad_request(text: str) -> web.Response:
+    return web.json_response({"error": text}, status=400, headers=NO_STORE)
 
 
 def snapshot_handler(runtime, max_bytes: int = panel_payload.MAX_RESPONSE_BYTES):
@@ -58,8 +65,10 @@ def resolve_handler(locate: Locate):
         name = request.query.get("name", "")
         hashes = request.query.getall("hash", [])[:MAX_HASHES]
         if not name or len(name) > MAX_NAME:
-            return web.json_response({"error": f"name must be 1 to {MAX_NAME} characters"}, status=400,
-                                     headers=NO_STORE)
+            return _bad_request(f"name must be 1 to {MAX_NAME} characters")
+        why = unusable(name, MAX_NAME)
+        if why:
+            return _bad_request(f"{name!r:.80} is not a usable LoRA name ({why})")
         answer = await asyncio.get_running_loop().run_in_executor(None, resolve_answer, locate, name, hashes)
         return web.json_response(answer, headers=NO_STORE)
 
