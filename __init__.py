@@ -1,18 +1,27 @@
 """LoRA Deck: a ComfyUI node pack and the Python package ``loradeck``.
 
-ComfyUI imports this file from ``custom_nodes/<folder>`` and reads the node tables; programmers
-``import loradeck.core``. The tables are built on first access, so importing the package (or the
-core, or the command line) never loads the node classes.
+ComfyUI imports this file from ``custom_nodes/<folder>``; programmers ``import loradeck.core``.
+The node tables are imported on first access (PEP 562): ComfyUI reads them with ``hasattr``/
+``getattr``, which triggers the import, while ``import loradeck.core`` or the ``loradeck`` command
+never load the nodes (and with them torch and diffusers) just because the package was imported.
 """
 
+import importlib
+
 WEB_DIRECTORY = "./web"
+
+_LAZY = {"NODE_CLASS_MAPPINGS": ".nodes", "NODE_DISPLAY_NAME_MAPPINGS": ".nodes"}
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
 
 
 def __getattr__(name: str):
-    if name in ("NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"):
-        from . import nodes
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value  # later reads skip this function
+    return value
 
-        return getattr(nodes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})

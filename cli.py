@@ -1,15 +1,63 @@
-"""The ``loradeck`` command: run saved workflows headless, run the demo."""
+"""The ``loradeck`` command: run saved workflows headless, run the demo.
+
+Importing this module loads neither torch nor diffusers: ``--help`` and argument errors answer at
+once; the runner and the demo are imported when a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections import Counter
 
 from .core.errors import LoraDeckError
 from .core.families import FAMILIES
 
 log = logging.getLogger("loradeck")
+
+# Third-party log lines that say nothing to a LoRA Deck user: (logger, text in the message, times each is shown).
+# transformers announces its torchvision image processors on import (LoRA Deck uses no image processor);
+# diffusers repeats a pipeline's deprecation each time one is built (shown once: it is true of aMUSEd).
+THIRD_PARTY_NOISE = (
+    ("transformers.utils.import_utils", "requires torchvision (not installed)", 0),
+    ("diffusers.pipelines.pipeline_utils", "has been deprecated and will not receive", 1),
+)
+
+
+class _NoiseFilter(logging.Filter):
+    def __init__(self, text: str, times: int):
+        super().__init__()
+        self.text, self.times, self.shown = text, times, Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.text not in message:
+            return True
+        self.shown[message] += 1
+        return self.shown[message] <= self.times
+
+
+def quiet_third_party() -> None:
+    """Filter the lines of THIRD_PARTY_NOISE at the command's boundary (once per process); the rest stays."""
+    for logger_name, text, times in THIRD_PARTY_NOISE:
+        logger = logging.getLogger(logger_name)
+        if not any(isinstance(f, _NoiseFilter) and f.text == text for f in logger.filters):
+            logger.addFilter(_NoiseFilter(text, times))
+
+
+def existing_file(path: str) -> str:
+    """argparse type: a missing workflow is an argument error, answered before torch is imported."""
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"no such file: {path}")
+    return path
+
+
+def existing_folder(path: str) -> str:
+    if not os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"no such folder: {path} (it should hold loras/, diffusers/, ...)")
+    return path
 
 
 def _run(args) -> int:
@@ -40,16 +88,28 @@ def _demo(args) -> int:
     return 0
 
 
+def _common_options(defaults: bool) -> argparse.ArgumentParser:
+    """-v and --debug, accepted before or after the command (the command's copy never resets them)."""
+    common = argparse.ArgumentParser(add_help=False)
+    default = False if defaults else argparse.SUPPRESS
+    common.add_argument("-v", "--verbose", action="store_true", default=default, help="log each node as it runs")
+    common.add_argument("--debug", action="store_true", default=default,
+                        help="show the full traceback of an error")
+    return common
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="loradeck", description="LoRA Deck: LoRA stacks for diffusers pipelines.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log each node as it runs")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p = argparse.ArgumentParser(prog="loradeck", description="LoRA Deck: LoRA stacks for diffusers pipelines.",
+                                parents=[_common_options(True)])
+    common = [_common_options(False)]
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a saved ComfyUI workflow (API or UI JSON, or a PNG carrying one)")
-    run.add_argument("workflow")
-    run.add_argument("--models-dir", default=None,
-                     help="folder in ComfyUI's layout (loras/, diffusers/); default $LORADECK_MODELS_DIR or ./models")
-    run.add_argument("--output-dir", default="output", help="where SaveImage writes (default ./output)")
+    run = sub.add_parser("run", parents=common,
+                         help="run a saved ComfyUI workflow (API or UI JSON, or a PNG carrying one)")
+    run.add_argument("workflow", type=existing_file)
+    run.add_argument("--models-dir", default=None, type=existing_folder,
+                     help="folder in ComfyUI's layout (loras/, diffusers/, checkpoints/); "
+                          "default $LORADECK_MODELS_DIR or ./models")
+    run.add_argument("--output-dir", default="output", help="where output nodes write (default ./output)")
     run.add_argument("--input-dir", default="input",
                      help="where LoadImage reads images (default ./input; the examples' own images are always found)")
     run.add_argument("--tokenizers", default=None,
@@ -57,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
                           "the model or a folder of tokenizer folders (default $LORADECK_TOKENIZERS, "
                           "then models/tokenizers and models/diffusers/*)")
     run.set_defaults(func=_run)
-    demo = sub.add_parser("demo", help="run the demo workflow on the built-in tiny model")
+    demo = sub.add_parser("demo", parents=common, help="run the demo workflow on a built-in tiny model")
     demo.add_argument("--output-dir", default="output", help="where the images go (default ./output)")
     demo.add_argument("--model", default="sd1", choices=sorted(FAMILIES),
                       help="which built-in tiny model family to run the demo on (default sd1)")
@@ -68,16 +128,22 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    quiet_third_party()
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        log.error("interrupted; no partial files were left")
+        return 130
     except LoraDeckError as exc:
         if args.debug:
             raise
         log.error("%s", exc)
         return 1
-    except KeyboardInterrupt:
-        log.error("interrupted; no partial files were left")
-        return 130
+    except Exception as exc:  # a bug or an environment problem: one line, the traceback on request
+        if args.debug:
+            raise
+        log.error("%s: %s (run again with --debug for the traceback)", type(exc).__name__, exc)
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from .atomic import write_atomic
 from .errors import SpecError
 from .owner import PipelineOwner
 from .peft_ops import exact_pattern
@@ -108,16 +108,8 @@ def save_stack(owner: PipelineOwner, stack: StackSpec, path: str, mode: str = "s
         for name, (up, down, _) in modules.items():
             tensors[f"{component}.{name}.lora_A.weight"] = down.contiguous()
             tensors[f"{component}.{name}.lora_B.weight"] = up.contiguous()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".part", dir=folder)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=_metadata(factors, stack, mode))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    # safetensors' save_file would create the file owner-only (0600); serialise, then write it ourselves.
+    write_atomic(path, save(tensors, metadata=_metadata(factors, stack, mode)))
     errors = [e for modules in factors.values() for (_, _, e) in modules.values()]
     ranks = [int(d.shape[0]) for modules in factors.values() for (_, d, _) in modules.values()]
     return SaveReport(path, mode, len(errors), max(ranks), max(errors))

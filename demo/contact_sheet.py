@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw
 
+from ..core.atomic import write_atomic
+
 LABEL_HEIGHT = 18
 
 
@@ -17,5 +19,4 @@ def contact_sheet(items: list[tuple[str, str]], out_path: str, scale: int = 2) -
     for i, (label, img) in enumerate(images):
         sheet.paste(img.resize((img.width * scale, img.height * scale), Image.NEAREST), (i * w, 0))
         draw.text((i * w + 4, h + 3), label, fill="black")
-    sheet.save(out_path)
-    return out_path
+    return write_atomic(out_path, lambda f: sheet.save(f, format="PNG"))

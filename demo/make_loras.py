@@ -13,8 +13,9 @@ import logging
 import os
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from ..core.atomic import write_atomic
 from ..core.tiny import tiny_sd_pipeline
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,6 @@ def family_loras(family_key: str, folder: str) -> list[str]:
     family = FAMILIES[family_key]
     pipe = _builtin_builders()[family.builtin]()
     gen = torch.Generator().manual_seed(1234)
-    os.makedirs(folder, exist_ok=True)
     paths = []
     for name, suffixes, gain in ((STYLE, ("to_k", "to_v", "q_proj", "v_proj"), 0.6),
                                  (KOHYA, ("to_q", "to_out.0", "fc1", "out_proj"), 0.8)):
@@ -89,18 +89,17 @@ def family_loras(family_key: str, folder: str) -> list[str]:
                 sd[f"{component}.{module_name}.lora_A.weight"] = down.contiguous()
                 sd[f"{component}.{module_name}.lora_B.weight"] = up.contiguous()
         paths.append(os.path.join(folder, name))
-        save_file(sd, paths[-1], metadata={"format": "pt", "modelspec.architecture": family.key})
+        write_atomic(paths[-1], save(sd, metadata={"format": "pt", "modelspec.architecture": family.key}))
     return paths
 
 
 def main() -> None:
-    os.makedirs(OUT, exist_ok=True)
     pipe = tiny_sd_pipeline()
     gen = torch.Generator().manual_seed(1234)
     style = {k: v.contiguous() for k, v in diffusers_style(pipe, gen).items()}
     kohya = {k: v.contiguous() for k, v in kohya_detail(pipe, gen).items()}
-    save_file(style, os.path.join(OUT, STYLE), metadata={"format": "pt"})
-    save_file(kohya, os.path.join(OUT, KOHYA), metadata=KOHYA_METADATA)
+    write_atomic(os.path.join(OUT, STYLE), save(style, metadata={"format": "pt"}))
+    write_atomic(os.path.join(OUT, KOHYA), save(kohya, metadata=KOHYA_METADATA))
     log.info("wrote %s and %s", STYLE, KOHYA)
 
 

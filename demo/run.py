@@ -19,48 +19,60 @@ DEMO_WORKFLOW = os.path.join(PACK_DIR, "example_workflows", "loradeck-demo.json"
 LABELS = {"0-base": "no LoRA", "1-kohya-only": "kohya LoRA", "2-stack-unfused": "stack", "3-stack-fused": "stack fused"}
 
 
+def _shown(path: str) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def _label(path: str) -> str:
     stem = os.path.basename(path).rsplit("_", 2)[0]
     return LABELS.get(stem, stem)
 
 
-def _workflow_for(family_key: str, output_dir: str):
-    """The demo graph for another family: its tiny model, and demo LoRAs made for it."""
-    from ..core.families import FAMILIES
-    from ..runner.workflow_file import load
-    from .make_loras import family_loras
+def _workflow_for(family_key: str) -> tuple[Workflow, list[str]]:
+    """The demo graph for another family: its tiny model, and demo LoRAs made for it.
 
-    workflow = load(DEMO_WORKFLOW)
-    prompt = json.loads(json.dumps(workflow.prompt))
+    The LoRAs go under ``loras/loradeck-demo-<family>/`` of the runner's default models folder
+    ($LORADECK_MODELS_DIR or ./models), so ``loradeck run`` finds them again for the PNGs it wrote.
+    """
+    from ..core.families import FAMILIES
+    from ..core.settings import Settings
+    from ..runner.workflow_file import load
+    from .make_loras import KOHYA, STYLE, family_loras
+
+    subfolder = f"loradeck-demo-{family_key}"
+    folder = os.path.abspath(os.path.join(Settings.from_env().models_dir, "loras", subfolder))
+    loras = family_loras(family_key, folder)
+    prompt = json.loads(json.dumps(load(DEMO_WORKFLOW).prompt))
     for node in prompt.values():
+        inputs = node["inputs"]
+        inputs.update({k: f"{subfolder}/{v}" for k, v in inputs.items() if v in (STYLE, KOHYA)})
         if node["class_type"] == "LoadPipeline|LoRADeck":
-            node["inputs"]["model_name"] = f"{FAMILIES[family_key].builtin} (built-in)"
+            inputs["model_name"] = f"{FAMILIES[family_key].builtin} (built-in)"
         if node["class_type"] == "SaveImage":
-            node["inputs"]["filename_prefix"] = node["inputs"]["filename_prefix"].replace(
-                "loradeck-demo/", f"loradeck-demo-{family_key}/")
-    models = os.path.join(output_dir, f"loradeck-demo-{family_key}", "models")
-    family_loras(family_key, os.path.join(models, "loras"))
-    return Workflow(prompt, None, DEMO_WORKFLOW), models
+            inputs["filename_prefix"] = inputs["filename_prefix"].replace("loradeck-demo/", f"{subfolder}/")
+    return Workflow(prompt, None, DEMO_WORKFLOW), loras
 
 
 def run_demo(output_dir: str, say=print, family: str = "sd1") -> list[str]:
+    """Run the demo graph; says (and returns) every file it wrote."""
     started = time.perf_counter()
-    say(f"LoRA Deck demo: running {os.path.relpath(DEMO_WORKFLOW)} on the built-in tiny {family} model")
-    if family == "sd1":
-        context = run_workflow(DEMO_WORKFLOW, output_dir)
-    else:
-        workflow, models = _workflow_for(family, output_dir)
-        context = run_workflow(workflow, output_dir, models)
-    saved = sorted(context.saved, key=os.path.basename)
+    say(f"LoRA Deck demo: running {_shown(DEMO_WORKFLOW)} on the built-in tiny {family} model")
+    workflow, loras = (DEMO_WORKFLOW, []) if family == "sd1" else _workflow_for(family)
+    for path in loras:
+        say(f"  wrote {_shown(path)}  (demo LoRA for the tiny {family} model)")
+    saved = sorted(run_workflow(workflow, output_dir).saved, key=os.path.basename)
     for path in saved:
-        say(f"  wrote {os.path.relpath(path)}  ({_label(path)})")
+        say(f"  wrote {_shown(path)}  ({_label(path)})")
     sheet = contact_sheet([(_label(p), p) for p in saved],
                           os.path.join(os.path.dirname(saved[0]), "contact_sheet.png"))
-    say(f"  wrote {os.path.relpath(sheet)}  (all four side by side)")
+    say(f"  wrote {_shown(sheet)}  (all four side by side)")
     by_label = {_label(p): np.asarray(Image.open(p), dtype=np.int16) for p in saved}
     if {"stack", "stack fused", "no LoRA"} <= by_label.keys():
         lora = np.abs(by_label["stack"] - by_label["no LoRA"]).max()
         fused = np.abs(by_label["stack fused"] - by_label["stack"]).max()
-        say(f"  the stack changes the image by up to {lora}/255 per pixel; fused vs unfused differ by {fused}/255")
+        say(f"  the stack changes the image by up to {lora}/255 per pixel; fused and unfused images differ by "
+            f"{fused}/255 (within rounding: fusing reorders float sums; unfuse restores the weights bit for bit)")
     say(f"done in {time.perf_counter() - started:.1f}s")
-    return [*saved, sheet]
+    return [*loras, *saved, sheet]

@@ -17,8 +17,8 @@ class Generate:
     NODE_ID = node_id("Generate")
     DISPLAY_NAME = "Generate (LoRA Deck)"
     DESCRIPTION = ("Applies the pipeline's LoRA stack and generates images: text-to-image, img2img (connect an "
-                   "image) or inpainting (an image and a mask). Same seed, same stack, same images, on any machine "
-                   "with the same files.")
+                   "image) or inpainting (an image and a mask). The same seed and stack give the same images (the "
+                   "noise comes from a CPU generator; other hardware or thread counts can change pixels by rounding).")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("images", "parameters")

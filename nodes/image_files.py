@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
 import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+from ..core.atomic import write_atomic
 
 
 def png_info(text: dict[str, object]) -> PngInfo:
@@ -25,14 +25,5 @@ def to_pil(image) -> Image.Image:
 
 
 def write_png(image: Image.Image, path: str, text: dict[str, object], compress_level: int = 4) -> None:
-    """Write atomically (temp file + rename): an interrupted run leaves no partial PNG."""
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG", pnginfo=png_info(text), compress_level=compress_level)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write atomically (an interrupted run leaves no partial PNG), readable as the umask allows."""
+    write_atomic(path, lambda f: image.save(f, format="PNG", pnginfo=png_info(text), compress_level=compress_level))

@@ -46,7 +46,8 @@ class LoadLoRA:
 
     @classmethod
     def VALIDATE_INPUTS(cls, lora_name, unique_id=None, extra_pnginfo=None):
-        return validate_lora_name(lora_name, records.recorded_hashes(extra_pnginfo, unique_id).get(lora_name, ()))
+        verdict = validate_lora_name(lora_name, records.recorded_hashes(extra_pnginfo, unique_id).get(lora_name, ()))
+        return True if verdict is True else f"lora_name: {verdict}"
 
     @classmethod
     def IS_CHANGED(cls, lora_name, unique_id=None, extra_pnginfo=None, **_):

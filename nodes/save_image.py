@@ -20,7 +20,7 @@ class SaveImage:
                    "'parameters' text with the LoRAs' hashes, so civitai credits them and A1111 reads the settings.")
     CATEGORY = CATEGORY
     OUTPUT_NODE = True
-    HEADLESS_CONTEXT = True  # the headless runner passes its run context (output folder, saved files)
+    HEADLESS_CONTEXT = True  # the headless runner passes its run context (output folder); it lists the files from "ui"
     RETURN_TYPES = ()
     OUTPUT_TOOLTIPS = ()
     FUNCTION = "save_images"
@@ -62,8 +62,6 @@ class SaveImage:
             path = os.path.join(folder, name)
             extra = {"parameters": text} if text and not host.metadata_disabled() else {}
             write_png(to_pil(image), path, {**chunks, **extra}, self.COMPRESS_LEVEL)
-            if self.context is not None:
-                self.context.saved.append(path)
             results.append({"filename": name, "subfolder": subfolder, "type": "output"})
             counter += 1
         return {"ui": {"images": results}}

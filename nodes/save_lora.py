@@ -34,6 +34,9 @@ class SaveLoRA:
     def save(self, pipeline, filename_prefix: str, mode: str, rank: int):
         output = pipeline.owner.runtime.folders.output()
         folder, stem, counter = save_path(os.path.join(output, "loras"), filename_prefix, ".safetensors")
-        report = save_stack(pipeline.owner, pipeline.stack, os.path.join(folder, f"{stem}_{counter:05}_.safetensors"),
-                            mode, rank)
-        return {"ui": {"loradeck_info": [report.text()]}, "result": (pipeline, report.text())}
+        name = f"{stem}_{counter:05}_.safetensors"
+        report = save_stack(pipeline.owner, pipeline.stack, os.path.join(folder, name), mode, rank)
+        # The file as ComfyUI's output nodes report theirs; the headless runner lists it with the images.
+        written = {"filename": name, "subfolder": os.path.relpath(folder, output), "type": "output"}
+        ui = {"loradeck_info": [report.text()], "loradeck_files": [written]}
+        return {"ui": ui, "result": (pipeline, report.text())}

@@ -48,11 +48,12 @@ class StackLoRA:
     def VALIDATE_INPUTS(cls, lora_name_1=NONE_CHOICE, lora_name_2=NONE_CHOICE, lora_name_3=NONE_CHOICE,
                         lora_name_4=NONE_CHOICE, unique_id=None, extra_pnginfo=None):
         recorded = records.recorded_hashes(extra_pnginfo, unique_id)
+        problems = []  # every slot's, one line each: a workflow is fixed in one pass
         for i, name in enumerate((lora_name_1, lora_name_2, lora_name_3, lora_name_4), start=1):
             verdict = True if name == NONE_CHOICE else validate_lora_name(name, recorded.get(name, ()))
             if verdict is not True:
-                return f"slot {i}: {verdict}"
-        return True
+                problems.append(f"lora_name_{i}: {verdict}")
+        return "\n".join(problems) or True
 
     @classmethod
     def IS_CHANGED(cls, unique_id=None, extra_pnginfo=None, **kwargs):

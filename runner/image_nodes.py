@@ -19,7 +19,7 @@ class SaveImage:
     FUNCTION = "save_images"
     RETURN_TYPES = ()
     COMPRESS_LEVEL = 4
-    SUBDIR = ""
+    TYPE = "output"  # ComfyUI's file type: the runner lists the files from the {filename, subfolder, type} entries
 
     def __init__(self, context):
         self.context = context
@@ -30,7 +30,7 @@ class SaveImage:
                 "hidden": dict(HIDDEN)}
 
     def folder(self) -> str:
-        return os.path.join(self.context.output_dir, self.SUBDIR)
+        return self.context.folder(self.TYPE)
 
     def text_chunks(self, prompt, extra_pnginfo, unique_id, images=None, index: int = 0) -> dict:
         """ComfyUI's ``prompt`` and ``workflow`` chunks, plus A1111 ``parameters`` when a Generate (or LoRA Grid)
@@ -48,16 +48,15 @@ class SaveImage:
             path = os.path.join(folder, name)
             text = self.text_chunks(prompt, extra_pnginfo, unique_id, images, batch_number)
             write_png(to_pil(image), path, text, self.COMPRESS_LEVEL)
-            self.context.saved.append(path)
             subfolder = os.path.relpath(folder, self.folder())
-            results.append({"filename": name, "subfolder": "" if subfolder == "." else subfolder, "type": "output"})
+            results.append({"filename": name, "subfolder": "" if subfolder == "." else subfolder, "type": self.TYPE})
             counter += 1
         return {"ui": {"images": results}}
 
 
 class PreviewImage(SaveImage):
     COMPRESS_LEVEL = 1
-    SUBDIR = "temp"
+    TYPE = "temp"
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -92,9 +92,13 @@ class LoadImage:
     def INPUT_TYPES(cls):
         return {"required": {"image": ([], {"image_upload": True})}}
 
-    @classmethod
-    def VALIDATE_INPUTS(cls, image):
-        return True  # the file is looked up when the node runs, in that run's input folder
+    def VALIDATE_INPUTS(self, image):
+        """Checked before anything runs, like ComfyUI's 'Invalid image file' (the runner calls it with its context)."""
+        try:
+            find_input(image, self.context.input_dir)
+        except WorkflowError as exc:
+            return f"image: {exc}"
+        return True
 
     def load_image(self, image):
         return read_image(find_input(image, self.context.input_dir))

@@ -16,6 +16,7 @@ from ..core.infotext import alias, lora_fields, parameters, quote
 from ..core.schedulers import DEFAULT
 from ..core.specs import GenerateParams
 from ..nodes.common import node_id
+from .links import is_link
 
 __all__ = ["a1111_text", "alias", "for_save_node", "lora_fields", "quote"]
 
@@ -45,7 +46,7 @@ def a1111_text(inputs: dict) -> str:
 def for_save_node(prompt: dict, evaluated: dict, save_id: str | None) -> str | None:
     """The text for the SaveImage node ``save_id``, or None when its images do not come from a Generate node."""
     link = prompt.get(str(save_id), {}).get("inputs", {}).get("images")
-    if not (isinstance(link, list) and len(link) == 2):
+    if not is_link(link):
         return None
     source = str(link[0])
     if prompt.get(source, {}).get("class_type") != GENERATE or source not in evaluated:

@@ -1,6 +1,8 @@
-"""The node classes the headless runner can execute, and their widget layout."""
+"""The node classes the headless runner can execute, and their inputs and widget layout."""
 
 from __future__ import annotations
+
+import inspect
 
 from ..nodes import NODE_CLASS_MAPPINGS
 from .image_nodes import PreviewImage, SaveImage
@@ -11,6 +13,7 @@ CONTROL = object()  # the frontend's extra control_after_generate value ("fixed"
 
 CLASSES = {**NODE_CLASS_MAPPINGS, "LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage}
 VIRTUAL = {"Reroute", "Note", "MarkdownNote", "PrimitiveNode"}
+RUNS_HERE = "the runner executes LoRA Deck nodes plus LoadImage, SaveImage and PreviewImage; run it in ComfyUI instead"
 
 
 def input_specs(cls) -> dict[str, tuple]:
@@ -22,6 +25,18 @@ def is_widget(spec: tuple) -> bool:
     """A widget in the UI format (a value in ``widgets_values``); ``forceInput`` makes a socket instead."""
     options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
     return (isinstance(spec[0], (list, tuple)) or spec[0] in WIDGET_TYPES) and not options.get("forceInput")
+
+
+def type_name(spec: tuple) -> str:
+    """The type an input accepts from a link: its declared type, or COMBO for a list of choices."""
+    return "COMBO" if isinstance(spec[0], (list, tuple)) else str(spec[0])
+
+
+def validated_inputs(cls) -> set[str]:
+    """Inputs a node's VALIDATE_INPUTS checks itself (ComfyUI then skips its list check for them)."""
+    if not hasattr(cls, "VALIDATE_INPUTS"):
+        return set()
+    return set(inspect.signature(cls.VALIDATE_INPUTS).parameters) - {"self"}
 
 
 def widget_names(cls) -> list:

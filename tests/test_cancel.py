@@ -18,7 +18,7 @@ from loradeck.core import Deck, GenerateParams, StackSpec, generate
 from loradeck.core.api import PipelineHandle
 from loradeck.core.stack_ops import fuse
 from loradeck.nodes import NODE_CLASS_MAPPINGS, host
-from loradeck.runner.execute import RunContext
+from loradeck.runner import RunContext
 from loradeck.runner.image_nodes import SaveImage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -71,7 +71,7 @@ def test_load_image_to_generate_runs_headless(input_dir, tmp_path):
 
 
 def test_a_missing_input_file_names_the_node_and_the_file(input_dir, tmp_path, caplog):
-    with pytest.raises(WorkflowError, match=r"node 2 \(LoadImage\): image 'nope.png' was not found"):
+    with pytest.raises(WorkflowError, match=r"node 2 \(LoadImage\): image: image 'nope.png' was not found"):
         run_workflow(from_data(_workflow("nope.png"), "test"), str(tmp_path / "out"), input_dir=str(input_dir))
     path = tmp_path / "wf.json"
     path.write_text(__import__("json").dumps(_workflow("nope.png")))

@@ -105,18 +105,23 @@ def test_reroute_primitive_bypass_and_mute():
     assert api["7"] == base["7"]
 
 
-def test_unsupported_nodes_are_listed_in_one_error():
+def test_unsupported_nodes_are_listed_in_one_error(tmp_path):
     wf = _ui()
     wf["nodes"].append({"id": 60, "type": "KSampler", "mode": 0, "inputs": [], "outputs": []})
     wf["nodes"].append({"id": 61, "type": "CheckpointLoaderSimple", "mode": 0, "inputs": [], "outputs": []})
-    with pytest.raises(WorkflowError, match=r"CheckpointLoaderSimple \(node 61\), KSampler \(node 60\)"):
-        ui_to_api(wf)
+    wf["nodes"].append({"id": 62, "type": "KSampler", "mode": 2, "inputs": [], "outputs": []})  # muted: ignored
+    with pytest.raises(WorkflowError) as info:
+        run_workflow(from_data(wf, "test"), str(tmp_path))
+    unknown = [line for line in str(info.value).splitlines() if "cannot run headless" in line]
+    assert unknown == ["  node 60 (KSampler, 'KSampler'): this node type cannot run headless", "  node 61 "
+                       "(CheckpointLoaderSimple, 'CheckpointLoaderSimple'): this node type cannot run headless"]
+    assert "SaveImage and PreviewImage" in str(info.value) and not os.listdir(tmp_path)
 
 
 def test_muted_upstream_node_gives_a_clear_error(tmp_path):
     wf = _ui()
     _node(wf, 9)["mode"] = 2  # LoadLoRA muted: Generate 10 loses its pipeline
-    with pytest.raises(WorkflowError, match="node 10 .*required input.*pipeline"):
+    with pytest.raises(WorkflowError, match="node 10 .*pipeline: required input is missing"):
         run_workflow(from_data(wf, "test"), str(tmp_path), order=["11"])
 
 
@@ -131,17 +136,35 @@ def test_bad_lora_name_names_the_node(tmp_path):
     with open(API) as f:
         api = json.load(f)
     api["9"]["inputs"]["lora_name"] = "missing.safetensors"
-    with pytest.raises(WorkflowError, match=r"node 9 \(LoadLoRA\|LoRADeck, 'Kohya LoRA alone'\).*not found"):
+    with pytest.raises(WorkflowError, match=r"node 9 \(LoadLoRA\|LoRADeck, 'Kohya LoRA alone'\): lora_name: .*found"):
         run_workflow(from_data(api, "test"), str(tmp_path), order=["11"])
 
 
 def test_cli_demo_writes_images_and_a_contact_sheet(tmp_path, capsys):
     assert cli_main(["demo", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "contact_sheet.png" in out and "fused vs unfused differ by" in out
+    assert "contact_sheet.png" in out and "fused and unfused images differ by" in out and "bit for bit" in out
     assert os.path.isfile(tmp_path / "loradeck-demo" / "contact_sheet.png")
 
 
 def test_cli_reports_errors_without_a_traceback(tmp_path, caplog):
-    assert cli_main(["run", str(tmp_path / "nope.json")]) == 1
-    assert "file not found" in caplog.text
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    assert cli_main(["run", str(tmp_path / "x.json")]) == 1
+    assert "neither an API-format nor a UI-format" in caplog.text
+
+
+def test_family_demo_pngs_rerun_without_a_models_dir(tmp_path, monkeypatch):
+    """The family demo writes its LoRAs where the runner looks by default, so its PNGs run again as they are."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LORADECK_MODELS_DIR", raising=False)
+    from loradeck.demo import run as demo
+
+    workflow, loras = demo._workflow_for("sd3")
+    assert loras == [str(tmp_path / "models" / "loras" / "loradeck-demo-sd3" / n)
+                     for n in ("loradeck-demo-style.safetensors", "loradeck-demo-kohya.safetensors")]
+    for node in workflow.prompt.values():
+        node["inputs"].update({k: 2 for k in ("steps",) if k in node["inputs"]})
+        node["inputs"].update({k: 64 for k in ("width", "height") if k in node["inputs"]})
+    fused = _by_prefix(run_workflow(workflow, "output", order=["6"]).saved)["3-stack-fused"]
+    again = _by_prefix(run_workflow(fused, "again").saved)["3-stack-fused"]
+    assert np.array_equal(_pixels(fused), _pixels(again))

@@ -434,5 +434,7 @@ def test_cli_tokenizers_option_names_the_folder_for_the_run(monkeypatch, tmp_pat
 
     monkeypatch.setenv(TOKENIZERS_ENV, "/elsewhere")
     monkeypatch.setattr(loradeck.runner, "run_workflow", run_workflow)
-    assert cli.main(["run", "wf.json", "--tokenizers", str(tmp_path)]) == 0
+    workflow = tmp_path / "wf.json"  # the command checks that the workflow file exists before it runs
+    workflow.write_text("{}")
+    assert cli.main(["run", str(workflow), "--tokenizers", str(tmp_path)]) == 0
     assert seen["dirs"] == (str(tmp_path), "/elsewhere")  # the named folder first, then the setting
