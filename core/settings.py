@@ -8,6 +8,8 @@
     LORADECK_MAX_PIPELINES   pipelines kept loaded before the least recently used is released
     LORADECK_ALLOW_PICKLE    1 = the Python API reads .pt/.ckpt/.bin/.pth with torch.load(weights_only=True)
     LORADECK_ALLOW_PARTIAL   1 = load the parts of a LoRA file that fit when others do not (refused otherwise)
+    LORADECK_PARK_DEVICE     where adapters the applied stack does not use wait, when the pipeline lives elsewhere
+                             (default cpu; off = leave them on the pipeline's device)
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Settings:
     max_pipelines: int = 2
     allow_pickle: bool = False
     allow_partial: bool = False
+    park_device: str = "cpu"  # "" = never park
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,4 +74,19 @@ class Settings:
             max_pipelines=_integer(env, "LORADECK_MAX_PIPELINES", 2, 1),
             allow_pickle=env.get("LORADECK_ALLOW_PICKLE", "").strip().lower() in TRUE,
             allow_partial=env.get("LORADECK_ALLOW_PARTIAL", "").strip().lower() in TRUE,
+            park_device=_park_device(env.get("LORADECK_PARK_DEVICE", "cpu")),
         )
+
+
+def _park_device(raw: str) -> str:
+    value = raw.strip().lower()
+    if value in ("", "off", "0", "false", "no", "none"):
+        return ""
+    try:
+        import torch
+
+        torch.device(value)
+    except (RuntimeError, ValueError):
+        raise SpecError(f"environment variable LORADECK_PARK_DEVICE={raw!r} is not a torch device; use e.g. cpu "
+                        "or off") from None
+    return value
