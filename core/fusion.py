@@ -72,25 +72,51 @@ def _plain(layer, key: str) -> bool:
     return isinstance(base, torch.nn.Linear) or getattr(base, "groups", 0) == 1
 
 
-def _delta(layer, strengths: dict[str, float], weight: torch.Tensor) -> torch.Tensor:
-    """The summed delta of ``strengths`` on one layer, in float32 (float64 for float64 weights).
+class _Scratch:
+    """Reused work buffers for one fuse: allocating (and first touching) a fresh layer-sized tensor per layer
+    costs as much as the arithmetic on a busy CPU."""
 
-    Plain pairs are stacked into one matmul, ``[s1*B1, s2*B2] @ [A1; A2]``: one pass over the layer's
-    size however many adapters are fused, where adding each adapter's delta costs a pass each."""
-    wide = torch.float64 if weight.dtype == torch.float64 else torch.float32
+    def __init__(self):
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def like(self, matrix: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        key = (dtype, matrix.device)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < matrix.numel():
+            buffer = self._buffers[key] = torch.empty(matrix.numel(), dtype=dtype, device=matrix.device)
+        return buffer[: matrix.numel()].view(matrix.shape)
+
+
+def _pairs(layer, keys: list[str], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[s1*B1, s2*B2, ...]`` and ``[A1; A2; ...]`` flattened to matrices, in ``dtype``."""
+    ups = torch.cat([layer.lora_B[k].weight.flatten(1).to(dtype) * layer.scaling[k] for k in keys], dim=1)
+    downs = torch.cat([layer.lora_A[k].weight.flatten(1).to(dtype) for k in keys], dim=0)
+    return ups, downs
+
+
+def _add_delta(layer, strengths: dict[str, float], weight: torch.Tensor, scratch: _Scratch) -> None:
+    """Add the adapters ``strengths`` (key -> strength) to ``weight`` in place.
+
+    Plain pairs are stacked into one matmul, ``[s1*B1, s2*B2] @ [A1; A2]``: one pass over the layer however
+    many adapters are fused. float32/float64 weights (and any on an accelerator) take it as one ``addmm_`` in
+    their own dtype. Half-precision weights on the CPU, whose matmuls are slow there, get the delta computed
+    in float32 into a reused buffer, rounded to their dtype, and added (what peft's merge does per adapter)."""
     for key, strength in strengths.items():
         layer.set_scale(key, strength)
-    plain = [k for k in strengths if _plain(layer, k)]
-    total = None
+    plain = [k for k in strengths if _plain(layer, k)] if weight.is_contiguous() else []
     if plain:
-        ups = torch.cat([layer.lora_B[k].weight.flatten(1).to(wide) * layer.scaling[k] for k in plain], dim=1)
-        downs = torch.cat([layer.lora_A[k].weight.flatten(1).to(wide) for k in plain], dim=0)
-        total = (ups @ downs).reshape(weight.shape)
+        matrix = weight.view(weight.shape[0], -1)
+        if weight.dtype in (torch.float32, torch.float64) or weight.device.type != "cpu":
+            matrix.addmm_(*_pairs(layer, plain, weight.dtype))
+        else:
+            wide = scratch.like(matrix, torch.float32)
+            torch.mm(*_pairs(layer, plain, torch.float32), out=wide)
+            narrow = scratch.like(matrix, weight.dtype)
+            narrow.copy_(wide)
+            matrix.add_(narrow)
     for key in strengths:
         if key not in plain:
-            delta = layer.get_delta_weight(key).to(wide)
-            total = delta if total is None else total + delta
-    return total
+            weight.add_(layer.get_delta_weight(key).to(weight.dtype))
 
 
 def fuse(layers, fused: dict[str, WeightFn], safe: bool, describe: dict[str, str]) -> int:
@@ -99,7 +125,7 @@ def fuse(layers, fused: dict[str, WeightFn], safe: bool, describe: dict[str, str
     With ``safe`` a non-finite result raises FuseError naming adapter and layer, after every
     layer touched so far is restored. Returns the number of layers fused.
     """
-    done = []
+    done, scratch = [], _Scratch()
     try:
         for name, layer in layers:
             strengths = wanted_fused(name, layer, fused)
@@ -110,7 +136,7 @@ def fuse(layers, fused: dict[str, WeightFn], safe: bool, describe: dict[str, str
             setattr(layer, FUSED, strengths)
             done.append((name, layer))
             with torch.no_grad():
-                weight.add_(_delta(layer, strengths, weight))  # computed wide, rounded once into the weight
+                _add_delta(layer, strengths, weight, scratch)
             if safe and not finite(weight):
                 who = ", ".join(describe.get(k, k) for k in strengths)
                 raise FuseError(f"fusing {who} gives non-finite weights in layer {name}; nothing was fused. "
