@@ -37,11 +37,18 @@ class PipelineHandle:
 
 
 def open_pipeline(model: str, dtype: str = "auto", config_folders: tuple[str, ...] = (),
-                  runtime: Runtime | None = None) -> PipelineHandle:
+                  runtime: Runtime | None = None, *, tokenizer_dirs: tuple[str, ...] = (),
+                  local_files=None) -> PipelineHandle:
     """A handle with an empty stack for a built-in name, a diffusers folder or a single-file checkpoint
-    (cached in the runtime); ``config_folders`` are local diffusers folders single files may take configs from."""
+    (cached in the runtime). For single files: ``tokenizer_dirs`` (and the local diffusers folders in
+    ``config_folders``) are where tokenizers are looked for, besides ``LORADECK_TOKENIZERS``; ``local_files``
+    (a ``core.single_file.LocalFiles``) names every folder explicitly."""
     runtime = runtime or default_runtime()
-    return PipelineHandle(runtime.pipelines.get(model, dtype, tuple(config_folders)))
+    if local_files is None and tokenizer_dirs:
+        from .single_file import LocalFiles
+
+        local_files = LocalFiles.beside(model, tuple(tokenizer_dirs) + tuple(config_folders))
+    return PipelineHandle(runtime.pipelines.get(model, dtype, tuple(config_folders), local_files))
 
 
 class Deck:

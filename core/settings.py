@@ -10,6 +10,7 @@
     LORADECK_ALLOW_PARTIAL   1 = load the parts of a LoRA file that fit when others do not (refused otherwise)
     LORADECK_PARK_DEVICE     where adapters the applied stack does not use wait, when the pipeline lives elsewhere
                              (default cpu; off = leave them on the pipeline's device)
+    LORADECK_TOKENIZERS      folders (os.pathsep-separated) single-file checkpoints take tokenizers from first
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ MB = 1024 * 1024
 STORE_SHARE = 4  # a quarter of the available memory
 STORE_FLOOR, STORE_CEILING = 256 * MB, 4096 * MB
 TRUE = ("1", "true", "yes", "on")
+TOKENIZERS_ENV = "LORADECK_TOKENIZERS"
 
 
 def available_memory() -> int:
@@ -61,6 +63,7 @@ class Settings:
     allow_pickle: bool = False
     allow_partial: bool = False
     park_device: str = "cpu"  # "" = never park
+    tokenizer_dirs: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +78,7 @@ class Settings:
             allow_pickle=env.get("LORADECK_ALLOW_PICKLE", "").strip().lower() in TRUE,
             allow_partial=env.get("LORADECK_ALLOW_PARTIAL", "").strip().lower() in TRUE,
             park_device=_park_device(env.get("LORADECK_PARK_DEVICE", "cpu")),
+            tokenizer_dirs=tuple(p for p in env.get(TOKENIZERS_ENV, "").split(os.pathsep) if p.strip()),
         )
 
 

@@ -69,9 +69,9 @@ class ConvertedLora:
     format: str
     patches: dict[str, dict[str, ModulePatch]]
     ignored: tuple[str, ...] = ()
-    unknown: int = 0
     notes: tuple[str, ...] = ()
     made_for: str = ""
+    unknown: int = 0
 
     @property
     def total(self) -> int:
