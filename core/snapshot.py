@@ -22,6 +22,9 @@ class AdapterView:
     weights: tuple[tuple[str, float], ...]  # component -> strength as the layers have it
     layers: int  # layers carrying this adapter
     report: dict
+    # strength schedules over the steps, as plain data: (component, written form), e.g. ("unet", "ramp(1, 0.2)");
+    # ``weights`` then shows the strength at the first step (what the layers hold between runs)
+    schedule: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,9 @@ def read_snapshot(owner, stack, reports) -> PipelineSnapshot:
             if strength is not None:
                 weights.append((component, round(float(strength), 6)))
         report = reports.get(key)
+        schedule = tuple((c, s.text()) for c in models if (s := spec.schedule_for(c, owner.family)) is not None)
         views.append(AdapterView(key, spec.name, spec.path, spec.sha256, spec.enabled, fused, tuple(weights),
-                                 layers, report.to_dict() if report is not None else {}))
+                                 layers, report.to_dict() if report is not None else {}, schedule))
     denoiser = models.get(owner.family.denoiser)
     param = next(denoiser.parameters()) if denoiser is not None else None
     return PipelineSnapshot(

@@ -4,13 +4,16 @@ from . import host
 from .compile import CompilePipeline
 from .fuse import FuseLoRA, UnfuseLoRA
 from .generate import Generate
+from .grid import LoRAGrid
 from .load_lora import LoadLoRA
 from .load_pipeline import LoadPipeline
+from .save_image import SaveImage
 from .save_lora import SaveLoRA
 from .set_weights import SetAdapterWeights
 from .stack_lora import StackLoRA
 
-NODES = (LoadPipeline, LoadLoRA, StackLoRA, SetAdapterWeights, FuseLoRA, UnfuseLoRA, Generate, SaveLoRA,
+NODES = (LoadPipeline, LoadLoRA, StackLoRA, SetAdapterWeights, FuseLoRA, UnfuseLoRA, Generate, SaveLoRA, LoRAGrid,
+         SaveImage,
          CompilePipeline)
 
 NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in NODES}

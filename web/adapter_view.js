@@ -58,6 +58,12 @@ function blockWeightsLine(adapter) {
     ellipsis(text)]);
 }
 
+/** A strength schedule over the steps: [["unet", "ramp(1.2, 0.2)"]] -> "unet ramp(1.2, 0.2)". */
+export function formatSchedule(schedule) {
+  if (!Array.isArray(schedule) || schedule.length === 0) return "";
+  return schedule.map((pair) => (Array.isArray(pair) ? `${pair[0]} ${pair[1]}` : "?")).join(" · ");
+}
+
 function wordsLine(adapter) {
   const words = triggerWords(adapter);
   if (!words.length) return null;
@@ -82,7 +88,7 @@ export function adapterView(adapter) {
   return el("li", { cls: "loradeck-adapter", attrs: { "data-adapter": adapter?.name ?? "" } }, [
     head, file,
     el("div", { cls: "loradeck-line loradeck-weights", text: formatWeights(adapter?.weights) }),
-    blockWeightsLine(adapter), matchLine(adapter?.report),
+    keyed("over steps", formatSchedule(adapter?.schedule)), blockWeightsLine(adapter), matchLine(adapter?.report),
     keyed("base", baseModel(adapter), metadata(adapter).base_model_source || null),
     keyed("title", metadata(adapter).title), wordsLine(adapter),
   ]);
