@@ -186,7 +186,7 @@ class PipelineOwner:
                 yield router
             finally:
                 router.remove()
-                self._reconcile(self._applied)
+                self._reconcile(self._applied, fast=False)
 
     def _roll_back(self, failed: StackSpec, previous: StackSpec) -> None:
         if failed == previous:
