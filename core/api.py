@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from . import sources, stack_ops, weights_text
 from .errors import SpecError
@@ -23,7 +23,7 @@ from .owner import PipelineOwner
 from .runtime import Runtime, default_runtime
 from .schedules import Schedule, position
 from .snapshot import AdapterView
-from .specs import StackSpec
+from .specs import CompileSpec, StackSpec
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,10 +76,14 @@ class Deck:
 
     def add(self, source, name: str | None = None, model: float = 1.0, clip: float = 1.0,
             weight_name: str | None = None, network_alphas: Mapping | None = None,
-            allow_partial: bool | None = None) -> Deck:
+            allow_partial: bool | None = None, components: Sequence[str] = ()) -> Deck:
         """Load a LoRA: a file path, a folder (+ ``weight_name``), or a ``dict[str, Tensor]`` (+ diffusers'
         ``network_alphas``), as ``load_lora_weights`` takes them. ``model`` is the denoiser strength,
-        ``clip`` the text encoders'. A file that fits only in part is refused unless ``allow_partial``."""
+        ``clip`` the text encoders'. A file that fits only in part is refused unless ``allow_partial``.
+        ``components`` loads the file into those components only (``["unet"]``, ``["text_encoder"]``, or the
+        groups ``model`` / ``clip``), as diffusers' ``load_lora_into_unet`` / ``_text_encoder`` /
+        ``_transformer`` do; the other parts of the file are not loaded."""
+        chosen = stack_ops.components_of(components, self.owner.family)
         memory = None
         if isinstance(source, Mapping):
             memory = sources.in_memory(source, network_alphas, name if isinstance(name, str) and name else "state_dict")
@@ -91,7 +95,7 @@ class Deck:
         else:
             raise SpecError(f"a LoRA source is a file path, a folder or a dict of tensors, got {type(source).__name__}")
         adapter, _ = self.owner.describe(path, name, model, clip, memory, allow_partial)
-        return self._set(self.stack.add(adapter))
+        return self._set(self.stack.add(replace(adapter, components=chosen) if chosen else adapter))
 
     def set_weights(self, name: str, enabled: bool | None = None, blocks: dict | None = None,
                     **weights: float | str | Schedule) -> Deck:
@@ -121,6 +125,28 @@ class Deck:
 
         return callback
 
+    def set_adapters(self, names: str | Sequence[str], weights=None) -> Deck:
+        """diffusers' ``set_adapters``: these adapters at these weights (a float, a list, or
+        one ``{"unet": w, "text_encoder": w}`` / ``{"model": w, "clip": w}`` dict per adapter); every other
+        adapter of the stack is disabled. One reconcile for all of them: a strength change is a scale write."""
+        names = [names] if isinstance(names, str) else list(names)
+        if weights is None:
+            weights = [1.0] * len(names)
+        elif not isinstance(weights, (list, tuple)):
+            weights = [weights] * len(names)
+        if len(weights) != len(names):
+            raise SpecError(f"set_adapters: {len(names)} names but {len(weights)} weights")
+        for name in names:
+            self.stack.get(name)
+        stack = self.stack
+        for name, weight in zip(names, weights, strict=True):
+            changes = dict(weight) if isinstance(weight, Mapping) else {"model": weight, "clip": weight}
+            stack = stack_ops.set_weights(stack, name, changes, enabled=True)
+        for adapter in stack.adapters:
+            if adapter.name not in names and adapter.enabled:
+                stack = stack_ops.set_weights(stack, adapter.name, enabled=False)
+        return self._set(stack)
+
     def set_weights_text(self, text: str) -> Deck:
         """The Set Adapter Weights node's text form, one adapter per line."""
         return self._set(weights_text.apply_text(self.stack, text, self.owner.family, self.owner.block_rule))
@@ -128,15 +154,48 @@ class Deck:
     def remove(self, name: str) -> Deck:
         """Take one adapter out: its layers are removed from the model and its tensors from the store."""
         self.stack.get(name)
-        self._set(StackSpec(tuple(a for a in self.stack.adapters if a.name != name), self.stack.safe_fusing))
+        self._set(replace(self.stack, adapters=tuple(a for a in self.stack.adapters if a.name != name)))
         self.owner.release()
         return self
 
-    def fuse(self, lora_scale: float = 1.0, names: list[str] | None = None, safe_fusing: bool = True) -> Deck:
-        return self._set(stack_ops.fuse(self.stack, lora_scale, names, safe_fusing))
+    def fuse(self, lora_scale: float = 1.0, names: list[str] | None = None, safe_fusing: bool = True,
+             components: Sequence[str] = ()) -> Deck:
+        """Bake adapters (all enabled, or ``names``) into the weights at ``lora_scale``; with ``components``
+        (e.g. ``["unet"]``) only there, as diffusers' ``fuse_lora(components=...)``. Originals are kept."""
+        chosen = stack_ops.components_of(components, self.owner.family)
+        return self._set(stack_ops.fuse(self.stack, lora_scale, names, safe_fusing, chosen))
 
-    def unfuse(self) -> Deck:
-        return self._set(stack_ops.unfuse(self.stack))
+    def unfuse(self, components: Sequence[str] = ()) -> Deck:
+        """Restore the original weights bit for bit (in ``components`` only, when given)."""
+        chosen = stack_ops.components_of(components, self.owner.family)
+        return self._set(stack_ops.unfuse(self.stack, chosen, self.owner.family))
+
+    def compile(self, mode: str = "default", backend: str = "inductor", max_rank: int = 64, max_adapters: int = 2,
+                targets: str = "linear") -> Deck:
+        """Run the denoiser under ``torch.compile``, prepared for hotswap: adding, removing, switching,
+        reweighting, enabling and disabling adapters whose ranks fit (``max_rank`` each, ``max_adapters`` at
+        once per module) cost 0 recompiles. See ``CompileSpec`` and core/compiled.py. The compile itself
+        happens on the first run after this call."""
+        spec = CompileSpec(mode=mode, backend=backend, max_rank=int(max_rank), max_adapters=int(max_adapters),
+                           targets=targets)
+        return self._set(replace(self.stack, compile=spec))
+
+    def uncompile(self) -> Deck:
+        """Run the denoiser eagerly again and drop the compile envelope."""
+        self.stack = replace(self.stack, compile=None)
+        self.owner.uncompile()
+        return self
+
+    def set_device(self, names: str | Sequence[str], device) -> Deck:
+        """diffusers' ``set_lora_device``: move these adapters' LoRA tensors to ``device`` now. An adapter in
+        use is brought back to its layers' device at the next change of the stack; see also
+        ``Settings.park_device`` (adapters the stack does not use are parked automatically)."""
+        names = [names] if isinstance(names, str) else list(names)
+        keys = dict((spec.name, key) for key, spec in self.stack.keyed())
+        for name in names:
+            self.stack.get(name)
+        self.owner.set_device([keys[n] for n in names], device)
+        return self
 
     def active(self) -> tuple[AdapterView, ...]:
         """Adapters as the model has them now (weights per component, fused or not)."""

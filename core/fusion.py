@@ -20,7 +20,8 @@ FUSED = "_loradeck_fused"
 
 
 def live_fused(layer) -> dict[str, float]:
-    return dict(getattr(layer, FUSED, {}))
+    # plain attributes live in the instance dict; reading it directly skips nn.Module's slow miss path
+    return dict(layer.__dict__.get(FUSED, {}))
 
 
 def wanted_fused(name: str, layer, fused: dict[str, WeightFn]) -> dict[str, float]:
@@ -28,14 +29,21 @@ def wanted_fused(name: str, layer, fused: dict[str, WeightFn]) -> dict[str, floa
 
 
 def needs_refuse(layers, fused: dict[str, WeightFn]) -> bool:
-    return any(live_fused(layer) != wanted_fused(name, layer, fused) for name, layer in layers)
+    for name, layer in layers:
+        live = layer.__dict__.get(FUSED)
+        if live is None:
+            if any(k in layer.scaling for k in fused):
+                return True
+        elif live != wanted_fused(name, layer, fused):
+            return True
+    return False
 
 
 def restore(layers) -> int:
     """Copy every fused layer's original weight back. Returns how many layers were restored."""
     count = 0
     for _, layer in layers:
-        original = getattr(layer, ORIGINAL, None)
+        original = layer.__dict__.get(ORIGINAL)
         if original is None:
             continue
         with torch.no_grad():
@@ -46,12 +54,69 @@ def restore(layers) -> int:
     return count
 
 
-def _merged(layer, strengths: dict[str, float], original: torch.Tensor) -> torch.Tensor:
-    total = original.float()
+def finite(tensor: torch.Tensor) -> bool:
+    """Whether every value is finite, in one reduction: any NaN/inf makes the float32 (float64 for
+    float64) sum non-finite, and a sum of finite fp16 values cannot overflow float32. Only a
+    non-finite sum (NaN, or a huge bf16/fp32 tensor overflowing) is checked element by element."""
+    wide = torch.float64 if tensor.dtype == torch.float64 else torch.float32
+    if torch.isfinite(tensor.sum(dtype=wide)):
+        return True
+    return bool(torch.isfinite(tensor).all())
+
+
+def _plain(layer, key: str) -> bool:
+    """A plain low-rank pair whose delta is ``B @ A`` flattened (linear, or a conv with one group)."""
+    if key in getattr(layer, "lora_variant", {}) or getattr(layer, "fan_in_fan_out", False):
+        return False
+    base = layer.get_base_layer()
+    return isinstance(base, torch.nn.Linear) or getattr(base, "groups", 0) == 1
+
+
+class _Scratch:
+    """Reused work buffers for one fuse: allocating (and first touching) a fresh layer-sized tensor per layer
+    costs as much as the arithmetic on a busy CPU."""
+
+    def __init__(self):
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def like(self, matrix: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        key = (dtype, matrix.device)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < matrix.numel():
+            buffer = self._buffers[key] = torch.empty(matrix.numel(), dtype=dtype, device=matrix.device)
+        return buffer[: matrix.numel()].view(matrix.shape)
+
+
+def _pairs(layer, keys: list[str], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[s1*B1, s2*B2, ...]`` and ``[A1; A2; ...]`` flattened to matrices, in ``dtype``."""
+    ups = torch.cat([layer.lora_B[k].weight.flatten(1).to(dtype) * layer.scaling[k] for k in keys], dim=1)
+    downs = torch.cat([layer.lora_A[k].weight.flatten(1).to(dtype) for k in keys], dim=0)
+    return ups, downs
+
+
+def _add_delta(layer, strengths: dict[str, float], weight: torch.Tensor, scratch: _Scratch) -> None:
+    """Add the adapters ``strengths`` (key -> strength) to ``weight`` in place.
+
+    Plain pairs are stacked into one matmul, ``[s1*B1, s2*B2] @ [A1; A2]``: one pass over the layer however
+    many adapters are fused. float32/float64 weights (and any on an accelerator) take it as one ``addmm_`` in
+    their own dtype. Half-precision weights on the CPU, whose matmuls are slow there, get the delta computed
+    in float32 into a reused buffer, rounded to their dtype, and added (what peft's merge does per adapter)."""
     for key, strength in strengths.items():
         layer.set_scale(key, strength)
-        total = total + layer.get_delta_weight(key).float()
-    return total.to(original.dtype)
+    plain = [k for k in strengths if _plain(layer, k)] if weight.is_contiguous() else []
+    if plain:
+        matrix = weight.view(weight.shape[0], -1)
+        if weight.dtype in (torch.float32, torch.float64) or weight.device.type != "cpu":
+            matrix.addmm_(*_pairs(layer, plain, weight.dtype))
+        else:
+            wide = scratch.like(matrix, torch.float32)
+            torch.mm(*_pairs(layer, plain, torch.float32), out=wide)
+            narrow = scratch.like(matrix, weight.dtype)
+            narrow.copy_(wide)
+            matrix.add_(narrow)
+    for key in strengths:
+        if key not in plain:
+            weight.add_(layer.get_delta_weight(key).to(weight.dtype))
 
 
 def fuse(layers, fused: dict[str, WeightFn], safe: bool, describe: dict[str, str]) -> int:
@@ -60,24 +125,22 @@ def fuse(layers, fused: dict[str, WeightFn], safe: bool, describe: dict[str, str
     With ``safe`` a non-finite result raises FuseError naming adapter and layer, after every
     layer touched so far is restored. Returns the number of layers fused.
     """
-    done = []
+    done, scratch = [], _Scratch()
     try:
         for name, layer in layers:
             strengths = wanted_fused(name, layer, fused)
             if not strengths:
                 continue
             weight = layer.get_base_layer().weight
-            original = weight.detach().clone()
-            merged = _merged(layer, strengths, original)
-            if safe and not torch.isfinite(merged).all():
-                who = ", ".join(describe.get(k, k) for k in strengths)
-                raise FuseError(f"fusing {who} gives non-finite weights in layer {name}; nothing was fused. "
-                                "Lower lora_scale or the strengths, or use another file.")
-            setattr(layer, ORIGINAL, original)
+            setattr(layer, ORIGINAL, weight.detach().clone())  # the exact original, copied back by restore
             setattr(layer, FUSED, strengths)
             done.append((name, layer))
             with torch.no_grad():
-                weight.copy_(merged)
+                _add_delta(layer, strengths, weight, scratch)
+            if safe and not finite(weight):
+                who = ", ".join(describe.get(k, k) for k in strengths)
+                raise FuseError(f"fusing {who} gives non-finite weights in layer {name}; nothing was fused. "
+                                "Lower lora_scale or the strengths, or use another file.")
     except BaseException:
         restore(done)
         raise

@@ -10,16 +10,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
-from . import block_weights, fusion, mixed_batch, peft_ops
+from . import block_weights, compiled, devices, fusion, mixed_batch, peft_ops
 from .errors import LoraDeckError, LoraFileError
 from .families import Family
 from .files import LoraFile
 from .formats import convert
+from .layer_index import LayerIndex
 from .load_report import LoadReport
 from .magnitude import WeightStats
 from .matching import PreparedAdapter, check_complete, original_weight, prepare
@@ -45,10 +48,12 @@ class PipelineOwner:
         self.loads = 0  # adapters injected over the owner's life (tests count reloads)
         self._indexes = {c: module_index(m, family, c) for c, m in self.models().items()}
         self._block_rules: dict[tuple, object] = {}
-        self._layer_cache: dict[str, list] = {}  # component -> peft layers; dropped when adapters come or go
+        self._layer_index: dict[str, LayerIndex] = {}  # component -> its peft layers, per adapter; kept up to date
         self._loaded: OrderedDict[str, LoadReport] = OrderedDict()  # injected adapter key -> report, LRU order
         self._sha256: dict[str, str] = {}  # injected adapter key -> its content hash (to free its store entries)
         self._weights = WeightStats(self.models(), original_weight)  # weight norms for the magnitude bound
+        self._live: dict[int, weakref.ref] = {}  # stacks applied and still referenced somewhere (ids -> weakrefs)
+        self.envelope: compiled.Envelope | None = None  # the compiled denoiser's hotswap envelope, once asked for
         self._applied = StackSpec()
         self._snapshot = read_snapshot(self, self._applied, {})
 
@@ -57,14 +62,22 @@ class PipelineOwner:
         """The LoRA-able components this pipeline has (a family component set to None is absent)."""
         return {c: getattr(self.pipe, c) for c in self.family.components if getattr(self.pipe, c, None) is not None}
 
+    def index(self, component: str) -> LayerIndex:
+        """One component's peft layers and which carry each adapter. Walking a big UNet's modules costs
+        milliseconds, and a strength change must cost a scale write, so the walk happens once and
+        injecting or deleting an adapter updates the index (only this owner does either)."""
+        index = self._layer_index.get(component)
+        if index is None:
+            index = self._layer_index[component] = LayerIndex(self.models()[component])
+        return index
+
     def layers(self, component: str) -> list:
-        """(name, peft layer) pairs of one component. Walking a big UNet's modules costs milliseconds,
-        and a strength change must cost a scale write, so the list is kept until adapters are added
-        or removed (only this owner does either)."""
-        layers = self._layer_cache.get(component)
-        if layers is None:
-            layers = self._layer_cache[component] = peft_ops.lora_layers(self.models()[component])
-        return layers
+        """(name, peft layer) pairs of one component, in module order."""
+        return self.index(component).pairs()
+
+    def carriers(self, component: str, key: str) -> list:
+        """(name, peft layer) pairs of one component that carry adapter ``key``."""
+        return self.index(component).carriers(key)
 
     @property
     def snapshot(self) -> PipelineSnapshot:
@@ -115,10 +128,10 @@ class PipelineOwner:
         (0..1) over the steps for adapters with a strength schedule."""
         active, to_fuse = {}, {}
         for key, spec in stack.keyed():
-            if not spec.enabled:
+            if not spec.enabled or not spec.loads_into(component):
                 continue
             weight = spec.effective_weight(component, self.family, t)
-            (to_fuse if spec.fused else active)[key] = self._weight_fn(spec.blocks, component, weight)
+            (to_fuse if spec.fused_in(component) else active)[key] = self._weight_fn(spec.blocks, component, weight)
         return active, to_fuse
 
     def block_rule(self, blocks: tuple):
@@ -139,11 +152,14 @@ class PipelineOwner:
         with self.lock:
             previous, previous_snapshot, loaded_before = self._applied, self._snapshot, set(self._loaded)
             try:
-                self._reconcile(stack)
+                self._reconcile(stack, fast=True)
+                self._remember(stack)
+                self._release_unreferenced(stack)
                 snapshot = read_snapshot(self, stack, self._loaded)
                 self._applied, self._snapshot = stack, snapshot
                 self.runtime.events.publish(snapshot)
             except BaseException as exc:
+                self._live.pop(id(stack), None)
                 self._applied, self._snapshot = previous, previous_snapshot
                 self._roll_back(previous, loaded_before)
                 if isinstance(exc, LoraDeckError) or not isinstance(exc, Exception):
@@ -160,7 +176,11 @@ class PipelineOwner:
         with self.lock:
             component = self.family.denoiser
             if component in self.models():
-                peft_ops.activate(self.layers(component), self.plan(stack, component, t)[0])
+                active = self.plan(stack, component, t)[0]
+                peft_ops.activate(self.layers(component), active)
+                if self.envelope is not None:  # the compiled forward reads its own scale rows
+                    for key in active:
+                        self.envelope.write_scales(self.carriers(component, key), key)
 
     @contextlib.contextmanager
     def rows(self, stacks: Sequence[StackSpec]):
@@ -178,14 +198,14 @@ class PipelineOwner:
                 yield router
             finally:
                 router.remove()
-                self._reconcile(self._applied)
+                self._reconcile(self._applied, fast=False)
 
     def _roll_back(self, previous: StackSpec, loaded_before: set[str]) -> None:
         """Back to ``previous``, without the adapters the failed apply injected; if even that fails, to no
         adapters at all (the base weights, exactly)."""
         log.info("reconcile failed; returning %s to its previous stack", self.label)
         try:
-            self._reconcile(previous)
+            self._reconcile(previous, fast=False)
             wanted = {k for k, _ in previous.keyed()}
             for key in [k for k in self._loaded if k not in loaded_before and k not in wanted]:
                 self._delete(key)
@@ -194,18 +214,24 @@ class PipelineOwner:
             self._clear()
 
     def _clear(self) -> None:
+        self._layer_index.clear()  # after a failure the index may be stale: walk the modules again
         for component in self.models():
             fusion.restore(self.layers(component))
         for key in list(self._loaded):
-            self._delete(key)
+            self._delete(key, thorough=True)
         self._applied = StackSpec()
         self._snapshot = read_snapshot(self, self._applied, {})
 
-    def _reconcile(self, stack: StackSpec) -> None:
+    def _reconcile(self, stack: StackSpec, fast: bool) -> None:
         keyed = stack.keyed()
+        loads = self.loads
         for key, spec in keyed:
             self._ensure_loaded(key, spec)
         names = {k: s.name for k, s in keyed}
+        changed = _rescaled(self._applied, stack) if fast and loads == self.loads else None
+        if changed is not None:  # only strengths of active adapters changed: scale writes, nothing else
+            self._write_scales(changed)
+            return
         for component in self.models():
             layers = self.layers(component)
             active, to_fuse = self.plan(stack, component)
@@ -215,6 +241,18 @@ class PipelineOwner:
             if to_fuse and fusion.needs_refuse(layers, to_fuse):
                 fusion.fuse(layers, to_fuse, stack.safe_fusing, names)
         self._evict({k for k, _ in keyed})
+        devices.place(self, {k for k, _ in keyed})
+        self.envelope = compiled.reconcile(self, stack.compile, names)
+
+    def _write_scales(self, changed) -> None:
+        denoiser = self.family.denoiser
+        for key, spec in changed:
+            for component in self.models():
+                weight = spec.effective_weight(component, self.family)
+                carriers = self.carriers(component, key)
+                peft_ops.write_scales(carriers, key, self._weight_fn(spec.blocks, component, weight))
+                if component == denoiser and self.envelope is not None:
+                    self.envelope.write_scales(carriers, key)
 
     def _weight_fn(self, blocks: tuple, component: str, weight: float):
         if not blocks:
@@ -230,13 +268,14 @@ class PipelineOwner:
             return
         prepared = self.prepare(spec.path, spec.sha256, spec.memory)
         models = self.models()
-        self._layer_cache.clear()
         self._sha256[key] = prepared.sha256
         try:
             for component, patches in prepared.patches.items():
-                peft_ops.inject(models[component], key, patches)
+                if spec.loads_into(component):
+                    index = self.index(component)
+                    index.added(key, peft_ops.inject(models[component], key, patches, index.modules))
         except BaseException as exc:
-            self._delete(key)
+            self._delete(key, thorough=True)
             if not isinstance(exc, Exception):
                 raise
             raise LoraDeckError(f"LoRA file {spec.path!r}: could not be applied ({exc}); the pipeline is unchanged. "
@@ -244,23 +283,47 @@ class PipelineOwner:
         self._loaded[key] = prepared.report
         self.loads += 1
 
-    def _delete(self, key: str) -> None:
-        """Remove one adapter from the model, and its converted tensors from the store when no other loaded
-        adapter of this pipeline has the same content (they are not needed until it is loaded again)."""
-        self._layer_cache.clear()
-        for model in self.models().values():
-            peft_ops.delete(model, key)
+    def _delete(self, key: str, thorough: bool = False, keep_stored: bool = False) -> None:
+        """Remove adapter ``key``: its layers (wrappers left empty go back to the base module) and every
+        reference to its tensors; its converted tensors leave the store too when no other loaded adapter of
+        this pipeline has the same content, unless ``keep_stored`` (an eviction: a live stack still refers to
+        it, so the store keeps them within its budget for when it comes back). ``thorough`` walks every module
+        (after a failed injection)."""
+        for component, model in self.models().items():
+            index = self.index(component)
+            unwrapped = peft_ops.delete(model, key, None if thorough else index.carriers(key))
+            if thorough:
+                self._layer_index.pop(component, None)
+            else:
+                index.deleted(key, unwrapped)
+        if self.envelope is not None:
+            self.envelope.forget(key)
         self._loaded.pop(key, None)
         sha256 = self._sha256.pop(key, None)
-        if sha256 is not None and sha256 not in self._sha256.values():
+        if sha256 is not None and not keep_stored and sha256 not in self._sha256.values():
             self.runtime.store.forget(sha256, self.id)
+
+    def _remember(self, stack: StackSpec) -> None:
+        self._live[id(stack)] = weakref.ref(stack)
+
+    def _release_unreferenced(self, stack: StackSpec) -> None:
+        """Remove adapters no live stack references (a branch whose stacks are gone no longer holds memory)."""
+        wanted = {k for k, _ in stack.keyed()}
+        for ident, ref in list(self._live.items()):
+            alive = ref()
+            if alive is None:
+                del self._live[ident]
+            elif alive is not stack:
+                wanted.update(k for k, _ in alive.keyed())
+        for key in [k for k in self._loaded if k not in wanted]:
+            self._delete(key)
 
     def _evict(self, wanted: set[str]) -> None:
         for key in list(self._loaded):
             if len(self._loaded) <= self.runtime.settings.max_adapters:
                 break
             if key not in wanted:
-                self._delete(key)
+                self._delete(key, keep_stored=True)
 
     def release(self, keep: StackSpec | None = None) -> None:
         """Remove every injected adapter that ``keep`` (default: the applied stack) does not use: its layers go,
@@ -271,10 +334,26 @@ class PipelineOwner:
                 self._delete(key)
 
     def unload_all(self) -> None:
-        """Remove every adapter and restore every fused layer: the pipeline as it was loaded."""
+        """Remove every adapter and restore every fused layer, drop the compile envelope: the pipeline as it
+        was loaded."""
         with self.lock:
             self.apply(StackSpec())
             self.release()
+            self.uncompile()
+
+    def uncompile(self) -> None:
+        """Run the denoiser eagerly again and remove the compile envelope's layers (the applied stack stays)."""
+        with self.lock:
+            self._applied = replace(self._applied, compile=None)
+            if self.envelope is not None:
+                self.envelope.release(self)
+                self.envelope = None
+                self._layer_index.pop(self.family.denoiser, None)
+
+    def set_device(self, keys, device) -> None:
+        """Move adapters' LoRA tensors to ``device`` now (diffusers' ``set_lora_device``)."""
+        with self.lock:
+            devices.move(self, keys, device)
 
 
 def _constant(weight: float):
@@ -294,3 +373,26 @@ def _named_failures(path: str):
         raise LoraFileError(path, f"could not be checked against this pipeline ({type(exc).__name__}: "
                             f"{str(exc)[:300]})", "The file is damaged or in a layout LoRA Deck does not know; please "
                             "report this with the file's key names.") from exc
+
+
+def _identity(spec: AdapterSpec) -> tuple:
+    """Everything about an adapter in a stack but its name and strengths."""
+    return (spec.path, spec.sha256, spec.enabled, spec.fused, spec.fuse_scale, spec.components, spec.fuse_components)
+
+
+def _rescaled(old: StackSpec, new: StackSpec):
+    """The (key, spec) pairs whose strengths alone changed when that is all that changed from ``old`` (the
+    stack the layers hold) to ``new``; None when anything else changed (adapters, enabled, fused, compile)."""
+    if old is new:
+        return ()
+    if (old.safe_fusing, old.compile, len(old.adapters)) != (new.safe_fusing, new.compile, len(new.adapters)):
+        return None
+    changed = []
+    for (key_a, a), (key_b, b) in zip(old.keyed(), new.keyed(), strict=True):
+        if a == b:
+            continue
+        if key_a != key_b or a.fused or _identity(a) != _identity(b):
+            return None
+        if b.enabled:
+            changed.append((key_b, b))
+    return changed

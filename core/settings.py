@@ -8,6 +8,8 @@
     LORADECK_MAX_PIPELINES   pipelines kept loaded before the least recently used is released
     LORADECK_ALLOW_PICKLE    1 = the Python API reads .pt/.ckpt/.bin/.pth with torch.load(weights_only=True)
     LORADECK_ALLOW_PARTIAL   1 = load the parts of a LoRA file that fit when others do not (refused otherwise)
+    LORADECK_PARK_DEVICE     where adapters the applied stack does not use wait, when the pipeline lives elsewhere
+                             (default cpu; off = leave them on the pipeline's device)
     LORADECK_TOKENIZERS      folders (os.pathsep-separated) single-file checkpoints take tokenizers from first
 """
 
@@ -60,6 +62,7 @@ class Settings:
     max_pipelines: int = 2
     allow_pickle: bool = False
     allow_partial: bool = False
+    park_device: str = "cpu"  # "" = never park
     tokenizer_dirs: tuple[str, ...] = ()
 
     @classmethod
@@ -74,5 +77,20 @@ class Settings:
             max_pipelines=_integer(env, "LORADECK_MAX_PIPELINES", 2, 1),
             allow_pickle=env.get("LORADECK_ALLOW_PICKLE", "").strip().lower() in TRUE,
             allow_partial=env.get("LORADECK_ALLOW_PARTIAL", "").strip().lower() in TRUE,
+            park_device=_park_device(env.get("LORADECK_PARK_DEVICE", "cpu")),
             tokenizer_dirs=tuple(p for p in env.get(TOKENIZERS_ENV, "").split(os.pathsep) if p.strip()),
         )
+
+
+def _park_device(raw: str) -> str:
+    value = raw.strip().lower()
+    if value in ("", "off", "0", "false", "no", "none"):
+        return ""
+    try:
+        import torch
+
+        torch.device(value)
+    except (RuntimeError, ValueError):
+        raise SpecError(f"environment variable LORADECK_PARK_DEVICE={raw!r} is not a torch device; use e.g. cpu "
+                        "or off") from None
+    return value

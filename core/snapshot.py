@@ -41,22 +41,18 @@ class PipelineSnapshot:
         return asdict(self)
 
 
-def _component_state(layers, key: str):
-    """(layers with key, fused?, strength) for one adapter in one component, read from its layers."""
-    count, fused, strength = 0, False, None
-    for _, layer in layers:
-        if key not in layer.scaling:
-            continue
-        count += 1
-        baked = fusion.live_fused(layer)
-        if key in baked:
-            fused, value = True, baked[key]
-        elif key in layer.active_adapters:
-            value = layer.scaling[key] * layer.r[key] / layer.lora_alpha[key]
-        else:
-            value = 0.0
-        strength = value if strength is None else strength
-    return count, fused, strength
+def _component_state(carriers, key: str):
+    """(layers with key, fused?, strength) for one adapter in one component, read from the first layer
+    carrying it (the owner fuses and activates an adapter on all of a component's layers alike)."""
+    if not carriers:
+        return 0, False, None
+    _, layer = carriers[0]
+    baked = fusion.live_fused(layer)
+    if key in baked:
+        return len(carriers), True, baked[key]
+    if key in layer.active_adapters:
+        return len(carriers), False, layer.scaling[key] * layer.r[key] / layer.lora_alpha[key]
+    return len(carriers), False, 0.0
 
 
 def read_snapshot(owner, stack, reports) -> PipelineSnapshot:
@@ -66,7 +62,7 @@ def read_snapshot(owner, stack, reports) -> PipelineSnapshot:
     for key, spec in stack.keyed():
         weights, layers, fused = [], 0, False
         for component in models:
-            count, is_fused, strength = _component_state(owner.layers(component), key)
+            count, is_fused, strength = _component_state(owner.carriers(component, key), key)
             layers += count
             fused = fused or is_fused
             if strength is not None:

@@ -44,6 +44,10 @@ class AdapterSpec:
     blocks: tuple = ()
     # an in-memory adapter's parsed content (a LoraFile); files on disk are read through the store instead
     memory: object = field(default=None, compare=False, hash=False, repr=False)
+    # load the file into these components only (diffusers' load_lora_into_unet/...); empty = every part of the file
+    components: tuple[str, ...] = ()
+    # with ``fused``: the components it is fused in; empty = all (diffusers' fuse_lora(components=...))
+    fuse_components: tuple[str, ...] = ()
     # strength schedules over the steps per weights key (schedules.py): (("model", Schedule), ...); that key's
     # number in ``weights`` is the schedule's value at the first step, so everything that reads numbers works
     schedules: tuple[tuple[str, Schedule], ...] = ()
@@ -56,6 +60,8 @@ class AdapterSpec:
         if isinstance(self.weights, Mapping):
             object.__setattr__(self, "weights", freeze_weights(self.weights))
         check_strength(self.fuse_scale, "lora_scale")
+        for what in ("components", "fuse_components"):
+            object.__setattr__(self, what, tuple(sorted(set(getattr(self, what)))))
         if self.fused and self.schedules:
             shown = ", ".join(f"{k}={s.text()}" for k, s in self.schedules)
             raise SpecError(f"adapter {self.name!r} has a strength schedule ({shown}); fused weights cannot change "
@@ -72,6 +78,12 @@ class AdapterSpec:
             return weights[component]
         return weights.get(family.group_of(component), 1.0)
 
+    def loads_into(self, component: str) -> bool:
+        return not self.components or component in self.components
+
+    def fused_in(self, component: str) -> bool:
+        return self.fused and (not self.fuse_components or component in self.fuse_components)
+
     def schedule_for(self, component: str, family: Family) -> Schedule | None:
         """The strength schedule of one component (same precedence as ``weight_for``), or None."""
         key = component if component in self.weight_map else family.group_of(component)
@@ -83,7 +95,7 @@ class AdapterSpec:
         return schedule.at(t) if schedule is not None else self.weight_for(component, family)
 
     def effective_weight(self, component: str, family: Family, t: float = 0.0) -> float:
-        if self.fused:  # a fused adapter has no schedule (refused above)
+        if self.fused_in(component):  # a fused adapter has no schedule (refused above)
             return self.weight_for(component, family) * self.fuse_scale
         return self.weight_at(component, family, t)
 
@@ -96,12 +108,53 @@ class AdapterSpec:
                        schedules=tuple(sorted(schedules.items())))
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
+COMPILE_TARGETS = ("linear", "all", "loaded")
+
+
+@dataclass(frozen=True)
+class CompileSpec:
+    """``torch.compile`` of the denoiser, prepared for hotswap (see core/compiled.py).
+
+    The envelope: each targeted module carries ``max_rank * max_adapters`` rows of low-rank capacity, shared
+    by the adapters active there, so any mix whose ranks fit switches, reweights, enables and disables with
+    0 recompiles. ``targets``: ``linear`` = every Linear and 1x1 Conv2d of the denoiser, ``all`` = also the
+    other Conv2d layers, ``loaded`` = only the modules the loaded adapters touch (the smallest, as diffusers'
+    hotswap). Modules an adapter touches are always included; anything beyond recompiles once, logged.
+    """
+
+    mode: str = "default"
+    backend: str = "inductor"
+    max_rank: int = 64
+    max_adapters: int = 2
+    targets: str = "linear"
+
+    def __post_init__(self):
+        for what, allowed in (("mode", COMPILE_MODES), ("targets", COMPILE_TARGETS)):
+            if getattr(self, what) not in allowed:
+                raise SpecError(f"compile {what} must be one of {list(allowed)}, got {getattr(self, what)!r}")
+        if not isinstance(self.backend, str) or not self.backend.strip():
+            raise SpecError(f"compile backend must be a torch.compile backend name, got {self.backend!r}")
+        for what, top in (("max_rank", 4096), ("max_adapters", 16)):
+            value = getattr(self, what)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+                raise SpecError(f"compile {what} must be a whole number from 1 to {top}, got {value!r}")
+
+    @property
+    def capacity(self) -> int:
+        """Low-rank rows per module, shared by the adapters active there."""
+        return self.max_rank * self.max_adapters
+
+
 @dataclass(frozen=True)
 class StackSpec:
-    """An ordered set of adapters; display names are unique within a stack."""
+    """An ordered set of adapters; display names are unique within a stack. ``compile``: run the denoiser
+    compiled, prepared for hotswap (None: eager)."""
 
     adapters: tuple[AdapterSpec, ...] = ()
     safe_fusing: bool = True
+    compile: CompileSpec | None = None
 
     def __post_init__(self):
         names = [a.name for a in self.adapters]
@@ -146,7 +199,7 @@ class StackSpec:
         seen: dict[str, int] = {}
         out = []
         for adapter in self.adapters:
-            base = "ld_" + adapter.sha256[:16]
+            base = "ld_" + adapter.sha256[:16] + "".join("_" + c for c in adapter.components)
             seen[base] = seen.get(base, 0) + 1
             out.append((base if seen[base] == 1 else f"{base}_{seen[base]}", adapter))
         return tuple(out)

@@ -1,6 +1,7 @@
 """The node classes and their registration tables (node IDs are frozen public API)."""
 
 from . import host
+from .compile import CompilePipeline
 from .fuse import FuseLoRA, UnfuseLoRA
 from .generate import Generate
 from .grid import LoRAGrid
@@ -12,7 +13,8 @@ from .set_weights import SetAdapterWeights
 from .stack_lora import StackLoRA
 
 NODES = (LoadPipeline, LoadLoRA, StackLoRA, SetAdapterWeights, FuseLoRA, UnfuseLoRA, Generate, SaveLoRA, LoRAGrid,
-         SaveImage)
+         SaveImage,
+         CompilePipeline)
 
 NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {cls.NODE_ID: cls.DISPLAY_NAME for cls in NODES}

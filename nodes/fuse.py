@@ -3,6 +3,9 @@ from __future__ import annotations
 from ..core import stack_ops
 from .common import CATEGORY, PIPELINE, node_id, pipeline_input
 
+COMPONENTS_TIP = ("Comma-separated components to fuse in, e.g. unet or text_encoder (model = the denoiser, clip = "
+                  "the text encoders). Empty = all. The others keep the adapters active, unfused.")
+
 
 class FuseLoRA:
     NODE_ID = node_id("FuseLoRA")
@@ -28,12 +31,14 @@ class FuseLoRA:
             "optional": {
                 "adapter_names": ("STRING", {"default": "", "tooltip":
                                              "Comma-separated adapter names to fuse. Empty = all enabled adapters."}),
+                "components": ("STRING", {"default": "", "tooltip": COMPONENTS_TIP}),
             },
         }
 
-    def fuse(self, pipeline, lora_scale: float, safe_fusing: bool, adapter_names: str = ""):
+    def fuse(self, pipeline, lora_scale: float, safe_fusing: bool, adapter_names: str = "", components: str = ""):
         names = stack_ops.parse_names(adapter_names)
-        return (pipeline.with_stack(stack_ops.fuse(pipeline.stack, lora_scale, names, safe_fusing)),)
+        chosen = stack_ops.components_of(components, pipeline.owner.family)
+        return (pipeline.with_stack(stack_ops.fuse(pipeline.stack, lora_scale, names, safe_fusing, chosen)),)
 
 
 class UnfuseLoRA:

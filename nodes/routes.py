@@ -34,6 +34,9 @@ def snapshot_body(runtime, max_bytes: int = panel_payload.MAX_RESPONSE_BYTES) ->
     """The encoded answer of GET /loradeck/snapshot; reads immutable snapshots and nothing else."""
     owners = runtime.pipelines.owners()
     payload = panel_payload.build([o.snapshot for o in owners], runtime.recent.items(), max_bytes)
+    store = getattr(runtime, "store", None)
+    if store is not None:  # the adapter store's memory: bytes held now, and its byte budget
+        payload.update(store_bytes=int(store.nbytes), store_budget=int(store.budget_bytes))
     return panel_payload.encode(payload)
 
 

@@ -23,11 +23,12 @@ FROZEN = {
     "StackLoRA|LoRADeck": ["pipeline"] + [f"{k}_{i}" for i in range(1, 5) for k in
                                           ("enabled", "lora_name", "strength_model", "strength_clip")] + ["lora_stack"],
     "SetAdapterWeights|LoRADeck": ["pipeline", "weights"],
-    "FuseLoRA|LoRADeck": ["pipeline", "lora_scale", "safe_fusing", "adapter_names"],
+    "FuseLoRA|LoRADeck": ["pipeline", "lora_scale", "safe_fusing", "adapter_names", "components"],
     "UnfuseLoRA|LoRADeck": ["pipeline"],
     "Generate|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
                           "batch_size", "scheduler", "image", "denoise", "mask"],  # optional from 0.2.0 on
     "SaveLoRA|LoRADeck": ["pipeline", "filename_prefix", "mode", "rank"],
+    "CompilePipeline|LoRADeck": ["pipeline", "mode", "backend", "max_rank", "max_adapters", "targets"],
     "LoRAGrid|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
                           "x_axis", "y_axis", "scheduler"],  # new in 0.2.0
     "SaveImage|LoRADeck": ["images", "filename_prefix", "parameters"],  # new in 0.2.0

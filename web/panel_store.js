@@ -13,6 +13,7 @@ export class PanelStore {
     this.pipelines = new Map(); // label -> snapshot
     this.recent = [];
     this.truncated = false;
+    this.memory = null; // the adapter store: { held, budget } in bytes
     this.loading = false;
     this.loaded = false;
     this.error = null;
@@ -42,6 +43,8 @@ export class PanelStore {
     this.pipelines = new Map(pipelines.map((s) => [s.label, s]));
     this.recent = recent.slice(0, RECENT_MAX);
     this.truncated = Boolean(payload?.truncated);
+    const held = Number(payload?.store_bytes), budget = Number(payload?.store_budget);
+    this.memory = Number.isFinite(held) && Number.isFinite(budget) ? { held, budget } : null;
     Object.assign(this, { loading: false, loaded: true, error: null });
     this.emit();
   }

@@ -55,6 +55,20 @@ function emptyView(store) {
     el("div", { cls: "loradeck-muted", text: "Queue a workflow with LoRA Deck nodes; this panel fills in live." })]);
 }
 
+export function formatBytes(bytes) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = Math.max(0, Number(bytes) || 0), unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return `${value < 10 && unit ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+function memoryView(store) {
+  if (!store.memory) return null;
+  const text = `LoRA store: ${formatBytes(store.memory.held)} of ${formatBytes(store.memory.budget)}`;
+  return el("div", { cls: "loradeck-line loradeck-muted loradeck-store", text,
+    title: "Files and converted adapters kept in memory (LORADECK_STORE_MB sets the budget)" });
+}
+
 /** The pipeline applied last comes first: it is the one the user just ran. */
 function newestFirst(a, b) {
   return (Number(b.applied_at) || 0) - (Number(a.applied_at) || 0) || a.label.localeCompare(b.label);
@@ -68,6 +82,7 @@ export function renderPanel(root, store, onRefresh) {
   const parts = [
     el("header", { cls: "loradeck-header" }, [el("h3", { text: "LoRA Deck" }), refresh]),
     statusView(store),
+    memoryView(store),
     ...(pipelines.length ? pipelines.map(pipelineView) : [emptyView(store)]),
     recentView(store.recent),
   ];
