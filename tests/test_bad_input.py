@@ -274,7 +274,7 @@ def test_hostile_names_give_a_clear_error_on_every_entry_point(hostile_models, n
     handle = PipelineHandle(Deck(make_pipe()).owner)
     load, stack = NODE_CLASS_MAPPINGS["LoadLoRA|LoRADeck"], NODE_CLASS_MAPPINGS["StackLoRA|LoRADeck"]
     assert UNUSABLE in load.VALIDATE_INPUTS(name) and why in load.VALIDATE_INPUTS(name)
-    assert stack.VALIDATE_INPUTS(lora_name_1=name).startswith("slot 1: ")
+    assert stack.VALIDATE_INPUTS(lora_name_1=name).startswith("lora_name_1: ")
     with pytest.raises(LoraFileError, match=UNUSABLE):
         _within(30, lambda: load().load(handle, name, 1.0, 1.0))
     with pytest.raises(LoraFileError, match=UNUSABLE):  # the Python API, by path
