@@ -52,6 +52,7 @@ def test_every_setting_is_documented_with_its_default():
     assert rows["LORADECK_MAX_ADAPTERS"][2] == f"`{defaults.max_adapters}`"
     assert rows["LORADECK_MAX_PIPELINES"][2] == f"`{defaults.max_pipelines}`"
     assert rows["LORADECK_MODELS_DIR"][2] == f"`./{defaults.models_dir}`"
+    assert rows["LORADECK_PARK_DEVICE"][2] == f"`{defaults.park_device}`"
     assert "LORADECK_FILE_CACHE_MB" in rows["LORADECK_STORE_MB"][1]
     assert (defaults.allow_pickle, defaults.allow_partial, defaults.tokenizer_dirs) == (False, False, ())
     assert [rows[k][2] for k in ("LORADECK_ALLOW_PICKLE", "LORADECK_ALLOW_PARTIAL", "LORADECK_TOKENIZERS")] == [
