@@ -50,10 +50,11 @@ CALLS = {"diffusers": _diffusers, "flux": _flux, "amused": _amused}
 
 
 def generate(owner: PipelineOwner, stack: StackSpec, params: GenerateParams,
-             on_step: StepCallback | None = None) -> torch.Tensor:
-    """Images as a float tensor [B, H, W, C] in 0..1 on the CPU (ComfyUI's IMAGE layout)."""
+             on_step: StepCallback | None = None, source: str = "", source_title: str = "") -> torch.Tensor:
+    """Images as a float tensor [B, H, W, C] in 0..1 on the CPU (ComfyUI's IMAGE layout). ``source`` and
+    ``source_title`` (the calling node) label the applied stack for the panel."""
     kwargs = CALLS[owner.family.call](params, on_step or (lambda step, total: None))
     with owner.lock, torch.inference_mode():
-        owner.apply(stack)
+        owner.apply(stack, source, source_title)
         images = owner.pipe(**kwargs).images
     return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).clamp(0, 1)

@@ -27,6 +27,8 @@ from .store import tensors_nbytes
 
 log = logging.getLogger(__name__)
 
+MAX_BRANCHES = 16  # snapshots kept per pipeline, one per source (graph node) that applied a stack
+
 
 class PipelineOwner:
     """Wraps one diffusers pipeline object. Create it through a Runtime (``runtime.pipelines`` or ``Deck``)."""
@@ -45,6 +47,8 @@ class PipelineOwner:
         self._loaded: OrderedDict[str, LoadReport] = OrderedDict()  # injected adapter key -> report, LRU order
         self._applied = StackSpec()
         self._snapshot = read_snapshot(self, self._applied, {})
+        self._branches: OrderedDict[str, PipelineSnapshot] = OrderedDict()  # source -> its last snapshot
+        self._branch_lock = threading.Lock()  # routes read branches while the executor applies
 
     # -- reading -------------------------------------------------------------------------
     def models(self) -> dict[str, torch.nn.Module]:
@@ -64,6 +68,13 @@ class PipelineOwner:
     def snapshot(self) -> PipelineSnapshot:
         """An immutable view of the last applied state (safe to read from any thread)."""
         return self._snapshot
+
+    @property
+    def branches(self) -> tuple[PipelineSnapshot, ...]:
+        """The last snapshot each source (a Generate or Save node, or the Python API) applied, newest first.
+        Graph branches share one pipeline; this is what each of them ran with."""
+        with self._branch_lock:
+            return tuple(reversed(self._branches.values()))
 
     @property
     def applied(self) -> StackSpec:
@@ -117,13 +128,14 @@ class PipelineOwner:
         return rule
 
     # -- reconciling ---------------------------------------------------------------------
-    def apply(self, stack: StackSpec) -> PipelineSnapshot:
-        """Make the pipeline compute exactly what ``stack`` describes; returns the snapshot read back."""
+    def apply(self, stack: StackSpec, source: str = "", source_title: str = "") -> PipelineSnapshot:
+        """Make the pipeline compute exactly what ``stack`` describes; returns the snapshot read back.
+        ``source`` (a node id) and ``source_title`` say who asked, so each graph branch's stack can be shown."""
         with self.lock:
             previous = self._applied
             try:
                 self._reconcile(stack)
-                snapshot = read_snapshot(self, stack, self._loaded)
+                snapshot = read_snapshot(self, stack, self._loaded, source, source_title)
             except BaseException as exc:
                 self._roll_back(stack, previous)
                 if isinstance(exc, LoraDeckError) or not isinstance(exc, Exception):
@@ -133,8 +145,16 @@ class PipelineOwner:
                                     f"{exc}); the pipeline was returned to its previous stack. Please report this "
                                     "with the LoRA files involved.") from exc
             self._applied, self._snapshot = stack, snapshot
+            self._keep_branch(snapshot)
         self.runtime.events.publish(snapshot)
         return snapshot
+
+    def _keep_branch(self, snapshot: PipelineSnapshot) -> None:
+        with self._branch_lock:
+            self._branches.pop(snapshot.source, None)
+            self._branches[snapshot.source] = snapshot
+            while len(self._branches) > MAX_BRANCHES:
+                self._branches.popitem(last=False)
 
     def _roll_back(self, failed: StackSpec, previous: StackSpec) -> None:
         if failed == previous:

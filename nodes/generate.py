@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from ..core.generate import generate
 from ..core.specs import GenerateParams
-from . import host
+from . import host, records
 from .common import CATEGORY, node_id, pipeline_input
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -37,9 +37,11 @@ class Generate:
             "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8,
                                "tooltip": "Image height in pixels."}),
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "Images per run."}),
-        }}
+        }, "hidden": dict(records.SOURCE_HIDDEN)}  # the panel shows each Generate's stack
 
-    def generate(self, pipeline, prompt, negative_prompt, seed, steps, cfg, width, height, batch_size):
+    def generate(self, pipeline, prompt, negative_prompt, seed, steps, cfg, width, height, batch_size,
+                 unique_id=None, api_prompt=None):
         params = GenerateParams(prompt, negative_prompt, seed, steps, cfg, width, height, batch_size)
-        images = generate(pipeline.owner, pipeline.stack, params, host.progress_reporter(steps))
+        source = records.source_of(unique_id, api_prompt)
+        images = generate(pipeline.owner, pipeline.stack, params, host.progress_reporter(steps), *source)
         return (images,)
