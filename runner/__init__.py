@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..core.runtime import Runtime
-from ..nodes import host
+from ..nodes import host, records
 from .errors import WorkflowError
 from .execute import Executor, RunContext
 from .workflow_file import Workflow, load
@@ -25,5 +25,6 @@ def run_workflow(workflow: Workflow | str, output_dir: str, models_dir: str | No
     extra = {"workflow": workflow.ui} if workflow.ui is not None else {}
     context = RunContext(os.path.abspath(output_dir), workflow.prompt, extra)
     with host.using(runtime):
+        records.localize(workflow.prompt, extra, host.locate_lora)  # as ComfyUI's on_prompt hook does
         Executor(workflow.prompt, context).run(order)
     return context

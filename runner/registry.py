@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..nodes import NODE_CLASS_MAPPINGS
 from .image_nodes import PreviewImage, SaveImage
 
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "LORADECK_LORA_LIST"}  # the last: LoRA List's rows
 CONTROL = object()  # the frontend's extra control_after_generate value ("fixed", "randomize", ...)
 
 CLASSES = {**NODE_CLASS_MAPPINGS, "SaveImage": SaveImage, "PreviewImage": PreviewImage}
