@@ -15,7 +15,19 @@ log = logging.getLogger("loradeck")
 def _run(args) -> int:
     from .runner import run_workflow
 
-    context = run_workflow(args.workflow, args.output_dir, args.models_dir)
+    runtime = None
+    if args.tokenizers:  # single-file checkpoints take tokenizers from here first, then LORADECK_TOKENIZERS
+        from dataclasses import replace
+
+        from .core.runtime import Runtime
+        from .core.settings import Settings
+        from .nodes.host import headless_folders
+
+        settings = Settings.from_env()
+        settings = replace(settings, tokenizer_dirs=(args.tokenizers, *settings.tokenizer_dirs))
+        runtime = Runtime(settings, headless_folders(args.models_dir, args.output_dir, settings))
+    context = run_workflow(args.workflow, args.output_dir, args.models_dir, input_dir=args.input_dir,
+                           runtime=runtime)
     for path in context.saved:
         print(path)  # noqa: T201 - the command's output is the list of files it wrote
     return 0
@@ -38,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--models-dir", default=None,
                      help="folder in ComfyUI's layout (loras/, diffusers/); default $LORADECK_MODELS_DIR or ./models")
     run.add_argument("--output-dir", default="output", help="where SaveImage writes (default ./output)")
+    run.add_argument("--input-dir", default="input",
+                     help="where LoadImage reads images (default ./input; the examples' own images are always found)")
+    run.add_argument("--tokenizers", default=None,
+                     help="tokenizer files for single-file checkpoints: a ComfyUI checkout, a diffusers folder of "
+                          "the model or a folder of tokenizer folders (default $LORADECK_TOKENIZERS, "
+                          "then models/tokenizers and models/diffusers/*)")
     run.set_defaults(func=_run)
     demo = sub.add_parser("demo", help="run the demo workflow on the built-in tiny model")
     demo.add_argument("--output-dir", default="output", help="where the images go (default ./output)")

@@ -36,11 +36,18 @@ class PipelineHandle:
 
 
 def open_pipeline(model: str, dtype: str = "auto", config_folders: tuple[str, ...] = (),
-                  runtime: Runtime | None = None) -> PipelineHandle:
+                  runtime: Runtime | None = None, *, tokenizer_dirs: tuple[str, ...] = (),
+                  local_files=None) -> PipelineHandle:
     """A handle with an empty stack for a built-in name, a diffusers folder or a single-file checkpoint
-    (cached in the runtime); ``config_folders`` are local diffusers folders single files may take configs from."""
+    (cached in the runtime). For single files: ``tokenizer_dirs`` (and the local diffusers folders in
+    ``config_folders``) are where tokenizers are looked for, besides ``LORADECK_TOKENIZERS``; ``local_files``
+    (a ``core.single_file.LocalFiles``) names every folder explicitly."""
     runtime = runtime or default_runtime()
-    return PipelineHandle(runtime.pipelines.get(model, dtype, tuple(config_folders)))
+    if local_files is None and tokenizer_dirs:
+        from .single_file import LocalFiles
+
+        local_files = LocalFiles.beside(model, tuple(tokenizer_dirs) + tuple(config_folders))
+    return PipelineHandle(runtime.pipelines.get(model, dtype, tuple(config_folders), local_files))
 
 
 class Deck:
@@ -63,10 +70,11 @@ class Deck:
         return self
 
     def add(self, source, name: str | None = None, model: float = 1.0, clip: float = 1.0,
-            weight_name: str | None = None, network_alphas: Mapping | None = None) -> Deck:
+            weight_name: str | None = None, network_alphas: Mapping | None = None,
+            allow_partial: bool | None = None) -> Deck:
         """Load a LoRA: a file path, a folder (+ ``weight_name``), or a ``dict[str, Tensor]`` (+ diffusers'
         ``network_alphas``), as ``load_lora_weights`` takes them. ``model`` is the denoiser strength,
-        ``clip`` the text encoders'."""
+        ``clip`` the text encoders'. A file that fits only in part is refused unless ``allow_partial``."""
         memory = None
         if isinstance(source, Mapping):
             memory = sources.in_memory(source, network_alphas, name or "state_dict")
@@ -75,7 +83,7 @@ class Deck:
             path = sources.weight_file(source, weight_name, self.owner.runtime.settings.allow_pickle)
         else:
             path = os.fspath(source)
-        adapter, _ = self.owner.describe(path, name, model, clip, memory)
+        adapter, _ = self.owner.describe(path, name, model, clip, memory, allow_partial)
         return self._set(self.stack.add(adapter))
 
     def set_weights(self, name: str, enabled: bool | None = None, blocks: dict | None = None,

@@ -16,7 +16,8 @@ class LoraFileError(LoraDeckError):
 
     def __init__(self, path: str, problem: str, advice: str):
         # a problem may end in a sentence of its own ("... suggest SDXL."): never print "..", keep an ellipsis
-        problem = problem[:-1] if problem.endswith(".") and not problem.endswith("...") else problem
+        problem = problem.rstrip()
+        problem = problem if problem.endswith("...") else problem.rstrip(" .")
         self.path, self.problem, self.advice = str(path), problem, advice
         super().__init__(f"LoRA file {self.path!r}: {problem}. {advice}")
 

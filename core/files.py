@@ -52,13 +52,45 @@ class FileStamp:
 
 @dataclass(frozen=True)
 class LoraFile:
-    """A parsed file: content hash, header metadata and tensors (in memory, read-only by convention)."""
+    """A parsed file: content hash, header metadata and tensors (in memory, read-only by convention).
+
+    ``companion`` is the stamp of a PEFT ``adapter_config.json`` read with it (its content is in ``metadata``)."""
 
     path: str
     sha256: str
     size: int
     metadata: MappingProxyType
     tensors: MappingProxyType
+    companion: FileStamp | None = None
+
+
+PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+PEFT_CONFIG, PEFT_CONFIG_KEY = "adapter_config.json", "loradeck.peft_config"
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def companion_stamp(path: str) -> FileStamp | None:
+    """The stamp of the ``adapter_config.json`` beside a PEFT ``adapter_model.*`` file, or None."""
+    if os.path.basename(path) not in PEFT_WEIGHTS:
+        return None
+    config = os.path.join(os.path.dirname(path), PEFT_CONFIG)
+    return stamp(config) if os.path.isfile(config) else None
+
+
+def peft_companion(path: str) -> tuple[FileStamp, str] | None:
+    """The ``adapter_config.json`` beside a PEFT ``adapter_model.*`` file (stamp, text), or None."""
+    found = companion_stamp(path)
+    if found is None:
+        return None
+    config = found.path
+    if found.size > MAX_CONFIG_BYTES:
+        raise LoraFileError(config, f"is {found.size} bytes (limit {MAX_CONFIG_BYTES})", "This is not a PEFT config.")
+    with open(found.path, "rb") as f:
+        raw = f.read(MAX_CONFIG_BYTES + 1)
+    try:
+        return found, raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LoraFileError(config, "is not UTF-8 text", "Re-save the adapter with peft's save_pretrained.") from None
 
 
 def stamp(path: str) -> FileStamp:
@@ -174,5 +206,8 @@ def read_lora_file(path: str, allow_pickle: bool = False) -> tuple[FileStamp, Lo
     tensors, meta = (_pickle if is_pickle(path) else _safetensors)(path, data)
     if not tensors:
         raise LoraFileError(path, "contains no tensors", "The file is empty; re-download or re-export it.")
+    companion = peft_companion(path)
+    if companion is not None:
+        meta[PEFT_CONFIG_KEY] = companion[1]
     return st, LoraFile(path=path, sha256=digest.result(), size=len(data), metadata=MappingProxyType(meta),
-                        tensors=MappingProxyType(tensors))
+                        tensors=MappingProxyType(tensors), companion=companion[0] if companion else None)

@@ -1,20 +1,34 @@
 """Running a pipeline under a stack: reconcile, then denoise, under the owner's lock.
 
 Each family's pipeline keeps its own scheduler (flow matching for SD3/Flux, aMUSEd's masked
-VQ tokens); only how the call is spelled differs, in the CALLS table.
+VQ tokens) unless the run names another (schedulers.py); only how the call is spelled differs, in
+the CALLS table. With an image (img2img) or an image and a mask (inpainting) the run uses diffusers'
+own pipeline class for that mode (families.py), made with ``from_pipe``: it shares the loaded
+pipeline's modules, so the LoRA stack applied to them is the one it denoises with.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from . import schedulers
+from .errors import SpecError
+from .families import Family
+from .image_inputs import Source, make_source, mode_of
 from .owner import PipelineOwner
 from .specs import GenerateParams, StackSpec
 
 StepCallback = Callable[[int, int], None]  # (step done, total); may raise to cancel
+SIZE_KEYS = ("width", "height")  # img2img pipelines without them take the size from the image
+# steps diffusers' img2img/inpainting pipelines run for ``steps`` and ``denoise`` (see Family.denoise_steps)
+DENOISE_STEPS = {"floor": lambda steps, denoise: int(steps * denoise),
+                 "rest": lambda steps, denoise: steps - int(steps - steps * denoise)}
 
 
 def _common(p: GenerateParams) -> dict:
@@ -25,7 +39,8 @@ def _common(p: GenerateParams) -> dict:
 
 def _step_end(on_step: StepCallback, total: int) -> dict:
     def callback(pipe, step, timestep, kwargs):
-        on_step(step + 1, total)
+        # _num_timesteps is what the loop runs: fewer with denoise < 1, more with 2nd-order solvers
+        on_step(step + 1, int(getattr(pipe, "_num_timesteps", 0) or total))
         return kwargs
 
     return {"callback_on_step_end": callback}
@@ -49,12 +64,100 @@ def _amused(p: GenerateParams, on_step: StepCallback) -> dict:
 CALLS = {"diffusers": _diffusers, "flux": _flux, "amused": _amused}
 
 
+def source_kwargs(source: Source, p: GenerateParams) -> dict:
+    """What an img2img/inpainting call adds: the image, its size, denoise as diffusers' strength, the mask."""
+    width, height = source.size
+    extra = {"image": source.image, "strength": float(p.denoise), "width": width, "height": height}
+    if source.mask is not None:
+        extra["mask_image"] = source.mask
+    return extra
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """One checked Generate call: which diffusers class, which scheduler, which arguments."""
+
+    class_name: str
+    scheduler: object | None  # a new scheduler for this run; None = the pipeline's own
+    kwargs: dict
+
+
+def _check(family: Family, p: GenerateParams, source: Source | None) -> None:
+    schedulers.check_fits(family, p.scheduler, mode_of(source))
+    if source is None:
+        if p.denoise < 1:
+            raise SpecError(f"denoise {p.denoise:g} needs an image to start from (img2img); text-to-image "
+                            "always denoises fully, so connect an image or set denoise to 1")
+        return
+    if p.denoise <= 0 or DENOISE_STEPS[family.denoise_steps](int(p.steps), p.denoise) < 1:
+        raise SpecError(f"denoise {p.denoise:g} with {p.steps} steps leaves no step to run on {family.title} "
+                        "(diffusers runs about steps x denoise of them); raise steps or denoise")
+    if source.batch > 1 and p.batch_size > 1:
+        raise SpecError(f"batch_size must be 1 when the image holds a batch of {source.batch} (each image gives "
+                        "one output); got batch_size {p.batch_size}")
+
+
+def plan(owner: PipelineOwner, params: GenerateParams, image=None, mask=None,
+         on_step: StepCallback | None = None) -> Run:
+    """Check everything about a run (SpecError) without touching the pipeline."""
+    family = owner.family
+    source = make_source(image, mask, family.pixel_multiple(owner.pipe))
+    _check(family, params, source)
+    kwargs = CALLS[family.call](params, on_step or (lambda step, total: None))
+    class_name = family.variant(mode_of(source))
+    if source is not None:
+        kwargs.update(source_kwargs(source, params))
+        if source.batch > 1:  # one prompt per image
+            kwargs["prompt"] = [params.prompt] * source.batch
+            if kwargs.get("negative_prompt"):
+                kwargs["negative_prompt"] = [params.negative_prompt] * source.batch
+    scheduler = schedulers.build(family, params.scheduler, owner.pipe.scheduler, int(params.seed))
+    return Run(class_name, scheduler, kwargs)
+
+
+def pipeline_for(owner: PipelineOwner, run: Run):
+    """The owner's pipeline itself, or diffusers' class for the run's mode sharing its modules (from_pipe),
+    with a scheduler of its own, so the owner's scheduler is never changed."""
+    pipe, scheduler = owner.pipe, run.scheduler
+    if scheduler is None and type(pipe).__name__ == run.class_name:
+        return pipe
+    import diffusers
+
+    if scheduler is None:  # the model default, as a fresh object (img2img leaves begin-index state behind)
+        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    variant = _sharing(getattr(diffusers, run.class_name)).from_pipe(pipe, scheduler=scheduler)
+    variant.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
+    return variant
+
+
+@functools.cache
+def _sharing(cls):
+    """``cls`` whose ``to()`` moves nothing. diffusers' from_pipe ends with ``new_pipeline.to(dtype=...)``
+    (float32 unless told): on the shared modules that would cast the owner's float16 model, or the float32
+    VAE of a mixed-precision one, and warn on every run. A variant lives for one call and owns nothing."""
+    return type(cls.__name__, (cls,), {"to": lambda self, *args, **kwargs: self, "__module__": cls.__module__,
+                                       "__doc__": cls.__doc__})
+
+
+def _call(pipe, kwargs: dict) -> dict:
+    accepted = inspect.signature(type(pipe).__call__).parameters
+    return {k: v for k, v in kwargs.items() if k not in SIZE_KEYS or k in accepted}
+
+
 def generate(owner: PipelineOwner, stack: StackSpec, params: GenerateParams,
-             on_step: StepCallback | None = None, source: str = "", source_title: str = "") -> torch.Tensor:
-    """Images as a float tensor [B, H, W, C] in 0..1 on the CPU (ComfyUI's IMAGE layout). ``source`` and
-    ``source_title`` (the calling node) label the applied stack for the panel."""
-    kwargs = CALLS[owner.family.call](params, on_step or (lambda step, total: None))
+             on_step: StepCallback | None = None, image=None, mask=None, source: str = "",
+             source_title: str = "") -> torch.Tensor:
+    """Images as a float tensor [B, H, W, C] in 0..1 on the CPU (ComfyUI's IMAGE layout).
+
+    ``image`` (ComfyUI IMAGE, [B, H, W, C] in 0..1) makes it img2img with ``params.denoise`` as the
+    strength; ``mask`` too (ComfyUI MASK, 1 = repaint) makes it inpainting. The output then has the
+    image's size (centre-cropped to the model's grid); ``width``/``height`` only apply to text-to-image.
+    ``source`` and ``source_title`` (the calling node) label the applied stack for the panel.
+    """
+    run = plan(owner, params, image, mask, on_step)
     with owner.lock, torch.inference_mode():
         owner.apply(stack, source, source_title)
-        images = owner.pipe(**kwargs).images
+        pipe = pipeline_for(owner, run)
+        images = pipe(**_call(pipe, run.kwargs)).images
     return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).clamp(0, 1)
+

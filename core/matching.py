@@ -17,43 +17,18 @@ from .families import Family
 from .formats import ANY_COMPONENT, ConvertedLora, ModulePatch
 from .formats.dora import axis_of, dora_delta
 from .formats.lycoris import dense_patch
+from .formats.original_names import RowSplit
 from .fusion import ORIGINAL
 from .load_report import LoadReport
 from .metadata import LoraMetadata, parse_metadata
 
 log = logging.getLogger(__name__)
 
-PATCHABLE = (torch.nn.Linear, torch.nn.Conv2d)
-# transformers 4 CLIP text models nest everything under ``text_model``; transformers 5 does not,
-# while real kohya/diffusers files still name ``text_model``. Both spellings resolve.
-LEGACY_PREFIXES = ("text_model.",)
 # How a pipeline's component describes its width, for "which pipeline it met" in errors.
 WIDTH_ATTRIBUTES = (("cross_attention_dim", "cross-attention width"), ("hidden_size", "width"))
-
-
-def module_index(model: torch.nn.Module, extra_aliases=None) -> dict[str, str]:
-    """Alias -> real module name for every patchable module (peft wrappers count as their base).
-
-    ``extra_aliases(name)`` may add family-specific spellings (e.g. SDXL's original-model block
-    names that kohya files use); each alias also resolves in kohya's flattened ``_`` form.
-    """
-    index: dict[str, str] = {}
-    skip: list[str] = []
-    for name, module in model.named_modules():
-        if any(name.startswith(s) for s in skip):
-            continue
-        if isinstance(module, BaseTunerLayer):
-            skip.append(name + ".")
-            module = module.get_base_layer()
-        if not isinstance(module, PATCHABLE):
-            continue
-        extra = tuple(extra_aliases(name)) if extra_aliases is not None else ()
-        legacy = tuple(p + name for p in LEGACY_PREFIXES)
-        legacy += tuple(name[len(p):] for p in LEGACY_PREFIXES if name.startswith(p))
-        for alias in (name, *legacy, *extra):
-            index.setdefault(alias, name)
-            index.setdefault(alias.replace(".", "_"), name)
-    return index
+# Components that are a pipeline's denoiser in some family: a file's part for one of these that matches
+# nothing here means the file was made for another base model.
+DENOISERS = ("unet", "transformer")
 
 
 def base_layer(model: torch.nn.Module, name: str) -> torch.nn.Module:
@@ -77,16 +52,31 @@ class PreparedAdapter:
     report: LoadReport
 
 
-def _fit_shapes(patch: ModulePatch, module: torch.nn.Module) -> ModulePatch | str:
-    """The pair reshaped to the module's layout, or a description of the mismatch."""
+@dataclass(frozen=True)
+class Shape:
+    """What a patch must fit: a linear layer (``kernel`` empty) or a conv layer's [out, in, kh, kw]."""
+
+    out: int
+    inp: int
+    kernel: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, module: torch.nn.Module) -> Shape:
+        if isinstance(module, torch.nn.Linear):
+            return cls(module.out_features, module.in_features)
+        return cls(module.out_channels, module.in_channels // module.groups, tuple(module.kernel_size))
+
+
+def _fit_shapes(patch: ModulePatch, shape: Shape) -> ModulePatch | str:
+    """The pair reshaped to the layer's layout, or a description of the mismatch."""
     down, up = patch.down, patch.up
-    if isinstance(module, torch.nn.Linear):
+    if not shape.kernel:
         down = down.flatten(1) if down.dim() == 4 and down.shape[2:] == (1, 1) else down
         up = up.flatten(1) if up.dim() == 4 and up.shape[2:] == (1, 1) else up
-        want_down, want_up = (patch.rank, module.in_features), (module.out_features, patch.rank)
+        want_down, want_up = (patch.rank, shape.inp), (shape.out, patch.rank)
     else:
-        want_down = (patch.rank, module.in_channels // module.groups, *module.kernel_size)
-        want_up = (module.out_channels, patch.rank, 1, 1)
+        want_down = (patch.rank, shape.inp, *shape.kernel)
+        want_up = (shape.out, patch.rank, 1, 1)
         # a flattened kernel [rank, in*kh*kw] (LoHa/LoKr factors, dense pairs) takes the layer's kernel
         down = down.reshape(want_down) if down.dim() == 2 and down.numel() == torch.Size(want_down).numel() else down
         up = up[:, :, None, None] if up.dim() == 2 else up
@@ -99,16 +89,44 @@ def _low_rank_delta(patch: ModulePatch, shape) -> torch.Tensor:
     return (patch.up.float().flatten(1) @ patch.down.float().flatten(1)).reshape(shape) * patch.scale
 
 
-def _fit(patch: ModulePatch, module: torch.nn.Module, weight: torch.Tensor) -> ModulePatch | str:
+def _fit(patch: ModulePatch, shape: Shape, weight: torch.Tensor) -> ModulePatch | str:
     """Shapes fitted to the layer; a DoRA patch becomes its exact delta against ``weight``."""
-    fitted = _fit_shapes(patch, module)
+    fitted = _fit_shapes(patch, shape)
     if isinstance(fitted, str) or patch.dora_scale is None:
         return fitted
     if axis_of(patch.dora_scale, weight) is None:
         return f"DoRA magnitude {tuple(patch.dora_scale.shape)} vs layer weight {tuple(weight.shape)}"
     delta = dora_delta(weight, _low_rank_delta(fitted, weight.shape), patch.dora_scale)
     # a dense delta is as big as the layer: keep it in the layer's dtype (peft would cast it there anyway)
-    return _fit_shapes(dense_patch(delta.to(weight.dtype) if weight.is_floating_point() else delta), module)
+    return _fit_shapes(dense_patch(delta.to(weight.dtype) if weight.is_floating_point() else delta), shape)
+
+
+def _rows(tensor: torch.Tensor, ranges) -> torch.Tensor:
+    return torch.cat([tensor[a:b] for a, b in ranges]) if len(ranges) > 1 else tensor[ranges[0][0]:ranges[0][1]]
+
+
+def _fused_weight(model: torch.nn.Module, split: RowSplit) -> torch.Tensor:
+    """The original fused layer's weight, assembled from its parts (rows in the fused order)."""
+    first = original_weight(model, split.parts[0][0])
+    fused = torch.empty(split.rows, *first.shape[1:], dtype=first.dtype)
+    for name, ranges in split.parts:
+        weight, offset = original_weight(model, name).detach(), 0
+        for a, b in ranges:
+            fused[a:b] = weight[offset : offset + b - a]
+            offset += b - a
+    return fused
+
+
+def _split(patch: ModulePatch, split: RowSplit, model: torch.nn.Module) -> list[tuple[str, ModulePatch]] | str:
+    """A patch of a fused original layer as exact patches of its parts (rows of ``up``, or of a DoRA delta)."""
+    shapes = [Shape.of(base_layer(model, name)) for name, _ in split.parts]
+    if any(s.kernel or s.inp != shapes[0].inp for s in shapes):
+        return f"the parts of this fused layer are not linear layers of one input width: {shapes}"
+    fused = Shape(split.rows, shapes[0].inp)
+    whole = _fit(patch, fused, _fused_weight(model, split) if patch.dora_scale is not None else None)
+    if isinstance(whole, str):
+        return whole
+    return [(name, replace(whole, up=_rows(whole.up, ranges))) for name, ranges in split.parts]
 
 
 def _finite(tensor: torch.Tensor) -> bool:
@@ -130,12 +148,17 @@ def _check_finite(path: str, converted: ConvertedLora) -> None:
                 raise LoraFileError(path, f"has a non-finite alpha for {component} module {name}", "Re-export it.")
 
 
+def _fits(patch: ModulePatch, target, model: torch.nn.Module) -> bool:
+    if isinstance(target, RowSplit):
+        return target.rows == patch.out_features
+    return not isinstance(_fit_shapes(patch, Shape.of(base_layer(model, target))), str)
+
+
 def _home(name: str, patch: ModulePatch, family: Family, indexes, models) -> str:
     """The component an unprefixed module belongs to: the first whose layer has that name and fits."""
     having = [c for c in family.components if c in indexes and name in indexes[c]]
     for component in having:
-        real = indexes[component][name]
-        if not isinstance(_fit_shapes(patch, base_layer(models[component], real)), str):
+        if _fits(patch, indexes[component][name], models[component]):
             return component
     return having[0] if having else family.denoiser
 
@@ -166,47 +189,88 @@ def _made_for_text(base: LoraMetadata, converted: ConvertedLora) -> str:
     return said + seems
 
 
-def _match(converted, family, indexes, models):
-    """(fitted patches, per-component counts, unmatched names, shape mismatches)."""
-    fitted: dict[str, dict[str, ModulePatch]] = {}
-    counts, unmatched, mismatched = [], [], []
+def _resolved(patch: ModulePatch, target, model: torch.nn.Module) -> list[tuple[str, ModulePatch]] | str:
+    """(real module, fitted patch) pairs for one patch of the file, or why it does not fit."""
+    if isinstance(target, RowSplit):
+        return _split(patch, target, model)
+    fit = _fit(patch, Shape.of(base_layer(model, target)), original_weight(model, target))
+    return fit if isinstance(fit, str) else [(target, fit)]
+
+
+@dataclass
+class _Matching:
+    fitted: dict[str, dict[str, ModulePatch]]
+    counts: list[tuple[str, int, int]]
+    unmatched: list[str]
+    mismatched: list[str]
+
+
+def _match(path: str, converted, family, indexes, models) -> _Matching:
+    result = _Matching({}, [], [], [])
     for component, patches in _by_component(converted, family, indexes, models).items():
-        index, matched = indexes.get(component), 0
+        index, model, matched = indexes.get(component), models.get(component), 0
         for name, patch in patches.items():
-            real = index.get(name) if index is not None else None
-            if real is None:
-                unmatched.append(f"{component}:{name}")
+            target = index.get(name) if index is not None else None
+            if target is None:
+                result.unmatched.append(f"{component}:{name}")
                 continue
-            model = models[component]
-            fit = _fit(patch, base_layer(model, real), original_weight(model, real))
-            if isinstance(fit, str):
-                mismatched.append(f"{component}.{real}: {fit}")
+            parts = _resolved(patch, target, model)
+            if isinstance(parts, str):
+                result.mismatched.append(f"{component}.{name}: {parts}")
                 continue
-            fitted.setdefault(component, {})[real] = fit
+            into = result.fitted.setdefault(component, {})
+            for real, fit in parts:
+                if real in into:
+                    raise LoraFileError(path, f"patches {component} module {real} twice (e.g. as {name})",
+                                        "The file is malformed; re-export it from its trainer.")
+                into[real] = fit
             matched += 1
-        counts.append((component, matched, len(patches)))
-    return fitted, tuple(sorted(counts)), tuple(unmatched), mismatched
+        result.counts.append((component, matched, len(patches)))
+    return result
 
 
 def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: Family,
-            indexes: dict[str, dict[str, str]], models: dict[str, torch.nn.Module]) -> PreparedAdapter:
-    """Resolve and validate every patch; raise IncompatibleLoraError without touching any model."""
+            indexes: dict[str, dict], models: dict[str, torch.nn.Module]) -> PreparedAdapter:
+    """Resolve and validate every patch; raise IncompatibleLoraError without touching any model.
+
+    A file whose denoiser part matches nothing here is refused as made for another base model, whatever
+    the caller allows; one that fits only in part is reported (``check_complete`` decides)."""
     _check_finite(path, converted)
     meta = parse_metadata(metadata)
-    fitted, counts, unmatched, mismatched = _match(converted, family, indexes, models)
+    found = _match(path, converted, family, indexes, models)
     where = _pipeline_text(family, models)
     made_for = _made_for_text(meta, converted)
-    if mismatched:
+    if found.mismatched:
         raise IncompatibleLoraError(
-            path, f"does not fit this {where}: {len(mismatched)} layers have other shapes, "
-            f"e.g. {mismatched[0]}.{made_for}", f"Use a LoRA made for {family.title}.")
-    report = LoadReport(path, converted.format, counts, unmatched, len(converted.ignored),
-                        meta.base_model or "unknown", converted.made_for, converted.notes, meta)
-    if report.matched == 0:
+            path, f"does not fit this {where}: {len(found.mismatched)} layers have other shapes, "
+            f"e.g. {found.mismatched[0]}.{made_for}", f"Use a LoRA made for {family.title}.")
+    skipped = tuple(sorted({c for c, _, _ in found.counts if c in family.components and c not in models}))
+    report = LoadReport(path, converted.format, tuple(sorted(found.counts)), tuple(found.unmatched),
+                        converted.unknown, meta.base_model or "unknown", converted.made_for, converted.notes, meta,
+                        skipped, converted.ignored)
+    denoiser = [(c, m, t) for c, m, t in found.counts if c in (family.denoiser, *DENOISERS)]
+    if report.matched == 0 or (denoiser and not sum(m for _, m, _ in denoiser)):
+        part = "denoiser " if report.matched else ""
+        total = sum(t for _, _, t in denoiser) if report.matched else report.total
         raise IncompatibleLoraError(
-            path, f"matched none of its {report.total} modules in this {where} "
-            f"(components in the file: {', '.join(c for c, _, _ in counts)}).{made_for}",
+            path, f"matched none of its {total} {part}modules in this {where} "
+            f"(parts in the file: {', '.join(c for c, _, _ in found.counts) or 'none'}).{made_for}",
             f"Use a LoRA made for {family.title}.")
-    if report.partial:
-        log.warning("%s: %s", path, "; ".join(report.warnings()))
-    return PreparedAdapter(sha256, path, fitted, report)
+    return PreparedAdapter(sha256, path, found.fitted, report)
+
+
+PARTIAL_ADVICE = ("Use a LoRA made for {title}, or, to load only the parts that fit, set LORADECK_ALLOW_PARTIAL=1 "
+                  "(Python: Deck.add(..., allow_partial=True)).")
+
+
+def check_complete(prepared: PreparedAdapter, family: Family, allow_partial: bool) -> None:
+    """Refuse a file that would apply only in part (IncompatibleLoraError), unless the caller opted in."""
+    problems = prepared.report.problems()
+    if not problems:
+        return
+    if not allow_partial:
+        base = prepared.report.base_text()
+        made_for = f"; its base model: {base}" if base != "unknown" else ""
+        raise IncompatibleLoraError(prepared.path, f"would apply only in part to this {family.title} pipeline: "
+                                    f"{'; '.join(problems)}{made_for}", PARTIAL_ADVICE.format(title=family.title))
+    log.warning("%s: loaded in part, as asked: %s", prepared.path, "; ".join(problems))

@@ -19,7 +19,8 @@ from .families import Family
 from .files import LoraFile
 from .formats import convert
 from .load_report import LoadReport
-from .matching import PreparedAdapter, module_index, prepare
+from .matching import PreparedAdapter, check_complete, prepare
+from .module_index import module_index
 from .snapshot import PipelineSnapshot, read_snapshot
 from .sources import adapter_spec
 from .specs import AdapterSpec, StackSpec
@@ -41,7 +42,7 @@ class PipelineOwner:
         self.runtime = runtime
         self.lock = threading.RLock()
         self.loads = 0  # adapters injected over the owner's life (tests count reloads)
-        self._indexes = {c: module_index(m, family.aliases_for(c, m)) for c, m in self.models().items()}
+        self._indexes = {c: module_index(m, family, c) for c, m in self.models().items()}
         self._block_rules: dict[tuple, object] = {}
         self._layer_cache: dict[str, list] = {}  # component -> peft layers; dropped when adapters come or go
         self._loaded: OrderedDict[str, LoadReport] = OrderedDict()  # injected adapter key -> report, LRU order
@@ -103,10 +104,13 @@ class PipelineOwner:
         return prepared
 
     def describe(self, path: str, name: str | None = None, strength_model: float = 1.0, strength_clip: float = 1.0,
-                 memory: LoraFile | None = None) -> tuple[AdapterSpec, LoadReport]:
+                 memory: LoraFile | None = None, allow_partial: bool | None = None) -> tuple[AdapterSpec, LoadReport]:
         """The spec of an adapter for this pipeline and what its file matched, checked without changing
-        anything (IncompatibleLoraError, LoraFileError, SpecError)."""
+        anything (IncompatibleLoraError, LoraFileError, SpecError). A file that would apply only in part is
+        refused unless ``allow_partial`` (default: the runtime's LORADECK_ALLOW_PARTIAL setting)."""
         prepared = self.prepare(path, memory=memory)
+        allow = self.runtime.settings.allow_partial if allow_partial is None else allow_partial
+        check_complete(prepared, self.family, allow)
         return adapter_spec(path, prepared.sha256, name, strength_model, strength_clip, memory), prepared.report
 
     def plan(self, stack: StackSpec, component: str):

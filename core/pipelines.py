@@ -14,6 +14,7 @@ import torch
 
 from .errors import PipelineLoadError
 from .families import FAMILIES, family_for_class, family_of
+from .files import SAFE_SUFFIXES
 from .owner import PipelineOwner
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,11 @@ def load_folder(folder: str, dtype: torch.dtype, device: torch.device):
 
 
 def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | None = None,
-                   config_folders: tuple[str, ...] = ()):
+                   config_folders: tuple[str, ...] = (), local_files=None, tokenizer_dirs: tuple[str, ...] = ()):
     """A pipeline object for a built-in name (``tiny-sd (built-in)``), a diffusers folder path, or a
-    single-file checkpoint (configured from a local diffusers folder of its family in ``config_folders``)."""
+    single-file checkpoint (configured from the pack's own config folders; ``local_files`` says where its
+    tokenizers and separate text encoders / VAE are, default: ComfyUI's layout around the file, plus
+    ``config_folders`` for tokenizers; ``tokenizer_dirs`` are searched for tokenizers first)."""
     device = device or default_device()
     dtype = resolve_dtype(dtype_name, device)
     name = model[: -len(BUILTIN_SUFFIX)] if model.endswith(BUILTIN_SUFFIX) else model
@@ -94,10 +97,11 @@ def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | 
             if isinstance(component, torch.nn.Module):
                 # built-ins are float32 already; passing dtype anyway makes diffusers warn
                 component.to(device) if dtype == torch.float32 else component.to(device=device, dtype=dtype)
-    elif model.lower().endswith(".safetensors") and os.path.isfile(model):
-        from .single_file import load_single_file
+    elif model.lower().endswith(SAFE_SUFFIXES) or os.path.isfile(model):
+        from .single_file import LocalFiles, load_single_file
 
-        pipe = load_single_file(model, dtype, device, list(config_folders))
+        files = local_files or LocalFiles.beside(model, tokenizer_dirs=config_folders)
+        pipe = load_single_file(model, dtype, device, files.tokenizers_first(tokenizer_dirs))
     else:
         pipe = load_folder(model, dtype, device)
     pipe.set_progress_bar_config(disable=True)
@@ -122,7 +126,8 @@ class PipelineRegistry:
     def new_id(self) -> str:
         return f"p{next(self._ids)}"
 
-    def get(self, model: str, dtype_name: str = "auto", config_folders: tuple[str, ...] = ()) -> PipelineOwner:
+    def get(self, model: str, dtype_name: str = "auto", config_folders: tuple[str, ...] = (),
+            local_files=None) -> PipelineOwner:
         key = (model, dtype_name)
         with self._building:
             with self._lock:
@@ -130,7 +135,8 @@ class PipelineRegistry:
                 if owner is not None:
                     self._owners.move_to_end(key)
                     return owner
-            pipe = build_pipeline(model, dtype_name, config_folders=config_folders)
+            pipe = build_pipeline(model, dtype_name, config_folders=config_folders, local_files=local_files,
+                                  tokenizer_dirs=self.runtime.settings.tokenizer_dirs)
             label = f"{os.path.basename(model.rstrip('/'))} [{dtype_name}]"
             owner = PipelineOwner(pipe, family_of(pipe), label, self.runtime, self.new_id())
             with self._lock:

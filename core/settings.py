@@ -7,6 +7,8 @@
     LORADECK_MAX_ADAPTERS    adapters kept injected per pipeline before the least recently used goes
     LORADECK_MAX_PIPELINES   pipelines kept loaded before the least recently used is released
     LORADECK_ALLOW_PICKLE    1 = the Python API reads .pt/.ckpt/.bin/.pth with torch.load(weights_only=True)
+    LORADECK_ALLOW_PARTIAL   1 = load the parts of a LoRA file that fit when others do not (refused otherwise)
+    LORADECK_TOKENIZERS      folders (os.pathsep-separated) single-file checkpoints take tokenizers from first
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ MB = 1024 * 1024
 STORE_SHARE = 4  # a quarter of the available memory
 STORE_FLOOR, STORE_CEILING = 256 * MB, 4096 * MB
 TRUE = ("1", "true", "yes", "on")
+TOKENIZERS_ENV = "LORADECK_TOKENIZERS"
 
 
 def available_memory() -> int:
@@ -56,6 +59,8 @@ class Settings:
     max_adapters: int = 8
     max_pipelines: int = 2
     allow_pickle: bool = False
+    allow_partial: bool = False
+    tokenizer_dirs: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,4 +73,6 @@ class Settings:
             max_adapters=_integer(env, "LORADECK_MAX_ADAPTERS", 8, 1),
             max_pipelines=_integer(env, "LORADECK_MAX_PIPELINES", 2, 1),
             allow_pickle=env.get("LORADECK_ALLOW_PICKLE", "").strip().lower() in TRUE,
+            allow_partial=env.get("LORADECK_ALLOW_PARTIAL", "").strip().lower() in TRUE,
+            tokenizer_dirs=tuple(p for p in env.get(TOKENIZERS_ENV, "").split(os.pathsep) if p.strip()),
         )

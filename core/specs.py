@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 
 from .errors import SpecError
 from .families import CLIP_GROUP, MODEL_GROUP, Family
+from .schedulers import DEFAULT as DEFAULT_SCHEDULER
+from .schedulers import check_name
 
 MAX_STRENGTH = 100.0  # ComfyUI's LoraLoader range; beyond it a value is a typo, not a choice
 
@@ -142,8 +144,18 @@ class GenerateParams:
     width: int = 512
     height: int = 512
     batch_size: int = 1
+    scheduler: str = DEFAULT_SCHEDULER  # a name from schedulers.CHOICES; "model default" = the pipeline's own
+    denoise: float = 1.0  # with an image: diffusers' strength (1 = repaint fully); text-to-image needs 1
 
     def __post_init__(self):
+        check_name(self.scheduler)
+        try:
+            denoise = float(self.denoise)
+        except (TypeError, ValueError):
+            raise SpecError(f"denoise must be a number between 0 and 1, got {self.denoise!r}") from None
+        if not 0.0 <= denoise <= 1.0:  # also refuses NaN
+            raise SpecError(f"denoise must be between 0 and 1, got {self.denoise!r}")
+        object.__setattr__(self, "denoise", denoise)
         if not 0 <= int(self.seed) <= 0xFFFFFFFFFFFFFFFF:
             raise SpecError(f"seed must be between 0 and 2^64-1, got {self.seed!r}")
         if not 1 <= int(self.steps) <= 1000:

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import torch
 
-from .files import LoraFile, read_lora_file, stamp
+from .files import LoraFile, companion_stamp, read_lora_file, stamp
 from .hashing import HashIndex
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,11 @@ class AdapterStore:
     def read(self, path: str) -> LoraFile:
         """The parsed file at ``path``: from the store while its stamp is unchanged, else read (and hashed)."""
         known = self.hashes.known(stamp(path))
-        if known is not None:
-            cached = self._get(("file", known))
-            if cached is not None:  # the same content may sit at several paths: report the one asked for
-                return cached if cached.path == path else replace(cached, path=path)
+        cached = self._get(("file", known)) if known is not None else None
+        if cached is not None and cached.path == path and cached.companion == companion_stamp(path):
+            return cached
+        if cached is not None and cached.companion is None and companion_stamp(path) is None:
+            return replace(cached, path=path)  # the same content at another path: report the path asked for
         key, lora = read_lora_file(path, self.allow_pickle)
         self.hashes.record(key, lora.sha256)
         with self._lock:

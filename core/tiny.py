@@ -178,18 +178,22 @@ def tiny_sdxl_pipeline(seed: int = TINY_SEED):
     )
 
 
-def tiny_sd3_pipeline(seed: int = TINY_SEED):
-    """SD3 layout: an MMDiT transformer, two projected CLIP encoders, no T5 (as SD3 allows)."""
+def tiny_sd3_pipeline(seed: int = TINY_SEED, latent_channels: int = 4):
+    """SD3 layout: an MMDiT transformer, two projected CLIP encoders, no T5 (as SD3 allows).
+
+    ``latent_channels=16`` is the real SD3's count, which diffusers' SD3 inpainting pipeline insists on
+    (16 or 33); the built-in keeps 4, which the shipped trainer-made test LoRAs were made for."""
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 
     tokenizer = tiny_clip_tokenizer()
     torch.manual_seed(seed)
     transformer = SD3Transformer2DModel(
-        sample_size=32, patch_size=1, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=4,
-        caption_projection_dim=32, joint_attention_dim=32, pooled_projection_dim=64, out_channels=4,
+        sample_size=32, patch_size=1, in_channels=latent_channels, num_layers=2, attention_head_dim=8,
+        num_attention_heads=4, caption_projection_dim=32, joint_attention_dim=32, pooled_projection_dim=64,
+        out_channels=latent_channels,
     ).eval()
     return StableDiffusion3Pipeline(
-        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=_flow_vae(4, seed),
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=_flow_vae(latent_channels, seed),
         text_encoder=tiny_clip_text_encoder(len(tokenizer), projection=True, seed=seed), tokenizer=tokenizer,
         text_encoder_2=tiny_clip_text_encoder(len(tokenizer), projection=True, seed=seed + 1),
         tokenizer_2=tiny_clip_tokenizer(), text_encoder_3=None, tokenizer_3=None,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..core.generate import generate
+from ..core.schedulers import CHOICES, DEFAULT
 from ..core.specs import GenerateParams
 from . import host, records
 from .common import CATEGORY, node_id, pipeline_input
@@ -11,8 +12,9 @@ MAX_SEED = 0xFFFFFFFFFFFFFFFF
 class Generate:
     NODE_ID = node_id("Generate")
     DISPLAY_NAME = "Generate (LoRA Deck)"
-    DESCRIPTION = ("Applies the pipeline's LoRA stack and generates images. Same seed, same stack, same images, "
-                   "on any machine with the same files.")
+    DESCRIPTION = ("Applies the pipeline's LoRA stack and generates images: text-to-image, img2img (connect an "
+                   "image) or inpainting (an image and a mask). Same seed, same stack, same images, on any machine "
+                   "with the same files.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
@@ -33,15 +35,33 @@ class Generate:
                                                                                  "schedulers take at most 1000)."}),
             "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
                               "tooltip": "Classifier-free guidance scale: how closely to follow the prompt."}),
-            "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8, "tooltip": "Image width in pixels."}),
+            "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8,
+                              "tooltip": "Image width in pixels (text-to-image; with an image the output has "
+                                         "the image's size)."}),
             "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8,
-                               "tooltip": "Image height in pixels."}),
-            "batch_size": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "Images per run."}),
+                               "tooltip": "Image height in pixels (text-to-image; with an image the output has "
+                                          "the image's size)."}),
+            "batch_size": ("INT", {"default": 1, "min": 1, "max": 64,
+                                   "tooltip": "Images per run (per input image: must be 1 for an image batch)."}),
+        }, "optional": {
+            "scheduler": (list(CHOICES), {"default": DEFAULT, "tooltip": (
+                "The sampler/scheduler. 'model default' keeps the pipeline's own. Euler ... LCM fit SD 1.x/2.x "
+                "and SDXL; FlowMatch Euler/Heun, DPM++ 2M and UniPC (text-to-image only) fit SD3 and Flux "
+                "(no FlowMatch Heun on Flux); aMUSEd takes its own only. A misfit is reported by name.")}),
+            "image": ("IMAGE", {"tooltip": "Start from this image (img2img; with a mask, inpainting). The output "
+                                           "has its size, centre-cropped to the model's 8/16-pixel grid."}),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                "With an image: how much to change it (diffusers' strength; about steps x denoise steps run). "
+                "0.3 keeps the picture, 1.0 repaints it. Text-to-image needs 1.0.")}),
+            "mask": ("MASK", {"tooltip": "Inpainting: white (1) is repainted, black kept. Needs the image; resized "
+                                         "to it if the sizes differ (as ComfyUI does). E.g. Load Image's MASK."}),
         }, "hidden": dict(records.SOURCE_HIDDEN)}  # the panel shows each Generate's stack
 
     def generate(self, pipeline, prompt, negative_prompt, seed, steps, cfg, width, height, batch_size,
-                 unique_id=None, api_prompt=None):
-        params = GenerateParams(prompt, negative_prompt, seed, steps, cfg, width, height, batch_size)
-        source = records.source_of(unique_id, api_prompt)
-        images = generate(pipeline.owner, pipeline.stack, params, host.progress_reporter(steps), *source)
+                 scheduler=DEFAULT, image=None, denoise=1.0, mask=None, unique_id=None, api_prompt=None):
+        params = GenerateParams(prompt, negative_prompt, seed, steps, cfg, width, height, batch_size, scheduler,
+                                denoise)
+        source, title = records.source_of(unique_id, api_prompt)
+        images = generate(pipeline.owner, pipeline.stack, params, host.progress_reporter(steps), image, mask,
+                          source=source, source_title=title)
         return (images,)

@@ -20,6 +20,7 @@ from ..core.lora_lookup import Located, inside, listing, locate
 from ..core.pipelines import BUILTIN_NAMES
 from ..core.runtime import Folders, Runtime
 from ..core.settings import Settings
+from ..core.single_file import LocalFiles
 
 try:  # inside ComfyUI
     import folder_paths  # type: ignore[import-not-found]
@@ -121,6 +122,31 @@ def _is_model(folder: str) -> bool:
     return os.path.isfile(os.path.join(folder, "model_index.json"))
 
 
+def tokenizer_dirs() -> tuple[str, ...]:
+    """Where single-file checkpoints take tokenizers from: inside ComfyUI, ComfyUI's own bundled tokenizer
+    files (its ``comfy`` package: sd1_tokenizer, text_encoders/t5_tokenizer); headless, ``models/tokenizers``.
+    Then the local diffusers folders (their tokenizer*/ subfolders)."""
+    own = _comfy_package_dirs() if IN_COMFYUI else runtime().folders.roots("tokenizers")
+    return tuple(own) + diffusers_folders()
+
+
+def _comfy_package_dirs() -> list[str]:
+    try:
+        import comfy  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    # comfy may be a namespace package (no __init__.py, no __file__): its __path__ lists its folder
+    return [os.path.abspath(p) for p in getattr(comfy, "__path__", [])]
+
+
+def single_file_sources() -> LocalFiles:
+    """Where a single-file checkpoint's tokenizers and separate text encoders (``models/text_encoders``,
+    ``models/clip``) and VAE (``models/vae``) are, in ComfyUI's folder layout."""
+    folders = runtime().folders
+    encoders = tuple(dict.fromkeys(folders.roots("text_encoders") + folders.roots("clip")))
+    return LocalFiles(tokenizer_dirs(), encoders, tuple(folders.roots("vae")))
+
+
 def _subfolders(folder: str) -> list[str]:
     try:
         return sorted(e for e in os.listdir(folder) if os.path.isdir(os.path.join(folder, e)))
@@ -142,7 +168,8 @@ def model_path(name: str) -> str:
         if index:
             return os.path.dirname(index)
     raise PipelineLoadError(f"model {name!r} was not found under models/diffusers or models/checkpoints; "
-                            "put a diffusers folder (with model_index.json) there or pick another model")
+                            "put a diffusers folder (with model_index.json) or a .safetensors checkpoint there, "
+                            "or pick another model")
 
 
 def progress_reporter(total: int) -> Callable[[int, int], None]:

@@ -24,6 +24,7 @@ class RunContext:
     saved: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     inputs: dict[str, dict] = field(default_factory=dict)  # node id -> evaluated inputs (image metadata reads it)
+    input_dir: str = "input"  # where LoadImage reads (then the examples' shipped input folder)
 
 
 def _label(node_id: str, node: dict) -> str:
@@ -59,7 +60,7 @@ class Executor:
                           if n.get("class_type") not in CLASSES})
         if unknown:
             raise WorkflowError("these nodes cannot run headless: " + ", ".join(unknown) +
-                                ". The runner executes LoRA Deck nodes plus SaveImage and PreviewImage.")
+                                ". The runner executes LoRA Deck nodes plus LoadImage, SaveImage and PreviewImage.")
 
     def output_nodes(self) -> list[str]:
         ids = [i for i, n in self.prompt.items() if getattr(CLASSES[n["class_type"]], "OUTPUT_NODE", False)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from ..core.hashing import autov2
+from ..core.schedulers import DEFAULT
 from ..nodes.common import node_id
 
 GENERATE = node_id("Generate")
@@ -43,12 +44,24 @@ def lora_fields(stack) -> list[tuple[str, str]]:
     return [("Lora hashes", json.dumps(hashes)), ("LoRA Deck", json.dumps(weights))]
 
 
+def _size(inputs: dict, owner) -> str:
+    """The output size: width x height, or with an image its size on the model's grid (see core/sources.py)."""
+    image = inputs.get("image")
+    if image is None:
+        return f"{inputs['width']}x{inputs['height']}"
+    grid = owner.family.pixel_multiple(owner.pipe)
+    return f"{image.shape[-2] // grid * grid}x{image.shape[-3] // grid * grid}"
+
+
 def a1111_text(inputs: dict) -> str:
     """The parameters text for one Generate node's evaluated inputs."""
     handle = inputs["pipeline"]
     model = handle.owner.label.rsplit(" [", 1)[0]
-    fields = [("Steps", str(inputs["steps"])), ("Seed", str(inputs["seed"])), ("CFG scale", f"{inputs['cfg']:g}"),
-              ("Size", f"{inputs['width']}x{inputs['height']}"), ("Model", quote(model)),
+    scheduler = inputs.get("scheduler", DEFAULT)
+    fields = [("Steps", str(inputs["steps"])), *([("Sampler", quote(scheduler))] if scheduler != DEFAULT else []),
+              ("Seed", str(inputs["seed"])), ("CFG scale", f"{inputs['cfg']:g}"), ("Size", _size(inputs, handle.owner)),
+              ("Model", quote(model)),
+              *([("Denoising strength", f"{inputs.get('denoise', 1.0):g}")] if inputs.get("image") is not None else []),
               *lora_fields(handle.stack)]
     lines = [str(inputs["prompt"])]
     if inputs.get("negative_prompt"):

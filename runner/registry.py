@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from ..nodes import NODE_CLASS_MAPPINGS
 from .image_nodes import PreviewImage, SaveImage
+from .load_image import LoadImage
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "LORADECK_LORA_LIST"}  # the last: LoRA List's rows
 CONTROL = object()  # the frontend's extra control_after_generate value ("fixed", "randomize", ...)
 
-CLASSES = {**NODE_CLASS_MAPPINGS, "SaveImage": SaveImage, "PreviewImage": PreviewImage}
+CLASSES = {**NODE_CLASS_MAPPINGS, "LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage}
 VIRTUAL = {"Reroute", "Note", "MarkdownNote", "PrimitiveNode"}
 
 

@@ -85,7 +85,7 @@ def _check_supported(graph: _Graph) -> None:
                       and n.get("mode") not in (MUTED, BYPASSED)})
     if unknown:
         raise WorkflowError("these nodes cannot run headless: " + ", ".join(unknown) +
-                            ". The runner executes LoRA Deck nodes plus SaveImage and PreviewImage; "
+                            ". The runner executes LoRA Deck nodes plus LoadImage, SaveImage and PreviewImage; "
                             "run this workflow in ComfyUI instead.")
 
 

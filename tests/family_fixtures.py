@@ -43,9 +43,9 @@ def render(key: str, pipe, params: GenerateParams = PARAMS) -> torch.Tensor:
         return torch.from_numpy(pipe(**kwargs).images.copy())
 
 
-def diffusers_reference(key: str, files: dict[str, str], weights: dict[str, dict]):
-    """A fresh pipeline with ``files`` loaded and weighted by diffusers' own methods."""
-    pipe = fresh(key)
+def diffusers_reference(key: str, files: dict[str, str], weights: dict[str, dict], pipe=None):
+    """A fresh pipeline (or ``pipe``) with ``files`` loaded and weighted by diffusers' own methods."""
+    pipe = fresh(key) if pipe is None else pipe
     if key == "amused":
         return _amused_reference(pipe, files, weights)
     for name, path in files.items():

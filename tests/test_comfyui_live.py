@@ -103,6 +103,29 @@ def _wait_until_up(server: _Server) -> None:
         time.sleep(1)
 
 
+SINGLE_FILE = "tiny-flux-transformer-only.safetensors"
+MARKERS_ONLY = "real-sd15-markers-only.safetensors"
+
+
+def _single_file_models(models: Path) -> str:
+    """Extra model folders for the run: a tiny Flux checkpoint without text encoders or VAE (those go to
+    text_encoders/, clip/ and vae/) and a file with only SD 1.5's marker tensors (real shapes, no weights)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from family_fixtures import fresh
+    from single_file_fixtures import split
+
+    split("flux", fresh("flux"), str(models))
+    markers = {"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(320, 768),
+               "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3)}
+    save_file(markers, str(models / "checkpoints" / MARKERS_ONLY))
+    config = models.parent / "extra_model_paths.yaml"
+    config.write_text(f"loradeck_live:\n    base_path: {models}\n    checkpoints: checkpoints\n"
+                      "    text_encoders: text_encoders\n    clip: clip\n    vae: vae\n")
+    return str(config)
+
+
 @pytest.fixture(scope="module")
 def comfyui(tmp_path_factory):
     """ComfyUI with this pack only: a private --base-directory whose custom_nodes/ links this pack (nothing else is
@@ -120,7 +143,8 @@ def comfyui(tmp_path_factory):
     log_path = base / "comfyui.log"
     port = _free_port()
     cmd = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory", str(base),
-           "--disable-all-custom-nodes", "--whitelist-custom-nodes", "loradeck", "--database-url", "sqlite:///:memory:"]
+           "--disable-all-custom-nodes", "--whitelist-custom-nodes", "loradeck", "--database-url", "sqlite:///:memory:",
+           "--extra-model-paths-config", _single_file_models(base / "single-file" / "models")]
     if FRONTEND:
         cmd += ["--front-end-root", FRONTEND]
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
@@ -490,3 +514,47 @@ def test_cancel_stops_generate_within_a_step(comfyui):
     long_run["2"]["inputs"]["steps"] = 2
     again = _post_json(comfyui.base + "/prompt", {"prompt": long_run, "client_id": "loradeck-cancel"})["prompt_id"]
     assert _wait_for_history(comfyui, again)["status"]["status_str"] == "success"
+
+
+def _run_prompt(comfyui, prompt: dict) -> dict:
+    queued = _post_json(comfyui.base + "/prompt", {"prompt": prompt, "client_id": "loradeck-single-file"})
+    assert not queued.get("node_errors"), f"prompt rejected: {queued}"
+    return _wait_for_history(comfyui, queued["prompt_id"])
+
+
+def test_single_file_checkpoint_loads_inside_comfyui(comfyui):
+    """A transformer-only checkpoint in ComfyUI's checkpoints folder, its encoders and VAE in ComfyUI's
+    text_encoders/clip/vae folders: listed by Load Pipeline, loaded and run with no diffusers folder."""
+    info = _get_json(comfyui.base + "/object_info/LoadPipeline%7CLoRADeck")
+    assert SINGLE_FILE in info["LoadPipeline|LoRADeck"]["input"]["required"]["model_name"][0]
+    prompt = {
+        "1": {"class_type": "LoadPipeline|LoRADeck", "inputs": {"model_name": SINGLE_FILE, "dtype": "float32"}},
+        "2": {"class_type": "Generate|LoRADeck", "inputs": {
+            "pipeline": ["1", 0], "prompt": "a photo of a cat", "negative_prompt": "", "seed": 3, "steps": 2,
+            "cfg": 1.0, "width": 64, "height": 64, "batch_size": 1}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+    entry = _run_prompt(comfyui, prompt)
+    if entry["status"]["status_str"] != "success":
+        comfyui.fail(f"single-file workflow failed: {json.dumps(entry['status'], indent=1)}")
+    log_text = comfyui.log_path.read_text(errors="replace")
+    assert "single file: text_encoder_2 from" in log_text and "t5xxl_tiny.safetensors" in log_text
+
+
+def test_single_file_tokenizers_come_from_comfyuis_own_folder(comfyui):
+    """A real-size SD 1.5 checkpoint (marker tensors only): inside ComfyUI its CLIP tokenizer is ComfyUI's
+    bundled comfy/sd1_tokenizer, so the load gets past the tokenizers and stops at the missing weights."""
+    prompt = {"1": {"class_type": "LoadPipeline|LoRADeck", "inputs": {"model_name": MARKERS_ONLY, "dtype": "auto"}},
+              "2": {"class_type": "Generate|LoRADeck", "inputs": {
+                  "pipeline": ["1", 0], "prompt": "a cat", "negative_prompt": "", "seed": 1, "steps": 1,
+                  "cfg": 1.0, "width": 64, "height": 64, "batch_size": 1}},
+              "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
+    entry = _run_prompt(comfyui, prompt)
+    errors = [data for kind, data in entry["status"].get("messages", []) if kind == "execution_error"]
+    assert errors, entry["status"]
+    message = errors[0].get("exception_message", "")
+    assert "Stable Diffusion 1.x checkpoint" in message and "CLIP-L text encoder" in message, message
+    assert "tokenizer files" not in message, message
+    sd1_tokenizer = str(Path(COMFYUI_ROOT).resolve() / "comfy" / "sd1_tokenizer")
+    log_text = comfyui.log_path.read_text(errors="replace")
+    assert f"single file: tokenizer from {sd1_tokenizer}" in log_text, _log_tail(comfyui.log_path)

@@ -186,22 +186,22 @@ def test_saved_diffusers_folder_loads_through_the_node(key, tmp_path, use_models
     assert torch.equal(render(key, handle.owner.pipe), render(key, pipe))
 
 
-def test_single_file_checkpoint_without_a_config_folder_says_what_to_do(tmp_path, use_models):
+def test_single_file_checkpoints_are_listed_and_bad_ones_explained(tmp_path, use_models):
     from safetensors.torch import save_file
 
     from loradeck.core import PipelineLoadError
     from loradeck.nodes import NODE_CLASS_MAPPINGS, host
 
     (tmp_path / "checkpoints").mkdir()
-    key = "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"  # SD 1.x marker
-    save_file({key: torch.zeros(4, 768)}, str(tmp_path / "checkpoints" / "my-sd15.safetensors"))
+    key = "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"  # no known architecture
+    save_file({key: torch.zeros(4, 768)}, str(tmp_path / "checkpoints" / "odd.safetensors"))
     save_file({"lora_unet_x.lora_down.weight": torch.zeros(1, 1)}, str(tmp_path / "checkpoints" / "lora.safetensors"))
     use_models(str(tmp_path))
-    assert "my-sd15.safetensors" in host.diffusers_models()
+    assert "odd.safetensors" in host.diffusers_models()
     node = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]()
-    with pytest.raises(PipelineLoadError, match="is a Stable Diffusion 1.x/2.x checkpoint.*models/diffusers"):
-        node.load("my-sd15.safetensors", "float32")
-    with pytest.raises(PipelineLoadError, match="not a model checkpoint.*models/loras"):
+    with pytest.raises(PipelineLoadError, match="unknown architecture.*loads single files of"):
+        node.load("odd.safetensors", "float32")
+    with pytest.raises(PipelineLoadError, match="is a LoRA.*models/loras"):
         node.load("lora.safetensors", "float32")
 
 

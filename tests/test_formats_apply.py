@@ -172,7 +172,7 @@ def test_bad_files_are_refused_with_the_pipeline_bit_identical(tmp_path, files, 
     assert [v.name for v in deck.active()] == ["k"]
 
 
-def test_partial_match_is_a_visible_warning(tmp_path, format_dir, use_models):
+def test_a_partial_match_is_refused_unless_asked_for(tmp_path, format_dir, use_models):
     from safetensors.torch import load_file
 
     sd = load_file(_path(format_dir, "loha"))
@@ -183,7 +183,14 @@ def test_partial_match_is_a_visible_warning(tmp_path, format_dir, use_models):
     path = str(tmp_path / "partial.safetensors")
     save_file(sd, path)
     use_models(str(tmp_path.parent))
-    report = Deck(make_pipe()).owner.prepare(path).report
+    pipe = make_pipe()
+    before = base_weights(pipe)
+    with pytest.raises(IncompatibleLoraError, match="apply only in part.*renamed_block_proj.*LORADECK_ALLOW_PARTIAL"):
+        Deck(pipe).add(path)
+    assert_bit_identical(before, base_weights(pipe))
+    deck = Deck(pipe).add(path, allow_partial=True)
+    report = deck.owner.prepare(path).report
     assert report.partial and report.matched == report.total - 1
-    assert "WARNING: only" in report.text() and "renamed_block_proj" in report.text()
+    assert "WARNING: 1 of its modules are not in this pipeline" in report.text()
+    assert "renamed_block_proj" in report.text()
     assert report.to_dict()["warnings"]

@@ -69,7 +69,10 @@ def test_report_carries_metadata_for_the_panel_and_the_node(tmp_path):
     assert "base model: SD 1.x (ss_base_model_version='sd_v1')" in text and "trigger words: cat, sks style" in text
 
 
-def test_file_without_metadata_reports_unknown_base(tmp_path):
+def test_file_without_metadata_guesses_its_base_from_keys_and_says_so(tmp_path):
     path = fx.write_peft(str(tmp_path / "p.safetensors"), seed=1)
     report = Deck(make_pipe()).owner.prepare(path).report
-    assert report.base_text() == "unknown" and report.to_dict()["metadata"]["trigger_words"] == []
+    assert report.metadata.base_model == "" and report.base_model == "unknown"
+    guess = report.base_text()
+    assert guess.startswith("SD 1.x, 2.x or SDXL (a UNet)") and "guessed from its keys" in guess
+    assert report.to_dict()["metadata"]["trigger_words"] == []

@@ -27,7 +27,7 @@ FROZEN = {
     "FuseLoRA|LoRADeck": ["pipeline", "lora_scale", "safe_fusing", "adapter_names"],
     "UnfuseLoRA|LoRADeck": ["pipeline"],
     "Generate|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
-                          "batch_size"],
+                          "batch_size", "scheduler", "image", "denoise", "mask"],  # optional from 0.2.0 on
     "SaveLoRA|LoRADeck": ["pipeline", "filename_prefix", "mode", "rank"],
     "LoRAList|LoRADeck": ["pipeline", "loras", "lora_stack"],
 }

@@ -17,7 +17,7 @@ OUT = os.path.join(os.path.dirname(HERE), "example_workflows")
 
 PROMPT = "loradeck detail, a lighthouse on a cliff at sunset"
 GEN = {"prompt": PROMPT, "negative_prompt": "blurry", "seed": 42, "steps": 20, "cfg": 7.0,
-       "width": 128, "height": 128, "batch_size": 1}
+       "width": 128, "height": 128, "batch_size": 1, "scheduler": "model default", "denoise": 1.0}
 STYLE, KOHYA = "loradeck-demo-style.safetensors", "loradeck-demo-kohya.safetensors"
 
 def _strength(first: int, title: str, name: str, strength: float, prefix: str, y: int) -> dict:
@@ -124,6 +124,21 @@ LORA_LIST = {
         {"pipeline": (1, 0)}, (400, 300)),
     **_gen_save(3, 2, "loradeck-list/list", "list", (780, 300)),
 }
+INPUT_IMAGE = "loradeck-lighthouse.png"  # example_workflows/input/, written by write_input_image()
+IMG2IMG = {
+    **_pipe(),
+    2: ("LoadLoRA|LoRADeck", "Style LoRA", {"lora_name": STYLE, "strength_model": 0.8, "strength_clip": 0.5,
+                                            "adapter_name": "style"}, {"pipeline": (1, 0)}, (400, 300)),
+    3: ("LoadImage", "Load Image (transparent sky = mask)", {"image": INPUT_IMAGE}, {}, (40, 620)),
+    4: ("Generate|LoRADeck", "Generate (img2img, denoise 0.6)",
+        {**GEN, "scheduler": "DPM++ 2M Karras", "denoise": 0.6}, {"pipeline": (2, 0), "image": (3, 0)}, (780, 40)),
+    5: ("SaveImage", "Save img2img", {"filename_prefix": "loradeck-img2img/img2img"}, {"images": (4, 0)},
+        (1160, 40)),
+    6: ("Generate|LoRADeck", "Generate (inpaint the sky)", {**GEN, "scheduler": "Euler a", "denoise": 1.0},
+        {"pipeline": (2, 0), "image": (3, 0), "mask": (3, 1)}, (780, 420)),
+    7: ("SaveImage", "Save inpainting", {"filename_prefix": "loradeck-img2img/inpaint"}, {"images": (6, 0)},
+        (1160, 420)),
+}
 EXAMPLES = {
     "loradeck-lora-list": (LORA_LIST, "LoRA List: any number of LoRA rows (switch one off and it stays in the "
                            "workflow, unloaded); its trigger_words output gives the files' trigger words."),
@@ -133,6 +148,11 @@ EXAMPLES = {
                              "the original weights come back bit for bit."),
     "loradeck-save-stack": (SAVE_STACK, "Save LoRA Stack writes the active stack as one diffusers-format file "
                             "under output/loras/ (separate = exact; merged = SVD to a rank)."),
+    "loradeck-img2img": (IMG2IMG, "img2img and inpainting with a LoRA and a chosen scheduler: Load Image feeds "
+                         "Generate's image (denoise 0.6 keeps the picture's layout) and, for inpainting, its mask "
+                         "(Load Image's MASK is the transparent part: here the sky). The output has the input's "
+                         "size. The image is example_workflows/input/loradeck-lighthouse.png: in ComfyUI, copy it "
+                         "to ComfyUI's input folder or load any image."),
 }
 
 NOTE = ("LoRA Deck demo: one tiny built-in model, seven branches. The style LoRA paints a red disc, the kohya "
@@ -202,9 +222,29 @@ def write(name: str, data: dict) -> None:
         f.write("\n")
 
 
+def write_input_image(path: str) -> None:
+    """A 128x128 lighthouse on a cliff by the sea, drawn (no download); the sky is transparent, so Load Image's
+    MASK marks it for inpainting."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (128, 128))
+    draw = ImageDraw.Draw(image)
+    for y in range(128):  # sky (alpha 0 = masked), then sea
+        sky = (255 - y, 150 + y // 2, 90 + y, 0)
+        draw.line([(0, y), (127, y)], fill=sky if y < 70 else (20, 60 + (y - 70), 120 + (y - 70), 255))
+    draw.polygon([(0, 128), (0, 80), (40, 70), (70, 90), (70, 128)], fill=(90, 80, 60, 255))  # cliff
+    for i, top in enumerate(range(30, 78, 8)):  # the tower: red and white bands
+        draw.rectangle([(26 + i // 2, top), (38 - i // 2, top + 8)], fill=(200, 30, 30, 255) if i % 2 else
+                       (240, 240, 235, 255))
+    draw.rectangle([(28, 22), (36, 30)], fill=(255, 220, 90, 255))  # the lamp
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    image.save(path, format="PNG", optimize=True)
+
+
 def main() -> None:
     sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
     os.makedirs(os.path.join(OUT, "api"), exist_ok=True)
+    write_input_image(os.path.join(OUT, "input", INPUT_IMAGE))
     for name, (graph, note) in {"loradeck-demo": (DEMO, NOTE), **EXAMPLES}.items():
         write(f"{name}.json", to_ui(graph, note))
         write(os.path.join("api", f"{name}.api.json"), to_api(graph))

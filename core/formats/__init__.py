@@ -6,23 +6,30 @@ the rest of the core applies them all the same way.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from ..errors import LoraFileError
 from ..families import Family
 from .base_guess import guess_made_for
 from .diffusers_fmt import convert_diffusers, is_diffusers
-from .kohya import convert_kohya, is_kohya
+from .kohya import KNOWN_PREFIXES, convert_kohya, is_kohya
 from .patch import ANY_COMPONENT, ConvertedLora, ModulePatch
+from .peft_config import ConfigError
+from .xlabs import convert_xlabs, is_xlabs
 
 __all__ = ["ANY_COMPONENT", "ConvertedLora", "ModulePatch", "convert"]
+KOHYA_STEMS = tuple(p for p, _ in KNOWN_PREFIXES)
 
-# (detector, converter) in order: kohya-style names first (their prefixes are unambiguous).
+# (detector, converter) in order: kohya-style names first (their prefixes are unambiguous), then XLabs'
+# processor names, then diffusers/PEFT (whose suffixes are the most generic).
 _FORMATS = (
     (lambda keys, family: is_kohya(keys, family.kohya_prefixes),
      lambda tensors, metadata, family: convert_kohya(tensors, family.kohya_prefixes)),
+    (lambda keys, family: is_xlabs(keys),
+     lambda tensors, metadata, family: convert_xlabs(tensors, family.denoiser)),
     (lambda keys, family: is_diffusers(keys),
-     lambda tensors, metadata, family: convert_diffusers(tensors, metadata, family.components)),
+     lambda tensors, metadata, family: convert_diffusers(tensors, metadata, family)),
 )
 
 
@@ -39,7 +46,11 @@ def convert(path: str, tensors, metadata, family: Family) -> ConvertedLora:
     keys = list(tensors)
     for detect, run in _FORMATS:
         if detect(keys, family):
-            converted = run(tensors, metadata, family)
+            try:
+                converted = run(tensors, metadata, family)
+            except ConfigError as exc:
+                raise LoraFileError(path, f"carries a LoRA config LoRA Deck cannot use ({exc})",
+                                    "Re-save the adapter with peft's standard LoRA settings.") from None
             break
     else:
         sample = ", ".join(keys[:3])
@@ -49,4 +60,22 @@ def convert(path: str, tensors, metadata, family: Family) -> ConvertedLora:
                             "If it is a LoRA from a trainer we do not know yet, please report it with these keys.")
     if converted.total == 0:
         raise _no_module(path, converted)
-    return replace(converted, made_for=guess_made_for(keys, converted))
+    unknown = unknown_modules(keys, converted.ignored)
+    return replace(converted, made_for=guess_made_for(keys, converted), unknown=unknown)
+
+
+# A module's keys end in one of these parts; what is left is the module's name in the file (its "stem").
+_PART = re.compile(r"(\.(lora_[A-Za-z]+|lora|alpha|weight|bias|diff(_b)?|hada_\w+|lokr_\w+|dora_scale|down|up|"
+                   r"default|processor|[a-z]+_lora\d?|lora_magnitude_vector|oft_\w+|[ab][12]|on_input|w_norm))+$")
+
+
+def _stem(key: str) -> str:
+    head, dot, _ = key.partition(".")
+    return head if dot and head.startswith(KOHYA_STEMS) else _PART.sub("", key)
+
+
+def unknown_modules(keys, ignored) -> int:
+    """How many modules of the file no converter understood: stems of ignored keys that no used key shares."""
+    ignored = set(ignored)
+    understood = {_stem(k) for k in keys if k not in ignored}
+    return len({_stem(k) for k in ignored} - understood)

@@ -9,19 +9,26 @@ from __future__ import annotations
 
 from .patch import ConvertedLora
 
-# A key containing the marker -> base model, with the evidence shown to the user.
+# A key containing the marker -> base model, with the evidence shown to the user. Order matters: the markers
+# of one denoiser come before text-encoder ones (an SD 3 file also has a text_encoder_2 part, as SDXL files do).
 KEY_MARKERS = (
     ("single_transformer_blocks", "Flux"),
-    ("lora_unet_double_blocks_", "Flux"),
-    ("lora_unet_single_blocks_", "Flux"),
-    ("double_blocks.", "Flux"),
+    ("double_blocks", "Flux"),
+    ("single_blocks", "Flux"),
     ("joint_blocks", "SD 3"),
-    ("lora_te3_", "SD 3"),
+    ("transformer_layers", "aMUSEd"),
+    ("context_block", "SD 3"),
+    ("add_q_proj", "SD 3 or Flux (joint attention)"),
+    ("add_k_proj", "SD 3 or Flux (joint attention)"),
+    ("lora_te3_", "SD 3 or Flux (a T5 text encoder)"),
     ("text_encoder_3.", "SD 3"),
     ("lora_te2_", "SDXL"),
     ("text_encoder_2.", "SDXL"),
-    ("transformer.transformer_blocks.", "a transformer model (SD 3, Flux, ...)"),
+    ("input_blocks", "SD 1.x, 2.x or SDXL (a UNet)"),
+    ("down_blocks", "SD 1.x, 2.x or SDXL (a UNet)"),
+    ("transformer_blocks", "a transformer model (SD 3, Flux, ...)"),
 )
+WIDTH_FIRST = ("SD 1.x, 2.x or SDXL (a UNet)",)  # a more precise answer may come from the module widths
 # Input width of a module -> base model: the UNet's cross-attention (attn2.to_k/to_v reads the
 # text embeddings) and CLIP's hidden size (q_proj, fc1 of the text encoder).
 CROSS_ATTENTION_WIDTH = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL", 4096: "a T5-conditioned model"}
@@ -30,12 +37,14 @@ _CROSS_ATTENTION_NAMES = ("attn2.to_k", "attn2_to_k", "attn2.to_v", "attn2_to_v"
 _TEXT_ENCODER_NAMES = ("q_proj", "fc1")
 
 
-def _by_keys(keys) -> str:
+def _by_keys(keys) -> tuple[str, str]:
+    """(base, evidence) from the first marker found, or ("", "")."""
     for marker, base in KEY_MARKERS:
         hit = next((k for k in keys if marker in k), None)
         if hit is not None:
-            return f"{base} (key {hit.split('.', 1)[0]!r})"
-    return ""
+            shown = hit if len(hit) <= 70 else hit[:67] + "..."
+            return base, f"{base} (key {shown!r})"
+    return "", ""
 
 
 def _by_width(converted: ConvertedLora, names, table: dict[int, str], what: str) -> str:
@@ -48,6 +57,8 @@ def _by_width(converted: ConvertedLora, names, table: dict[int, str], what: str)
 
 def guess_made_for(keys, converted: ConvertedLora) -> str:
     """'SDXL (key 'lora_te2_...')', 'SD 1.x (cross-attention width 768 in ...)' or '' when unsure."""
-    return (_by_keys(keys)
-            or _by_width(converted, _CROSS_ATTENTION_NAMES, CROSS_ATTENTION_WIDTH, "cross-attention width")
-            or _by_width(converted, _TEXT_ENCODER_NAMES, TEXT_ENCODER_WIDTH, "text-encoder width"))
+    base, by_keys = _by_keys(keys)
+    if base and base not in WIDTH_FIRST:
+        return by_keys
+    return (_by_width(converted, _CROSS_ATTENTION_NAMES, CROSS_ATTENTION_WIDTH, "cross-attention width")
+            or by_keys or _by_width(converted, _TEXT_ENCODER_NAMES, TEXT_ENCODER_WIDTH, "text-encoder width"))

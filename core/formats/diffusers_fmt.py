@@ -1,9 +1,12 @@
 """diffusers / PEFT layouts: ``unet.<module>.lora_A.weight``, ``base_model.model.<module>.lora_A.weight``,
-and the older attention-processor form ``[unet.]<module>.processor.to_q_lora.down.weight``.
+the older attention-processor form ``[unet.]<module>.processor.to_q_lora.down.weight``, and files on the
+original model's names with BFL/ComfyUI's ``diffusion_model.`` prefix (``lora_A``/``lora_B`` or
+``lora_down``/``lora_up`` + ``.alpha``).
 
 Keys without a component prefix (PEFT files, old unprefixed files) go to ``ANY_COMPONENT`` and
-are matched against every component of the pipeline by ``resolve``. A PEFT DoRA magnitude
-(``lora_magnitude_vector``) becomes the patch's ``dora_scale``.
+are matched against every component of the pipeline by ``matching``. A PEFT DoRA magnitude
+(``lora_magnitude_vector``) becomes the patch's ``dora_scale``. Alphas come from ``.alpha`` keys, else the
+config the file carries (diffusers' ``lora_adapter_metadata``, or a PEFT folder's ``adapter_config.json``).
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ import json
 import re
 
 from .patch import ANY_COMPONENT, ConvertedLora, ModulePatch, alpha_of
+from .peft_config import ConfigError, ScaleRule, component_config, scale_rule
 
 METADATA_KEY = "lora_adapter_metadata"  # diffusers' save_lora_weights stores the LoraConfig here
+PEFT_CONFIG_KEY = "loradeck.peft_config"  # a PEFT folder's adapter_config.json, added by files.read_lora_file
 PEFT_PREFIX = "base_model.model."
+DENOISER_PREFIXES = ("model.diffusion_model.", "diffusion_model.")  # original-model checkpoints' naming
+COMPONENT_NAMES = ("unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3")
 _PARTS = {
     ".lora_A.weight": "down", ".lora_B.weight": "up", ".lora_A.default.weight": "down",
     ".lora_B.default.weight": "up", ".alpha": "alpha", ".lora_magnitude_vector": "dora",
     ".lora_magnitude_vector.weight": "dora", ".lora_magnitude_vector.default.weight": "dora",
-    ".lora.down.weight": "down", ".lora.up.weight": "up",
+    ".lora.down.weight": "down", ".lora.up.weight": "up", ".lora_down.weight": "down", ".lora_up.weight": "up",
     ".lora_linear_layer.down.weight": "down", ".lora_linear_layer.up.weight": "up",
 }
 _SUFFIXES = sorted(_PARTS, key=len, reverse=True)  # longest first: ".lora_A.default.weight" before ".weight" forms
@@ -45,32 +52,39 @@ def _split(key: str) -> tuple[str, str] | None:
     return None
 
 
-def _component(name: str, components) -> tuple[str, str]:
+def _component(name: str, denoiser: str) -> tuple[str, str]:
     # "text_encoder_2.encoder.layers.0..." -> ("text_encoder_2", "encoder.layers.0...")
+    # "diffusion_model.double_blocks.0.img_attn.qkv" -> (denoiser, "double_blocks.0.img_attn.qkv")
     name = name.removeprefix(PEFT_PREFIX)
+    for prefix in DENOISER_PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return denoiser, name[len(prefix):]
     head, _, rest = name.partition(".")
-    return (head, rest) if head in components and rest else (ANY_COMPONENT, name)
+    return (head, rest) if head in COMPONENT_NAMES and rest else (ANY_COMPONENT, name)
 
 
-def _alpha_lookup(metadata, component: str):
-    """Per-module alpha from diffusers' saved LoraConfig, or None when the file has none."""
-    raw = metadata.get(METADATA_KEY)
-    if not raw:
-        return lambda name: None
+def _json_object(raw, source: str) -> dict:
     try:
-        config = json.loads(raw)
-    except json.JSONDecodeError:
-        return lambda name: None
-    base = config.get(f"{component}.lora_alpha") if isinstance(config, dict) else None
-    pattern = (config.get(f"{component}.alpha_pattern") if isinstance(config, dict) else None) or {}
+        value = json.loads(raw)
+    except (TypeError, ValueError, RecursionError):
+        raise ConfigError(f"{source} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source} is not a JSON object")
+    return value
 
-    def lookup(name: str):
-        for key, value in pattern.items():
-            if re.match(rf"(.*\.)?({key})$", name):
-                return float(value)
-        return None if base is None else float(base)
 
-    return lookup
+def _rules(metadata, components) -> dict[str, ScaleRule]:
+    """component -> how to scale its modules, from the config the file carries (ConfigError if unusable)."""
+    rules = {}
+    if metadata.get(PEFT_CONFIG_KEY):
+        rules[ANY_COMPONENT] = scale_rule(_json_object(metadata[PEFT_CONFIG_KEY], "adapter_config.json"))
+    if metadata.get(METADATA_KEY):
+        flat = _json_object(metadata[METADATA_KEY], METADATA_KEY)
+        for component in components:
+            part = component_config(flat, component)
+            if part:
+                rules[component] = scale_rule(part)
+    return rules
 
 
 def _label(keys, dora: bool) -> str:
@@ -83,7 +97,7 @@ def _label(keys, dora: bool) -> str:
     return name + (" with DoRA" if dora else "")
 
 
-def _group(state_dict, components):
+def _group(state_dict, denoiser: str):
     parts: dict[tuple[str, str], dict] = {}
     ignored = []
     for key, tensor in state_dict.items():
@@ -92,20 +106,25 @@ def _group(state_dict, components):
             ignored.append(key)
             continue
         name, part = split
-        parts.setdefault(_component(name, components), {})[part] = tensor
+        found = parts.setdefault(_component(name, denoiser), {"__keys__": []})
+        found[part] = tensor
+        found["__keys__"].append(key)
     return parts, ignored
 
 
-def convert_diffusers(state_dict, metadata, components) -> ConvertedLora:
-    """Pure: diffusers/PEFT state dict -> patches per component (unprefixed keys: ``ANY_COMPONENT``)."""
-    parts, ignored = _group(state_dict, components)
-    lookups = {c: _alpha_lookup(metadata, c) for c in {c for c, _ in parts}}
+def convert_diffusers(state_dict, metadata, family) -> ConvertedLora:
+    """Pure: diffusers/PEFT state dict -> patches per component (unprefixed keys: ``ANY_COMPONENT``).
+    Raises ConfigError when the config the file carries cannot be used."""
+    parts, ignored = _group(state_dict, family.denoiser)
+    rules = _rules(metadata, {c for c, _ in parts})
     patches: dict[str, dict[str, ModulePatch]] = {}
     for (component, name), p in parts.items():
+        keys = p.pop("__keys__")
         if "down" not in p or "up" not in p:
-            ignored.extend(f"{component}:{name}.{k}" for k in p)
+            ignored.extend(keys)
             continue
-        alpha = alpha_of(p) if "alpha" in p else lookups[component](name)
+        rule = rules.get(component)
+        alpha = alpha_of(p) if "alpha" in p else (rule.alpha(name, int(p["down"].shape[0])) if rule else None)
         patch = ModulePatch(down=p["down"], up=p["up"], alpha=alpha, dora_scale=p.get("dora"))
         patches.setdefault(component, {})[name] = patch
     dora = any(p.dora_scale is not None for c in patches.values() for p in c.values())

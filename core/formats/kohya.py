@@ -33,19 +33,35 @@ DETECT_PARTS = ("lora_down", "hada_w1_a", "lokr_w1", "lokr_w1_a", "lokr_w2", "lo
 LABELS = {"lora": "LoRA", "locon": "LoCon", "loha": "LoHa", "lokr": "LoKr", "full": "full"}
 
 
+# Prefixes any kohya-style file may use, whatever pipeline it meets. A family's own table (families.py) wins;
+# these name the component a file meant, so a part for a component this family lacks (lora_te2_ on SD 1.x)
+# is reported as such instead of being dropped. SimpleTuner's LyCORIS files prefix the denoiser "lycoris_".
+KNOWN_PREFIXES = (("lora_unet_", "unet"), ("lycoris_", "unet"), ("lora_te_", "text_encoder"),
+                  ("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2"), ("lora_te3_", "text_encoder_3"))
+
+
+def with_known(prefixes) -> tuple[tuple[str, str], ...]:
+    """The family's prefixes, then the known ones it does not define; longest first."""
+    denoiser = dict(prefixes).get("lora_unet_", "unet")
+    table = {p: (denoiser if c == "unet" else c) for p, c in KNOWN_PREFIXES}
+    table.update(dict(prefixes))
+    return tuple(sorted(table.items(), key=lambda p: -len(p[0])))
+
+
 def _split(key: str, prefixes) -> tuple[str, str, str] | None:
     # "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight" -> (component, flat name, "lora_down")
     stem, _, part = key.partition(".")
     if not part:
         return None
     part = part.removesuffix(".weight")
-    for prefix, component in sorted(prefixes, key=lambda p: -len(p[0])):
+    for prefix, component in prefixes:
         if stem.startswith(prefix) and len(stem) > len(prefix):
             return component, stem[len(prefix) :], part
     return None
 
 
 def is_kohya(keys, prefixes) -> bool:
+    prefixes = with_known(prefixes)
     return any(s is not None and s[2] in DETECT_PARTS for s in (_split(k, prefixes) for k in keys))
 
 
@@ -60,6 +76,14 @@ def lora_patch(parts) -> ModulePatch | None:
 
 
 BUILDERS = {"lora": lora_patch, "loha": lycoris.loha_patch, "lokr": lycoris.lokr_patch, "full": lycoris.full_patch}
+_COMMON = ("alpha", "dora_scale")
+USED_PARTS = {  # what each builder reads; any other part of such a module is reported as not understood
+    "lora": {"lora_down", "lora_up", "lora_mid", *_COMMON},
+    "locon": {"lora_down", "lora_up", "lora_mid", *_COMMON},
+    "loha": {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", *_COMMON},
+    "lokr": {"lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2", *_COMMON},
+    "full": {"diff", "diff_b", *_COMMON},
+}
 
 
 def algorithm_of(parts) -> str | None:
@@ -67,7 +91,9 @@ def algorithm_of(parts) -> str | None:
 
 
 def group(state_dict, prefixes) -> tuple[dict[tuple[str, str], dict], list[str]]:
-    """(component, flat module name) -> {part: tensor}, and the keys that fit no module."""
+    """(component, flat module name) -> {part: tensor}, and the keys that fit no module. Each module also keeps
+    ``"__keys__"``: its parts' raw keys (for the report)."""
+    prefixes = with_known(prefixes)
     modules: dict[tuple[str, str], dict] = {}
     ignored = []
     for key, tensor in state_dict.items():
@@ -76,7 +102,9 @@ def group(state_dict, prefixes) -> tuple[dict[tuple[str, str], dict], list[str]]
             ignored.append(key)
             continue
         component, name, part = split
-        modules.setdefault((component, name), {})[part] = tensor
+        found = modules.setdefault((component, name), {"__keys__": {}})
+        found[part] = tensor
+        found["__keys__"][part] = key
     return modules, ignored
 
 
@@ -114,11 +142,13 @@ def convert_kohya(state_dict, prefixes) -> ConvertedLora:
     patches: dict[str, dict[str, ModulePatch]] = {}
     algos, skipped = set(), Counter()
     for (component, name), parts in modules.items():
+        keys = parts.pop("__keys__")
         algo, patch = _build(parts)
         skipped.update([kind] if (kind := _skipped(parts, patch)) else [])
         if patch is None:
-            ignored.extend(f"{component}:{name}.{part}" for part in parts)
+            ignored.extend(keys.values())
             continue
+        ignored.extend(key for part, key in keys.items() if part not in USED_PARTS[algo])
         algos.add(algo)
         patches.setdefault(component, {})[name] = patch
     dora = any(p.dora_scale is not None for found in patches.values() for p in found.values())

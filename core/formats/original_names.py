@@ -40,7 +40,7 @@ def _out(model: torch.nn.Module, name: str) -> int | None:
     except AttributeError:
         return None
     module = getattr(module, "base_layer", module)  # a peft wrapper counts as its base layer
-    return getattr(module, "out_features", None)
+    return getattr(module, "out_features", getattr(module, "out_channels", None))
 
 
 def stacked(model: torch.nn.Module, names: tuple[str, ...]) -> RowSplit | None:

@@ -60,7 +60,8 @@ def alpha_of(parts) -> float | None:
 class ConvertedLora:
     """Patches grouped by component; module names are as the file names them (resolved later).
 
-    ``ignored`` lists keys the converter did not use, so the load report can show them;
+    ``ignored`` lists the file's keys the converter did not use, so the load report can show them, and ``unknown``
+    how many modules those stand for beyond the modules understood;
     ``notes`` are plain-words remarks for the report (e.g. modules of an unsupported algorithm);
     ``made_for`` is what the keys and shapes suggest the file was trained for ("" = no idea).
     """
@@ -70,6 +71,7 @@ class ConvertedLora:
     ignored: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     made_for: str = ""
+    unknown: int = 0
 
     @property
     def total(self) -> int:

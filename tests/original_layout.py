@@ -1,0 +1,233 @@
+"""The inverse of diffusers' single-file conversion: diffusers state dicts -> original (LDM/SGM/SAI/BFL) keys.
+
+Written from diffusers 0.42.1 ``loaders/single_file_utils.py`` (``convert_ldm_unet_checkpoint``,
+``convert_ldm_vae_checkpoint``, ``convert_open_clip_checkpoint``, ``convert_sd3_transformer_checkpoint_to_diffusers``,
+``convert_flux_transformer_checkpoint_to_diffusers``) read backwards. The tests prove it by the round trip:
+what these functions write, diffusers reads back to the very same tensors.
+"""
+
+from __future__ import annotations
+
+import torch
+
+UNET_TOP = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+            "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2",
+            "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2"}
+UNET_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0", "conv2": "out_layers.3",
+               "time_emb_proj": "emb_layers.1", "conv_shortcut": "skip_connection"}
+VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+OPEN_CLIP_LAYER = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
+                   "self_attn.out_proj": "attn.out_proj"}
+
+
+def _swap_halves(t: torch.Tensor) -> torch.Tensor:
+    # diffusers' swap_scale_shift: (shift, scale) <-> (scale, shift); its own inverse
+    first, second = t.chunk(2, dim=0)
+    return torch.cat([second, first], dim=0)
+
+
+def _rename(name: str, table: dict[str, str]) -> str:
+    for new, old in table.items():
+        if name == new or name.startswith(new + "."):
+            return old + name[len(new):]
+    return name
+
+
+def unet_to_ldm(sd: dict, layers: int, up_with_attention: set[int]) -> dict:
+    """UNet2DConditionModel keys -> ``model.diffusion_model.*`` (input/middle/output blocks)."""
+    out = {}
+    for key, tensor in sd.items():
+        out["model.diffusion_model." + _unet_key(key, layers, up_with_attention)] = tensor
+    return out
+
+
+def _unet_key(key: str, layers: int, up_with_attention: set[int]) -> str:
+    top = _rename(key, UNET_TOP)
+    if top != key:
+        return top
+    parts = key.split(".")
+    group, rest = parts[0], parts[4:]
+    if group == "mid_block":
+        kind, index, rest = parts[1], int(parts[2]), parts[3:]
+        if kind == "attentions":
+            return "middle_block.1." + ".".join(rest)
+        return f"middle_block.{2 * index}." + _rename(".".join(rest), UNET_RESNET)
+    block, kind, index = int(parts[1]), parts[2], int(parts[3])
+    stride = layers + 1
+    if group == "down_blocks":
+        if kind == "downsamplers":
+            return f"input_blocks.{(block + 1) * stride}.0.op." + ".".join(parts[5:])
+        slot = 1 + block * stride + index
+        sub = "0." + _rename(".".join(rest), UNET_RESNET) if kind == "resnets" else "1." + ".".join(rest)
+        return f"input_blocks.{slot}.{sub}"
+    if kind == "upsamplers":
+        position = 2 if block in up_with_attention else 1
+        return f"output_blocks.{block * stride + layers}.{position}.conv." + ".".join(parts[5:])
+    sub = "0." + _rename(".".join(rest), UNET_RESNET) if kind == "resnets" else "1." + ".".join(rest)
+    return f"output_blocks.{block * stride + index}.{sub}"
+
+
+def vae_to_ldm(sd: dict, prefix: str = "first_stage_model.") -> dict:
+    """AutoencoderKL keys -> LDM ``encoder.down.N.block.M`` / ``decoder.up.N`` / ``mid.attn_1`` keys."""
+    levels = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("decoder.up_blocks."))
+    out = {}
+    for key, tensor in sd.items():
+        new, tensor = _vae_key(key, tensor, levels)
+        out[prefix + new] = tensor
+    return out
+
+
+def _vae_key(key: str, tensor: torch.Tensor, levels: int):
+    side, rest = key.split(".", 1)
+    if rest.startswith("conv_norm_out."):
+        return f"{side}.norm_out.{rest.split('.', 1)[1]}", tensor
+    parts = rest.split(".")
+    if parts[0] == "mid_block":
+        if parts[1] == "resnets":
+            return f"{side}.mid.block_{int(parts[2]) + 1}." + ".".join(parts[3:]), tensor
+        name = _rename(".".join(parts[3:]), VAE_ATTENTION)
+        if tensor.ndim == 2:  # LDM keeps the attention projections as 1x1 convolutions
+            tensor = tensor[:, :, None, None]
+        return f"{side}.mid.attn_1.{name}", tensor
+    if parts[0] in ("down_blocks", "up_blocks"):
+        level = int(parts[1]) if parts[0] == "down_blocks" else levels - 1 - int(parts[1])
+        ldm = "down" if parts[0] == "down_blocks" else "up"
+        if parts[2] == "resnets":
+            name = ".".join(parts[4:]).replace("conv_shortcut", "nin_shortcut")
+            return f"{side}.{ldm}.{level}.block.{parts[3]}.{name}", tensor
+        sampler = "downsample" if ldm == "down" else "upsample"
+        return f"{side}.{ldm}.{level}.{sampler}.conv." + ".".join(parts[5:]), tensor
+    return key, tensor
+
+
+def clip_to_ldm(sd: dict, prefix: str) -> dict:
+    """transformers CLIP text keys under ``prefix`` (``cond_stage_model.transformer.`` ...), ``text_model.`` kept."""
+    out = {}
+    for key, tensor in sd.items():
+        flat = not key.startswith("text_model.") and key != "text_projection.weight"
+        out[prefix + ("text_model." + key if flat else key)] = tensor
+    return out
+
+
+def clip_to_open_clip(sd: dict, prefix: str) -> dict:
+    """transformers CLIP text keys -> OpenCLIP (``transformer.resblocks.N.attn.in_proj_weight`` ...)."""
+    sd = {k.removeprefix("text_model."): v for k, v in sd.items()}
+    token = sd.pop("embeddings.token_embedding.weight")
+    # SD 2.x's encoder has no projection in diffusers, but its files carry OpenCLIP's (which diffusers ignores)
+    projection = sd.pop("text_projection.weight", None)
+    projection = torch.zeros(token.shape[1], token.shape[1], device=token.device) if projection is None else projection
+    out = {prefix + "token_embedding.weight": token,
+           prefix + "positional_embedding": sd.pop("embeddings.position_embedding.weight"),
+           prefix + "ln_final.weight": sd.pop("final_layer_norm.weight"),
+           prefix + "ln_final.bias": sd.pop("final_layer_norm.bias"),
+           prefix + "text_projection": projection.T.contiguous()}
+    layers = {int(k.split(".")[2]) for k in sd if k.startswith("encoder.layers.")}
+    for i in sorted(layers):
+        src, dst = f"encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        for kind in ("weight", "bias"):
+            out[f"{dst}attn.in_proj_{kind}"] = torch.cat([sd.pop(f"{src}self_attn.{p}_proj.{kind}") for p in "qkv"])
+        for key in [k for k in sd if k.startswith(src)]:
+            out[dst + _rename(key[len(src):], OPEN_CLIP_LAYER)] = sd.pop(key)
+    assert not sd, f"unmapped CLIP keys: {sorted(sd)[:5]}"
+    return out
+
+
+def t5_to_ldm(sd: dict, prefix: str) -> dict:
+    # ComfyUI/SAI T5 files keep the shared embedding once (no encoder.embed_tokens copy)
+    return {prefix + k: v for k, v in sd.items() if k != "encoder.embed_tokens.weight"}
+
+
+def sd3_to_original(sd: dict, prefix: str = "model.diffusion_model.") -> dict:
+    """SD3Transformer2DModel keys -> SAI MMDiT keys (``joint_blocks.N.x_block`` / ``context_block``)."""
+    sd = dict(sd)
+    out = {"pos_embed": sd.pop("pos_embed.pos_embed"), "x_embedder.proj.weight": sd.pop("pos_embed.proj.weight"),
+           "x_embedder.proj.bias": sd.pop("pos_embed.proj.bias"),
+           "final_layer.linear.weight": sd.pop("proj_out.weight"), "final_layer.linear.bias": sd.pop("proj_out.bias")}
+    for kind in ("weight", "bias"):
+        out[f"final_layer.adaLN_modulation.1.{kind}"] = _swap_halves(sd.pop(f"norm_out.linear.{kind}"))
+        for new, old in (("t_embedder.mlp.0", "time_text_embed.timestep_embedder.linear_1"),
+                         ("t_embedder.mlp.2", "time_text_embed.timestep_embedder.linear_2"),
+                         ("y_embedder.mlp.0", "time_text_embed.text_embedder.linear_1"),
+                         ("y_embedder.mlp.2", "time_text_embed.text_embedder.linear_2"),
+                         ("context_embedder", "context_embedder")):
+            out[f"{new}.{kind}"] = sd.pop(f"{old}.{kind}")
+    layers = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("transformer_blocks."))
+    for i in range(layers):
+        _sd3_block(sd, out, i, last=i == layers - 1)
+    assert not sd, f"unmapped SD3 keys: {sorted(sd)[:5]}"
+    return {prefix + k: v for k, v in out.items()}
+
+
+def _sd3_block(sd: dict, out: dict, i: int, last: bool) -> None:
+    src, x, c = f"transformer_blocks.{i}.", f"joint_blocks.{i}.x_block.", f"joint_blocks.{i}.context_block."
+    for kind in ("weight", "bias"):
+        out[f"{x}attn.qkv.{kind}"] = torch.cat([sd.pop(f"{src}attn.to_{p}.{kind}") for p in "qkv"])
+        out[f"{c}attn.qkv.{kind}"] = torch.cat([sd.pop(f"{src}attn.add_{p}_proj.{kind}") for p in "qkv"])
+        out[f"{x}attn.proj.{kind}"] = sd.pop(f"{src}attn.to_out.0.{kind}")
+        out[f"{x}adaLN_modulation.1.{kind}"] = sd.pop(f"{src}norm1.linear.{kind}")
+        context_mod = sd.pop(f"{src}norm1_context.linear.{kind}")
+        out[f"{c}adaLN_modulation.1.{kind}"] = _swap_halves(context_mod) if last else context_mod
+        out[f"{x}mlp.fc1.{kind}"] = sd.pop(f"{src}ff.net.0.proj.{kind}")
+        out[f"{x}mlp.fc2.{kind}"] = sd.pop(f"{src}ff.net.2.{kind}")
+        if not last:
+            out[f"{c}attn.proj.{kind}"] = sd.pop(f"{src}attn.to_add_out.{kind}")
+            out[f"{c}mlp.fc1.{kind}"] = sd.pop(f"{src}ff_context.net.0.proj.{kind}")
+            out[f"{c}mlp.fc2.{kind}"] = sd.pop(f"{src}ff_context.net.2.{kind}")
+        if f"{src}attn2.to_q.{kind}" in sd:
+            out[f"{x}attn2.qkv.{kind}"] = torch.cat([sd.pop(f"{src}attn2.to_{p}.{kind}") for p in "qkv"])
+            out[f"{x}attn2.proj.{kind}"] = sd.pop(f"{src}attn2.to_out.0.{kind}")
+    for new, old in (("attn.norm_q", f"{x}attn.ln_q"), ("attn.norm_k", f"{x}attn.ln_k"),
+                     ("attn.norm_added_q", f"{c}attn.ln_q"), ("attn.norm_added_k", f"{c}attn.ln_k"),
+                     ("attn2.norm_q", f"{x}attn2.ln_q"), ("attn2.norm_k", f"{x}attn2.ln_k")):
+        if f"{src}{new}.weight" in sd:
+            out[f"{old}.weight"] = sd.pop(f"{src}{new}.weight")
+
+
+FLUX_TOP = (("time_in.in_layer", "time_text_embed.timestep_embedder.linear_1"),
+            ("time_in.out_layer", "time_text_embed.timestep_embedder.linear_2"),
+            ("vector_in.in_layer", "time_text_embed.text_embedder.linear_1"),
+            ("vector_in.out_layer", "time_text_embed.text_embedder.linear_2"),
+            ("guidance_in.in_layer", "time_text_embed.guidance_embedder.linear_1"),
+            ("guidance_in.out_layer", "time_text_embed.guidance_embedder.linear_2"),
+            ("txt_in", "context_embedder"), ("img_in", "x_embedder"), ("final_layer.linear", "proj_out"))
+FLUX_DOUBLE = (("img_mod.lin", "norm1.linear"), ("txt_mod.lin", "norm1_context.linear"),
+               ("img_mlp.0", "ff.net.0.proj"), ("img_mlp.2", "ff.net.2"), ("txt_mlp.0", "ff_context.net.0.proj"),
+               ("txt_mlp.2", "ff_context.net.2"), ("img_attn.proj", "attn.to_out.0"),
+               ("txt_attn.proj", "attn.to_add_out"))
+FLUX_NORMS = (("img_attn.norm.query_norm.scale", "attn.norm_q.weight"),
+              ("img_attn.norm.key_norm.scale", "attn.norm_k.weight"),
+              ("txt_attn.norm.query_norm.scale", "attn.norm_added_q.weight"),
+              ("txt_attn.norm.key_norm.scale", "attn.norm_added_k.weight"))
+
+
+def flux_to_original(sd: dict, prefix: str = "") -> dict:
+    """FluxTransformer2DModel keys -> BFL keys (``double_blocks`` / ``single_blocks``); BFL files have no prefix."""
+    sd = dict(sd)
+    out = {}
+    for kind in ("weight", "bias"):
+        for new, old in FLUX_TOP:
+            if f"{old}.{kind}" in sd:
+                out[f"{new}.{kind}"] = sd.pop(f"{old}.{kind}")
+        out[f"final_layer.adaLN_modulation.1.{kind}"] = _swap_halves(sd.pop(f"norm_out.linear.{kind}"))
+    doubles = {int(k.split(".")[1]) for k in sd if k.startswith("transformer_blocks.")}
+    singles = {int(k.split(".")[1]) for k in sd if k.startswith("single_transformer_blocks.")}
+    for i in sorted(doubles):
+        src, dst = f"transformer_blocks.{i}.", f"double_blocks.{i}."
+        for kind in ("weight", "bias"):
+            out[f"{dst}img_attn.qkv.{kind}"] = torch.cat([sd.pop(f"{src}attn.to_{p}.{kind}") for p in "qkv"])
+            out[f"{dst}txt_attn.qkv.{kind}"] = torch.cat([sd.pop(f"{src}attn.add_{p}_proj.{kind}") for p in "qkv"])
+            for new, old in FLUX_DOUBLE:
+                out[f"{dst}{new}.{kind}"] = sd.pop(f"{src}{old}.{kind}")
+        for new, old in FLUX_NORMS:
+            out[dst + new] = sd.pop(src + old)
+    for i in sorted(singles):
+        src, dst = f"single_transformer_blocks.{i}.", f"single_blocks.{i}."
+        for kind in ("weight", "bias"):
+            parts = [sd.pop(f"{src}attn.to_{p}.{kind}") for p in "qkv"] + [sd.pop(f"{src}proj_mlp.{kind}")]
+            out[f"{dst}linear1.{kind}"] = torch.cat(parts)
+            out[f"{dst}linear2.{kind}"] = sd.pop(f"{src}proj_out.{kind}")
+            out[f"{dst}modulation.lin.{kind}"] = sd.pop(f"{src}norm.linear.{kind}")
+        out[f"{dst}norm.query_norm.scale"] = sd.pop(f"{src}attn.norm_q.weight")
+        out[f"{dst}norm.key_norm.scale"] = sd.pop(f"{src}attn.norm_k.weight")
+    assert not sd, f"unmapped Flux keys: {sorted(sd)[:5]}"
+    return {prefix + k: v for k, v in out.items()}
