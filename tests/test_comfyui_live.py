@@ -401,10 +401,16 @@ def _load(page, workflow: dict) -> None:
 
 
 def _missing_models_shown(page) -> str:
-    """The text of the frontend's missing-model report, if any (1.35.9: a dialog; 1.58.1: a toast per model)."""
+    """The text of the frontend's missing-model report, if any (1.35.9: a dialog; 1.58.1: a toast per model, and the
+    models its own missing-model store flags, which drive the Issues badge until they are fixed or refreshed)."""
     dialogs = [d for d in page.locator(".p-dialog").all_inner_texts() if "Missing Models" in d or "loras /" in d]
     toasts = [t for t in page.locator(".p-toast-message").all_inner_texts() if "is missing" in t]
-    return "\n".join(dialogs + toasts)
+    flagged = page.evaluate("""() => {
+        const pinia = document.querySelector('#vue-app')?.__vue_app__?.config.globalProperties.$pinia;
+        const store = pinia?._s.get('missingModel');  // 1.58.1; 1.35.9 has no such store
+        return (store?.visibleMissingModelCandidates ?? []).map((m) => `flagged: ${m.directory} / ${m.name}`);
+    }""")
+    return "\n".join(dialogs + toasts + flagged)
 
 
 def _dismiss(page) -> None:
