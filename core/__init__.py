@@ -13,6 +13,7 @@ from .errors import (
     SpecError,
 )
 from .generate import generate
+from .grid import GridResult, run_grid
 from .owner import PipelineOwner
 from .runtime import Folders, Runtime, default_runtime
 from .settings import Settings
@@ -24,6 +25,7 @@ __all__ = [
     "Folders",
     "FuseError",
     "GenerateParams",
+    "GridResult",
     "IncompatibleLoraError",
     "LoraDeckError",
     "LoraFileError",
@@ -37,4 +39,5 @@ __all__ = [
     "default_runtime",
     "generate",
     "open_pipeline",
+    "run_grid",
 ]

@@ -5,6 +5,8 @@
     deck.set_weights("style", unet=0.6)
     deck.fuse()                               # bake in; deck.unfuse() restores exactly
     image = deck.pipe("a cat").images[0]      # the pipeline is reconciled after each call
+    deck.unfuse().set_weights("style", model="ramp(1.0, 0.2)")   # a strength schedule over the steps
+    image = deck.pipe("a cat", callback_on_step_end=deck.schedule_callback()).images[0]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from . import sources, stack_ops, weights_text
 from .families import family_of
 from .owner import PipelineOwner
 from .runtime import Runtime, default_runtime
+from .schedules import Schedule, position
 from .snapshot import AdapterView
 from .specs import StackSpec
 
@@ -87,14 +90,32 @@ class Deck:
         return self._set(self.stack.add(adapter))
 
     def set_weights(self, name: str, enabled: bool | None = None, blocks: dict | None = None,
-                    **weights: float) -> Deck:
-        """e.g. ``set_weights("style", model=0.5)``, ``set_weights("style", text_encoder=0)`` or
-        ``set_weights("style", blocks={"down": 0.9, "up.block_1": [0.4, 0.8, 1.0]})``."""
+                    **weights: float | str | Schedule) -> Deck:
+        """e.g. ``set_weights("style", model=0.5)``, ``set_weights("style", text_encoder=0)``,
+        ``set_weights("style", blocks={"down": 0.9, "up.block_1": [0.4, 0.8, 1.0]})``, or a strength schedule
+        over the steps for the denoiser: ``set_weights("style", model="1.0@0-0.5, 0.2@0.5-1")`` (or
+        ``schedules.ramp(1.0, 0.2)``); schedules apply in ``generate`` or with ``schedule_callback()``."""
         entries = None
         if blocks is not None:
             entries = tuple((k, tuple(v) if isinstance(v, (list, tuple)) else float(v)) for k, v in blocks.items())
             self.owner.block_rule(entries)
-        return self._set(stack_ops.set_weights(self.stack, name, weights, enabled, entries))
+        family = self.owner.family
+        values = {k: weights_text.strength_value(k, v.text() if isinstance(v, Schedule) else str(v), family,
+                                                 f"set_weights {k}") for k, v in weights.items()}
+        return self._set(stack_ops.set_weights(self.stack, name, values, enabled, entries))
+
+    def schedule_callback(self):
+        """A diffusers ``callback_on_step_end`` that writes the scheduled strengths between steps, for calling
+        ``deck.pipe(...)`` directly (``generate`` does this by itself)."""
+        owner, stack = self.owner, self.stack
+
+        def callback(pipe, step, timestep, kwargs):
+            total = int(getattr(pipe, "_num_timesteps", 0) or 0)
+            # the next step's strengths; after the last one, the first step's again (what the stack says)
+            owner.write_step(stack, position(step + 1, total) if step + 1 < total else 0.0)
+            return kwargs
+
+        return callback
 
     def set_weights_text(self, text: str) -> Deck:
         """The Set Adapter Weights node's text form, one adapter per line."""

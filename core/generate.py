@@ -12,16 +12,17 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from . import schedulers
+from . import infotext, prompt_tags, schedulers
 from .errors import SpecError
 from .families import Family
 from .image_inputs import Source, make_source, mode_of
 from .owner import PipelineOwner
+from .schedules import position
 from .specs import GenerateParams, StackSpec
 
 StepCallback = Callable[[int, int], None]  # (step done, total); may raise to cancel
@@ -144,20 +145,69 @@ def _call(pipe, kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k not in SIZE_KEYS or k in accepted}
 
 
+def scheduled_steps(write: Callable[[float], None], on_step: StepCallback | None) -> StepCallback:
+    """A step callback that first calls ``write(t)`` with the position of the next step (strength schedules:
+    the scale writes happen between steps), then reports the step as ``on_step`` would."""
+    def step(done: int, total: int) -> None:
+        if done < total:
+            write(position(done, total))
+        if on_step is not None:
+            on_step(done, total)
+
+    return step
+
+
+def to_image(images) -> torch.Tensor:
+    """diffusers' numpy output -> ComfyUI's IMAGE: float32 [B, H, W, C] in 0..1 on the CPU."""
+    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).clamp(0, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class Generation:
+    """What one Generate made: the images, the stack they were made with (prompt tags added) and their
+    A1111 parameters text (also recorded in the runtime's ``image_info`` for the savers)."""
+
+    images: torch.Tensor
+    stack: StackSpec
+    parameters: str
+
+
+def run(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, on_step: StepCallback | None = None,
+        image=None, mask=None, locate: prompt_tags.Locate | None = None, source: str = "",
+        source_title: str = "") -> Generation:
+    """``generate`` with what it made: see there. ``locate(name, hashes)`` finds prompt tags' files (default:
+    the runtime's LoRA folders); ``source`` and ``source_title`` (the calling node) label the applied stack for
+    the panel."""
+    stack, prompt = prompt_tags.resolve(owner, stack, params.prompt, locate)
+    scheduled = stack.scheduled
+    if scheduled:
+        on_step = scheduled_steps(lambda t: owner.write_step(stack, t), on_step)
+    checked = plan(owner, replace(params, prompt=prompt), image, mask, on_step)
+    with owner.lock, torch.inference_mode():
+        owner.apply(stack, source, source_title)
+        try:
+            pipe = pipeline_for(owner, checked)
+            images = to_image(pipe(**_call(pipe, checked.kwargs)).images)
+        finally:
+            if scheduled:  # back to the first step's strengths: what the applied stack and its snapshot say
+                owner.write_step(stack, 0.0)
+    text = infotext.parameters(params.prompt, params.negative_prompt, params, stack, owner,
+                               (images.shape[2], images.shape[1]))
+    owner.runtime.image_info.remember(images, text)
+    return Generation(images, stack, text)
+
+
 def generate(owner: PipelineOwner, stack: StackSpec, params: GenerateParams,
-             on_step: StepCallback | None = None, image=None, mask=None, source: str = "",
-             source_title: str = "") -> torch.Tensor:
+             on_step: StepCallback | None = None, image=None, mask=None,
+             locate: prompt_tags.Locate | None = None, source: str = "", source_title: str = "") -> torch.Tensor:
     """Images as a float tensor [B, H, W, C] in 0..1 on the CPU (ComfyUI's IMAGE layout).
 
     ``image`` (ComfyUI IMAGE, [B, H, W, C] in 0..1) makes it img2img with ``params.denoise`` as the
     strength; ``mask`` too (ComfyUI MASK, 1 = repaint) makes it inpainting. The output then has the
     image's size (centre-cropped to the model's grid); ``width``/``height`` only apply to text-to-image.
-    ``source`` and ``source_title`` (the calling node) label the applied stack for the panel.
+    ``<lora:...>`` tags in the prompt add their files for this run (found with ``locate``); strength
+    schedules in the stack are written between steps. ``source`` and ``source_title`` (the calling node) label
+    the applied stack for the panel.
     """
-    run = plan(owner, params, image, mask, on_step)
-    with owner.lock, torch.inference_mode():
-        owner.apply(stack, source, source_title)
-        pipe = pipeline_for(owner, run)
-        images = pipe(**_call(pipe, run.kwargs)).images
-    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).clamp(0, 1)
+    return run(owner, stack, params, on_step, image, mask, locate, source, source_title).images
 

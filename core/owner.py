@@ -7,13 +7,15 @@ reconciled to the last stack that applied, and loading never changes outputs unt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import torch
 
-from . import block_weights, fusion, peft_ops
+from . import block_weights, fusion, mixed_batch, peft_ops
 from .errors import LoraDeckError
 from .families import Family
 from .files import LoraFile
@@ -113,13 +115,14 @@ class PipelineOwner:
         check_complete(prepared, self.family, allow)
         return adapter_spec(path, prepared.sha256, name, strength_model, strength_clip, memory), prepared.report
 
-    def plan(self, stack: StackSpec, component: str):
-        """(active, to fuse) for one component: adapter key -> (module name -> strength)."""
+    def plan(self, stack: StackSpec, component: str, t: float = 0.0):
+        """(active, to fuse) for one component: adapter key -> (module name -> strength), at position ``t``
+        (0..1) over the steps for adapters with a strength schedule."""
         active, to_fuse = {}, {}
         for key, spec in stack.keyed():
             if not spec.enabled:
                 continue
-            weight = spec.effective_weight(component, self.family)
+            weight = spec.effective_weight(component, self.family, t)
             (to_fuse if spec.fused else active)[key] = self._weight_fn(spec.blocks, component, weight)
         return active, to_fuse
 
@@ -159,6 +162,32 @@ class PipelineOwner:
             self._branches[snapshot.source] = snapshot
             while len(self._branches) > MAX_BRANCHES:
                 self._branches.popitem(last=False)
+
+    def write_step(self, stack: StackSpec, t: float) -> None:
+        """Between denoising steps: the denoiser's scales for ``stack`` (applied) at position ``t`` of the steps,
+        for strength schedules. A scale write per layer; nothing is loaded, fused or published."""
+        with self.lock:
+            component = self.family.denoiser
+            if component in self.models():
+                peft_ops.activate(self.layers(component), self.plan(stack, component, t)[0])
+
+    @contextlib.contextmanager
+    def rows(self, stacks: Sequence[StackSpec]):
+        """Inside: one batch runs row i with ``stacks[i]`` (repeating for k x rows), through peft's mixed-batch
+        inference (mixed_batch.py). Yields the Router (``update(t)`` for schedules). Afterwards the layers hold
+        the applied stack again. Fused adapters must be the same in every stack (MixedBatchError)."""
+        reason = mixed_batch.fused_differs(stacks)
+        if reason:
+            raise mixed_batch.MixedBatchError(reason)
+        with self.lock:
+            self.apply(mixed_batch.union(stacks))
+            router = mixed_batch.Router(self, stacks)
+            try:
+                router.update(0.0)
+                yield router
+            finally:
+                router.remove()
+                self._reconcile(self._applied)
 
     def _roll_back(self, failed: StackSpec, previous: StackSpec) -> None:
         if failed == previous:

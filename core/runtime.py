@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .events import EventBus, RecentSnapshots
 from .hashing import HashIndex
+from .infotext import ImageInfo
 from .pipelines import PipelineRegistry
 from .settings import Settings
 from .store import AdapterStore
@@ -48,6 +49,7 @@ class Runtime:
         self.recent = RecentSnapshots()
         self.events.subscribe(self.recent.record)
         self.pipelines = PipelineRegistry(self, self.settings.max_pipelines)
+        self.image_info = ImageInfo()  # parameters text of the IMAGE tensors made here, for the savers
 
 
 _default: Runtime | None = None

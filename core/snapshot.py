@@ -31,6 +31,9 @@ class AdapterView:
     blocks: str = ""  # block weights as Set Adapter Weights reads them ("" = none)
     # component -> (lowest, highest) strength over its layers, as the layers have it (block weights spread it)
     layer_strengths: tuple[tuple[str, float, float], ...] = ()
+    # strength schedules over the steps, as plain data: (component, written form), e.g. ("unet", "ramp(1, 0.2)");
+    # ``weights`` then shows the strength at the first step (what the layers hold between runs)
+    schedule: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,10 @@ def _view(owner, key: str, spec, models, report) -> AdapterView:
         weights.append((component, round(spec.effective_weight(component, owner.family), 6)))
         spread.append((component, round(min(strengths), 6), round(max(strengths), 6)))
     state = _overall(states)
+    schedule = tuple((c, s.text()) for c in models if (s := spec.schedule_for(c, owner.family)) is not None)
     return AdapterView(key, spec.name, spec.path, spec.sha256, spec.enabled, state == FUSED, tuple(weights), layers,
-                       report.to_dict() if report is not None else {}, state, blocks_text(spec.blocks), tuple(spread))
+                       report.to_dict() if report is not None else {}, state, blocks_text(spec.blocks), tuple(spread),
+                       schedule)
 
 
 def read_snapshot(owner, stack, reports, source: str = "", source_title: str = "") -> PipelineSnapshot:

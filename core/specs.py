@@ -14,19 +14,10 @@ from .errors import SpecError
 from .families import CLIP_GROUP, MODEL_GROUP, Family
 from .schedulers import DEFAULT as DEFAULT_SCHEDULER
 from .schedulers import check_name
+from .schedules import Schedule
+from .strengths import MAX_STRENGTH, check_strength
 
-MAX_STRENGTH = 100.0  # ComfyUI's LoraLoader range; beyond it a value is a typo, not a choice
-
-
-def check_strength(value: float, what: str) -> float:
-    """A finite float within +-MAX_STRENGTH, or SpecError naming the input."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise SpecError(f"{what}: expected a number, got {value!r}") from None
-    if not math.isfinite(value) or abs(value) > MAX_STRENGTH:
-        raise SpecError(f"{what}: expected a finite number within +-{MAX_STRENGTH:g}, got {value!r}")
-    return value
+__all__ = ["MAX_STRENGTH", "AdapterSpec", "GenerateParams", "StackSpec", "check_strength", "freeze_weights"]
 
 
 def freeze_weights(weights: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
@@ -53,6 +44,9 @@ class AdapterSpec:
     blocks: tuple = ()
     # an in-memory adapter's parsed content (a LoraFile); files on disk are read through the store instead
     memory: object = field(default=None, compare=False, hash=False, repr=False)
+    # strength schedules over the steps per weights key (schedules.py): (("model", Schedule), ...); that key's
+    # number in ``weights`` is the schedule's value at the first step, so everything that reads numbers works
+    schedules: tuple[tuple[str, Schedule], ...] = ()
 
     def __post_init__(self):
         if not self.name or not self.name.strip():
@@ -62,6 +56,10 @@ class AdapterSpec:
         if isinstance(self.weights, Mapping):
             object.__setattr__(self, "weights", freeze_weights(self.weights))
         check_strength(self.fuse_scale, "lora_scale")
+        if self.fused and self.schedules:
+            shown = ", ".join(f"{k}={s.text()}" for k, s in self.schedules)
+            raise SpecError(f"adapter {self.name!r} has a strength schedule ({shown}); fused weights cannot change "
+                            "between steps. Give it a number before fusing it, or fuse the others (adapter_names).")
 
     @property
     def weight_map(self) -> dict[str, float]:
@@ -74,13 +72,28 @@ class AdapterSpec:
             return weights[component]
         return weights.get(family.group_of(component), 1.0)
 
-    def effective_weight(self, component: str, family: Family) -> float:
-        scale = self.fuse_scale if self.fused else 1.0
-        return self.weight_for(component, family) * scale
+    def schedule_for(self, component: str, family: Family) -> Schedule | None:
+        """The strength schedule of one component (same precedence as ``weight_for``), or None."""
+        key = component if component in self.weight_map else family.group_of(component)
+        return dict(self.schedules).get(key)
 
-    def with_weights(self, **updates: float) -> AdapterSpec:
-        merged = {**self.weight_map, **updates}
-        return replace(self, weights=freeze_weights(merged))
+    def weight_at(self, component: str, family: Family, t: float) -> float:
+        """Strength of one component at position ``t`` (0..1) over the steps; ``weight_for`` at t = 0."""
+        schedule = self.schedule_for(component, family)
+        return schedule.at(t) if schedule is not None else self.weight_for(component, family)
+
+    def effective_weight(self, component: str, family: Family, t: float = 0.0) -> float:
+        if self.fused:  # a fused adapter has no schedule (refused above)
+            return self.weight_for(component, family) * self.fuse_scale
+        return self.weight_at(component, family, t)
+
+    def with_weights(self, **updates: float | Schedule) -> AdapterSpec:
+        """New numbers or schedules per key; a number replaces that key's schedule."""
+        numbers = {k: v.at(0.0) if isinstance(v, Schedule) else v for k, v in updates.items()}
+        schedules = {k: s for k, s in self.schedules if k not in updates}
+        schedules.update({k: v for k, v in updates.items() if isinstance(v, Schedule)})
+        return replace(self, weights=freeze_weights({**self.weight_map, **numbers}),
+                       schedules=tuple(sorted(schedules.items())))
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,11 @@ class StackSpec:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.adapters)
+
+    @property
+    def scheduled(self) -> bool:
+        """True when an enabled adapter has a strength schedule (Generate writes scales between steps)."""
+        return any(a.enabled and a.schedules for a in self.adapters)
 
     def unique_name(self, wanted: str) -> str:
         """``wanted`` or ``wanted (2)``, ``wanted (3)``... whichever is free."""

@@ -9,6 +9,8 @@
     style: lbw=1,0,0,0,0,0,0,0,1,1,1,1,1,1,1,1,1    an A1111 block-weight vector or preset (lbw=OUT)
     style: lbw=1,A,A,B,B,R,R,0,1,1,1,1,1,1,1,1,1, A=0.5, B=0.2, seed=7
     flux_one: transformer_blocks.0-5=0.5, single_transformer_blocks.3=0   transformer block ranges
+    style: model=1.0@0-0.5, 0.2@0.5-1   a strength schedule over the steps (schedules.py), denoiser only
+    style: ramp(1.0, 0.2)               the denoiser ramps; the text encoders take the start value (1.0)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import schedules
 from .block_weights import lbw_vector, scheme_of
 from .errors import SpecError
 from .families import CLIP_GROUP, MODEL_GROUP, Family
@@ -33,12 +36,18 @@ _LBW_OPTIONS = {"A": 1.0, "B": 1.0, "seed": 0}
 class WeightLine:
     number: int
     name: str
-    weights: tuple[tuple[str, float], ...]
+    weights: tuple[tuple[str, float | schedules.Schedule], ...]
     enabled: bool | None
     blocks: tuple = ()  # block entries for the denoiser, or () when the line names none
 
 
-def _split_name(line: str, where: str) -> tuple[str, str]:
+def quote_name(name: str) -> str:
+    """An adapter name as a line starts it: quoted, so spaces and colons in it are safe."""
+    return f'"{name}"'
+
+
+def split_name(line: str, where: str) -> tuple[str, str]:
+    """'style: 0.8' -> ('style', ' 0.8'); '"my: lora": 1' -> ('my: lora', ' 1')."""
     if line.startswith('"'):
         end = line.find('"', 1)
         if end < 0 or not line[end + 1 :].lstrip().startswith(":"):
@@ -56,11 +65,14 @@ def parse_line(number: int, line: str, family: Family) -> WeightLine | None:
     if not line:
         return None
     where = f"weights line {number}"
-    name, rest = _split_name(line, where)
+    name, rest = split_name(line, where)
     rest = rest.strip()
     if rest.lower() in SWITCHES:
         return WeightLine(number, name, (), SWITCHES[rest.lower()])
     if "=" not in rest:
+        if schedules.is_schedule(rest):  # the text encoders run once, before the first step: they take its value
+            schedule = schedules.parse(rest, where)
+            return WeightLine(number, name, ((MODEL_GROUP, schedule), (CLIP_GROUP, schedule.at(0.0))), None)
         value = check_strength(rest, where)
         return WeightLine(number, name, ((MODEL_GROUP, value), (CLIP_GROUP, value)), None)
     allowed = (MODEL_GROUP, CLIP_GROUP, *components)
@@ -70,7 +82,7 @@ def parse_line(number: int, line: str, family: Family) -> WeightLine | None:
         if not eq:
             raise SpecError(f"{where}: {item!r} should be key=value (e.g. model=0.8)")
         if key in allowed:
-            weights.append((key, check_strength(raw, f"{where}, {key}")))
+            weights.append((key, strength_value(key, raw, family, f"{where}, {key}")))
         elif key in options:
             value = check_strength(raw, f"{where}, {key}")
             options[key] = int(value) if key == "seed" else value
@@ -85,6 +97,17 @@ def parse_line(number: int, line: str, family: Family) -> WeightLine | None:
     if lbw is not None:
         blocks[lbw[0]] = ("lbw", lbw_vector(lbw[1], family, options["A"], options["B"], int(options["seed"])))
     return WeightLine(number, name, tuple(weights), None, tuple(blocks))
+
+
+def strength_value(key: str, raw: str, family: Family, where: str) -> float | schedules.Schedule:
+    """A number, or a schedule for the denoiser ('model' or its component name); SpecError otherwise."""
+    if not schedules.is_schedule(raw):
+        return check_strength(raw, where)
+    if key not in (MODEL_GROUP, family.denoiser):
+        raise SpecError(f"{where}: a schedule over the steps works on the denoiser only (model= or "
+                        f"{family.denoiser}=); the text encoders run once, before the first step, so give "
+                        f"{key} a number")
+    return schedules.parse(raw, where)
 
 
 def _block_value(raw: str, where: str):

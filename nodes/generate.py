@@ -1,10 +1,14 @@
 from __future__ import annotations
 
-from ..core.generate import generate
+from ..core import prompt_tags
+from ..core.generate import run
 from ..core.schedulers import CHOICES, DEFAULT
 from ..core.specs import GenerateParams
 from . import host, records
 from .common import CATEGORY, node_id, pipeline_input
+
+PROMPT_TIP = ("What to generate. <lora:name:weight> or <lora:name:model:clip> adds a LoRA from your loras folder "
+              "for this run (name as listed, .safetensors optional, or its hash); the tag is taken out of the text.")
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
@@ -16,17 +20,18 @@ class Generate:
                    "image) or inpainting (an image and a mask). Same seed, same stack, same images, on any machine "
                    "with the same files.")
     CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("Generated images (connect to Save Image or Preview Image).",)
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("images", "parameters")
+    OUTPUT_TOOLTIPS = ("Generated images (connect to Save Image or Preview Image).",
+                       "The A1111 parameters text of the images (prompt, settings, Lora hashes), as Save Image "
+                       "(LoRA Deck) writes it.")
     FUNCTION = "generate"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "pipeline": pipeline_input("The pipeline and LoRA stack to generate with."),
-            "prompt": ("STRING", {"multiline": True, "default": "a photo of a cat",
-                                  "tooltip": "What to generate."}),
+            "prompt": ("STRING", {"multiline": True, "default": "a photo of a cat", "tooltip": PROMPT_TIP}),
             "negative_prompt": ("STRING", {"multiline": True, "default": "",
                                            "tooltip": "What to steer away from (used when cfg > 1)."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
@@ -57,11 +62,19 @@ class Generate:
                                          "to it if the sizes differ (as ComfyUI does). E.g. Load Image's MASK."}),
         }, "hidden": dict(records.SOURCE_HIDDEN)}  # the panel shows each Generate's stack
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, prompt=None):
+        """Queue time: every <lora:...> tag in the prompt names a file that is there (a linked prompt is
+        checked when the node runs)."""
+        if not isinstance(prompt, str):
+            return True
+        return prompt_tags.check(prompt, host.locate_lora) or True
+
     def generate(self, pipeline, prompt, negative_prompt, seed, steps, cfg, width, height, batch_size,
                  scheduler=DEFAULT, image=None, denoise=1.0, mask=None, unique_id=None, api_prompt=None):
         params = GenerateParams(prompt, negative_prompt, seed, steps, cfg, width, height, batch_size, scheduler,
                                 denoise)
         source, title = records.source_of(unique_id, api_prompt)
-        images = generate(pipeline.owner, pipeline.stack, params, host.progress_reporter(steps), image, mask,
-                          source=source, source_title=title)
-        return (images,)
+        made = run(pipeline.owner, pipeline.stack, params, host.progress_reporter(steps), image, mask,
+                   host.locate_lora, source, title)
+        return (made.images, made.parameters)

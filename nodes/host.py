@@ -21,6 +21,7 @@ from ..core.pipelines import BUILTIN_NAMES
 from ..core.runtime import Folders, Runtime
 from ..core.settings import Settings
 from ..core.single_file import LocalFiles
+from .naming import save_path
 
 try:  # inside ComfyUI
     import folder_paths  # type: ignore[import-not-found]
@@ -170,6 +171,28 @@ def model_path(name: str) -> str:
     raise PipelineLoadError(f"model {name!r} was not found under models/diffusers or models/checkpoints; "
                             "put a diffusers folder (with model_index.json) or a .safetensors checkpoint there, "
                             "or pick another model")
+
+
+def save_image_path(prefix: str, width: int, height: int, output_dir: str | None = None) -> tuple[str, str, int, str]:
+    """(folder, file name stem, first counter, subfolder) for an image ``filename_prefix``, named as ComfyUI's
+    Save Image names it: ComfyUI's own function inside ComfyUI, the same rules headless (naming.py)."""
+    if IN_COMFYUI and output_dir is None:
+        folder, stem, counter, subfolder, _ = folder_paths.get_save_image_path(
+            prefix, folder_paths.get_output_directory(), width, height)
+        return folder, stem, counter, subfolder
+    output = os.path.abspath(output_dir or runtime().folders.output())
+    folder, stem, counter = save_path(output, prefix)
+    subfolder = os.path.relpath(folder, output)
+    return folder, stem, counter, "" if subfolder == "." else subfolder
+
+
+def metadata_disabled() -> bool:
+    """ComfyUI's --disable-metadata: then images are saved without text chunks, as its Save Image does."""
+    if not IN_COMFYUI:
+        return False
+    from comfy.cli_args import args  # type: ignore[import-not-found]
+
+    return bool(getattr(args, "disable_metadata", False))
 
 
 def progress_reporter(total: int) -> Callable[[int, int], None]:

@@ -6,6 +6,7 @@ import os
 import random
 import string
 
+from ..nodes import host
 from .parameters import for_save_node
 from .pngfile import save_path, to_pil, write_png
 
@@ -31,19 +32,21 @@ class SaveImage:
     def folder(self) -> str:
         return os.path.join(self.context.output_dir, self.SUBDIR)
 
-    def text_chunks(self, prompt, extra_pnginfo, unique_id) -> dict:
-        """ComfyUI's ``prompt`` and ``workflow`` chunks, plus A1111 ``parameters`` when a Generate made the images."""
+    def text_chunks(self, prompt, extra_pnginfo, unique_id, images=None, index: int = 0) -> dict:
+        """ComfyUI's ``prompt`` and ``workflow`` chunks, plus A1111 ``parameters`` when a Generate (or LoRA Grid)
+        made the images: the text it recorded with them, else the one read from the graph."""
         text = {**({"prompt": prompt} if prompt is not None else {}), **(extra_pnginfo or {})}
-        parameters = for_save_node(self.context.prompt, self.context.inputs, unique_id)
+        recorded = host.runtime().image_info.for_image(images, index) if images is not None else None
+        parameters = recorded or for_save_node(self.context.prompt, self.context.inputs, unique_id)
         return {**text, "parameters": parameters} if parameters else text
 
     def save_images(self, images, filename_prefix="ComfyUI", prompt=None, extra_pnginfo=None, unique_id=None):
         folder, stem, counter = save_path(self.folder(), filename_prefix)
-        text = self.text_chunks(prompt, extra_pnginfo, unique_id)
         results = []
         for batch_number, image in enumerate(images):
             name = f"{stem.replace('%batch_num%', str(batch_number))}_{counter:05}_.png"
             path = os.path.join(folder, name)
+            text = self.text_chunks(prompt, extra_pnginfo, unique_id, images, batch_number)
             write_png(to_pil(image), path, text, self.COMPRESS_LEVEL)
             self.context.saved.append(path)
             subfolder = os.path.relpath(folder, self.folder())

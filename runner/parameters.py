@@ -1,73 +1,45 @@
-"""A1111-style ``parameters`` text for saved images, so civitai and A1111 readers credit the LoRAs.
+"""A1111-style ``parameters`` text for the headless SaveImage (the text itself: core/infotext.py).
 
-An IMAGE tensor carries no metadata, so the headless SaveImage looks upstream instead: the node
-feeding its ``images`` input is a Generate node whose evaluated inputs (prompt, seed, ... and the
-pipeline handle with its immutable stack) the runner kept. Example::
+Generate and LoRA Grid record the text of the images they return (``runtime.image_info``), which the
+savers find by the IMAGE tensor itself. For images that reach SaveImage otherwise, the runner looks
+upstream: the node feeding ``images`` is a Generate node whose evaluated inputs (prompt, seed, ... and the
+pipeline handle with its immutable stack) it kept. Example::
 
     a lighthouse
     Negative prompt: blurry
-    Steps: 20, Seed: 42, CFG scale: 7.0, Size: 128x128, Model: tiny-sd (built-in), Lora hashes: "style: 0d1f..."
+    Steps: 20, Sampler: DDIM, Seed: 42, CFG scale: 7, Size: 128x128, Model: tiny-sd (built-in), Lora hashes: ...
 """
 
 from __future__ import annotations
 
-import json
-
-from ..core.hashing import autov2
+from ..core.infotext import alias, lora_fields, parameters, quote
 from ..core.schedulers import DEFAULT
+from ..core.specs import GenerateParams
 from ..nodes.common import node_id
+
+__all__ = ["a1111_text", "alias", "for_save_node", "lora_fields", "quote"]
 
 GENERATE = node_id("Generate")
 
 
-def quote(text: str) -> str:
-    """A1111's rule: values holding ``,``, ``:`` or a newline are written as a JSON string."""
-    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",:\n") else text
-
-
-def alias(name: str) -> str:
-    """An adapter name as it may appear inside ``Lora hashes`` (A1111 strips ``:`` and ``,``)."""
-    return name.replace(":", "").replace(",", "").strip() or "lora"
-
-
-def _weights(spec) -> str:
-    return " ".join(f"{k}={v:g}" for k, v in spec.weights) + (f" fused={spec.fuse_scale:g}" if spec.fused else "")
-
-
-def lora_fields(stack) -> list[tuple[str, str]]:
-    """``Lora hashes`` (autov2 per enabled adapter) and LoRA Deck's own adapter list with weights."""
-    used = [a for a in stack.adapters if a.enabled]
-    if not used:
-        return []
-    hashes = ", ".join(f"{alias(a.name)}: {autov2(a.sha256)}" for a in used)
-    weights = ", ".join(f"{alias(a.name)}: {_weights(a)}" for a in used)
-    return [("Lora hashes", json.dumps(hashes)), ("LoRA Deck", json.dumps(weights))]
-
-
-def _size(inputs: dict, owner) -> str:
+def _size(inputs: dict, owner) -> tuple[int, int]:
     """The output size: width x height, or with an image its size on the model's grid (see core/sources.py)."""
     image = inputs.get("image")
     if image is None:
-        return f"{inputs['width']}x{inputs['height']}"
+        return int(inputs["width"]), int(inputs["height"])
     grid = owner.family.pixel_multiple(owner.pipe)
-    return f"{image.shape[-2] // grid * grid}x{image.shape[-3] // grid * grid}"
+    return image.shape[-2] // grid * grid, image.shape[-3] // grid * grid
 
 
 def a1111_text(inputs: dict) -> str:
     """The parameters text for one Generate node's evaluated inputs."""
     handle = inputs["pipeline"]
-    model = handle.owner.label.rsplit(" [", 1)[0]
-    scheduler = inputs.get("scheduler", DEFAULT)
-    fields = [("Steps", str(inputs["steps"])), *([("Sampler", quote(scheduler))] if scheduler != DEFAULT else []),
-              ("Seed", str(inputs["seed"])), ("CFG scale", f"{inputs['cfg']:g}"), ("Size", _size(inputs, handle.owner)),
-              ("Model", quote(model)),
-              *([("Denoising strength", f"{inputs.get('denoise', 1.0):g}")] if inputs.get("image") is not None else []),
-              *lora_fields(handle.stack)]
-    lines = [str(inputs["prompt"])]
-    if inputs.get("negative_prompt"):
-        lines.append(f"Negative prompt: {inputs['negative_prompt']}")
-    lines.append(", ".join(f"{key}: {value}" for key, value in fields))
-    return "\n".join(lines)
+    denoise = inputs.get("denoise", 1.0) if inputs.get("image") is not None else 1.0
+    params = GenerateParams(str(inputs["prompt"]), inputs.get("negative_prompt") or "", inputs["seed"],
+                            inputs["steps"], inputs["cfg"], inputs["width"], inputs["height"],
+                            inputs.get("batch_size", 1), inputs.get("scheduler", DEFAULT), denoise)
+    return parameters(params.prompt, params.negative_prompt, params, handle.stack, handle.owner,
+                      _size(inputs, handle.owner))
 
 
 def for_save_node(prompt: dict, evaluated: dict, save_id: str | None) -> str | None:

@@ -19,7 +19,9 @@ def input_specs(cls) -> dict[str, tuple]:
 
 
 def is_widget(spec: tuple) -> bool:
-    return isinstance(spec[0], (list, tuple)) or spec[0] in WIDGET_TYPES
+    """A widget in the UI format (a value in ``widgets_values``); ``forceInput`` makes a socket instead."""
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    return (isinstance(spec[0], (list, tuple)) or spec[0] in WIDGET_TYPES) and not options.get("forceInput")
 
 
 def widget_names(cls) -> list:

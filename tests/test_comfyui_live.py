@@ -40,6 +40,8 @@ NODE_IDS = [
     "UnfuseLoRA|LoRADeck",
     "Generate|LoRADeck",
     "LoRAList|LoRADeck",
+    "LoRAGrid|LoRADeck",
+    "SaveImage|LoRADeck",
 ]
 DEMO_LORAS = ["loradeck-demo-style.safetensors", "loradeck-demo-kohya.safetensors"]
 KOHYA, STYLE = DEMO_LORAS[1], DEMO_LORAS[0]
@@ -567,3 +569,21 @@ def test_single_file_tokenizers_come_from_comfyuis_own_folder(comfyui):
     sd1_tokenizer = str(Path(COMFYUI_ROOT).resolve() / "comfy" / "sd1_tokenizer")
     log_text = comfyui.log_path.read_text(errors="replace")
     assert f"single file: tokenizer from {sd1_tokenizer}" in log_text, _log_tail(comfyui.log_path)
+
+
+def test_save_image_node_writes_a1111_parameters(comfyui):
+    import a1111_parser
+    from PIL import Image
+    from test_save_image import KOHYA, STYLE, _autov2, _workflow
+
+    entry = _run_prompt(comfyui, _workflow())
+    if entry["status"]["status_str"] != "success":
+        comfyui.fail(f"workflow failed: {json.dumps(entry['status'], indent=1)}")
+    images = [image for output in entry["outputs"].values() for image in output.get("images", [])]
+    assert [image["filename"] for image in images] == ["tagged_00001_.png", "tagged_00002_.png"]
+    for image in images:
+        chunks = Image.open(comfyui.output_dir / image["subfolder"] / image["filename"]).text
+        assert "prompt" in chunks
+        loras = {r["name"]: r["hash"] for r in a1111_parser.parse(chunks["parameters"])["resources"]
+                 if r["type"] == "lora"}
+        assert loras == {STYLE: _autov2(STYLE), KOHYA: _autov2(KOHYA)}

@@ -29,6 +29,9 @@ FROZEN = {
     "Generate|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
                           "batch_size", "scheduler", "image", "denoise", "mask"],  # optional from 0.2.0 on
     "SaveLoRA|LoRADeck": ["pipeline", "filename_prefix", "mode", "rank"],
+    "LoRAGrid|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
+                          "x_axis", "y_axis", "scheduler"],  # new in 0.2.0
+    "SaveImage|LoRADeck": ["images", "filename_prefix", "parameters"],  # new in 0.2.0
     "LoRAList|LoRADeck": ["pipeline", "loras", "lora_stack"],
 }
 # Outputs are linked by slot number: they may only ever grow at the end too.

@@ -139,9 +139,64 @@ IMG2IMG = {
     7: ("SaveImage", "Save inpainting", {"filename_prefix": "loradeck-img2img/inpaint"}, {"images": (6, 0)},
         (1160, 420)),
 }
+STYLE_NAME, KOHYA_NAME = STYLE.removesuffix(".safetensors"), KOHYA.removesuffix(".safetensors")
+GRID = {
+    **_pipe(),
+    2: _stack(1, (400, 300)),
+    3: ("LoRAGrid|LoRADeck", "LoRA Grid (one batched pass)", {
+        "prompt": PROMPT, "negative_prompt": "blurry", "seed": 42, "steps": 20, "cfg": 7.0, "width": 128,
+        "height": 128, "x_axis": f"strength {STYLE_NAME}: 0 | 0.5 | 1 | ramp(1.2, 0)",
+        "y_axis": f"adapters: none | {KOHYA_NAME}", "scheduler": "model default"}, {"pipeline": (2, 0)}, (780, 300)),
+    4: ("SaveImage|LoRADeck", "Save the grid", {"filename_prefix": "loradeck-grid/grid"}, {"images": (3, 0)},
+        (1180, 40)),
+    5: ("SaveImage|LoRADeck", "Save each cell", {"filename_prefix": "loradeck-grid/cell"}, {"images": (3, 1)},
+        (1180, 420)),
+}
+SCHEDULE = {
+    **_pipe(),
+    2: ("LoadLoRA|LoRADeck", "Style LoRA", {"lora_name": STYLE, "strength_model": 1.0, "strength_clip": 1.0,
+                                            "adapter_name": "style"}, {"pipeline": (1, 0)}, (400, 300)),
+    3: ("SetAdapterWeights|LoRADeck", "Strong early, weak late", {
+        "weights": "style: model=ramp(1.2, 0.2), clip=0.8\n"}, {"pipeline": (2, 0)}, (780, 40)),
+    4: ("SetAdapterWeights|LoRADeck", "First 40 % of the steps only", {
+        "weights": "style: model=1.0@0-0.4, 0@0.4-1, clip=1.0\n"}, {"pipeline": (2, 0)}, (780, 420)),
+    5: ("Generate|LoRADeck", "Generate (ramp)", dict(GEN), {"pipeline": (3, 0)}, (1140, 40)),
+    6: ("SaveImage|LoRADeck", "Save ramp", {"filename_prefix": "loradeck-schedule/ramp"}, {"images": (5, 0)},
+        (1520, 40)),
+    7: ("Generate|LoRADeck", "Generate (early only)", dict(GEN), {"pipeline": (4, 0)}, (1140, 420)),
+    8: ("SaveImage|LoRADeck", "Save early only", {"filename_prefix": "loradeck-schedule/early"},
+        {"images": (7, 0)}, (1520, 420)),
+}
+PROMPT_TAGS = {
+    **_pipe(),
+    2: ("Generate|LoRADeck", "Generate (LoRAs from the prompt)", {
+        **GEN, "prompt": f"a lighthouse on a cliff at sunset <lora:{STYLE_NAME}:0.8:0.5>, <lora:{KOHYA_NAME}:0.7>"},
+        {"pipeline": (1, 0)}, (400, 300)),
+    3: ("SaveImage|LoRADeck", "Save (tags kept in the parameters)", {"filename_prefix": "loradeck-tags/tags"},
+        {"images": (2, 0)}, (780, 300)),
+}
+SAVE_IMAGE = {
+    **_pipe(),
+    2: _stack(1, (400, 300)),
+    3: ("Generate|LoRADeck", "Generate", dict(GEN), {"pipeline": (2, 0)}, (780, 300)),
+    4: ("SaveImage|LoRADeck", "Save Image (LoRA Deck): A1111 parameters with Lora hashes",
+        {"filename_prefix": "loradeck-civitai/stack"}, {"images": (3, 0), "parameters": (3, 1)}, (1160, 300)),
+}
 EXAMPLES = {
     "loradeck-lora-list": (LORA_LIST, "LoRA List: any number of LoRA rows (switch one off and it stays in the "
                            "workflow, unloaded); its trigger_words output gives the files' trigger words."),
+    "loradeck-grid": (GRID, "LoRA Grid: 4 strengths of the style LoRA (X) x the kohya LoRA off/on (Y), 8 cells in "
+                      "ONE batched denoising pass (each batch row runs its own adapters). Every cell equals that "
+                      "configuration run alone through Generate. Outputs: the labelled grid, the cells, their text."),
+    "loradeck-schedule": (SCHEDULE, "Strength schedules over the steps: a linear ramp from 1.2 at the first step "
+                          "to 0.2 at the last, and a LoRA for the first 40 % of the steps only. Scales are written "
+                          "between steps; the saved PNG's parameters show the schedule."),
+    "loradeck-prompt-tags": (PROMPT_TAGS, "Prompt tags: <lora:name:weight> or <lora:name:model:clip> in Generate's "
+                             "prompt add those files for this run only; the tags are taken out of the text the "
+                             "encoder sees. An unknown name is refused when you queue."),
+    "loradeck-save-image": (SAVE_IMAGE, "Save Image (LoRA Deck) saves like Save Image and adds the A1111 "
+                            "'parameters' text (steps, sampler, seed, CFG, size, model, Lora hashes) that civitai "
+                            "reads to credit each LoRA."),
     "loradeck-block-weights": (BLOCK_WEIGHTS, "Block weights: an A1111 LoRA Block Weight vector (output blocks "
                                "only) beside diffusers' per-block form."),
     "loradeck-fuse-unfuse": (FUSE_UNFUSE, "Fuse one adapter of a stack (the other stays active), then unfuse: "

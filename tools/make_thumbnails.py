@@ -16,7 +16,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(os.path.dirname(HERE), "example_workflows")
 CELL = 192
-PICKS = {"loradeck-demo": ("0-base", "2-style-1", "4-kohya-1", "5-stack")}  # stems shown, in this order
+PICKS = {"loradeck-demo": ("0-base", "2-style-1", "4-kohya-1", "5-stack"),  # stems shown, in this order
+         "loradeck-grid": ("grid",)}  # the labelled grid itself
 
 
 def _stem(path: str) -> str:

@@ -87,6 +87,12 @@ function strengthLines(adapter) {
       "loradeck-layers") : null];
 }
 
+/** A strength schedule over the steps: [["unet", "ramp(1.2, 0.2)"]] -> "unet ramp(1.2, 0.2)". */
+export function formatSchedule(schedule) {
+  if (!Array.isArray(schedule) || schedule.length === 0) return "";
+  return schedule.map((pair) => (Array.isArray(pair) ? `${pair[0]} ${pair[1]}` : "?")).join(" · ");
+}
+
 function wordsLine(adapter) {
   const words = triggerWords(adapter);
   if (!words.length) return null;
@@ -115,7 +121,8 @@ export function adapterView(adapter, loadPreview = null) {
     adapter?.file ?? "")]);
   const meta = metadataOf(adapter);
   const body = el("div", { cls: "loradeck-adapter-body" }, [
-    head, file, ...strengthLines(adapter), matchLine(adapter?.report),
+    head, file, ...strengthLines(adapter), keyed("over steps", formatSchedule(adapter?.schedule)),
+    matchLine(adapter?.report),
     keyed("base", baseModel(adapter), meta.base_model_source || null),
     keyed("title", meta.title), wordsLine(adapter),
   ]);

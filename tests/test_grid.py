@@ -1,0 +1,112 @@
+"""LoRA Grid: every cell of the one batched pass equals the same configuration run alone through Generate
+(fp32, <= 2/255), for SD1, SDXL and Flux, with a strength axis on one adapter; fallbacks say why."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from family_fixtures import PARAMS, fresh
+from helpers import make_pipe
+from lora_fixtures import save_family_lora, write_dora, write_peft
+from loradeck.core import Deck, SpecError, run_grid
+from loradeck.core.generate import generate
+
+TOLERANCE = 2 / 255
+# X: one adapter's strength (a number, per component, a schedule); Y: which adapters are on
+X_AXIS = "strength first: 0 | 0.6 | model=1.3, clip=0.3 | ramp(1.2, 0)"
+X_WEIGHTS = [{"model": 0.0, "clip": 0.0}, {"model": 0.6, "clip": 0.6}, {"model": 1.3, "clip": 0.3},
+             {"model": "ramp(1.2, 0)", "clip": 1.2}]
+Y_AXIS = "adapters: none | second"
+Y_SECOND = [False, True]
+
+
+@pytest.fixture(scope="module")
+def family_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid_loras")
+    return {key: {"first": save_family_lora(key, str(root / f"{key}_first.safetensors"), seed=1),
+                  "second": save_family_lora(key, str(root / f"{key}_second.safetensors"), seed=2)}
+            for key in ("sd1", "sdxl", "flux")}
+
+
+def _alone(deck: Deck, x_weights: dict, second_on: bool, params) -> torch.Tensor:
+    """The cell's configuration built with the Python API (independently of the axes' parser), run alone."""
+    deck.set_weights("first", **x_weights).set_weights("second", enabled=second_on)
+    return generate(deck.owner, deck.stack, params)
+
+
+@pytest.mark.parametrize("key", ["sd1", "sdxl", "flux"])
+def test_every_cell_equals_its_configuration_run_alone(key, family_files):
+    files = family_files[key]
+    params = dataclasses.replace(PARAMS, steps=4, negative_prompt="" if key == "flux" else "blurry")
+    deck = Deck(fresh(key)).add(files["first"], "first", model=0.8).add(files["second"], "second", model=0.7, clip=0.5)
+    stack = deck.stack
+    result = run_grid(deck.owner, stack, params, X_AXIS, Y_AXIS)
+    assert result.batched, result.text
+    assert result.cells.shape == (8, 64, 64, 3)
+    assert result.grid.shape[0] == 1 and result.grid.shape[1] > 2 * 64 and result.grid.shape[2] > 4 * 64
+    assert "one batched denoising pass" in result.text and "cell 8 (row 2, column 4)" in result.text
+    assert deck.stack == stack  # the grid leaves the stack alone
+    for row, second_on in enumerate(Y_SECOND):
+        for column, weights in enumerate(X_WEIGHTS):
+            alone = _alone(deck, weights, second_on, params)
+            cell = result.cells[row * len(X_WEIGHTS) + column]
+            assert (cell - alone[0]).abs().max() <= TOLERANCE, f"cell row {row}, column {column}"
+    distinct = {tuple((result.cells[i] * 255).round().flatten()[:64].tolist()) for i in range(8)}
+    assert len(distinct) == 8  # every configuration made its own image
+    # afterwards the pipeline renders as before the grid
+    deck._set(stack)
+    plain = generate(deck.owner, stack, params)
+    assert (plain - generate(Deck(fresh(key)).add(files["first"], "first", model=0.8)
+                             .add(files["second"], "second", model=0.7, clip=0.5).owner, stack, params)).abs().max() \
+        <= TOLERANCE
+
+
+def test_stacks_axis_and_prompt_tags(lora_dir, use_models, files):
+    use_models(str(lora_dir))
+    deck = Deck(make_pipe()).add(files["a"], "a")
+    params = dataclasses.replace(PARAMS, steps=3, prompt="a lighthouse <lora:k:0.5>")
+    result = run_grid(deck.owner, deck.stack, params, "stacks: soft = a: 0.3 | strong = a: 1.2; <lora:sub/b:0.8>")
+    assert result.batched and result.cells.shape[0] == 2
+    clean = dataclasses.replace(params, prompt="a lighthouse")
+    deck.add(files["k"], "k", model=0.5, clip=0.5)
+    soft = generate(deck.owner, deck.set_weights("a", model=0.3, clip=0.3).stack, clean)
+    strong = generate(deck.owner, deck.set_weights("a", model=1.2, clip=1.2).add(files["b"], "b", 0.8, 0.8).stack,
+                      clean)
+    assert (result.cells[0] - soft[0]).abs().max() <= TOLERANCE
+    assert (result.cells[1] - strong[0]).abs().max() <= TOLERANCE
+    assert "Lora hashes" in result.parameters[1] and "b: " in result.parameters[1]
+
+
+def test_differing_fused_adapters_fall_back_to_sequential_runs(files):
+    deck = Deck(make_pipe()).add(files["a"], "a").add(files["b"], "b").fuse(names=["a"])
+    params = dataclasses.replace(PARAMS, steps=3)
+    result = run_grid(deck.owner, deck.stack, params, "adapters: none | a")
+    assert not result.batched and "one after another (sequential) because fused adapters (a) differ" in result.text
+    alone = generate(deck.owner, deck.stack, params)
+    assert (result.cells[1] - alone[0]).abs().max() <= TOLERANCE
+
+
+def test_dora_cells(tmp_path, files):
+    """DoRA files (kohya and peft) load as low-rank deltas with the magnitude folded in (formats/dora.py), so
+    their layers are plain LoRA layers and batch like any other (a peft DoRA layer would run sequentially)."""
+    params = dataclasses.replace(PARAMS, steps=3)
+    for path in (write_dora(str(tmp_path / "dora.safetensors"), seed=5),
+                 write_peft(str(tmp_path / "peft_dora.safetensors"), seed=6, dora=True)):
+        deck = Deck(make_pipe()).add(path, "d").add(files["a"], "a")
+        result = run_grid(deck.owner, deck.stack, params, "strength d: 0.5 | 1")
+        assert result.batched, result.text
+        alone = generate(deck.owner, deck.set_weights("d", model=0.5, clip=0.5).stack, params)
+        assert (result.cells[0] - alone[0]).abs().max() <= TOLERANCE
+    alone = generate(deck.owner, deck.set_weights("d", model=0.5, clip=0.5).stack, params)
+    assert (result.cells[0] - alone[0]).abs().max() <= TOLERANCE
+
+
+def test_axis_errors_name_the_axis(files):
+    deck = Deck(make_pipe()).add(files["a"], "a")
+    with pytest.raises(SpecError, match="X axis: start with 'strength NAME:'"):
+        run_grid(deck.owner, deck.stack, PARAMS, "weights: 1 | 2")
+    with pytest.raises(SpecError, match="Y axis.*no adapter named 'nope'"):
+        run_grid(deck.owner, deck.stack, PARAMS, "strength a: 0 | 1", "adapters: a | nope")
