@@ -9,6 +9,7 @@ from .errors import (
     IncompatibleLoraError,
     LoraDeckError,
     LoraFileError,
+    NonFiniteOutputError,
     PipelineLoadError,
     SpecError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "IncompatibleLoraError",
     "LoraDeckError",
     "LoraFileError",
+    "NonFiniteOutputError",
     "PipelineHandle",
     "PipelineLoadError",
     "PipelineOwner",

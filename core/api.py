@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import sources, stack_ops, weights_text
+from .errors import SpecError
 from .families import family_of
+from .files import check_path
 from .owner import PipelineOwner
 from .runtime import Runtime, default_runtime
 from .schedules import Schedule, position
@@ -80,12 +82,14 @@ class Deck:
         ``clip`` the text encoders'. A file that fits only in part is refused unless ``allow_partial``."""
         memory = None
         if isinstance(source, Mapping):
-            memory = sources.in_memory(source, network_alphas, name or "state_dict")
+            memory = sources.in_memory(source, network_alphas, name if isinstance(name, str) and name else "state_dict")
             path = memory.path
-        elif os.path.isdir(source):
-            path = sources.weight_file(source, weight_name, self.owner.runtime.settings.allow_pickle)
+        elif isinstance(source, (str, os.PathLike)):
+            path = check_path(os.fspath(source))
+            if os.path.isdir(path):
+                path = sources.weight_file(path, weight_name, self.owner.runtime.settings.allow_pickle)
         else:
-            path = os.fspath(source)
+            raise SpecError(f"a LoRA source is a file path, a folder or a dict of tensors, got {type(source).__name__}")
         adapter, _ = self.owner.describe(path, name, model, clip, memory, allow_partial)
         return self._set(self.stack.add(adapter))
 
@@ -122,7 +126,7 @@ class Deck:
         return self._set(weights_text.apply_text(self.stack, text, self.owner.family, self.owner.block_rule))
 
     def remove(self, name: str) -> Deck:
-        """Take one adapter out: its layers are removed from the model (its tensors stay in the store's budget)."""
+        """Take one adapter out: its layers are removed from the model and its tensors from the store."""
         self.stack.get(name)
         self._set(StackSpec(tuple(a for a in self.stack.adapters if a.name != name), self.stack.safe_fusing))
         self.owner.release()

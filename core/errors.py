@@ -32,3 +32,7 @@ class PipelineLoadError(LoraDeckError):
 
 class FuseError(LoraDeckError):
     """Fusing failed (non-finite result); the pipeline was restored to its state before the call."""
+
+
+class NonFiniteOutputError(LoraDeckError):
+    """A generated image came out NaN or infinite; the message names the adapters in the stack."""

@@ -21,6 +21,7 @@ from . import infotext, prompt_tags, schedulers
 from .errors import SpecError
 from .families import Family
 from .image_inputs import Source, make_source, mode_of
+from .output_checks import check_images
 from .owner import PipelineOwner
 from .schedules import position
 from .specs import GenerateParams, StackSpec
@@ -187,10 +188,12 @@ def run(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, on_step:
         owner.apply(stack, source, source_title)
         try:
             pipe = pipeline_for(owner, checked)
-            images = to_image(pipe(**_call(pipe, checked.kwargs)).images)
+            raw = pipe(**_call(pipe, checked.kwargs)).images
         finally:
             if scheduled:  # back to the first step's strengths: what the applied stack and its snapshot say
                 owner.write_step(stack, 0.0)
+    check_images(raw, stack)  # before clamping, which would hide an infinity
+    images = to_image(raw)
     text = infotext.parameters(params.prompt, params.negative_prompt, params, stack, owner,
                                (images.shape[2], images.shape[1]))
     owner.runtime.image_info.remember(images, text)

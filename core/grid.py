@@ -24,6 +24,7 @@ from .generate import _call, generate, pipeline_for, plan, scheduled_steps, to_i
 from .grid_axes import Axis, Cells, parse_axis
 from .grid_image import compose
 from .mixed_batch import MixedBatchError, fused_differs
+from .output_checks import check_images
 from .owner import PipelineOwner
 from .schedulers import DEFAULT
 from .specs import GenerateParams, StackSpec
@@ -82,7 +83,10 @@ def _batched(owner: PipelineOwner, stacks: list[StackSpec], params: GeneratePara
     with owner.lock, torch.inference_mode(), owner.rows(stacks) as routed:
         router["r"] = routed
         pipe = pipeline_for(owner, checked)
-        return to_image(pipe(**_call(pipe, kwargs)).images)
+        raw = pipe(**_call(pipe, kwargs)).images
+    for row, stack in zip(raw, stacks, strict=False):  # one row per cell: a NaN cell names its own stack
+        check_images(row, stack)
+    return to_image(raw)
 
 
 def _sequential(owner: PipelineOwner, stacks: list[StackSpec], params: GenerateParams, on_step) -> torch.Tensor:

@@ -11,7 +11,7 @@ import hashlib
 import threading
 
 from .errors import LoraFileError
-from .files import MAX_FILE_BYTES, FileStamp, stamp
+from .files import MAX_FILE_BYTES, FileStamp, open_regular, stamp
 
 SHA256_HEX, AUTOV2_HEX = 64, 10
 CHUNK = 4 * 1024 * 1024
@@ -25,7 +25,7 @@ def autov2(sha256: str) -> str:
 def stream_sha256(path: str) -> str:
     """SHA-256 of a file, streamed (no tensors parsed, nothing kept in memory)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, path) as f:  # never follows a link swapped in, never blocks on a FIFO
         for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -67,7 +67,7 @@ class HashIndex:
                 return cached[1]
             try:
                 digest = self.hasher(key.path)
-            except OSError:
+            except (OSError, LoraFileError):
                 return None
             self.hashed += 1
             self._known[key.path] = (key, digest)

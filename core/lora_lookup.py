@@ -16,13 +16,16 @@ control characters are refused, and listing never follows a symlink loop.
 from __future__ import annotations
 
 import difflib
+import errno
 import os
+import stat
 import string
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import LoraFileError
-from .files import SAFE_SUFFIXES
+from .files import NAME_ADVICE, SAFE_SUFFIXES, unusable
 from .hashing import AUTOV2_HEX, SHA256_HEX, HashIndex
 
 MAX_NAME = 1024  # characters; longer is not a file name anyone typed
@@ -43,14 +46,10 @@ def normalise(name: str) -> str:
 
 def check_name(name) -> str:
     """``name`` if a person could have meant it as a file name, else LoraFileError (never a crash later)."""
-    text = name if isinstance(name, str) else ""
-    bad = (not text.strip() and "it is empty") or (len(text) > MAX_NAME and f"it is over {MAX_NAME} characters") or (
-        any(ord(c) < 32 or ord(c) == 127 for c in text) and "it contains control characters (e.g. a NUL byte)")
-    if not isinstance(name, str) or bad:
-        shown = repr(name)[:80]
-        raise LoraFileError(shown, f"is not a usable LoRA name ({bad or 'not text'})",
-                            "Pick a LoRA file from the list, or type its name as it appears there.")
-    return text
+    why = unusable(name, MAX_NAME)
+    if why:
+        raise LoraFileError(repr(name)[:80], f"is not a usable LoRA name ({why})", NAME_ADVICE)
+    return name
 
 
 def _real_roots(roots: Iterable[str]) -> list[str]:
@@ -74,6 +73,25 @@ def inside(root: str, name: str, allowed: Iterable[str] = ()) -> str | None:
     return path
 
 
+def _unusable_entry(roots: list[str], name: str) -> str | None:
+    """Why an entry called ``name`` under a root cannot be a LoRA file although it exists (a symlink loop, a
+    FIFO, socket or device), or None. Never opens it, and never looks outside the roots."""
+    for root in roots:
+        real_root = os.path.realpath(root)
+        candidate = os.path.normpath(os.path.join(real_root, name))
+        if not _within(candidate, [real_root]) or not os.path.lexists(candidate):
+            continue
+        try:
+            mode = os.stat(candidate).st_mode
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "it is a symlink loop"
+            continue
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            return "it is a FIFO, socket or device, not a regular file"
+    return None
+
+
 def listing(roots: Iterable[str], suffixes: tuple[str, ...] = SAFE_SUFFIXES) -> list[str]:
     """Names (``/``-separated, relative to their root) of the regular files under ``roots`` with an
     allowed suffix; symlinks count only when their target stays inside a root; loops are never followed."""
@@ -81,19 +99,43 @@ def listing(roots: Iterable[str], suffixes: tuple[str, ...] = SAFE_SUFFIXES) -> 
     real_roots = _real_roots(roots)
     names: dict[str, None] = {}
     for root in roots:
-        seen: set[str] = set()
-        for folder, dirs, files in os.walk(root, followlinks=True):
-            real = os.path.realpath(folder)
-            if real in seen or not (real in real_roots or _within(real, real_roots)):
-                dirs[:] = []
-                continue
-            seen.add(real)
-            dirs.sort()
-            for file in sorted(files):
-                path = os.path.join(folder, file)
-                if file.lower().endswith(suffixes) and inside(root, os.path.relpath(path, root), roots):
-                    names.setdefault(os.path.relpath(path, root).replace(os.sep, "/"), None)
+        for relative in _entries(root, real_roots):
+            if relative.lower().endswith(suffixes) and inside(root, relative, roots):
+                names.setdefault(relative.replace(os.sep, "/"), None)
     return sorted(names, key=str.lower)
+
+
+def _entries(root: str, real_roots: list[str]):
+    """Relative paths of everything under ``root`` that is not a folder. Each real folder is visited once,
+    under its own name when it has one: folders reached without a symlink go first (breadth-first), then
+    those reached through one; a symlink to a folder outside the roots, or back up the tree, is not followed."""
+    seen: set[str] = set()
+    queues: tuple[deque, deque] = (deque([""]), deque())  # (reached directly, reached through a symlink)
+    while queues[0] or queues[1]:
+        linked = not queues[0]
+        relative = queues[linked].popleft()
+        folder = os.path.join(root, relative)
+        real = os.path.realpath(folder)
+        if real in seen or not (real in real_roots or _within(real, real_roots)):
+            continue
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(relative, entry.name) if relative else entry.name
+            if _is_folder(entry):
+                queues[linked or entry.is_symlink()].append(path)
+            else:
+                yield path
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows a symlink; a loop or a dangling link is not a folder
+    except OSError:
+        return False
 
 
 def normalise_hash(value) -> str | None:
@@ -150,6 +192,9 @@ def locate(name: str, roots: list[str], hashes: Iterable[str] = (), index: HashI
     path = _first(roots, wanted_name)
     if path:
         return Located(path, wanted_name, "exact" if name == wanted_name else "separators")
+    why = _unusable_entry(roots, wanted_name)
+    if why:
+        raise LoraFileError(name, f"is not a usable LoRA name ({why})", NAME_ADVICE)
     known = listing(roots, suffixes)
     wanted = {h for h in map(normalise_hash, hashes) if h}
     same = _same_file_name(wanted_name, known)

@@ -7,6 +7,7 @@ immutable ``PreparedAdapter`` with its load report. Only then may the model be t
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -14,12 +15,14 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 
 from .errors import IncompatibleLoraError, LoraFileError
 from .families import Family
-from .formats import ANY_COMPONENT, ConvertedLora, ModulePatch
+from .formats import ANY_COMPONENT, AnyPatch, ConvertedLora, LazyPatch, ModulePatch
 from .formats.dora import axis_of, dora_delta
+from .formats.lowrank import FormatError
 from .formats.lycoris import dense_patch
 from .formats.original_names import RowSplit
 from .fusion import ORIGINAL
 from .load_report import LoadReport
+from .magnitude import WeightStats, check_magnitudes
 from .metadata import LoraMetadata, parse_metadata
 
 log = logging.getLogger(__name__)
@@ -89,8 +92,25 @@ def _low_rank_delta(patch: ModulePatch, shape) -> torch.Tensor:
     return (patch.up.float().flatten(1) @ patch.down.float().flatten(1)).reshape(shape) * patch.scale
 
 
-def _fit(patch: ModulePatch, shape: Shape, weight: torch.Tensor) -> ModulePatch | str:
-    """Shapes fitted to the layer; a DoRA patch becomes its exact delta against ``weight``."""
+def _declared_misfit(patch: LazyPatch, shape: Shape) -> str | None:
+    """Why a product's declared shape cannot fit the layer (None: it fits), decided before anything is built."""
+    kernel = math.prod(shape.kernel) if shape.kernel else 1
+    kernel_ok = not patch.kernel or patch.kernel == shape.kernel or (not shape.kernel and math.prod(patch.kernel) == 1)
+    if patch.out_features == shape.out and patch.in_features == shape.inp * kernel and kernel_ok:
+        return None
+    layer = [shape.out, shape.inp, *shape.kernel]
+    return (f"a product of [{patch.out_features}, {patch.in_features}]"
+            f"{f' with kernel {list(patch.kernel)}' if patch.kernel else ''} vs layer {layer}")
+
+
+def _fit(patch: AnyPatch, shape: Shape, weight: torch.Tensor | None) -> ModulePatch | str:
+    """Shapes fitted to the layer; a DoRA patch becomes its exact delta against ``weight``. A lazy product is
+    built only here, once its declared shape fits."""
+    if isinstance(patch, LazyPatch):
+        misfit = _declared_misfit(patch, shape)
+        if misfit is not None:
+            return misfit
+        patch = patch.build()
     fitted = _fit_shapes(patch, shape)
     if isinstance(fitted, str) or patch.dora_scale is None:
         return fitted
@@ -117,7 +137,7 @@ def _fused_weight(model: torch.nn.Module, split: RowSplit) -> torch.Tensor:
     return fused
 
 
-def _split(patch: ModulePatch, split: RowSplit, model: torch.nn.Module) -> list[tuple[str, ModulePatch]] | str:
+def _split(patch: AnyPatch, split: RowSplit, model: torch.nn.Module) -> list[tuple[str, ModulePatch]] | str:
     """A patch of a fused original layer as exact patches of its parts (rows of ``up``, or of a DoRA delta)."""
     shapes = [Shape.of(base_layer(model, name)) for name, _ in split.parts]
     if any(s.kernel or s.inp != shapes[0].inp for s in shapes):
@@ -129,32 +149,16 @@ def _split(patch: ModulePatch, split: RowSplit, model: torch.nn.Module) -> list[
     return [(name, replace(whole, up=_rows(whole.up, ranges))) for name, ranges in split.parts]
 
 
-def _finite(tensor: torch.Tensor) -> bool:
-    """Whether every value is finite. Any NaN/inf makes the sum non-finite, so a finite sum proves it
-    in one reduction; only a non-finite sum (NaN, or a huge bf16/fp32 tensor overflowing) is checked
-    element by element. Thousands of elementwise checks made loads crawl on a busy CPU."""
-    if torch.isfinite(tensor.sum(dtype=torch.float64 if tensor.dtype == torch.float64 else torch.float32)):
-        return True
-    return bool(torch.isfinite(tensor).all())
-
-
-def _check_finite(path: str, converted: ConvertedLora) -> None:
-    for component, patches in converted.patches.items():
-        for name, patch in patches.items():
-            if not all(_finite(t) for t in patch.tensors()):
-                raise LoraFileError(path, f"contains NaN or infinite values in {component} module {name}",
-                                    "The file is damaged or was saved from a diverged training run; do not use it.")
-            if patch.alpha is not None and not torch.isfinite(torch.tensor(patch.alpha)):
-                raise LoraFileError(path, f"has a non-finite alpha for {component} module {name}", "Re-export it.")
-
-
-def _fits(patch: ModulePatch, target, model: torch.nn.Module) -> bool:
+def _fits(patch: AnyPatch, target, model: torch.nn.Module) -> bool:
     if isinstance(target, RowSplit):
         return target.rows == patch.out_features
-    return not isinstance(_fit_shapes(patch, Shape.of(base_layer(model, target))), str)
+    shape = Shape.of(base_layer(model, target))
+    if isinstance(patch, LazyPatch):
+        return _declared_misfit(patch, shape) is None
+    return not isinstance(_fit_shapes(patch, shape), str)
 
 
-def _home(name: str, patch: ModulePatch, family: Family, indexes, models) -> str:
+def _home(name: str, patch: AnyPatch, family: Family, indexes, models) -> str:
     """The component an unprefixed module belongs to: the first whose layer has that name and fits."""
     having = [c for c in family.components if c in indexes and name in indexes[c]]
     for component in having:
@@ -163,7 +167,7 @@ def _home(name: str, patch: ModulePatch, family: Family, indexes, models) -> str
     return having[0] if having else family.denoiser
 
 
-def _by_component(converted: ConvertedLora, family: Family, indexes, models) -> dict[str, dict[str, ModulePatch]]:
+def _by_component(converted: ConvertedLora, family: Family, indexes, models) -> dict[str, dict[str, AnyPatch]]:
     grouped = {c: dict(p) for c, p in converted.patches.items() if c != ANY_COMPONENT}
     for name, patch in converted.patches.get(ANY_COMPONENT, {}).items():
         grouped.setdefault(_home(name, patch, family, indexes, models), {})[name] = patch
@@ -189,7 +193,7 @@ def _made_for_text(base: LoraMetadata, converted: ConvertedLora) -> str:
     return said + seems
 
 
-def _resolved(patch: ModulePatch, target, model: torch.nn.Module) -> list[tuple[str, ModulePatch]] | str:
+def _resolved(patch: AnyPatch, target, model: torch.nn.Module) -> list[tuple[str, ModulePatch]] | str:
     """(real module, fitted patch) pairs for one patch of the file, or why it does not fit."""
     if isinstance(target, RowSplit):
         return _split(patch, target, model)
@@ -214,7 +218,11 @@ def _match(path: str, converted, family, indexes, models) -> _Matching:
             if target is None:
                 result.unmatched.append(f"{component}:{name}")
                 continue
-            parts = _resolved(patch, target, model)
+            try:
+                parts = _resolved(patch, target, model)
+            except FormatError as exc:
+                raise LoraFileError(path, f"cannot be applied to {component} module {name}: {exc}",
+                                    "The file is damaged or its values are absurd; do not use it.") from None
             if isinstance(parts, str):
                 result.mismatched.append(f"{component}.{name}: {parts}")
                 continue
@@ -230,12 +238,14 @@ def _match(path: str, converted, family, indexes, models) -> _Matching:
 
 
 def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: Family,
-            indexes: dict[str, dict], models: dict[str, torch.nn.Module]) -> PreparedAdapter:
+            indexes: dict[str, dict], models: dict[str, torch.nn.Module],
+            weights: WeightStats | None = None) -> PreparedAdapter:
     """Resolve and validate every patch; raise IncompatibleLoraError without touching any model.
 
     A file whose denoiser part matches nothing here is refused as made for another base model, whatever
-    the caller allows; one that fits only in part is reported (``check_complete`` decides)."""
-    _check_finite(path, converted)
+    the caller allows; one that fits only in part is reported (``check_complete`` decides). A patch whose
+    change would dwarf the weight it patches is refused (``magnitude``); ``weights`` gives each module's
+    weight norm and dtype (the owner caches them), by default read from ``models``."""
     meta = parse_metadata(metadata)
     found = _match(path, converted, family, indexes, models)
     where = _pipeline_text(family, models)
@@ -256,6 +266,7 @@ def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: 
             path, f"matched none of its {total} {part}modules in this {where} "
             f"(parts in the file: {', '.join(c for c, _, _ in found.counts) or 'none'}).{made_for}",
             f"Use a LoRA made for {family.title}.")
+    check_magnitudes(path, found.fitted, weights or WeightStats(models, original_weight))
     return PreparedAdapter(sha256, path, found.fitted, report)
 
 

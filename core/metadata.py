@@ -9,17 +9,18 @@ and a malformed field is skipped rather than failing the load.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from . import safe_json
 from .files import read_metadata
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT, MAX_WORD, MAX_WORDS, MAX_TAGS = 500, 100, 30, 50
+MAX_COUNT = 1e15  # a tag count beyond this is not a count
 TITLE_KEYS = ("modelspec.title", "ss_output_name", "name", "modelName", "title")
 BASE_KEYS = ("modelspec.architecture", "ss_base_model_version", "baseModel", "base_model", "sd version",
              "ss_sd_model_name")
@@ -62,7 +63,8 @@ class LoraMetadata:
 
 
 def _text(value, limit: int = MAX_TEXT) -> str:
-    return " ".join(str(value).split())[:limit]
+    text = value if isinstance(value, str) else str(value)
+    return " ".join(text[: limit * 8].split())[:limit]  # cut first: a field may be megabytes long
 
 
 def _first(meta: Mapping[str, str], keys) -> tuple[str, str]:
@@ -74,10 +76,16 @@ def _first(meta: Mapping[str, str], keys) -> tuple[str, str]:
     return "", ""
 
 
-def _json(raw: str):
+MAX_FIELD_CHARS = 4 * 1024 * 1024  # ss_tag_frequency of a large dataset runs to a few hundred KB
+MAX_FIELD_DEPTH = 6  # {"folder": {"tag": count}} is 2 deep
+
+
+def _json(raw):
+    """A metadata field's JSON value, or None when it is not bounded, valid JSON (the field is then skipped)."""
     try:
-        return json.loads(raw)
-    except (TypeError, ValueError):
+        return safe_json.loads(raw, MAX_FIELD_CHARS, MAX_FIELD_DEPTH) if isinstance(raw, str) and raw else None
+    except safe_json.UntrustedJsonError as exc:
+        log.debug("metadata field skipped: %s", exc)
         return None
 
 
@@ -88,17 +96,17 @@ def tag_frequency(raw: str) -> tuple[tuple[str, int], ...]:
     for tags in folders.values() if isinstance(folders, dict) else ():
         for tag, n in tags.items() if isinstance(tags, dict) else ():
             word = _text(tag, MAX_WORD)
-            if word and isinstance(n, (int, float)) and n > 0:
+            if word and isinstance(n, (int, float)) and not isinstance(n, bool) and 0 < n < MAX_COUNT:
                 counts[word] += int(n)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return tuple(ranked[:MAX_TAGS])
 
 
 def _words(value: str) -> list[str]:
-    """A JSON list or a comma-separated string -> words."""
+    """A JSON list or a comma-separated string -> words (list items as text: their depth is bounded)."""
     parsed = _json(value) if value.startswith("[") else None
-    items = parsed if isinstance(parsed, list) else value.split(",")
-    return [w for w in (_text(item, MAX_WORD) for item in items) if w]
+    items = parsed if isinstance(parsed, list) else value[: MAX_TEXT * MAX_WORDS].split(",")
+    return [w for w in (_text(item, MAX_WORD) for item in items[: MAX_WORDS * 10]) if w]
 
 
 def trigger_words(meta: Mapping[str, str], tags) -> tuple[str, ...]:
@@ -123,7 +131,8 @@ def _base(meta: Mapping[str, str]) -> tuple[str, str]:
 
 def _algorithm(meta: Mapping[str, str]) -> str:
     args = _json(meta.get("ss_network_args", ""))
-    return _text(args.get("algo", ""), MAX_WORD) if isinstance(args, dict) else ""
+    algo = args.get("algo", "") if isinstance(args, dict) else ""
+    return _text(algo, MAX_WORD) if isinstance(algo, str) else ""
 
 
 def parse_metadata(meta: Mapping[str, str]) -> LoraMetadata:

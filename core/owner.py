@@ -16,12 +16,13 @@ from collections.abc import Sequence
 import torch
 
 from . import block_weights, fusion, mixed_batch, peft_ops
-from .errors import LoraDeckError
+from .errors import LoraDeckError, LoraFileError
 from .families import Family
 from .files import LoraFile
 from .formats import convert
 from .load_report import LoadReport
-from .matching import PreparedAdapter, check_complete, prepare
+from .magnitude import WeightStats
+from .matching import PreparedAdapter, check_complete, original_weight, prepare
 from .module_index import module_index
 from .snapshot import PipelineSnapshot, read_snapshot
 from .sources import adapter_spec
@@ -48,6 +49,8 @@ class PipelineOwner:
         self._block_rules: dict[tuple, object] = {}
         self._layer_cache: dict[str, list] = {}  # component -> peft layers; dropped when adapters come or go
         self._loaded: OrderedDict[str, LoadReport] = OrderedDict()  # injected adapter key -> report, LRU order
+        self._sha256: dict[str, str] = {}  # injected adapter key -> its content hash (to free its store entries)
+        self._weights = WeightStats(self.models(), original_weight)  # weight norms for the magnitude bound
         self._applied = StackSpec()
         self._snapshot = read_snapshot(self, self._applied, {})
         self._branches: OrderedDict[str, PipelineSnapshot] = OrderedDict()  # source -> its last snapshot
@@ -89,21 +92,23 @@ class PipelineOwner:
 
     def prepare(self, path: str, sha256: str | None = None, memory: LoraFile | None = None) -> PreparedAdapter:
         """Read, convert and validate a file (or the in-memory ``memory``) against this pipeline without
-        changing it. Conversions are kept in the runtime's store, keyed by content and pipeline."""
-        store = self.runtime.store
-        lora = memory if memory is not None else store.read(path)
-        if sha256 is not None and lora.sha256 != sha256:
-            log.warning("%s changed on disk since it was chosen; using its current content", path)
-        cached = store.prepared(lora.sha256, self.id)
-        if cached is not None:
-            return cached
-        converted = convert(lora.path, lora.tensors, lora.metadata, self.family)
-        prepared = prepare(lora.path, lora.sha256, converted, lora.metadata, self.family, self._indexes,
-                           self.models())
-        nbytes = tensors_nbytes(t for patches in prepared.patches.values() for p in patches.values()
-                                for t in p.tensors())
-        store.keep_prepared(lora.sha256, self.id, prepared, nbytes)
-        return prepared
+        changing it. Conversions are kept in the runtime's store, keyed by content and pipeline. Every failure
+        is a LoraDeckError naming the file: anything unexpected from a converter is wrapped as one."""
+        with _named_failures(path):
+            store = self.runtime.store
+            lora = memory if memory is not None else store.read(path)
+            if sha256 is not None and lora.sha256 != sha256:
+                log.warning("%s changed on disk since it was chosen; using its current content", path)
+            cached = store.prepared(lora.sha256, self.id)
+            if cached is not None:
+                return cached
+            converted = convert(lora.path, lora.tensors, lora.metadata, self.family)
+            prepared = prepare(lora.path, lora.sha256, converted, lora.metadata, self.family, self._indexes,
+                               self.models(), self._weights)
+            nbytes = tensors_nbytes(t for patches in prepared.patches.values() for p in patches.values()
+                                    for t in p.tensors())
+            store.keep_prepared(lora.sha256, self.id, prepared, nbytes)
+            return prepared
 
     def describe(self, path: str, name: str | None = None, strength_model: float = 1.0, strength_clip: float = 1.0,
                  memory: LoraFile | None = None, allow_partial: bool | None = None) -> tuple[AdapterSpec, LoadReport]:
@@ -112,8 +117,9 @@ class PipelineOwner:
         refused unless ``allow_partial`` (default: the runtime's LORADECK_ALLOW_PARTIAL setting)."""
         prepared = self.prepare(path, memory=memory)
         allow = self.runtime.settings.allow_partial if allow_partial is None else allow_partial
-        check_complete(prepared, self.family, allow)
-        return adapter_spec(path, prepared.sha256, name, strength_model, strength_clip, memory), prepared.report
+        with _named_failures(path):
+            check_complete(prepared, self.family, allow)
+            return adapter_spec(path, prepared.sha256, name, strength_model, strength_clip, memory), prepared.report
 
     def plan(self, stack: StackSpec, component: str, t: float = 0.0):
         """(active, to fuse) for one component: adapter key -> (module name -> strength), at position ``t``
@@ -137,23 +143,28 @@ class PipelineOwner:
     # -- reconciling ---------------------------------------------------------------------
     def apply(self, stack: StackSpec, source: str = "", source_title: str = "") -> PipelineSnapshot:
         """Make the pipeline compute exactly what ``stack`` describes; returns the snapshot read back.
-        ``source`` (a node id) and ``source_title`` say who asked, so each graph branch's stack can be shown."""
+        ``source`` (a node id) and ``source_title`` say who asked, so each graph branch's stack can be shown.
+
+        One transaction: reconciling, reading the snapshot back, publishing it and the bookkeeping. If any of
+        it fails, the pipeline is reconciled to the last stack that applied (bit for bit) and the error raised
+        is a LoraDeckError (anything unexpected is wrapped)."""
         with self.lock:
-            previous = self._applied
+            previous, previous_snapshot, loaded_before = self._applied, self._snapshot, set(self._loaded)
             try:
                 self._reconcile(stack)
                 snapshot = read_snapshot(self, stack, self._loaded, source, source_title)
+                self._applied, self._snapshot = stack, snapshot
+                self.runtime.events.publish(snapshot)
+                self._keep_branch(snapshot)
             except BaseException as exc:
-                self._roll_back(stack, previous)
+                self._applied, self._snapshot = previous, previous_snapshot
+                self._roll_back(previous, loaded_before)
                 if isinstance(exc, LoraDeckError) or not isinstance(exc, Exception):
                     raise
                 names = ", ".join(stack.names) or "none"
                 raise LoraDeckError(f"applying the LoRA stack ({names}) failed unexpectedly ({type(exc).__name__}: "
                                     f"{exc}); the pipeline was returned to its previous stack. Please report this "
                                     "with the LoRA files involved.") from exc
-            self._applied, self._snapshot = stack, snapshot
-            self._keep_branch(snapshot)
-        self.runtime.events.publish(snapshot)
         return snapshot
 
     def _keep_branch(self, snapshot: PipelineSnapshot) -> None:
@@ -189,11 +200,26 @@ class PipelineOwner:
                 router.remove()
                 self._reconcile(self._applied)
 
-    def _roll_back(self, failed: StackSpec, previous: StackSpec) -> None:
-        if failed == previous:
-            return
+    def _roll_back(self, previous: StackSpec, loaded_before: set[str]) -> None:
+        """Back to ``previous``, without the adapters the failed apply injected; if even that fails, to no
+        adapters at all (the base weights, exactly)."""
         log.info("reconcile failed; returning %s to its previous stack", self.label)
-        self._reconcile(previous)
+        try:
+            self._reconcile(previous)
+            wanted = {k for k, _ in previous.keyed()}
+            for key in [k for k in self._loaded if k not in loaded_before and k not in wanted]:
+                self._delete(key)
+        except Exception:
+            log.exception("returning %s to its previous stack failed; removing every adapter", self.label)
+            self._clear()
+
+    def _clear(self) -> None:
+        for component in self.models():
+            fusion.restore(self.layers(component))
+        for key in list(self._loaded):
+            self._delete(key)
+        self._applied = StackSpec()
+        self._snapshot = read_snapshot(self, self._applied, {})
 
     def _reconcile(self, stack: StackSpec) -> None:
         keyed = stack.keyed()
@@ -225,21 +251,29 @@ class PipelineOwner:
         prepared = self.prepare(spec.path, spec.sha256, spec.memory)
         models = self.models()
         self._layer_cache.clear()
+        self._sha256[key] = prepared.sha256
         try:
             for component, patches in prepared.patches.items():
                 peft_ops.inject(models[component], key, patches)
-        except Exception as exc:
+        except BaseException as exc:
             self._delete(key)
+            if not isinstance(exc, Exception):
+                raise
             raise LoraDeckError(f"LoRA file {spec.path!r}: could not be applied ({exc}); the pipeline is unchanged. "
                                 "Please report this with the file's key names.") from exc
         self._loaded[key] = prepared.report
         self.loads += 1
 
     def _delete(self, key: str) -> None:
+        """Remove one adapter from the model, and its converted tensors from the store when no other loaded
+        adapter of this pipeline has the same content (they are not needed until it is loaded again)."""
         self._layer_cache.clear()
         for model in self.models().values():
             peft_ops.delete(model, key)
         self._loaded.pop(key, None)
+        sha256 = self._sha256.pop(key, None)
+        if sha256 is not None and sha256 not in self._sha256.values():
+            self.runtime.store.forget(sha256, self.id)
 
     def _evict(self, wanted: set[str]) -> None:
         for key in list(self._loaded):
@@ -250,7 +284,7 @@ class PipelineOwner:
 
     def release(self, keep: StackSpec | None = None) -> None:
         """Remove every injected adapter that ``keep`` (default: the applied stack) does not use: its layers go,
-        and its converted tensors are left to the store's budget."""
+        and so do its file and converted tensors in the store."""
         with self.lock:
             wanted = {k for k, _ in (keep or self._applied).keyed()}
             for key in [k for k in self._loaded if k not in wanted]:
@@ -265,3 +299,18 @@ class PipelineOwner:
 
 def _constant(weight: float):
     return lambda _name: weight
+
+
+@contextlib.contextmanager
+def _named_failures(path: str):
+    """LoraDeckErrors pass; anything else (a converter or peft meeting something unforeseen) becomes a
+    LoraFileError naming the file, so callers only ever see the project's own errors."""
+    try:
+        yield
+    except LoraDeckError:
+        raise
+    except Exception as exc:
+        log.debug("unexpected failure checking %s", path, exc_info=True)
+        raise LoraFileError(path, f"could not be checked against this pipeline ({type(exc).__name__}: "
+                            f"{str(exc)[:300]})", "The file is damaged or in a layout LoRA Deck does not know; please "
+                            "report this with the file's key names.") from exc

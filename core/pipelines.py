@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import threading
@@ -12,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 
+from . import safe_json
 from .errors import PipelineLoadError
 from .families import FAMILIES, family_for_class, family_of
 from .files import SAFE_SUFFIXES
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DTYPE_CHOICES = ("auto", *DTYPES)
+MAX_INDEX_BYTES = 1024 * 1024  # a model_index.json is a few hundred bytes
 
 
 def _builtin_builders() -> dict[str, Callable]:
@@ -51,10 +52,13 @@ def read_model_index(folder: str) -> dict:
         raise PipelineLoadError(f"{folder!r} has no model_index.json; pick a diffusers model folder "
                                 "(saved with save_pretrained), not a single checkpoint file")
     try:
-        with open(index, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
+        with open(index, "rb") as f:
+            value = safe_json.loads(f.read(MAX_INDEX_BYTES + 1), MAX_INDEX_BYTES)
+    except (OSError, safe_json.UntrustedJsonError) as exc:
         raise PipelineLoadError(f"{index!r} cannot be read ({exc}); the model folder is damaged") from None
+    if not isinstance(value, dict):
+        raise PipelineLoadError(f"{index!r} is not a JSON object; the model folder is damaged")
+    return value
 
 
 def _dtype_keyword() -> str:

@@ -17,31 +17,50 @@ from safetensors.torch import save as safetensors_bytes
 
 from .errors import LoraFileError, SpecError
 from .families import CLIP_GROUP, MODEL_GROUP
-from .files import LoraFile, allowed_suffixes
+from .file_checks import check_tensors
+from .files import LoraFile, allowed_suffixes, check_path
 from .specs import AdapterSpec, check_strength
 
 MEMORY_PREFIX = "<memory>"
 
 
 def in_memory(tensors: Mapping, alphas: Mapping | None = None, label: str = "state_dict") -> LoraFile:
-    """A ``dict[str, Tensor]`` (+ diffusers-style ``network_alphas``) as a parsed file, hashed by content."""
+    """A ``dict[str, Tensor]`` (+ diffusers-style ``network_alphas``) as a parsed file, hashed by content.
+
+    The dict passes the same checks as a file's content (``file_checks``) before anything reads it."""
     if not isinstance(tensors, Mapping) or not tensors:
         raise SpecError(f"an in-memory LoRA must be a non-empty dict of name -> tensor, got {type(tensors).__name__}")
     bad = [str(k)[:80] for k, v in tensors.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise SpecError(f"an in-memory LoRA maps names to tensors; these entries are not: {bad[:3]}")
+    if alphas is not None and not isinstance(alphas, Mapping):
+        raise SpecError(f"network_alphas must be a dict of name -> number, got {type(alphas).__name__}")
     merged = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     for key, value in (alphas or {}).items():
-        merged[key if key.endswith(".alpha") else f"{key}.alpha"] = torch.tensor(float(value))
-    data = safetensors_bytes(merged)
-    return LoraFile(path=f"{MEMORY_PREFIX}{label}", sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+        merged[key if key.endswith(".alpha") else f"{key}.alpha"] = torch.tensor(_alpha(key, value))
+    path = f"{MEMORY_PREFIX}{label}"
+    merged = check_tensors(path, merged)
+    try:
+        data = safetensors_bytes(merged)
+    except RuntimeError:  # entries sharing memory (views of one tensor): safetensors wants them apart
+        data = safetensors_bytes({k: v.clone() for k, v in merged.items()})
+    return LoraFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
                     metadata=MappingProxyType({}), tensors=MappingProxyType(merged))
+
+
+def _alpha(key, value) -> float:
+    try:
+        if isinstance(key, str) and not isinstance(value, (bool, str)):
+            return float(value)
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several numbers
+        pass
+    raise SpecError(f"network_alphas maps names to numbers; {str(key)[:80]!r} -> {str(value)[:40]!r} is not one")
 
 
 def weight_file(folder: str, weight_name: str | None = None, allow_pickle: bool = False) -> str:
     """The LoRA file inside ``folder``: ``weight_name``, or the only candidate; several is an error listing them."""
     if weight_name:
-        path = os.path.join(folder, weight_name)
+        path = os.path.join(folder, check_path(weight_name))
         if os.path.dirname(os.path.normpath(weight_name)) or not os.path.isfile(path):
             choices = ", ".join(_candidates(folder, allow_pickle)) or "none"
             raise LoraFileError(path, "is not a file in that folder", f"Pick one of: {choices}")
@@ -55,13 +74,18 @@ def weight_file(folder: str, weight_name: str | None = None, allow_pickle: bool 
 
 def _candidates(folder: str, allow_pickle: bool) -> list[str]:
     suffixes = allowed_suffixes(allow_pickle)
-    return sorted(f for f in os.listdir(folder) if f.lower().endswith(suffixes) and
-                  os.path.isfile(os.path.join(folder, f)))
+    try:
+        names = os.listdir(folder)
+    except OSError as exc:
+        raise LoraFileError(folder, f"cannot be listed ({exc.strerror})", "Check the folder's permissions.") from None
+    return sorted(f for f in names if f.lower().endswith(suffixes) and os.path.isfile(os.path.join(folder, f)))
 
 
 def adapter_spec(path: str, sha256: str, name: str | None, strength_model: float = 1.0,
                  strength_clip: float = 1.0, memory: LoraFile | None = None) -> AdapterSpec:
     """An AdapterSpec with a display name (the file's stem unless given) and checked strengths."""
+    if name is not None and not isinstance(name, str):
+        raise SpecError(f"an adapter name is text, got {type(name).__name__}")
     display = (name or "").strip() or os.path.splitext(os.path.basename(path))[0].removeprefix(MEMORY_PREFIX)
     weights = {MODEL_GROUP: check_strength(strength_model, "strength_model"),
                CLIP_GROUP: check_strength(strength_clip, "strength_clip")}

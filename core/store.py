@@ -5,7 +5,8 @@ Two kinds of entry share one least-recently-used order and one budget:
 - a file converted and fitted to one pipeline (``PreparedAdapter``), keyed by (hash, pipeline id).
 Both are caches: an adapter injected into a model holds its own weights, so dropping an entry never
 changes what a pipeline computes; it only costs a re-read or re-conversion later. Entries of a
-released pipeline are dropped at once (``drop_pipeline``).
+released pipeline are dropped at once (``drop_pipeline``), and so are a file's entries when its adapter is
+removed from a pipeline (``forget``): what no stack uses does not wait for the budget to push it out.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ class AdapterStore:
 
     def keep_prepared(self, sha256: str, pipeline_id: str, prepared, nbytes: int) -> None:
         self._put(("prepared", sha256, pipeline_id), prepared, nbytes)
+
+    def forget(self, sha256: str, pipeline_id: str) -> None:
+        """Drop a file's content and its conversion for one pipeline (its adapter was removed there)."""
+        with self._lock:
+            for key in (("prepared", sha256, pipeline_id), ("file", sha256)):
+                found = self._entries.pop(key, None)
+                if found is not None:
+                    self._bytes -= found[1]
 
     def drop_pipeline(self, pipeline_id: str) -> None:
         """Forget every conversion made for one pipeline (it was released)."""

@@ -10,10 +10,10 @@ the in-memory tiny tokenizers of core/tiny.py and need no files.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
+from . import safe_json
 from .errors import PipelineLoadError
 from .settings import TOKENIZERS_ENV
 
@@ -41,9 +41,9 @@ def kind_of(folder: str) -> str | None:
         return "t5"
     if "tokenizer.json" in names and os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
         try:
-            with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
-                cls = str(json.load(f).get("tokenizer_class", ""))
-        except (OSError, ValueError, AttributeError):
+            with open(os.path.join(folder, "tokenizer_config.json"), "rb") as f:  # a user's file: bounded parse
+                cls = str(safe_json.loads(f.read(safe_json.MAX_CHARS + 1)).get("tokenizer_class", ""))
+        except (OSError, ValueError, AttributeError):  # UntrustedJsonError is a ValueError
             return None
         return "t5" if cls.startswith("T5") else "clip" if cls.startswith("CLIP") else None
     return None

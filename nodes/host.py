@@ -16,7 +16,8 @@ import threading
 from collections.abc import Callable, Iterable
 
 from ..core.errors import PipelineLoadError
-from ..core.lora_lookup import Located, inside, listing, locate
+from ..core.files import unusable
+from ..core.lora_lookup import MAX_NAME, Located, inside, listing, locate
 from ..core.pipelines import BUILTIN_NAMES
 from ..core.runtime import Folders, Runtime
 from ..core.settings import Settings
@@ -156,6 +157,10 @@ def _subfolders(folder: str) -> list[str]:
 
 
 def model_path(name: str) -> str:
+    why = unusable(name, MAX_NAME)
+    if why:
+        raise PipelineLoadError(f"model name {name!r:.80} is not a usable model name ({why}); pick a model from "
+                                "the list")
     if name in BUILTIN_NAMES:
         return name
     folders = runtime().folders

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..core.errors import LoraFileError
+from ..core.files import unusable
 from ..core.hashing import autov2
 from ..core.lora_lookup import Located
 from ..core.metadata import read_lora_metadata
@@ -84,6 +85,9 @@ def resolve_answer(locate: Locate, name: str, hashes: list[str], listed=lambda p
     except LoraFileError as exc:
         return {"name": name, "found": None, "how": None, "hash_checked": False, "listed": False,
                 "error": _error_text(exc)}
+    except (OSError, ValueError) as exc:  # a folder that cannot be listed, say: still an answer, not a 500
+        return {"name": name, "found": None, "how": None, "hash_checked": False, "listed": False,
+                "error": f"cannot be looked up ({type(exc).__name__})"}
     checked = bool(hashes) and found.how in ("hash", "file name")
     return {"name": name, "found": found.name, "how": found.how, "hash_checked": checked,
             "listed": bool(listed(found.path)), "error": None}
@@ -121,11 +125,19 @@ def _name_or_error(request: web.Request) -> tuple[str, web.Response | None]:
     if not name or len(name) > MAX_NAME:
         return name, web.json_response({"error": f"name must be 1 to {MAX_NAME} characters"}, status=400,
                                        headers=NO_STORE)
+    why = unusable(name, MAX_NAME)
+    if why:
+        return name, web.json_response({"error": f"{name!r:.80} is not a usable LoRA name ({why})"}, status=400,
+                                       headers=NO_STORE)
     return name, None
 
 
 def _run(function, *args):
     return asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+
+def _bad_request(text: str) -> web.Response:
+    return web.json_response({"error": text}, status=400, headers=NO_STORE)
 
 
 def snapshot_handler(runtime, max_bytes: int = panel_payload.MAX_RESPONSE_BYTES):

@@ -310,3 +310,101 @@ def save_family_lora(key: str, path: str, seed: int, gain: float = 3.0) -> str:
         metadata = {}
     saver.save_lora_weights(folder, weight_name=weight_name, **layers, **metadata)
     return path
+
+
+# -- small files for the fuzz test: one linear, one 3x3 conv, one text-encoder module per layout ----------
+FUZZ_SUFFIXES = (("unet", "attn1.to_q"), ("unet", "resnets.0.conv1"), ("text_encoder", "self_attn.q_proj"))
+FUZZ_METADATA = {**KOHYA_METADATA, "modelspec.trigger_phrase": "sks, style", "trainedWords": json.dumps(["sks"])}
+
+
+def fuzz_targets(pipe) -> list[tuple[str, str, torch.nn.Module]]:
+    """(component, name, module): the first module of each FUZZ_SUFFIXES entry."""
+    return [(component, *modules(pipe, component, (suffix,))[0]) for component, suffix in FUZZ_SUFFIXES]
+
+
+def _fuzz_kohya(rand, targets) -> dict:
+    sd = {}
+    for component, name, module in targets:
+        out, inp, kernel = _shape(module)
+        key = kohya_key(component, name)
+        if kernel:  # a LoCon conv with a Tucker core
+            sd[f"{key}.lora_down.weight"], sd[f"{key}.lora_mid.weight"] = rand(2, inp, 1, 1), rand(2, 2, *kernel)
+            sd[f"{key}.lora_up.weight"] = rand(out, 2, 1, 1)
+        else:
+            sd[f"{key}.lora_down.weight"], sd[f"{key}.lora_up.weight"] = rand(4, inp), rand(out, 4)
+        sd[f"{key}.alpha"] = torch.tensor(2.0)
+    return sd
+
+
+def _fuzz_loha(rand, targets) -> dict:
+    sd = {}
+    for component, name, module in targets:
+        out, inp, kernel = _shape(module)
+        key = kohya_key(component, name)
+        for n in (1, 2):
+            if kernel:
+                sd[f"{key}.hada_w{n}_a"], sd[f"{key}.hada_w{n}_b"] = rand(2, out), rand(2, inp)
+                sd[f"{key}.hada_t{n}"] = rand(2, 2, *kernel)
+            else:
+                sd[f"{key}.hada_w{n}_a"], sd[f"{key}.hada_w{n}_b"] = rand(out, 2), rand(2, inp)
+        sd[f"{key}.alpha"] = torch.tensor(2.0)
+    return sd
+
+
+def _fuzz_lokr(rand, targets) -> dict:
+    sd = {}
+    for component, name, module in targets:
+        out, inp, kernel = _shape(module)
+        key = kohya_key(component, name)
+        (a, c), (b, d) = split(out), split(inp)
+        _lokr_side(rand, sd, key, 1, (a, b), False, 2, False)
+        _lokr_side(rand, sd, key, 2, (c, d, *kernel), True, 2, bool(kernel))
+        sd[f"{key}.alpha"] = torch.tensor(2.0)
+    return sd
+
+
+def _fuzz_dora(rand, targets) -> dict:
+    sd = _fuzz_kohya(rand, [t for t in targets if not _shape(t[2])[2]])
+    for component, name, module in targets:
+        if not _shape(module)[2]:
+            sd[f"{kohya_key(component, name)}.dora_scale"] = _magnitude(module.weight.detach(), 1, rand)
+    return sd
+
+
+def _fuzz_diffusers(rand, targets) -> dict:
+    sd = {}
+    for component, name, module in targets:
+        out, inp, kernel = _shape(module)
+        if not kernel:
+            key = f"{component}.{name}"
+            sd[f"{key}.lora_A.weight"], sd[f"{key}.lora_B.weight"] = rand(4, inp), rand(out, 4)
+    return sd
+
+
+def fuzz_bases(pipe, seed: int = 0) -> dict[str, tuple[dict, dict]]:
+    """Small valid files for ``pipe`` (tiny SD): layout -> (tensors, metadata), each with a few modules of
+    every kind a trainer writes (plain pairs, Tucker cores, Hadamard and Kronecker factors, DoRA, configs)."""
+    rand, targets = _Random(seed), fuzz_targets(pipe)
+    config = {f"{c}.{k}": v for c in ("unet", "text_encoder") for k, v in
+              (("r", 4), ("lora_alpha", 2), ("target_modules", ["to_q", "q_proj"]), ("use_rslora", False),
+               ("alpha_pattern", {"to_q": 3}))}
+    lycoris = {**FUZZ_METADATA, "ss_network_module": "lycoris.kohya"}
+    return {
+        "kohya": (_fuzz_kohya(rand, targets), dict(FUZZ_METADATA)),
+        "loha": (_fuzz_loha(rand, targets), {**lycoris, "ss_network_args": json.dumps({"algo": "loha"})}),
+        "lokr": (_fuzz_lokr(rand, targets), {**lycoris, "ss_network_args": json.dumps({"algo": "lokr"})}),
+        "dora": (_fuzz_dora(rand, targets), dict(FUZZ_METADATA)),
+        "diffusers": (_fuzz_diffusers(rand, targets), {"lora_adapter_metadata": json.dumps(config)}),
+    }
+
+
+def write_state(path: str, tensors: dict, metadata: dict | None = None) -> str:
+    """A safetensors file holding exactly ``tensors`` (any dtype and shape) and ``metadata``."""
+    return _save(path, tensors, metadata or None)
+
+
+def write_raw_safetensors(path: str, header: bytes, data: bytes) -> str:
+    """A file in the safetensors layout with any header bytes: 8-byte length, header, data."""
+    with open(path, "wb") as f:
+        f.write(len(header).to_bytes(8, "little") + header + data)
+    return path

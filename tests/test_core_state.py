@@ -102,15 +102,20 @@ def test_sdxl_sized_file_is_refused_with_its_base(pipe, tmp_path):
     assert_bit_identical(before, base_weights(pipe))
 
 
-def test_non_finite_fuse_is_refused_and_restored(pipe, files, tmp_path):
+def test_non_finite_fuse_is_refused_and_restored(files, tmp_path):
+    """A change within the load-time bound at strength 1 can still overflow float16 when fused at strength 100."""
+    pipe = make_pipe(torch.float16)
     sd = load_file(files["a"])
     key = sorted(k for k in sd if k.startswith("unet.") and "lora_B" in k)[-1]
-    sd[key] = torch.full_like(sd[key], 1e38)  # finite in the file, overflows when fused with strength 10
+    down = sd[key.replace("lora_B", "lora_A")].float()
+    up = torch.zeros_like(sd[key])
+    up[0] = 5000.0 / float(down.sum(0).norm())  # one output row: ||dW|| = 5000, passes the bound at load
+    sd[key] = up
     path = str(tmp_path / "huge.safetensors")
     save_file(sd, path)
     deck = Deck(pipe).add(files["k"], name="k")
     before_weights, before_image = base_weights(pipe), render(pipe)
-    deck.add(path, name="huge", model=10.0, clip=0.0)
+    deck.add(path, name="huge", model=100.0, clip=0.0)
     with pytest.raises(FuseError, match="huge"):
         deck.fuse()
     deck.remove("huge")

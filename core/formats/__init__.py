@@ -14,11 +14,11 @@ from ..families import Family
 from .base_guess import guess_made_for
 from .diffusers_fmt import convert_diffusers, is_diffusers
 from .kohya import KNOWN_PREFIXES, convert_kohya, is_kohya
-from .patch import ANY_COMPONENT, ConvertedLora, ModulePatch
+from .patch import ANY_COMPONENT, AnyPatch, ConvertedLora, FormatError, LazyPatch, ModulePatch
 from .peft_config import ConfigError
 from .xlabs import convert_xlabs, is_xlabs
 
-__all__ = ["ANY_COMPONENT", "ConvertedLora", "ModulePatch", "convert"]
+__all__ = ["ANY_COMPONENT", "AnyPatch", "ConvertedLora", "LazyPatch", "ModulePatch", "convert"]
 KOHYA_STEMS = tuple(p for p, _ in KNOWN_PREFIXES)
 
 # (detector, converter) in order: kohya-style names first (their prefixes are unambiguous), then XLabs'
@@ -51,6 +51,10 @@ def convert(path: str, tensors, metadata, family: Family) -> ConvertedLora:
             except ConfigError as exc:
                 raise LoraFileError(path, f"carries a LoRA config LoRA Deck cannot use ({exc})",
                                     "Re-save the adapter with peft's standard LoRA settings.") from None
+            except FormatError as exc:
+                raise LoraFileError(path, f"has tensors that do not fit together ({exc})",
+                                    "The file is damaged or was written by a faulty tool; re-download or "
+                                    "re-export it.") from None
             break
     else:
         sample = ", ".join(keys[:3])
@@ -64,14 +68,21 @@ def convert(path: str, tensors, metadata, family: Family) -> ConvertedLora:
     return replace(converted, made_for=guess_made_for(keys, converted), unknown=unknown)
 
 
-# A module's keys end in one of these parts; what is left is the module's name in the file (its "stem").
-_PART = re.compile(r"(\.(lora_[A-Za-z]+|lora|alpha|weight|bias|diff(_b)?|hada_\w+|lokr_\w+|dora_scale|down|up|"
-                   r"default|processor|[a-z]+_lora\d?|lora_magnitude_vector|oft_\w+|[ab][12]|on_input|w_norm))+$")
+# A module's keys end in parts like these; what is left is the module's name in the file (its "stem"). Matched
+# one dot-separated piece at a time: as one pattern over the whole key, a key like ``x.lora_lora.lora_lora...``
+# (two alternatives fit each piece) took exponential time to fail.
+_PART = re.compile(r"lora_[A-Za-z]+|lora|alpha|weight|bias|diff(_b)?|hada_\w+|lokr_\w+|dora_scale|down|up|"
+                   r"default|processor|[a-z]+_lora\d?|lora_magnitude_vector|oft_\w+|[ab][12]|on_input|w_norm")
 
 
 def _stem(key: str) -> str:
     head, dot, _ = key.partition(".")
-    return head if dot and head.startswith(KOHYA_STEMS) else _PART.sub("", key)
+    if dot and head.startswith(KOHYA_STEMS):
+        return head
+    pieces = key.split(".")
+    while len(pieces) > 1 and _PART.fullmatch(pieces[-1]):
+        pieces.pop()
+    return ".".join(pieces)
 
 
 def unknown_modules(keys, ignored) -> int:

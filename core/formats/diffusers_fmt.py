@@ -11,10 +11,10 @@ config the file carries (diffusers' ``lora_adapter_metadata``, or a PEFT folder'
 
 from __future__ import annotations
 
-import json
 import re
 
-from .patch import ANY_COMPONENT, ConvertedLora, ModulePatch, alpha_of
+from .. import safe_json
+from .patch import ANY_COMPONENT, AnyPatch, ConvertedLora, ModulePatch, alpha_of, module_named
 from .peft_config import ConfigError, ScaleRule, component_config, scale_rule
 
 METADATA_KEY = "lora_adapter_metadata"  # diffusers' save_lora_weights stores the LoraConfig here
@@ -34,6 +34,7 @@ _SUFFIXES = sorted(_PARTS, key=len, reverse=True)  # longest first: ".lora_A.def
 _PROCESSOR = re.compile(r"\.processor\.(to_q|to_k|to_v|to_out)_lora\.(down\.weight|up\.weight|alpha)$")
 _PROCESSOR_PARTS = {"down.weight": "down", "up.weight": "up", "alpha": "alpha"}
 _OLD_MARKERS = (".processor.", ".lora.down.", ".lora.up.", ".lora_linear_layer.")
+MAX_CONFIG_CHARS = 1024 * 1024  # a LoraConfig is a few KB; target_modules lists can run to a few hundred
 
 
 def is_diffusers(keys) -> bool:
@@ -65,9 +66,9 @@ def _component(name: str, denoiser: str) -> tuple[str, str]:
 
 def _json_object(raw, source: str) -> dict:
     try:
-        value = json.loads(raw)
-    except (TypeError, ValueError, RecursionError):
-        raise ConfigError(f"{source} is not valid JSON") from None
+        value = safe_json.loads(raw, MAX_CONFIG_CHARS)
+    except safe_json.UntrustedJsonError as exc:
+        raise ConfigError(f"{source} cannot be read: {exc}") from None
     if not isinstance(value, dict):
         raise ConfigError(f"{source} is not a JSON object")
     return value
@@ -117,7 +118,7 @@ def convert_diffusers(state_dict, metadata, family) -> ConvertedLora:
     Raises ConfigError when the config the file carries cannot be used."""
     parts, ignored = _group(state_dict, family.denoiser)
     rules = _rules(metadata, {c for c, _ in parts})
-    patches: dict[str, dict[str, ModulePatch]] = {}
+    patches: dict[str, dict[str, AnyPatch]] = {}
     for (component, name), p in parts.items():
         keys = p.pop("__keys__")
         if "down" not in p or "up" not in p:
@@ -125,7 +126,8 @@ def convert_diffusers(state_dict, metadata, family) -> ConvertedLora:
             continue
         rule = rules.get(component)
         alpha = alpha_of(p) if "alpha" in p else (rule.alpha(name, int(p["down"].shape[0])) if rule else None)
-        patch = ModulePatch(down=p["down"], up=p["up"], alpha=alpha, dora_scale=p.get("dora"))
+        with module_named(name):
+            patch = ModulePatch(down=p["down"], up=p["up"], alpha=alpha, dora_scale=p.get("dora"))
         patches.setdefault(component, {})[name] = patch
     dora = any(p.dora_scale is not None for c in patches.values() for p in c.values())
     return ConvertedLora(_label(state_dict.keys(), dora), patches, tuple(sorted(ignored)))

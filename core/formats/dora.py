@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from .lowrank import FormatError
+
 EPS = torch.finfo(torch.float32).eps  # as the reference adds to the norm
 
 
@@ -39,6 +41,11 @@ def dora_delta(weight: torch.Tensor, delta: torch.Tensor, magnitude: torch.Tenso
         raise ValueError(f"magnitude {tuple(magnitude.shape)} fits neither axis of weight {tuple(weight.shape)}")
     base = weight.detach().to(torch.float32)
     merged = base + delta.to(torch.float32)
+    if not torch.isfinite(merged).all():
+        raise FormatError("its DoRA direction W + dW overflows float32 (an absurd alpha or absurd factors)")
     dims = tuple(d for d in range(merged.dim()) if d != axis)
-    norm = torch.linalg.vector_norm(merged, dim=dims, keepdim=True) + EPS
-    return magnitude.detach().to(torch.float32).reshape(norm.shape) / norm * merged - base
+    norm = torch.linalg.vector_norm(merged, dim=dims, keepdim=True)
+    if not torch.isfinite(norm).all():  # squares overflowed: the same norm, taken of values scaled down first
+        largest = merged.abs().amax(dim=dims, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+        norm = torch.linalg.vector_norm(merged / largest, dim=dims, keepdim=True) * largest
+    return magnitude.detach().to(torch.float32).reshape(norm.shape) / (norm + EPS) * merged - base

@@ -8,12 +8,13 @@ that mix LoRA, LoCon, LoHa and LoKr modules load too.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import replace
 
 from . import lycoris
-from .lowrank import tucker_down
-from .patch import ConvertedLora, ModulePatch, alpha_of
+from .lowrank import tucker_factor
+from .patch import AnyPatch, ConvertedLora, LazyPatch, ModulePatch, alpha_of, module_named
 
 # The part that identifies a module's algorithm -> algorithm (first match wins).
 ALGORITHM_MARKERS = (
@@ -65,14 +66,18 @@ def is_kohya(keys, prefixes) -> bool:
     return any(s is not None and s[2] in DETECT_PARTS for s in (_split(k, prefixes) for k in keys))
 
 
-def lora_patch(parts) -> ModulePatch | None:
-    """LoRA / LoCon: ``up @ down * alpha / rank``; a ``lora_mid`` Tucker core folds into ``down``."""
-    down, up = parts.get("lora_down"), parts.get("lora_up")
+def lora_patch(parts) -> AnyPatch | None:
+    """LoRA / LoCon: ``up @ down * alpha / rank``; a ``lora_mid`` Tucker core folds into ``down`` (lazily: its
+    size depends on the core's kernel, known before it is built)."""
+    down, up, mid = parts.get("lora_down"), parts.get("lora_up"), parts.get("lora_mid")
     if down is None or up is None:
         return None
-    if parts.get("lora_mid") is not None:
-        down = tucker_down(parts["lora_mid"], down)
-    return ModulePatch(down=down, up=up, alpha=alpha_of(parts))
+    if mid is None:
+        return ModulePatch(down=down, up=up, alpha=alpha_of(parts))
+    plain_up = up.flatten(1) if up.dim() == 4 and tuple(up.shape[2:]) == (1, 1) else up
+    alpha = alpha_of(parts)
+    factor = tucker_factor(plain_up, mid, down, "lora_up/lora_mid/lora_down")
+    return LazyPatch(factor, 1.0 if alpha is None else alpha / factor.rank)
 
 
 BUILDERS = {"lora": lora_patch, "loha": lycoris.loha_patch, "lokr": lycoris.lokr_patch, "full": lycoris.full_patch}
@@ -108,12 +113,12 @@ def group(state_dict, prefixes) -> tuple[dict[tuple[str, str], dict], list[str]]
     return modules, ignored
 
 
-def _build(parts) -> tuple[str, ModulePatch | None]:
+def _build(parts) -> tuple[str, AnyPatch | None]:
     algo = algorithm_of(parts)
     patch = BUILDERS[algo](parts) if algo else None
     if patch is not None and parts.get("dora_scale") is not None:
         patch = replace(patch, dora_scale=parts["dora_scale"])
-    if algo == "lora" and patch is not None and (patch.down.dim() == 4 and patch.down.shape[2:].numel() > 1):
+    if algo == "lora" and patch is not None and math.prod(patch.kernel) > 1:
         algo = "locon"
     return algo or "", patch
 
@@ -129,7 +134,7 @@ def _unsupported_notes(skipped: dict[str, int]) -> tuple[str, ...]:
                  for kind, n in sorted(skipped.items()))
 
 
-def _skipped(parts, patch: ModulePatch | None) -> str | None:
+def _skipped(parts, patch: AnyPatch | None) -> str | None:
     """The kind of change a module asks for that LoRA Deck leaves out (None: nothing left out)."""
     if patch is None:
         return next((kind for marker, kind in UNSUPPORTED_MARKERS.items() if marker in parts), None)
@@ -139,11 +144,12 @@ def _skipped(parts, patch: ModulePatch | None) -> str | None:
 def convert_kohya(state_dict, prefixes) -> ConvertedLora:
     """Pure: kohya/LyCORIS state dict -> patches per component. ``prefixes`` maps key prefix -> component."""
     modules, ignored = group(state_dict, prefixes)
-    patches: dict[str, dict[str, ModulePatch]] = {}
+    patches: dict[str, dict[str, AnyPatch]] = {}
     algos, skipped = set(), Counter()
     for (component, name), parts in modules.items():
         keys = parts.pop("__keys__")
-        algo, patch = _build(parts)
+        with module_named(name):
+            algo, patch = _build(parts)
         skipped.update([kind] if (kind := _skipped(parts, patch)) else [])
         if patch is None:
             ignored.extend(keys.values())
@@ -152,4 +158,4 @@ def convert_kohya(state_dict, prefixes) -> ConvertedLora:
         algos.add(algo)
         patches.setdefault(component, {})[name] = patch
     dora = any(p.dora_scale is not None for found in patches.values() for p in found.values())
-    return ConvertedLora(_label(algos, dora), patches, tuple(sorted(ignored)), _unsupported_notes(skipped))
+    return ConvertedLora(_label(algos, dora), patches, tuple(sorted(ignored)), notes=_unsupported_notes(skipped))

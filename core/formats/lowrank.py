@@ -10,9 +10,17 @@ flattened in PyTorch's [out, in, kh, kw] order; ``resolve`` reshapes it to the l
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
 Pair = tuple[torch.Tensor, torch.Tensor]  # (up, down)
+
+
+class FormatError(ValueError):
+    """A module's tensors do not fit together (shapes, ranks); the message names the module and what."""
 
 
 def f32(t: torch.Tensor) -> torch.Tensor:
@@ -68,6 +76,81 @@ def pair_cost(up: torch.Tensor, down: torch.Tensor) -> int:
 
 def dense_cost(out: int, n: int) -> int:
     return out * n + min(out, n) ** 2
+
+
+def _shape(t: torch.Tensor) -> list[int]:
+    return list(t.shape)
+
+
+@dataclass(frozen=True)
+class Product:
+    """A weight delta [rows, cols] (cols = in*kh*kw) known by its shapes, before anything is multiplied.
+
+    ``pair`` builds it as ``up @ down`` of rank ``rank``, ``dense`` as the matrix itself; ``cheapest`` picks
+    the form with fewer numbers from the shapes alone, so building never holds more than about the smaller."""
+
+    rows: int
+    cols: int
+    kernel: tuple[int, ...]  # (kh, kw) when the factors carry a kernel, () when they do not say
+    rank: int
+    pair: Callable[[], Pair]
+    dense: Callable[[], torch.Tensor]
+
+    def cheapest(self) -> Pair:
+        if (self.rows + self.cols) * self.rank <= dense_cost(self.rows, self.cols):
+            return self.pair()
+        return identity_split(self.dense())
+
+
+def full_factor(matrix: torch.Tensor, what: str) -> Product:
+    """A factor stored whole: [rows, cols] or [rows, in, kh, kw]."""
+    if matrix.dim() not in (2, 4):
+        raise FormatError(f"{what} {_shape(matrix)} is not 2-D or 4-D")
+    rows, cols = matrix.shape[0], math.prod(matrix.shape[1:])
+    return Product(rows, cols, tuple(matrix.shape[2:]), min(rows, cols),
+                   lambda: identity_split(flat(matrix)), lambda: flat(f32(matrix)))
+
+
+def low_rank_factor(up: torch.Tensor, down: torch.Tensor, what: str) -> Product:
+    """``up`` [rows, r] @ ``down`` [r, cols] (or [r, in, kh, kw])."""
+    if up.dim() != 2 or down.dim() not in (2, 4) or up.shape[1] != down.shape[0]:
+        raise FormatError(f"{what}: up {_shape(up)} and down {_shape(down)} do not multiply (ranks differ)")
+    return Product(up.shape[0], math.prod(down.shape[1:]), tuple(down.shape[2:]), up.shape[1],
+                   lambda: (f32(up), flat(f32(down))), lambda: f32(up) @ flat(f32(down)))
+
+
+def tucker_factor(up: torch.Tensor, core: torch.Tensor, down: torch.Tensor, what: str) -> Product:
+    """``up`` [rows, r], a Tucker ``core`` [r, r', kh, kw] and ``down`` [r', in] (or [r', in, 1, 1])."""
+    plain_down = down.dim() == 2 or (down.dim() == 4 and tuple(down.shape[2:]) == (1, 1))
+    if up.dim() != 2 or core.dim() != 4 or not plain_down or up.shape[1] != core.shape[0] or \
+            core.shape[1] != down.shape[0]:
+        raise FormatError(f"{what}: up {_shape(up)}, core {_shape(core)} and down {_shape(down)} do not multiply")
+    kernel = tuple(core.shape[2:])
+
+    def dense() -> torch.Tensor:  # (up . core) . down: never the [r, in, kh, kw] middle when r is large
+        upcore = torch.einsum("oi,ijkl->ojkl", f32(up), f32(core))
+        return flat(torch.einsum("ojkl,jc->ockl", upcore, flat(f32(down))))
+
+    return Product(up.shape[0], math.prod(down.shape[1:]) * math.prod(kernel), kernel, up.shape[1],
+                   lambda: (f32(up), flat(tucker_down(core, down))), dense)
+
+
+def hadamard(first: Product, second: Product, what: str) -> Product:
+    """The elementwise product of two factors of one shape (LoHa)."""
+    kernels = {k for k in (first.kernel, second.kernel) if k}
+    if (first.rows, first.cols) != (second.rows, second.cols) or len(kernels) > 1:
+        raise FormatError(f"{what}: its two factors have different shapes ([{first.rows}, {first.cols}] "
+                          f"vs [{second.rows}, {second.cols}])")
+    return Product(first.rows, first.cols, first.kernel or second.kernel, first.rank * second.rank,
+                   lambda: hadamard_pair(first.pair(), second.pair()), lambda: first.dense() * second.dense())
+
+
+def kronecker(first: Product, second: Product, what: str) -> Product:
+    """``kron(first, second)`` (LoKr); only the second factor may carry a conv kernel."""
+    if first.kernel:
+        raise FormatError(f"{what}: its first factor has a kernel {list(first.kernel)}; only the second may")
+    return Product(first.rows * second.rows, first.cols * second.cols, second.kernel, first.rank * second.rank,
+                   lambda: kron_pair(first.pair(), second.pair()), lambda: torch.kron(first.dense(), second.dense()))
 
 
 def cheapest(pair: Pair) -> Pair:

@@ -8,62 +8,71 @@ Scales follow the reference loader (ComfyUI ``comfy/weight_adapter``):
 - full: ``diff`` is the weight difference itself (scale 1).
 The scale goes into ``ModulePatch.alpha`` (alpha = scale * pair rank), so a strength multiplies
 it exactly as it does a plain LoRA's.
+
+LoHa and LoKr modules become ``LazyPatch``es: their shape follows from the factors' shapes (which must agree,
+else a FormatError names the module), and the pair or dense delta is built only after matching found the
+layer it fits, so a Kronecker product of two large factors is refused before anything is allocated.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .lowrank import Pair, cheapest, f32, flat, hadamard_pair, identity_split, kron_pair, tucker_down
-from .patch import ModulePatch, alpha_of
+from .lowrank import (
+    Product,
+    flat,
+    full_factor,
+    hadamard,
+    identity_split,
+    kronecker,
+    low_rank_factor,
+    tucker_factor,
+)
+from .patch import LazyPatch, ModulePatch, alpha_of
 
 
-def _patch(pair: Pair, scale: float) -> ModulePatch:
-    up, down = cheapest(pair)
-    return ModulePatch(down=down, up=up, alpha=scale * down.shape[0])
-
-
-def _loha_factor(parts, n: int) -> Pair | None:
+def _loha_factor(parts, n: int) -> Product | None:
     w_a, w_b, core = parts.get(f"hada_w{n}_a"), parts.get(f"hada_w{n}_b"), parts.get(f"hada_t{n}")
     if w_a is None or w_b is None:
         return None
     if core is not None:  # Tucker: w_a is [rank, out]
-        return f32(w_a).T, tucker_down(core, w_b)
-    return f32(w_a), flat(f32(w_b))
+        return tucker_factor(w_a.T if w_a.dim() == 2 else w_a, core, w_b, f"hada_w{n}/hada_t{n}")
+    return low_rank_factor(w_a, w_b, f"hada_w{n}")
 
 
-def loha_patch(parts) -> ModulePatch | None:
-    """LoHa (optionally Tucker): the Hadamard product as one pair of rank r1*r2."""
+def loha_patch(parts) -> LazyPatch | None:
+    """LoHa (optionally Tucker): the Hadamard product, as one pair of rank r1*r2 or dense, built when fitted."""
     first, second = _loha_factor(parts, 1), _loha_factor(parts, 2)
     if first is None or second is None:
         return None
     alpha = alpha_of(parts)
     scale = 1.0 if alpha is None else alpha / parts["hada_w1_b"].shape[0]
-    return _patch(hadamard_pair(first, second), scale)
+    return LazyPatch(hadamard(first, second, "LoHa"), scale)
 
 
-def _lokr_factor(parts, n: int) -> tuple[Pair, int | None] | None:
-    """(pair, rank if decomposed else None) for ``w1`` or ``w2``."""
+def _lokr_factor(parts, n: int) -> tuple[Product, int | None] | None:
+    """(factor, rank if decomposed else None) for ``w1`` or ``w2``. Only ``w2`` has a Tucker core (as in the
+    reference); a ``lokr_t1`` stays unused and is reported."""
     full = parts.get(f"lokr_w{n}")
     if full is not None:
-        return identity_split(flat(full)), None
-    w_a, w_b, core = parts.get(f"lokr_w{n}_a"), parts.get(f"lokr_w{n}_b"), parts.get(f"lokr_t{n}")
+        return full_factor(full, f"lokr_w{n}"), None
+    w_a, w_b, core = parts.get(f"lokr_w{n}_a"), parts.get(f"lokr_w{n}_b"), parts.get(f"lokr_t{n}") if n == 2 else None
     if w_a is None or w_b is None:
         return None
     if core is not None:  # Tucker: w_a is [rank, out]
-        return (f32(w_a).T, tucker_down(core, w_b)), int(w_b.shape[0])
-    return (f32(w_a), flat(f32(w_b))), int(w_b.shape[0])
+        return tucker_factor(w_a.T if w_a.dim() == 2 else w_a, core, w_b, f"lokr_w{n}/lokr_t{n}"), int(w_b.shape[0])
+    return low_rank_factor(w_a, w_b, f"lokr_w{n}"), int(w_b.shape[0])
 
 
-def lokr_patch(parts) -> ModulePatch | None:
-    """LoKr: ``kron(w1, w2)`` as one pair via the mixed-product rule."""
+def lokr_patch(parts) -> LazyPatch | None:
+    """LoKr: ``kron(w1, w2)``, as one pair via the mixed-product rule or dense, built when fitted."""
     first, second = _lokr_factor(parts, 1), _lokr_factor(parts, 2)
     if first is None or second is None:
         return None
     dim = second[1] if second[1] is not None else first[1]
     alpha = alpha_of(parts)
     scale = 1.0 if alpha is None or dim is None else alpha / dim
-    return _patch(kron_pair(first[0], second[0]), scale)
+    return LazyPatch(kronecker(first[0], second[0], "LoKr"), scale)
 
 
 def full_patch(parts) -> ModulePatch | None:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 
+from .lowrank import FormatError, Product
+
 # Component key for patches whose file does not say which model they belong to (PEFT
 # ``base_model.model.*`` files, unprefixed diffusers keys): resolved against every component.
 ANY_COMPONENT = "*"
+
+
+@contextlib.contextmanager
+def module_named(name: str):
+    """Prefix a FormatError raised while converting one module with that module's name."""
+    try:
+        yield
+    except FormatError as exc:
+        raise FormatError(f"module {name[:120]}: {exc}") from None
+
+
+def _shape(t: torch.Tensor) -> list[int]:
+    return list(t.shape)
 
 
 @dataclass(frozen=True)
@@ -26,6 +42,22 @@ class ModulePatch:
     up: torch.Tensor
     alpha: float | None = None
     dora_scale: torch.Tensor | None = None
+
+    def __post_init__(self):
+        down, up = self.down, self.up
+        if down.dim() not in (2, 4) or up.dim() not in (2, 4):
+            raise FormatError(f"down {_shape(down)} / up {_shape(up)} are not 2-D or 4-D")
+        if up.shape[1] != down.shape[0]:
+            raise FormatError(f"down {_shape(down)} has rank {down.shape[0]} but up {_shape(up)} has {up.shape[1]}")
+        if up.dim() == 4 and tuple(up.shape[2:]) != (1, 1):
+            raise FormatError(f"up {_shape(up)} has a kernel; only down may")
+        if self.dora_scale is not None and self.dora_scale.dim() == 0:
+            raise FormatError("the DoRA magnitude is a single number")
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
+        """The conv kernel the pair declares ((kh, kw) for a 4-D ``down``), () when it does not say."""
+        return tuple(self.down.shape[2:])
 
     @property
     def rank(self) -> int:
@@ -47,12 +79,48 @@ class ModulePatch:
         return (self.down, self.up) + (() if self.dora_scale is None else (self.dora_scale,))
 
 
+@dataclass(frozen=True)
+class LazyPatch:
+    """A patch that is a product of the file's factors (LoHa, LoKr, Tucker cores), known by its shapes only.
+
+    ``matching`` compares the declared shape with the live module and calls ``build`` only when it fits, so a
+    small file cannot make LoRA Deck allocate more than about the layer it patches (the product is built as a
+    pair or as a dense delta, whichever holds fewer numbers, chosen before anything is multiplied)."""
+
+    product: Product
+    scale: float
+    dora_scale: torch.Tensor | None = None
+
+    @property
+    def out_features(self) -> int:
+        return self.product.rows
+
+    @property
+    def in_features(self) -> int:
+        return self.product.cols
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
+        return self.product.kernel
+
+    @property
+    def rank(self) -> int:
+        return self.product.rank
+
+    def build(self) -> ModulePatch:
+        up, down = self.product.cheapest()
+        return ModulePatch(down=down, up=up, alpha=self.scale * down.shape[0], dora_scale=self.dora_scale)
+
+
+AnyPatch = ModulePatch | LazyPatch
+
+
 def alpha_of(parts) -> float | None:
     """A module's ``alpha`` tensor as a float; missing or 0 mean "alpha = rank" (kohya's and LyCORIS' rule)."""
     alpha = parts.get("alpha")
     if alpha is None:
         return None
-    value = float(alpha.float().reshape(-1)[0].item())
+    value = float(alpha.reshape(-1)[0].item())  # in double precision: a float64 alpha must not become inf
     return None if value == 0 else value
 
 
@@ -67,7 +135,7 @@ class ConvertedLora:
     """
 
     format: str
-    patches: dict[str, dict[str, ModulePatch]]
+    patches: dict[str, dict[str, AnyPatch]]
     ignored: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     made_for: str = ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .patch import ConvertedLora, ModulePatch
+from .patch import ConvertedLora, ModulePatch, module_named
 
 _KEY = re.compile(r"^(double_blocks|single_blocks)\.(\d+)\.processor\.(qkv|proj)_lora([12]?)\.(down|up)\.weight$")
 TARGETS = {("double_blocks", "qkv", "1"): "img_attn.qkv", ("double_blocks", "proj", "1"): "img_attn.proj",
@@ -37,7 +37,8 @@ def convert_xlabs(state_dict, denoiser: str) -> ConvertedLora:
     patches = {}
     for name, found in parts.items():
         if "down" in found and "up" in found:
-            patches[name] = ModulePatch(down=found["down"][1], up=found["up"][1])
+            with module_named(name):
+                patches[name] = ModulePatch(down=found["down"][1], up=found["up"][1])
         else:
             ignored.extend(key for key, _ in found.values())
     return ConvertedLora("XLabs", {denoiser: patches} if patches else {}, tuple(sorted(ignored)))
