@@ -13,9 +13,13 @@ from .common import (
     node_id,
     pipeline_input,
     strength_input,
+    validate_lora_name,
 )
 
 SLOTS = 4
+
+
+UNUSABLE = "not a usable LoRA name"  # core.files' wording for a name that can never be a file
 
 
 class StackLoRA:
@@ -49,9 +53,15 @@ class StackLoRA:
     def VALIDATE_INPUTS(cls, lora_name_1=NONE_CHOICE, lora_name_2=NONE_CHOICE, lora_name_3=NONE_CHOICE,
                         lora_name_4=NONE_CHOICE):
         # Naming the four names here skips ComfyUI's "value not in list" check (which prints every LoRA on the
-        # machine). They are checked when the node runs, in one message: ComfyUI would repeat a failure
-        # returned here once per argument.
-        return True
+        # machine). ComfyUI repeats a failure returned here once per argument, so only names that can never be a
+        # file (control characters, symlink loops, FIFOs) are refused at queue time; a missing file is said once,
+        # when the node runs (shared names were already pointed at local files by records.localize).
+        problems = []  # every slot's, one line each: a workflow is fixed in one pass
+        for i, name in enumerate((lora_name_1, lora_name_2, lora_name_3, lora_name_4), start=1):
+            verdict = True if name == NONE_CHOICE else validate_lora_name(name)
+            if verdict is not True and UNUSABLE in verdict:
+                problems.append(f"slot {i}: {verdict}")
+        return "\n".join(problems) or True
 
     @classmethod
     def IS_CHANGED(cls, unique_id=None, extra_pnginfo=None, **kwargs):
