@@ -15,8 +15,11 @@ class LoraFileError(LoraDeckError):
     """A LoRA file cannot be read: missing, not safetensors, corrupt, too large, unknown layout."""
 
     def __init__(self, path: str, problem: str, advice: str):
-        self.path, self.problem, self.advice = str(path), problem.rstrip(" ."), advice
-        super().__init__(f"LoRA file {self.path!r}: {self.problem}. {advice}")
+        # a problem may end in a sentence of its own ("... suggest SDXL."): never print "..", keep an ellipsis
+        problem = problem.rstrip()
+        problem = problem if problem.endswith("...") else problem.rstrip(" .")
+        self.path, self.problem, self.advice = str(path), problem, advice
+        super().__init__(f"LoRA file {self.path!r}: {problem}. {advice}")
 
 
 class IncompatibleLoraError(LoraFileError):

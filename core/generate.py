@@ -174,16 +174,18 @@ class Generation:
 
 
 def run(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, on_step: StepCallback | None = None,
-        image=None, mask=None, locate: prompt_tags.Locate | None = None) -> Generation:
+        image=None, mask=None, locate: prompt_tags.Locate | None = None, source: str = "",
+        source_title: str = "") -> Generation:
     """``generate`` with what it made: see there. ``locate(name, hashes)`` finds prompt tags' files (default:
-    the runtime's LoRA folders)."""
+    the runtime's LoRA folders); ``source`` and ``source_title`` (the calling node) label the applied stack for
+    the panel."""
     stack, prompt = prompt_tags.resolve(owner, stack, params.prompt, locate)
     scheduled = stack.scheduled
     if scheduled:
         on_step = scheduled_steps(lambda t: owner.write_step(stack, t), on_step)
     checked = plan(owner, replace(params, prompt=prompt), image, mask, on_step)
     with owner.lock, torch.inference_mode():
-        owner.apply(stack)
+        owner.apply(stack, source, source_title)
         try:
             pipe = pipeline_for(owner, checked)
             raw = pipe(**_call(pipe, checked.kwargs)).images
@@ -200,14 +202,15 @@ def run(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, on_step:
 
 def generate(owner: PipelineOwner, stack: StackSpec, params: GenerateParams,
              on_step: StepCallback | None = None, image=None, mask=None,
-             locate: prompt_tags.Locate | None = None) -> torch.Tensor:
+             locate: prompt_tags.Locate | None = None, source: str = "", source_title: str = "") -> torch.Tensor:
     """Images as a float tensor [B, H, W, C] in 0..1 on the CPU (ComfyUI's IMAGE layout).
 
     ``image`` (ComfyUI IMAGE, [B, H, W, C] in 0..1) makes it img2img with ``params.denoise`` as the
     strength; ``mask`` too (ComfyUI MASK, 1 = repaint) makes it inpainting. The output then has the
     image's size (centre-cropped to the model's grid); ``width``/``height`` only apply to text-to-image.
     ``<lora:...>`` tags in the prompt add their files for this run (found with ``locate``); strength
-    schedules in the stack are written between steps.
+    schedules in the stack are written between steps. ``source`` and ``source_title`` (the calling node) label
+    the applied stack for the panel.
     """
-    return run(owner, stack, params, on_step, image, mask, locate).images
+    return run(owner, stack, params, on_step, image, mask, locate, source, source_title).images
 

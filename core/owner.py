@@ -34,6 +34,8 @@ from .store import tensors_nbytes
 
 log = logging.getLogger(__name__)
 
+MAX_BRANCHES = 16  # snapshots kept per pipeline, one per source (graph node) that applied a stack
+
 
 class PipelineOwner:
     """Wraps one diffusers pipeline object. Create it through a Runtime (``runtime.pipelines`` or ``Deck``)."""
@@ -56,6 +58,8 @@ class PipelineOwner:
         self.envelope: compiled.Envelope | None = None  # the compiled denoiser's hotswap envelope, once asked for
         self._applied = StackSpec()
         self._snapshot = read_snapshot(self, self._applied, {})
+        self._branches: OrderedDict[str, PipelineSnapshot] = OrderedDict()  # source -> its last snapshot
+        self._branch_lock = threading.Lock()  # routes read branches while the executor applies
 
     # -- reading -------------------------------------------------------------------------
     def models(self) -> dict[str, torch.nn.Module]:
@@ -83,6 +87,13 @@ class PipelineOwner:
     def snapshot(self) -> PipelineSnapshot:
         """An immutable view of the last applied state (safe to read from any thread)."""
         return self._snapshot
+
+    @property
+    def branches(self) -> tuple[PipelineSnapshot, ...]:
+        """The last snapshot each source (a Generate or Save node, or the Python API) applied, newest first.
+        Graph branches share one pipeline; this is what each of them ran with."""
+        with self._branch_lock:
+            return tuple(reversed(self._branches.values()))
 
     @property
     def applied(self) -> StackSpec:
@@ -143,8 +154,9 @@ class PipelineOwner:
         return rule
 
     # -- reconciling ---------------------------------------------------------------------
-    def apply(self, stack: StackSpec) -> PipelineSnapshot:
+    def apply(self, stack: StackSpec, source: str = "", source_title: str = "") -> PipelineSnapshot:
         """Make the pipeline compute exactly what ``stack`` describes; returns the snapshot read back.
+        ``source`` (a node id) and ``source_title`` say who asked, so each graph branch's stack can be shown.
 
         One transaction: reconciling, reading the snapshot back, publishing it and the bookkeeping. If any of
         it fails, the pipeline is reconciled to the last stack that applied (bit for bit) and the error raised
@@ -155,9 +167,10 @@ class PipelineOwner:
                 self._reconcile(stack, fast=True)
                 self._remember(stack)
                 self._release_unreferenced(stack)
-                snapshot = read_snapshot(self, stack, self._loaded)
+                snapshot = read_snapshot(self, stack, self._loaded, source, source_title)
                 self._applied, self._snapshot = stack, snapshot
                 self.runtime.events.publish(snapshot)
+                self._keep_branch(snapshot)
             except BaseException as exc:
                 self._live.pop(id(stack), None)
                 self._applied, self._snapshot = previous, previous_snapshot
@@ -169,6 +182,13 @@ class PipelineOwner:
                                     f"{exc}); the pipeline was returned to its previous stack. Please report this "
                                     "with the LoRA files involved.") from exc
         return snapshot
+
+    def _keep_branch(self, snapshot: PipelineSnapshot) -> None:
+        with self._branch_lock:
+            self._branches.pop(snapshot.source, None)
+            self._branches[snapshot.source] = snapshot
+            while len(self._branches) > MAX_BRANCHES:
+                self._branches.popitem(last=False)
 
     def write_step(self, stack: StackSpec, t: float) -> None:
         """Between denoising steps: the denoiser's scales for ``stack`` (applied) at position ``t`` of the steps,

@@ -61,11 +61,11 @@ def _merge(parts, mode: str, rank: int):
     return up.reshape(up.shape[0], k, *([1] * (len(shape) - 1))), down.reshape(k, *shape), error
 
 
-def collect(owner: PipelineOwner, stack: StackSpec, mode: str, rank: int):
+def collect(owner: PipelineOwner, stack: StackSpec, mode: str, rank: int, source: tuple[str, str] = ("", "")):
     """component -> module -> (up, down, error), read from the layers after applying ``stack``."""
     if mode not in MODES:
         raise SpecError(f"mode must be one of {MODES}, got {mode!r}")
-    owner.apply(stack)
+    owner.apply(stack, *source)
     out: dict[str, dict[str, tuple]] = {}
     for component in owner.models():
         active, fused = owner.plan(stack, component)
@@ -95,14 +95,15 @@ def _metadata(factors, stack: StackSpec, mode: str) -> dict[str, str]:
 
 
 def save_stack(owner: PipelineOwner, stack: StackSpec, path: str, mode: str = "separate",
-               rank: int = 32) -> SaveReport:
-    """Write ``stack`` as applied on ``owner`` to ``path`` (.safetensors), atomically."""
+               rank: int = 32, source: tuple[str, str] = ("", "")) -> SaveReport:
+    """Write ``stack`` as applied on ``owner`` to ``path`` (.safetensors), atomically. ``source`` = (node id,
+    title) of the caller, for the panel."""
     if not path.endswith(".safetensors"):
         raise SpecError(f"save path must end with .safetensors, got {path!r}")
     if mode == "merged" and not 1 <= rank <= 4096:
         raise SpecError(f"rank must be between 1 and 4096, got {rank!r}")
     with owner.lock:
-        factors = collect(owner, stack, mode, rank)
+        factors = collect(owner, stack, mode, rank, source)
     tensors = {}
     for component, modules in factors.items():
         for name, (up, down, _) in modules.items():

@@ -1,6 +1,9 @@
 """Immutable views of a pipeline's adapter state, read back from the model itself.
 
-Routes and panels read these from any thread; only the owner builds them, under its lock.
+Routes and panels read these from any thread; only the owner builds them, under its lock. What the
+layers hold (``state``, ``fused``, ``layer_strengths``) is read from the layers; what the user asked for
+(``weights``, ``blocks``, ``enabled``) comes from the stack, so the panel can show both and a test can
+check that they agree.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 from . import fusion
 
+ACTIVE, DISABLED, FUSED, MIXED = "active", "disabled", "fused", "mixed"
+
 
 @dataclass(frozen=True)
 class AdapterView:
@@ -17,11 +22,15 @@ class AdapterView:
     name: str
     file: str
     sha256: str
-    enabled: bool
-    fused: bool
-    weights: tuple[tuple[str, float], ...]  # component -> strength as the layers have it
+    enabled: bool  # what the stack asks for
+    fused: bool  # True when the layers carry it baked in (read from the layers)
+    weights: tuple[tuple[str, float], ...]  # component -> strength set for it (before block weights)
     layers: int  # layers carrying this adapter
     report: dict
+    state: str = ACTIVE  # from the layers: active, disabled (loaded, not active), fused, or mixed
+    blocks: str = ""  # block weights as Set Adapter Weights reads them ("" = none)
+    # component -> (lowest, highest) strength over its layers, as the layers have it (block weights spread it)
+    layer_strengths: tuple[tuple[str, float, float], ...] = ()
     # strength schedules over the steps, as plain data: (component, written form), e.g. ("unet", "ramp(1, 0.2)");
     # ``weights`` then shows the strength at the first step (what the layers hold between runs)
     schedule: tuple[tuple[str, str], ...] = ()
@@ -36,41 +45,72 @@ class PipelineSnapshot:
     device: str
     adapters: tuple[AdapterView, ...]
     applied_at: float
+    source: str = ""  # who applied it: a node id in a graph ("" = the Python API)
+    source_title: str = ""  # that node's title, for people
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _component_state(carriers, key: str):
-    """(layers with key, fused?, strength) for one adapter in one component, read from the first layer
-    carrying it (the owner fuses and activates an adapter on all of a component's layers alike)."""
-    if not carriers:
-        return 0, False, None
-    _, layer = carriers[0]
-    baked = fusion.live_fused(layer)
-    if key in baked:
-        return len(carriers), True, baked[key]
-    if key in layer.active_adapters:
-        return len(carriers), False, layer.scaling[key] * layer.r[key] / layer.lora_alpha[key]
-    return len(carriers), False, 0.0
+def blocks_text(blocks: tuple) -> str:
+    """(("down", 0.9), ("up.block_1", (0.4, 0.8, 1.0))) -> 'down=0.9, up.block_1=[0.4,0.8,1]' (lbw as a list)."""
+    parts = []
+    for key, value in blocks:
+        if isinstance(value, (tuple, list)):
+            numbers = ",".join(f"{float(v):g}" for v in value)
+            parts.append(f"{key}={numbers}" if key == "lbw" else f"{key}=[{numbers}]")
+        else:
+            parts.append(f"{key}={float(value):g}")
+    return ", ".join(parts)
 
 
-def read_snapshot(owner, stack, reports) -> PipelineSnapshot:
-    """What ``owner``'s layers hold for ``stack`` now; ``reports`` maps adapter key -> LoadReport."""
+def _component_state(layers, key: str) -> tuple[dict[str, int], list[float]]:
+    """({state: layer count}, per-layer strengths) for one adapter in one component, read from its layers."""
+    states: dict[str, int] = {}
+    strengths = []
+    for _, layer in layers:
+        if key not in layer.scaling:
+            continue
+        baked = fusion.live_fused(layer)
+        if key in baked:
+            state, value = FUSED, baked[key]
+        elif key in layer.active_adapters:
+            state, value = ACTIVE, layer.scaling[key] * layer.r[key] / layer.lora_alpha[key]
+        else:
+            state, value = DISABLED, 0.0
+        states[state] = states.get(state, 0) + 1
+        strengths.append(float(value))
+    return states, strengths
+
+
+def _overall(states: dict[str, int]) -> str:
+    """One word for all layers: their common state, or 'mixed' (never shown for a stack LoRA Deck applied)."""
+    return next(iter(states)) if len(states) == 1 else (MIXED if states else DISABLED)
+
+
+def _view(owner, key: str, spec, models, report) -> AdapterView:
+    weights, spread, states, layers = [], [], {}, 0
+    for component in models:
+        counts, strengths = _component_state(owner.carriers(component, key), key)
+        if not strengths:
+            continue
+        layers += len(strengths)
+        for state, n in counts.items():
+            states[state] = states.get(state, 0) + n
+        weights.append((component, round(spec.effective_weight(component, owner.family), 6)))
+        spread.append((component, round(min(strengths), 6), round(max(strengths), 6)))
+    state = _overall(states)
+    schedule = tuple((c, s.text()) for c in models if (s := spec.schedule_for(c, owner.family)) is not None)
+    return AdapterView(key, spec.name, spec.path, spec.sha256, spec.enabled, state == FUSED, tuple(weights), layers,
+                       report.to_dict() if report is not None else {}, state, blocks_text(spec.blocks), tuple(spread),
+                       schedule)
+
+
+def read_snapshot(owner, stack, reports, source: str = "", source_title: str = "") -> PipelineSnapshot:
+    """What ``owner``'s layers hold for ``stack`` now; ``reports`` maps adapter key -> LoadReport; ``source``
+    names who applied it (a node id) so the panel can show each graph branch."""
     models = owner.models()
-    views = []
-    for key, spec in stack.keyed():
-        weights, layers, fused = [], 0, False
-        for component in models:
-            count, is_fused, strength = _component_state(owner.carriers(component, key), key)
-            layers += count
-            fused = fused or is_fused
-            if strength is not None:
-                weights.append((component, round(float(strength), 6)))
-        report = reports.get(key)
-        schedule = tuple((c, s.text()) for c in models if (s := spec.schedule_for(c, owner.family)) is not None)
-        views.append(AdapterView(key, spec.name, spec.path, spec.sha256, spec.enabled, fused, tuple(weights),
-                                 layers, report.to_dict() if report is not None else {}, schedule))
+    views = tuple(_view(owner, key, spec, models, reports.get(key)) for key, spec in stack.keyed())
     denoiser = models.get(owner.family.denoiser)
     param = next(denoiser.parameters()) if denoiser is not None else None
     return PipelineSnapshot(
@@ -79,6 +119,8 @@ def read_snapshot(owner, stack, reports) -> PipelineSnapshot:
         family=owner.family.key,
         dtype=str(param.dtype).replace("torch.", "") if param is not None else "",
         device=str(param.device) if param is not None else "",
-        adapters=tuple(views),
+        adapters=views,
         applied_at=time.time(),
+        source=str(source or ""),
+        source_title=str(source_title or ""),
     )

@@ -16,7 +16,9 @@ from .contact_sheet import contact_sheet
 log = logging.getLogger(__name__)
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_WORKFLOW = os.path.join(PACK_DIR, "example_workflows", "loradeck-demo.json")
-LABELS = {"0-base": "no LoRA", "1-kohya-only": "kohya LoRA", "2-stack-unfused": "stack", "3-stack-fused": "stack fused"}
+LABELS = {"0-base": "no LoRA", "1-style-0.5": "disc (style) 0.5", "2-style-1": "disc (style) 1",
+          "3-kohya-0.5": "stripes (kohya) 0.5", "4-kohya-1": "stripes (kohya) 1", "5-stack": "both (stack)",
+          "6-stack-fused": "both, fused"}
 
 
 def _shown(path: str) -> str:
@@ -67,11 +69,11 @@ def run_demo(output_dir: str, say=print, family: str = "sd1") -> list[str]:
         say(f"  wrote {_shown(path)}  ({_label(path)})")
     sheet = contact_sheet([(_label(p), p) for p in saved],
                           os.path.join(os.path.dirname(saved[0]), "contact_sheet.png"))
-    say(f"  wrote {_shown(sheet)}  (all four side by side)")
+    say(f"  wrote {_shown(sheet)}  (all {len(saved)} side by side)")
     by_label = {_label(p): np.asarray(Image.open(p), dtype=np.int16) for p in saved}
-    if {"stack", "stack fused", "no LoRA"} <= by_label.keys():
-        lora = np.abs(by_label["stack"] - by_label["no LoRA"]).max()
-        fused = np.abs(by_label["stack fused"] - by_label["stack"]).max()
+    if {"both (stack)", "both, fused", "no LoRA"} <= by_label.keys():
+        lora = np.abs(by_label["both (stack)"] - by_label["no LoRA"]).max()
+        fused = np.abs(by_label["both, fused"] - by_label["both (stack)"]).max()
         say(f"  the stack changes the image by up to {lora}/255 per pixel; fused and unfused images differ by "
             f"{fused}/255 (within rounding: fusing reorders float sums; unfuse restores the weights bit for bit)")
     say(f"done in {time.perf_counter() - started:.1f}s")

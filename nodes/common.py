@@ -42,6 +42,18 @@ def validate_lora_name(name: str, hashes=()):
     return True
 
 
+def has_preview(path: str) -> bool:
+    """Whether the LoRA at ``path`` has a preview picture (beside it or in its header)."""
+    from ..core.previews import find_preview
+    from . import host
+
+    return find_preview(path, host.runtime().folders.roots("loras")) is not None
+
+
+TRIGGER_WORDS_TIP = ("The trigger words of the LoRA file(s) from their metadata, comma-separated (empty when "
+                     "the files name none): wire them into a prompt.")
+
+
 def file_stamp(path: str) -> str:
     """Changes when the file changes, so ComfyUI re-runs a node whose file was replaced."""
     try:

@@ -4,7 +4,7 @@ from ..core import prompt_tags
 from ..core.generate import run
 from ..core.schedulers import CHOICES, DEFAULT
 from ..core.specs import GenerateParams
-from . import host
+from . import host, records
 from .common import CATEGORY, node_id, pipeline_input
 
 PROMPT_TIP = ("What to generate. <lora:name:weight> or <lora:name:model:clip> adds a LoRA from your loras folder "
@@ -60,7 +60,7 @@ class Generate:
                 "0.3 keeps the picture, 1.0 repaints it. Text-to-image needs 1.0.")}),
             "mask": ("MASK", {"tooltip": "Inpainting: white (1) is repainted, black kept. Needs the image; resized "
                                          "to it if the sizes differ (as ComfyUI does). E.g. Load Image's MASK."}),
-        }}
+        }, "hidden": dict(records.SOURCE_HIDDEN)}  # the panel shows each Generate's stack
 
     @classmethod
     def VALIDATE_INPUTS(cls, prompt=None):
@@ -71,9 +71,10 @@ class Generate:
         return prompt_tags.check(prompt, host.locate_lora) or True
 
     def generate(self, pipeline, prompt, negative_prompt, seed, steps, cfg, width, height, batch_size,
-                 scheduler=DEFAULT, image=None, denoise=1.0, mask=None):
+                 scheduler=DEFAULT, image=None, denoise=1.0, mask=None, unique_id=None, api_prompt=None):
         params = GenerateParams(prompt, negative_prompt, seed, steps, cfg, width, height, batch_size, scheduler,
                                 denoise)
+        source, title = records.source_of(unique_id, api_prompt)
         made = run(pipeline.owner, pipeline.stack, params, host.progress_reporter(steps), image, mask,
-                   host.locate_lora)
+                   host.locate_lora, source, title)
         return (made.images, made.parameters)

@@ -81,6 +81,13 @@ def using(active: Runtime):
         _active.reset(token)
 
 
+def in_comfyui_lists(path: str) -> bool:
+    """Whether ComfyUI's own LoRA list — what its frontend checks a workflow's recorded models against — has
+    this file. The shipped demo LoRAs are offered by LoRA Deck's nodes only, so recording them there would
+    flag them as missing on every reopen."""
+    return not os.path.realpath(path).startswith(os.path.realpath(DEMO_LORAS) + os.sep)
+
+
 def lora_names() -> list[str]:
     return listing(runtime().folders.roots("loras"))
 

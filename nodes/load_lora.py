@@ -6,7 +6,9 @@ from .common import (
     PIPELINE,
     STRENGTH_CLIP_TIP,
     STRENGTH_MODEL_TIP,
+    TRIGGER_WORDS_TIP,
     file_stamp,
+    has_preview,
     node_id,
     pipeline_input,
     strength_input,
@@ -21,10 +23,10 @@ class LoadLoRA:
                    "text encoders. The file is checked against the pipeline here; a wrong base model is refused "
                    "with the pipeline untouched.")
     CATEGORY = CATEGORY
-    RETURN_TYPES = (PIPELINE, "STRING")
-    RETURN_NAMES = ("pipeline", "info")
+    RETURN_TYPES = (PIPELINE, "STRING", "STRING")  # outputs are only ever appended: saved links use slot numbers
+    RETURN_NAMES = ("pipeline", "info", "trigger_words")
     OUTPUT_TOOLTIPS = ("The pipeline with this LoRA added to its stack.",
-                       "What the file matched in this pipeline (modules per component).")
+                       "What the file matched in this pipeline (modules per component).", TRIGGER_WORDS_TIP)
     FUNCTION = "load"
 
     @classmethod
@@ -45,8 +47,10 @@ class LoadLoRA:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, lora_name, unique_id=None, extra_pnginfo=None):
-        verdict = validate_lora_name(lora_name, records.recorded_hashes(extra_pnginfo, unique_id).get(lora_name, ()))
+    def VALIDATE_INPUTS(cls, lora_name):
+        # Only the name: ComfyUI repeats a failure once per argument taken here. Names from another machine
+        # were already pointed at local files by their recorded hashes (records.localize, before validation).
+        verdict = validate_lora_name(lora_name)
         return True if verdict is True else f"lora_name: {verdict}"
 
     @classmethod
@@ -60,9 +64,10 @@ class LoadLoRA:
     def load(self, pipeline, lora_name: str, strength_model: float, strength_clip: float, adapter_name: str = "",
              unique_id=None, extra_pnginfo=None):
         hashes = records.recorded_hashes(extra_pnginfo, unique_id).get(lora_name, ())
-        path = host.locate_lora(lora_name, hashes).path
-        adapter, report = pipeline.owner.describe(path, adapter_name, strength_model, strength_clip)
+        found = host.locate_lora(lora_name, hashes)
+        adapter, report = pipeline.owner.describe(found.path, adapter_name, strength_model, strength_clip)
         stack = pipeline.stack.add(adapter)
-        ui = records.loader_ui([(lora_name, stack.adapters[-1], report)])
+        entry = (lora_name, found.name, stack.adapters[-1], report)
+        ui = records.loader_ui([entry], has_preview, host.in_comfyui_lists)
         info = "\n".join(ui["loradeck_info"])  # match report, base model, trigger words, title
-        return {"ui": ui, "result": (pipeline.with_stack(stack), info)}
+        return {"ui": ui, "result": (pipeline.with_stack(stack), info, records.trigger_words([report]))}

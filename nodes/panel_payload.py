@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 
-VERSION = 1
+VERSION = 2  # 2: pipelines carry the last snapshot of each branch; adapters carry state, blocks, lora_name
 MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_TEXT = 2000  # characters per string
 MAX_ITEMS = 100  # entries per list or mapping inside an adapter
 MAX_ADAPTERS = 200  # adapters per pipeline before the byte budget is even considered
 MAX_DEPTH = 6
+MAX_BRANCHES = 16  # branch snapshots per pipeline (the owner keeps as many)
 CUT = "…"
 
 
@@ -36,14 +38,33 @@ def clip(value, depth: int = 0):
     return clip(str(value), depth)
 
 
-def snapshot_dict(snapshot) -> dict:
-    """One PipelineSnapshot as the panel draws it (adapters beyond MAX_ADAPTERS dropped and flagged)."""
+def no_name(path: str) -> None:
+    return None
+
+
+def snapshot_dict(snapshot, lora_name: Callable[[str], str | None] = no_name) -> dict:
+    """One PipelineSnapshot as the panel draws it (adapters beyond MAX_ADAPTERS dropped and flagged).
+    ``lora_name(file)`` gives each adapter's name in the LoRA list (None outside the LoRA folders)."""
     data = snapshot.to_dict()
     adapters = list(data.pop("adapters", ()))
     out = clip(data)
-    out["adapters"] = [clip(a) for a in adapters[:MAX_ADAPTERS]]
+    out["adapters"] = [clip({**a, "lora_name": lora_name(a.get("file", ""))}) for a in adapters[:MAX_ADAPTERS]]
     out["adapters_total"] = len(adapters)
     out["adapters_truncated"] = len(adapters) > MAX_ADAPTERS
+    return out
+
+
+PIPELINE_FIELDS = ("pipeline_id", "label", "family", "dtype", "device", "applied_at")
+
+
+def pipeline_dict(snapshot, branches, lora_name: Callable[[str], str | None] = no_name) -> dict:
+    """A live pipeline: what it is (from its current snapshot) and the last snapshot of each branch that
+    applied a stack to it, newest first; the one the model holds now is marked ``current``."""
+    data = snapshot.to_dict()
+    out = {k: clip(data.get(k)) for k in PIPELINE_FIELDS}
+    shown = list(branches)[:MAX_BRANCHES]
+    out["branches"] = [{**snapshot_dict(b, lora_name), "current": b is snapshot} for b in shown]
+    out["branches_total"] = len(branches)
     return out
 
 
@@ -64,13 +85,17 @@ def fit(snapshots: list[dict], budget: int) -> bool:
     return cut
 
 
-def build(pipelines, recent, max_bytes: int = MAX_RESPONSE_BYTES) -> dict:
-    """The GET /loradeck/snapshot answer: live pipelines and recently published snapshots (newest first)."""
-    live = [snapshot_dict(s) for s in pipelines]
-    log = [snapshot_dict(s) for s in recent]
-    truncated = any(s["adapters_truncated"] for s in live + log)
+def build(pipelines, recent, max_bytes: int = MAX_RESPONSE_BYTES,
+          lora_name: Callable[[str], str | None] = no_name) -> dict:
+    """The GET /loradeck/snapshot answer: live pipelines — ``(current snapshot, branch snapshots)`` pairs —
+    and recently published snapshots (newest first)."""
+    live = [pipeline_dict(current, branches, lora_name) for current, branches in pipelines]
+    shown = [b for p in live for b in p["branches"]]
+    log = [snapshot_dict(s, lora_name) for s in recent]
+    truncated = any(s["adapters_truncated"] for s in shown + log) or any(
+        p["branches_total"] > len(p["branches"]) for p in live)
     budget = max_bytes - 512  # room for the envelope
-    truncated = fit(live, int(budget * 0.75)) or truncated
+    truncated = fit(shown, int(budget * 0.75)) or truncated
     truncated = fit(log, budget - _size(live)) or truncated
     while log and _size(live) + _size(log) > budget:  # envelopes alone can still be too big: drop old entries
         log.pop()
@@ -79,9 +104,9 @@ def build(pipelines, recent, max_bytes: int = MAX_RESPONSE_BYTES) -> dict:
             "truncated": truncated, "max_bytes": max_bytes}
 
 
-def event(snapshot, max_bytes: int = MAX_RESPONSE_BYTES) -> dict:
+def event(snapshot, max_bytes: int = MAX_RESPONSE_BYTES, lora_name: Callable[[str], str | None] = no_name) -> dict:
     """The ``loradeck.snapshot`` websocket event body: one snapshot, capped like the route's answer."""
-    data = snapshot_dict(snapshot)
+    data = snapshot_dict(snapshot, lora_name)
     fit([data], max_bytes - 512)
     return data
 

@@ -10,10 +10,29 @@ On another machine the node finds those entries in the workflow (hidden ``EXTRA_
 
 from __future__ import annotations
 
+import logging
+import re
+
+from ..core.errors import LoraFileError
 from ..core.hashing import autov2
 
+log = logging.getLogger(__name__)
+
 LORAS = "loras"
+NONE_CHOICE = "None"
+LOADERS = ("LoadLoRA|LoRADeck", "StackLoRA|LoRADeck")  # nodes whose lora_name / lora_name_N inputs name files
+NAME_INPUT = re.compile(r"^lora_name(_\d+)?$")
 HIDDEN = {"unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO"}
+# which node applied a stack, and its title ("api_prompt": Generate has a text input named "prompt")
+SOURCE_HIDDEN = {"unique_id": "UNIQUE_ID", "api_prompt": "PROMPT"}
+
+
+def source_of(unique_id, prompt) -> tuple[str, str]:
+    """(node id, node title) of the node that applies a stack, for the panel's per-branch view."""
+    node = prompt.get(str(unique_id)) if isinstance(prompt, dict) and unique_id is not None else None
+    meta = node.get("_meta") if isinstance(node, dict) else None
+    title = meta.get("title") if isinstance(meta, dict) else None
+    return ("" if unique_id is None else str(unique_id)), (title if isinstance(title, str) else "")
 
 
 def _node(extra_pnginfo, unique_id) -> dict:
@@ -36,8 +55,9 @@ def recorded_hashes(extra_pnginfo, unique_id) -> dict[str, tuple[str, ...]]:
     return {name: tuple(hashes) for name, hashes in found.items()}
 
 
-def model_entry(name: str, sha256: str) -> dict:
-    return {"name": name, "sha256": sha256, "autov2": autov2(sha256)}
+def model_entry(name: str, sha256: str, listed: bool = True) -> dict:
+    """``listed``: ComfyUI's own LoRA list has the file, so the frontend may record it in properties.models."""
+    return {"name": name, "sha256": sha256, "autov2": autov2(sha256), "listed": listed}
 
 
 def info_lines(name: str, report) -> list[str]:
@@ -46,10 +66,46 @@ def info_lines(name: str, report) -> list[str]:
     return [f"{name}: {first}", *rest]
 
 
-def loader_ui(entries) -> dict:
-    """The ``ui`` dict of a loader node for ``(lora_name, AdapterSpec, LoadReport)`` entries."""
-    info, models = [], []
-    for lora_name, spec, report in entries:
+def trigger_words(reports) -> str:
+    """The trigger words of every report, once each, in order: what a prompt needs to wake these LoRAs."""
+    words = dict.fromkeys(w for report in reports for w in report.metadata.trigger_words)
+    return ", ".join(words)
+
+
+def loader_ui(entries, has_preview=lambda path: False, listed=lambda path: True) -> dict:
+    """The ``ui`` dict of a loader node for ``(lora_name, local name, AdapterSpec, LoadReport)`` entries:
+    info lines, the hashes to record, and per file its trigger words and whether it has a preview."""
+    info, models, loras = [], [], []
+    for lora_name, local, spec, report in entries:
         info.extend(info_lines(spec.name, report))
-        models.append(model_entry(lora_name, spec.sha256))
-    return {"loradeck_info": info, "loradeck_models": models}
+        models.append(model_entry(lora_name, spec.sha256, listed(spec.path)))
+        loras.append({"name": local, "adapter": spec.name, "title": report.metadata.title,
+                      "trigger_words": list(report.metadata.trigger_words), "preview": bool(has_preview(spec.path))})
+    return {"loradeck_info": info, "loradeck_models": models, "loradeck_loras": loras}
+
+
+def localize(prompt: dict, extra_pnginfo, locate) -> list[tuple[str, str, str, str, str]]:
+    """Point the LoRA names of Load LoRA / Stack LoRAs nodes in an API ``prompt`` at this machine's files,
+    in place, by the rules of ``locate`` (the recorded hashes first). Names that resolve as they are, or not
+    at all, are left alone (the node reports the latter). Returns (node, input, old, new, how) per change.
+
+    ComfyUI's queue-time check (VALIDATE_INPUTS) can only take the name itself: it reports an error once
+    per argument it takes. Running this before it (ComfyUI's on_prompt hook, the headless runner) is how
+    the hashes recorded with each node still decide which file a shared workflow means."""
+    changes = []
+    for node_id, node in prompt.items() if isinstance(prompt, dict) else ():
+        inputs = node.get("inputs") if isinstance(node, dict) and node.get("class_type") in LOADERS else None
+        recorded = recorded_hashes(extra_pnginfo, node_id) if isinstance(inputs, dict) else {}
+        for key, value in list(inputs.items()) if isinstance(inputs, dict) else ():
+            if not NAME_INPUT.match(key) or not isinstance(value, str) or value == NONE_CHOICE:
+                continue
+            try:
+                found = locate(value, list(recorded.get(value, ())))
+            except LoraFileError:
+                continue
+            if found.name != value:
+                inputs[key] = found.name
+                changes.append((str(node_id), key, value, found.name, found.how))
+    for node_id, key, old, new, how in changes:
+        log.info("loradeck: node %s %s %r is %r here (found by %s)", node_id, key, old, new, how)
+    return changes

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 
 from ..core.save import MODES, save_stack
+from . import records
 from .common import CATEGORY, PIPELINE, node_id, pipeline_input
 from .naming import save_path
 
@@ -29,13 +30,14 @@ class SaveLoRA:
             "mode": (list(MODES), {"default": "separate", "tooltip":
                                    "separate = exact (ranks concatenated); merged = one adapter of the given rank."}),
             "rank": ("INT", {"default": 32, "min": 1, "max": 4096, "tooltip": "Rank of the merged adapter."}),
-        }}
+        }, "hidden": dict(records.SOURCE_HIDDEN)}
 
-    def save(self, pipeline, filename_prefix: str, mode: str, rank: int):
+    def save(self, pipeline, filename_prefix: str, mode: str, rank: int, unique_id=None, api_prompt=None):
         output = pipeline.owner.runtime.folders.output()
         folder, stem, counter = save_path(os.path.join(output, "loras"), filename_prefix, ".safetensors")
         name = f"{stem}_{counter:05}_.safetensors"
-        report = save_stack(pipeline.owner, pipeline.stack, os.path.join(folder, name), mode, rank)
+        report = save_stack(pipeline.owner, pipeline.stack, os.path.join(folder, name), mode, rank,
+                            records.source_of(unique_id, api_prompt))
         # The file as ComfyUI's output nodes report theirs; the headless runner lists it with the images.
         written = {"filename": name, "subfolder": os.path.relpath(folder, output), "type": "output"}
         ui = {"loradeck_info": [report.text()], "loradeck_files": [written]}

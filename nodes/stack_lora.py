@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from ..core.errors import SpecError
-from . import host, records
+from . import host, records, stacking
 from .common import (
     CATEGORY,
     LORA_STACK,
@@ -9,6 +8,7 @@ from .common import (
     PIPELINE,
     STRENGTH_CLIP_TIP,
     STRENGTH_MODEL_TIP,
+    TRIGGER_WORDS_TIP,
     file_stamp,
     node_id,
     pipeline_input,
@@ -19,16 +19,21 @@ from .common import (
 SLOTS = 4
 
 
+UNUSABLE = "not a usable LoRA name"  # core.files' wording for a name that can never be a file
+
+
 class StackLoRA:
     NODE_ID = node_id("StackLoRA")
     DISPLAY_NAME = "Stack LoRAs"
     DESCRIPTION = ("Adds up to four LoRAs at once (each with an on/off switch), after any LORA_STACK from other "
-                   "packs. Also outputs the combined LORA_STACK list.")
+                   "packs. Also outputs the combined LORA_STACK list. Kept for older workflows: LoRA List takes "
+                   "any number of rows.")
     CATEGORY = CATEGORY
-    RETURN_TYPES = (PIPELINE, LORA_STACK)
-    RETURN_NAMES = ("pipeline", "lora_stack")
+    RETURN_TYPES = (PIPELINE, LORA_STACK, "STRING")  # outputs are only ever appended
+    RETURN_NAMES = ("pipeline", "lora_stack", "trigger_words")
     OUTPUT_TOOLTIPS = ("The pipeline with these LoRAs added.",
-                       "(lora_name, strength_model, strength_clip) for every LoRA added here, incoming ones first.")
+                       "(lora_name, strength_model, strength_clip) for every LoRA added here, incoming ones first.",
+                       TRIGGER_WORDS_TIP)
     FUNCTION = "stack"
 
     @classmethod
@@ -46,12 +51,15 @@ class StackLoRA:
 
     @classmethod
     def VALIDATE_INPUTS(cls, lora_name_1=NONE_CHOICE, lora_name_2=NONE_CHOICE, lora_name_3=NONE_CHOICE,
-                        lora_name_4=NONE_CHOICE, unique_id=None, extra_pnginfo=None):
-        recorded = records.recorded_hashes(extra_pnginfo, unique_id)
+                        lora_name_4=NONE_CHOICE):
+        # Naming the four names here skips ComfyUI's "value not in list" check (which prints every LoRA on the
+        # machine). ComfyUI repeats a failure returned here once per argument, so only names that can never be a
+        # file (control characters, symlink loops, FIFOs) are refused at queue time; a missing file is said once,
+        # when the node runs (shared names were already pointed at local files by records.localize).
         problems = []  # every slot's, one line each: a workflow is fixed in one pass
         for i, name in enumerate((lora_name_1, lora_name_2, lora_name_3, lora_name_4), start=1):
-            verdict = True if name == NONE_CHOICE else validate_lora_name(name, recorded.get(name, ()))
-            if verdict is not True:
+            verdict = True if name == NONE_CHOICE else validate_lora_name(name)
+            if verdict is not True and UNUSABLE in verdict:
                 problems.append(f"lora_name_{i}: {verdict}")
         return "\n".join(problems) or True
 
@@ -69,25 +77,18 @@ class StackLoRA:
         return ",".join(stamps)
 
     @staticmethod
-    def entries(kwargs, lora_stack) -> list[tuple[str, float, float]]:
-        items = []
-        for item in lora_stack or []:
-            if not isinstance(item, (list, tuple)) or len(item) < 3:
-                raise SpecError(f"lora_stack: expected (lora_name, strength_model, strength_clip), got {item!r}")
-            items.append((str(item[0]), float(item[1]), float(item[2])))
+    def entries(kwargs, lora_stack) -> list[stacking.Entry]:
+        """The incoming stack's entries, then each enabled slot's."""
+        items = stacking.incoming(lora_stack)
         for i in range(1, SLOTS + 1):
             name = kwargs.get(f"lora_name_{i}", NONE_CHOICE)
             if kwargs.get(f"enabled_{i}", True) and name and name != NONE_CHOICE:
-                items.append((name, kwargs[f"strength_model_{i}"], kwargs[f"strength_clip_{i}"]))
+                items.append((f"slot {i}", name, kwargs[f"strength_model_{i}"], kwargs[f"strength_clip_{i}"], ()))
         return items
 
     def stack(self, pipeline, lora_stack=None, unique_id=None, extra_pnginfo=None, **slots):
         entries = self.entries(slots, lora_stack)
         recorded = records.recorded_hashes(extra_pnginfo, unique_id)
-        stack, loaded = pipeline.stack, []
-        for name, strength_model, strength_clip in entries:
-            path = host.locate_lora(name, recorded.get(name, ())).path
-            adapter, report = pipeline.owner.describe(path, None, strength_model, strength_clip)
-            stack = stack.add(adapter)
-            loaded.append((name, stack.adapters[-1], report))
-        return {"ui": records.loader_ui(loaded), "result": (pipeline.with_stack(stack), entries)}
+        handle, ui, words = stacking.add_all(pipeline, entries, lambda name: recorded.get(name, ()))
+        stack_out = [(name, model, clip) for _, name, model, clip, _ in entries]
+        return {"ui": ui, "result": (handle, stack_out, words)}

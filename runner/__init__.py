@@ -32,12 +32,13 @@ def run_workflow(workflow: Workflow | str, output_dir: str, models_dir: str | No
     if isinstance(workflow, str):
         workflow = load(workflow)
     from ..core.runtime import Runtime
-    from ..nodes import host
+    from ..nodes import host, records
     from .execute import Executor
 
     runtime = runtime or Runtime(folders=host.headless_folders(models_dir, output_dir))
     extra = {"workflow": workflow.ui} if workflow.ui is not None else {}
     context = RunContext(os.path.abspath(output_dir), workflow.prompt, extra, input_dir=os.path.abspath(input_dir))
     with host.using(runtime):
+        records.localize(workflow.prompt, extra, host.locate_lora)  # as ComfyUI's on_prompt hook does
         Executor(workflow.prompt, context).run(order, workflow.problems)
     return context

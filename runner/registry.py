@@ -8,7 +8,7 @@ from ..nodes import NODE_CLASS_MAPPINGS
 from .image_nodes import PreviewImage, SaveImage
 from .load_image import LoadImage
 
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "LORADECK_LORA_LIST"}  # the last: LoRA List's rows
 CONTROL = object()  # the frontend's extra control_after_generate value ("fixed", "randomize", ...)
 
 CLASSES = {**NODE_CLASS_MAPPINGS, "LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage}

@@ -32,6 +32,25 @@ def _file(path: Path):
     return handler
 
 
+class _Shown:
+    """What the routes read from a runtime: the test's owner list (release drops from it), the recent snapshots,
+    the event bus, and the folders and hashes of the runtime names are looked up in (it may change mid-test)."""
+
+    def __init__(self, server: PanelTestServer):
+        self._server = server
+        self.pipelines = types.SimpleNamespace(owners=lambda: tuple(server.owners), release=server.release)
+        self.recent = RecentSnapshots()
+        self.events = server.runtime.events
+
+    @property
+    def folders(self):
+        return (self._server.names_runtime or self._server.runtime).folders
+
+    @property
+    def hashes(self):
+        return (self._server.names_runtime or self._server.runtime).hashes
+
+
 class PanelTestServer:
     def __init__(self, owners, runtime):
         self.owners = owners  # a list the test may change; the routes read it on every request
@@ -69,11 +88,15 @@ class PanelTestServer:
     async def _extensions(self, request):
         return web.json_response(sorted(f"{EXTENSION_PREFIX}/{p.name}" for p in WEB.glob("*.js")))
 
+    def release(self, pipeline_id: str) -> bool:
+        kept = [o for o in self.owners if o.id != pipeline_id]
+        released = len(kept) < len(self.owners)
+        self.owners[:] = kept
+        return released
+
     def _app(self) -> web.Application:
-        shown = types.SimpleNamespace(pipelines=types.SimpleNamespace(owners=lambda: tuple(self.owners)),
-                                      recent=RecentSnapshots(), events=self.runtime.events)
         self._listener = comfy_server.attach(
-            self, shown, lambda name, hashes: host.locate_lora(name, hashes, self.names_runtime))
+            self, _Shown(self), lambda name, hashes: host.locate_lora(name, hashes, self.names_runtime))
         app = web.Application()
         app.add_routes(self.routes)
         app.add_routes([web.route(r.method, "/api" + r.path, r.handler) for r in self.routes])

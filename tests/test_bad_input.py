@@ -59,10 +59,10 @@ def test_a_failure_after_the_weights_changed_returns_to_the_last_stack_bit_for_b
     before, image, layers, snapshot = base_weights(pipe), render(pipe, steps=2), _layers(pipe), deck.owner.snapshot
     real = owner_module.read_snapshot
 
-    def fails_after_reconcile(owner, stack, reports):
+    def fails_after_reconcile(owner, stack, reports, *source):  # source, source_title: the panel's branch labels
         if any(a.name == "a" for a in stack.adapters):
             raise failure
-        return real(owner, stack, reports)
+        return real(owner, stack, reports, *source)
 
     monkeypatch.setattr(owner_module, "read_snapshot", fails_after_reconcile)
     with pytest.raises(LoraDeckError if isinstance(failure, Exception) else KeyboardInterrupt) as caught:

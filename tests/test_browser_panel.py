@@ -1,19 +1,27 @@
-"""The panel and node info in a real browser (Debian chromium driven by Playwright).
+"""The panel, node info, LoRA List's rows and shared-name lookup in a real browser (Debian chromium driven by
+Playwright).
 
-A small aiohttp server serves web/ with stand-ins for the frontend's app/api modules and the pack's REAL
-routes and live event, backed by real core state on the tiny model. LoRA metadata carries an XSS payload
-that must show as text. Skipped when playwright or chromium is missing, unless LORADECK_REQUIRE_BROWSER=1
-(CI installs both and sets it); the screenshot goes to $LORADECK_TEST_OUTPUT (default tests/_output).
+A small aiohttp server serves web/ with stand-ins for the frontend's app/api modules and the pack's REAL routes and
+live event, backed by real core state on the tiny model. LoRA metadata carries an XSS payload that must show as
+text. One browser for the whole module. Skipped when playwright or chromium is missing, unless
+LORADECK_REQUIRE_BROWSER=1 (CI installs both and sets it); screenshots go to $LORADECK_TEST_OUTPUT (default
+tests/_output).
+
+What the README says the panel shows is checked here, field by field: name, file, strength per component, block
+weights and the strength range over the layers, one state (active / disabled / fused), match report, base model,
+title, trigger words (copied on click), preview, which node applied each branch's stack and when.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from helpers import make_pipe
@@ -46,14 +54,22 @@ XSS = "<img src=x onerror=window.__xss=1>"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 LONG = "an-adapter-with-a-very-long-name-that-must-end-in-an-ellipsis-" * 4
+PANEL = "[data-testid=loradeck-panel]"
+
+
+def _png(colour=(220, 40, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), colour).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
 def xss_lora(lora_dir):
-    """The kohya fixture re-saved with hostile metadata (title and trigger words)."""
+    """The kohya fixture re-saved with hostile metadata (title and trigger words), with a preview beside it."""
     path = lora_dir / "loras" / "hostile.safetensors"
     save_file(load_file(str(lora_dir / "loras" / "k.safetensors")), str(path), metadata={
         "ss_base_model_version": "sd_v1", "modelspec.title": XSS, "modelspec.trigger_phrase": f"{XSS}, hero"})
+    (lora_dir / "loras" / "hostile.preview.png").write_bytes(_png())
     return str(path)
 
 
@@ -69,9 +85,12 @@ def decks(files, xss_lora):
 
 
 @pytest.fixture(scope="module")
-def server(decks):
+def server(decks, lora_dir):
     """Started after the decks are built, so only later changes arrive as live events."""
+    from helpers import runtime_for
+
     running = PanelTestServer(owners=[], runtime=decks[0].owner.runtime).start()
+    running.names_runtime = runtime_for(str(lora_dir))  # where previews and names are looked up
     yield running
     running.stop()
 
@@ -81,7 +100,9 @@ def page(server):
     errors: list[str] = []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = browser.new_page(viewport={"width": 760, "height": 1300})
+        context = browser.new_context(viewport={"width": 760, "height": 1500})
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+        tab = context.new_page()
         tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         tab.on("pageerror", lambda e: errors.append(str(e)))
         tab.errors = errors
@@ -92,11 +113,12 @@ def page(server):
         browser.close()
 
 
-PANEL = "[data-testid=loradeck-panel]"
-
-
 def _refresh(page):
     page.click(f"{PANEL} .loradeck-refresh")
+
+
+def _adapter(page, name: str):
+    return page.locator(f"{PANEL} li.loradeck-adapter").filter(has_text=name).first
 
 
 def test_empty_state_on_open(page):
@@ -104,16 +126,51 @@ def test_empty_state_on_open(page):
     assert "No pipeline loaded yet" in page.inner_text(PANEL)
 
 
-def test_adapters_weights_fused_flags_and_hostile_metadata_as_text(page, server, decks):
+def test_adapters_weights_states_and_hostile_metadata_as_text(page, server, decks):
     server.owners[:] = [d.owner for d in decks]
     _refresh(page)
     page.wait_for_selector(f"{PANEL} .loradeck-pipeline >> nth=1", timeout=10_000)
     style = page.locator(f"{PANEL} li.loradeck-adapter[data-adapter=style]")
-    assert "unet 0.8 · text_encoder 0.5" in style.inner_text() and "active" in style.inner_text()
-    hostile = page.locator(f"{PANEL} li.loradeck-adapter").filter(has_text="hero")
-    text = hostile.inner_text()
-    assert XSS in text and "fused" in text and "SD 1.x" in text and "hostile.safetensors" in text
-    assert page.locator(f"{PANEL} img").count() == 0 and page.evaluate("window.__xss") is None
+    text = style.text_content()
+    assert "strength unet 0.8 · text_encoder 0.5" in text and "a.safetensors" in text
+    assert style.get_attribute("data-state") == "active" and "matched" in text and "modules" in text
+    hostile = _adapter(page, "hero")
+    text = hostile.text_content()
+    assert XSS in text and "SD 1.x" in text and "hostile.safetensors" in text
+    assert hostile.get_attribute("data-state") == "fused" and "active" not in text  # one state, never two
+    assert page.evaluate("window.__xss") is None
+
+
+def test_disabled_is_not_active_and_block_weights_are_shown(page, decks):
+    main, _ = decks
+    main.set_weights("style", enabled=False)  # live event
+    page.wait_for_selector(f"{PANEL} li.loradeck-adapter[data-adapter=style][data-state=disabled]", timeout=10_000)
+    style = page.locator(f"{PANEL} li.loradeck-adapter[data-adapter=style]").first
+    badges = style.locator(".loradeck-badge").all_inner_texts()
+    assert badges == ["disabled"] and "(off)" in style.inner_text()
+    main.set_weights("style", enabled=True, blocks={"down": 0.25, "mid": 0.0, "up": 1.0})
+    page.wait_for_function("""() => document.querySelector('li.loradeck-adapter[data-adapter=style]')
+        ?.textContent.includes('down=0.25, mid=0, up=1')""", timeout=10_000)
+    text = page.locator(f"{PANEL} li.loradeck-adapter[data-adapter=style]").first.text_content()
+    # the strength set (not the first layer's), and what the block weights make of it layer by layer
+    assert "blocks down=0.25, mid=0, up=1" in text and "strength unet 0.8 · text_encoder 0.5" in text
+    assert "layers unet 0–0.8 · text_encoder 0.5" in text
+
+
+def test_each_branch_of_the_last_run_is_shown(page, decks):
+    main, _ = decks
+    owner, both = main.owner, main.stack
+    from loradeck.core.specs import StackSpec
+
+    owner.apply(StackSpec(both.adapters[:1]), "11", "Generate (one LoRA)")
+    owner.apply(both, "5", "Generate (fused)")
+    page.wait_for_selector(f"{PANEL} .loradeck-branch[data-source='11']", timeout=10_000)
+    card = page.locator(f"{PANEL} section.loradeck-pipeline").filter(has_text="tiny-sd").first
+    sources = card.locator(".loradeck-branch").evaluate_all(
+        "els => els.map(e => [e.dataset.source, e.dataset.current])")
+    assert sources[:2] == [["5", "true"], ["11", "false"]]  # newest first; the model holds the newest
+    assert "Generate (fused) (#5)" in card.inner_text() and "in the model now" in card.inner_text()
+    assert card.locator(".loradeck-branch[data-source='11'] li.loradeck-adapter").count() == 1
 
 
 def test_many_adapters_and_long_names_stay_in_the_panel(page):
@@ -127,30 +184,85 @@ def test_many_adapters_and_long_names_stay_in_the_panel(page):
     assert name.evaluate("e => e.scrollWidth > e.clientWidth")  # cut with an ellipsis, full name in the tooltip
 
 
-def test_live_event_updates_the_panel(page, decks):
+def test_preview_and_trigger_words_copy_on_click(page):
+    hostile = _adapter(page, "hero")
+    hostile.locator("img.loradeck-preview:not([hidden])").wait_for(timeout=10_000)
+    assert hostile.locator("img.loradeck-preview").evaluate("img => img.naturalWidth") == 16
+    hostile.locator(".loradeck-word", has_text="hero").click()
+    assert page.evaluate("navigator.clipboard.readText()") == "hero"
+    hostile.locator(".loradeck-word", has_text="hero").click(modifiers=["Shift"])
+    assert page.evaluate("navigator.clipboard.readText()") == f"{XSS}, hero"
+    assert page.evaluate("window.__xss") is None
+
+
+def test_recent_activity_stays_open_through_live_updates(page, decks):
+    page.click(f"{PANEL} .loradeck-recent summary")
     main, _ = decks
     main.set_weights("style", model=0.25)  # reconcile -> core event -> send_sync -> websocket -> panel
     page.wait_for_function(
         "() => document.querySelector('li.loradeck-adapter[data-adapter=style]')?.textContent.includes('unet 0.25')",
         timeout=10_000)
-    assert "Recent activity (1)" in page.inner_text(PANEL)
+    assert page.locator(f"{PANEL} details.loradeck-recent").evaluate("d => d.open")
+    assert "Recent activity (" in page.inner_text(PANEL)
+
+
+def test_release_drops_a_pipeline(page, server, decks):
+    _, crowded = decks
+    card = page.locator(f"{PANEL} section.loradeck-pipeline[data-pipeline='{crowded.owner.id}']")
+    card.locator(".loradeck-release").click()
+    card.wait_for(state="detached", timeout=10_000)
+    assert crowded.owner not in server.owners and decks[0].owner in server.owners
 
 
 def test_load_lora_node_shows_its_info_and_records_hashes(page, decks, xss_lora, lora_dir, use_models):
     use_models(str(lora_dir))
     handle = PipelineHandle(decks[0].owner)
     ui = NODE_CLASS_MAPPINGS["LoadLoRA|LoRADeck"]().load(handle, "hostile.safetensors", 1.0, 1.0)["ui"]
-    node = page.evaluate("""(ui) => { const node = window.__nodes['LoadLoRA|LoRADeck']; node.onExecuted(ui);
+    node = page.evaluate("""async (ui) => { const node = window.__nodes['LoadLoRA|LoRADeck']; node.onExecuted(ui);
+        await new Promise((r) => setTimeout(r, 500));
         return {text: node.box.innerText, models: node.properties.models, calls: node.originalCalls,
-                serialize: node.widgets[0].serialize, images: node.box.querySelectorAll('img').length}; }""", ui)
-    assert "modules matched" in node["text"] and XSS in node["text"] and node["images"] == 0
+                serialize: node.widgets[0].serialize, height: node.size[1],
+                preview: node.box.querySelector('img.loradeck-node-preview:not([hidden])')?.naturalWidth,
+                chips: [...node.box.querySelectorAll('.loradeck-word')].map((c) => c.textContent)}; }""", ui)
+    assert "modules matched" in node["text"] and XSS in node["text"] and node["preview"] == 16
+    assert node["chips"] == [XSS, "hero"]
     sha = ui["loradeck_models"][0]["sha256"]
-    assert node["models"] == [{"name": "hostile.safetensors", "directory": "loras", "hash": sha,
-                               "hash_type": "SHA256"}]
-    assert node["calls"] == 1 and node["serialize"] is False
+    assert node["models"] == [{"name": "hostile.safetensors", "url": f"urn:sha256:{sha}", "directory": "loras",
+                               "hash": sha, "hash_type": "SHA256"}]
+    assert node["calls"] == 1 and node["serialize"] is False and node["height"] > 80  # grown to fit its text
     assert page.evaluate("window.__xss") is None
     page.screenshot(path=str(output_dir() / "browser-panel.png"), full_page=True)
-    assert not page.errors, page.errors
+
+
+def test_lora_list_rows_add_toggle_remove_and_keep_hashes(page, files):
+    sha = hashlib.sha256(Path(files["a"]).read_bytes()).hexdigest()
+    values = page.evaluate("""async (sha) => {
+        const node = window.__nodes['LoRAList|LoRADeck'];
+        const widget = node.widgets.find((w) => w.name === 'loras');
+        const seen = [];
+        widget.value = JSON.stringify([{lora_name: 'a.safetensors', strength_model: 0.8, strength_clip: 0.5}]);
+        seen.push(widget.value);
+        node.box.querySelector('.loradeck-row-add').click();
+        const wait = () => new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 50 && !JSON.parse(widget.value)[1]?.sha256; i++) await wait();
+        seen.push(widget.value);
+        const toggle = node.box.querySelector('[data-row="0"] .loradeck-row-on');
+        toggle.click();
+        seen.push(widget.value);
+        node.box.querySelector('[data-row="1"] .loradeck-row-remove').click();
+        seen.push(widget.value);
+        node.onExecuted({loradeck_models: [{name: 'a.safetensors', sha256: sha, listed: true}]});
+        seen.push(widget.value);
+        const rows = node.box.querySelectorAll('.loradeck-row:not(.loradeck-row-head)').length;
+        return {seen: seen.map((v) => JSON.parse(v)), rows};
+    }""", sha)
+    seen = values["seen"]
+    assert seen[0] == [{"enabled": True, "lora_name": "a.safetensors", "strength_model": 0.8, "strength_clip": 0.5,
+                        "sha256": ""}]
+    added = seen[1][1]
+    assert added["lora_name"] == "hostile.safetensors" and len(added["sha256"]) == 64  # the next unused file
+    assert seen[2][0]["enabled"] is False and len(seen[3]) == 1 and values["rows"] == 1
+    assert seen[4][0]["sha256"] == sha
 
 
 def test_a_failing_route_shows_an_error(page):
@@ -161,32 +273,50 @@ def test_a_failing_route_shows_an_error(page):
     page.unroute("**/api/loradeck/snapshot")
     _refresh(page)
     page.wait_for_selector(f"{PANEL} [role=alert]", state="detached", timeout=10_000)
+    page.errors[:] = [e for e in page.errors if "status of 500" not in e]  # the browser's log of the forced 500
 
 
 def test_every_web_module_loads_on_its_own(page, server):
     """The frontend imports every .js under web/: helpers must load without side effects or errors."""
     listed = json.loads(page.evaluate("fetch('/extensions').then(r => r.text())"))
-    assert {u.rsplit("/", 1)[-1] for u in listed} >= {"panel.js", "node_info.js", "api_client.js"}
+    assert {u.rsplit("/", 1)[-1] for u in listed} >= {"panel.js", "node_info.js", "api_client.js", "lora_list.js"}
     extensions = page.evaluate("window.__app.extensions.map(e => e.name)")
-    assert sorted(extensions) == ["loradeck.NodeInfo", "loradeck.Panel", "loradeck.SharedNames"]
+    assert sorted(extensions) == ["loradeck.ErrorTitles", "loradeck.LoRAList", "loradeck.NodeInfo", "loradeck.Panel",
+                                  "loradeck.SharedNames"]
 
 
-def test_shared_workflow_names_are_switched_to_local_files(page, server, lora_dir, files, use_models):
-    """A workflow from another machine: Windows path to a file in another folder, and a renamed file with a hash."""
+def test_shared_workflow_names_are_switched_before_the_graph_loads(page, server, lora_dir, files, use_models):
+    """A workflow from another machine, as graph data before the frontend configures it: a Windows path (same file
+    name, no hash), a renamed file found by its recorded hash, a LoRA List row found by its hash, a missing file.
+    Each change is told truthfully; what cannot be found is told too; old entries without `url` get one."""
     server.names_runtime = use_models(str(lora_dir))  # the route runs on the server's thread
-    sha = hashlib.sha256(Path(files["b"]).read_bytes()).hexdigest()
-    values = page.evaluate("""async ([sha, options, windows]) => {
+    sha_b, sha_k = (hashlib.sha256(Path(files[k]).read_bytes()).hexdigest() for k in ("b", "k"))
+    graph = {"nodes": [
+        {"id": 1, "type": "StackLoRA|LoRADeck", "widgets_values": [
+            True, "C:\\loras\\k.safetensors", 1, 1, True, "friend/renamed.safetensors", 1, 1,
+            True, "None", 1, 1, True, "nowhere.safetensors", 1, 1],
+         "properties": {"models": [{"name": "friend/renamed.safetensors", "directory": "loras", "hash": sha_b}]}},
+        {"id": 2, "type": "LoRAList|LoRADeck", "widgets_values": [json.dumps([
+            {"lora_name": "old/place.safetensors", "sha256": sha_k}])]},
+        {"id": 3, "type": "KSampler", "widgets_values": ["friend/renamed.safetensors"]}]}
+    result = page.evaluate("""async (graph) => {
         const ext = window.__app.extensions.find((e) => e.name === "loradeck.SharedNames");
-        const combo = (name, value) => ({ name, value, type: "combo", options: { values: options } });
-        const node = { type: "StackLoRA|LoRADeck", widgets: [combo("lora_name_1", windows),
-            combo("lora_name_2", "friend/renamed.safetensors"), combo("lora_name_3", "None"),
-            combo("lora_name_4", "nowhere.safetensors")],
-            properties: { models: [{ name: "friend/renamed.safetensors", directory: "loras", hash: sha }] } };
-        await ext.loadedGraphNode(node);
-        for (let i = 0; i < 100 && node.widgets[1].value.startsWith("friend"); i++) {
-            await new Promise((r) => setTimeout(r, 100));
-        }
-        return node.widgets.map((w) => w.value);
-    }""", [sha, ["None", "a.safetensors", "hostile.safetensors", "k.safetensors", "sub/b.safetensors"],
-           "C:\\loras\\k.safetensors"])
-    assert values == ["k.safetensors", "sub/b.safetensors", "None", "nowhere.safetensors"]
+        window.__app.extensionManager.toasts.length = 0;
+        await ext.beforeConfigureGraph(graph);
+        return {graph, toasts: window.__app.extensionManager.toasts};
+    }""", graph)
+    stack, rows, other = result["graph"]["nodes"]
+    assert [stack["widgets_values"][i] for i in (1, 5, 9, 13)] == [
+        "k.safetensors", "sub/b.safetensors", "None", "nowhere.safetensors"]
+    assert stack["properties"]["models"] == [{"name": "sub/b.safetensors", "directory": "loras", "hash": sha_b,
+                                              "url": f"urn:sha256:{sha_b}"}]
+    assert json.loads(rows["widgets_values"][0])[0]["lora_name"] == "k.safetensors"
+    assert other["widgets_values"] == ["friend/renamed.safetensors"]  # not a LoRA Deck node: untouched
+    (info,), (warn,) = ([t["detail"] for t in result["toasts"] if t["severity"] == s] for s in ("info", "warn"))
+    assert ('"C:\\loras\\k.safetensors" → "k.safetensors": the only file with that file name; the workflow '
+            "recorded no hash, so its content was not checked.") in info
+    assert ('"friend/renamed.safetensors" → "sub/b.safetensors": the file with the SHA-256 recorded in the '
+            "workflow (same content, other name).") in info
+    assert '"old/place.safetensors" → "k.safetensors"' in info
+    assert warn.startswith('"nowhere.safetensors": was not found') and ".." not in warn
+    assert not page.errors, page.errors

@@ -133,7 +133,7 @@ def test_ctrl_c_mid_run_leaves_only_complete_pngs(tmp_path, monkeypatch):
     out = tmp_path / "out"
     assert cli_main(["run", _short_demo(tmp_path), "--output-dir", str(out)]) == 130
     written = _files(out)
-    assert written == [os.path.join("loradeck-demo", "3-stack-fused_00001_.png")]
+    assert written == [os.path.join("loradeck-demo", "6-stack-fused_00001_.png")]
     Image.open(out / written[0]).verify()
 
 

@@ -47,6 +47,13 @@ def test_every_example_workflow_has_a_frozen_copy():
     assert not missing, f"copy {missing} from example_workflows/ to tests/workflows/<release>/ (never edit old copies)"
 
 
+def test_every_template_has_a_thumbnail():
+    """ComfyUI shows example_workflows/<name>.json as a template and asks for <name>.jpg beside it."""
+    for path in EXAMPLES.glob("*.json"):
+        thumbnail = path.with_suffix(".jpg")
+        assert thumbnail.is_file() and thumbnail.read_bytes()[:3] == b"\xff\xd8\xff", thumbnail.name
+
+
 @pytest.mark.parametrize("path", UI_COPIES, ids=_ids(UI_COPIES))
 def test_frozen_ui_workflow_converts_to_its_api_twin(path):
     twin = path.with_name(path.name[: -len(".json")] + ".api.json")

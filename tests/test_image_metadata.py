@@ -44,7 +44,7 @@ def _quick_demo() -> Workflow:
 def test_saved_pngs_credit_the_loras_of_the_generate_that_made_them(tmp_path):
     run = run_workflow(_quick_demo(), str(tmp_path), order=["6", "13"])
     saved = {os.path.basename(p).rsplit("_", 2)[0]: p for p in run.saved}
-    fused = Image.open(saved["3-stack-fused"]).text
+    fused = Image.open(saved["6-stack-fused"]).text
     prompt, negative, line = fused["parameters"].split("\n")
     assert prompt == "loradeck detail, a lighthouse on a cliff at sunset" and negative == "Negative prompt: blurry"
     fields = _fields(line)

@@ -13,6 +13,7 @@ import loradeck
 from helpers import make_pipe, render
 from loradeck.core import Deck, LoraFileError, SpecError
 from loradeck.core.api import PipelineHandle
+from loradeck.core.errors import LoraDeckError
 from loradeck.nodes import NODE_CLASS_MAPPINGS, host
 from loradeck.runner.registry import CONTROL, widget_names
 
@@ -32,6 +33,13 @@ FROZEN = {
     "LoRAGrid|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
                           "x_axis", "y_axis", "scheduler"],  # new in 0.2.0
     "SaveImage|LoRADeck": ["images", "filename_prefix", "parameters"],  # new in 0.2.0
+    "LoRAList|LoRADeck": ["pipeline", "loras", "lora_stack"],
+}
+# Outputs are linked by slot number: they may only ever grow at the end too.
+FROZEN_OUTPUTS = {
+    "LoadLoRA|LoRADeck": ["pipeline", "info", "trigger_words"],
+    "StackLoRA|LoRADeck": ["pipeline", "lora_stack", "trigger_words"],
+    "LoRAList|LoRADeck": ["pipeline", "lora_stack", "trigger_words"],
 }
 
 
@@ -42,6 +50,8 @@ def _inputs(cls) -> dict:
 
 def test_node_ids_and_input_order_are_frozen():
     assert {k: list(_inputs(v)) for k, v in NODE_CLASS_MAPPINGS.items()} == FROZEN
+    for node_id, names in FROZEN_OUTPUTS.items():
+        assert list(NODE_CLASS_MAPPINGS[node_id].RETURN_NAMES) == names
 
 
 def test_every_node_is_documented():
@@ -91,9 +101,36 @@ def test_stack_node_merges_an_incoming_lora_stack(node_env):
     slots = {f"{k}_{i}": v for i in range(1, 5) for k, v in
              (("enabled", i != 2), ("lora_name", "sub/b.safetensors" if i == 1 else "k.safetensors" if i == 2
                                     else "None"), ("strength_model", 0.5), ("strength_clip", 1.0))}
-    out, entries = node("StackLoRA").stack(handle, lora_stack=[("a.safetensors", 0.3, 0.2)], **slots)["result"]
+    out, entries, words = node("StackLoRA").stack(handle, lora_stack=[("a.safetensors", 0.3, 0.2)], **slots)["result"]
     assert entries == [("a.safetensors", 0.3, 0.2), ("sub/b.safetensors", 0.5, 1.0)]
-    assert out.stack.names == ("a", "b")
+    assert out.stack.names == ("a", "b") and words == ""  # these fixtures name no trigger words
+
+
+def test_trigger_words_output(tmp_path, files, use_models):
+    """Load LoRA and Stack LoRAs give the files' trigger words as an extra STRING output, appended."""
+    from safetensors.torch import load_file, save_file
+
+    (tmp_path / "loras").mkdir()
+    save_file(load_file(files["k"]), str(tmp_path / "loras" / "w.safetensors"),
+              metadata={"modelspec.trigger_phrase": "sks hero, red cape"})
+    use_models(str(tmp_path))
+    handle, node = PipelineHandle(Deck(make_pipe()).owner), lambda name: NODE_CLASS_MAPPINGS[f"{name}|LoRADeck"]()
+    pipeline, info, words = node("LoadLoRA").load(handle, "w.safetensors", 1.0, 1.0)["result"]
+    assert words == "sks hero, red cape" and f"trigger words: {words}" in info
+    slots = {f"{k}_{i}": v for i in range(1, 5) for k, v in (("enabled", True), ("lora_name", "w.safetensors"
+             if i < 3 else "None"), ("strength_model", 1.0), ("strength_clip", 1.0))}
+    assert node("StackLoRA").stack(handle, **slots)["result"][2] == words  # each word once
+
+
+def test_stack_node_names_the_slot_that_fails_once(node_env):
+    handle, node = node_env
+    slots = {f"{k}_{i}": v for i in range(1, 5) for k, v in (("enabled", True), ("lora_name", "nope.safetensors"
+             if i == 3 else "None"), ("strength_model", 1.0), ("strength_clip", 1.0))}
+    assert NODE_CLASS_MAPPINGS["StackLoRA|LoRADeck"].VALIDATE_INPUTS(**{k: v for k, v in slots.items()
+                                                                        if k.startswith("lora_name")}) is True
+    with pytest.raises(LoraDeckError) as failed:
+        node("StackLoRA").stack(handle, **slots)
+    assert str(failed.value).startswith("slot 3: LoRA file 'nope.safetensors'") and str(failed.value).count("slot") == 1
 
 
 def test_set_weights_fuse_unfuse_nodes(node_env):

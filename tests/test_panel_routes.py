@@ -74,13 +74,16 @@ def attached(deck):
 def test_snapshot_route_lists_pipelines_adapters_weights_and_fused_flags(attached, deck):
     server, _ = attached
     status, data, _ = _get(server.routes, routes.SNAPSHOT_PATH)
-    assert status == 200 and data["version"] == 1 and not data["truncated"]
+    assert status == 200 and data["version"] == 2 and not data["truncated"]
     (pipeline,) = data["pipelines"]
     assert pipeline["label"] == "panel-test" and pipeline["family"] == "sd1"
-    adapters = {a["name"]: a for a in pipeline["adapters"]}
+    (branch,) = pipeline["branches"]  # the Python API applies as one source
+    assert branch["current"] and branch["source"] == "" and branch["pipeline_id"] == pipeline["pipeline_id"]
+    adapters = {a["name"]: a for a in branch["adapters"]}
     assert set(adapters) == {"style", "detail"}
     assert dict(adapters["style"]["weights"]) == {"unet": 0.8, "text_encoder": 0.5}
     assert adapters["detail"]["fused"] and not adapters["style"]["fused"]
+    assert (adapters["detail"]["state"], adapters["style"]["state"]) == ("fused", "active")
     assert adapters["style"]["report"]["matched"] == adapters["style"]["report"]["total"] > 0
 
 
@@ -109,7 +112,7 @@ def test_route_answers_while_the_pipeline_is_busy(attached, deck):
     try:
         assert held.wait(10)
         status, data, _ = _get(server.routes, routes.SNAPSHOT_PATH)
-        assert status == 200 and len(data["pipelines"][0]["adapters"]) == 2
+        assert status == 200 and len(data["pipelines"][0]["branches"][0]["adapters"]) == 2
     finally:
         release.set()
         worker.join()
@@ -120,7 +123,7 @@ def test_attach_is_idempotent(deck):
     first = comfy_server.attach(server, shown, host.locate_lora)
     assert comfy_server.attach(server, panel_runtime(), host.locate_lora) is first
     paths = [r.path for r in server.routes]
-    assert sorted(paths) == sorted([routes.SNAPSHOT_PATH, routes.RESOLVE_PATH])
+    assert sorted(paths) == sorted(routes.PATHS)
 
 
 def test_host_hook_registers_on_comfyui_prompt_server(monkeypatch, runtime):
@@ -128,7 +131,7 @@ def test_host_hook_registers_on_comfyui_prompt_server(monkeypatch, runtime):
     monkeypatch.setitem(sys.modules, "server", types.SimpleNamespace(PromptServer=types.SimpleNamespace(
         instance=server)))
     comfy_server.attach_to_comfyui(runtime, host.locate_lora)
-    assert {r.path for r in server.routes} == {routes.SNAPSHOT_PATH, routes.RESOLVE_PATH}
+    assert {r.path for r in server.routes} == set(routes.PATHS)
     Deck(make_pipe(), runtime=runtime).unfuse()  # each apply's snapshot now reaches the browser as a live event
     assert server.sent and server.sent[-1][0] == routes.EVENT
 
@@ -145,19 +148,28 @@ def _huge_snapshot(count: int) -> _Snap:
     adapter = {"name": XSS * 100, "file": "/x/" + "f" * 5000, "weights": [["unet", 1.0]], "fused": False,
                "enabled": True, "report": {"metadata": {"trigger_words": ["w" * 3000] * 500, "nested": {"a": {
                    "b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}}, "score": float("nan")}}
-    return _Snap({"label": "big", "family": "sd1", "applied_at": 1.0, "adapters": [adapter] * count})
+    return _Snap({"pipeline_id": "p1", "label": "big", "family": "sd1", "dtype": "float32", "device": "cpu",
+                  "applied_at": 1.0, "source": "", "adapters": [adapter] * count})
+
+
+@dataclass(frozen=True)
+class _Owner:
+    snapshot: _Snap
+
+    @property
+    def branches(self):
+        return (self.snapshot,)
 
 
 def test_response_is_capped_and_says_so():
     server = FakePromptServer()
-    routes.register(server.routes, panel_runtime(types.SimpleNamespace(snapshot=_huge_snapshot(5000))),
-                    host.locate_lora)
+    routes.register(server.routes, panel_runtime(_Owner(_huge_snapshot(5000))), host.locate_lora)
     status, data, body = _get(server.routes, routes.SNAPSHOT_PATH)
     assert status == 200 and len(body) <= panel_payload.MAX_RESPONSE_BYTES
-    (pipeline,) = data["pipelines"]
-    assert data["truncated"] and pipeline["adapters_truncated"] and pipeline["adapters_total"] == 5000
-    assert 0 < len(pipeline["adapters"]) < panel_payload.MAX_ADAPTERS
-    adapter = pipeline["adapters"][0]
+    (branch,) = data["pipelines"][0]["branches"]
+    assert data["truncated"] and branch["adapters_truncated"] and branch["adapters_total"] == 5000
+    assert 0 < len(branch["adapters"]) < panel_payload.MAX_ADAPTERS
+    adapter = branch["adapters"][0]
     assert len(adapter["name"]) <= panel_payload.MAX_TEXT + 1 and adapter["name"].endswith(panel_payload.CUT)
     assert len(adapter["report"]["metadata"]["trigger_words"]) == panel_payload.MAX_ITEMS
     assert adapter["report"]["score"] is None  # NaN is not JSON
@@ -174,7 +186,7 @@ def test_resolve_route_gives_local_names_never_paths(lora_dir, use_models):
     routes.register(server.routes, panel_runtime(), lambda name, hashes: host.locate_lora(name, hashes, models))
     _, found, _ = _get(server.routes, routes.RESOLVE_PATH, name="elsewhere\\b.safetensors")
     assert found == {"name": "elsewhere\\b.safetensors", "found": "sub/b.safetensors", "how": "file name",
-                     "error": None}
+                     "hash_checked": False, "listed": True, "error": None}
     _, missing, body = _get(server.routes, routes.RESOLVE_PATH, name="bb.safetensors")
     assert missing["found"] is None and "Closest names: 'sub/b.safetensors'" in missing["error"]
     assert str(lora_dir).encode() not in body

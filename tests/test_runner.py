@@ -36,10 +36,11 @@ def ui_run(tmp_path_factory):
 def test_ui_and_api_files_give_the_same_images(ui_run, tmp_path):
     api_run = run_workflow(API, str(tmp_path))
     ui, api = _by_prefix(ui_run.saved), _by_prefix(api_run.saved)
-    assert set(ui) == {"0-base", "1-kohya-only", "2-stack-unfused", "3-stack-fused"} == set(api)
+    assert set(ui) == {"0-base", "1-style-0.5", "2-style-1", "3-kohya-0.5", "4-kohya-1", "5-stack",
+                       "6-stack-fused"} == set(api)
     for name in ui:
         assert np.array_equal(_pixels(ui[name]), _pixels(api[name])), name
-    assert not np.array_equal(_pixels(ui["0-base"]), _pixels(ui["2-stack-unfused"]))
+    assert not np.array_equal(_pixels(ui["0-base"]), _pixels(ui["5-stack"]))
 
 
 EXAMPLES = sorted(n[:-5] for n in os.listdir(os.path.join(ROOT, "example_workflows")) if n.endswith(".json"))
@@ -55,11 +56,11 @@ def test_ui_conversion_matches_the_api_twin(name):
 
 
 def test_output_png_carries_the_graph_and_reruns_to_the_same_pixels(ui_run, tmp_path):
-    fused = _by_prefix(ui_run.saved)["3-stack-fused"]
+    fused = _by_prefix(ui_run.saved)["6-stack-fused"]
     text = Image.open(fused).text
     assert json.loads(text["workflow"])["nodes"] and json.loads(text["prompt"])["5"]["class_type"]
     rerun = run_workflow(fused, str(tmp_path))
-    again = _by_prefix(rerun.saved)["3-stack-fused"]
+    again = _by_prefix(rerun.saved)["6-stack-fused"]
     assert np.array_equal(_pixels(fused), _pixels(again))
 
 

@@ -139,7 +139,7 @@ def test_loader_nodes_send_hashes_and_info_in_their_ui(node_handle, files):
     handle = node_handle
     ui = NODE_CLASS_MAPPINGS["LoadLoRA|LoRADeck"]().load(handle, "k.safetensors", 1.0, 1.0)["ui"]
     sha = _sha(files["k"])
-    assert ui["loradeck_models"] == [{"name": "k.safetensors", "sha256": sha, "autov2": sha[:10]}]
+    assert ui["loradeck_models"] == [{"name": "k.safetensors", "sha256": sha, "autov2": sha[:10], "listed": True}]
     assert ui["loradeck_info"][0].startswith("k: ") and "modules matched" in ui["loradeck_info"][0]
     slots = {f"{k}_{i}": v for i in range(1, 5) for k, v in (
         ("enabled", True), ("lora_name", "sub\\b.safetensors" if i == 1 else "None"), ("strength_model", 1.0),
@@ -147,6 +147,8 @@ def test_loader_nodes_send_hashes_and_info_in_their_ui(node_handle, files):
     out = NODE_CLASS_MAPPINGS["StackLoRA|LoRADeck"]().stack(handle, lora_stack=[("a.safetensors", 1, 1)], **slots)
     names = [m["name"] for m in out["ui"]["loradeck_models"]]
     assert names == ["a.safetensors", "sub\\b.safetensors"] and out["result"][0].stack.names == ("a", "b")
+    demo = NODE_CLASS_MAPPINGS["LoadLoRA|LoRADeck"]().load(handle, "loradeck-demo-style.safetensors", 1, 1)["ui"]
+    assert demo["loradeck_models"][0]["listed"] is False  # ComfyUI's own list lacks the demo LoRAs: not recorded
 
 
 @pytest.fixture

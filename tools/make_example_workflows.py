@@ -20,6 +20,17 @@ GEN = {"prompt": PROMPT, "negative_prompt": "blurry", "seed": 42, "steps": 20, "
        "width": 128, "height": 128, "batch_size": 1, "scheduler": "model default", "denoise": 1.0}
 STYLE, KOHYA = "loradeck-demo-style.safetensors", "loradeck-demo-kohya.safetensors"
 
+def _strength(first: int, title: str, name: str, strength: float, prefix: str, y: int) -> dict:
+    """One LoRA at one strength from the demo pipeline: Load LoRA -> Generate -> Save Image."""
+    return {
+        first: ("LoadLoRA|LoRADeck", title, {"lora_name": name, "strength_model": strength, "strength_clip": strength,
+                                             "adapter_name": ""}, {"pipeline": (1, 0)}, (400, y)),
+        first + 1: ("Generate|LoRADeck", f"Generate ({title})", dict(GEN), {"pipeline": (first, 0)}, (780, y)),
+        first + 2: ("SaveImage", f"Save {title}", {"filename_prefix": f"loradeck-demo/{prefix}"},
+                    {"images": (first + 1, 0)}, (1140, y)),
+    }
+
+
 # id: (class, title, widgets, links {input: (src id, slot)}, position)
 DEMO = {
     1: ("LoadPipeline|LoRADeck", "Tiny SD (built-in)", {"model_name": "tiny-sd (built-in)", "dtype": "auto"}, {},
@@ -31,24 +42,30 @@ DEMO = {
         "enabled_4": True, "lora_name_4": "None", "strength_model_4": 1.0, "strength_clip_4": 1.0},
         {"pipeline": (1, 0)}, (400, 40)),
     3: ("SetAdapterWeights|LoRADeck", "Set weights", {
-        "weights": "loradeck-demo-style: model=1.0, clip=0.6\nloradeck-demo-kohya: 0.8\n"},
+        "weights": "loradeck-demo-style: model=1.0, clip=1.0\nloradeck-demo-kohya: 1.0\n"},
         {"pipeline": (2, 0)}, (780, 40)),
-    4: ("FuseLoRA|LoRADeck", "Fuse both", {"lora_scale": 1.0, "safe_fusing": True, "adapter_names": ""},
+    4: ("FuseLoRA|LoRADeck", "Fuse both", {"lora_scale": 1.0, "safe_fusing": True, "adapter_names": "",
+                                         "components": ""},
         {"pipeline": (3, 0)}, (1140, 40)),
     5: ("Generate|LoRADeck", "Generate (fused)", dict(GEN), {"pipeline": (4, 0)}, (1480, 40)),
-    6: ("SaveImage", "Save fused", {"filename_prefix": "loradeck-demo/3-stack-fused"}, {"images": (5, 0)},
+    6: ("SaveImage", "Save fused", {"filename_prefix": "loradeck-demo/6-stack-fused"}, {"images": (5, 0)},
         (1860, 40)),
     7: ("Generate|LoRADeck", "Generate (unfused)", dict(GEN), {"pipeline": (3, 0)}, (1140, 420)),
-    8: ("SaveImage", "Save unfused", {"filename_prefix": "loradeck-demo/2-stack-unfused"}, {"images": (7, 0)},
+    8: ("SaveImage", "Save unfused", {"filename_prefix": "loradeck-demo/5-stack"}, {"images": (7, 0)},
         (1480, 420)),
     9: ("LoadLoRA|LoRADeck", "Kohya LoRA alone", {"lora_name": KOHYA, "strength_model": 1.0, "strength_clip": 1.0,
                                                   "adapter_name": "detail"}, {"pipeline": (1, 0)}, (400, 620)),
     10: ("Generate|LoRADeck", "Generate (one LoRA)", dict(GEN), {"pipeline": (9, 0)}, (780, 620)),
-    11: ("SaveImage", "Save one LoRA", {"filename_prefix": "loradeck-demo/1-kohya-only"}, {"images": (10, 0)},
+    11: ("SaveImage", "Save one LoRA", {"filename_prefix": "loradeck-demo/4-kohya-1"}, {"images": (10, 0)},
          (1140, 820)),
     12: ("Generate|LoRADeck", "Generate (no LoRA)", dict(GEN), {"pipeline": (1, 0)}, (400, 900)),
     13: ("SaveImage", "Save base", {"filename_prefix": "loradeck-demo/0-base"}, {"images": (12, 0)}, (780, 1000)),
+    **_strength(15, "Style LoRA at 0.5", STYLE, 0.5, "1-style-0.5", 1300),
+    **_strength(18, "Style LoRA at 1", STYLE, 1.0, "2-style-1", 1700),
+    **_strength(21, "Kohya LoRA at 0.5", KOHYA, 0.5, "3-kohya-0.5", 2100),
 }
+
+
 def _pipe(node_id=1, pos=(40, 300)):
     return {node_id: ("LoadPipeline|LoRADeck", "Tiny SD (built-in)", {"model_name": "tiny-sd (built-in)",
                                                                      "dtype": "auto"}, {}, pos)}
@@ -85,7 +102,7 @@ FUSE_UNFUSE = {
     **_pipe(),
     2: _stack(1, (400, 300)),
     3: ("FuseLoRA|LoRADeck", "Fuse the kohya LoRA only", {"lora_scale": 1.0, "safe_fusing": True,
-                                                         "adapter_names": "loradeck-demo-kohya"},
+                                                         "adapter_names": "loradeck-demo-kohya", "components": ""},
         {"pipeline": (2, 0)}, (780, 40)),
     4: ("UnfuseLoRA|LoRADeck", "Unfuse (exact)", {}, {"pipeline": (3, 0)}, (780, 420)),
     **_gen_save(5, 3, "loradeck-fuse/fused", "fused", (1140, 40)),
@@ -98,6 +115,15 @@ SAVE_STACK = {
                                                            "mode": "separate", "rank": 32},
         {"pipeline": (2, 0)}, (780, 300)),
     **_gen_save(4, 3, "loradeck-save/stack", "stack", (1140, 300)),
+}
+LORA_LIST = {
+    **_pipe(),
+    2: ("LoRAList|LoRADeck", "LoRA List: rows you add, remove and switch", {"loras": json.dumps([
+        {"enabled": True, "lora_name": STYLE, "strength_model": 1.0, "strength_clip": 1.0, "sha256": ""},
+        {"enabled": True, "lora_name": KOHYA, "strength_model": 0.5, "strength_clip": 0.5, "sha256": ""},
+        {"enabled": False, "lora_name": KOHYA, "strength_model": 1.0, "strength_clip": 1.0, "sha256": ""}])},
+        {"pipeline": (1, 0)}, (400, 300)),
+    **_gen_save(3, 2, "loradeck-list/list", "list", (780, 300)),
 }
 INPUT_IMAGE = "loradeck-lighthouse.png"  # example_workflows/input/, written by write_input_image()
 IMG2IMG = {
@@ -158,6 +184,8 @@ SAVE_IMAGE = {
         {"filename_prefix": "loradeck-civitai/stack"}, {"images": (3, 0), "parameters": (3, 1)}, (1160, 300)),
 }
 EXAMPLES = {
+    "loradeck-lora-list": (LORA_LIST, "LoRA List: any number of LoRA rows (switch one off and it stays in the "
+                           "workflow, unloaded); its trigger_words output gives the files' trigger words."),
     "loradeck-grid": (GRID, "LoRA Grid: 4 strengths of the style LoRA (X) x the kohya LoRA off/on (Y), 8 cells in "
                       "ONE batched denoising pass (each batch row runs its own adapters). Every cell equals that "
                       "configuration run alone through Generate. Outputs: the labelled grid, the cells, their text."),
@@ -183,9 +211,10 @@ EXAMPLES = {
                          "to ComfyUI's input folder or load any image."),
 }
 
-NOTE = ("LoRA Deck demo: one tiny built-in model, four branches. Each branch describes its own LoRA stack; "
-        "LoRA Deck reconciles the shared pipeline to it right before Generate, so branches never leak into "
-        "each other. The fused image matches the unfused one; Unfuse restores the weights bit for bit.")
+NOTE = ("LoRA Deck demo: one tiny built-in model, seven branches. The style LoRA paints a red disc, the kohya "
+        "LoRA mint stripes: each alone at 0.5 and 1, both stacked, and the stack fused. Each branch describes its "
+        "own LoRA stack; LoRA Deck reconciles the shared pipeline to it right before Generate, so branches never "
+        "leak into each other. The fused image matches the unfused one; Unfuse restores the weights bit for bit.")
 
 
 def output_types(cls_name: str) -> tuple:

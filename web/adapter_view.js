@@ -1,9 +1,12 @@
-// LoRA Deck: one adapter of a pipeline snapshot as DOM (name, file, weights, state, match, trigger words).
+// LoRA Deck: one adapter of a pipeline snapshot as DOM — name, state, preview, file, strengths, block weights,
+// match report, base model, title, trigger words (click to copy).
 // Reads every field defensively: snapshots come from the server, metadata from arbitrary LoRA files.
+// Field names read here are checked against the Python payload by tests/test_panel_contract.py.
 // Pure: loading this module does nothing.
-import { badge, el, ellipsis } from "./dom.js";
+import { badge, el, ellipsis, wordChip } from "./dom.js";
 
 const MAX_WORDS = 20;
+const STATES = { active: "active", disabled: "off", fused: "fused", mixed: "warn" }; // state -> badge kind
 
 export function formatNumber(value) {
   const number = Number(value);
@@ -16,26 +19,42 @@ export function formatWeights(weights) {
   return weights.map((pair) => (Array.isArray(pair) ? `${pair[0]} ${formatNumber(pair[1])}` : "?")).join(" · ");
 }
 
+/** [["unet", 0, 0.8]] -> "unet 0–0.8" (one number when every layer has the same strength) */
+export function formatSpread(spread) {
+  if (!Array.isArray(spread)) return "";
+  return spread.filter(Array.isArray).map(([component, low, high]) => (formatNumber(low) === formatNumber(high)
+    ? `${component} ${formatNumber(low)}` : `${component} ${formatNumber(low)}–${formatNumber(high)}`)).join(" · ");
+}
+
 export function baseName(path) {
   return String(path ?? "").split(/[\\/]/).pop();
 }
 
-function metadata(adapter) {
+function metadataOf(adapter) {
   const meta = adapter?.report?.metadata;
   return meta !== null && typeof meta === "object" ? meta : {};
 }
 
 /** Trigger words from the load report's metadata: a list or one comma-separated string. */
 export function triggerWords(adapter) {
-  const words = metadata(adapter).trigger_words;
+  const meta = metadataOf(adapter);
+  const words = meta.trigger_words;
   const list = Array.isArray(words) ? words : typeof words === "string" ? words.split(",") : [];
   return list.map((w) => String(w).trim()).filter(Boolean).slice(0, MAX_WORDS);
 }
 
 /** The base model the file was made for: the metadata's human name first, then the report's raw value. */
 export function baseModel(adapter) {
-  const value = metadata(adapter).base_model || adapter?.report?.base_model || "";
+  const meta = metadataOf(adapter);
+  const value = meta.base_model || adapter?.report?.base_model || "";
   return String(value === "unknown" ? "" : value);
+}
+
+/** The one state word the layers report: active, disabled, fused (or mixed, which LoRA Deck never leaves). */
+export function stateOf(adapter) {
+  const state = String(adapter?.state ?? "");
+  if (state in STATES) return state;
+  return adapter?.fused ? "fused" : adapter?.enabled === false ? "disabled" : "active";
 }
 
 function matchLine(report) {
@@ -49,13 +68,23 @@ function matchLine(report) {
   return el("div", { cls: `loradeck-line ${kind}`.trim(), text, title: warnings.join("; ") || null });
 }
 
-function blockWeightsLine(adapter) {
-  const blocks = adapter?.block_weights;
-  const empty = blocks === null || blocks === undefined || (typeof blocks === "object" && !Object.keys(blocks).length);
-  if (empty) return null;
-  const text = typeof blocks === "string" ? blocks : JSON.stringify(blocks);
-  return el("div", { cls: "loradeck-line" }, [el("span", { cls: "loradeck-key", text: "blocks " }),
-    ellipsis(text)]);
+function keyed(key, value, title = null, cls = "") {
+  if (!value) return null;
+  return el("div", { cls: `loradeck-line ${cls}`.trim() }, [el("span", { cls: "loradeck-key", text: `${key} ` }),
+    ellipsis(value, "", title)]);
+}
+
+function strengthLines(adapter) {
+  const state = stateOf(adapter);
+  const set = formatWeights(adapter?.weights);
+  const weights = el("div", { cls: "loradeck-line loradeck-weights" }, [
+    el("span", { cls: "loradeck-key", text: "strength " }), ellipsis(state === "disabled" ? `${set} (off)` : set)]);
+  const blocks = typeof adapter?.blocks === "string" ? adapter.blocks : "";
+  const spread = formatSpread(adapter?.layer_strengths);
+  const differs = spread && spread !== set; // block weights (or a fuse scale) spread the strength over layers
+  return [weights, keyed("blocks", blocks, null, "loradeck-blocks"),
+    blocks || differs ? keyed("layers", spread, "strength per layer, lowest–highest, as the model has it now",
+      "loradeck-layers") : null];
 }
 
 /** A strength schedule over the steps: [["unet", "ramp(1.2, 0.2)"]] -> "unet ramp(1.2, 0.2)". */
@@ -68,28 +97,35 @@ function wordsLine(adapter) {
   const words = triggerWords(adapter);
   if (!words.length) return null;
   return el("div", { cls: "loradeck-words" }, [el("span", { cls: "loradeck-key", text: "trigger " }),
-    ...words.map((w) => el("span", { cls: "loradeck-word", text: w, title: w }))]);
+    ...words.map((w) => wordChip(w, words))]);
 }
 
-function keyed(key, value, title = null) {
-  if (!value) return null;
-  return el("div", { cls: "loradeck-line" }, [el("span", { cls: "loradeck-key", text: `${key} ` }),
-    ellipsis(value, "", title)]);
+function previewBox(adapter, loadPreview) {
+  const name = adapter?.lora_name;
+  if (typeof name !== "string" || !name || typeof loadPreview !== "function") return null;
+  const img = el("img", { cls: "loradeck-preview", attrs: { alt: "", loading: "lazy", hidden: "" } });
+  loadPreview(name).then((url) => {
+    if (!url) return;
+    img.src = url;
+    img.removeAttribute("hidden");
+  }).catch(() => {});
+  return img;
 }
 
-/** The DOM for one adapter of a snapshot. */
-export function adapterView(adapter) {
-  const state = [adapter?.fused ? badge("fused", "fused") : badge("active", "active")];
-  if (adapter?.enabled === false) state.push(badge("disabled", "off"));
+/** The DOM for one adapter of a snapshot; `loadPreview(name)` resolves to a picture URL or null. */
+export function adapterView(adapter, loadPreview = null) {
+  const state = stateOf(adapter);
   const head = el("div", { cls: "loradeck-adapter-head" }, [ellipsis(adapter?.name ?? "?", "loradeck-name"),
-    ...state]);
+    badge(state, STATES[state])]);
   const file = el("div", { cls: "loradeck-line loradeck-file" }, [ellipsis(baseName(adapter?.file), "",
     adapter?.file ?? "")]);
-  return el("li", { cls: "loradeck-adapter", attrs: { "data-adapter": adapter?.name ?? "" } }, [
-    head, file,
-    el("div", { cls: "loradeck-line loradeck-weights", text: formatWeights(adapter?.weights) }),
-    keyed("over steps", formatSchedule(adapter?.schedule)), blockWeightsLine(adapter), matchLine(adapter?.report),
-    keyed("base", baseModel(adapter), metadata(adapter).base_model_source || null),
-    keyed("title", metadata(adapter).title), wordsLine(adapter),
+  const meta = metadataOf(adapter);
+  const body = el("div", { cls: "loradeck-adapter-body" }, [
+    head, file, ...strengthLines(adapter), keyed("over steps", formatSchedule(adapter?.schedule)),
+    matchLine(adapter?.report),
+    keyed("base", baseModel(adapter), meta.base_model_source || null),
+    keyed("title", meta.title), wordsLine(adapter),
   ]);
+  return el("li", { cls: "loradeck-adapter", attrs: { "data-adapter": adapter?.name ?? "", "data-state": state } }, [
+    previewBox(adapter, loadPreview), body]);
 }

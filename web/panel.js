@@ -1,8 +1,8 @@
-// LoRA Deck: the "LoRA Deck" sidebar tab — live pipelines and their adapters.
+// LoRA Deck: the "LoRA Deck" sidebar tab — live pipelines, the stack each graph branch ran with, previews.
 // Fills itself from GET /loradeck/snapshot when opened and updates from the "loradeck.snapshot" websocket event.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { fetchSnapshot, onSnapshot } from "./api_client.js";
+import { fetchPreview, fetchSnapshot, onSnapshot, releasePipeline } from "./api_client.js";
 import { el } from "./dom.js";
 import { PanelStore } from "./panel_store.js";
 import { renderPanel } from "./panel_view.js";
@@ -10,20 +10,38 @@ import { ensureStyles } from "./styles.js";
 
 const store = new PanelStore();
 const mounted = new Map(); // host element -> stop function
+const previews = new Map(); // LoRA name -> Promise<object URL | null>, until the next Refresh
 
-function refresh() {
-  return store.refresh(() => fetchSnapshot(api));
+function preview(name) {
+  if (!previews.has(name)) previews.set(name, fetchPreview(api, name).catch(() => null));
+  return previews.get(name);
 }
+
+function forgetPreviews() {
+  for (const pending of previews.values()) pending.then((url) => url && URL.revokeObjectURL(url));
+  previews.clear();
+}
+
+const actions = {
+  refresh() {
+    forgetPreviews();
+    return store.refresh(() => fetchSnapshot(api));
+  },
+  release(pipelineId) {
+    return store.release(pipelineId, (id) => releasePipeline(api, id));
+  },
+  preview,
+};
 
 function mount(host) {
   if (mounted.has(host)) return; // the frontend may call render again for the same element
   ensureStyles();
   const root = el("div", { cls: "loradeck-panel", attrs: { "data-testid": "loradeck-panel" } });
   host.replaceChildren(root);
-  const draw = () => renderPanel(root, store, refresh);
+  const draw = () => renderPanel(root, store, actions);
   mounted.set(host, store.subscribe(draw));
   draw();
-  refresh();
+  actions.refresh();
 }
 
 function unmountAll() {

@@ -1,7 +1,7 @@
-// LoRA Deck: the sidebar panel's DOM — one card per live pipeline with its adapters, recent activity,
-// and the loading / empty / error states. Pure: loading this module does nothing.
+// LoRA Deck: the sidebar panel's DOM — one card per live pipeline with the stack of each branch that ran on it,
+// recent activity, and the loading / empty / error states. Pure: loading this module does nothing.
 import { adapterView } from "./adapter_view.js";
-import { el, ellipsis } from "./dom.js";
+import { badge, el, ellipsis } from "./dom.js";
 
 export function formatTime(seconds) {
   const when = new Date(Number(seconds) * 1000);
@@ -17,27 +17,57 @@ function countText(snapshot) {
   return shown < total ? `showing ${shown} of ${total} ${noun}` : `${total} ${noun}`;
 }
 
-function pipelineView(snapshot) {
-  const facts = [snapshot.family, snapshot.dtype, snapshot.device].filter(Boolean).join(" · ");
-  const head = el("div", { cls: "loradeck-pipeline-head" }, [ellipsis(snapshot.label, "loradeck-label"),
-    el("span", { cls: "loradeck-muted", text: countText(snapshot) })]);
-  const applied = `${facts} · applied ${formatTime(snapshot.applied_at)}`;
-  const meta = el("div", { cls: "loradeck-line loradeck-muted", text: applied });
+/** Who applied a snapshot: the node's title, else its id, else the Python API. */
+export function sourceText(snapshot) {
+  const title = typeof snapshot.source_title === "string" ? snapshot.source_title : "";
+  const source = typeof snapshot.source === "string" ? snapshot.source : "";
+  if (title) return source ? `${title} (#${source})` : title;
+  return source ? `node #${source}` : "Python API";
+}
+
+function branchView(snapshot, isCurrent, loadPreview) {
+  const head = el("div", { cls: "loradeck-branch-head" }, [ellipsis(sourceText(snapshot), "loradeck-source"),
+    isCurrent ? badge("in the model now", "now") : null,
+    el("span", { cls: "loradeck-muted", text: `${countText(snapshot)} · ${formatTime(snapshot.applied_at)}` })]);
   const body = snapshot.adapters.length
-    ? el("ul", { cls: "loradeck-adapters" }, snapshot.adapters.map(adapterView))
+    ? el("ul", { cls: "loradeck-adapters" }, snapshot.adapters.map((adapter) => adapterView(adapter, loadPreview)))
     : el("div", { cls: "loradeck-empty-line", text: "No adapters: generates with the base model." });
   const cut = snapshot.adapters_truncated
     ? el("div", { cls: "loradeck-warn", text: "List cut to fit the panel." }) : null;
-  return el("section", { cls: "loradeck-pipeline", attrs: { "data-label": snapshot.label } }, [head, meta, body, cut]);
+  return el("div", { cls: "loradeck-branch", attrs: { "data-source": snapshot.source ?? "",
+    "data-current": String(isCurrent) } }, [head, body, cut]);
 }
 
-function recentView(recent) {
-  if (!recent.length) return null;
-  const items = recent.map((s) => el("li", { cls: "loradeck-recent-item" }, [
-    el("span", { cls: "loradeck-muted", text: formatTime(s.applied_at) }), ellipsis(s.label),
-    el("span", { cls: "loradeck-muted", text: countText(s) })]));
-  return el("details", { cls: "loradeck-recent" }, [el("summary", { text: `Recent activity (${recent.length})` }),
-    el("ul", {}, items)]);
+/** One pipeline card; `entry` is the store's record of it (see panel_store.js), not a payload object. */
+function pipelineView(entry, store, actions) {
+  const facts = [entry.family, entry.dtype, entry.device].filter(Boolean).join(" · ");
+  const busy = store.releasing.has(entry.pipeline_id);
+  const release = el("button", { cls: "loradeck-button loradeck-release", text: busy ? "Releasing…" : "Release",
+    title: "Drop this pipeline from the server's memory; the next run loads it again", attrs: { type: "button" } });
+  if (busy) release.setAttribute("disabled", "");
+  release.addEventListener("click", () => actions.release(entry.pipeline_id));
+  const head = el("div", { cls: "loradeck-pipeline-head" }, [ellipsis(entry.label, "loradeck-label"), release]);
+  const meta = el("div", { cls: "loradeck-line loradeck-muted",
+    text: `${facts} · ${entry.pipeline_id} · applied ${formatTime(entry.applied_at)}` });
+  const branches = [...entry.branches.values()].reverse(); // newest first
+  const body = branches.length
+    ? branches.map((snapshot) => branchView(snapshot, (snapshot.source ?? "") === entry.current, actions.preview))
+    : [el("div", { cls: "loradeck-empty-line", text: "Loaded; no stack applied yet." })];
+  const cut = entry.cut ? el("div", { cls: "loradeck-warn", text: "Older branches are not shown." }) : null;
+  return el("section", { cls: "loradeck-pipeline", attrs: { "data-label": entry.label,
+    "data-pipeline": entry.pipeline_id } }, [head, meta, ...body, cut]);
+}
+
+function recentView(store) {
+  if (!store.recent.length) return null;
+  const items = store.recent.map((snapshot) => el("li", { cls: "loradeck-recent-item" }, [
+    el("span", { cls: "loradeck-muted", text: formatTime(snapshot.applied_at) }),
+    ellipsis(`${snapshot.label} · ${sourceText(snapshot)}`), el("span", { cls: "loradeck-muted", text: countText(snapshot) })]));
+  const fold = el("details", { cls: "loradeck-recent" }, [
+    el("summary", { text: `Recent activity (${store.recent.length})` }), el("ul", {}, items)]);
+  fold.open = store.recentOpen;
+  fold.addEventListener("toggle", () => store.setRecentOpen(fold.open));
+  return fold;
 }
 
 function statusView(store) {
@@ -74,17 +104,20 @@ function newestFirst(a, b) {
   return (Number(b.applied_at) || 0) - (Number(a.applied_at) || 0) || a.label.localeCompare(b.label);
 }
 
-/** Redraw `root` from the store; `onRefresh` is called by the refresh button. */
-export function renderPanel(root, store, onRefresh) {
-  const refresh = el("button", { cls: "loradeck-refresh", text: "Refresh", title: "Ask the server again" });
-  refresh.addEventListener("click", () => onRefresh());
+/** Redraw `root` from the store. `actions`: {refresh(), release(pipelineId), preview(loraName) -> Promise<url|null>}. */
+export function renderPanel(root, store, actions) {
+  const refresh = el("button", { cls: "loradeck-button loradeck-refresh", text: "Refresh", title: "Ask the server again",
+    attrs: { type: "button" } });
+  refresh.addEventListener("click", () => actions.refresh());
   const pipelines = [...store.pipelines.values()].sort(newestFirst);
+  const keep = root.scrollTop;
   const parts = [
     el("header", { cls: "loradeck-header" }, [el("h3", { text: "LoRA Deck" }), refresh]),
     statusView(store),
     memoryView(store),
-    ...(pipelines.length ? pipelines.map(pipelineView) : [emptyView(store)]),
-    recentView(store.recent),
+    ...(pipelines.length ? pipelines.map((entry) => pipelineView(entry, store, actions)) : [emptyView(store)]),
+    recentView(store),
   ];
   root.replaceChildren(...parts.filter(Boolean));
+  root.scrollTop = keep; // live updates must not throw the reader back to the top
 }

@@ -1,51 +1,108 @@
-// LoRA Deck: when a shared workflow opens, LoRA names that this server does not list are looked up by the
-// rules the nodes use (Windows separators, other subfolders, then the hash recorded with the node) and the
-// widget is switched to the local name, so the graph queues without a "value not in list" error.
+// LoRA Deck: when a workflow opens, LoRA names of LoRA Deck nodes that this server does not have under that exact
+// name are looked up by the rules the nodes use — same path with other separators, the hash recorded with the
+// node anywhere in the LoRA folders, then a same-named file only if it is the only one and its hash matches —
+// and the workflow is changed to the local name BEFORE the frontend checks for missing models, so nothing is
+// flagged that the pack has found. A toast says what was matched and how; what cannot be matched is said too.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { resolveLora } from "./api_client.js";
-import { LOADER_TYPES, recordedHashes } from "./model_records.js";
+import { parseRows, rowsText } from "./lora_rows.js";
+import { DIRECTORY, repairModels } from "./model_records.js";
 
-const NAME_WIDGET = /^lora_name(_\d+)?$/;
 const NONE = "None";
+// Widget positions of LoRA names in UI-format widgets_values (widget order is frozen public API).
+export const NAME_SLOTS = { "LoadLoRA|LoRADeck": [0], "StackLoRA|LoRADeck": [1, 5, 9, 13] };
+export const ROWS_TYPE = "LoRAList|LoRADeck";
 
-/** The node's LoRA-name combo widgets whose value is not one of this server's files. */
-export function unknownNames(node) {
-  return (node.widgets ?? []).filter((w) => NAME_WIDGET.test(w.name) && typeof w.value === "string"
-    && w.value !== NONE && Array.isArray(w.options?.values) && !w.options.values.includes(w.value));
+const HOW = {
+  separators: () => "the same path written with other separators",
+  hash: () => "the file with the SHA-256 recorded in the workflow (same content, other name)",
+  "file name": (checked) => (checked
+    ? "the only file with that file name, and its content matches the hash recorded in the workflow"
+    : "the only file with that file name; the workflow recorded no hash, so its content was not checked"),
+};
+
+/** Plain words for one match: what was asked, what was found, and by which rule. */
+export function matchText(answer) {
+  const how = HOW[answer.how]?.(Boolean(answer.hash_checked)) ?? `matched by ${answer.how}`;
+  return `"${answer.name}" → "${answer.found}": ${how}.`;
 }
 
-function tell(text) {
-  const toast = app.extensionManager?.toast;
-  if (typeof toast?.add === "function") toast.add({ severity: "info", summary: "LoRA Deck", detail: text, life: 8000 });
-  else console.info(`LoRA Deck: ${text}`);
+function toast(severity, detail) {
+  const manager = app.extensionManager?.toast;
+  if (typeof manager?.add === "function") manager.add({ severity, summary: "LoRA Deck", detail, life: 10000 });
+  else console.info(`LoRA Deck: ${detail}`);
 }
 
-async function fixWidget(node, widget) {
-  const wanted = widget.value;
-  const answer = await resolveLora(api, wanted, recordedHashes(node, wanted));
-  if (!answer?.found || !widget.options.values.includes(answer.found) || widget.value !== wanted) return;
-  widget.value = answer.found;
-  widget.callback?.(answer.found);
-  node.setDirtyCanvas?.(true, true);
-  const how = answer.how === "hash" ? "same file content (hash)" : `same file, ${answer.how}`;
-  tell(`"${wanted}" is "${answer.found}" on this machine (${how}).`);
+function hashesFor(node, name) {
+  const models = Array.isArray(node?.properties?.models) ? node.properties.models : [];
+  return models.filter((m) => m?.name === name && (m.directory ?? DIRECTORY) === DIRECTORY && m.hash)
+    .map((m) => String(m.hash));
 }
 
-/** Point every unknown LoRA name of `node` at the local file, where one is found. */
-export async function fixNames(node) {
-  for (const widget of unknownNames(node)) {
-    try {
-      await fixWidget(node, widget);
-    } catch (error) {
-      console.warn("LoRA Deck: could not look up", widget.value, error);
+/** Every {get, set, hashes} LoRA name reference of one node in UI-format graph data. */
+export function nameRefs(node) {
+  const values = node?.widgets_values;
+  if (!Array.isArray(values)) return [];
+  if (node.type === ROWS_TYPE) {
+    const rows = parseRows(values[0]);
+    return rows.map((row) => ({ get: () => row.lora_name, hashes: row.sha256 ? [row.sha256] : [], enabled: row.enabled,
+      set: (name) => { row.lora_name = name; values[0] = rowsText(rows); } }));
+  }
+  return (NAME_SLOTS[node.type] ?? []).filter((i) => typeof values[i] === "string").map((i) => ({
+    get: () => values[i], hashes: hashesFor(node, values[i]), set: (name) => { values[i] = name; } }));
+}
+
+function allNodes(graphData) {
+  const subgraphs = graphData?.definitions?.subgraphs;
+  const inner = Array.isArray(subgraphs) ? subgraphs.flatMap((s) => (Array.isArray(s?.nodes) ? s.nodes : [])) : [];
+  return [...(Array.isArray(graphData?.nodes) ? graphData.nodes : []), ...inner].filter((n) => n && n.type);
+}
+
+/** The node's recorded entries for `from` now name `to`; when the frontend's own LoRA list does not have `to`
+ * (the pack's demo LoRAs), they are dropped: the frontend would flag them as missing. */
+function renameRecorded(node, from, to, listed) {
+  const models = node?.properties?.models;
+  if (!Array.isArray(models)) return;
+  const ours = (entry) => entry?.name === from && (entry.directory ?? DIRECTORY) === DIRECTORY;
+  if (!listed) node.properties.models = models.filter((entry) => !ours(entry));
+  else for (const entry of models) if (ours(entry)) entry.name = to;
+}
+
+async function fixRef(node, ref, notes) {
+  const wanted = ref.get();
+  if (!wanted || wanted === NONE) return;
+  const answer = await resolveLora(api, wanted, ref.hashes);
+  if (answer?.found && answer.how !== "exact") {
+    ref.set(answer.found);
+    renameRecorded(node, wanted, answer.found, answer.listed !== false);
+    notes.info.push(matchText(answer));
+  } else if (!answer?.found && answer?.error && ref.enabled !== false) {
+    notes.warn.push(`"${wanted}": ${answer.error}`);
+  }
+}
+
+/** Point the LoRA names of every LoRA Deck node in `graphData` at this server's files; returns the notes. */
+export async function fixGraph(graphData) {
+  const notes = { info: [], warn: [] };
+  const jobs = [];
+  for (const node of allNodes(graphData)) {
+    if (!(node.type in NAME_SLOTS) && node.type !== ROWS_TYPE) continue;
+    if (node.properties?.models) node.properties.models = repairModels(node.properties.models);
+    for (const ref of nameRefs(node)) {
+      jobs.push(fixRef(node, ref, notes).catch((error) => console.warn("LoRA Deck: could not look up", ref.get(), error)));
     }
   }
+  await Promise.all(jobs);
+  return notes;
 }
 
 app.registerExtension({
   name: "loradeck.SharedNames",
-  loadedGraphNode(node) {
-    if (LOADER_TYPES.has(node?.comfyClass ?? node?.type)) fixNames(node);
+  // Awaited by the frontend before it configures the graph and looks for missing models (1.35.9 and 1.58.1).
+  async beforeConfigureGraph(graphData) {
+    const notes = await fixGraph(graphData);
+    if (notes.info.length) toast("info", notes.info.join("\n"));
+    if (notes.warn.length) toast("warn", notes.warn.join("\n"));
   },
 });

@@ -4,11 +4,14 @@ export const app = {
   registerExtension(extension) {
     this.extensions.push(extension);
   },
+  graph: { getNodeById: (id) => window.__nodesById?.[id] ?? null },
   extensionManager: {
     sidebarTabs: [],
     registerSidebarTab(tab) {
       this.sidebarTabs.push(tab);
     },
+    toasts: [],
+    toast: { add(message) { app.extensionManager.toasts.push(message); } },
   },
 };
 window.__app = app;
