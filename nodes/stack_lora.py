@@ -53,13 +53,14 @@ class StackLoRA:
     def VALIDATE_INPUTS(cls, lora_name_1=NONE_CHOICE, lora_name_2=NONE_CHOICE, lora_name_3=NONE_CHOICE,
                         lora_name_4=NONE_CHOICE):
         # Naming the four names here skips ComfyUI's "value not in list" check (which prints every LoRA on the
-        # machine). ComfyUI repeats a failure returned here once per argument, so only names that can never be a
-        # file (control characters, symlink loops, FIFOs) are refused at queue time; a missing file is said once,
-        # when the node runs (shared names were already pointed at local files by records.localize).
+        # machine). ComfyUI repeats a failure returned here once per argument, so there only names that can never
+        # be a file (control characters, symlink loops, FIFOs) are refused at queue time and a missing file is said
+        # once, when the node runs; the headless runner says every problem before running anything (shared names
+        # were already pointed at local files by records.localize in both).
         problems = []  # every slot's, one line each: a workflow is fixed in one pass
         for i, name in enumerate((lora_name_1, lora_name_2, lora_name_3, lora_name_4), start=1):
             verdict = True if name == NONE_CHOICE else validate_lora_name(name)
-            if verdict is not True and UNUSABLE in verdict:
+            if verdict is not True and (UNUSABLE in verdict or not host.IN_COMFYUI):
                 problems.append(f"lora_name_{i}: {verdict}")
         return "\n".join(problems) or True
 

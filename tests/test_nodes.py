@@ -122,12 +122,17 @@ def test_trigger_words_output(tmp_path, files, use_models):
     assert node("StackLoRA").stack(handle, **slots)["result"][2] == words  # each word once
 
 
-def test_stack_node_names_the_slot_that_fails_once(node_env):
+def test_stack_node_names_the_slot_that_fails_once(node_env, monkeypatch):
+    from loradeck.nodes import host
+
     handle, node = node_env
     slots = {f"{k}_{i}": v for i in range(1, 5) for k, v in (("enabled", True), ("lora_name", "nope.safetensors"
              if i == 3 else "None"), ("strength_model", 1.0), ("strength_clip", 1.0))}
-    assert NODE_CLASS_MAPPINGS["StackLoRA|LoRADeck"].VALIDATE_INPUTS(**{k: v for k, v in slots.items()
-                                                                        if k.startswith("lora_name")}) is True
+    names = {k: v for k, v in slots.items() if k.startswith("lora_name")}
+    validate = NODE_CLASS_MAPPINGS["StackLoRA|LoRADeck"].VALIDATE_INPUTS
+    assert validate(**names).startswith("lora_name_3: LoRA file 'nope.safetensors'")  # headless: before running
+    monkeypatch.setattr(host, "IN_COMFYUI", True)
+    assert validate(**names) is True  # ComfyUI would repeat it per input: said once, when the node runs
     with pytest.raises(LoraDeckError) as failed:
         node("StackLoRA").stack(handle, **slots)
     assert str(failed.value).startswith("slot 3: LoRA file 'nope.safetensors'") and str(failed.value).count("slot") == 1

@@ -5,6 +5,7 @@ built from real state: a pipeline with an active, a disabled, a fused and a bloc
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from helpers import make_pipe
 from loradeck.core import Deck
 from loradeck.core.api import PipelineHandle
-from loradeck.nodes import NODE_CLASS_MAPPINGS, panel_payload, routes
+from loradeck.nodes import NODE_CLASS_MAPPINGS, routes
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 KINDS = "payload|pipeline|snapshot|adapter|report|meta|answer|info|lora|message"
@@ -48,8 +49,7 @@ def answers(lora_dir, files, tmp_path_factory):
         deck.add(files["b"], name="baked").set_weights("off", enabled=False)
         deck.set_weights("on", blocks={"down": 0.5, "up": [0.2, 0.4, 0.6]}).fuse(names=["baked"])
         runtime.pipelines._owners[("contract", "auto")] = deck.owner  # as Load Diffusers Pipeline registers it
-        payload = panel_payload.build([(deck.owner.snapshot, deck.owner.branches)], runtime.recent.items(),
-                                      lora_name=routes.lora_name(runtime))
+        payload = json.loads(routes.snapshot_body(runtime))  # the route's own answer, as the browser gets it
         locate = lambda name, hashes: host.locate_lora(name, hashes, runtime)  # noqa: E731
         answer = routes.resolve_answer(locate, "elsewhere/k.safetensors", [])
         info = {**routes.lora_answer(runtime, locate, "k.safetensors", [])[1],

@@ -166,6 +166,6 @@ def test_family_demo_pngs_rerun_without_a_models_dir(tmp_path, monkeypatch):
     for node in workflow.prompt.values():
         node["inputs"].update({k: 2 for k in ("steps",) if k in node["inputs"]})
         node["inputs"].update({k: 64 for k in ("width", "height") if k in node["inputs"]})
-    fused = _by_prefix(run_workflow(workflow, "output", order=["6"]).saved)["3-stack-fused"]
-    again = _by_prefix(run_workflow(fused, "again").saved)["3-stack-fused"]
+    fused = _by_prefix(run_workflow(workflow, "output", order=["6"]).saved)["6-stack-fused"]
+    again = _by_prefix(run_workflow(fused, "again").saved)["6-stack-fused"]
     assert np.array_equal(_pixels(fused), _pixels(again))

@@ -86,9 +86,11 @@ def test_strength_change_reads_no_file_and_injects_nothing(pipe, files, runtime,
     deck.set_weights("k", text_encoder=-0.5)
     assert (runtime.store.reads, deck.owner.loads) == (reads, loads)
     assert {n: id(m) for n, m in _lora_layers(pipe.unet)} == layers
-    views = {v.name: dict(v.weights) for v in deck.active()}
-    assert views == {"a": {"unet": pytest.approx(0.7), "text_encoder": pytest.approx(0.2)},
-                     "k": {"unet": 0.9, "text_encoder": -0.5}}
+    views = {v.name: v for v in deck.active()}  # strengths as set, and the range the layers hold (read back)
+    assert {n: dict(v.weights) for n, v in views.items()} == {"a": {"unet": 1.4, "text_encoder": 0.2},
+                                                               "k": {"unet": 0.9, "text_encoder": -0.5}}
+    spread = {c: (low, high) for c, low, high in views["a"].layer_strengths}
+    assert spread == {"unet": (pytest.approx(0.7), pytest.approx(1.4)), "text_encoder": (pytest.approx(0.2),) * 2}
 
 
 def test_scale_writes_equal_a_fresh_apply(files):
@@ -223,8 +225,9 @@ def test_component_level_loading(files):
 def test_set_adapters_like_diffusers(pipe, files):
     deck = Deck(pipe).add(files["a"], name="a").add(files["k"], name="k")
     deck.set_adapters(["a"], [0.5])
-    assert {v.name: (v.enabled, dict(v.weights)) for v in deck.active()} == {
-        "a": (True, {"unet": 0.5, "text_encoder": 0.5}), "k": (False, {"unet": 0.0, "text_encoder": 0.0})}
+    assert {v.name: (v.enabled, v.state, dict(v.weights)) for v in deck.active()} == {
+        "a": (True, "active", {"unet": 0.5, "text_encoder": 0.5}),
+        "k": (False, "disabled", {"unet": 1.0, "text_encoder": 1.0})}  # a disabled adapter keeps its strengths
     deck.set_adapters(["a", "k"], [{"unet": 0.25, "text_encoder": 1.0}, 2.0])
     assert {v.name: dict(v.weights)["unet"] for v in deck.active()} == {"a": 0.25, "k": 2.0}
     with pytest.raises(SpecError, match="2 names but 1 weights"):
