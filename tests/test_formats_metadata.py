@@ -54,7 +54,9 @@ def test_hostile_or_broken_metadata_is_capped_and_never_fails():
                            "ss_tag_frequency": "{not json", "ss_network_args": "[1, 2]",
                            "trainedWords": json.dumps(["w"] * 1000 + [{"a": 1}])})
     assert meta.title.startswith("<img src=x onerror=alert(1)>") and len(meta.title) == MAX_TEXT
-    assert meta.tags == () and meta.algorithm == "" and meta.trigger_words == ("w", "{'a': 1}")
+    assert meta.tags == () and meta.algorithm == "" and meta.trigger_words == ("w",)  # items past the cap unread
+    nested = parse_metadata({"trainedWords": json.dumps([{"a": 1}, "w"])})
+    assert nested.trigger_words == ("{'a': 1}", "w")  # a non-text item is shown as text, never evaluated
 
 
 def test_report_carries_metadata_for_the_panel_and_the_node(tmp_path):
