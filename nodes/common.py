@@ -26,6 +26,26 @@ def strength_input(tooltip: str, default: float = 1.0) -> tuple:
                       "tooltip": tooltip})
 
 
+PROMPT_TIP = ("What to generate. <lora:name:weight> or <lora:name:model:clip> adds a LoRA from your loras folder "
+              "for this run (name as listed, .safetensors optional, or its hash); the tag is taken out of the text.")
+MAX_SEED = 0xFFFFFFFFFFFFFFFF
+
+
+def sampling_inputs(seed: str, steps: str, cfg: str, width: str, height: str) -> dict:
+    """prompt, negative_prompt, seed, steps, cfg, width, height: the inputs Generate and LoRA Grid share (in this
+    order, a frozen widget order), with each node's own tooltips."""
+    return {
+        "prompt": ("STRING", {"multiline": True, "default": "a photo of a cat", "tooltip": PROMPT_TIP}),
+        "negative_prompt": ("STRING", {"multiline": True, "default": "",
+                                       "tooltip": "What to steer away from (used when cfg > 1)."}),
+        "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True, "tooltip": seed}),
+        "steps": ("INT", {"default": 20, "min": 1, "max": 1000, "tooltip": steps}),
+        "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": cfg}),
+        "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8, "tooltip": width}),
+        "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8, "tooltip": height}),
+    }
+
+
 STRENGTH_MODEL_TIP = "How strongly the LoRA changes the denoiser (UNet/transformer). 0 = off, 1 = as trained."
 STRENGTH_CLIP_TIP = "How strongly the LoRA changes the text encoder(s). 0 = off, 1 = as trained."
 

@@ -5,12 +5,7 @@ from ..core.generate import run
 from ..core.schedulers import CHOICES, DEFAULT
 from ..core.specs import GenerateParams
 from . import host, records
-from .common import CATEGORY, node_id, pipeline_input
-
-PROMPT_TIP = ("What to generate. <lora:name:weight> or <lora:name:model:clip> adds a LoRA from your loras folder "
-              "for this run (name as listed, .safetensors optional, or its hash); the tag is taken out of the text.")
-
-MAX_SEED = 0xFFFFFFFFFFFFFFFF
+from .common import CATEGORY, node_id, pipeline_input, sampling_inputs
 
 
 class Generate:
@@ -31,21 +26,12 @@ class Generate:
     def INPUT_TYPES(cls):
         return {"required": {
             "pipeline": pipeline_input("The pipeline and LoRA stack to generate with."),
-            "prompt": ("STRING", {"multiline": True, "default": "a photo of a cat", "tooltip": PROMPT_TIP}),
-            "negative_prompt": ("STRING", {"multiline": True, "default": "",
-                                           "tooltip": "What to steer away from (used when cfg > 1)."}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
-                             "tooltip": "Random seed; the CPU generator makes it reproducible everywhere."}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 1000, "tooltip": "Denoising steps (diffusers' "
-                                                                                 "schedulers take at most 1000)."}),
-            "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
-                              "tooltip": "Classifier-free guidance scale: how closely to follow the prompt."}),
-            "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8,
-                              "tooltip": "Image width in pixels (text-to-image; with an image the output has "
-                                         "the image's size)."}),
-            "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8,
-                               "tooltip": "Image height in pixels (text-to-image; with an image the output has "
-                                          "the image's size)."}),
+            **sampling_inputs(
+                seed="Random seed; the CPU generator makes it reproducible everywhere.",
+                steps="Denoising steps (diffusers' schedulers take at most 1000).",
+                cfg="Classifier-free guidance scale: how closely to follow the prompt.",
+                width="Image width in pixels (text-to-image; with an image the output has the image's size).",
+                height="Image height in pixels (text-to-image; with an image the output has the image's size)."),
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 64,
                                    "tooltip": "Images per run (per input image: must be 1 for an image batch)."}),
         }, "optional": {

@@ -6,8 +6,7 @@ from ..core.grid_axes import check_axis
 from ..core.schedulers import CHOICES, DEFAULT
 from ..core.specs import GenerateParams
 from . import host
-from .common import CATEGORY, node_id, pipeline_input
-from .generate import MAX_SEED, PROMPT_TIP
+from .common import CATEGORY, node_id, pipeline_input, sampling_inputs
 
 AXIS_TIP = ("One kind of value per axis, values separated by | (or one per line):\n"
             "strength style: 0 | 0.5 | 1   (one adapter; any Set Adapter Weights value: model=1, clip=0, off, "
@@ -38,17 +37,9 @@ class LoRAGrid:
     def INPUT_TYPES(cls):
         return {"required": {
             "pipeline": pipeline_input("The pipeline and the LoRA stack every cell starts from."),
-            "prompt": ("STRING", {"multiline": True, "default": "a photo of a cat", "tooltip": PROMPT_TIP}),
-            "negative_prompt": ("STRING", {"multiline": True, "default": "",
-                                           "tooltip": "What to steer away from (used when cfg > 1)."}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
-                             "tooltip": "One seed for every cell, so the cells differ only by their LoRAs."}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 1000, "tooltip": "Denoising steps."}),
-            "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
-                              "tooltip": "Classifier-free guidance scale."}),
-            "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8, "tooltip": "Cell width in pixels."}),
-            "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8,
-                               "tooltip": "Cell height in pixels."}),
+            **sampling_inputs(seed="One seed for every cell, so the cells differ only by their LoRAs.",
+                              steps="Denoising steps.", cfg="Classifier-free guidance scale.",
+                              width="Cell width in pixels.", height="Cell height in pixels."),
             "x_axis": ("STRING", {"multiline": True, "default": X_EXAMPLE, "tooltip": AXIS_TIP.format(which="X")}),
             "y_axis": ("STRING", {"multiline": True, "default": "", "tooltip": AXIS_TIP.format(which="Y")}),
         }, "optional": {

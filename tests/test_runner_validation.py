@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from loradeck.nodes.generate import MAX_SEED
+from loradeck.nodes.common import MAX_SEED
 from loradeck.runner import WorkflowError, run_workflow
 from loradeck.runner.validate import widget_value
 from loradeck.runner.workflow_file import from_data

@@ -75,6 +75,17 @@ def direct(key: str, pipe, params: GenerateParams = PARAMS, **extra) -> torch.Te
         return torch.from_numpy(pipe(**kwargs).images.copy())
 
 
+def direct_with(key: str, pipe, name: str) -> torch.Tensor:
+    """``direct`` with diffusers' scheduler class for ``name`` (from EXPECTED) swapped in for the call."""
+    cls, overrides = EXPECTED[key][name]
+    original = pipe.scheduler
+    pipe.scheduler = getattr(diffusers, cls).from_config(original.config, **overrides)
+    try:
+        return direct(key, pipe, width=64, height=64)
+    finally:
+        pipe.scheduler = original
+
+
 def test_the_table_is_as_documented():
     for key, table in EXPECTED.items():
         family = FAMILIES[key]
@@ -86,14 +97,7 @@ def test_the_table_is_as_documented():
 
 @pytest.mark.parametrize("key,name", CASES, ids=[f"{k}-{n}" for k, n in CASES])
 def test_each_scheduler_equals_diffusers_called_directly(key, name, owners, references):
-    cls, overrides = EXPECTED[key][name]
-    reference = references[key]
-    original = reference.scheduler
-    reference.scheduler = getattr(diffusers, cls).from_config(original.config, **overrides)
-    try:
-        expected = direct(key, reference, width=64, height=64)
-    finally:
-        reference.scheduler = original
+    expected = direct_with(key, references[key], name)
     before = owners[key].pipe.scheduler
     ours = generate(owners[key], StackSpec(), GenerateParams(**{**vars(PARAMS), "scheduler": name}))
     assert (ours - expected).abs().max() <= TOLERANCE
@@ -128,13 +132,7 @@ def stacked(tmp_path_factory):
 @pytest.mark.parametrize("key,name", LORA_CASES, ids=[f"{k}-{n}" for k, n in LORA_CASES])
 def test_each_scheduler_with_a_lora_stack_fused_and_unfused_equals_diffusers(key, name, stacked):
     owner, stack, reference = stacked[key]
-    cls, overrides = EXPECTED[key][name]
-    original = reference.scheduler
-    reference.scheduler = getattr(diffusers, cls).from_config(original.config, **overrides)
-    try:
-        expected = direct(key, reference, width=64, height=64)
-    finally:
-        reference.scheduler = original
+    expected = direct_with(key, reference, name)
     params = GenerateParams(**{**vars(PARAMS), "scheduler": name})
     assert (generate(owner, stack, params) - expected).abs().max() <= TOLERANCE
     assert (generate(owner, fuse(stack), params) - expected).abs().max() <= TOLERANCE
