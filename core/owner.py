@@ -303,12 +303,12 @@ class PipelineOwner:
         self._loaded[key] = prepared.report
         self.loads += 1
 
-    def _delete(self, key: str, thorough: bool = False, keep_stored: bool = False) -> None:
+    def _delete(self, key: str, thorough: bool = False) -> None:
         """Remove adapter ``key``: its layers (wrappers left empty go back to the base module) and every
-        reference to its tensors; its converted tensors leave the store too when no other loaded adapter of
-        this pipeline has the same content, unless ``keep_stored`` (an eviction: a live stack still refers to
-        it, so the store keeps them within its budget for when it comes back). ``thorough`` walks every module
-        (after a failed injection)."""
+        reference to its tensors. Its file and converted tensors leave the store too unless something still
+        refers to that content: another loaded adapter of this pipeline, or a stack applied here that is still
+        alive (a graph branch or a variable: it may come back, and the store keeps them within its budget).
+        ``thorough`` walks every module (after a failed injection)."""
         for component, model in self.models().items():
             index = self.index(component)
             unwrapped = peft_ops.delete(model, key, None if thorough else index.carriers(key))
@@ -320,8 +320,12 @@ class PipelineOwner:
             self.envelope.forget(key)
         self._loaded.pop(key, None)
         sha256 = self._sha256.pop(key, None)
-        if sha256 is not None and not keep_stored and sha256 not in self._sha256.values():
+        if sha256 is not None and sha256 not in self._sha256.values() and not self._in_live_stack(sha256):
             self.runtime.store.forget(sha256, self.id)
+
+    def _in_live_stack(self, sha256: str) -> bool:
+        live = (ref() for ref in self._live.values())
+        return any(spec.sha256 == sha256 for stack in live if stack is not None for spec in stack.adapters)
 
     def _remember(self, stack: StackSpec) -> None:
         self._live[id(stack)] = weakref.ref(stack)
@@ -343,20 +347,25 @@ class PipelineOwner:
             if len(self._loaded) <= self.runtime.settings.max_adapters:
                 break
             if key not in wanted:
-                self._delete(key, keep_stored=True)
+                self._delete(key)
 
     def release(self, keep: StackSpec | None = None) -> None:
         """Remove every injected adapter that ``keep`` (default: the applied stack) does not use: its layers go,
-        and so do its file and converted tensors in the store."""
+        and so do its file and converted tensors in the store, with those of adapters removed earlier that no
+        live stack describes any more."""
         with self.lock:
             wanted = {k for k, _ in (keep or self._applied).keyed()}
             for key in [k for k in self._loaded if k not in wanted]:
                 self._delete(key)
+            for sha256 in self.runtime.store.prepared_for(self.id):
+                if sha256 not in self._sha256.values() and not self._in_live_stack(sha256):
+                    self.runtime.store.forget(sha256, self.id)
 
     def unload_all(self) -> None:
         """Remove every adapter and restore every fused layer, drop the compile envelope: the pipeline as it
-        was loaded."""
+        was loaded, and nothing of its adapters left in the store (stacks still alive elsewhere reload)."""
         with self.lock:
+            self._live.clear()
             self.apply(StackSpec())
             self.release()
             self.uncompile()

@@ -85,6 +85,11 @@ class AdapterStore:
     def keep_prepared(self, sha256: str, pipeline_id: str, prepared, nbytes: int) -> None:
         self._put(("prepared", sha256, pipeline_id), prepared, nbytes)
 
+    def prepared_for(self, pipeline_id: str) -> list[str]:
+        """The content hashes with a conversion kept for one pipeline."""
+        with self._lock:
+            return [k[1] for k in self._entries if k[0] == "prepared" and k[2] == pipeline_id]
+
     def forget(self, sha256: str, pipeline_id: str) -> None:
         """Drop a file's content and its conversion for one pipeline (its adapter was removed there)."""
         with self._lock:

@@ -330,6 +330,20 @@ def test_remove_and_unload_free_the_files_store_entries(files, runtime):
     assert not getattr(deck.pipe.unet, "peft_config", None)
 
 
+def test_a_stack_still_alive_keeps_the_store_entries_of_a_removed_adapter(files, runtime):
+    deck = Deck(make_pipe()).add(files["a"], name="a").add(files["k"], name="k")
+    branch = deck.stack  # e.g. another graph branch's output that still describes both
+    reads = runtime.store.reads
+    deck.remove("a")
+    assert len(runtime.store) == 4 and not [k for k in deck.owner.loaded_keys if "a.safetensors" in k]
+    deck.add(files["a"], name="a")  # back from the store: no file read
+    assert runtime.store.reads == reads
+    deck.remove("a")
+    del branch  # nothing describes 'a' any more: the next release frees it
+    deck.owner.release()
+    assert len(runtime.store) == 2
+
+
 def test_a_hostile_tokenizer_config_is_no_tokenizer_never_a_foreign_error(tmp_path):
     from loradeck.core.tokenizer_files import kind_of
 
