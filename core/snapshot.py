@@ -69,13 +69,18 @@ def _component_state(layers, key: str) -> tuple[dict[str, int], list[float]]:
     states: dict[str, int] = {}
     strengths = []
     for _, layer in layers:
-        if key not in layer.scaling:
+        # peft keeps these as plain attributes: reading the instance dict skips nn.Module's slow paths (this
+        # runs for every layer after every strength change)
+        attrs = layer.__dict__
+        scaling = attrs.get("scaling", layer.scaling)
+        if key not in scaling:
             continue
-        baked = fusion.live_fused(layer)
-        if key in baked:
+        baked = attrs.get(fusion.FUSED)
+        active = layer._active_adapter  # peft's active_adapters property, without its per-call list building
+        if baked and key in baked:
             state, value = FUSED, baked[key]
-        elif key in layer.active_adapters:
-            state, value = ACTIVE, layer.scaling[key] * layer.r[key] / layer.lora_alpha[key]
+        elif key == active or (not isinstance(active, str) and key in active):
+            state, value = ACTIVE, scaling[key] * layer.r[key] / layer.lora_alpha[key]
         else:
             state, value = DISABLED, 0.0
         states[state] = states.get(state, 0) + 1
