@@ -224,7 +224,6 @@ def picture(pipe, lora: TrainableLora, size: int = 96) -> bytes:
 
 def main(out: str = OUT) -> list[str]:
     torch.manual_seed(0)
-    torch.set_num_threads(1)  # one thread: the same sums in the same order, so the same files
     started = time.perf_counter()
     pipe = tiny_sd_pipeline()
     for model in (pipe.unet, pipe.vae, pipe.text_encoder):
@@ -274,4 +273,5 @@ def family_loras(family_key: str, folder: str) -> list[str]:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(1)  # one thread: the same sums in the same order, so the same files
     main()
