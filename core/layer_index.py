@@ -7,10 +7,29 @@ index from what it touched. Lists are in module order (the order ``named_modules
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from .peft_ops import adapters_of
+
+
+class ScaleSlot(NamedTuple):
+    """Where one layer keeps adapter ``key``'s scale: peft's ``scaling`` dict of that layer (its forward reads
+    it) and peft's ``set_scale`` arithmetic for it, ``scaling[key] = strength * alpha / divisor``."""
+
+    name: str
+    scaling: dict
+    alpha: float
+    divisor: float  # the rank, or its square root for rsLoRA
+
+
+def _slot(name: str, layer, key: str) -> ScaleSlot:
+    rank = layer.r[key]
+    return ScaleSlot(name, layer.scaling, layer.lora_alpha[key],
+                     math.sqrt(rank) if layer.use_rslora.get(key, False) else rank)
 
 
 class LayerIndex:
@@ -28,6 +47,7 @@ class LayerIndex:
             for key in adapters_of(layer):
                 self._carriers.setdefault(key, []).append((name, layer))
         self._pairs: list | None = None
+        self._slots: dict[str, tuple[ScaleSlot, ...]] = {}
 
     def _sorted(self, pairs) -> list:
         end = len(self._order)
@@ -43,6 +63,14 @@ class LayerIndex:
         """The (name, layer) pairs carrying adapter ``key``, in module order."""
         return self._carriers.get(key, [])
 
+    def slots(self, key: str) -> tuple[ScaleSlot, ...]:
+        """The scale slots of adapter ``key``, one per carrying layer in module order: a strength change
+        writes these dicts and nothing else (no module attribute lookups, no layer objects touched)."""
+        slots = self._slots.get(key)
+        if slots is None:
+            slots = self._slots[key] = tuple(_slot(name, layer, key) for name, layer in self.carriers(key))
+        return slots
+
     def adapter_keys(self) -> tuple[str, ...]:
         return tuple(self._carriers)
 
@@ -51,6 +79,7 @@ class LayerIndex:
         for name, layer in carriers:
             self.wrapped(name, layer)
         self._carriers[key] = self._sorted(carriers)
+        self._slots.pop(key, None)
 
     def wrapped(self, name: str, layer: BaseTunerLayer) -> None:
         if self._layers.get(name) is not layer:
@@ -60,6 +89,7 @@ class LayerIndex:
     def deleted(self, key: str, unwrapped) -> None:
         """Adapter ``key`` was removed; ``unwrapped`` layers went back to their base modules."""
         self._carriers.pop(key, None)
+        self._slots.pop(key, None)
         for name in unwrapped:
             self._layers.pop(name, None)
         if unwrapped:

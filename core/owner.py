@@ -27,7 +27,7 @@ from .load_report import LoadReport
 from .magnitude import WeightStats
 from .matching import PreparedAdapter, check_complete, original_weight, prepare
 from .module_index import module_index
-from .snapshot import PipelineSnapshot, read_snapshot
+from .snapshot import PipelineSnapshot, read_snapshot, reread_strengths
 from .sources import adapter_spec
 from .specs import AdapterSpec, StackSpec
 from .store import tensors_nbytes
@@ -87,6 +87,12 @@ class PipelineOwner:
     def snapshot(self) -> PipelineSnapshot:
         """An immutable view of the last applied state (safe to read from any thread)."""
         return self._snapshot
+
+    def read_back(self) -> PipelineSnapshot:
+        """The applied stack read from every layer again (what ``snapshot`` must equal, but for its time)."""
+        with self.lock:
+            return read_snapshot(self, self._applied, self._loaded, self._snapshot.source,
+                                 self._snapshot.source_title)
 
     @property
     def branches(self) -> tuple[PipelineSnapshot, ...]:
@@ -164,10 +170,14 @@ class PipelineOwner:
         with self.lock:
             previous, previous_snapshot, loaded_before = self._applied, self._snapshot, set(self._loaded)
             try:
-                self._reconcile(stack, fast=True)
+                rescaled = self._reconcile(stack, fast=True)
                 self._remember(stack)
                 self._release_unreferenced(stack)
-                snapshot = read_snapshot(self, stack, self._loaded, source, source_title)
+                if rescaled:  # strengths alone changed: only those adapters' scales are read again
+                    snapshot = reread_strengths(self, previous_snapshot, previous, stack, self._loaded, source,
+                                                source_title)
+                else:
+                    snapshot = read_snapshot(self, stack, self._loaded, source, source_title)
                 self._applied, self._snapshot = stack, snapshot
                 self.runtime.events.publish(snapshot)
                 self._keep_branch(snapshot)
@@ -242,7 +252,8 @@ class PipelineOwner:
         self._applied = StackSpec()
         self._snapshot = read_snapshot(self, self._applied, {})
 
-    def _reconcile(self, stack: StackSpec, fast: bool) -> None:
+    def _reconcile(self, stack: StackSpec, fast: bool) -> bool:
+        """Bring the layers to ``stack``; True when only strengths changed (``fast``: then scale writes did it)."""
         keyed = stack.keyed()
         loads = self.loads
         for key, spec in keyed:
@@ -251,7 +262,7 @@ class PipelineOwner:
         changed = _rescaled(self._applied, stack) if fast and loads == self.loads else None
         if changed is not None:  # only strengths of active adapters changed: scale writes, nothing else
             self._write_scales(changed)
-            return
+            return True
         for component in self.models():
             layers = self.layers(component)
             active, to_fuse = self.plan(stack, component)
@@ -263,16 +274,18 @@ class PipelineOwner:
         self._evict({k for k, _ in keyed})
         devices.place(self, {k for k, _ in keyed})
         self.envelope = compiled.reconcile(self, stack.compile, names)
+        return False
 
     def _write_scales(self, changed) -> None:
         denoiser = self.family.denoiser
         for key, spec in changed:
             for component in self.models():
                 weight = spec.effective_weight(component, self.family)
-                carriers = self.carriers(component, key)
-                peft_ops.write_scales(carriers, key, self._weight_fn(spec.blocks, component, weight))
+                # a number when every module gets the same strength: no call per layer
+                strength = self._weight_fn(spec.blocks, component, weight) if spec.blocks else weight
+                peft_ops.write_scales(self.index(component).slots(key), key, strength)
                 if component == denoiser and self.envelope is not None:
-                    self.envelope.write_scales(carriers, key)
+                    self.envelope.write_scales(self.carriers(component, key), key)
 
     def _weight_fn(self, blocks: tuple, component: str, weight: float):
         if not blocks:

@@ -309,11 +309,13 @@ def set_active(layer, keys: list[str]) -> None:
         layer.set_adapter(list(keys), inference_mode=True)
 
 
-def write_scales(carriers, key: str, fn: WeightFn) -> None:
-    """Strength ``fn(name)`` for adapter ``key`` on each layer carrying it: one scalar write per layer
-    (peft's ``set_scale`` arithmetic, inlined: this is the whole cost of a strength change)."""
-    for name, layer in carriers:
-        if layer.use_rslora.get(key, False):
-            layer.set_scale(key, fn(name))
-        else:
-            layer.scaling[key] = fn(name) * layer.lora_alpha[key] / layer.r[key]
+def write_scales(slots, key: str, weight: float | WeightFn) -> None:
+    """Strength ``weight`` (a number, or ``weight(name)`` per module) for adapter ``key`` on each of its scale
+    slots (``LayerIndex.slots``): one dict write per layer, with peft's ``set_scale`` arithmetic to the bit.
+    This is the whole cost of a strength change."""
+    if callable(weight):
+        for name, scaling, alpha, divisor in slots:
+            scaling[key] = weight(name) * alpha / divisor
+    else:
+        for _, scaling, alpha, divisor in slots:
+            scaling[key] = weight * alpha / divisor

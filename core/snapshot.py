@@ -9,7 +9,7 @@ check that they agree.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from . import fusion
 
@@ -64,13 +64,14 @@ def blocks_text(blocks: tuple) -> str:
     return ", ".join(parts)
 
 
-def _component_state(layers, key: str) -> tuple[dict[str, int], list[float]]:
-    """({state: layer count}, per-layer strengths) for one adapter in one component, read from its layers."""
+def _component_state(layers, slots, key: str) -> tuple[dict[str, int], list[float]]:
+    """({state: layer count}, per-layer strengths) for one adapter in one component, read from its layers
+    (``slots``: the index's scale slots of ``key``, in the same order as ``layers``)."""
     states: dict[str, int] = {}
     strengths = []
-    for _, layer in layers:
+    for (_, layer), slot in zip(layers, slots, strict=True):
         # peft keeps these as plain attributes: reading the instance dict skips nn.Module's slow paths (this
-        # runs for every layer after every strength change)
+        # runs for every layer of an adapter whose state may have changed)
         attrs = layer.__dict__
         scaling = attrs.get("scaling", layer.scaling)
         if key not in scaling:
@@ -80,12 +81,17 @@ def _component_state(layers, key: str) -> tuple[dict[str, int], list[float]]:
         if baked and key in baked:
             state, value = FUSED, baked[key]
         elif key == active or (not isinstance(active, str) and key in active):
-            state, value = ACTIVE, scaling[key] * layer.r[key] / layer.lora_alpha[key]
+            state, value = ACTIVE, _strength(slot, key)
         else:
             state, value = DISABLED, 0.0
         states[state] = states.get(state, 0) + 1
         strengths.append(float(value))
     return states, strengths
+
+
+def _strength(slot, key: str) -> float:
+    """The strength a layer's scale stands for (peft's ``set_scale`` undone)."""
+    return slot.scaling[key] * slot.divisor / slot.alpha
 
 
 def _overall(states: dict[str, int]) -> str:
@@ -96,7 +102,8 @@ def _overall(states: dict[str, int]) -> str:
 def _view(owner, key: str, spec, models, report) -> AdapterView:
     weights, spread, states, layers = [], [], {}, 0
     for component in models:
-        counts, strengths = _component_state(owner.carriers(component, key), key)
+        index = owner.index(component)
+        counts, strengths = _component_state(index.carriers(key), index.slots(key), key)
         if not strengths:
             continue
         layers += len(strengths)
@@ -116,6 +123,40 @@ def read_snapshot(owner, stack, reports, source: str = "", source_title: str = "
     names who applied it (a node id) so the panel can show each graph branch."""
     models = owner.models()
     views = tuple(_view(owner, key, spec, models, reports.get(key)) for key, spec in stack.keyed())
+    return _snapshot(owner, models, views, source, source_title)
+
+
+def reread_strengths(owner, previous: PipelineSnapshot, old_stack, stack, reports, source: str = "",
+                     source_title: str = "") -> PipelineSnapshot:
+    """``read_snapshot`` after a change of strengths alone from ``old_stack`` (which ``previous`` read):
+    no layer changed state, so the views of unchanged adapters stand as they are and a changed adapter's
+    strengths are re-read from its layers' scales; anything not plainly active is read in full."""
+    models = owner.models()
+    before, old_specs = {v.key: v for v in previous.adapters}, dict(old_stack.keyed())
+    views = []
+    for key, spec in stack.keyed():
+        view = before.get(key)
+        if view is not None and old_specs.get(key) == spec:
+            views.append(view)
+        elif view is not None and view.state == ACTIVE and spec.enabled:
+            views.append(_restrengthened(owner, view, key, spec, models))
+        else:
+            views.append(_view(owner, key, spec, models, reports.get(key)))
+    return _snapshot(owner, models, tuple(views), source, source_title)
+
+
+def _restrengthened(owner, view: AdapterView, key: str, spec, models) -> AdapterView:
+    weights, spread = [], []
+    for component in (c for c, _ in view.weights):
+        strengths = [scaling[key] * divisor / alpha for _, scaling, alpha, divisor in owner.index(component).slots(key)]
+        weights.append((component, round(spec.effective_weight(component, owner.family), 6)))
+        spread.append((component, round(min(strengths), 6), round(max(strengths), 6)))
+    schedule = tuple((c, s.text()) for c in models if (s := spec.schedule_for(c, owner.family)) is not None)
+    return replace(view, name=spec.name, weights=tuple(weights), layer_strengths=tuple(spread),
+                   blocks=blocks_text(spec.blocks), schedule=schedule)
+
+
+def _snapshot(owner, models, views: tuple, source: str, source_title: str) -> PipelineSnapshot:
     denoiser = models.get(owner.family.denoiser)
     param = next(denoiser.parameters()) if denoiser is not None else None
     return PipelineSnapshot(

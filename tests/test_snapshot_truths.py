@@ -3,6 +3,9 @@ the strength range they give the layers, and the last stack of every branch (Gen
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
 from helpers import make_pipe
@@ -90,3 +93,45 @@ def test_generate_and_save_nodes_say_which_node_applied(deck, tmp_path, use_mode
     assert (deck.owner.snapshot.source, deck.owner.snapshot.source_title) == ("3", "")
     hidden = NODE_CLASS_MAPPINGS["Generate|LoRADeck"].INPUT_TYPES()["hidden"]
     assert hidden == {"unique_id": "UNIQUE_ID", "api_prompt": "PROMPT"}  # never "prompt": Generate has that input
+
+
+def _same_as_a_full_read(owner) -> None:
+    assert replace(owner.snapshot, applied_at=0) == replace(owner.read_back(), applied_at=0)
+
+
+def test_a_strength_change_rereads_only_the_changed_adapters_and_agrees_with_a_full_read(deck, monkeypatch):
+    """Strengths alone: the snapshot re-reads those adapters' scales and nothing else (a strength change's
+    whole cost is scale writes plus this read), yet says exactly what reading every layer says."""
+    from loradeck.core import snapshot
+
+    full_views = []
+    monkeypatch.setattr(snapshot, "_view", lambda *a, _view=snapshot._view: full_views.append(a[1]) or _view(*a))
+    owner = deck.owner
+    deck.set_weights("a", model=0.3, clip=-0.7)
+    deck.set_adapters(["a", "k"], [{"model": 0.6, "clip": 0.2}, 1.5])
+    deck.set_weights("a", blocks={"down": 0.25, "mid": 0.0, "up": 1.0})  # block weights: per-layer scales
+    deck.set_weights("k", model="ramp(1, 0.2)")  # a schedule: the layers hold its first step
+    assert full_views == []  # none of these read a view in full
+    views = _views(deck)
+    assert dict(views["a"].weights) == {"unet": 0.6, "text_encoder": 0.2}
+    assert {c: (lo, hi) for c, lo, hi in views["a"].layer_strengths} == {"unet": (0.0, 0.6),
+                                                                         "text_encoder": (0.2, 0.2)}
+    assert views["k"].schedule == (("unet", "ramp(1, 0.2)"),)
+    _same_as_a_full_read(owner)
+    deck.set_weights("k", enabled=False)  # a state change: read in full
+    deck.set_weights("k", model=0.4)  # a disabled adapter's strength: read in full, its layers stay off
+    deck.set_weights("a", model=0.9)
+    _same_as_a_full_read(owner)
+    assert _views(deck)["k"].state == "disabled" and all(hi == 0 for _, _, hi in _views(deck)["k"].layer_strengths)
+
+
+def test_rslora_layers_show_the_strength_set():
+    """An rsLoRA scale is alpha / sqrt(r) per unit of strength: the snapshot undoes that, not alpha / r."""
+    from family_fixtures import fresh
+
+    folder = Path(__file__).resolve().parent / "fixtures" / "trainers" / "peft_sd1_rslora"
+    deck = Deck(fresh("sd1")).add(str(folder), name="rs", model=0.7)
+    assert {c: (lo, hi) for c, lo, hi in _views(deck)["rs"].layer_strengths} == {"unet": (0.7, 0.7)}
+    deck.set_weights("rs", model=0.35)
+    assert {c: (lo, hi) for c, lo, hi in _views(deck)["rs"].layer_strengths} == {"unet": (0.35, 0.35)}
+    _same_as_a_full_read(deck.owner)
