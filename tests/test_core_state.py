@@ -156,3 +156,16 @@ def test_eviction_keeps_the_model_clean(pipe, files, tmp_path, use_models):
     deck.unload()
     assert not [m for m in pipe.unet.modules() if hasattr(m, "scaling")]
     assert_bit_identical(before, base_weights(pipe))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_the_finiteness_check_finds_one_bad_value_anywhere(dtype, bad):
+    from loradeck.core.fusion import finite
+
+    weight = torch.randn(64, 32, 3, 3).to(dtype)
+    assert finite(weight) and finite(weight[:0])
+    for flat in (0, 1234, weight.numel() - 1):
+        spoiled = weight.clone()
+        spoiled.view(-1)[flat] = bad
+        assert not finite(spoiled) and not finite(spoiled.permute(0, 2, 3, 1))  # contiguous or not
