@@ -517,7 +517,7 @@ def run(cfg: Config, tmp: str, profiler: Profiler, log: Callable[[str], None]) -
     ratio = median(unfuse_l) / median(unfuse_d)
     rows.append(Row("4. unfuse", median(unfuse_d), median(unfuse_l), f"<= {TARGET_UNFUSE}x", ratio <= TARGET_UNFUSE,
                     ratio, busy=Contention.share("unfuse"),
-                    note="diffusers subtracts the delta again; LoRA Deck copies the saved original back",
+                    note="diffusers subtracts the delta again; LoRA Deck gives the untouched original back",
                     samples={"diffusers": unfuse_d, "loradeck": unfuse_l}))
     drift = {who: {c: max_drift(getattr(pipe, c), reference[c]) for c in COMPONENTS}
              for who, pipe in (("diffusers", pipe_d), ("loradeck", pipe_l))}

@@ -266,11 +266,13 @@ class PipelineOwner:
         for component in self.models():
             layers = self.layers(component)
             active, to_fuse = self.plan(stack, component)
+            # under a compiled graph weights keep their storage (cudagraphs record addresses)
+            in_place = self.envelope is not None or stack.compile is not None
             if fusion.needs_refuse(layers, to_fuse):
-                fusion.restore(layers)
+                fusion.restore(layers, in_place)
             peft_ops.activate(layers, active)
             if to_fuse and fusion.needs_refuse(layers, to_fuse):
-                fusion.fuse(layers, to_fuse, stack.safe_fusing, names)
+                fusion.fuse(layers, to_fuse, stack.safe_fusing, names, in_place)
         self._evict({k for k, _ in keyed})
         devices.place(self, {k for k, _ in keyed})
         self.envelope = compiled.reconcile(self, stack.compile, names)

@@ -209,6 +209,26 @@ def test_new_fuse_path_unfuses_exactly_and_matches_peft(files, dtype):
     assert_bit_identical(original, base_weights(pipe))
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_fuse_never_writes_the_original_and_unfuse_gives_it_back(files, compiled):
+    """Eager: the fused values go to new tensors (the originals, possibly shared or file-backed, are never
+    written) and unfusing hands the same storage back. Compiled: weights keep their storage both ways."""
+    deck = Deck(make_pipe()).add(files["a"], name="a")
+    if compiled:
+        deck.compile(backend="eager", max_rank=4)
+    weights = [layer.get_base_layer().weight for _, layer in _lora_layers(deck.pipe.unet)]
+    storage = [w.data_ptr() for w in weights]
+    views = [w.data for w in weights]  # what anyone holding the original storage sees
+    values = [w.detach().clone() for w in weights]
+    deck.fuse()
+    assert all((w.data_ptr() == p) == compiled for w, p in zip(weights, storage, strict=True))
+    assert any(not torch.equal(w, v) for w, v in zip(weights, values, strict=True))  # the adapter is baked in
+    assert all(torch.equal(view, v) for view, v in zip(views, values, strict=True)) != compiled
+    deck.unfuse()
+    assert [w.data_ptr() for w in weights] == storage
+    assert all(torch.equal(w, v) for w, v in zip(weights, values, strict=True))
+
+
 def test_component_level_loading(files):
     """``add(components=[...])`` loads the file into those components only (load_lora_into_unet & co)."""
     only_unet = Deck(make_pipe()).add(files["a"], name="a", components=["unet"])
