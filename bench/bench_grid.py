@@ -23,7 +23,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_lora import ADAPTERS, DETAIL, FULL, SMALL, STYLE, build_pipeline, quiet_libraries, write_lora  # noqa: E402
+from bench_lora import ADAPTERS, DETAIL, FULL, SMALL, STYLE, build_pipeline, log, start_up, write_lora  # noqa: E402
 
 from loradeck.core import run_grid  # noqa: E402
 from loradeck.core.api import Deck  # noqa: E402
@@ -42,13 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per side after a warm-up (default 2)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    quiet_libraries()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)  # noqa: T201
-
+    start_up(args.threads)
     cfg = SMALL if args.small else FULL
     log(f"LoRA Grid benchmark: {cfg.name} cast to fp32, {args.size}x{args.size}, {args.steps} steps, cfg 7 "
         f"(CFG doubles the batch), torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")

@@ -551,6 +551,19 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def log(msg: str) -> None:
+    """A progress line, on stdout at once (the benchmarks' output is their result)."""
+    print(msg, flush=True)  # noqa: T201
+
+
+def start_up(threads: int | None, quiet: bool = True) -> None:
+    """The libraries' warnings off (unless not ``quiet``) and torch's thread count (None: torch's choice)."""
+    if quiet:
+        quiet_libraries()
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     for name in ("diffusers", "peft", "transformers"):
@@ -581,17 +594,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.json and os.path.abspath(args.json).startswith(REPO + os.sep):
         parser.error(f"--json {args.json}: please write results outside the repository ({REPO})")
-    if not args.verbose:
-        quiet_libraries()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    start_up(args.threads, quiet=not args.verbose)
 
     import diffusers
     import peft
     import transformers
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)  # noqa: T201
 
     cfg = SMALL if args.small else FULL
     started = time.perf_counter()

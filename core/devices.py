@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import torch
 
-from .peft_ops import adapters_of
+from .peft_ops import adapter_weight, adapters_of, base_weight
 
 
 def _layer_device(layer) -> torch.device:
-    return layer.get_base_layer().weight.device
+    return base_weight(layer).device
 
 
 def adapter_device(layer, key: str) -> torch.device:
-    return layer.lora_A[key].weight.device
+    return adapter_weight(layer, key).device
 
 
 def _move_layer(layer, key: str, device: torch.device | None) -> None:

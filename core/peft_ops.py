@@ -36,6 +36,23 @@ def adapters_of(layer: BaseTunerLayer) -> set[str]:
     return set(getattr(layer, "lora_A", {}).keys())
 
 
+def base_weight(layer) -> torch.Tensor:
+    """The weight of a peft layer's base module, read through the modules' own dicts: ``get_base_layer()``
+    and nn.Module's attribute lookup cost microseconds a call, paid per layer whenever a stack changes."""
+    module = layer
+    while "base_layer" in module._modules:
+        module = module._modules["base_layer"]
+    weight = module._parameters.get("weight")
+    return weight if weight is not None else module.weight
+
+
+def adapter_weight(layer, key: str) -> torch.Tensor:
+    """Adapter ``key``'s down (``lora_A``) weight on a layer, read as ``base_weight`` reads."""
+    down = layer._modules["lora_A"]._modules[key]
+    weight = down._parameters.get("weight")
+    return weight if weight is not None else down.weight
+
+
 def exact_pattern(name: str) -> str:
     """A rank/alpha pattern key that matches module ``name`` only.
 
@@ -302,11 +319,17 @@ def set_active(layer, keys: list[str]) -> None:
     """peft's ``set_adapter(keys, inference_mode=True)``: the active list, every adapter frozen. LoRA Deck's
     adapter tensors are made frozen, so the list is all that changes unless something unfroze them
     (peft's own loop over every adapter's parameters is most of a switch's cost on a big model)."""
-    frozen = all(not p.requires_grad for k in layer.lora_A for p in (layer.lora_A[k].weight, layer.lora_B[k].weight))
-    if frozen:
+    if _frozen(layer):
         layer.__dict__["_active_adapter"] = list(keys)
     else:
         layer.set_adapter(list(keys), inference_mode=True)
+
+
+def _frozen(layer) -> bool:
+    """No lora_A / lora_B parameter of any adapter on ``layer`` requires a gradient."""
+    modules = layer._modules
+    return not any(p is not None and p.requires_grad for side in ("lora_A", "lora_B")
+                   for module in modules[side]._modules.values() for p in module._parameters.values())
 
 
 def write_scales(slots, key: str, weight: float | WeightFn) -> None:

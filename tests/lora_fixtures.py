@@ -322,49 +322,41 @@ def fuzz_targets(pipe) -> list[tuple[str, str, torch.nn.Module]]:
     return [(component, *modules(pipe, component, (suffix,))[0]) for component, suffix in FUZZ_SUFFIXES]
 
 
-def _fuzz_kohya(rand, targets) -> dict:
+def _kohya_named(rand, targets, write) -> dict:
+    """``write(rand, sd, key, out, inp, kernel)`` for each target under its kohya key, then its alpha (2)."""
     sd = {}
     for component, name, module in targets:
-        out, inp, kernel = _shape(module)
         key = kohya_key(component, name)
-        if kernel:  # a LoCon conv with a Tucker core
-            sd[f"{key}.lora_down.weight"], sd[f"{key}.lora_mid.weight"] = rand(2, inp, 1, 1), rand(2, 2, *kernel)
-            sd[f"{key}.lora_up.weight"] = rand(out, 2, 1, 1)
+        write(rand, sd, key, *_shape(module))
+        sd[f"{key}.alpha"] = torch.tensor(2.0)
+    return sd
+
+
+def _locon_module(rand, sd, key: str, out: int, inp: int, kernel: tuple) -> None:
+    if kernel:  # a LoCon conv with a Tucker core
+        sd[f"{key}.lora_down.weight"], sd[f"{key}.lora_mid.weight"] = rand(2, inp, 1, 1), rand(2, 2, *kernel)
+        sd[f"{key}.lora_up.weight"] = rand(out, 2, 1, 1)
+    else:
+        sd[f"{key}.lora_down.weight"], sd[f"{key}.lora_up.weight"] = rand(4, inp), rand(out, 4)
+
+
+def _loha_module(rand, sd, key: str, out: int, inp: int, kernel: tuple) -> None:
+    for n in (1, 2):
+        if kernel:
+            sd[f"{key}.hada_w{n}_a"], sd[f"{key}.hada_w{n}_b"] = rand(2, out), rand(2, inp)
+            sd[f"{key}.hada_t{n}"] = rand(2, 2, *kernel)
         else:
-            sd[f"{key}.lora_down.weight"], sd[f"{key}.lora_up.weight"] = rand(4, inp), rand(out, 4)
-        sd[f"{key}.alpha"] = torch.tensor(2.0)
-    return sd
+            sd[f"{key}.hada_w{n}_a"], sd[f"{key}.hada_w{n}_b"] = rand(out, 2), rand(2, inp)
 
 
-def _fuzz_loha(rand, targets) -> dict:
-    sd = {}
-    for component, name, module in targets:
-        out, inp, kernel = _shape(module)
-        key = kohya_key(component, name)
-        for n in (1, 2):
-            if kernel:
-                sd[f"{key}.hada_w{n}_a"], sd[f"{key}.hada_w{n}_b"] = rand(2, out), rand(2, inp)
-                sd[f"{key}.hada_t{n}"] = rand(2, 2, *kernel)
-            else:
-                sd[f"{key}.hada_w{n}_a"], sd[f"{key}.hada_w{n}_b"] = rand(out, 2), rand(2, inp)
-        sd[f"{key}.alpha"] = torch.tensor(2.0)
-    return sd
-
-
-def _fuzz_lokr(rand, targets) -> dict:
-    sd = {}
-    for component, name, module in targets:
-        out, inp, kernel = _shape(module)
-        key = kohya_key(component, name)
-        (a, c), (b, d) = split(out), split(inp)
-        _lokr_side(rand, sd, key, 1, (a, b), False, 2, False)
-        _lokr_side(rand, sd, key, 2, (c, d, *kernel), True, 2, bool(kernel))
-        sd[f"{key}.alpha"] = torch.tensor(2.0)
-    return sd
+def _lokr_module(rand, sd, key: str, out: int, inp: int, kernel: tuple) -> None:
+    (a, c), (b, d) = split(out), split(inp)
+    _lokr_side(rand, sd, key, 1, (a, b), False, 2, False)
+    _lokr_side(rand, sd, key, 2, (c, d, *kernel), True, 2, bool(kernel))
 
 
 def _fuzz_dora(rand, targets) -> dict:
-    sd = _fuzz_kohya(rand, [t for t in targets if not _shape(t[2])[2]])
+    sd = _kohya_named(rand, [t for t in targets if not _shape(t[2])[2]], _locon_module)
     for component, name, module in targets:
         if not _shape(module)[2]:
             sd[f"{kohya_key(component, name)}.dora_scale"] = _magnitude(module.weight.detach(), 1, rand)
@@ -388,11 +380,14 @@ def fuzz_bases(pipe, seed: int = 0) -> dict[str, tuple[dict, dict]]:
     config = {f"{c}.{k}": v for c in ("unet", "text_encoder") for k, v in
               (("r", 4), ("lora_alpha", 2), ("target_modules", ["to_q", "q_proj"]), ("use_rslora", False),
                ("alpha_pattern", {"to_q": 3}))}
-    lycoris = {**FUZZ_METADATA, "ss_network_module": "lycoris.kohya"}
+
+    def lycoris(algo: str) -> dict:
+        return {**FUZZ_METADATA, "ss_network_module": "lycoris.kohya", "ss_network_args": json.dumps({"algo": algo})}
+
     return {
-        "kohya": (_fuzz_kohya(rand, targets), dict(FUZZ_METADATA)),
-        "loha": (_fuzz_loha(rand, targets), {**lycoris, "ss_network_args": json.dumps({"algo": "loha"})}),
-        "lokr": (_fuzz_lokr(rand, targets), {**lycoris, "ss_network_args": json.dumps({"algo": "lokr"})}),
+        "kohya": (_kohya_named(rand, targets, _locon_module), dict(FUZZ_METADATA)),
+        "loha": (_kohya_named(rand, targets, _loha_module), lycoris("loha")),
+        "lokr": (_kohya_named(rand, targets, _lokr_module), lycoris("lokr")),
         "dora": (_fuzz_dora(rand, targets), dict(FUZZ_METADATA)),
         "diffusers": (_fuzz_diffusers(rand, targets), {"lora_adapter_metadata": json.dumps(config)}),
     }

@@ -16,17 +16,7 @@ from safetensors.torch import load_file, save_file
 
 import lora_fixtures as fx
 from helpers import assert_bit_identical, base_weights, make_pipe, render
-from loradeck.core import (
-    Deck,
-    GenerateParams,
-    IncompatibleLoraError,
-    LoraDeckError,
-    LoraFileError,
-    NonFiniteOutputError,
-    PipelineLoadError,
-    SpecError,
-    generate,
-)
+from loradeck.core import Deck, GenerateParams, LoraFileError, SpecError, errors, generate
 from loradeck.core import owner as owner_module
 from loradeck.core.api import PipelineHandle
 from loradeck.core.formats import lowrank
@@ -65,7 +55,7 @@ def test_a_failure_after_the_weights_changed_returns_to_the_last_stack_bit_for_b
         return real(owner, stack, reports, *source)
 
     monkeypatch.setattr(owner_module, "read_snapshot", fails_after_reconcile)
-    with pytest.raises(LoraDeckError if isinstance(failure, Exception) else KeyboardInterrupt) as caught:
+    with pytest.raises(errors.LoraDeckError if isinstance(failure, Exception) else KeyboardInterrupt) as caught:
         deck.add(files["a"], name="a")
     if isinstance(failure, Exception):
         assert "returned to its previous stack" in str(caught.value)
@@ -107,7 +97,7 @@ def test_a_key_that_backtracks_a_pattern_exponentially_is_handled_fast(tmp_path)
           "x" + ".lora_lora" * 45 + ".-": torch.randn(2, 2)}  # took 2^45 steps in the old key-stem pattern
     path = fx.write_state(str(tmp_path / "stems.safetensors"), sd)
     started = time.perf_counter()
-    with pytest.raises(IncompatibleLoraError, match="in part"):
+    with pytest.raises(errors.IncompatibleLoraError, match="in part"):
         Deck(make_pipe()).add(path)
     assert time.perf_counter() - started < 5
 
@@ -138,7 +128,7 @@ def test_resource_bombs_are_refused_before_anything_is_allocated(tmp_path, bomb,
     path = fx.write_state(str(tmp_path / f"{bomb}.safetensors"), sd)
     pipe = make_pipe()
     before, rss = base_weights(pipe), _rss()
-    with pytest.raises(IncompatibleLoraError, match=f"{_kohya()[len('lora_unet_'):]}: a product of"):
+    with pytest.raises(errors.IncompatibleLoraError, match=f"{_kohya()[len('lora_unet_'):]}: a product of"):
         Deck(pipe).add(path)
     assert _rss() - rss < 200 * 1024**2
     assert_bit_identical(before, base_weights(pipe))
@@ -197,7 +187,7 @@ def test_an_image_that_comes_out_nan_is_an_error_naming_the_stack(files, tmp_pat
     path = str(tmp_path / "loud.safetensors")
     save_file(sd, path)
     deck = Deck(pipe).add(path, name="loud", model=100.0).fuse(safe_fusing=False)
-    with pytest.raises(NonFiniteOutputError, match="'loud' \\(fused; clip=1, model=100\\)"):
+    with pytest.raises(errors.NonFiniteOutputError, match="'loud' \\(fused; clip=1, model=100\\)"):
         generate(deck.owner, deck.stack, GenerateParams(prompt="a", steps=1, width=64, height=64))
 
 
@@ -315,7 +305,7 @@ def test_api_entry_points_refuse_what_is_not_a_path(files):
             deck.add(source)
     with pytest.raises(SpecError, match="network_alphas"):
         deck.add({f"unet.{TO_Q}.lora_A.weight": torch.ones(1, 16)}, network_alphas={"x": "text"})
-    with pytest.raises(PipelineLoadError, match="not a usable model name"):
+    with pytest.raises(errors.PipelineLoadError, match="not a usable model name"):
         NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("tiny-sd\x00 (built-in)", "auto")
 
 
