@@ -229,6 +229,30 @@ def test_fuse_never_writes_the_original_and_unfuse_gives_it_back(files, compiled
     assert all(torch.equal(w, v) for w, v in zip(weights, values, strict=True))
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_fuse_and_unfuse_across_inference_mode(files, compiled):
+    """ComfyUI runs nodes under ``torch.inference_mode`` and the Python API usually does not: fusing in one and
+    unfusing in the other (either way round) gives the same weights and the originals back exactly."""
+    deck = Deck(make_pipe()).add(files["a"], name="a")
+    if compiled:
+        deck.compile(backend="eager", max_rank=4)
+    original = base_weights(deck.pipe)
+    deck.fuse()
+    fused = base_weights(deck.pipe)
+    deck.unfuse()
+    with torch.inference_mode():
+        deck.fuse()
+    assert_bit_identical(fused, base_weights(deck.pipe))
+    deck.unfuse()
+    assert_bit_identical(original, base_weights(deck.pipe))
+    deck.fuse()
+    with torch.inference_mode():
+        deck.unfuse()
+        deck.fuse(lora_scale=0.5)
+    deck.unfuse()
+    assert_bit_identical(original, base_weights(deck.pipe))
+
+
 def test_component_level_loading(files):
     """``add(components=[...])`` loads the file into those components only (load_lora_into_unet & co)."""
     only_unet = Deck(make_pipe()).add(files["a"], name="a", components=["unet"])
