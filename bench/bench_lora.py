@@ -240,6 +240,13 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def in_turn(i: int, side_d: Callable[[], object], side_l: Callable[[], object]) -> None:
+    """Repeat ``i`` of a timed step: diffusers' side first on even repeats, LoRA Deck's on odd ones (whoever goes
+    second meets the memory the first one just freed or left behind)."""
+    for side in (side_d, side_l) if i % 2 == 0 else (side_l, side_d):
+        side()
+
+
 @dataclass
 class Row:
     label: str
@@ -401,8 +408,7 @@ def run(cfg: Config, tmp: str, profiler: Profiler, log: Callable[[str], None]) -
             box.pop("deck").unload()
             assert peft_layer_count(pipe_d) == peft_layer_count(pipe_l) == {c: 0 for c in COMPONENTS}
         with Contention.window("load"):
-            for side in (side_d, side_l) if i % 2 == 0 else (side_l, side_d):  # alternate who goes first
-                side()
+            in_turn(i, side_d, side_l)
         log(f"  first load #{i + 1}: diffusers {load_d[-1]:.3f} s, LoRA Deck {load_l[-1]:.3f} s")
     deck: Deck = box["deck"]
     reads_after_load, loads_after_load = deck.owner.runtime.store.reads, deck.owner.loads
@@ -497,22 +503,15 @@ def run(cfg: Config, tmp: str, profiler: Profiler, log: Callable[[str], None]) -
     for cycle, weights in enumerate(CYCLE_WEIGHTS):
         set_diffusers(pipe_d, weights)
         set_deck(deck, weights)
-        first_d = cycle % 2 == 0  # alternate who goes first, as in row 1
         with Contention.window("fuse"):
-            for side in ("d", "l") if first_d else ("l", "d"):
-                if side == "d":
-                    fuse_d.append(timed(lambda: pipe_d.fuse_lora(lora_scale=1.0)))
-                else:
-                    fuse_l.append(timed(profiler.wrap("fuse", lambda: deck.fuse(lora_scale=1.0))))
+            in_turn(cycle, lambda: fuse_d.append(timed(lambda: pipe_d.fuse_lora(lora_scale=1.0))),
+                    lambda: fuse_l.append(timed(profiler.wrap("fuse", lambda: deck.fuse(lora_scale=1.0)))))
         if cycle == 0:  # same strengths fused on both sides: the weights should agree up to fp16 rounding
             info["fused_max_abs_diff_between_libraries"] = {
                 c: max_diff_between(getattr(pipe_d, c), getattr(pipe_l, c)) for c in COMPONENTS}
         with Contention.window("unfuse"):
-            for side in ("d", "l") if first_d else ("l", "d"):
-                if side == "d":
-                    unfuse_d.append(timed(lambda: pipe_d.unfuse_lora()))
-                else:
-                    unfuse_l.append(timed(profiler.wrap("unfuse", lambda: deck.unfuse())))
+            in_turn(cycle, lambda: unfuse_d.append(timed(lambda: pipe_d.unfuse_lora())),
+                    lambda: unfuse_l.append(timed(profiler.wrap("unfuse", lambda: deck.unfuse()))))
         log(f"  cycle {cycle + 1}: fuse {fuse_d[-1]:.3f} / {fuse_l[-1]:.3f} s, "
             f"unfuse {unfuse_d[-1]:.3f} / {unfuse_l[-1]:.3f} s (diffusers / LoRA Deck)")
     ratio = median(fuse_l) / median(fuse_d)

@@ -263,11 +263,11 @@ class PipelineOwner:
         if changed is not None:  # only strengths of active adapters changed: scale writes, nothing else
             self._write_scales(changed)
             return True
+        # under a compiled graph weights keep their storage (cudagraphs record addresses)
+        in_place = self.envelope is not None or stack.compile is not None
         for component in self.models():
             layers = self.layers(component)
             active, to_fuse = self.plan(stack, component)
-            # under a compiled graph weights keep their storage (cudagraphs record addresses)
-            in_place = self.envelope is not None or stack.compile is not None
             if fusion.needs_refuse(layers, to_fuse):
                 fusion.restore(layers, in_place)
             peft_ops.activate(layers, active)

@@ -183,7 +183,7 @@ def _add_adapter(layer, key: str, patch: ModulePatch) -> None:
     """What ``update_layer(key, r, alpha, config)`` does for a plain LoRA with ``init_lora_weights=False``
     and no dropout, then the weights assigned: in the base layer's device and (float) dtype, as peft's
     ``_move_adapter_to_device_of_base_layer`` puts them. The adapter starts inactive."""
-    weight = layer.get_base_layer().weight
+    weight = base_weight(layer)
     dtype = weight.dtype if weight.dtype.is_floating_point else None
     down = patch.down.to(device=weight.device, dtype=dtype)  # the same tensor when it already fits
     up = patch.up.to(device=weight.device, dtype=dtype)

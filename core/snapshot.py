@@ -100,7 +100,7 @@ def _overall(states: dict[str, int]) -> str:
 
 
 def _view(owner, key: str, spec, models, report) -> AdapterView:
-    weights, spread, states, layers = [], [], {}, 0
+    per_component, states, layers = [], {}, 0
     for component in models:
         index = owner.index(component)
         counts, strengths = _component_state(index.carriers(key), index.slots(key), key)
@@ -109,13 +109,21 @@ def _view(owner, key: str, spec, models, report) -> AdapterView:
         layers += len(strengths)
         for state, n in counts.items():
             states[state] = states.get(state, 0) + n
-        weights.append((component, round(spec.effective_weight(component, owner.family), 6)))
-        spread.append((component, round(min(strengths), 6), round(max(strengths), 6)))
+        per_component.append((component, strengths))
     state = _overall(states)
+    view = AdapterView(key, spec.name, spec.path, spec.sha256, spec.enabled, state == FUSED, (), layers,
+                       report.to_dict() if report is not None else {}, state)
+    return _as_set(view, owner, spec, models, per_component)
+
+
+def _as_set(view: AdapterView, owner, spec, models, per_component) -> AdapterView:
+    """``view`` with what the stack sets (name, strengths, blocks, schedule) from ``spec``, and the strength
+    range of each component's layers (``per_component``: (component, per-layer strengths))."""
+    weights = tuple((c, round(spec.effective_weight(c, owner.family), 6)) for c, _ in per_component)
+    spread = tuple((c, round(min(values), 6), round(max(values), 6)) for c, values in per_component)
     schedule = tuple((c, s.text()) for c in models if (s := spec.schedule_for(c, owner.family)) is not None)
-    return AdapterView(key, spec.name, spec.path, spec.sha256, spec.enabled, state == FUSED, tuple(weights), layers,
-                       report.to_dict() if report is not None else {}, state, blocks_text(spec.blocks), tuple(spread),
-                       schedule)
+    return replace(view, name=spec.name, weights=weights, layer_strengths=spread, blocks=blocks_text(spec.blocks),
+                   schedule=schedule)
 
 
 def read_snapshot(owner, stack, reports, source: str = "", source_title: str = "") -> PipelineSnapshot:
@@ -146,14 +154,9 @@ def reread_strengths(owner, previous: PipelineSnapshot, old_stack, stack, report
 
 
 def _restrengthened(owner, view: AdapterView, key: str, spec, models) -> AdapterView:
-    weights, spread = [], []
-    for component in (c for c, _ in view.weights):
-        strengths = [scaling[key] * divisor / alpha for _, scaling, alpha, divisor in owner.index(component).slots(key)]
-        weights.append((component, round(spec.effective_weight(component, owner.family), 6)))
-        spread.append((component, round(min(strengths), 6), round(max(strengths), 6)))
-    schedule = tuple((c, s.text()) for c in models if (s := spec.schedule_for(c, owner.family)) is not None)
-    return replace(view, name=spec.name, weights=tuple(weights), layer_strengths=tuple(spread),
-                   blocks=blocks_text(spec.blocks), schedule=schedule)
+    """An active adapter's view after its strengths alone changed: only its layers' scales are read again."""
+    per_component = [(c, [_strength(slot, key) for slot in owner.index(c).slots(key)]) for c, _ in view.weights]
+    return _as_set(view, owner, spec, models, per_component)
 
 
 def _snapshot(owner, models, views: tuple, source: str, source_title: str) -> PipelineSnapshot:
