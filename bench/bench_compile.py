@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 
-import bench_lora as B
+import common as B
 import torch
 import torch._dynamo
 from torch._dynamo.utils import counters

@@ -23,12 +23,12 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_lora import ADAPTERS, DETAIL, FULL, SMALL, STYLE, build_pipeline, log, start_up, write_lora  # noqa: E402
+from common import ADAPTERS, DETAIL, FULL, SMALL, STYLE, build_pipeline, log, start_up, write_lora  # noqa: E402
 
 from loradeck.core import run_grid  # noqa: E402
 from loradeck.core.api import Deck  # noqa: E402
-from loradeck.core.generate import generate  # noqa: E402
-from loradeck.core.specs import GenerateParams  # noqa: E402
+from loradeck.core.generation.generate import generate  # noqa: E402
+from loradeck.core.stacks.specs import GenerateParams  # noqa: E402
 
 STRENGTHS = (0.0, 0.5, 1.0, 1.5)
 TARGET_GPU = 0.6  # the target on a GPU (reported, not enforced: this runs on the CPU)

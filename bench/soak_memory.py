@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import save_file
 
 from loradeck.core import Deck, Runtime, Settings
-from loradeck.core.tiny import tiny_sd_pipeline
+from loradeck.core.families import tiny_pipeline
 
 MB = 1024 * 1024
 TARGETS = {"unet": ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"),
@@ -58,7 +58,7 @@ def write_file(path: str, targets, seed: int) -> int:
 
 
 def soak(files: int, store_mb: int, every: int, warmup: int) -> dict:
-    pipe = tiny_sd_pipeline()
+    pipe = tiny_pipeline("sd1")
     pipe.set_progress_bar_config(disable=True)
     runtime = Runtime(Settings(store_bytes=store_mb * MB))
     deck = Deck(pipe, runtime=runtime)

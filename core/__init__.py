@@ -6,8 +6,6 @@ module (``loradeck.core.errors``, ``loradeck.core.families``: the command line) 
 """
 
 import importlib
-import sys
-import types
 
 from .errors import (
     FuseError,
@@ -20,20 +18,20 @@ from .errors import (
 )
 
 _LAZY = {  # exported name -> the submodule that defines it
-    "AdapterSpec": ".specs",
+    "AdapterSpec": ".stacks.specs",
     "Deck": ".api",
     "Folders": ".runtime",
-    "GenerateParams": ".specs",
-    "GridResult": ".grid",
+    "GenerateParams": ".stacks.specs",
+    "GridResult": ".generation.grid",
     "PipelineHandle": ".api",
-    "PipelineOwner": ".owner",
+    "PipelineOwner": ".adapters.owner",
     "Runtime": ".runtime",
     "Settings": ".settings",
-    "StackSpec": ".specs",
+    "StackSpec": ".stacks.specs",
     "default_runtime": ".runtime",
-    "generate": ".generate",
+    "generate": ".generation.generate",
     "open_pipeline": ".api",
-    "run_grid": ".grid",
+    "run_grid": ".generation.grid",
 }
 
 __all__ = [
@@ -70,16 +68,3 @@ def __getattr__(name: str):
 def __dir__():
     return sorted({*globals(), *_LAZY})
 
-
-class _Core(types.ModuleType):
-    """Keeps ``loradeck.core.generate`` the exported function, as an eager ``from .generate import generate``
-    made it: loading a submodule binds it to its package's attribute of the same name, which would shadow
-    the lazy export (``from loradeck.core import generate`` would then give the module)."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == f".{name}":
-            return  # the submodule stays in sys.modules; the name stays the export
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Core

@@ -15,15 +15,16 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from . import sources, stack_ops, weights_text
+from .adapters.owner import PipelineOwner
+from .adapters.snapshot import AdapterView
 from .errors import SpecError
 from .families import family_of
-from .files import check_path
-from .owner import PipelineOwner
+from .files import sources
+from .files.reading import check_path
 from .runtime import Runtime, default_runtime
-from .schedules import Schedule, position
-from .snapshot import AdapterView
-from .specs import CompileSpec, StackSpec
+from .stacks import stack_ops, weights_text
+from .stacks.schedules import Schedule, position
+from .stacks.specs import CompileSpec, StackSpec
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,7 +50,7 @@ def open_pipeline(model: str, dtype: str = "auto", config_folders: tuple[str, ..
     (a ``core.single_file.LocalFiles``) names every folder explicitly."""
     runtime = runtime or default_runtime()
     if local_files is None and tokenizer_dirs:
-        from .single_file import LocalFiles
+        from .models.single_file import LocalFiles
 
         local_files = LocalFiles.beside(model, tuple(tokenizer_dirs) + tuple(config_folders))
     return PipelineHandle(runtime.pipelines.get(model, dtype, tuple(config_folders), local_files))

@@ -14,11 +14,11 @@ import threading
 from dataclasses import dataclass, field
 
 from .events import EventBus, RecentSnapshots
-from .hashing import HashIndex
-from .infotext import ImageInfo
-from .pipelines import PipelineRegistry
+from .files.hashing import HashIndex
+from .files.store import AdapterStore
+from .generation.infotext import ImageInfo
+from .models.pipelines import PipelineRegistry
 from .settings import Settings
-from .store import AdapterStore
 
 
 @dataclass(frozen=True)

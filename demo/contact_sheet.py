@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw
 
-from ..core.atomic import write_atomic
+from ..core.files.atomic import write_atomic
 
 LABEL_HEIGHT = 18
 

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save
 
-from ..core.atomic import write_atomic
-from ..core.tiny import tiny_sd_pipeline
+from ..core.families import tiny_pipeline
+from ..core.files.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 OUT = os.path.join(os.path.dirname(__file__), "models", "loras")
@@ -225,7 +225,7 @@ def picture(pipe, lora: TrainableLora, size: int = 96) -> bytes:
 def main(out: str = OUT) -> list[str]:
     torch.manual_seed(0)
     started = time.perf_counter()
-    pipe = tiny_sd_pipeline()
+    pipe = tiny_pipeline("sd1")
     for model in (pipe.unet, pipe.vae, pipe.text_encoder):
         model.requires_grad_(False)
     os.makedirs(out, exist_ok=True)
@@ -250,10 +250,9 @@ def family_loras(family_key: str, folder: str) -> list[str]:
     """Demo LoRAs (diffusers format, same names as the shipped ones) for another family's tiny model: random
     pairs (those models have no trained demo effect; ``loradeck demo --model`` shows the graph runs)."""
     from ..core.families import FAMILIES
-    from ..core.pipelines import _builtin_builders
 
     family = FAMILIES[family_key]
-    pipe = _builtin_builders()[family.builtin]()
+    pipe = family.tiny()
     gen = torch.Generator().manual_seed(1234)
     paths = []
     for name, suffixes, gain in ((STYLE, ("to_k", "to_v", "q_proj", "v_proj"), 0.6),

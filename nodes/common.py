@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..core.specs import MAX_STRENGTH
+from ..core.stacks.specs import MAX_STRENGTH
 
 CATEGORY = "LoRA Deck"
 PIPELINE = "LORADECK_PIPELINE"
@@ -64,7 +64,7 @@ def validate_lora_name(name: str, hashes=()):
 
 def has_preview(path: str) -> bool:
     """Whether the LoRA at ``path`` has a preview picture (beside it or in its header)."""
-    from ..core.previews import find_preview
+    from ..core.files.previews import find_preview
     from . import host
 
     return find_preview(path, host.runtime().folders.roots("loras")) is not None

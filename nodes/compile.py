@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..core.specs import COMPILE_BACKENDS, COMPILE_MODES, COMPILE_TARGETS, CompileSpec
+from ..core.stacks.specs import COMPILE_BACKENDS, COMPILE_MODES, COMPILE_TARGETS, CompileSpec
 from .common import CATEGORY, PIPELINE, node_id, pipeline_input
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..core import stack_ops
+from ..core.stacks import stack_ops
 from .common import CATEGORY, PIPELINE, node_id, pipeline_input
 
 COMPONENTS_TIP = ("Comma-separated components to fuse in, e.g. unet or text_encoder (model = the denoiser, clip = "

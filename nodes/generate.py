@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from ..core import prompt_tags
-from ..core.generate import run
-from ..core.schedulers import CHOICES, DEFAULT
-from ..core.specs import GenerateParams
+from ..core.families import SCHEDULER_CHOICES as CHOICES
+from ..core.generation import prompt_tags
+from ..core.generation.generate import run
+from ..core.models.schedulers import DEFAULT
+from ..core.stacks.specs import GenerateParams
 from . import host, records
 from .common import CATEGORY, node_id, pipeline_input, sampling_inputs
 

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from ..core import prompt_tags
-from ..core.grid import run_grid
-from ..core.grid_axes import check_axis
-from ..core.schedulers import CHOICES, DEFAULT
-from ..core.specs import GenerateParams
+from ..core.families import SCHEDULER_CHOICES as CHOICES
+from ..core.generation import prompt_tags
+from ..core.generation.grid import run_grid
+from ..core.generation.grid_axes import check_axis
+from ..core.models.schedulers import DEFAULT
+from ..core.stacks.specs import GenerateParams
 from . import host
 from .common import CATEGORY, node_id, pipeline_input, sampling_inputs
 

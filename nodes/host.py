@@ -16,12 +16,12 @@ import threading
 from collections.abc import Callable, Iterable
 
 from ..core.errors import PipelineLoadError
-from ..core.files import unusable
-from ..core.lora_lookup import MAX_NAME, Located, inside, listing, locate
-from ..core.pipelines import BUILTIN_NAMES
+from ..core.families import BUILTIN_NAMES
+from ..core.files.lookup import MAX_NAME, Located, inside, listing, locate
+from ..core.files.reading import unusable
+from ..core.models.single_file import LocalFiles
 from ..core.runtime import Folders, Runtime
 from ..core.settings import Settings
-from ..core.single_file import LocalFiles
 from .naming import save_path
 
 try:  # inside ComfyUI

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from ..core.atomic import write_atomic
+from ..core.files.atomic import write_atomic
 
 
 def png_info(text: dict[str, object]) -> PngInfo:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from ..core.api import open_pipeline
-from ..core.pipelines import DTYPE_CHOICES
+from ..core.models.pipelines import DTYPE_CHOICES
 from . import host
 from .common import CATEGORY, PIPELINE, node_id
 

@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass
 
 from ..core.errors import LoraFileError, SpecError
-from ..core.lora_lookup import normalise_hash
-from ..core.specs import check_strength
+from ..core.files.lookup import normalise_hash
+from ..core.stacks.specs import check_strength
 from . import host, stacking
 from .common import CATEGORY, LORA_STACK, PIPELINE, TRIGGER_WORDS_TIP, file_stamp, node_id, pipeline_input
 

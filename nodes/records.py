@@ -14,7 +14,7 @@ import logging
 import re
 
 from ..core.errors import LoraFileError
-from ..core.hashing import autov2
+from ..core.files.hashing import autov2
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..core.errors import LoraFileError
-from ..core.files import unusable
-from ..core.hashing import autov2
-from ..core.lora_lookup import Located
-from ..core.metadata import read_lora_metadata
-from ..core.previews import find_preview
+from ..core.files.hashing import autov2
+from ..core.files.lookup import Located
+from ..core.files.metadata import read_lora_metadata
+from ..core.files.previews import find_preview
+from ..core.files.reading import unusable
 from . import panel_payload
 
 SNAPSHOT_PATH = "/loradeck/snapshot"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 
-from ..core.save import MODES, save_stack
+from ..core.adapters.save import MODES, save_stack
 from . import records
 from .common import CATEGORY, PIPELINE, node_id, pipeline_input
 from .naming import save_path

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..core import weights_text
+from ..core.stacks import weights_text
 from .common import CATEGORY, PIPELINE, node_id, pipeline_input
 
 EXAMPLE = "# one adapter per line:\n# style: 0.8\n# detail: model=0.6, clip=0.3\n# old: off\n"

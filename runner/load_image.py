@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, ImageSequence
 
-from ..core.lora_lookup import inside
+from ..core.files.lookup import inside
 from .errors import WorkflowError
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -12,9 +12,9 @@ pipeline handle with its immutable stack) it kept. Example::
 
 from __future__ import annotations
 
-from ..core.infotext import alias, lora_fields, parameters, quote
-from ..core.schedulers import DEFAULT
-from ..core.specs import GenerateParams
+from ..core.generation.infotext import alias, lora_fields, parameters, quote
+from ..core.models.schedulers import DEFAULT
+from ..core.stacks.specs import GenerateParams
 from ..nodes.common import node_id
 from .links import is_link
 

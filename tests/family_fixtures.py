@@ -9,9 +9,7 @@ import functools
 import torch
 
 from loradeck.core.families import FAMILIES
-from loradeck.core.generate import CALLS
-from loradeck.core.pipelines import _builtin_builders
-from loradeck.core.specs import GenerateParams
+from loradeck.core.stacks.specs import GenerateParams
 
 DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
                     "sd3": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj"],
@@ -27,7 +25,7 @@ PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=
 
 @functools.cache
 def _base(key: str):
-    pipe = _builtin_builders()[FAMILIES[key].builtin]()
+    pipe = FAMILIES[key].tiny()
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -38,7 +36,7 @@ def fresh(key: str):
 
 
 def render(key: str, pipe, params: GenerateParams = PARAMS) -> torch.Tensor:
-    kwargs = CALLS[FAMILIES[key].call](params, lambda step, total: None)
+    kwargs = FAMILIES[key].call(params, lambda step, total: None)
     with torch.inference_mode():
         return torch.from_numpy(pipe(**kwargs).images.copy())
 

@@ -8,7 +8,7 @@ import os
 import torch
 
 from loradeck.core import Runtime, Settings
-from loradeck.core.tiny import tiny_sd_pipeline
+from loradeck.core.families import tiny_pipeline
 from loradeck.nodes import host
 
 logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -30,7 +30,7 @@ def spec(deck_or_owner, path: str, name: str | None = None, model: float = 1.0, 
 
 
 def make_pipe(dtype=torch.float32):
-    pipe = tiny_sd_pipeline()
+    pipe = tiny_pipeline("sd1")
     for component in pipe.components.values():
         if isinstance(component, torch.nn.Module) and dtype != torch.float32:
             component.to(dtype=dtype)

@@ -16,8 +16,7 @@ from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import save_file
 
 from family_fixtures import DENOISER_TARGETS, SAVED_TEXT_ENCODERS, TEXT_TARGETS, fresh
-from loradeck.core.families import FAMILIES
-from loradeck.core.tiny import tiny_sd_pipeline
+from loradeck.core.families import FAMILIES, tiny_pipeline
 
 UNET_LINEAR = ("attn1.to_q", "attn2.to_k", "ff.net.2")
 UNET_CONV = ("resnets.0.conv1", "resnets.1.conv2", "conv_shortcut", "attentions.0.proj_in", "downsamplers.0.conv")
@@ -32,7 +31,7 @@ KOHYA_METADATA = {
 
 
 def _pipe():
-    return tiny_sd_pipeline()
+    return tiny_pipeline("sd1")
 
 
 def modules(pipe, component: str, suffixes) -> list[tuple[str, torch.nn.Module]]:
@@ -247,7 +246,7 @@ def save_diffusers_lora(path: str, seed: int, unet_targets=UNET_TARGETS, te_targ
     """A LoRA file written by diffusers' own save_lora_weights (peft layers with random weights)."""
     from diffusers import StableDiffusionPipeline
 
-    pipe = tiny_sd_pipeline()
+    pipe = tiny_pipeline("sd1")
     torch.manual_seed(seed)
     layers, metadata = {}, {}
     for component, targets in (("unet", unet_targets), ("text_encoder", te_targets)):
@@ -269,7 +268,7 @@ def save_diffusers_lora(path: str, seed: int, unet_targets=UNET_TARGETS, te_targ
 
 def save_kohya_lora(path: str, seed: int, rank: int = 4, alpha: float = 2.0, unet_width_scale: int = 1) -> str:
     """A kohya-format file: lora_unet_* / lora_te_text_model_* with lora_down/lora_up/alpha."""
-    pipe = tiny_sd_pipeline()
+    pipe = tiny_pipeline("sd1")
     gen = torch.Generator().manual_seed(seed)
     sd = {}
     for prefix, model, suffixes in (("lora_unet_", pipe.unet, ("to_q", "to_v", "ff.net.2")),

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 PACK = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "core/formats", "nodes", "runner", "demo", "")
+PACKAGES = ("core", "nodes", "runner", "demo")  # walked with their subpackages; plus the pack's top-level modules
+MAX_MODULES = 15  # per folder of core/: a newcomer finds a concern by its folder name
 
 
 def _module_name(path: Path) -> str:
@@ -19,9 +20,9 @@ def _module_name(path: Path) -> str:
 
 
 def _modules() -> dict[str, Path]:
-    found = {}
+    found = {_module_name(path): path for path in sorted(PACK.glob("*.py"))}
     for package in PACKAGES:
-        for path in sorted((PACK / package).glob("*.py")):
+        for path in sorted((PACK / package).rglob("*.py")):
             found[_module_name(path)] = path
     return found
 
@@ -86,7 +87,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_package_has_no_import_cycles():
     graph = import_graph()
-    assert len(graph) > 40 and graph["loradeck.core.owner"]  # the walk really sees the package
+    assert len(graph) > 100 and graph["loradeck.core.adapters.owner"]  # the walk really sees the package
+    assert graph["loradeck.core.families.flux"]  # and the subpackages' own modules
     assert cycles(graph) == []
 
 
@@ -103,3 +105,13 @@ def test_the_core_imports_neither_the_nodes_nor_comfyui():
             "assert not bad, bad")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_core_is_a_map_of_small_folders():
+    """Each folder of core/ holds a handful of modules (and every family is one folder of core/families/)."""
+    crowded = {str(folder.relative_to(PACK)): n for folder in [PACK / "core", *(PACK / "core").rglob("*")]
+               if folder.is_dir() and (n := len([p for p in folder.glob("*.py") if p.name != "__init__.py"]))
+               > MAX_MODULES}
+    assert crowded == {}
+    families = PACK / "core" / "families"
+    assert not [p.name for p in families.glob("*.py") if p.name != "__init__.py"]  # only the registry

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 import lora_fixtures as fx
 from helpers import assert_bit_identical, base_weights, make_pipe, render
 from loradeck.core import Deck, GenerateParams, LoraFileError, SpecError, errors, generate
-from loradeck.core import owner as owner_module
+from loradeck.core.adapters import owner as owner_module
 from loradeck.core.api import PipelineHandle
 from loradeck.core.formats import lowrank
 from loradeck.nodes import NODE_CLASS_MAPPINGS, host
@@ -335,7 +335,7 @@ def test_a_stack_still_alive_keeps_the_store_entries_of_a_removed_adapter(files,
 
 
 def test_a_hostile_tokenizer_config_is_no_tokenizer_never_a_foreign_error(tmp_path):
-    from loradeck.core.tokenizer_files import kind_of
+    from loradeck.core.models.tokenizers import kind_of
 
     (tmp_path / "tokenizer.json").write_text("{}")
     for text in ("[" * 200_000 + "]" * 200_000, '{"tokenizer_class": Infinity}', "[1]"):

@@ -160,7 +160,7 @@ def test_disabled_is_not_active_and_block_weights_are_shown(page, decks):
 def test_each_branch_of_the_last_run_is_shown(page, decks):
     main, _ = decks
     owner, both = main.owner, main.stack
-    from loradeck.core.specs import StackSpec
+    from loradeck.core.stacks.specs import StackSpec
 
     owner.apply(StackSpec(both.adapters[:1]), "11", "Generate (one LoRA)")
     owner.apply(both, "5", "Generate (fused)")

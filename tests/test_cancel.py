@@ -16,7 +16,7 @@ from helpers import make_pipe, spec
 from loradeck.cli import main as cli_main
 from loradeck.core import Deck, GenerateParams, StackSpec, generate
 from loradeck.core.api import PipelineHandle
-from loradeck.core.stack_ops import fuse
+from loradeck.core.stacks.stack_ops import fuse
 from loradeck.nodes import NODE_CLASS_MAPPINGS, host
 from loradeck.runner import RunContext
 from loradeck.runner.image_nodes import SaveImage

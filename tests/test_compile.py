@@ -15,8 +15,8 @@ from torch._dynamo.utils import counters
 
 from helpers import make_pipe
 from loradeck.core import Deck, SpecError
+from loradeck.core.adapters.compiled import SCALE
 from loradeck.core.api import PipelineHandle
-from loradeck.core.compiled import SCALE
 from loradeck.nodes.compile import CompilePipeline
 
 
@@ -85,7 +85,7 @@ def test_beyond_the_envelope_recompiles_once_with_a_log_line(files, caplog):
     eager = Deck(make_pipe()).add(files["b"], name="b")
     _unet(compiled)
     frames = _frames()
-    with caplog.at_level(logging.WARNING, logger="loradeck.core.compiled"):
+    with caplog.at_level(logging.WARNING, logger="loradeck.core.adapters.compiled"):
         compiled.add(files["a"], name="a")  # new modules (to_q, to_out.0) and rank 2 + 4 at to_k, to_v
     eager.add(files["a"], name="a")
     assert "outside the compile envelope" in caplog.text and "recompiles once" in caplog.text

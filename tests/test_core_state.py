@@ -53,7 +53,7 @@ def test_branches_are_independent_in_either_order(files):
     """Two stacks on one owner give the images of two fresh pipelines, whatever the order."""
     shared = Deck(make_pipe())
     owner = shared.owner
-    from loradeck.core.stack_ops import fuse
+    from loradeck.core.stacks.stack_ops import fuse
 
     left = StackSpec().add(spec(owner, files["a"], "a", 0.9, 0.3))
     right = fuse(StackSpec().add(spec(owner, files["k"], "k", 0.6, 1.0)))
@@ -161,7 +161,7 @@ def test_eviction_keeps_the_model_clean(pipe, files, tmp_path, use_models):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_the_finiteness_check_finds_one_bad_value_anywhere(dtype, bad):
-    from loradeck.core.fusion import finite
+    from loradeck.core.adapters.fusion import finite
 
     weight = torch.randn(64, 32, 3, 3).to(dtype)
     assert finite(weight) and finite(weight[:0])

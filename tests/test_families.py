@@ -9,9 +9,9 @@ from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh, ren
 from helpers import assert_bit_identical, spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, StackSpec
+from loradeck.core.adapters.save import save_stack
 from loradeck.core.families import FAMILIES
-from loradeck.core.files import read_metadata
-from loradeck.core.save import save_stack
+from loradeck.core.files.reading import read_metadata
 
 KEYS = list(FAMILIES)
 

@@ -12,11 +12,11 @@ from safetensors.torch import load_file
 
 import lora_fixtures as fx
 from loradeck.core.errors import LoraFileError
-from loradeck.core.file_checks import MAX_KEY_CHARS, check_tensors, part_of
-from loradeck.core.files import read_lora_file, read_metadata
-from loradeck.core.metadata import parse_metadata
-from loradeck.core.safe_json import UntrustedJsonError, loads, shape_of
-from loradeck.core.sources import in_memory
+from loradeck.core.files.checks import MAX_KEY_CHARS, check_tensors, part_of
+from loradeck.core.files.metadata import parse_metadata
+from loradeck.core.files.reading import read_lora_file, read_metadata
+from loradeck.core.files.safe_json import UntrustedJsonError, loads, shape_of
+from loradeck.core.files.sources import in_memory
 
 DOWN, UP = "lora_unet_a.lora_down.weight", "lora_unet_a.lora_up.weight"
 

@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file
 
 from loradeck.core.errors import LoraFileError
-from loradeck.core.files import read_lora_file, read_metadata
-from loradeck.core.hashing import HashIndex
-from loradeck.core.sources import in_memory
-from loradeck.core.store import AdapterStore
+from loradeck.core.files.hashing import HashIndex
+from loradeck.core.files.reading import read_lora_file, read_metadata
+from loradeck.core.files.sources import in_memory
+from loradeck.core.files.store import AdapterStore
 
 
 def _write(path, data: bytes) -> str:

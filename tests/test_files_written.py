@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from loradeck.core.atomic import write_atomic
+from loradeck.core.files.atomic import write_atomic
 from loradeck.demo.make_loras import family_loras
 from loradeck.runner import run_workflow
 from loradeck.runner.workflow_file import from_data

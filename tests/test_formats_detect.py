@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 import lora_fixtures as fx
 from helpers import make_pipe
 from loradeck.core import Deck, IncompatibleLoraError, LoraFileError
-from loradeck.core.families import SD1
+from loradeck.core.families.sd1 import FAMILY as SD1
 from loradeck.core.formats import ANY_COMPONENT, convert
 from loradeck.core.formats.lowrank import cheapest, hadamard_pair, identity_split, kron_pair, tucker_down
 

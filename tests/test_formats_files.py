@@ -16,7 +16,7 @@ import torch
 import lora_fixtures as fx
 from helpers import assert_bit_identical, base_weights, make_pipe, runtime_for
 from loradeck.core import Deck, LoraFileError, Settings
-from loradeck.core.files import MAX_TENSORS, read_lora_file, read_metadata
+from loradeck.core.files.reading import MAX_TENSORS, read_lora_file, read_metadata
 
 ALLOW_PICKLE_ENV = "LORADECK_ALLOW_PICKLE"
 
@@ -134,9 +134,9 @@ def test_truncating_a_file_after_load_does_not_crash_the_process(tmp_path):
     path = fx.write_loha(str(tmp_path / "loha.safetensors"), seed=2)
     script = textwrap.dedent(f"""
         import os
-        from loradeck.core.files import read_lora_file
+        from loradeck.core.files.reading import read_lora_file
         from loradeck.core.formats import convert
-        from loradeck.core.families import SD1
+        from loradeck.core.families.sd1 import FAMILY as SD1
         _, lora = read_lora_file({path!r})
         os.truncate({path!r}, 0)
         total = sum(float(t.float().abs().sum()) for t in lora.tensors.values())

@@ -9,7 +9,7 @@ import pytest
 import lora_fixtures as fx
 from helpers import make_pipe
 from loradeck.core import Deck
-from loradeck.core.metadata import MAX_TEXT, parse_metadata, read_lora_metadata
+from loradeck.core.files.metadata import MAX_TEXT, parse_metadata, read_lora_metadata
 
 
 def test_kohya_fields_and_trigger_words_by_frequency(tmp_path):

@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 from test_formats_math import RTOL, dora_formula, loha_formula, lokr_formula, lora_formula
 
 from loradeck.core import Deck
-from loradeck.core.pipelines import _builtin_builders
+from loradeck.core.families import tiny_pipeline
 
 # kohya key -> (pipeline weight, algorithm): SDXL files name UNet modules as the original model does
 MODULES = {
@@ -47,7 +47,7 @@ def _weights(pipe) -> dict[str, torch.Tensor]:
 
 
 def test_mixed_lycoris_file_on_sdxl_matches_the_formulas(tmp_path):
-    pipe = _builtin_builders()["tiny-sdxl"]()
+    pipe = tiny_pipeline("sdxl")
     before, gen, sd, expected = _weights(pipe), torch.Generator().manual_seed(0), {}, {}
     for key, (weight, algo) in MODULES.items():
         parts = _parts(algo, before[weight], gen)

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from family_fixtures import fresh, render
 from helpers import assert_bit_identical
 from loradeck.core import Deck, IncompatibleLoraError
-from loradeck.core.save import save_stack
+from loradeck.core.adapters.save import save_stack
 from loradeck.runner import run_workflow
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "trainers"

@@ -12,7 +12,7 @@ from family_fixtures import PARAMS, fresh
 from helpers import make_pipe
 from lora_fixtures import save_family_lora, write_dora, write_peft
 from loradeck.core import Deck, SpecError, run_grid
-from loradeck.core.generate import generate
+from loradeck.core.generation.generate import generate
 
 TOLERANCE = 2 / 255
 # X: one adapter's strength (a number, per component, a schedule); Y: which adapters are on

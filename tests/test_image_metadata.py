@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from PIL import Image
 
-from loradeck.core.specs import AdapterSpec, StackSpec
+from loradeck.core.stacks.specs import AdapterSpec, StackSpec
 from loradeck.runner import Workflow, run_workflow
 from loradeck.runner.parameters import a1111_text, for_save_node
 from loradeck.runner.workflow_file import from_data

@@ -15,8 +15,9 @@ from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, StackSpec, generate
-from loradeck.core.families import FAMILIES, IMG2IMG, INPAINT
-from loradeck.core.stack_ops import fuse
+from loradeck.core.families import FAMILIES
+from loradeck.core.models.family import IMG2IMG, INPAINT
+from loradeck.core.stacks.stack_ops import fuse
 
 KEYS = list(FAMILIES)
 TOLERANCE = 2 / 255
@@ -30,9 +31,8 @@ WEIGHTS = {"first": (0.7, 0.4), "second": (-0.5, 1.0)}  # model, clip
 
 @functools.cache
 def _sd3_16():
-    from loradeck.core.tiny import tiny_sd3_pipeline
 
-    pipe = tiny_sd3_pipeline(latent_channels=16)  # diffusers' SD3 inpainting takes 16 (or 33) channels only
+    pipe = FAMILIES["sd3"].tiny(latent_channels=16)  # diffusers' SD3 inpainting takes 16 (or 33) channels only
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

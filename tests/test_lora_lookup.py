@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loradeck.core.errors import LoraFileError
-from loradeck.core.lora_lookup import locate
+from loradeck.core.files.lookup import locate
 
 
 def test_name_resolution(lora_dir):

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from loradeck.core import previews
-from loradeck.core.previews import find_preview, image_type, thumbnail
+from loradeck.core.files import previews
+from loradeck.core.files.previews import find_preview, image_type, thumbnail
 
 
 def _image(kind: str = "PNG", size=(8, 8), colour=(200, 30, 30)) -> bytes:

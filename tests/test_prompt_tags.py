@@ -8,10 +8,10 @@ import torch
 from helpers import make_pipe
 from loradeck.core import Deck, LoraFileError, SpecError
 from loradeck.core.api import PipelineHandle
-from loradeck.core.generate import generate
-from loradeck.core.hashing import autov2, stream_sha256
-from loradeck.core.prompt_tags import parse
-from loradeck.core.specs import GenerateParams
+from loradeck.core.files.hashing import autov2, stream_sha256
+from loradeck.core.generation.generate import generate
+from loradeck.core.generation.prompt_tags import parse
+from loradeck.core.stacks.specs import GenerateParams
 from loradeck.nodes import NODE_CLASS_MAPPINGS
 
 

@@ -13,11 +13,13 @@ from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
-from loradeck.core.families import FAMILIES, IMG2IMG, INPAINT, TXT2IMG, family_for_class
-from loradeck.core.generate import pipeline_for, plan
-from loradeck.core.image_inputs import make_source
-from loradeck.core.schedulers import CHOICES, DEFAULT, fitting
-from loradeck.core.stack_ops import fuse
+from loradeck.core.families import FAMILIES, family_for_class
+from loradeck.core.families import SCHEDULER_CHOICES as CHOICES
+from loradeck.core.generation.generate import pipeline_for, plan
+from loradeck.core.generation.image_inputs import make_source
+from loradeck.core.models.family import IMG2IMG, INPAINT, TXT2IMG
+from loradeck.core.models.schedulers import DEFAULT, fitting
+from loradeck.core.stacks.stack_ops import fuse
 
 TOLERANCE = 2 / 255
 PARAMS = GenerateParams("a photo of a cat", "blurry", seed=5, steps=3, cfg=4.0, width=64, height=64)

@@ -12,8 +12,9 @@ from family_fixtures import PARAMS, SAVED_TEXT_ENCODERS, diffusers_reference, fr
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, SpecError
 from loradeck.core.families import FAMILIES
-from loradeck.core.generate import CALLS, generate
-from loradeck.core.schedules import parse, ramp
+from loradeck.core.generation.calls import diffusers_call
+from loradeck.core.generation.generate import generate
+from loradeck.core.stacks.schedules import parse, ramp
 
 TOLERANCE = 2 / 255
 STEPS = 5
@@ -60,7 +61,7 @@ def _reference(key: str, path: str, params):
             pipe.set_adapters(["s"], weights(VALUES[step + 1]))
         return kwargs
 
-    kwargs = {**CALLS[family.call](params, lambda step, total: None), "callback_on_step_end": step_end}
+    kwargs = {**family.call(params, lambda step, total: None), "callback_on_step_end": step_end}
     with torch.inference_mode():
         return torch.from_numpy(pipe(**kwargs).images.copy())
 
@@ -85,7 +86,7 @@ def test_schedule_callback_for_direct_pipe_calls(family_files):
     params = dataclasses.replace(PARAMS, steps=STEPS)
     deck = Deck(fresh("sd1")).add(family_files["sd1"], name="s", model=1.0, clip=0.7)
     deck.set_weights("s", model=SCHEDULE)
-    kwargs = {**CALLS["diffusers"](params, lambda step, total: None),
+    kwargs = {**diffusers_call(params, lambda step, total: None),
               "callback_on_step_end": deck.schedule_callback()}
     with torch.inference_mode():
         direct = deck.pipe(**kwargs).images

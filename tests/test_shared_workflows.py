@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from loradeck.core.errors import LoraFileError
-from loradeck.core.hashing import HashIndex, stream_sha256
-from loradeck.core.lora_lookup import locate, normalise_hash
+from loradeck.core.files.hashing import HashIndex, stream_sha256
+from loradeck.core.files.lookup import locate, normalise_hash
 from loradeck.nodes import NODE_CLASS_MAPPINGS, records
 from loradeck.runner import WorkflowError, run_workflow
 from loradeck.runner.workflow_file import from_data

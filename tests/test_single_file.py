@@ -20,12 +20,14 @@ from safetensors.torch import save_file
 from family_fixtures import PARAMS, fresh
 from family_fixtures import render as render_with
 from loradeck.core import PipelineLoadError, open_pipeline
+from loradeck.core.families import SINGLE_FILE_ARCHS as ARCHS
+from loradeck.core.models.arch import Header, detect
+from loradeck.core.models.single_file import LocalFiles, identify, load_single_file, plan
 from loradeck.core.settings import TOKENIZERS_ENV
-from loradeck.core.single_file import LocalFiles, identify, load_single_file, plan
-from loradeck.core.single_file_arch import ARCHS, BY_KEY, Header, detect
 from single_file_fixtures import all_in_one, split
 
 KEYS = ["sd1", "sdxl", "sd3", "flux"]
+BY_KEY = {a.key: a for a in ARCHS}
 CPU = torch.device("cpu")
 NODE = "LoadPipeline|LoRADeck"
 
@@ -86,7 +88,7 @@ def test_round_trip_gives_every_original_weight(variant, models):
 def test_diffusers_pipeline_level_from_single_file_reads_the_shipped_config(models):
     from diffusers import StableDiffusionPipeline
 
-    from loradeck.core.tiny import tiny_clip_tokenizer
+    from loradeck.core.models.tiny_parts import tiny_clip_tokenizer
 
     pipe = StableDiffusionPipeline.from_single_file(models["sd1"], config=BY_KEY["tiny-sd"].config_dir,
                                                     tokenizer=tiny_clip_tokenizer(), local_files_only=True)
@@ -159,8 +161,8 @@ SD15 = {"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.
 
 
 def test_missing_tokenizer_files_say_which_and_where(tmp_path, use_models):
+    from loradeck.core.models.tiny_parts import tiny_clip_tokenizer
     from loradeck.core.settings import Settings
-    from loradeck.core.tiny import tiny_clip_tokenizer
 
     path = _marker_file(tmp_path / "real-sd15.safetensors", **SD15)
     with pytest.raises(PipelineLoadError) as err:
@@ -257,7 +259,7 @@ def test_bad_files_raise_a_clear_error_and_never_hang(case, tmp_path, models):
 
 
 def test_folder_scan_survives_symlink_loops_and_odd_files(tmp_path, models):
-    from loradeck.core.single_file_sources import scan_files
+    from loradeck.core.models.parts import scan_files
 
     folder = tmp_path / "text_encoders"
     folder.mkdir()
@@ -272,7 +274,7 @@ def test_folder_scan_survives_symlink_loops_and_odd_files(tmp_path, models):
 def test_v_prediction_markers(tmp_path, models):
     from safetensors.torch import load_file
 
-    from loradeck.core.single_file_arch import RULES
+    from loradeck.core.families.sd1.single_file import v_prediction
 
     tensors = load_file(models["sd1"])
     tensors["v_pred"] = torch.tensor([])
@@ -283,9 +285,9 @@ def test_v_prediction_markers(tmp_path, models):
     bias = "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias"  # ComfyUI's SD 2.x test
     for values, v in ((torch.linspace(-1, 1, 320), True), (torch.full((320,), 0.01), False)):
         header = Header(str(tmp_path / "sd2.safetensors"), {bias: (320,)}, {}, {}, lambda key, t=values: t)
-        assert RULES["v_prediction"](header, BY_KEY["sd2-v"]) is v
+        assert v_prediction(header, BY_KEY["sd2-v"]) is v
     (tmp_path / "sd2.yaml").write_text("model:\n  params:\n    parameterization: v\n")  # A1111's sidecar wins
-    assert RULES["v_prediction"](Header(str(tmp_path / "sd2.safetensors"), {}, {}, {}, None), BY_KEY["sd2-v"])
+    assert v_prediction(Header(str(tmp_path / "sd2.safetensors"), {}, {}, {}, None), BY_KEY["sd2-v"])
 
 
 # --- real architectures, on the meta device: shipped configs, markers and diffusers' converters agree ---
@@ -293,7 +295,7 @@ def test_v_prediction_markers(tmp_path, models):
 def _meta_component(arch, name: str):
     import diffusers
 
-    from loradeck.core.single_file_build import component_class
+    from loradeck.core.models.build import component_class
 
     with open(os.path.join(arch.config_dir, "model_index.json"), encoding="utf-8") as f:
         cls = component_class(*json.load(f)[name])
@@ -334,7 +336,7 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
     std = 0.5 if key == "sd2-v" else 0.0  # what ComfyUI's SD 2.x v-prediction test reads
     header = Header(f"/models/checkpoints/{key}.safetensors", {k: tuple(v.shape) for k, v in tensors.items()}, {},
                     {}, lambda k: torch.randn(tensors[k].shape) * std)
-    assert detect(header) is arch and identify(header) is arch
+    assert detect(header, ARCHS) is arch and identify(header) is arch
     expected = {"sd15": "v1", "sd2-base": "v2", "sd2-v": "v2", "sdxl-base": "xl_base", "sd3-medium": "sd3",
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
                 "flux-schnell": "flux-schnell"}[key]
@@ -355,7 +357,7 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
     """Each component's weights after diffusers' own single-file converter (shapes only, on meta)."""
     from diffusers.loaders import single_file_utils as sfu
 
-    from loradeck.core.single_file_build import flux_state_dict
+    from loradeck.core.families.flux.single_file import state_dict as flux_state_dict
 
     out = {}
     for name, model in models.items():
@@ -402,15 +404,15 @@ def test_shipped_tiny_configs_equal_the_built_in_models():
     spec = importlib.util.spec_from_file_location("make_tiny_configs", tool)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    for name in module.TINY:
-        for rel, data in module.tiny_config_files(name).items():
-            with open(os.path.join(BY_KEY[name].config_dir, rel), encoding="utf-8") as f:
-                assert json.load(f) == data, f"{name}/{rel}: run python tools/make_tiny_configs.py"
+    for arch, family in module.tiny_archs().items():
+        for rel, data in module.tiny_config_files(arch, family).items():
+            with open(os.path.join(arch.config_dir, rel), encoding="utf-8") as f:
+                assert json.load(f) == data, f"{arch.key}/{rel}: run python tools/make_tiny_configs.py"
 
 
 @pytest.mark.skipif(not os.environ.get("COMFYUI_ROOT"), reason="set COMFYUI_ROOT to a ComfyUI checkout")
 def test_comfyui_bundled_tokenizers_load_as_the_pipelines_need_them():
-    from loradeck.core import tokenizer_files
+    from loradeck.core.models import tokenizers as tokenizer_files
 
     root = os.environ["COMFYUI_ROOT"]
     folder = tokenizer_files.find("clip", [root])

@@ -10,9 +10,9 @@ import pytest
 
 from helpers import make_pipe
 from loradeck.core import Deck
+from loradeck.core.adapters.owner import MAX_BRANCHES
+from loradeck.core.adapters.snapshot import blocks_text
 from loradeck.core.api import PipelineHandle
-from loradeck.core.owner import MAX_BRANCHES
-from loradeck.core.snapshot import blocks_text
 from loradeck.nodes import NODE_CLASS_MAPPINGS
 
 
@@ -63,7 +63,7 @@ def test_blocks_text(blocks, text):
 
 
 def _without(stack, name):
-    from loradeck.core.specs import StackSpec
+    from loradeck.core.stacks.specs import StackSpec
 
     return StackSpec(tuple(a for a in stack.adapters if a.name != name), stack.safe_fusing)
 
@@ -102,7 +102,7 @@ def _same_as_a_full_read(owner) -> None:
 def test_a_strength_change_rereads_only_the_changed_adapters_and_agrees_with_a_full_read(deck, monkeypatch):
     """Strengths alone: the snapshot re-reads those adapters' scales and nothing else (a strength change's
     whole cost is scale writes plus this read), yet says exactly what reading every layer says."""
-    from loradeck.core import snapshot
+    from loradeck.core.adapters import snapshot
 
     full_views = []
     monkeypatch.setattr(snapshot, "_view", lambda *a, _view=snapshot._view: full_views.append(a[1]) or _view(*a))

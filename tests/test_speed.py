@@ -15,9 +15,10 @@ from peft.tuners.lora import layer as lora_layer
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from helpers import assert_bit_identical, base_weights, make_pipe, render, runtime_for, spec
-from loradeck.core import Deck, SpecError, StackSpec, peft_ops
+from loradeck.core import Deck, SpecError, StackSpec
+from loradeck.core.adapters import peft_ops
+from loradeck.core.adapters.fusion import ORIGINAL
 from loradeck.core.formats import ModulePatch
-from loradeck.core.fusion import ORIGINAL
 
 
 def _lora_layers(model) -> list:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from loradeck.core.errors import SpecError
-from loradeck.core.families import SD1
-from loradeck.core.weights_text import parse
+from loradeck.core.families.sd1 import FAMILY as SD1
+from loradeck.core.stacks.weights_text import parse
 
 
 def test_weights_text_forms():

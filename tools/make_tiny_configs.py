@@ -1,9 +1,9 @@
-"""Writes core/model_configs/tiny-*/ (JSON configs only) from the built-in tiny models of core/tiny.py.
+"""Writes each family's configs/tiny-*/ (JSON configs only) from its built-in tiny model (its tiny.py).
 
     python tools/make_tiny_configs.py
 
 The tiny architectures are known single-file architectures like the real ones, so their component
-configs ship as data too; tests check these files still equal what core/tiny.py builds.
+configs ship as data too; tests check these files still equal what the families' tiny builders make.
 """
 
 from __future__ import annotations
@@ -13,27 +13,28 @@ import os
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(os.path.dirname(HERE), "core", "model_configs")
-TINY = {"tiny-sd": "tiny_sd1_pipeline", "tiny-sdxl": "tiny_sdxl_pipeline", "tiny-sd3": "tiny_sd3_pipeline",
-        "tiny-flux": "tiny_flux_pipeline"}
 CONFIG_FILES = ("model_index.json", "config.json", "scheduler_config.json")
 # bookkeeping fields that change with the library versions, not with the model
 DROP = ("_name_or_path", "_diffusers_version", "transformers_version", "_use_default_values")
 
 
-def tiny_config_files(name: str) -> dict[str, dict]:
-    """{relative path: JSON} of the configs diffusers/transformers save for one tiny pipeline."""
-    from loradeck.core import tiny
+def tiny_archs() -> dict:
+    """The single-file rows of the built-in tiny models -> the family each belongs to."""
+    from loradeck.core.families import FAMILIES
 
-    pipe = getattr(tiny, TINY[name])()
+    return {arch: family for family in FAMILIES.values() for arch in family.single_files if arch.tiny}
+
+
+def tiny_config_files(arch, family) -> dict[str, dict]:
+    """{relative path: JSON} of the configs diffusers/transformers save for one tiny pipeline."""
+    pipe = family.tiny()
     files = {}
     with tempfile.TemporaryDirectory() as tmp:
         pipe.save_pretrained(tmp)
         for folder, _, names in os.walk(tmp):
             sub = os.path.relpath(folder, tmp)
             if sub.startswith("tokenizer"):
-                continue  # the tiny tokenizers are built in memory (core/tiny.py), never read from files
+                continue  # the tiny tokenizers are built in memory (models/tiny_parts.py), never read from files
             for file in sorted(n for n in names if n in CONFIG_FILES):
                 with open(os.path.join(folder, file), encoding="utf-8") as f:
                     data = json.load(f)
@@ -47,9 +48,9 @@ def tiny_config_files(name: str) -> dict[str, dict]:
 
 
 def main() -> int:
-    for name in TINY:
-        for rel, data in tiny_config_files(name).items():
-            path = os.path.join(OUT, name, rel)
+    for arch, family in tiny_archs().items():
+        for rel, data in tiny_config_files(arch, family).items():
+            path = os.path.join(arch.config_dir, rel)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(data, f, indent=2, sort_keys=True)

@@ -10,7 +10,7 @@ import re
 from dataclasses import replace
 
 from ..errors import LoraFileError
-from ..families import Family
+from ..models.family import Family
 from .base_guess import guess_made_for
 from .diffusers_fmt import convert_diffusers, is_diffusers
 from .kohya import KNOWN_PREFIXES, convert_kohya, is_kohya

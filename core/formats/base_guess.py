@@ -2,37 +2,44 @@
 
 Only a hint for error messages ("this looks like an SDXL LoRA"); the decision whether a file
 fits is made by matching every module against the real pipeline. Rules are tables, checked in
-order; the first that applies wins.
+order; the first that applies wins. Each family's own markers and widths are in its row
+(``Family.lora_markers``, ``encoder_markers``, ``lora_widths``).
 """
 
 from __future__ import annotations
 
+from ..families import FAMILIES
 from .patch import ConvertedLora
 
-# A key containing the marker -> base model, with the evidence shown to the user. Order matters: the markers
-# of one denoiser come before text-encoder ones (an SD 3 file also has a text_encoder_2 part, as SDXL files do).
-KEY_MARKERS = (
-    ("single_transformer_blocks", "Flux"),
-    ("double_blocks", "Flux"),
-    ("single_blocks", "Flux"),
-    ("joint_blocks", "SD 3"),
-    ("transformer_layers", "aMUSEd"),
-    ("context_block", "SD 3"),
+# Markers no one family owns. The order of all markers: each family's denoiser markers (registration order), the
+# joint-attention and T5 ones, each family's text-encoder markers, then the UNet / transformer fallbacks (an SD 3
+# file also has a text_encoder_2 part, as SDXL files do; an SDXL kohya file has UNet keys, as SD 1.x files do).
+JOINT = (
     ("add_q_proj", "SD 3 or Flux (joint attention)"),
     ("add_k_proj", "SD 3 or Flux (joint attention)"),
     ("lora_te3_", "SD 3 or Flux (a T5 text encoder)"),
-    ("text_encoder_3.", "SD 3"),
-    ("lora_te2_", "SDXL"),
-    ("text_encoder_2.", "SDXL"),
+)
+FALLBACK = (
     ("input_blocks", "SD 1.x, 2.x or SDXL (a UNet)"),
     ("down_blocks", "SD 1.x, 2.x or SDXL (a UNet)"),
     ("transformer_blocks", "a transformer model (SD 3, Flux, ...)"),
 )
+KEY_MARKERS = (*(m for f in FAMILIES.values() for m in f.lora_markers), *JOINT,
+               *(m for f in FAMILIES.values() for m in f.encoder_markers), *FALLBACK)
 WIDTH_FIRST = ("SD 1.x, 2.x or SDXL (a UNet)",)  # a more precise answer may come from the module widths
+
+
+def _widths(kind: str, generic: dict[int, str]) -> dict[int, str]:
+    table = dict(generic)
+    for family in FAMILIES.values():
+        table.update(family.lora_widths.get(kind, {}))
+    return table
+
+
 # Input width of a module -> base model: the UNet's cross-attention (attn2.to_k/to_v reads the
 # text embeddings) and CLIP's hidden size (q_proj, fc1 of the text encoder).
-CROSS_ATTENTION_WIDTH = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL", 4096: "a T5-conditioned model"}
-TEXT_ENCODER_WIDTH = {768: "SD 1.x", 1024: "SD 2.x", 1280: "SDXL"}
+CROSS_ATTENTION_WIDTH = _widths("cross-attention width", {4096: "a T5-conditioned model"})
+TEXT_ENCODER_WIDTH = _widths("text-encoder width", {})
 _CROSS_ATTENTION_NAMES = ("attn2.to_k", "attn2_to_k", "attn2.to_v", "attn2_to_v")
 _TEXT_ENCODER_NAMES = ("q_proj", "fc1")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from .. import safe_json
+from ..files import safe_json
 from .patch import ANY_COMPONENT, AnyPatch, ConvertedLora, ModulePatch, alpha_of, module_named
 from .peft_config import ConfigError, ScaleRule, component_config, scale_rule
 

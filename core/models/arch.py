@@ -1,0 +1,127 @@
+"""Which architecture a single-file checkpoint is: rows of key markers and shape signatures.
+
+Each family's folder lists the architectures it loads from single files (``Family.single_files``, in its
+``single_file.py``), each with a folder of diffusers component configs in ``core/families/<key>/configs/<arch>/``
+(JSON only; sources in its README). Detection reads the safetensors header only: key names and shapes, plus,
+where a row's ``rule`` needs it, one small tensor (SD 2.x: ComfyUI's v-prediction test). The first row (in the
+registry's order, ``core.families.SINGLE_FILE_ARCHS``) that matches wins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+UNET_PREFIX = "model.diffusion_model."
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """A text-encoder slot: its pipeline component, what it is, and where all-in-one files keep it."""
+
+    component: str  # "text_encoder_2"
+    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" (see ENCODER_KINDS)
+    prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Arch:
+    key: str  # its config folder: <configs>/<key>
+    title: str
+    markers: tuple[tuple[str, tuple[int, ...] | None], ...]  # denoiser key -> shape (None: only present)
+    encoders: tuple[Encoder, ...]
+    configs: str  # the folder of its family's config folders (core/families/<family>/configs)
+    absent: tuple[str, ...] = ()  # denoiser keys that must not be there
+    rule: Callable[[Header, Arch], bool] | None = None  # a test that must also hold
+    tiny: bool = False  # the pack's built-in tiny models: tokenizers come from models/tiny_parts.py
+    vae_file: str = "the model's VAE .safetensors"  # what to put in models/vae when the VAE is missing
+    # (denoiser tensors, its diffusers config) -> what diffusers' single-file converter takes (None: as read)
+    prepare: Callable[[dict, dict], dict] | None = None
+
+    @property
+    def config_dir(self) -> str:
+        return os.path.join(self.configs, self.key)
+
+
+# What each encoder kind is, for messages and for finding separate files by name when shapes tie.
+ENCODER_KINDS = {
+    "clip_l": ("CLIP-L text encoder", "clip_l.safetensors", ("clip_l", "clip-l", "clipl", "vit-l", "vit_l")),
+    "clip_h": ("OpenCLIP-H text encoder", "the SD 2.x text encoder", ("clip_h", "clip-h", "vit-h", "open_clip")),
+    "clip_g": ("OpenCLIP-G text encoder", "clip_g.safetensors", ("clip_g", "clip-g", "bigg", "vit-g")),
+    "t5xxl": ("T5-XXL text encoder", "t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors", ("t5",)),
+}
+
+# ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.
+CLIP_L = Encoder("text_encoder", "clip_l", ("text_encoders.clip_l.transformer.",))
+T5_PREFIX = "text_encoders.t5xxl.transformer."
+
+# Variants diffusers knows but LoRA Deck does not load from single files, of no family here: marker -> what.
+# A family's own (an SDXL refiner, a FLUX.1 Fill) are in its row (``Family.other_variants``).
+OTHER_MARKERS = (
+    ("single_stream_modulation.lin.weight", None, "a FLUX.2 model"),
+    ("distilled_guidance_layer.in_proj.bias", None, "a Chroma model"),
+    ("control_model.time_embed.0.weight", None, "a ControlNet"),
+)
+
+
+@dataclass(frozen=True)
+class Header:
+    """What detection needs from a file: its keys with shapes and dtypes, read from the header only."""
+
+    path: str
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, str]
+    metadata: dict[str, str]
+    read_tensor: Callable[[str], object]  # key -> torch.Tensor, read on demand
+
+    @property
+    def denoiser_prefix(self) -> str:
+        # LDM/SGM/SAI/ComfyUI files prefix the denoiser; BFL transformer-only files do not
+        return UNET_PREFIX if any(k.startswith(UNET_PREFIX) for k in self.shapes) else ""
+
+    def denoiser_shape(self, key: str) -> tuple[int, ...] | None:
+        return self.shapes.get(self.denoiser_prefix + key)
+
+
+def matches(arch: Arch, header: Header) -> bool:
+    for key, shape in arch.markers:
+        found = header.denoiser_shape(key)
+        if found is None or (shape is not None and tuple(found) != shape):
+            return False
+    if any(header.denoiser_shape(key) is not None for key in arch.absent):
+        return False
+    return arch.rule is None or arch.rule(header, arch)
+
+
+def detect(header: Header, archs) -> Arch | None:
+    """The first of ``archs`` whose markers the file has, or None."""
+    return next((arch for arch in archs if matches(arch, header)), None)
+
+
+def describe_markers(header: Header, archs) -> str:
+    """The marker keys of ``archs`` this file has (with shapes), for an error that says what was found."""
+    keys = sorted({key for arch in archs for key, _ in arch.markers})
+    found = [f"{key} {list(header.denoiser_shape(key))}" for key in keys if header.denoiser_shape(key) is not None]
+    return "; ".join(found) if found else "none of the known denoiser keys"
+
+
+def other_family(header: Header, markers) -> str | None:
+    """A model diffusers knows but LoRA Deck does not load from single files, when one of ``markers``
+    ((key, shape test or None, what it is)) is there."""
+    for key, test, what in markers:
+        shape = header.denoiser_shape(key) or header.shapes.get(key)
+        if shape is not None and (test is None or test(shape)):
+            return what
+    return None
+
+
+def scheduler_overrides(header: Header) -> dict:
+    """v-prediction / zero-terminal-SNR flags that ComfyUI and kohya write into some UNet checkpoints."""
+    overrides = {}
+    if "v_pred" in header.shapes:
+        overrides["prediction_type"] = "v_prediction"
+    if "ztsnr" in header.shapes:
+        overrides["rescale_betas_zero_snr"] = True
+    return overrides

@@ -1,0 +1,72 @@
+"""Building each pipeline component from original-layout weights: diffusers does every conversion.
+
+Models come from diffusers' ``from_single_file`` (UNet, VAE, SD3/Flux transformers) and its single-file CLIP
+and T5 loaders, each configured from the pack's local config folder (``config=``, never the Hub), each given
+only its own keys (so two same-width tiny CLIP encoders cannot be mistaken for each other).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import torch
+
+from ..errors import PipelineLoadError
+
+log = logging.getLogger(__name__)
+
+def diffusers_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    return cls.from_single_file(tensors, config=config_dir, subfolder=component, local_files_only=True,
+                                torch_dtype=dtype)
+
+
+def clip_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
+
+    return create_diffusers_clip_model_from_ldm(cls, checkpoint=tensors, subfolder=component, config=config_dir,
+                                                torch_dtype=dtype, local_files_only=True)
+
+
+def t5_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    from diffusers.loaders.single_file_utils import create_diffusers_t5_model_from_checkpoint
+
+    model = create_diffusers_t5_model_from_checkpoint(cls, checkpoint=tensors, subfolder=component,
+                                                      config=config_dir, torch_dtype=dtype, local_files_only=True)
+    # T5 files keep the embedding once (shared.weight); diffusers loads into an empty model without re-tying,
+    # which would leave encoder.embed_tokens empty. It also leaves the model in training mode (dropout on).
+    model.tie_weights()
+    return model.eval()
+
+
+def scheduler(cls, config_dir: str, overrides: dict):
+    return cls.from_pretrained(config_dir, subfolder="scheduler", **overrides)
+
+
+def builder_for(cls):
+    """How a component class is built from original-layout weights (None: not a weight-bearing model)."""
+    import diffusers
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, T5EncoderModel
+
+    if issubclass(cls, diffusers.ModelMixin):
+        return diffusers_model
+    if issubclass(cls, (CLIPTextModel, CLIPTextModelWithProjection)):
+        return clip_model
+    if issubclass(cls, T5EncoderModel):
+        return t5_model
+    return None
+
+
+def component_class(library: str, name: str):
+    import importlib
+
+    return getattr(importlib.import_module(library), name)
+
+
+def check_complete(model, component: str, label: str) -> None:
+    """Weights diffusers found no tensor for stay on the meta device: name them instead of failing later."""
+    empty = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.device.type == "meta"]
+    if empty:
+        raise PipelineLoadError(f"the {component} (from {label}) lacks {len(empty)} weights this architecture has, "
+                                f"e.g. {', '.join(empty[:3])}; the file is incomplete or a variant LoRA Deck does "
+                                "not know")

@@ -1,0 +1,82 @@
+"""What a pipeline family is: the row each family folder (``core/families/<key>/``) fills in.
+
+Nothing here knows any particular family; ``core/families/__init__.py`` registers them all. Every field
+without a default is a piece each family must provide (``tests/test_family_pieces.py`` checks each one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+# what Generate does: no image, an image (+ denoise), an image and a mask
+TXT2IMG, IMG2IMG, INPAINT = "text-to-image", "img2img", "inpainting"
+MODES = (TXT2IMG, IMG2IMG, INPAINT)
+
+MODEL_GROUP = "model"  # strength_model: the denoiser
+CLIP_GROUP = "clip"  # strength_clip: every text encoder
+
+
+@dataclass(frozen=True)
+class Family:
+    key: str
+    title: str
+    pipeline_classes: tuple[str, ...]
+    denoiser: str
+    text_encoders: tuple[str, ...]
+    # kohya / A1111 key prefix -> component
+    kohya_prefixes: tuple[tuple[str, str], ...]
+    # The pieces of the family's folder:
+    tiny: Callable[..., object]  # tiny(seed=0) -> its built-in tiny pipeline
+    builtin: str  # the built-in's name ("tiny-sd"); Load Pipeline lists "tiny-sd (built-in)"
+    blocks: object  # how block weights name its denoiser's blocks (a stacks.block_weights.Scheme)
+    schedulers: Mapping[str, object]  # name -> models.schedulers.Scheduler; {}: the model's own scheduler only
+    call: Callable[..., dict]  # call(GenerateParams, on_step) -> the pipeline call's keyword arguments
+    single_files: tuple  # models.arch.Arch rows: its single-file checkpoints (() when it has none)
+    original_names: Callable | None  # denoiser -> {original (BFL/SAI) module name: diffusers name | RowSplit}
+    # How a LoRA file's base is guessed for error messages (formats/base_guess.py): text in a key of its
+    # denoiser -> what it was made for (checked before the text-encoder markers and the module widths)
+    lora_markers: tuple[tuple[str, str], ...]
+    lbw: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # A1111 LoRA Block Weight ids per length
+    aliases: Callable | None = None  # (component, model) -> name -> extra names of a module (None: none)
+    img2img: str = ""  # diffusers' image-to-image pipeline class of the family
+    inpaint: str = ""  # diffusers' inpainting pipeline class of the family
+    # pixels per latent cell along one side = the VAE's scale factor x this: an int, or the name of the
+    # denoiser config field holding it (SD3 patchifies latents, Flux packs 2x2 latents into one token)
+    patch: int | str = 1
+    # how many steps diffusers' img2img runs for steps s and denoise d: "floor" int(s*d) (SD, SDXL, aMUSEd),
+    # "rest" s - int(s - s*d) (SD3, Flux)
+    denoise_steps: str = "floor"
+    unbatched: str = ""  # why a grid cannot batch its cells on this family ("": it can)
+    encoder_markers: tuple[tuple[str, str], ...] = ()  # text in a key of its text encoders -> what it was made for
+    # module input widths that name it: {"cross-attention width" | "text-encoder width": {width: what}}
+    lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+    # single-file variants of it that LoRA Deck does not load: (denoiser key, shape test or None, what it is)
+    other_variants: tuple = ()
+
+    def aliases_for(self, component: str, model):
+        """A function giving extra names for a module of ``component`` (None: no extra names)."""
+        return None if self.aliases is None else self.aliases(self, component, model)
+
+    def variant(self, mode: str) -> str:
+        """The diffusers pipeline class name for one of MODES."""
+        return {TXT2IMG: self.pipeline_classes[0], IMG2IMG: self.img2img, INPAINT: self.inpaint}[mode]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Every diffusers pipeline class of the family (text-to-image ones first)."""
+        return tuple(c for c in (*self.pipeline_classes, self.img2img, self.inpaint) if c)
+
+    def pixel_multiple(self, pipe) -> int:
+        """Image sides must be multiples of this (8 on SD/SDXL, 16 on SD3 and Flux)."""
+        patch = self.patch
+        if isinstance(patch, str):
+            patch = getattr(getattr(pipe, self.denoiser).config, patch, 1)
+        return int(getattr(pipe, "vae_scale_factor", 8)) * int(patch)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return (self.denoiser, *self.text_encoders)
+
+    def group_of(self, component: str) -> str:
+        return MODEL_GROUP if component == self.denoiser else CLIP_GROUP

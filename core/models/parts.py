@@ -1,0 +1,254 @@
+"""Where each part of a single-file pipeline comes from: the checkpoint, or a separate file beside it.
+
+Files are recognised by their keys and shapes (read from the safetensors header only), never by name
+alone: a name only breaks a tie between files of equal shapes (tiny models, clip_l vs clip_g).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+from dataclasses import dataclass
+
+from ..errors import LoraFileError, PipelineLoadError
+from ..files.reading import MAX_HEADER_BYTES, SAFE_SUFFIXES, parse_header
+from .arch import ENCODER_KINDS, Arch, Encoder, Header
+
+log = logging.getLogger(__name__)
+
+MAX_SCANNED_FILES = 500
+_HF_CLIP = "text_model.embeddings.token_embedding.weight"
+_FLAT_CLIP = "embeddings.token_embedding.weight"  # transformers >= 5.6 saves CLIPTextModel without text_model.
+_OPEN_CLIP = "transformer.resblocks.0.attn.in_proj_weight"
+_T5 = "encoder.block.0.layer.0.SelfAttention.q.weight"
+_VAE = "decoder.conv_in.weight"
+# the layout diffusers' single-file CLIP/T5 loaders read a separate file in, per (file layout, encoder kind)
+_ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
+                   ("clip", "other"): "text_encoders.clip_g.transformer.",
+                   ("open_clip", "other"): "conditioner.embedders.1.model.",
+                   ("t5", "other"): "text_encoders.t5xxl.transformer."}
+VAE_PREFIXES = ("first_stage_model.", "vae.")
+SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
+
+
+@dataclass(frozen=True)
+class Part:
+    """One component's weights: the keys under ``prefix`` in ``path``, renamed to start with ``target``."""
+
+    path: str
+    prefix: str
+    target: str
+    label: str  # "the checkpoint" or the separate file's path, for messages and the load log
+
+
+@dataclass(frozen=True)
+class FoundEncoder:
+    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5"
+    prefix: str
+    width: int
+    layers: int
+    vocab: int
+
+
+def read_header(path: str) -> Header:
+    """Keys, shapes and dtypes of a .safetensors file from its header alone (a few bytes, never the weights)."""
+    if not path.lower().endswith(SAFE_SUFFIXES):
+        raise PipelineLoadError(f"{path!r} is not a .safetensors file; LoRA Deck reads checkpoints only as "
+                                ".safetensors (pickle .ckpt files can run code when loaded)")
+    if not os.path.isfile(path):  # also keeps FIFOs and devices from blocking the open below
+        raise PipelineLoadError(f"{path!r} is not a file; pick a .safetensors checkpoint")
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) == 8:
+                head += f.read(min(struct.unpack("<Q", head)[0], MAX_HEADER_BYTES + 1))
+        header = parse_header(path, head, size)
+    except LoraFileError as exc:
+        raise PipelineLoadError(f"{path!r}: {exc.problem}. {exc.advice}") from None
+    except OSError as exc:
+        raise PipelineLoadError(f"{path!r} cannot be read ({exc.strerror or exc}); pick a checkpoint file") from None
+    shapes, dtypes = {}, {}
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
+                and all(isinstance(n, int) and n >= 0 for n in entry["shape"])):
+            raise PipelineLoadError(f"{path!r} has a damaged header (entry {key!r}); re-download the file")
+        shapes[key], dtypes[key] = tuple(entry["shape"]), str(entry.get("dtype"))
+    meta = header.get("__metadata__") or {}
+    return Header(path, shapes, dtypes, {str(k): str(v) for k, v in meta.items()},
+                  lambda key: read_tensors(path, [key])[key])
+
+
+def read_tensors(path: str, keys, rename: tuple[str, str] = ("", "")) -> dict:
+    """The tensors ``keys`` of ``path``, copied into memory (never left memory-mapped), ``rename`` = (old, new)
+    prefix. A truncated or damaged file raises PipelineLoadError."""
+    from safetensors import SafetensorError, safe_open
+
+    old, new = rename
+    try:
+        with safe_open(path, framework="pt") as f:
+            return {new + key[len(old):]: f.get_tensor(key).clone() for key in keys}
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise PipelineLoadError(f"{path!r} cannot be read ({exc}); the file is truncated or damaged, "
+                                "re-download it") from None
+
+
+def part_keys(header: Header, part: Part, exclude: tuple[str, ...] = ()) -> list[str]:
+    return [k for k in header.shapes if k.startswith(part.prefix) and not k.startswith(exclude)]
+
+
+def find_encoders(header: Header) -> list[FoundEncoder]:
+    """Every text encoder the file holds, in any of the layouts ComfyUI users meet."""
+    found = []
+    for key, shape in header.shapes.items():
+        if key.endswith(_HF_CLIP) and len(shape) == 2:
+            prefix = key[: -len(_HF_CLIP)]
+            layers = _count(header, prefix + "text_model.encoder.layers.")
+            found.append(FoundEncoder("clip", prefix, shape[1], layers, shape[0]))
+        elif key.endswith(_FLAT_CLIP) and not key.endswith(_HF_CLIP) and len(shape) == 2:
+            prefix = key[: -len(_FLAT_CLIP)]
+            if prefix + "encoder.layers.0.self_attn.q_proj.weight" in header.shapes:
+                layers = _count(header, prefix + "encoder.layers.")
+                found.append(FoundEncoder("flat_clip", prefix, shape[1], layers, shape[0]))
+        elif key.endswith(_OPEN_CLIP):
+            prefix = key[: -len(_OPEN_CLIP)]
+            token = header.shapes.get(prefix + "token_embedding.weight")
+            if token and len(token) == 2:
+                layers = _count(header, prefix + "transformer.resblocks.")
+                found.append(FoundEncoder("open_clip", prefix, token[1], layers, token[0]))
+        elif key.endswith(_T5):
+            prefix = key[: -len(_T5)]
+            shared = header.shapes.get(prefix + "shared.weight") or header.shapes.get(
+                prefix + "encoder.embed_tokens.weight")
+            if shared and len(shared) == 2:
+                layers = _count(header, prefix + "encoder.block.")
+                found.append(FoundEncoder("t5", prefix, shared[1], layers, shared[0]))
+    return found
+
+
+def _count(header: Header, stem: str) -> int:
+    pattern = re.compile(re.escape(stem) + r"(\d+)\.")
+    return len({m.group(1) for m in map(pattern.match, header.shapes) if m})
+
+
+def read_config(arch: Arch, component: str) -> dict:
+    with open(os.path.join(arch.config_dir, component, "config.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
+    """Whether an encoder found in a file has the shapes this architecture's slot needs."""
+    if (found.layout == "t5") != (slot.kind == "t5xxl"):
+        return False
+    if found.layout == "t5":
+        want = (config["d_model"], config["num_layers"], config["vocab_size"])
+        return (found.width, found.layers, found.vocab) == want
+    if found.layout == "open_clip" and slot.kind == "clip_l":
+        return False
+    # SD 2.x files carry OpenCLIP-H's 24th layer, which its diffusers config (23 layers) does not use
+    layers_ok = found.layers >= config["num_hidden_layers"] if found.layout == "open_clip" \
+        else found.layers == config["num_hidden_layers"]
+    return layers_ok and found.width == config["hidden_size"] and found.vocab == config["vocab_size"]
+
+
+def describe(found: FoundEncoder) -> str:
+    name = "T5 encoder" if found.layout == "t5" else "CLIP text encoder"
+    return f"{name} (width {found.width}, {found.layers} layers)"
+
+
+def encoder_in_checkpoint(header: Header, slot: Encoder, config: dict) -> Part | str | None:
+    """The slot's part inside the checkpoint; a message when it is there with the wrong shapes; else None."""
+    for found in find_encoders(header):
+        if found.prefix in slot.prefixes:
+            if not fits(found, slot, config):
+                return (f"the {ENCODER_KINDS[slot.kind][0]} in the file is a {describe(found)}, "
+                        "which does not fit this architecture")
+            return Part(header.path, found.prefix, found.prefix, "the checkpoint")
+    return None
+
+
+def separate_part(found: FoundEncoder, slot: Encoder, header: Header) -> Part:
+    kind = "clip_l" if slot.kind == "clip_l" and found.layout in ("clip", "flat_clip") else "other"
+    layout = "clip" if found.layout == "flat_clip" else found.layout
+    target = _ENCODER_TARGET.get((layout, kind)) or _ENCODER_TARGET[(layout, "other")]
+    if found.layout == "flat_clip":
+        target += "text_model."
+    return Part(header.path, found.prefix, target, header.path)
+
+
+def scan_files(dirs) -> list[Header]:
+    """Headers of the .safetensors files under ``dirs`` (recursively, in name order); unreadable files are skipped."""
+    headers, seen, visited = [], set(), set()
+    for root in dirs:
+        for folder, subdirs, names in os.walk(root, followlinks=True):
+            visited.add(os.path.realpath(folder))
+            # a symlink loop would be walked again and again: each real folder once
+            subdirs[:] = sorted(d for d in subdirs if os.path.realpath(os.path.join(folder, d)) not in visited)
+            for name in sorted(n for n in names if n.lower().endswith(SAFE_SUFFIXES)):
+                path = os.path.join(folder, name)
+                real = os.path.realpath(path)
+                if real in seen or len(headers) >= MAX_SCANNED_FILES:
+                    continue
+                seen.add(real)
+                try:
+                    headers.append(read_header(path))
+                except PipelineLoadError as exc:
+                    log.debug("skipping %s: %s", path, exc)
+    return headers
+
+
+def pick_encoder(slot: Encoder, config: dict, headers: list[Header], used: set) -> Part | None:
+    """The separate file for ``slot``: shapes decide; among equal shapes a file named for the kind
+    (clip_l, clip_g, t5...) wins, then full precision over fp8, then the name order."""
+    hints = ENCODER_KINDS[slot.kind][2]
+    candidates = []
+    for header in headers:
+        if SCALED_FP8 in header.shapes:
+            continue  # ComfyUI's scaled-fp8 files need per-tensor scales that diffusers does not apply
+        for found in find_encoders(header):
+            if (header.path, found.prefix) in used or not fits(found, slot, config):
+                continue
+            name = os.path.basename(header.path).lower()
+            fp8 = any("float8" in d.lower() or d.upper().startswith("F8") for d in header.dtypes.values())
+            candidates.append(((not any(h in name for h in hints), fp8, name), found, header))
+    if not candidates:
+        return None
+    _, found, header = min(candidates, key=lambda c: c[0])
+    used.add((header.path, found.prefix))
+    return separate_part(found, slot, header)
+
+
+def vae_in_checkpoint(header: Header) -> Part | None:
+    for prefix in VAE_PREFIXES:
+        if prefix + _VAE in header.shapes:
+            return Part(header.path, prefix, prefix, "the checkpoint")
+    return None
+
+
+def pick_vae(config: dict, headers: list[Header]) -> Part | None:
+    """A separate VAE file (LDM or diffusers layout) whose latent and widest channels fit ``config``."""
+    want = (config["block_out_channels"][-1], config["latent_channels"])
+    for header in headers:
+        for key, shape in header.shapes.items():
+            if not key.endswith(_VAE) or len(shape) != 4 or tuple(shape[:2]) != want:
+                continue
+            prefix = key[: -len(_VAE)]
+            ldm = prefix + "decoder.up.0.block.0.conv1.weight" in header.shapes
+            return Part(header.path, prefix, "first_stage_model." if ldm else "", header.path)
+    return None
+
+
+def what_is(header: Header) -> str:
+    """A short description of a separate file, for 'found there' lists in messages."""
+    found = find_encoders(header)
+    if found and SCALED_FP8 in header.shapes:
+        return ", ".join(describe(f) for f in found) + " in ComfyUI's scaled fp8 format, which diffusers cannot load"
+    if found:
+        return ", ".join(describe(f) for f in found)
+    vae = next((s for k, s in header.shapes.items() if k.endswith(_VAE) and len(s) == 4), None)
+    return f"VAE ({vae[1]} latent channels)" if vae else "not a text encoder or VAE"

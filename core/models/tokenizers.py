@@ -1,0 +1,120 @@
+"""Tokenizers for single-file checkpoints, which never contain them.
+
+Looked for, in order, in: the folders the caller names (API argument, the ``LORADECK_TOKENIZERS`` setting,
+the CLI's ``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bundled ``comfy/sd1_tokenizer`` and
+``comfy/text_encoders/t5_tokenizer``; headless: ``models/tokenizers`` and the local diffusers folders).
+A folder may be a tokenizer folder itself, a ComfyUI checkout or its ``comfy`` package, a diffusers model
+folder (``tokenizer/``, ``tokenizer_2/``...) or a folder of such folders. The built-in tiny architectures use
+the in-memory tiny tokenizers of core/tiny.py and need no files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ..errors import PipelineLoadError
+from ..files import safe_json
+from ..settings import TOKENIZERS_ENV
+
+log = logging.getLogger(__name__)
+
+# ComfyUI's bundled tokenizer folders, relative to its comfy/ package
+COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.join("text_encoders", "t5_tokenizer")}
+# encoder kind -> (tokenizer kind, pad token). OpenCLIP (SD 2.x, SDXL/SD3 clip_g) pads with "!" (id 0), as
+# ComfyUI's SD2/SDXL-G tokenizers (pad_with_end=False) and the diffusers repos' tokenizer_2 do.
+TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "clip_g": ("clip", "!"),
+                "t5xxl": ("t5", None)}
+FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
+                "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)"}
+
+
+def kind_of(folder: str) -> str | None:
+    """'clip' or 't5' when ``folder`` holds that tokenizer's files, else None."""
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return None
+    if {"vocab.json", "merges.txt"} <= names:
+        return "clip"
+    if "spiece.model" in names:
+        return "t5"
+    if "tokenizer.json" in names and os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
+        try:
+            with open(os.path.join(folder, "tokenizer_config.json"), "rb") as f:  # a user's file: bounded parse
+                cls = str(safe_json.loads(f.read(safe_json.MAX_CHARS + 1)).get("tokenizer_class", ""))
+        except (OSError, ValueError, AttributeError):  # UntrustedJsonError is a ValueError
+            return None
+        return "t5" if cls.startswith("T5") else "clip" if cls.startswith("CLIP") else None
+    return None
+
+
+def _candidates(root: str):
+    yield root
+    for base in (os.path.join(root, "comfy"), root):
+        for rel in COMFY_TOKENIZER_DIRS.values():
+            yield os.path.join(base, rel)
+    try:
+        children = sorted(os.listdir(root))
+    except OSError:
+        return
+    for child in children:
+        yield os.path.join(root, child)
+
+
+def find(kind: str, roots) -> str | None:
+    """The first folder under ``roots`` holding a tokenizer of ``kind``."""
+    for root in roots:
+        for folder in _candidates(root):
+            if kind_of(folder) == kind:
+                return folder
+    return None
+
+
+def load(kind: str, folder: str, pad_token: str | None):
+    from transformers import CLIPTokenizer, T5Tokenizer
+
+    try:
+        if kind == "clip":
+            # ComfyUI's copy says model_max_length 8192 (it chunks prompts); diffusers pipelines pad to it
+            return CLIPTokenizer.from_pretrained(folder, model_max_length=77, pad_token=pad_token,
+                                                 local_files_only=True)
+        return T5Tokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as exc:  # transformers raises many types for unreadable tokenizer files
+        raise PipelineLoadError(f"the {FILES_NEEDED[kind]} in {folder!r} cannot be read ({exc})") from exc
+
+
+def tiny(kind: str):
+    from . import tiny_parts as tiny_models
+
+    return tiny_models.tiny_clip_tokenizer() if kind == "clip" else tiny_models.tiny_t5_tokenizer()
+
+
+def resolve(encoder_kinds: dict[str, str], roots, builtin: bool) -> tuple[dict, list[str]]:
+    """Tokenizers per pipeline component (``tokenizer``, ``tokenizer_2``...) for ``{text_encoder*: kind}``,
+    and what is missing (as sentences). ``builtin``: the in-memory tiny tokenizers."""
+    roots = tuple(roots)
+    found, missing = {}, []
+    for component, encoder_kind in encoder_kinds.items():
+        kind, pad = TOKENIZER_OF[encoder_kind]
+        name = component.replace("text_encoder", "tokenizer")
+        if builtin:
+            found[name] = tiny(kind)
+            continue
+        folder = find(kind, roots)
+        if folder is None:
+            if FILES_NEEDED[kind] not in missing:
+                missing.append(FILES_NEEDED[kind])
+            continue
+        log.info("single file: %s from %s", name, folder)
+        found[name] = load(kind, folder, pad)
+    return found, missing
+
+
+def missing_message(missing: list[str], roots) -> str:
+    looked = ", ".join(roots) if roots else "no folder"
+    return (f"it needs tokenizer files, which checkpoints never contain: {' and '.join(missing)}. Looked in: {looked}. "
+            "Inside ComfyUI they come with ComfyUI itself (comfy/sd1_tokenizer, comfy/text_encoders/t5_tokenizer); "
+            f"headless, set {TOKENIZERS_ENV} (or pass --tokenizers to loradeck run, tokenizer_dirs= to "
+            "open_pipeline) to a ComfyUI checkout or to a diffusers folder of this model, or put the tokenizer "
+            "folders (e.g. ComfyUI's sd1_tokenizer and t5_tokenizer) in models/tokenizers/")
