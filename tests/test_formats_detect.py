@@ -87,6 +87,59 @@ def test_alpha_zero_means_rank_and_lokr_full_sides_ignore_alpha(tmp_path):
     assert patches["b"].scale == pytest.approx(1.0)
 
 
+def _dotted(sd: dict, prefix: str = "diffusion_model.") -> dict:
+    """kohya-named LyCORIS modules under dotted names, as ai-toolkit writes its LoKr (``<prefix><module>.lokr_w1``)."""
+    return {f"{prefix}{key.split('.', 1)[0].removeprefix('lora_unet_')}.{key.split('.', 1)[1]}": t
+            for key, t in sd.items()}
+
+
+def test_lycoris_under_dotted_names_builds_as_the_kohya_layout_does(tmp_path):
+    path = fx.write_lokr(str(tmp_path / "k.safetensors"), 1)
+    unet = {k: t for k, t in load_file(path).items() if k.startswith("lora_unet_")}
+    kohya = convert(path, unet, {}, SD1).patches["unet"]
+    dotted = convert(path, _dotted(unet), {}, SD1)
+    assert dotted.format == "original names (diffusion_model.) LoKr" and not dotted.ignored
+    assert dotted.patches["unet"].keys() == kohya.keys()
+    for name, patch in kohya.items():
+        mine, theirs = dotted.patches["unet"][name].build(), patch.build()
+        assert torch.equal(mine.up, theirs.up) and torch.equal(mine.down, theirs.down) and mine.alpha == theirs.alpha
+
+
+def test_an_infinite_alpha_is_ignored_where_lokr_ignores_alpha_and_refused_where_it_scales():
+    full = {"diffusion_model.a.lokr_w1": _rand(2, 2), "diffusion_model.a.lokr_w2": _rand(4, 4),
+            "diffusion_model.a.alpha": torch.tensor(float("inf"), dtype=torch.float16)}  # ai-toolkit's full rank
+    assert convert("x.safetensors", full, {}, SD1).patches["unet"]["a"].scale == 1.0
+    decomposed = {"diffusion_model.a.lokr_w1": _rand(2, 2), "diffusion_model.a.lokr_w2_a": _rand(4, 2),
+                  "diffusion_model.a.lokr_w2_b": _rand(2, 4), "diffusion_model.a.alpha": torch.tensor(float("inf"))}
+    with pytest.raises(LoraFileError, match="alpha is inf"):
+        convert("x.safetensors", decomposed, {}, SD1)
+    lora = {"lora_unet_a.lora_down.weight": _rand(4, 8), "lora_unet_a.lora_up.weight": _rand(8, 4),
+            "lora_unet_a.alpha": torch.tensor(float("inf"))}
+    with pytest.raises(LoraFileError, match="alpha is inf"):
+        convert("x.safetensors", lora, {}, SD1)
+
+
+def test_only_a_positive_infinite_alpha_passes_the_file_checks():
+    from loradeck.core.files.checks import check_tensor
+
+    assert check_tensor("f", "x.alpha", torch.tensor(float("inf"))).isinf()
+    for bad in (float("-inf"), float("nan")):
+        with pytest.raises(LoraFileError, match="NaN or infinite"):
+            check_tensor("f", "x.alpha", torch.tensor(bad))
+    with pytest.raises(LoraFileError, match="NaN or infinite"):
+        check_tensor("f", "x.lokr_w1", torch.tensor([[float("inf")]]))
+
+
+def test_a_bias_difference_beside_a_dotted_lora_is_not_dropped_silently():
+    sd = {"diffusion_model.a.lora_A.weight": _rand(4, 8), "diffusion_model.a.lora_B.weight": _rand(8, 4),
+          "diffusion_model.a.diff_b": _rand(8), "diffusion_model.b.diff": _rand(8, 8),
+          "diffusion_model.b.diff_b": _rand(8)}
+    converted = convert("x.safetensors", sd, {}, SD1)
+    assert set(converted.patches["unet"]) == {"a", "b"}
+    assert "diffusion_model.a.diff_b" in converted.ignored  # reported: the load is refused unless partial
+    assert any("bias-difference" in note for note in converted.notes)
+
+
 def test_unknown_layout_says_what_it_looks_like():
     sd = {"single_transformer_blocks.0.attn.to_q.weight_x": torch.zeros(2, 2)}
     with pytest.raises(LoraFileError, match="does not recognise.*looks like a LoRA for Flux"):

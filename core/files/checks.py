@@ -5,7 +5,9 @@ converters, parsers and matching only ever see:
 - keys that are text of at most ``MAX_KEY_CHARS`` characters;
 - floating-point tensors (float8 files are widened to bfloat16, exactly; an integer ``alpha`` becomes a
   float; any other integer, bool or complex tensor is refused with its key named);
-- tensors without empty dimensions, of at most ``MAX_ELEMENTS`` numbers, with every value finite;
+- tensors without empty dimensions, of at most ``MAX_ELEMENTS`` numbers, with every value finite (one exception:
+  an ``alpha`` of +inf, which ai-toolkit writes for full-rank LoKr; ``formats.patch.alpha_of`` refuses it wherever
+  it would be used);
 - for each part a converter reads (``lora_down``, ``hada_w1_a``, ``alpha``, ...), the number of dimensions the
   trainers write (``PART_DIMS``): a scalar ``lora_down`` or a 2-D ``lora_mid`` never reaches the math.
 ``check_header`` does the same for the safetensors header: its ``__metadata__`` must map text to text.
@@ -105,6 +107,8 @@ def check_tensor(path: str, key, tensor) -> torch.Tensor:
         raise LoraFileError(path, f"maps {_shown(key)} to {type(tensor).__name__}, not a tensor", _ADVICE)
     tensor = _dtype(path, key, tensor)
     _shape(path, key, tensor)
+    if part_of(key) == "alpha" and bool(torch.isposinf(tensor).all()):
+        return tensor  # full-rank LoKr (ai-toolkit: 9999999999, inf in fp16); formats.patch.alpha_of decides
     if not finite(tensor):
         raise LoraFileError(path, f"contains NaN or infinite values in {_shown(key)}",
                             "The file is damaged or was saved from a diverged training run; do not use it.")

@@ -1,7 +1,9 @@
 """diffusers / PEFT layouts: ``unet.<module>.lora_A.weight``, ``base_model.model.<module>.lora_A.weight``,
 the older attention-processor form ``[unet.]<module>.processor.to_q_lora.down.weight``, and files on the
 original model's names with BFL/ComfyUI's ``diffusion_model.`` prefix (``lora_A``/``lora_B`` or
-``lora_down``/``lora_up`` + ``.alpha``).
+``lora_down``/``lora_up`` + ``.alpha``). DiffSynth-Studio keeps peft's adapter name (``lora_A.default.weight``).
+LyCORIS modules under dotted names (ai-toolkit's LoKr: ``diffusion_model.<module>.lokr_w1``; full differences
+``.diff`` / ``.diff_b``) are built as kohya.py builds them, by the parts they have.
 
 Keys without a component prefix (PEFT files, old unprefixed files) go to ``ANY_COMPONENT`` and
 are matched against every component of the pipeline by ``matching``. A PEFT DoRA magnitude
@@ -12,8 +14,10 @@ config the file carries (diffusers' ``lora_adapter_metadata``, or a PEFT folder'
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from ..files import safe_json
+from . import kohya
 from .patch import ANY_COMPONENT, AnyPatch, ConvertedLora, ModulePatch, alpha_of, module_named
 from .peft_config import ConfigError, ScaleRule, component_config, scale_rule
 
@@ -29,16 +33,23 @@ _PARTS = {
     ".lora.down.weight": "down", ".lora.up.weight": "up", ".lora_down.weight": "down", ".lora_up.weight": "up",
     ".lora_linear_layer.down.weight": "down", ".lora_linear_layer.up.weight": "up",
 }
+# LyCORIS parts (and DoRA's kohya-style name) under dotted module names: bare or with ".weight"
+_LYCORIS = ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t1", "lokr_t2",
+            "hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", "diff", "diff_b")
+_PARTS.update({f".{part}{tail}": part for part in _LYCORIS for tail in ("", ".weight")})
+_PARTS.update({".dora_scale": "dora", ".dora_scale.weight": "dora"})
 _SUFFIXES = sorted(_PARTS, key=len, reverse=True)  # longest first: ".lora_A.default.weight" before ".weight" forms
 # processor.to_q_lora.down.weight -> to_q ; processor.to_out_lora.down.weight -> to_out.0
 _PROCESSOR = re.compile(r"\.processor\.(to_q|to_k|to_v|to_out)_lora\.(down\.weight|up\.weight|alpha)$")
 _PROCESSOR_PARTS = {"down.weight": "down", "up.weight": "up", "alpha": "alpha"}
 _OLD_MARKERS = (".processor.", ".lora.down.", ".lora.up.", ".lora_linear_layer.")
+_ALGORITHM_PARTS = {marker for marker, _ in kohya.ALGORITHM_MARKERS}
 MAX_CONFIG_CHARS = 1024 * 1024  # a LoraConfig is a few KB; target_modules lists can run to a few hundred
 
 
 def is_diffusers(keys) -> bool:
-    return any((split := _split(k)) is not None and split[1] == "down" for k in keys)
+    return any((split := _split(k)) is not None and (split[1] == "down" or split[1] in _ALGORITHM_PARTS)
+               for k in keys)
 
 
 def _split(key: str) -> tuple[str, str] | None:
@@ -88,13 +99,17 @@ def _rules(metadata, components) -> dict[str, ScaleRule]:
     return rules
 
 
-def _label(keys, dora: bool) -> str:
+def _label(keys, dora: bool, algos: set[str]) -> str:
     if any(k.startswith(PEFT_PREFIX) for k in keys):
         name = "PEFT"
     elif any(m in k for k in keys for m in _OLD_MARKERS):
         name = "diffusers (attention processors)"
+    elif any(k.startswith(DENOISER_PREFIXES) for k in keys):
+        name = "original names (diffusion_model.)"
     else:
         name = "diffusers"
+    if algos - {"lora"}:
+        name += " " + "+".join(kohya.LABELS[a] for a in kohya.LABELS if a in algos)
     return name + (" with DoRA" if dora else "")
 
 
@@ -107,9 +122,9 @@ def _group(state_dict, denoiser: str):
             ignored.append(key)
             continue
         name, part = split
-        found = parts.setdefault(_component(name, denoiser), {"__keys__": []})
+        found = parts.setdefault(_component(name, denoiser), {"__keys__": {}})
         found[part] = tensor
-        found["__keys__"].append(key)
+        found["__keys__"][part] = key
     return parts, ignored
 
 
@@ -119,15 +134,35 @@ def convert_diffusers(state_dict, metadata, family) -> ConvertedLora:
     parts, ignored = _group(state_dict, family.denoiser)
     rules = _rules(metadata, {c for c, _ in parts})
     patches: dict[str, dict[str, AnyPatch]] = {}
+    algos, skipped = set(), Counter()
     for (component, name), p in parts.items():
         keys = p.pop("__keys__")
-        if "down" not in p or "up" not in p:
-            ignored.extend(keys)
-            continue
-        rule = rules.get(component)
-        alpha = alpha_of(p) if "alpha" in p else (rule.alpha(name, int(p["down"].shape[0])) if rule else None)
         with module_named(name):
-            patch = ModulePatch(down=p["down"], up=p["up"], alpha=alpha, dora_scale=p.get("dora"))
+            algo, patch = _lora(p, rules.get(component), name) if "down" in p else _lycoris(p)
+        skipped.update([kind] if (kind := kohya.skipped_kind(p, patch)) else [])
+        if patch is None:
+            ignored.extend(keys.values())
+            continue
+        used = USED_LORA if algo == "lora" else {_KOHYA_NAMES.get(u, u) for u in kohya.USED_PARTS[algo]}
+        ignored.extend(key for part, key in keys.items() if part not in used)
+        algos.add(algo)
         patches.setdefault(component, {})[name] = patch
     dora = any(p.dora_scale is not None for c in patches.values() for p in c.values())
-    return ConvertedLora(_label(state_dict.keys(), dora), patches, tuple(sorted(ignored)))
+    return ConvertedLora(_label(state_dict.keys(), dora, algos), patches, tuple(sorted(ignored)),
+                         notes=kohya.unsupported_notes(skipped))
+
+
+USED_LORA = {"down", "up", "alpha", "dora"}
+_KOHYA_NAMES = {"dora_scale": "dora"}  # kohya.USED_PARTS' name for a part -> this layout's
+
+
+def _lora(p, rule: ScaleRule | None, name: str) -> tuple[str, ModulePatch | None]:
+    if "up" not in p:
+        return "lora", None
+    alpha = alpha_of(p) if "alpha" in p else (rule.alpha(name, int(p["down"].shape[0])) if rule else None)
+    return "lora", ModulePatch(down=p["down"], up=p["up"], alpha=alpha, dora_scale=p.get("dora"))
+
+
+def _lycoris(p) -> tuple[str, AnyPatch | None]:
+    """A LyCORIS module (LoKr, LoHa, full difference) under a dotted name, built by kohya.py's builders."""
+    return kohya.build({("dora_scale" if part == "dora" else part): t for part, t in p.items()})

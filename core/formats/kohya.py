@@ -113,7 +113,7 @@ def group(state_dict, prefixes) -> tuple[dict[tuple[str, str], dict], list[str]]
     return modules, ignored
 
 
-def _build(parts) -> tuple[str, AnyPatch | None]:
+def build(parts) -> tuple[str, AnyPatch | None]:
     algo = algorithm_of(parts)
     patch = BUILDERS[algo](parts) if algo else None
     if patch is not None and parts.get("dora_scale") is not None:
@@ -129,12 +129,12 @@ def _label(algos: set[str], dora: bool) -> str:
     return f"{family} {names}" + (" with DoRA" if dora else "")
 
 
-def _unsupported_notes(skipped: dict[str, int]) -> tuple[str, ...]:
+def unsupported_notes(skipped: dict[str, int]) -> tuple[str, ...]:
     return tuple(f"{n} {kind} module{'s' if n > 1 else ''} skipped: LoRA Deck cannot apply {kind} yet"
                  for kind, n in sorted(skipped.items()))
 
 
-def _skipped(parts, patch: AnyPatch | None) -> str | None:
+def skipped_kind(parts, patch: AnyPatch | None) -> str | None:
     """The kind of change a module asks for that LoRA Deck leaves out (None: nothing left out)."""
     if patch is None:
         return next((kind for marker, kind in UNSUPPORTED_MARKERS.items() if marker in parts), None)
@@ -149,8 +149,8 @@ def convert_kohya(state_dict, prefixes) -> ConvertedLora:
     for (component, name), parts in modules.items():
         keys = parts.pop("__keys__")
         with module_named(name):
-            algo, patch = _build(parts)
-        skipped.update([kind] if (kind := _skipped(parts, patch)) else [])
+            algo, patch = build(parts)
+        skipped.update([kind] if (kind := skipped_kind(parts, patch)) else [])
         if patch is None:
             ignored.extend(keys.values())
             continue
@@ -158,4 +158,4 @@ def convert_kohya(state_dict, prefixes) -> ConvertedLora:
         algos.add(algo)
         patches.setdefault(component, {})[name] = patch
     dora = any(p.dora_scale is not None for found in patches.values() for p in found.values())
-    return ConvertedLora(_label(algos, dora), patches, tuple(sorted(ignored)), notes=_unsupported_notes(skipped))
+    return ConvertedLora(_label(algos, dora), patches, tuple(sorted(ignored)), notes=unsupported_notes(skipped))

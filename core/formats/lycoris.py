@@ -70,8 +70,8 @@ def lokr_patch(parts) -> LazyPatch | None:
     if first is None or second is None:
         return None
     dim = second[1] if second[1] is not None else first[1]
-    alpha = alpha_of(parts)
-    scale = 1.0 if alpha is None or dim is None else alpha / dim
+    alpha = alpha_of(parts) if dim is not None else None  # both factors full: alpha is not used (can be inf)
+    scale = 1.0 if alpha is None else alpha / dim
     return LazyPatch(kronecker(first[0], second[0], "LoKr"), scale)
 
 

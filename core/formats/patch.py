@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import torch
@@ -116,11 +117,15 @@ AnyPatch = ModulePatch | LazyPatch
 
 
 def alpha_of(parts) -> float | None:
-    """A module's ``alpha`` tensor as a float; missing or 0 mean "alpha = rank" (kohya's and LyCORIS' rule)."""
+    """A module's ``alpha`` tensor as a float; missing or 0 mean "alpha = rank" (kohya's and LyCORIS' rule).
+    An infinite alpha (files/checks lets +inf through for full-rank LoKr, which ignores it) is a FormatError
+    here, where it would scale the change."""
     alpha = parts.get("alpha")
     if alpha is None:
         return None
     value = float(alpha.reshape(-1)[0].item())  # in double precision: a float64 alpha must not become inf
+    if not math.isfinite(value):
+        raise FormatError(f"alpha is {value}, which would scale this module's change without bound")
     return None if value == 0 else value
 
 
