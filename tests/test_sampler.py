@@ -262,3 +262,21 @@ def _init_params(class_name: str) -> set[str]:
     import inspect
 
     return set(inspect.signature(getattr(diffusers, class_name).__init__).parameters)
+
+
+def test_an_image_edits_on_an_edit_model_or_where_the_family_only_edits():
+    from dataclasses import replace
+
+    from loradeck.core.models.family import EDIT
+
+    sd1 = FAMILIES["sd1"]
+    qwen_like = replace(sd1, edit="EditPipeline", edit_models=("EditPipeline", "EditPlusPipeline"))
+    assert qwen_like.mode(IMG2IMG, "StableDiffusionPipeline") == IMG2IMG  # a t2i model: img2img
+    assert qwen_like.mode(IMG2IMG, "EditPlusPipeline") == EDIT  # an edit model: the image is to be edited
+    assert qwen_like.variant(EDIT, "EditPlusPipeline") == "EditPlusPipeline"  # in its own class
+    assert qwen_like.mode(INPAINT, "EditPlusPipeline") == INPAINT
+    klein_like = replace(sd1, img2img="", edit="StableDiffusionPipeline")  # edits with reference images
+    assert klein_like.mode(IMG2IMG, "StableDiffusionPipeline") == EDIT
+    assert klein_like.variant(EDIT) == "StableDiffusionPipeline"
+    assert sd1.mode(IMG2IMG, "StableDiffusionPipeline") == IMG2IMG and sd1.variant(EDIT) == ""
+    assert "EditPlusPipeline" in qwen_like.classes and len(set(klein_like.classes)) == len(klein_like.classes)

@@ -21,7 +21,7 @@ import torch
 from ..adapters.owner import PipelineOwner
 from ..errors import SpecError
 from ..models import schedulers
-from ..models.family import MODES, Family
+from ..models.family import EDIT, IMG2IMG, MODES, Family
 from ..stacks.schedules import position
 from ..stacks.specs import GenerateParams, StackSpec
 from . import infotext, prompt_tags
@@ -35,10 +35,13 @@ DENOISE_STEPS = {"floor": lambda steps, denoise: int(steps * denoise),
                  "rest": lambda steps, denoise: steps - int(steps - steps * denoise)}
 
 
-def source_kwargs(source: Source, p: GenerateParams) -> dict:
-    """What an img2img/inpainting call adds: the image, its size, denoise as diffusers' strength, the mask."""
+def source_kwargs(source: Source, p: GenerateParams, mode: str = IMG2IMG) -> dict:
+    """What an img2img/inpainting call adds: the image, its size, denoise as diffusers' strength, the mask; an
+    edit call takes the image and its size only."""
     width, height = source.size
-    extra = {"image": source.image, "strength": float(p.denoise), "width": width, "height": height}
+    extra = {"image": source.image, "width": width, "height": height}
+    if mode != EDIT:
+        extra["strength"] = float(p.denoise)
     if source.mask is not None:
         extra["mask_image"] = source.mask
     return extra
@@ -53,23 +56,26 @@ class Run:
     kwargs: dict
 
 
-def _check(family: Family, p: GenerateParams, source: Source | None) -> None:
-    mode = mode_of(source)
-    if not family.variant(mode):
-        modes = ", ".join(m for m in MODES if family.variant(m))
+def _check(family: Family, p: GenerateParams, source: Source | None, mode: str, loaded: str) -> None:
+    if not family.variant(mode, loaded):
+        modes = ", ".join(m for m in MODES if family.variant(m, loaded))
         extra = "the mask" if source is not None and source.mask is not None else "the image"
         raise SpecError(f"{family.title} pipelines have no {mode} in diffusers (they run: {modes}); "
                         f"disconnect {extra}")
     schedulers.check_fits(family, p.scheduler, mode)
-    if source is None:
+    if mode == EDIT:
+        if p.denoise < 1:
+            raise SpecError(f"denoise {p.denoise:g}: {family.title} edits the whole image by the prompt (it takes no "
+                            "denoise); set denoise to 1")
+    elif source is None:
         if p.denoise < 1:
             raise SpecError(f"denoise {p.denoise:g} needs an image to start from (img2img); text-to-image "
                             "always denoises fully, so connect an image or set denoise to 1")
         return
-    if p.denoise <= 0 or DENOISE_STEPS[family.denoise_steps](int(p.steps), p.denoise) < 1:
+    elif p.denoise <= 0 or DENOISE_STEPS[family.denoise_steps](int(p.steps), p.denoise) < 1:
         raise SpecError(f"denoise {p.denoise:g} with {p.steps} steps leaves no step to run on {family.title} "
                         "(diffusers runs about steps x denoise of them); raise steps or denoise")
-    if source.batch > 1 and p.batch_size > 1:
+    if source is not None and source.batch > 1 and p.batch_size > 1:
         raise SpecError(f"batch_size must be 1 when the image holds a batch of {source.batch} (each image gives "
                         "one output); got batch_size {p.batch_size}")
 
@@ -79,11 +85,13 @@ def plan(owner: PipelineOwner, params: GenerateParams, image=None, mask=None,
     """Check everything about a run (SpecError) without touching the pipeline."""
     family = owner.family
     source = make_source(image, mask, family.pixel_multiple(owner.pipe))
-    _check(family, params, source)
+    loaded = type(owner.pipe).__name__
+    mode = family.mode(mode_of(source), loaded)
+    _check(family, params, source, mode, loaded)
     kwargs = family.call(params, on_step or (lambda step, total: None))
-    class_name = family.variant(mode_of(source))
+    class_name = family.variant(mode, loaded)
     if source is not None:
-        kwargs.update(source_kwargs(source, params))
+        kwargs.update(source_kwargs(source, params, mode))
         if source.batch > 1:  # one prompt per image
             kwargs["prompt"] = [params.prompt] * source.batch
             if kwargs.get("negative_prompt"):

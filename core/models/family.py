@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-# what Generate does: no image, an image (+ denoise), an image and a mask
-TXT2IMG, IMG2IMG, INPAINT = "text-to-image", "img2img", "inpainting"
-MODES = (TXT2IMG, IMG2IMG, INPAINT)
+# what Generate does: no image, an image (+ denoise), an image and a mask, an image to edit (edit models)
+TXT2IMG, IMG2IMG, INPAINT, EDIT = "text-to-image", "img2img", "inpainting", "edit"
+MODES = (TXT2IMG, IMG2IMG, INPAINT, EDIT)
 
 MODEL_GROUP = "model"  # strength_model: the denoiser
 CLIP_GROUP = "clip"  # strength_clip: every text encoder
@@ -48,6 +48,11 @@ class Family:
     # "rest" s - int(s - s*d) (SD3, Flux)
     denoise_steps: str = "floor"
     unbatched: str = ""  # why a grid cannot batch its cells on this family ("": it can)
+    # Editing: the pipeline class that edits an image (or takes it as a reference) by the prompt, and the edit
+    # models among the family's classes (a loaded Qwen-Image-Edit): with them, or when the family has no img2img
+    # class, an image without a mask is the image to edit, in that loaded class (edit models) or ``edit``.
+    edit: str = ""
+    edit_models: tuple[str, ...] = ()
     encoder_markers: tuple[tuple[str, str], ...] = ()  # text in a key of its text encoders -> what it was made for
     # module input widths that name it: {"cross-attention width" | "text-encoder width": {width: what}}
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
@@ -58,14 +63,25 @@ class Family:
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
         return None if self.aliases is None else self.aliases(self, component, model)
 
-    def variant(self, mode: str) -> str:
-        """The diffusers pipeline class name for one of MODES."""
-        return {TXT2IMG: self.pipeline_classes[0], IMG2IMG: self.img2img, INPAINT: self.inpaint}[mode]
+    def variant(self, mode: str, loaded: str = "") -> str:
+        """The diffusers pipeline class name for one of MODES ("" when the family has none); ``loaded``: the
+        class of the loaded pipeline (an edit model edits in its own class)."""
+        if mode == EDIT and loaded in self.edit_models:
+            return loaded
+        return {TXT2IMG: self.pipeline_classes[0], IMG2IMG: self.img2img, INPAINT: self.inpaint, EDIT: self.edit}[mode]
+
+    def mode(self, with_image: str, loaded: str = "") -> str:
+        """The mode Generate runs: ``with_image`` is what the inputs ask (TXT2IMG, IMG2IMG or INPAINT); an image
+        without a mask edits on an edit model, or on a family that edits but has no img2img class."""
+        if with_image == IMG2IMG and (loaded in self.edit_models or (self.edit and not self.img2img)):
+            return EDIT
+        return with_image
 
     @property
     def classes(self) -> tuple[str, ...]:
         """Every diffusers pipeline class of the family (text-to-image ones first)."""
-        return tuple(c for c in (*self.pipeline_classes, self.img2img, self.inpaint) if c)
+        found = (*self.pipeline_classes, self.img2img, self.inpaint, self.edit, *self.edit_models)
+        return tuple(dict.fromkeys(c for c in found if c))
 
     def pixel_multiple(self, pipe) -> int:
         """Image sides must be multiples of this (8 on SD/SDXL, 16 on SD3 and Flux)."""
