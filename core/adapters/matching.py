@@ -15,7 +15,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 
 from ..errors import IncompatibleLoraError, LoraFileError
 from ..files.metadata import LoraMetadata, parse_metadata
-from ..formats import ANY_COMPONENT, AnyPatch, ConvertedLora, LazyPatch, ModulePatch
+from ..formats import ANY_COMPONENT, AnyPatch, ConvertedLora, LazyPatch, ModulePatch, ParamDelta
 from ..formats.dora import axis_of, dora_delta
 from ..formats.lowrank import FormatError
 from ..formats.lycoris import dense_patch
@@ -24,6 +24,8 @@ from ..models.original_names import RowSplit
 from .fusion import ORIGINAL
 from .load_report import LoadReport
 from .magnitude import WeightStats, check_magnitudes
+from .module_index import PATCHABLE
+from .param_deltas import parameter
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,14 @@ def base_layer(model: torch.nn.Module, name: str) -> torch.nn.Module:
 
 
 def original_weight(model: torch.nn.Module, name: str) -> torch.Tensor:
-    """The module's base weight as loaded (the kept original while a fused adapter is baked in)."""
-    kept = getattr(model.get_submodule(name), ORIGINAL, None)
+    """The module's base weight as loaded (the kept original while a fused adapter is baked in); for a
+    parameter path (``<module>.<param>``, a ParamDelta's target) that parameter."""
+    try:
+        module = model.get_submodule(name)
+    except AttributeError:
+        module_name, _, param = name.rpartition(".")
+        return parameter(model, module_name, param).detach()
+    kept = getattr(module, ORIGINAL, None)
     return kept if kept is not None else base_layer(model, name).weight
 
 
@@ -152,6 +160,8 @@ def _split(patch: AnyPatch, split: RowSplit, model: torch.nn.Module) -> list[tup
 def _fits(patch: AnyPatch, target, model: torch.nn.Module) -> bool:
     if isinstance(target, RowSplit):
         return target.rows == patch.out_features
+    if isinstance(patch, ParamDelta) or not isinstance(base_layer(model, target), PATCHABLE):
+        return not isinstance(_param_parts(patch, target, model), str)
     shape = Shape.of(base_layer(model, target))
     if isinstance(patch, LazyPatch):
         return _declared_misfit(patch, shape) is None
@@ -160,6 +170,7 @@ def _fits(patch: AnyPatch, target, model: torch.nn.Module) -> bool:
 
 def _home(name: str, patch: AnyPatch, family: Family, indexes, models) -> str:
     """The component an unprefixed module belongs to: the first whose layer has that name and fits."""
+    name = _module_of(name, patch)
     having = [c for c in family.components if c in indexes and name in indexes[c]]
     for component in having:
         if _fits(patch, indexes[component][name], models[component]):
@@ -193,12 +204,70 @@ def _made_for_text(base: LoraMetadata, converted: ConvertedLora) -> str:
     return said + seems
 
 
-def _resolved(patch: AnyPatch, target, model: torch.nn.Module) -> list[tuple[str, ModulePatch]] | str:
-    """(real module, fitted patch) pairs for one patch of the file, or why it does not fit."""
+def _resolved(patch: AnyPatch, target, model: torch.nn.Module) -> list[tuple[str, AnyPatch]] | str:
+    """(real module or parameter path, fitted patch) pairs for one patch of the file, or why it does not fit."""
+    if isinstance(patch, ParamDelta) or (isinstance(target, str) and not isinstance(base_layer(model, target),
+                                                                                    PATCHABLE)):
+        return _param_parts(patch, target, model)
     if isinstance(target, RowSplit):
         return _split(patch, target, model)
     fit = _fit(patch, Shape.of(base_layer(model, target)), original_weight(model, target))
     return fit if isinstance(fit, str) else [(target, fit)]
+
+
+def _module_of(name: str, patch: AnyPatch) -> str:
+    """The module part of a patch's name (a ParamDelta is keyed ``<module>.<param>``)."""
+    return name[: -len(patch.param) - 1] if isinstance(patch, ParamDelta) else name
+
+
+def _dense(patch: AnyPatch, weight: torch.Tensor) -> ParamDelta | str:
+    """A low-rank or LyCORIS patch of a layer peft cannot wrap (a 3-D conv, an embedding) as the whole difference
+    of its weight, when the sizes agree."""
+    if patch.dora_scale is not None:
+        return f"a DoRA patch on a {tuple(weight.shape)} weight of a layer that is not a Linear or Conv2d"
+    if isinstance(patch, LazyPatch):
+        if patch.out_features * patch.in_features != weight.numel() or patch.out_features != weight.shape[0]:
+            return f"a product of [{patch.out_features}, {patch.in_features}] vs weight {list(weight.shape)}"
+        patch = patch.build()
+    if patch.out_features != weight.shape[0] or patch.in_features * patch.out_features != weight.numel():
+        return f"down {tuple(patch.down.shape)} up {tuple(patch.up.shape)} vs weight {list(weight.shape)}"
+    return ParamDelta(_low_rank_delta(patch, weight.shape), "weight")
+
+
+def _param_parts(patch: AnyPatch, target, model: torch.nn.Module) -> list[tuple[str, ParamDelta]] | str:
+    """(parameter path, difference) pairs for a whole-parameter patch (or a pair on a layer peft cannot wrap)."""
+    if isinstance(target, RowSplit):
+        if not isinstance(patch, ParamDelta) or patch.delta.dim() != 1 or patch.delta.shape[0] != target.rows:
+            return f"a {patch.param if isinstance(patch, ParamDelta) else 'patch'} that does not split by rows"
+        parts = [(name, ParamDelta(_rows(patch.delta, ranges), patch.param)) for name, ranges in target.parts]
+        found = [_param_parts(part, name, model) for name, part in parts]
+        bad = next((f for f in found if isinstance(f, str)), None)
+        return bad if bad is not None else [pair for f in found for pair in f]
+    name = patch.param if isinstance(patch, ParamDelta) else "weight"
+    try:
+        live = parameter(model, target, name)
+    except AttributeError:
+        return f"has no parameter {name!r}"
+    if not isinstance(live, torch.Tensor):
+        return f"has no {name}"
+    if not isinstance(patch, ParamDelta):
+        patch = _dense(patch, live)
+        if isinstance(patch, str):
+            return patch
+    if tuple(patch.delta.shape) != tuple(live.shape):
+        return f"a {name} difference {list(patch.delta.shape)} vs {name} {list(live.shape)}"
+    return [(f"{target}.{name}", patch)]
+
+
+def _target(index: dict, name: str, patch: AnyPatch):
+    """(where a file's patch goes, the patch): a ParamDelta's name may be a parameter in a family's table of
+    original names (``blocks.0.modulation`` -> ``blocks.0.scale_shift_table``), else it names its module."""
+    if isinstance(patch, ParamDelta):
+        whole = index.get(name)
+        if isinstance(whole, str) and whole != name:
+            module, _, param = whole.rpartition(".")
+            return module, replace(patch, param=param)
+    return index.get(_module_of(name, patch)), patch
 
 
 @dataclass
@@ -214,7 +283,7 @@ def _match(path: str, converted, family, indexes, models) -> _Matching:
     for component, patches in _by_component(converted, family, indexes, models).items():
         index, model, matched = indexes.get(component), models.get(component), 0
         for name, patch in patches.items():
-            target = index.get(name) if index is not None else None
+            target, patch = _target(index, name, patch) if index is not None else (None, patch)
             if target is None:
                 result.unmatched.append(f"{component}:{name}")
                 continue

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..adapters.mixed_batch import MixedBatchError, fused_differs
+from ..adapters.mixed_batch import MixedBatchError
 from ..adapters.owner import PipelineOwner
 from ..models.schedulers import DEFAULT
 from ..stacks.specs import GenerateParams, StackSpec
@@ -63,7 +63,7 @@ def sequential_reason(owner: PipelineOwner, stacks: list[StackSpec], params: Gen
     if scheduler in ("DPM++ SDE", "DPM++ SDE Karras") or cls in WHOLE_BATCH_NOISE:
         return (f"the scheduler ({scheduler if cls is None else cls}) draws its noise for the whole batch at once, "
                 "so a row would not match its own run")
-    return fused_differs(stacks)
+    return owner.batch_conflict(stacks)
 
 
 def _batched(owner: PipelineOwner, stacks: list[StackSpec], params: GenerateParams, on_step) -> torch.Tensor:
