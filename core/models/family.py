@@ -53,6 +53,9 @@ class Family:
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     # single-file variants of it that LoRA Deck does not load: (denoiser key, shape test or None, what it is)
     other_variants: tuple = ()
+    # fix(pipe): repairs a pipeline of the family needs before it runs as its model was trained (diffusers bugs),
+    # applied to every pipeline LoRA Deck takes over (PipelineOwner) and by its tiny builder; must be idempotent
+    fix: Callable[[object], None] | None = None
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
