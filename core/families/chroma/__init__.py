@@ -23,6 +23,8 @@ FAMILY = Family(
     single_files=single_file.ARCHS, original_names=chroma_names,
     # its block names are Flux's; only the approximator is its own (Flux's markers come after these)
     lora_markers=(("distilled_guidance_layer", "Chroma"),),
-    other_variants=single_file.OTHER_VARIANTS, fix=fix,
+    # Flux LoRAs have its block names and shapes (Chroma is FLUX.1 schnell, pruned and retrained): one whose
+    # metadata says Flux is refused here, as Flux refuses one whose metadata says Chroma
+    lookalikes=("Flux",), other_variants=single_file.OTHER_VARIANTS, fix=fix,
     img2img="ChromaImg2ImgPipeline", inpaint="ChromaInpaintPipeline", patch=2, denoise_steps="rest",
 )
