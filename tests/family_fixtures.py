@@ -14,12 +14,15 @@ from loradeck.core.stacks.specs import GenerateParams
 DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
                     "sd3": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj"],
                     "flux": ["to_q", "to_k", "to_v", "to_out.0", "proj_out"],
+                    # linear_1: the approximator's (distilled_guidance_layer.layers.N), which only Chroma has
+                    "chroma": ["to_q", "to_k", "to_v", "to_out.0", "proj_out", "linear_1"],
                     "amused": ["to_q", "to_k", "to_v", "to_out.0"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
-# what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there)
+# what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there; Chroma's only encoder is
+# a T5, whose LoRA diffusers' load_lora_weights refuses: tests/test_family_chroma.py checks it against peft)
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
-                       "amused": ("text_encoder",)}
+                       "amused": ("text_encoder",), "chroma": ()}
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
 
 

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from original_layout import (
+    chroma_to_original,
     clip_to_ldm,
     clip_to_open_clip,
     flux_to_original,
@@ -34,7 +35,7 @@ def denoiser(key: str, pipe, prefix: str = PREFIX) -> dict:
     if key in ("sd1", "sdxl"):
         unet = pipe.unet
         return unet_to_ldm(unet.state_dict(), unet.config.layers_per_block, _up_with_attention(unet))
-    convert = sd3_to_original if key == "sd3" else flux_to_original
+    convert = {"sd3": sd3_to_original, "chroma": chroma_to_original}.get(key, flux_to_original)
     return convert(pipe.transformer.state_dict(), prefix)
 
 

@@ -52,8 +52,10 @@ EXPECTED = {
              "DPM++ 2M": ("DPMSolverMultistepScheduler", {**FLOW_SIGMAS, "use_dynamic_shifting": True}),
              "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
     "amused": {},
+    "chroma": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+               "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
 }
-TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}}
+TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}, "chroma": {"UniPC"}}
 CASES = [(key, name) for key, table in EXPECTED.items() for name in table]
 
 
@@ -163,6 +165,10 @@ MASK = torch.ones(1, 64, 64)
     ("sd3", "DPM++ 2M", IMG2IMG, r"runs Stable Diffusion 3 text-to-image only \(.*scale_noise.*\); for img2img "
                                  r"choose one of: model default, FlowMatch Euler, FlowMatch Heun$"),
     ("flux", "UniPC", INPAINT, r"text-to-image only.*for inpainting choose one of: model default, FlowMatch Euler$"),
+    # Chroma's pipelines always pass their own sigmas, which diffusers' DPM solver refuses (Flux's entry is out)
+    ("chroma", "DPM++ 2M", TXT2IMG, r"does not fit Chroma pipelines; the ones that do: model default, "
+                                    r"FlowMatch Euler, UniPC$"),
+    ("chroma", "UniPC", IMG2IMG, r"text-to-image only.*for img2img choose one of: model default, FlowMatch Euler$"),
 ])
 def test_an_unfitting_scheduler_is_refused_by_name_and_changes_nothing(key, scheduler, mode, match, owners, files):
     owner = owners[key]

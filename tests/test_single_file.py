@@ -306,7 +306,8 @@ def _meta_component(arch, name: str):
 
 
 REAL_FAMILY = {"sd15": "sd1", "sd2-base": "sd1", "sd2-v": "sd1", "sdxl-base": "sdxl", "sd3-medium": "sd3",
-               "sd35-medium": "sd3", "sd35-large": "sd3", "flux-dev": "flux", "flux-schnell": "flux"}
+               "sd35-medium": "sd3", "sd35-large": "sd3", "flux-dev": "flux", "flux-schnell": "flux",
+               "chroma1-hd": "chroma"}
 
 
 def _original_layout(arch) -> tuple[dict, dict]:
@@ -339,7 +340,7 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
     assert detect(header, ARCHS) is arch and identify(header) is arch
     expected = {"sd15": "v1", "sd2-base": "v2", "sd2-v": "v2", "sdxl-base": "xl_base", "sd3-medium": "sd3",
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
-                "flux-schnell": "flux-schnell"}[key]
+                "flux-schnell": "flux-schnell", "chroma1-hd": "chroma"}[key]
     assert infer_diffusers_model_type(tensors) == expected  # diffusers' own detection agrees
     result = plan(header, arch, LocalFiles())
     assert not result.problems and {p.label for p in result.parts.values()} == {"the checkpoint"}
@@ -357,6 +358,7 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
     """Each component's weights after diffusers' own single-file converter (shapes only, on meta)."""
     from diffusers.loaders import single_file_utils as sfu
 
+    from loradeck.core.families.chroma.single_file import state_dict as chroma_state_dict
     from loradeck.core.families.flux.single_file import state_dict as flux_state_dict
 
     out = {}
@@ -367,6 +369,9 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
         elif name == "vae":
             out[name] = sfu.convert_ldm_vae_checkpoint({k: v for k, v in tensors.items()
                                                         if k.startswith("first_stage_model.")}, config)
+        elif name == "transformer" and arch.key.startswith("chroma"):
+            out[name] = sfu.convert_chroma_transformer_checkpoint_to_diffusers(chroma_state_dict(
+                {k: v for k, v in tensors.items() if k.startswith("model.")}, config))
         elif name == "transformer" and arch.key.startswith("flux"):
             out[name] = sfu.convert_flux_transformer_checkpoint_to_diffusers(flux_state_dict(
                 {k: v for k, v in tensors.items() if k.startswith("model.")}, config))

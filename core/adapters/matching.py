@@ -324,8 +324,11 @@ def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: 
             path, f"does not fit this {where}: {len(found.mismatched)} layers have other shapes, "
             f"e.g. {found.mismatched[0]}.{made_for}", f"Use a LoRA made for {family.title}.")
     skipped = tuple(sorted({c for c, _, _ in found.counts if c in family.components and c not in models}))
+    notes = converted.notes
+    if meta.base_model in family.lookalikes:
+        notes = (*notes, lookalike_note(meta, family))
     report = LoadReport(path, converted.format, tuple(sorted(found.counts)), tuple(found.unmatched),
-                        converted.unknown, meta.base_model or "unknown", converted.made_for, converted.notes, meta,
+                        converted.unknown, meta.base_model or "unknown", converted.made_for, notes, meta,
                         skipped, converted.ignored)
     denoiser = [(c, m, t) for c, m, t in found.counts if c in (family.denoiser, *DENOISERS)]
     if report.matched == 0 or (denoiser and not sum(m for _, m, _ in denoiser)):
@@ -343,11 +346,27 @@ PARTIAL_ADVICE = ("Use a LoRA made for {title}, or, to load only the parts that 
                   "(Python: Deck.add(..., allow_partial=True)).")
 
 
+def lookalike_note(meta: LoraMetadata, family: Family) -> str:
+    return (f"its metadata says it was made for {meta.base_model} ({meta.base_model_source}), whose module names "
+            f"and shapes {family.title} shares but not its weights")
+
+
 def check_complete(prepared: PreparedAdapter, family: Family, allow_partial: bool) -> None:
-    """Refuse a file that would apply only in part (IncompatibleLoraError), unless the caller opted in."""
+    """Refuse a file that would apply only in part, or that its metadata says was made for a model whose LoRAs
+    look like this family's (``Family.lookalikes``), with an IncompatibleLoraError, unless the caller opted in."""
     problems = prepared.report.problems()
     if not problems:
         return
+    meta = prepared.report.metadata
+    if not allow_partial and meta.base_model in family.lookalikes:
+        others = [p for p in problems if p != lookalike_note(meta, family)]
+        also = f"; besides, {'; '.join(others)}" if others else ""
+        raise IncompatibleLoraError(
+            prepared.path, f"was made for {meta.base_model} ({meta.base_model_source}), not for {family.title}: the "
+            f"two share module names and shapes but not weights, so it would load where it fits and change the "
+            f"picture in ways its trainer never saw{also}",
+            f"Use a LoRA made for {family.title}, or, to load it anyway where it fits, set LORADECK_ALLOW_PARTIAL=1 "
+            "(Python: Deck.add(..., allow_partial=True)).")
     if not allow_partial:
         base = prepared.report.base_text()
         made_for = f"; its base model: {base}" if base != "unknown" else ""

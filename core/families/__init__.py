@@ -12,12 +12,15 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, flux, sd1, sd3, sdxl
+from . import amused, chroma, flux, sd1, sd3, sdxl
 
 _REGISTERED = (
     sd1.FAMILY,
     sdxl.FAMILY,
     sd3.FAMILY,
+    # before Flux: a Chroma file has every key a FLUX.1 schnell file has (single files are matched in this order),
+    # and Chroma's LoRA marker (its approximator) must be tried before Flux's shared block names
+    chroma.FAMILY,
     flux.FAMILY,
     amused.FAMILY,
 )

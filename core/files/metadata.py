@@ -28,7 +28,7 @@ TRIGGER_KEYS = ("modelspec.trigger_phrase", "trainedWords", "trained_words", "ac
 DESCRIPTION_KEYS = ("modelspec.description", "description", "ss_training_comment")
 # A lower-cased base-model value containing the marker -> a human name (first match wins).
 BASE_LABELS = (
-    ("flux", "Flux"), ("stable-diffusion-v3", "SD 3"), ("sd3", "SD 3"), ("pony", "SDXL (Pony)"),
+    ("chroma", "Chroma"), ("flux", "Flux"), ("stable-diffusion-v3", "SD 3"), ("sd3", "SD 3"), ("pony", "SDXL (Pony)"),
     ("illustrious", "SDXL (Illustrious)"), ("stable-diffusion-xl", "SDXL"), ("sdxl", "SDXL"),
     ("stable-diffusion-v2", "SD 2.x"), ("sd_v2", "SD 2.x"), ("sd 2", "SD 2.x"), ("sd2", "SD 2.x"),
     ("stable-diffusion-v1", "SD 1.x"), ("sd_v1", "SD 1.x"), ("sd 1", "SD 1.x"), ("sd1", "SD 1.x"),

@@ -61,7 +61,6 @@ T5_PREFIX = "text_encoders.t5xxl.transformer."
 # A family's own (an SDXL refiner, a FLUX.1 Fill) are in its row (``Family.other_variants``).
 OTHER_MARKERS = (
     ("single_stream_modulation.lin.weight", None, "a FLUX.2 model"),
-    ("distilled_guidance_layer.in_proj.bias", None, "a Chroma model"),
     ("control_model.time_embed.0.weight", None, "a ControlNet"),
 )
 

@@ -58,6 +58,13 @@ class Family:
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     # single-file variants of it that LoRA Deck does not load: (denoiser key, shape test or None, what it is)
     other_variants: tuple = ()
+    # base models (metadata labels, files.metadata.BASE_LABELS) whose LoRAs have this family's module names and
+    # shapes but were trained on other weights (Chroma and Flux): a file whose metadata names one is refused even
+    # where every module fits, unless partial loads are allowed
+    lookalikes: tuple[str, ...] = ()
+    # fix(pipe): repairs a pipeline of the family needs before it runs as its model was trained (diffusers bugs),
+    # applied to every pipeline LoRA Deck takes over (PipelineOwner) and by its tiny builder; must be idempotent
+    fix: Callable[[object], None] | None = None
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
