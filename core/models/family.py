@@ -53,6 +53,10 @@ class Family:
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     # single-file variants of it that LoRA Deck does not load: (denoiser key, shape test or None, what it is)
     other_variants: tuple = ()
+    # denoiser modules inside which some layers get each batch row's tokens folded into the batch dimension, one
+    # row's after another (Krea 2's text fusion attends across the text taps token by token): a grid (one cell per
+    # batch row) routes those layers' rows by the module's own batch
+    folded_batches: tuple[str, ...] = ()
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""

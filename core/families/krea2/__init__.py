@@ -24,4 +24,6 @@ FAMILY = Family(
                   ("attn.to_gate", "Krea 2"), ("attn_to_gate", "Krea 2"), ("time_mod_proj", "Krea 2"),
                   ("tproj.1", "Krea 2"), ("tproj_1", "Krea 2")),
     other_variants=single_file.OTHER_VARIANTS, patch=2,
+    # its text fusion's layerwise blocks run on (batch x tokens) rows, attending across the text taps
+    folded_batches=("text_fusion",),
 )
