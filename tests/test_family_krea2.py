@@ -123,6 +123,25 @@ def test_diffusers_alone_cannot_load_the_other_layouts(name, caplog):
     assert not any(hasattr(m, "lora_A") for m in pipe.transformer.modules())
 
 
+@pytest.mark.parametrize("name,old,new", [
+    ("krea2_lycoris_lokr_kohya", "lora_unet_", "lycoris_"),  # ai-toolkit's first LoKr files (before 724e67d6)
+    ("krea2_diffsynth_opensource", "transformer.", ""),  # bare diffusers names (ComfyUI takes them)
+    ("krea2_aitoolkit_lora", "diffusion_model.", "model.diffusion_model."),  # a checkpoint's prefix
+    ("krea2_aitoolkit_lora", "diffusion_model.", "transformer."),  # original names under the component
+])
+def test_the_same_modules_under_other_spellings_load_the_same(name, old, new, tmp_path):
+    state = load_file(path(name))
+    renamed = {new + k.removeprefix(old): v for k, v in state.items()}
+    assert len(renamed) == len(state) and all(k.startswith(old) for k in state)
+    out = tmp_path / "renamed.safetensors"
+    save_file(renamed, str(out))
+    original, respelled = fresh(KEY), fresh(KEY)
+    Deck(original).add(path(name)).fuse()
+    report = Deck(respelled).add(str(out)).fuse().owner.prepare(str(out)).report
+    assert report.matched == report.total and not report.partial
+    assert_bit_identical(_weights(original), _weights(respelled))
+
+
 def test_musubis_converted_names_mean_the_blocks_they_were_converted_from():
     """convert_lora.py writes txtfusion.layerwise.blocks.N for txtfusion.layerwise_blocks.N: the same change as the
     source file, module for module."""
