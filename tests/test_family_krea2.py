@@ -37,6 +37,7 @@ IMAGE_TOLERANCE = 2 / 255
 DIFFUSERS_LOADS = {"krea2_diffusers_peft", "krea2_aitoolkit_lora", "krea2_diffsynth_opensource",
                    "krea2_peft_original"}
 DIFFUSERS_RAISES = {"krea2_aitoolkit_lokr", "krea2_lycoris_lokr_simpletuner", "krea2_musubi_converted_other"}
+RENDERED = {"krea2_diffusers_peft", "krea2_aitoolkit_lora"}  # images too (the others: weights, which decide them)
 DIFFUSERS_LOADS_NOTHING = {"krea2_musubi_lora", "krea2_musubi_lora_attn_only", "krea2_lycoris_lokr_kohya",
                            "krea2_diffsynth_lora"}
 
@@ -100,9 +101,10 @@ def test_where_diffusers_loads_a_layout_the_images_and_weights_equal_diffusers(n
     deck = Deck(ours).add(path(name), "x", model=0.8)
     theirs.load_lora_weights(path(name), adapter_name="x")
     theirs.set_adapters(["x"], [0.8])
-    image = render(KEY, ours)
-    assert (image - render(KEY, theirs)).abs().max() <= IMAGE_TOLERANCE
-    assert (image - render(KEY, fresh(KEY))).abs().max() > IMAGE_TOLERANCE  # the LoRA matters
+    if name in RENDERED:
+        image = render(KEY, ours)
+        assert (image - render(KEY, theirs)).abs().max() <= IMAGE_TOLERANCE
+        assert (image - render(KEY, fresh(KEY))).abs().max() > IMAGE_TOLERANCE  # the LoRA matters
     deck.fuse()
     theirs.fuse_lora(lora_scale=1.0)  # set_adapters' 0.8 is part of the layers' scale already
     mine, reference = _weights(ours), _weights(theirs)

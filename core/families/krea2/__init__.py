@@ -1,11 +1,12 @@
 """Krea 2 (Krea-2-Raw, Krea-2-Turbo): a single-stream MMDiT with a text-fusion transformer inside it, fed by
 hidden states tapped from a Qwen3-VL text encoder.
 
-Only the denoiser takes LoRAs (diffusers' Krea2LoraLoaderMixin loads ``transformer`` only, and no trainer trains
-the Qwen3-VL encoder). Turbo is the same pipeline class and the same keys with ``is_distilled`` set in its
-``model_index.json`` (a fixed schedule shift), so a Krea-2-Turbo diffusers folder runs as Turbo with nothing to
-choose; run it at cfg 1 and about 8 steps. diffusers has no Krea 2 img2img or inpainting class, so those modes are
-refused by name.
+Its trainers (musubi-tuner, ai-toolkit, DiffSynth-Studio, diffusers' script, SimpleTuner) train the denoiser only,
+and diffusers' Krea2LoraLoaderMixin loads ``transformer`` only; a file's part for the Qwen3-VL text encoder would
+still apply to it (strength_clip), as on the other families. Turbo is the same pipeline class and the same keys
+with ``is_distilled`` set in its ``model_index.json`` (a fixed schedule shift), so a Krea-2-Turbo diffusers folder
+runs as Turbo with nothing to choose; run it at cfg 1 and about 8 steps. diffusers has no Krea 2 img2img or
+inpainting class, so those modes are refused by name.
 """
 
 from ...models.family import Family
