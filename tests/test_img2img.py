@@ -166,13 +166,14 @@ def test_a_family_without_the_classes_refuses_the_mode_by_name_and_changes_nothi
     owner = Deck(pipeline(key)).owner
     stack = StackSpec().add(spec(owner, save_family_lora(key, str(tmp_path / "lora.safetensors"), seed=1), "a",
                                  1.0, 1.0))
-    before = owner.applied, owner.loaded_keys, dict(owner.pipe.transformer.state_dict())
+    denoiser = getattr(owner.pipe, family.denoiser)
+    before = owner.applied, owner.loaded_keys, {k: v.clone() for k, v in denoiser.state_dict().items()}
     for mask, mode in ((None, IMG2IMG), (MASK, INPAINT)):
         message = (rf"^{family.title} pipelines have no {mode} in diffusers \(they run: text-to-image\); "
                    rf"disconnect the {'mask' if mask is not None else 'image'}$")
         with pytest.raises(SpecError, match=message):
             generate(owner, stack, GenerateParams(**{**vars(PARAMS), "denoise": 0.5}), image=IMAGE, mask=mask)
-    after = owner.applied, owner.loaded_keys, dict(owner.pipe.transformer.state_dict())
+    after = owner.applied, owner.loaded_keys, denoiser.state_dict()
     assert before[:2] == after[:2] and before[2].keys() == after[2].keys()
     assert all(torch.equal(before[2][k], after[2][k]) for k in before[2])
 
