@@ -184,7 +184,22 @@ def test_saved_diffusers_folder_loads_through_the_node(key, tmp_path, use_models
     use_models(str(tmp_path))
     handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load(f"my-{key}", "float32")[0]
     assert handle.owner.family.key == key
-    assert torch.equal(render(key, handle.owner.pipe), render(key, pipe))
+    loaded = render(key, handle.owner.pipe)
+    if key in UNALIGNED_ON_LOAD:
+        # the weights are equal, but loaded ones sit at 4-byte offsets in safetensors' buffer (after the 1x3
+        # text_fusion.projector), and CPU matmul kernels sum unaligned rows in another order: equal to what
+        # diffusers' own from_pretrained gives, bit for bit, and to the saved pipeline within float rounding
+        from diffusers import DiffusionPipeline
+
+        theirs = DiffusionPipeline.from_pretrained(str(tmp_path / "diffusers" / f"my-{key}"), local_files_only=True)
+        theirs.set_progress_bar_config(disable=True)
+        assert torch.equal(loaded, render(key, theirs))
+        assert (loaded - render(key, pipe)).abs().max() < 1e-5
+    else:
+        assert torch.equal(loaded, render(key, pipe))
+
+
+UNALIGNED_ON_LOAD = {"krea2"}
 
 
 def test_single_file_checkpoints_are_listed_and_bad_ones_explained(tmp_path, use_models):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, chroma, flux, sd1, sd3, sdxl
+from . import amused, chroma, flux, krea2, sd1, sd3, sdxl
 
 _REGISTERED = (
     sd1.FAMILY,
@@ -23,6 +23,7 @@ _REGISTERED = (
     chroma.FAMILY,
     flux.FAMILY,
     amused.FAMILY,
+    krea2.FAMILY,
 )
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _REGISTERED}

@@ -65,6 +65,10 @@ class Family:
     # fix(pipe): repairs a pipeline of the family needs before it runs as its model was trained (diffusers bugs),
     # applied to every pipeline LoRA Deck takes over (PipelineOwner) and by its tiny builder; must be idempotent
     fix: Callable[[object], None] | None = None
+    # denoiser modules inside which some layers get each batch row's tokens folded into the batch dimension, one
+    # row's after another (Krea 2's text fusion attends across the text taps token by token): a grid (one cell per
+    # batch row) routes those layers' rows by the module's own batch
+    folded_batches: tuple[str, ...] = ()
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
