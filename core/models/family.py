@@ -58,6 +58,9 @@ class Family:
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     # single-file variants of it that LoRA Deck does not load: (denoiser key, shape test or None, what it is)
     other_variants: tuple = ()
+    # (diffusers folder, its model_index.json) -> components from_pretrained must be given because diffusers
+    # cannot load them offline by itself (Qwen-Image-Edit's processor needs torchvision otherwise); None: none
+    folder_components: Callable[[str, dict], dict] | None = None
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
