@@ -14,12 +14,15 @@ from loradeck.core.stacks.specs import GenerateParams
 DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
                     "sd3": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj"],
                     "flux": ["to_q", "to_k", "to_v", "to_out.0", "proj_out"],
-                    "amused": ["to_q", "to_k", "to_v", "to_out.0"]}
+                    "amused": ["to_q", "to_k", "to_v", "to_out.0"],
+                    "qwenimage": ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "img_mlp.net.2", "img_mod.1"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there)
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
-                       "amused": ("text_encoder",)}
+                       "amused": ("text_encoder",), "qwenimage": ()}
+# the keyword of a family's classifier-free guidance scale when it is not diffusers' usual guidance_scale
+CFG_KEYWORD = {"qwenimage": "true_cfg_scale"}
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
 
 

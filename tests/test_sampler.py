@@ -9,7 +9,7 @@ import diffusers
 import pytest
 import torch
 
-from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
+from family_fixtures import CFG_KEYWORD, SAVED_TEXT_ENCODERS, diffusers_reference, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
@@ -52,8 +52,14 @@ EXPECTED = {
              "DPM++ 2M": ("DPMSolverMultistepScheduler", {**FLOW_SIGMAS, "use_dynamic_shifting": True}),
              "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
     "amused": {},
+    "qwenimage": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+                  "FlowMatch Euler shift 3 (Lightning)": (  # Qwen-Image-Lightning's README: shift 3 everywhere
+                      "FlowMatchEulerDiscreteScheduler", {"base_shift": math.log(3), "max_shift": math.log(3),
+                                                          "shift_terminal": None, "use_dynamic_shifting": True,
+                                                          "time_shift_type": "exponential"}),
+                  "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
 }
-TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}}
+TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}, "qwenimage": {"UniPC"}}
 CASES = [(key, name) for key, table in EXPECTED.items() for name in table]
 
 
@@ -69,8 +75,8 @@ def references():
 
 def direct(key: str, pipe, params: GenerateParams = PARAMS, **extra) -> torch.Tensor:
     """diffusers' pipeline called as a user would, every argument spelled out here."""
-    kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps, "guidance_scale": params.cfg,
-              "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra}
+    kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps, CFG_KEYWORD.get(key, "guidance_scale"):
+              params.cfg, "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra}
     if key != "flux":  # Flux has no classic negative prompt
         kwargs["negative_prompt"] = params.negative_prompt
     with torch.inference_mode():
@@ -163,6 +169,10 @@ MASK = torch.ones(1, 64, 64)
     ("sd3", "DPM++ 2M", IMG2IMG, r"runs Stable Diffusion 3 text-to-image only \(.*scale_noise.*\); for img2img "
                                  r"choose one of: model default, FlowMatch Euler, FlowMatch Heun$"),
     ("flux", "UniPC", INPAINT, r"text-to-image only.*for inpainting choose one of: model default, FlowMatch Euler$"),
+    ("qwenimage", "DPM++ 2M", TXT2IMG, r"'DPM\+\+ 2M' does not fit Qwen-Image pipelines; the ones that do: model "
+                                       r"default, FlowMatch Euler, FlowMatch Euler shift 3 \(Lightning\), UniPC$"),
+    ("qwenimage", "UniPC", IMG2IMG, r"runs Qwen-Image text-to-image, edit only \(.*scale_noise.*\); for img2img "
+                                    r"choose one of: model default, FlowMatch Euler, FlowMatch Euler shift 3"),
 ])
 def test_an_unfitting_scheduler_is_refused_by_name_and_changes_nothing(key, scheduler, mode, match, owners, files):
     owner = owners[key]
