@@ -22,13 +22,15 @@ _REGISTERED = (
     amused.FAMILY,
     qwenimage.FAMILY,
 )
+# More built-in models of a registered family: rows that differ from it only in ``tiny`` and ``builtin``.
+_MORE_BUILTINS = (qwenimage.EDIT_BUILTIN,)
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _REGISTERED}
 _BY_CLASS = {cls: f for f in FAMILIES.values() for cls in f.classes}
 
 BUILTIN_SUFFIX = " (built-in)"
-BUILTIN_NAMES = tuple(f"{f.builtin}{BUILTIN_SUFFIX}" for f in FAMILIES.values())
-BUILTINS = {f.builtin: f for f in FAMILIES.values()}
+BUILTINS = {f.builtin: f for f in (*FAMILIES.values(), *_MORE_BUILTINS)}
+BUILTIN_NAMES = tuple(f"{name}{BUILTIN_SUFFIX}" for name in BUILTINS)
 
 # Single files: every family's rows, in registration order (the first that matches a file wins), and the variants
 # no family here loads (a family's own first, then those of models this pack has no family for).
