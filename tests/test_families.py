@@ -152,11 +152,12 @@ def test_lbw_vector_equals_the_dict_form(key, vector, family_files):
         Deck(fresh(key)).add(path, "x").set_weights_text("x: lbw=1,0,1")
 
 
-@pytest.mark.parametrize("key", ["sd3", "flux", "amused"])
+@pytest.mark.parametrize("key", ["sd3", "flux", "amused", "qwenimage"])
 def test_transformer_ranges_equal_removing_those_blocks(key, family_files, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    group = {"sd3": "transformer_blocks", "flux": "transformer_blocks", "amused": "transformer_layers"}[key]
+    group = {"sd3": "transformer_blocks", "flux": "transformer_blocks", "amused": "transformer_layers",
+             "qwenimage": "transformer_blocks"}[key]
     path = family_files[key]["first"]
     state = load_file(path)
     without = {k: v for k, v in state.items() if not k.startswith(f"transformer.{group}.0.")}
