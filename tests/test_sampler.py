@@ -285,6 +285,11 @@ def test_an_image_edits_on_an_edit_model_or_where_the_family_only_edits():
     assert qwen_like.mode(IMG2IMG, "EditPlusPipeline") == EDIT  # an edit model: the image is to be edited
     assert qwen_like.variant(EDIT, "EditPlusPipeline") == "EditPlusPipeline"  # in its own class
     assert qwen_like.mode(INPAINT, "EditPlusPipeline") == INPAINT
+    assert qwen_like.variant(INPAINT, "EditPlusPipeline") == sd1.inpaint  # no edit_inpaint: the family's inpaint
+    masked = replace(qwen_like, edit_inpaint="EditInpaintPipeline")  # an edit model edits inside the mask
+    assert masked.variant(INPAINT, "EditPlusPipeline") == "EditInpaintPipeline"
+    assert masked.variant(INPAINT, "StableDiffusionPipeline") == sd1.inpaint
+    assert masked.edits("EditInpaintPipeline") and not masked.edits(sd1.inpaint)
     klein_like = replace(sd1, img2img="", edit="StableDiffusionPipeline")  # edits with reference images
     assert klein_like.mode(IMG2IMG, "StableDiffusionPipeline") == EDIT
     assert klein_like.variant(EDIT) == "StableDiffusionPipeline"
