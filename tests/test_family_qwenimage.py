@@ -292,11 +292,14 @@ EDIT_STRENGTHS = (("m", 2.5), ("k", -2.0))
 @pytest.fixture
 def small_edits(monkeypatch):
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit as edit
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_inpaint as edit_inpaint
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_plus as plus
 
     monkeypatch.setattr(plus, "VAE_IMAGE_SIZE", SMALL_EDIT)
-    real = edit.calculate_dimensions
-    monkeypatch.setattr(edit, "calculate_dimensions", lambda area, ratio: real(min(area, SMALL_EDIT), ratio))
+    for module in (edit, edit_inpaint):
+        real = module.calculate_dimensions
+        monkeypatch.setattr(module, "calculate_dimensions",
+                            lambda area, ratio, real=real: real(min(area, SMALL_EDIT), ratio))
 
 
 @functools.cache
@@ -364,21 +367,33 @@ def test_the_single_image_edit_class_and_the_other_modes_of_an_edit_model(small_
     assert owner.family.key == KEY
     ours = generate(owner, StackSpec(), EDIT_PARAMS, image=EDIT_IMAGE)
     assert torch.equal(ours, _direct_edit(copy.deepcopy(single)))
-    # no image: text-to-image; an image and a mask: inpainting, both in diffusers' Qwen-Image classes
+    # no image: text-to-image in diffusers' Qwen-Image class
     assert torch.equal(generate(owner, StackSpec(), PARAMS), render(KEY, fresh(KEY)))
+
+
+def test_an_image_and_a_mask_edit_inside_the_mask_on_an_edit_model(small_edits):
+    """QwenImageEditInpaintPipeline, from the loaded Edit Plus model's modules (and processor), with a LoRA stack;
+    its output size is diffusers' own (about the conditioning area in the image's aspect ratio)."""
+    owner = Deck(edit_model()).owner
+    stack = StackSpec().add(spec(owner, _file("qwen_musubi_lora"), "m", STRONG, 1.0))
     mask = torch.zeros(1, 64, 48)
     mask[:, 8:40, 8:40] = 1
-    inpaint = GenerateParams(**{**vars(EDIT_PARAMS), "denoise": 0.9})
-    parts = {k: v for k, v in copy.deepcopy(single.components).items() if k != "processor"}
-    direct = diffusers.QwenImageInpaintPipeline(**parts)
-    direct.set_progress_bar_config(disable=True)
-    pil = make_source(EDIT_IMAGE, None, 16)
+    inpaint = GenerateParams(**{**vars(EDIT_PARAMS), "denoise": 0.9, "steps": 3})
+    reference = diffusers.QwenImageEditInpaintPipeline(**edit_model().components)
+    reference.set_progress_bar_config(disable=True)
+    with torch.no_grad():
+        for key, delta in load_file(str(FIXTURES / "qwen_musubi_lora.expected.safetensors")).items():
+            reference.transformer.get_parameter(key).add_(STRONG * delta)
+    source = make_source(EDIT_IMAGE, mask, 16)
     with torch.inference_mode():
-        theirs = direct(prompt=inpaint.prompt, negative_prompt=" ", true_cfg_scale=4.0, image=pil.image,
-                        mask_image=mask[:, None], strength=0.9, num_inference_steps=2, width=48, height=64,
-                        generator=torch.Generator().manual_seed(7), output_type="np").images
-    ours = generate(owner, StackSpec(), inpaint, image=EDIT_IMAGE, mask=mask)
-    assert (ours - torch.from_numpy(theirs)).abs().max() <= IMAGE_TOLERANCE
+        theirs = reference(prompt=inpaint.prompt, negative_prompt=" ", true_cfg_scale=4.0,
+                           image=source.pil_images()[0], mask_image=source.mask, strength=0.9, num_inference_steps=3,
+                           generator=torch.Generator().manual_seed(7), output_type="np").images
+    for wanted in (stack, fuse(stack)):
+        ours = generate(owner, wanted, inpaint, image=EDIT_IMAGE, mask=mask)
+        assert ours.shape == theirs.shape and (ours - torch.from_numpy(theirs)).abs().max() <= IMAGE_TOLERANCE
+    with pytest.raises(SpecError, match="an edit takes one image; the image holds a batch of 2"):
+        generate(owner, stack, inpaint, image=EDIT_IMAGE.repeat(2, 1, 1, 1), mask=mask)
 
 
 @pytest.mark.parametrize("change,image,match", [

@@ -2,8 +2,10 @@
 encoder and a Wan-2.1-style VAE.
 
 Qwen-Image-Edit (and Edit-2509 / 2511, diffusers' QwenImageEditPlusPipeline) are edit models: an image given to
-them is the image to edit by the prompt, in their own class; a Qwen-Image (text-to-image) model takes an image as
-img2img. Both share one transformer architecture, so a LoRA for one loads on the other.
+them is the image to edit by the prompt, in their own class, and an image with a mask is edited inside the mask
+(QwenImageEditInpaintPipeline, which makes its output at about one megapixel in the image's aspect ratio, whatever
+the image's size); a Qwen-Image (text-to-image) model takes an image as img2img and with a mask inpaints. Both
+share one transformer architecture, so a LoRA for one loads on the other.
 
 LoRAs train the transformer only: diffusers' loader takes nothing else, and no Qwen trainer writes a text-encoder
 LoRA. Trainers and ComfyUI name modules as diffusers does (no fused layers, no original-name table).
@@ -31,6 +33,7 @@ FAMILY = Family(
                   ("txt_mod.1", "Qwen-Image"), ("txt_mod_1", "Qwen-Image")),
     img2img="QwenImageImg2ImgPipeline", inpaint="QwenImageInpaintPipeline", patch="patch_size",
     denoise_steps="rest", edit_models=("QwenImageEditPlusPipeline", "QwenImageEditPipeline"),
+    edit_inpaint="QwenImageEditInpaintPipeline",
     folder_components=folder_components,
 )
 # the second built-in: the same family and weights in the Edit Plus class
