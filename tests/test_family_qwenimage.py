@@ -277,6 +277,18 @@ def test_parameter_differences_are_refused_until_supported(extra, match, tmp_pat
     assert_bit_identical(before, _weights(pipe))
 
 
+def test_a_single_file_qwen_image_is_named_and_pointed_to_a_diffusers_folder(tmp_path, use_models):
+    from loradeck.core import PipelineLoadError
+    from loradeck.nodes import NODE_CLASS_MAPPINGS
+
+    (tmp_path / "checkpoints").mkdir()
+    tensors = {f"model.diffusion_model.{k}": v for k, v in fresh(KEY).transformer.state_dict().items()}
+    save_file(tensors, str(tmp_path / "checkpoints" / "qwen_image.safetensors"))
+    use_models(str(tmp_path))
+    with pytest.raises(PipelineLoadError, match="looks like a Qwen-Image or Qwen-Image-Edit transformer.*diffusers"):
+        NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("qwen_image.safetensors", "float32")
+
+
 def test_a_qwen_file_on_flux_names_qwen_image():
     with pytest.raises(IncompatibleLoraError, match="Qwen-Image"):
         Deck(fresh("flux")).add(_file("qwen_musubi_lora"))
