@@ -20,13 +20,17 @@ DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q"
                     # diffusers' Krea 2 DreamBooth script's targets, less the text-side ones (text_fusion blocks
                     # still match to_q... by suffix)
                     "krea2": ["to_q", "to_k", "to_v", "to_out.0", "to_gate", "ff.up", "ff.down", "img_in",
-                              "time_mod_proj"]}
+                              "time_mod_proj"],
+                    "qwenimage": ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "img_mlp.net.2", "img_mod.1"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there; Chroma's only encoder is
 # a T5, whose LoRA diffusers' load_lora_weights refuses: tests/test_family_chroma.py checks it against peft)
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
-                       "amused": ("text_encoder",), "chroma": (), "krea2": ()}
+                       "amused": ("text_encoder",), "chroma": (), "krea2": (),
+                       "qwenimage": ()}
+# the keyword of a family's classifier-free guidance scale when it is not diffusers' usual guidance_scale
+CFG_KEYWORD = {"qwenimage": "true_cfg_scale"}
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
 
 

@@ -9,7 +9,7 @@ import diffusers
 import pytest
 import torch
 
-from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
+from family_fixtures import CFG_KEYWORD, SAVED_TEXT_ENCODERS, diffusers_reference, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
@@ -56,9 +56,15 @@ EXPECTED = {
                "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
     "krea2": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
               "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
+    "qwenimage": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+                  "FlowMatch Euler shift 3 (Lightning)": (  # Qwen-Image-Lightning's README: shift 3 everywhere
+                      "FlowMatchEulerDiscreteScheduler", {"base_shift": math.log(3), "max_shift": math.log(3),
+                                                          "shift_terminal": None, "use_dynamic_shifting": True,
+                                                          "time_shift_type": "exponential"}),
+                  "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
 }
 TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}, "chroma": {"UniPC"},
-                "krea2": {"UniPC"}}
+                "krea2": {"UniPC"}, "qwenimage": {"UniPC"}}
 # a family whose pipeline's guidance_scale is not the usual CFG scale: cfg -> guidance_scale (Krea2Pipeline computes
 # cond + g * (cond - uncond), which is CFG 1 + g; ComfyUI's and musubi-tuner's cfg 5.5 is its default 4.5)
 GUIDANCE = {"krea2": lambda cfg: max(0.0, cfg - 1.0)}
@@ -79,8 +85,8 @@ def references():
 def direct(key: str, pipe, params: GenerateParams = PARAMS, **extra) -> torch.Tensor:
     """diffusers' pipeline called as a user would, every argument spelled out here."""
     guidance = GUIDANCE.get(key, lambda cfg: cfg)(params.cfg)
-    kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps, "guidance_scale": guidance,
-              "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra}
+    kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps, CFG_KEYWORD.get(key, "guidance_scale"):
+              guidance, "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra}
     if key != "flux":  # Flux has no classic negative prompt
         kwargs["negative_prompt"] = params.negative_prompt
     with torch.inference_mode():
@@ -180,6 +186,10 @@ MASK = torch.ones(1, 64, 64)
     ("krea2", "DPM++ 2M", TXT2IMG, r"'DPM\+\+ 2M' does not fit Krea 2 pipelines; the ones that do: model default, "
                                    r"FlowMatch Euler, UniPC$"),
     ("krea2", "FlowMatch Heun", TXT2IMG, r"does not fit Krea 2 pipelines"),
+    ("qwenimage", "DPM++ 2M", TXT2IMG, r"'DPM\+\+ 2M' does not fit Qwen-Image pipelines; the ones that do: model "
+                                       r"default, FlowMatch Euler, FlowMatch Euler shift 3 \(Lightning\), UniPC$"),
+    ("qwenimage", "UniPC", IMG2IMG, r"runs Qwen-Image text-to-image, edit only \(.*scale_noise.*\); for img2img "
+                                    r"choose one of: model default, FlowMatch Euler, FlowMatch Euler shift 3"),
 ])
 def test_an_unfitting_scheduler_is_refused_by_name_and_changes_nothing(key, scheduler, mode, match, owners, files):
     owner = owners[key]
@@ -292,6 +302,11 @@ def test_an_image_edits_on_an_edit_model_or_where_the_family_only_edits():
     assert qwen_like.mode(IMG2IMG, "EditPlusPipeline") == EDIT  # an edit model: the image is to be edited
     assert qwen_like.variant(EDIT, "EditPlusPipeline") == "EditPlusPipeline"  # in its own class
     assert qwen_like.mode(INPAINT, "EditPlusPipeline") == INPAINT
+    assert qwen_like.variant(INPAINT, "EditPlusPipeline") == sd1.inpaint  # no edit_inpaint: the family's inpaint
+    masked = replace(qwen_like, edit_inpaint="EditInpaintPipeline")  # an edit model edits inside the mask
+    assert masked.variant(INPAINT, "EditPlusPipeline") == "EditInpaintPipeline"
+    assert masked.variant(INPAINT, "StableDiffusionPipeline") == sd1.inpaint
+    assert masked.edits("EditInpaintPipeline") and not masked.edits(sd1.inpaint)
     klein_like = replace(sd1, img2img="", edit="StableDiffusionPipeline")  # edits with reference images
     assert klein_like.mode(IMG2IMG, "StableDiffusionPipeline") == EDIT
     assert klein_like.variant(EDIT) == "StableDiffusionPipeline"

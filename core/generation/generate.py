@@ -35,11 +35,12 @@ DENOISE_STEPS = {"floor": lambda steps, denoise: int(steps * denoise),
                  "rest": lambda steps, denoise: steps - int(steps - steps * denoise)}
 
 
-def source_kwargs(source: Source, p: GenerateParams, mode: str = IMG2IMG) -> dict:
+def source_kwargs(source: Source, p: GenerateParams, mode: str = IMG2IMG, pil: bool = False) -> dict:
     """What an img2img/inpainting call adds: the image, its size, denoise as diffusers' strength, the mask; an
-    edit call takes the image and its size only."""
+    edit call takes the image and its size only. ``pil`` (edit classes, which read the image's ``.size`` and
+    resize it themselves): the image as a PIL image."""
     width, height = source.size
-    extra = {"image": source.image, "width": width, "height": height}
+    extra = {"image": source.pil_images()[0] if pil else source.image, "width": width, "height": height}
     if mode != EDIT:
         extra["strength"] = float(p.denoise)
     if source.mask is not None:
@@ -75,6 +76,9 @@ def _check(family: Family, p: GenerateParams, source: Source | None, mode: str, 
     elif p.denoise <= 0 or DENOISE_STEPS[family.denoise_steps](int(p.steps), p.denoise) < 1:
         raise SpecError(f"denoise {p.denoise:g} with {p.steps} steps leaves no step to run on {family.title} "
                         "(diffusers runs about steps x denoise of them); raise steps or denoise")
+    if source is not None and source.batch > 1 and family.edits(family.variant(mode, loaded)):
+        raise SpecError(f"an edit takes one image; the image holds a batch of {source.batch}: edit them one at "
+                        "a time")
     if source is not None and source.batch > 1 and p.batch_size > 1:
         raise SpecError(f"batch_size must be 1 when the image holds a batch of {source.batch} (each image gives "
                         "one output); got batch_size {p.batch_size}")
@@ -91,11 +95,11 @@ def plan(owner: PipelineOwner, params: GenerateParams, image=None, mask=None,
     kwargs = family.call(params, on_step or (lambda step, total: None))
     class_name = family.variant(mode, loaded)
     if source is not None:
-        kwargs.update(source_kwargs(source, params, mode))
+        kwargs.update(source_kwargs(source, params, mode, pil=family.edits(class_name)))
         if source.batch > 1:  # one prompt per image
             kwargs["prompt"] = [params.prompt] * source.batch
             if kwargs.get("negative_prompt"):
-                kwargs["negative_prompt"] = [params.negative_prompt] * source.batch
+                kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * source.batch
     scheduler = schedulers.build(family, params.scheduler, owner.pipe.scheduler, int(params.seed))
     return Run(class_name, scheduler, kwargs)
 

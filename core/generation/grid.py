@@ -75,7 +75,7 @@ def _batched(owner: PipelineOwner, stacks: list[StackSpec], params: GeneratePara
     kwargs = dict(checked.kwargs)
     kwargs["prompt"] = [params.prompt] * count
     if kwargs.get("negative_prompt"):
-        kwargs["negative_prompt"] = [params.negative_prompt] * count
+        kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * count
     # one generator per row, each seeded as a lone run's: row i draws exactly the noise cell i would alone
     kwargs["generator"] = [torch.Generator("cpu").manual_seed(int(params.seed)) for _ in range(count)]
     with owner.lock, torch.inference_mode(), owner.rows(stacks) as routed:

@@ -53,6 +53,8 @@ class Family:
     # class, an image without a mask is the image to edit, in that loaded class (edit models) or ``edit``.
     edit: str = ""
     edit_models: tuple[str, ...] = ()
+    # the class that edits inside a mask on an edit model (an image and a mask); "": the family's ``inpaint``
+    edit_inpaint: str = ""
     encoder_markers: tuple[tuple[str, str], ...] = ()  # text in a key of its text encoders -> what it was made for
     # module input widths that name it: {"cross-attention width" | "text-encoder width": {width: what}}
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
@@ -69,6 +71,9 @@ class Family:
     # row's after another (Krea 2's text fusion attends across the text taps token by token): a grid (one cell per
     # batch row) routes those layers' rows by the module's own batch
     folded_batches: tuple[str, ...] = ()
+    # (diffusers folder, its model_index.json) -> components from_pretrained must be given because diffusers
+    # cannot load them offline by itself (Qwen-Image-Edit's processor needs torchvision otherwise); None: none
+    folder_components: Callable[[str, dict], dict] | None = None
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
@@ -79,6 +84,8 @@ class Family:
         class of the loaded pipeline (an edit model edits in its own class)."""
         if mode == EDIT and loaded in self.edit_models:
             return loaded
+        if mode == INPAINT and self.edit_inpaint and loaded in self.edit_models:
+            return self.edit_inpaint
         return {TXT2IMG: self.pipeline_classes[0], IMG2IMG: self.img2img, INPAINT: self.inpaint, EDIT: self.edit}[mode]
 
     def mode(self, with_image: str, loaded: str = "") -> str:
@@ -88,10 +95,14 @@ class Family:
             return EDIT
         return with_image
 
+    def edits(self, class_name: str) -> bool:
+        """Whether ``class_name`` is one of the family's edit classes (they read the image as a PIL image)."""
+        return bool(class_name) and class_name in (self.edit, *self.edit_models, self.edit_inpaint)
+
     @property
     def classes(self) -> tuple[str, ...]:
         """Every diffusers pipeline class of the family (text-to-image ones first)."""
-        found = (*self.pipeline_classes, self.img2img, self.inpaint, self.edit, *self.edit_models)
+        found = (*self.pipeline_classes, self.img2img, self.inpaint, self.edit, *self.edit_models, self.edit_inpaint)
         return tuple(dict.fromkeys(c for c in found if c))
 
     def pixel_multiple(self, pipe) -> int:

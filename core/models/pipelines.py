@@ -62,11 +62,13 @@ def load_folder(folder: str, dtype: torch.dtype, device: torch.device):
     from diffusers import DiffusionPipeline
 
     index = read_model_index(folder)
-    family_for_class(str(index.get("_class_name")))  # refuse unsupported families before loading
+    family = family_for_class(str(index.get("_class_name")))  # refuse unsupported families before loading
     kwargs = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in index else {}
     # components saved as None (SD3 without T5) must be passed as None again to reload
     kwargs.update({k: None for k, v in index.items() if isinstance(v, list) and v == [None, None]})
     kwargs[_dtype_keyword()] = dtype
+    if family.folder_components is not None:
+        kwargs.update(family.folder_components(folder, index))
     try:
         pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True, **kwargs)
     except Exception as exc:  # diffusers raises many types for damaged folders
