@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from test_formats_trainers import FLUX_DOUBLE, FLUX_SINGLE
 
 from family_fixtures import PARAMS, fresh, render
-from helpers import assert_bit_identical
+from helpers import assert_bit_identical, check_parameter_difference
 from loradeck.core import Deck, GenerateParams, IncompatibleLoraError, SpecError, StackSpec, generate
 from loradeck.core.families import FAMILIES
 from loradeck.core.families.chroma.fixes import boolean_attention_mask
@@ -440,13 +440,19 @@ def test_the_panel_snapshot_shows_chromas_blocks_strengths_and_base():
     assert deck.owner.read_back().adapters == deck.owner.snapshot.adapters
 
 
+def test_whole_parameter_differences_load_exactly_beside_the_pairs(tmp_path):
+    """A bias difference (ComfyUI's extraction writes them by default) sums into the bias at the strength."""
+    lora = load_file(str(FIXTURES / "chroma_kohya_default.safetensors"))
+    extra = {"lora_unet_double_blocks_0_img_attn_proj.diff_b": torch.linspace(-0.01, 0.01, 32)}
+    check_parameter_difference(fresh("chroma"), lora, extra, ("transformer", "transformer_blocks.0.attn.to_out.0.bias"),
+                               0.6, tmp_path)
+
+
 @pytest.mark.parametrize("key,tensor", [
-    ("lora_unet_double_blocks_0_img_attn_proj.diff_b", torch.full((32,), 0.01)),  # a bias difference
-    ("lora_unet_double_blocks_0_img_attn_norm_query_norm.diff", torch.full((16,), 0.01)),  # a norm's scale
-    ("lora_unet_distilled_guidance_layer_norms_0.diff", torch.full((32,), 0.01)),  # the approximator's norm
+    ("lora_unet_double_blocks_0_img_attn_norm_query_norm.diff", torch.full((16,), 0.01)),  # no such module here
+    ("lora_unet_double_blocks_0_img_attn_qkv.diff_m", torch.full((96,), 0.01)),  # a linear has no modulation table
 ])
-def test_bias_and_norm_differences_are_refused_whole(key, tensor, tmp_path):
-    """Parameter differences LoRA Deck cannot apply yet: the file is refused, never half-loaded."""
+def test_parameter_differences_that_fit_nothing_are_refused_whole(key, tensor, tmp_path):
     from loradeck.core import LoraDeckError
 
     path = tmp_path / "with_diff.safetensors"

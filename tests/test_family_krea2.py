@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from family_fixtures import PARAMS, fresh, render
-from helpers import assert_bit_identical
+from helpers import assert_bit_identical, check_parameter_difference
 from loradeck.core import Deck, IncompatibleLoraError, LoraDeckError, PipelineLoadError, SpecError, StackSpec
 from loradeck.core.adapters.save import save_stack
 from loradeck.core.families import FAMILIES
@@ -369,17 +369,19 @@ def test_a_trainer_file_on_another_family_is_refused_with_its_base(name, family,
     assert_bit_identical(before, _state(pipe))
 
 
+def test_whole_parameter_differences_load_exactly(tmp_path):
+    """A bias difference beside a LoRA (full training of a biased Linear: ``first``) sums into the bias."""
+    extra = {"diffusion_model.first.diff_b": torch.linspace(-0.01, 0.01, 64).half()}
+    check_parameter_difference(fresh(KEY), load_file(path("krea2_aitoolkit_lora")), extra,
+                               ("transformer", "img_in.bias"), 0.7, tmp_path)
+
+
 @pytest.mark.parametrize("extra,match", [
-    # a bias difference beside a LoRA (full training of a biased Linear: `first`), with and without its weight's
-    ({"diffusion_model.first.diff_b": torch.ones(64)}, r"would apply only in part.*'diffusion_model.first.diff_b'"),
-    ({"diffusion_model.first.diff": torch.ones(64, 64), "diffusion_model.first.diff_b": torch.ones(64)},
-     r"would apply only in part.*bias-difference"),
-    # a norm scale's full difference (1-D) and a block's modulation table's (ai-toolkit's full-weight layers)
-    ({"diffusion_model.blocks.0.prenorm.scale.diff": torch.ones(64)}, r"'diffusion_model.blocks.0.prenorm.scale.diff' "
-                                                                      r"with shape \[64\]; a diff is 2-D or 4-D"),
-    ({"diffusion_model.blocks.0.mod.lin.diff_m": torch.ones(384)}, r"would apply only in part.*mod.lin.diff_m"),
+    # a block's modulation table as Krea's 1-D mod.lin: diffusers keeps it as a (6, width) scale_shift_table
+    ({"diffusion_model.blocks.0.mod.lin.diff_m": torch.ones(384)}, r"does not fit"),
+    ({"diffusion_model.nothing_here.diff_b": torch.ones(64)}, r"would apply only in part"),
 ])
-def test_parameter_differences_are_refused_until_they_are_supported(extra, match, tmp_path):
+def test_parameter_differences_that_fit_nothing_are_refused_whole(extra, match, tmp_path):
     state = load_file(path("krea2_aitoolkit_lora"))
     out = tmp_path / "with_diff.safetensors"
     save_file({**state, **{k: v.half() for k, v in extra.items()}}, str(out))

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from family_fixtures import PARAMS, fresh, render
-from helpers import assert_bit_identical, spec
+from helpers import assert_bit_identical, check_parameter_difference, spec
 from loradeck.core import Deck, GenerateParams, IncompatibleLoraError, LoraDeckError, SpecError, StackSpec, generate
 from loradeck.core.families import BUILTIN_NAMES, FAMILIES
 from loradeck.core.families.qwenimage import processor as qwen_processor
@@ -262,17 +262,24 @@ def test_the_snapshot_reads_the_stack_back():
     assert {c: (low, high) for c, low, high in views["m"].layer_strengths} == {"transformer": (0.2, 0.8)}
 
 
-@pytest.mark.parametrize("extra,match", [
-    ({"diffusion_model.transformer_blocks.0.attn.to_q.diff_b": torch.ones(32)}, "bias-difference"),
-    ({"diffusion_model.transformer_blocks.0.img_mod.1.diff_m": torch.ones(192)}, "does not understand"),
-    ({"diffusion_model.transformer_blocks.0.attn.norm_q.diff": torch.ones(16)}, "a diff is 2-D or 4-D"),
+@pytest.mark.parametrize("extra,target", [
+    ({"diffusion_model.transformer_blocks.0.attn.to_q.diff_b": torch.linspace(-0.01, 0.01, 32)},
+     "transformer_blocks.0.attn.to_q.bias"),
+    ({"diffusion_model.transformer_blocks.0.attn.norm_q.diff": torch.linspace(-0.01, 0.01, 16)},
+     "transformer_blocks.0.attn.norm_q.weight"),
 ])
-def test_parameter_differences_are_refused_until_supported(extra, match, tmp_path):
+def test_whole_parameter_differences_load_exactly(extra, target, tmp_path):
+    check_parameter_difference(fresh(KEY), load_file(_file("qwen_aitoolkit_lora")), extra, ("transformer", target),
+                               0.8, tmp_path)
+
+
+def test_a_parameter_difference_that_fits_nothing_is_refused_whole(tmp_path):
     path = str(tmp_path / "with_diff.safetensors")
-    save_file({**load_file(_file("qwen_aitoolkit_lora")), **extra}, path)
+    save_file({**load_file(_file("qwen_aitoolkit_lora")),
+               "diffusion_model.transformer_blocks.0.img_mod.1.diff_m": torch.ones(192)}, path)
     pipe = fresh(KEY)
     before = _weights(pipe)
-    with pytest.raises(LoraDeckError, match=match):
+    with pytest.raises(LoraDeckError, match="has no parameter 'modulation'"):
         Deck(pipe).add(path)
     assert_bit_identical(before, _weights(pipe))
 
