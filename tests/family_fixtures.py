@@ -14,12 +14,16 @@ from loradeck.core.stacks.specs import GenerateParams
 DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
                     "sd3": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj"],
                     "flux": ["to_q", "to_k", "to_v", "to_out.0", "proj_out"],
-                    "amused": ["to_q", "to_k", "to_v", "to_out.0"]}
+                    "amused": ["to_q", "to_k", "to_v", "to_out.0"],
+                    "zimage": ["to_q", "to_k", "to_v", "to_out.0", "w2"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there)
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
-                       "amused": ("text_encoder",)}
+                       "amused": ("text_encoder",), "zimage": ()}
+# diffusers' guidance_scale for a cfg, per family where it is not the cfg itself: Z-Image's pipelines compute
+# pos + g * (pos - neg) and guide only when g > 0, so the usual cfg w is g = w - 1 (cfg 1: no guidance).
+DIFFUSERS_GUIDANCE = {"zimage": lambda cfg: max(cfg - 1.0, 0.0)}
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
 
 
@@ -33,6 +37,10 @@ def _base(key: str):
 def fresh(key: str):
     """A new copy of the family's tiny pipeline (built once per session)."""
     return copy.deepcopy(_base(key))
+
+
+def diffusers_guidance(key: str, cfg: float) -> float:
+    return DIFFUSERS_GUIDANCE.get(key, float)(cfg)
 
 
 def render(key: str, pipe, params: GenerateParams = PARAMS) -> torch.Tensor:

@@ -11,7 +11,7 @@ import diffusers
 import pytest
 import torch
 
-from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
+from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_guidance, diffusers_reference, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, StackSpec, generate
@@ -89,7 +89,8 @@ def references(loras):
 
 def direct(key: str, pipe, mode: str, denoise: float) -> torch.Tensor:
     """A user's direct call: the same prompt, seed, image (as a [B, C, H, W] 0..1 tensor) and mask."""
-    kwargs = {"prompt": PARAMS.prompt, "num_inference_steps": PARAMS.steps, "guidance_scale": PARAMS.cfg,
+    kwargs = {"prompt": PARAMS.prompt, "num_inference_steps": PARAMS.steps,
+              "guidance_scale": diffusers_guidance(key, PARAMS.cfg),
               "generator": torch.Generator("cpu").manual_seed(PARAMS.seed), "output_type": "np",
               "image": IMAGE.permute(0, 3, 1, 2), "strength": denoise}
     if key != "flux":

@@ -6,10 +6,11 @@ import copy
 import math
 
 import diffusers
+import numpy as np
 import pytest
 import torch
 
-from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
+from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_guidance, diffusers_reference, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
@@ -52,8 +53,13 @@ EXPECTED = {
              "DPM++ 2M": ("DPMSolverMultistepScheduler", {**FLOW_SIGMAS, "use_dynamic_shifting": True}),
              "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
     "amused": {},
+    "zimage": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+               "UniPC": ("UniPCMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0})},  # Turbo's shift 3
 }
-TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}}
+TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}, "zimage": {"UniPC"}}
+# arguments a user adds to the call for a scheduler: Z-Image's pipeline hands UniPC its sigmas as a list, which
+# UniPC cannot scale; the same sigmas (linspace(1, 1/steps, steps)) as an array run
+CALL_EXTRA = {("zimage", "UniPC"): {"sigmas": np.array(torch.linspace(1.0, 1 / PARAMS.steps, PARAMS.steps).tolist())}}
 CASES = [(key, name) for key, table in EXPECTED.items() for name in table]
 
 
@@ -69,7 +75,8 @@ def references():
 
 def direct(key: str, pipe, params: GenerateParams = PARAMS, **extra) -> torch.Tensor:
     """diffusers' pipeline called as a user would, every argument spelled out here."""
-    kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps, "guidance_scale": params.cfg,
+    kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps,
+              "guidance_scale": diffusers_guidance(key, params.cfg),
               "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra}
     if key != "flux":  # Flux has no classic negative prompt
         kwargs["negative_prompt"] = params.negative_prompt
@@ -83,7 +90,7 @@ def direct_with(key: str, pipe, name: str) -> torch.Tensor:
     original = pipe.scheduler
     pipe.scheduler = getattr(diffusers, cls).from_config(original.config, **overrides)
     try:
-        return direct(key, pipe, width=64, height=64)
+        return direct(key, pipe, width=64, height=64, **CALL_EXTRA.get((key, name), {}))
     finally:
         pipe.scheduler = original
 
@@ -163,6 +170,10 @@ MASK = torch.ones(1, 64, 64)
     ("sd3", "DPM++ 2M", IMG2IMG, r"runs Stable Diffusion 3 text-to-image only \(.*scale_noise.*\); for img2img "
                                  r"choose one of: model default, FlowMatch Euler, FlowMatch Heun$"),
     ("flux", "UniPC", INPAINT, r"text-to-image only.*for inpainting choose one of: model default, FlowMatch Euler$"),
+    ("zimage", "DPM++ 2M", TXT2IMG, r"does not fit Z-Image pipelines; the ones that do: model default, FlowMatch "
+                                    r"Euler, UniPC$"),
+    ("zimage", "UniPC", IMG2IMG, r"runs Z-Image text-to-image only.*for img2img choose one of: model default, "
+                                 r"FlowMatch Euler$"),
 ])
 def test_an_unfitting_scheduler_is_refused_by_name_and_changes_nothing(key, scheduler, mode, match, owners, files):
     owner = owners[key]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, flux, sd1, sd3, sdxl
+from . import amused, flux, sd1, sd3, sdxl, zimage
 
 _REGISTERED = (
     sd1.FAMILY,
@@ -20,6 +20,7 @@ _REGISTERED = (
     sd3.FAMILY,
     flux.FAMILY,
     amused.FAMILY,
+    zimage.FAMILY,
 )
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _REGISTERED}

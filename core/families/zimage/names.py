@@ -1,0 +1,38 @@
+"""Z-Image's original module names (ComfyUI's Lumina 2 ``NextDiT``) -> diffusers names.
+
+ComfyUI's checkpoints (``z_image_turbo_bf16.safetensors``) and the LoRAs made on that model (diffusion-pipe,
+ComfyUI's "Extract and Save Lora", musubi-tuner's ComfyUI conversion) name the denoiser as ComfyUI builds it: each
+block's attention is one fused ``attention.qkv`` (``to_q``, ``to_k``, ``to_v`` stacked by rows) and
+``attention.out``; the patch embedder and the final layer have no patch-size key. Mirrors diffusers'
+``convert_z_image_transformer_checkpoint_to_diffusers`` (``loaders/single_file_utils.py``); row sizes come from the
+live model. Everything else (``layers.N.feed_forward.w1``, ``adaLN_modulation.0``, ``t_embedder.mlp.0``,
+``cap_embedder.1``, the refiners) has the same name in both.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...models.original_names import RowSplit, add, blocks, stacked
+
+if TYPE_CHECKING:
+    import torch
+
+BLOCK_LISTS = ("layers", "noise_refiner", "context_refiner")
+
+
+def zimage_names(model: torch.nn.Module) -> dict[str, str | RowSplit]:
+    table: dict[str, str | RowSplit] = {}
+    # the (only) patch size's embedder and final layer: "2-1" on every released model
+    patch = next(iter(getattr(model, "all_x_embedder", {}) or {}), None)
+    if patch is not None:
+        for original, target in (("x_embedder", "all_x_embedder.{}"),
+                                 ("final_layer.linear", "all_final_layer.{}.linear"),
+                                 ("final_layer.adaLN_modulation.1", "all_final_layer.{}.adaLN_modulation.1")):
+            add(table, model, original, target.format(patch))
+    for group in BLOCK_LISTS:
+        for i in blocks(model, group):
+            b = f"{group}.{i}.attention."
+            add(table, model, b + "qkv", stacked(model, tuple(b + f"to_{x}" for x in "qkv")))
+            add(table, model, b + "out", b + "to_out.0")
+    return table
