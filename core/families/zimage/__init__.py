@@ -28,4 +28,6 @@ FAMILY = Family(
                   ("feed_forward_w", _MARK), ("attention.to_", _MARK), ("attention_to_", _MARK),
                   ("attention.qkv", _MARK), ("attention_qkv", _MARK)),
     img2img="ZImageImg2ImgPipeline", inpaint="ZImageInpaintPipeline", patch=2, denoise_steps="rest",
+    # the patch and caption embedders run on the batch's tokens concatenated (ZImageTransformer2DModel.forward)
+    packed_inputs=("all_x_embedder.", "cap_embedder.", "siglip_embedder."),
 )
