@@ -1,5 +1,5 @@
 """LoRA Grid: every cell of the one batched pass equals the same configuration run alone through Generate
-(fp32, <= 2/255), for SD1, SDXL and Flux, with a strength axis on one adapter; fallbacks say why."""
+(fp32, <= 2/255), for SD1, SDXL, Flux and Z-Image, with a strength axis on one adapter; fallbacks say why."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def family_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("grid_loras")
     return {key: {"first": save_family_lora(key, str(root / f"{key}_first.safetensors"), seed=1),
                   "second": save_family_lora(key, str(root / f"{key}_second.safetensors"), seed=2)}
-            for key in ("sd1", "sdxl", "flux")}
+            for key in ("sd1", "sdxl", "flux", "zimage")}
 
 
 def _alone(deck: Deck, x_weights: dict, second_on: bool, params) -> torch.Tensor:
@@ -37,7 +37,7 @@ def _alone(deck: Deck, x_weights: dict, second_on: bool, params) -> torch.Tensor
     return generate(deck.owner, deck.stack, params)
 
 
-@pytest.mark.parametrize("key", ["sd1", "sdxl", "flux"])
+@pytest.mark.parametrize("key", ["sd1", "sdxl", "flux", "zimage"])
 def test_every_cell_equals_its_configuration_run_alone(key, family_files):
     files = family_files[key]
     params = dataclasses.replace(PARAMS, steps=4, negative_prompt="" if key == "flux" else "blurry")
