@@ -390,3 +390,36 @@ def test_the_built_in_is_listed_by_load_pipeline():
     from loradeck.nodes import host
 
     assert "tiny-zimage (built-in)" in host.diffusers_models()
+
+
+# -- single files: ComfyUI's z_image_turbo file + qwen_3_4b + ae, and what is not one -------------------------
+
+def test_a_qwen_tokenizer_folder_is_told_from_clip_and_gets_qwen3s_chat_template(tmp_path):
+    """ComfyUI bundles Qwen2.5's tokenizer files (comfy/text_encoders/qwen25_tokenizer) for Qwen3 encoders: the same
+    vocab.json + merges.txt layout as CLIP's, told apart by tokenizer_config.json; its chat template (Qwen2.5's adds
+    a system prompt) is replaced by Qwen3's, which is what the Z-Image pipelines' prompts need."""
+    from loradeck.core.models import tokenizers
+    from loradeck.core.models.tiny_parts import _bytes_to_unicode, tiny_clip_tokenizer, tiny_qwen_tokenizer
+
+    comfy = tmp_path / "ComfyUI"
+    folder = comfy / "comfy" / "text_encoders" / "qwen25_tokenizer"  # its layout: no tokenizer.json
+    folder.mkdir(parents=True)
+    (folder / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(_bytes_to_unicode())}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    special = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "Qwen2Tokenizer", "add_bos_token": False, "bos_token": None, "unk_token": None,
+        "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "model_max_length": 131072,
+        "added_tokens_decoder": {str(256 + i): {"content": t, "special": True, "normalized": False, "lstrip": False,
+                                                "rstrip": False, "single_word": False} for i, t in enumerate(special)},
+        "chat_template": "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% for m in messages %}"
+                         "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                         "<|im_start|>assistant\n"}))
+    tiny_clip_tokenizer().save_pretrained(str(comfy / "comfy" / "sd1_tokenizer"))
+    assert tokenizers.find("qwen", [str(comfy)]) == str(folder)
+    assert tokenizers.find("clip", [str(comfy)]) == str(comfy / "comfy" / "sd1_tokenizer")
+    loaded = tokenizers.load("qwen", str(folder), None)
+    text = loaded.apply_chat_template([{"role": "user", "content": "a cat"}], tokenize=False,
+                                      add_generation_prompt=True, enable_thinking=True)
+    assert text == "<|im_start|>user\na cat<|im_end|>\n<|im_start|>assistant\n"  # as ComfyUI's llama_template
+    assert loaded("a cat").input_ids == tiny_qwen_tokenizer()("a cat").input_ids

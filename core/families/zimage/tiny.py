@@ -22,52 +22,13 @@ The trainer-made test LoRAs (tests/fixtures/trainers/zimage/) were made for exac
 
 from __future__ import annotations
 
-from ...models.tiny_parts import TINY_SEED, _bytes_to_unicode, seeded
+from ...models.tiny_parts import TINY_SEED, seeded, tiny_qwen3_encoder, tiny_qwen_tokenizer
 
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
-# What Qwen3's chat template renders for text messages (no tools), with the enable_thinking switch diffusers passes.
-CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}"
-    "{{- '<|im_start|>assistant\\n' }}"
-    "{%- if enable_thinking is defined and enable_thinking is false %}"
-    "{{- '<think>\\n\\n</think>\\n\\n' }}"
-    "{%- endif %}"
-    "{%- endif %}"
-)
 TRANSFORMER = {"all_patch_size": (2,), "all_f_patch_size": (1,), "in_channels": 16, "dim": 32, "n_layers": 2,
                "n_refiner_layers": 2, "n_heads": 2, "n_kv_heads": 2, "norm_eps": 1e-5, "qk_norm": True,
                "cap_feat_dim": 32, "rope_theta": 256.0, "t_scale": 1000.0, "axes_dims": [8, 4, 4],
                "axes_lens": [1024, 64, 64]}
 SHIFTS = {"turbo": 3.0, "base": 6.0}  # the FlowMatch shift of each release's scheduler_config
-
-
-def tiny_qwen_tokenizer():
-    """A Qwen2Tokenizer from an in-memory byte-level vocab, Qwen's special tokens and chat template."""
-    from tokenizers import AddedToken
-    from transformers import Qwen2Tokenizer
-
-    vocab = {c: i for i, c in enumerate(_bytes_to_unicode())}
-    for token in SPECIAL_TOKENS:
-        vocab[token] = len(vocab)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token="<|endoftext|>", eos_token="<|im_end|>",
-                               pad_token="<|endoftext|>", model_max_length=131072, chat_template=CHAT_TEMPLATE)
-    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS[1:]],
-                         special_tokens=True)
-    return tokenizer
-
-
-def tiny_qwen3_encoder(vocab_size: int, seed: int = TINY_SEED):
-    from transformers import Qwen3Config, Qwen3Model
-
-    config = Qwen3Config(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=1024,
-                         rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True,
-                         pad_token_id=vocab_size - 5, bos_token_id=None, eos_token_id=vocab_size - 3)
-    seeded(seed)
-    return Qwen3Model(config).eval()
 
 
 def tiny_transformer(seed: int = TINY_SEED):
