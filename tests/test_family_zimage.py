@@ -394,6 +394,43 @@ def test_the_built_in_is_listed_by_load_pipeline():
 
 # -- single files: ComfyUI's z_image_turbo file + qwen_3_4b + ae, and what is not one -------------------------
 
+def _marker_file(path: Path, shapes: dict) -> str:
+    save_file({k: torch.zeros(s) for k, s in shapes.items()}, str(path))
+    return str(path)
+
+
+Z_IMAGE = {"layers.0.attention.qkv.weight": (11520, 3840), "x_embedder.weight": (3840, 64), "cap_pad_token": (1, 3840)}
+
+
+def test_a_real_size_file_without_its_parts_says_what_to_put_where(tmp_path):
+    from loradeck.core import PipelineLoadError
+    from loradeck.core.models.single_file import LocalFiles, load_single_file
+
+    path = _marker_file(tmp_path / "z_image_turbo_bf16.safetensors", Z_IMAGE)
+    with pytest.raises(PipelineLoadError) as caught:
+        load_single_file(path, torch.float32, torch.device("cpu"), LocalFiles())
+    message = str(caught.value)
+    for words in ("is a Z-Image (Turbo) checkpoint", "Qwen tokenizer (vocab.json + merges.txt",
+                  "comfy/text_encoders/qwen25_tokenizer", "Qwen3-4B text encoder (text_encoder: width 2560, 36 layers)",
+                  "put qwen_3_4b.safetensors in models/text_encoders", "ae.safetensors (the FLUX.1 VAE) in models/vae"):
+        assert words in message, (words, message)
+
+
+@pytest.mark.parametrize("shapes,what", [
+    ({**Z_IMAGE, "siglip_embedder.1.weight": (3840, 1152)}, "a Z-Image Omni model"),
+    ({"control_all_x_embedder.2-1.weight": (3840, 64)}, "a Z-Image ControlNet"),
+    ({"layers.0.attention.qkv.weight": (6912, 2304), "x_embedder.weight": (2304, 64),
+      "cap_embedder.1.weight": (2304, 2304)}, "a Lumina Image 2.0 model"),
+])
+def test_other_z_image_files_are_named(shapes, what, tmp_path):
+    from loradeck.core import PipelineLoadError
+    from loradeck.core.models.single_file import LocalFiles, load_single_file
+
+    path = _marker_file(tmp_path / "other.safetensors", shapes)
+    with pytest.raises(PipelineLoadError, match=f"looks like {what}.*, which LoRA Deck does not load"):
+        load_single_file(path, torch.float32, torch.device("cpu"), LocalFiles())
+
+
 def test_a_qwen_tokenizer_folder_is_told_from_clip_and_gets_qwen3s_chat_template(tmp_path):
     """ComfyUI bundles Qwen2.5's tokenizer files (comfy/text_encoders/qwen25_tokenizer) for Qwen3 encoders: the same
     vocab.json + merges.txt layout as CLIP's, told apart by tokenizer_config.json; its chat template (Qwen2.5's adds

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from ...models.family import Family
 from ...stacks.block_weights import RANGES
-from . import tiny
+from . import single_file, tiny
 from .generate import call
 from .names import zimage_names
 from .schedulers import SCHEDULERS
@@ -23,7 +23,7 @@ FAMILY = Family(
     text_encoders=("text_encoder",), kohya_prefixes=(("lora_unet_", "transformer"), ("lora_te_", "text_encoder"),
                                                      ("lora_te1_", "text_encoder")),
     tiny=tiny.build, builtin="tiny-zimage", blocks=BLOCKS, schedulers=SCHEDULERS, call=call,
-    single_files=(), original_names=zimage_names,
+    single_files=single_file.ARCHS, original_names=zimage_names, other_variants=single_file.OTHER_VARIANTS,
     lora_markers=(("noise_refiner", _MARK), ("context_refiner", _MARK), ("feed_forward.w", _MARK),
                   ("feed_forward_w", _MARK), ("attention.to_", _MARK), ("attention_to_", _MARK),
                   ("attention.qkv", _MARK), ("attention_qkv", _MARK)),
