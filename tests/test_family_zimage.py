@@ -151,6 +151,22 @@ def test_files_loradeck_cannot_apply_exactly_are_refused_and_change_nothing(name
     assert_bit_identical(before, state(pipe))
 
 
+@pytest.mark.parametrize("key,shape", [("layers.1.adaLN_modulation.0.diff_b", (128,)),
+                                       ("layers.1.adaLN_modulation.0.diff_m", (128,)),
+                                       ("layers.1.attention_norm1.diff", (32,))])
+def test_parameter_differences_beside_a_lora_are_refused_not_half_applied(key, shape, tmp_path):
+    """Bias, modulation and norm differences (ComfyUI's extraction writes them): until LoRA Deck applies parameter
+    differences, such a file is refused whole (``allow_partial`` loads the rest of a bias/modulation file)."""
+    tensors = {**load_file(path("zimage_comfyui_extracted_nobias")), f"diffusion_model.{key}": torch.ones(shape)}
+    file = str(tmp_path / "with_difference.safetensors")
+    save_file(tensors, file)
+    pipe = fresh("zimage")
+    before = state(pipe)
+    with pytest.raises(LoraFileError, match=r"with_difference\.safetensors.*(diff|understand)"):
+        Deck(pipe).add(file)
+    assert_bit_identical(before, state(pipe))
+
+
 def test_a_fused_and_split_copy_of_one_module_is_applied_once_and_different_copies_are_refused(tmp_path):
     """``zimage_kohya_redundant_qkv`` holds each attention twice (fused ``qkv``/``out`` and split ``to_q/k/v``/
     ``to_out_0``): the same change, applied once (its delta is checked above). Copies that differ are refused."""
