@@ -247,7 +247,8 @@ def test_block_indexes_are_exact_per_list_and_bad_groups_are_named():
 
 def test_a_text_encoder_part_loads_with_peft_and_follows_strength_clip(tmp_path):
     """diffusers loads Z-Image LoRAs into the transformer only; LoRA Deck also applies a Qwen3 text-encoder part
-    (kohya ``lora_te_`` names or ``text_encoder.`` + diffusers names), exactly, at strength_clip."""
+    (kohya ``lora_te_`` names, ``text_encoder.`` + transformers names, ComfyUI's ``text_encoders.qwen3_4b.transformer.
+    model.`` names), exactly, at strength_clip."""
     gen = torch.Generator().manual_seed(5)
     pipe = fresh("zimage")
     q_proj = pipe.text_encoder.layers[0].self_attn.q_proj
@@ -264,8 +265,10 @@ def test_a_text_encoder_part_loads_with_peft_and_follows_strength_clip(tmp_path)
                     "lora_unet_layers_0_attention_to_q.lora_down.weight"],
                 "transformer.layers.0.attention.to_q.lora_B.weight": unet[
                     "lora_unet_layers_0_attention_to_q.lora_up.weight"] * 0.5}
+    comfy = {k.replace("text_encoder.", "text_encoders.qwen3_4b.transformer.model.").replace(
+        "transformer.layers.", "diffusion_model.layers."): v for k, v in prefixed.items()}
     original = q_proj.weight.detach().clone()
-    for layout, tensors in (("kohya", kohya), ("prefixed", prefixed)):
+    for layout, tensors in (("kohya", kohya), ("prefixed", prefixed), ("comfyui", comfy)):
         file = str(tmp_path / f"{layout}.safetensors")
         save_file(tensors, file)
         pipe = fresh("zimage")

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     import torch
 
 BLOCK_LISTS = ("layers", "noise_refiner", "context_refiner")
+# ComfyUI names the Qwen3-4B text encoder's modules qwen3_4b.transformer.model.<transformers name> (its generic LoRA
+# keys: text_encoders. + that); Qwen3ForCausalLM-based tools name them model.<transformers name>
+TEXT_ENCODER_PREFIXES = ("text_encoders.qwen3_4b.transformer.model.", "model.")
 
 
 def zimage_names(model: torch.nn.Module) -> dict[str, str | RowSplit]:
@@ -36,3 +39,10 @@ def zimage_names(model: torch.nn.Module) -> dict[str, str | RowSplit]:
             add(table, model, b + "qkv", stacked(model, tuple(b + f"to_{x}" for x in "qkv")))
             add(table, model, b + "out", b + "to_out.0")
     return table
+
+
+def aliases(family, component: str, model):
+    """``Family.aliases``: the text encoder's modules also under ComfyUI's and Qwen3ForCausalLM's names."""
+    if component not in family.text_encoders:
+        return None
+    return lambda name: tuple(prefix + name for prefix in TEXT_ENCODER_PREFIXES)
