@@ -25,7 +25,7 @@ from torch._dynamo.utils import counters
 
 from family_fixtures import PARAMS, fresh, render
 from helpers import assert_bit_identical
-from loradeck.core import Deck, IncompatibleLoraError, LoraFileError, SpecError, run_grid
+from loradeck.core import Deck, IncompatibleLoraError, LoraFileError, SpecError, StackSpec, run_grid
 from loradeck.core.adapters.save import save_stack
 from loradeck.core.families import FAMILIES
 from loradeck.core.files.reading import read_metadata
@@ -324,7 +324,15 @@ def test_cfg_is_the_usual_cfg_and_one_means_no_guidance():
                           guidance_scale=guidance, width=64, height=64,
                           generator=torch.Generator().manual_seed(params.seed), output_type="np").images
         assert set(calls) == {passes}
-        assert torch.equal(generate(owner, Deck(owner.pipe).stack, params), torch.from_numpy(direct.copy()))
+        assert torch.equal(generate(owner, StackSpec(), params), torch.from_numpy(direct.copy()))
+
+
+def test_a_side_off_the_16_pixel_grid_is_rounded_down_as_flux_does(caplog):
+    owner = Deck(fresh("zimage")).owner
+    with caplog.at_level("WARNING"):
+        odd = generate(owner, StackSpec(), dataclasses.replace(PARAMS, width=72, height=88))
+    assert odd.shape == (1, 80, 64, 3) and "72x88 becomes 64x80" in caplog.text
+    assert torch.equal(odd, generate(owner, StackSpec(), dataclasses.replace(PARAMS, width=64, height=80)))
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,14 @@ multiplies them by a float, which needs an array, so Generate passes the same si
 
 from __future__ import annotations
 
+import logging
+
 from ...generation.calls import StepCallback, common, step_end
 
+log = logging.getLogger(__name__)
+
 ARRAY_SIGMAS = ("UniPC",)  # the scheduler names (schedulers.py) that need the pipeline's sigmas as an array
+MULTIPLE = 16  # pixels per image token side: the FLUX.1 VAE's 8x down x patch 2 (every Z-Image release)
 
 
 def guidance_scale(cfg: float) -> float:
@@ -33,6 +38,13 @@ def default_sigmas(steps: int):
 def call(p, on_step: StepCallback) -> dict:
     kwargs = {**common(p), "guidance_scale": guidance_scale(p.cfg), "negative_prompt": p.negative_prompt or None,
               **step_end(on_step, int(p.steps))}
+    # Z-Image's text-to-image pipeline raises on sides that are not multiples of 16 (Flux's rounds them down): round
+    # down as Flux does (img2img and inpainting take the image's size instead, already on the grid)
+    width, height = (max(MULTIPLE, side - side % MULTIPLE) for side in (kwargs["width"], kwargs["height"]))
+    if (width, height) != (kwargs["width"], kwargs["height"]):
+        log.warning("Z-Image makes images in multiples of %d pixels: %dx%d becomes %dx%d", MULTIPLE,
+                    kwargs["width"], kwargs["height"], width, height)
+        kwargs.update(width=width, height=height)
     if p.scheduler in ARRAY_SIGMAS:
         kwargs["sigmas"] = default_sigmas(int(p.steps))
     return kwargs
