@@ -25,7 +25,7 @@ from torch._dynamo.utils import counters
 
 from family_fixtures import PARAMS, fresh, render
 from helpers import assert_bit_identical
-from loradeck.core import Deck, IncompatibleLoraError, LoraFileError, SpecError, StackSpec, run_grid
+from loradeck.core import Deck, IncompatibleLoraError, LoraFileError, SpecError, StackSpec, formats, run_grid
 from loradeck.core.adapters.save import save_stack
 from loradeck.core.families import FAMILIES
 from loradeck.core.files.reading import read_metadata
@@ -36,8 +36,10 @@ FIXTURES = ROOT / "tests" / "fixtures" / "trainers" / "zimage"
 GENERATORS = ROOT / "tools" / "fixtures" / "generators" / "zimage"
 MANIFEST = json.loads((FIXTURES / "MANIFEST.json").read_text())
 WITH_EXPECTED = sorted(p.name.removesuffix(".expected.safetensors") for p in FIXTURES.glob("*.expected.safetensors"))
-# bias and norm full differences (.diff_b, 1-D .diff): refused until LoRA Deck applies parameter differences
-REFUSED = {"zimage_comfyui_extracted": "diff"}
+# Bias and norm full differences (.diff_b, 1-D .diff, ComfyUI's extraction writes them): refused where LoRA Deck does
+# not apply whole-parameter differences (formats.ParamDelta); where it does, their change is checked like the rest.
+PARAM_DIFFERENCES = hasattr(formats, "ParamDelta")
+REFUSED = {} if PARAM_DIFFERENCES else {"zimage_comfyui_extracted": "diff"}
 # diffusers 0.42.1 loads these fully and rightly (verify_report.txt): images and weights must equal diffusers'
 DIFFUSERS_FULL = ["zimage_aitoolkit", "zimage_aitoolkit_lokr", "zimage_aitoolkit_lokr_lowrank", "zimage_diffsynth",
                   "zimage_diffusers_peft", "zimage_diffusers_peft_all", "zimage_kohya_redundant_qkv", "zimage_musubi",
@@ -48,7 +50,8 @@ PIXELS = 2 / 255
 COMFY_TOP = {"x_embedder": ["all_x_embedder.2-1"], "final_layer.linear": ["all_final_layer.2-1.linear"],
              "final_layer.adaLN_modulation.1": ["all_final_layer.2-1.adaLN_modulation.1"]}
 COMFY_ATTENTION = {"attention.qkv": ["attention.to_q", "attention.to_k", "attention.to_v"],
-                   "attention.out": ["attention.to_out.0"]}
+                   "attention.out": ["attention.to_out.0"], "attention.q_norm": ["attention.norm_q"],
+                   "attention.k_norm": ["attention.norm_k"]}
 
 
 def path(name: str) -> str:
@@ -56,8 +59,8 @@ def path(name: str) -> str:
 
 
 def modules_of(key: str) -> list[str]:
-    """diffusers modules (row order) for one trainer weight name."""
-    name = key.removesuffix(".weight")
+    """diffusers modules (row order) for one trainer parameter name (``<module>.weight`` / ``.bias``)."""
+    name = key.rpartition(".")[0]
     if name in COMFY_TOP:
         return COMFY_TOP[name]
     for comfy, parts in COMFY_ATTENTION.items():
@@ -66,13 +69,13 @@ def modules_of(key: str) -> list[str]:
     return [name]  # diffusers names (musubi, ai-toolkit, DiffSynth, peft, LyCORIS on diffusers)
 
 
-def stacked_weight(model, modules: list[str]) -> torch.Tensor:
+def stacked_weight(model, modules: list[str], param: str = "weight") -> torch.Tensor:
     found = [model.get_submodule(m) for m in modules]
-    return torch.cat([getattr(m, "base_layer", m).weight.detach().float() for m in found])
+    return torch.cat([getattr(getattr(m, "base_layer", m), param).detach().float() for m in found])
 
 
 def base_weights(model) -> dict:
-    """The model's own weights by their plain names (peft wrappers' base layers, no adapter tensors)."""
+    """The model's own parameters by their plain names (peft wrappers' base layers, no adapter tensors)."""
     plain = set(fresh("zimage").transformer.state_dict())
     named = {k.replace(".base_layer", ""): v for k, v in model.state_dict().items()}
     assert plain <= set(named)
@@ -107,17 +110,19 @@ def test_fused_delta_equals_the_trainers_own_merge(name):
     expected = load_file(str(FIXTURES / f"{name}.expected.safetensors"))
     pipe = fresh("zimage")
     model = pipe.transformer
-    groups = {key: modules_of(key) for key in expected}
-    before = {key: stacked_weight(model, modules) for key, modules in groups.items()}
+    groups = {key: (modules_of(key), key.rpartition(".")[2]) for key in expected}
+    before = {key: stacked_weight(model, modules, param) for key, (modules, param) in groups.items()}
+    original = base_weights(model)
     Deck(pipe).add(path(name)).fuse()
     worst = []
     for key, want in expected.items():
-        ours = stacked_weight(model, groups[key]) - before[key]
+        ours = stacked_weight(model, *groups[key]) - before[key]
         error = float((ours - want.float().reshape(ours.shape)).norm() / want.float().norm().clamp_min(1e-12))
         worst.append((error, key))
     assert max(worst)[0] < TOLERANCE, max(worst)
-    changed = {n for n, m in model.named_modules() if hasattr(m, "_loradeck_original")}
-    claimed = {m for modules in groups.values() for m in modules}
+    after = base_weights(model)
+    changed = {k for k, v in original.items() if not torch.equal(after[k], v)}
+    claimed = {f"{m}.{param}" for modules, param in groups.values() for m in modules}
     assert changed == claimed, f"changed but not by the trainer: {sorted(changed - claimed)[:5]}; " \
                                f"not changed: {sorted(claimed - changed)[:5]}"
 
@@ -151,19 +156,29 @@ def test_files_loradeck_cannot_apply_exactly_are_refused_and_change_nothing(name
     assert_bit_identical(before, state(pipe))
 
 
-@pytest.mark.parametrize("key,shape", [("layers.1.adaLN_modulation.0.diff_b", (128,)),
-                                       ("layers.1.adaLN_modulation.0.diff_m", (128,)),
-                                       ("layers.1.attention_norm1.diff", (32,))])
-def test_parameter_differences_beside_a_lora_are_refused_not_half_applied(key, shape, tmp_path):
-    """Bias, modulation and norm differences (ComfyUI's extraction writes them): until LoRA Deck applies parameter
-    differences, such a file is refused whole (``allow_partial`` loads the rest of a bias/modulation file)."""
-    tensors = {**load_file(path("zimage_comfyui_extracted_nobias")), f"diffusion_model.{key}": torch.ones(shape)}
+@pytest.mark.parametrize("key,shape,param", [("layers.1.adaLN_modulation.0.diff_b", (128,), "bias"),
+                                             ("layers.1.attention_norm1.diff", (32,), "weight"),
+                                             ("layers.1.attention.q_norm.diff", (16,), "weight")])
+def test_parameter_differences_beside_a_lora(key, shape, param, tmp_path):
+    """Bias and norm differences beside a LoRA (ComfyUI's extraction writes them, under its names: ``q_norm`` is
+    diffusers' ``norm_q``): summed into the parameter at the strength where LoRA Deck applies whole-parameter
+    differences; else the file is refused whole, never half-applied."""
+    delta = torch.randn(shape, generator=torch.Generator().manual_seed(3)) * 0.01
+    tensors = {**load_file(path("zimage_comfyui_extracted_nobias")), f"diffusion_model.{key}": delta}
     file = str(tmp_path / "with_difference.safetensors")
     save_file(tensors, file)
     pipe = fresh("zimage")
     before = state(pipe)
-    with pytest.raises(LoraFileError, match=r"with_difference\.safetensors.*(diff|understand)"):
-        Deck(pipe).add(file)
+    if not PARAM_DIFFERENCES:
+        with pytest.raises(LoraFileError, match=r"with_difference\.safetensors.*(diff|understand)"):
+            Deck(pipe).add(file)
+        assert_bit_identical(before, state(pipe))
+        return
+    module = modules_of(key.rpartition(".")[0] + ".weight")[0]
+    original = stacked_weight(pipe.transformer, [module], param)
+    deck = Deck(pipe).add(file, "x", model=0.5)
+    assert torch.allclose(stacked_weight(pipe.transformer, [module], param) - original, 0.5 * delta, atol=1e-7)
+    deck.unload()
     assert_bit_identical(before, state(pipe))
 
 

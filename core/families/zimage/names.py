@@ -3,7 +3,8 @@
 ComfyUI's checkpoints (``z_image_turbo_bf16.safetensors``) and the LoRAs made on that model (diffusion-pipe,
 ComfyUI's "Extract and Save Lora", musubi-tuner's ComfyUI conversion) name the denoiser as ComfyUI builds it: each
 block's attention is one fused ``attention.qkv`` (``to_q``, ``to_k``, ``to_v`` stacked by rows) and
-``attention.out``; the patch embedder and the final layer have no patch-size key. Mirrors diffusers'
+``attention.out`` (its query/key norms ``q_norm``/``k_norm``); the patch embedder and the final layer have no
+patch-size key. Mirrors diffusers'
 ``convert_z_image_transformer_checkpoint_to_diffusers`` (``loaders/single_file_utils.py``); row sizes come from the
 live model. Everything else (``layers.N.feed_forward.w1``, ``adaLN_modulation.0``, ``t_embedder.mlp.0``,
 ``cap_embedder.1``, the refiners) has the same name in both.
@@ -38,6 +39,9 @@ def zimage_names(model: torch.nn.Module) -> dict[str, str | RowSplit]:
             b = f"{group}.{i}.attention."
             add(table, model, b + "qkv", stacked(model, tuple(b + f"to_{x}" for x in "qkv")))
             add(table, model, b + "out", b + "to_out.0")
+            for original, target in (("q_norm", "norm_q"), ("k_norm", "norm_k")):  # RMSNorms: no LoRA pair fits
+                if getattr(model.get_submodule(b[:-1]), target, None) is not None:
+                    table[b + original] = b + target  # (ComfyUI's extraction writes their weight differences)
     return table
 
 
