@@ -201,14 +201,18 @@ def _resolved(patch: AnyPatch, target, model: torch.nn.Module) -> list[tuple[str
     return fit if isinstance(fit, str) else [(target, fit)]
 
 
-def _same_change(first: ModulePatch, second: ModulePatch) -> bool:
+def _change(patch) -> torch.Tensor:
+    """The dense change a fitted patch makes (a whole-parameter difference, where supported, is its own)."""
+    delta = getattr(patch, "delta", None)
+    return delta.float() if delta is not None else _low_rank_delta(patch, (patch.out_features, -1))
+
+
+def _same_change(first, second) -> bool:
     """Whether two patches of one module change it alike (within 1e-3 of the change's norm). Some files carry a
     module twice under two names, e.g. Z-Image's fused ``attention.qkv`` beside its split ``to_q/k/v``: the same
     delta, which diffusers and ComfyUI each apply once (each reads one of the two names)."""
-    if first.down.shape[1:] != second.down.shape[1:] or first.out_features != second.out_features:
-        return False
-    a, b = (_low_rank_delta(p, (p.out_features, -1)) for p in (first, second))
-    return bool((a - b).norm() <= 1e-3 * a.norm().clamp_min(1e-12))
+    a, b = _change(first), _change(second)
+    return a.shape == b.shape and bool((a - b).norm() <= 1e-3 * a.norm().clamp_min(1e-12))
 
 
 @dataclass
@@ -243,7 +247,8 @@ def _match(path: str, converted, family, indexes, models) -> _Matching:
                         raise LoraFileError(path, f"patches {component} module {real} twice with different "
                                             f"changes (e.g. as {name})", "The file is malformed; re-export it "
                                             "from its trainer.")
-                    if fit.rank < into[real].rank:  # the same change twice: applied once, at the lower rank
+                    if getattr(fit, "rank", 0) < getattr(into[real], "rank", 0):  # the same change twice: once,
+                        # at the lower rank
                         into[real] = fit
                     continue
                 into[real] = fit
