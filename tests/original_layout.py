@@ -247,3 +247,27 @@ def chroma_to_original(sd: dict, prefix: str = "") -> dict:
         new = key.replace(".linear_1.", ".in_layer.").replace(".linear_2.", ".out_layer.")
         out[new.removesuffix(".weight") + ".scale" if ".norms." in key else new] = sd.pop(key)
     return {**{prefix + k: v for k, v in out.items()}, **flux_to_original(sd, prefix, pruned=True)}
+
+
+ZIMAGE_ATTENTION = (("to_out.0", "out"), ("norm_q", "q_norm"), ("norm_k", "k_norm"))
+
+
+def zimage_to_original(sd: dict, prefix: str = "model.diffusion_model.") -> dict:
+    """ZImageTransformer2DModel keys -> ComfyUI's (Lumina 2 NextDiT) keys, as in ``z_image_turbo_bf16.safetensors``:
+    ``attention.qkv`` = to_q, to_k, to_v stacked; ``attention.out`` / ``q_norm`` / ``k_norm``; ``x_embedder`` and
+    ``final_layer`` without the patch-size key."""
+    sd, out = dict(sd), {}
+    for key in [k for k in sd if k.endswith(".attention.to_q.weight")]:
+        stem = key[: -len("to_q.weight")]
+        out[stem + "qkv.weight"] = torch.cat([sd.pop(f"{stem}to_{p}.weight") for p in "qkv"])
+        for new, old in ZIMAGE_ATTENTION:
+            out[f"{stem}{old}.weight"] = sd.pop(f"{stem}{new}.weight")
+    for key in list(sd):
+        name = key.replace("all_x_embedder.2-1.", "x_embedder.").replace("all_final_layer.2-1.", "final_layer.")
+        out[name] = sd.pop(key)
+    return {prefix + k: v for k, v in out.items()}
+
+
+def qwen3_to_comfy(sd: dict, prefix: str = "model.") -> dict:
+    """Qwen3Model keys as ComfyUI's ``qwen_3_4b.safetensors`` holds them (transformers names under ``model.``)."""
+    return {prefix + k: v for k, v in sd.items()}

@@ -261,9 +261,9 @@ def test_a_trainer_file_on_another_family_is_refused_with_its_base(name, family)
     assert_bit_identical(before, state())
 
 
-FAMILIES = ["sd1", "sdxl", "sd3", "flux", "amused", "chroma", "krea2", "qwenimage"]
+FAMILIES = ["sd1", "sdxl", "sd3", "flux", "amused", "chroma", "krea2", "qwenimage", "zimage"]
 BASE_NAMES = {"sd1": "SD 1.x", "sdxl": "SDXL", "sd3": "SD 3", "flux": "Flux", "amused": "aMUSEd", "chroma": "Chroma",
-              "krea2": "Krea 2", "qwenimage": "Qwen-Image"}
+              "krea2": "Krea 2", "qwenimage": "Qwen-Image", "zimage": "Z-Image"}
 
 
 @pytest.fixture(scope="module")

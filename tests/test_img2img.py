@@ -11,7 +11,7 @@ import diffusers
 import pytest
 import torch
 
-from family_fixtures import CFG_KEYWORD, SAVED_TEXT_ENCODERS, diffusers_reference, fresh
+from family_fixtures import CFG_KEYWORD, SAVED_TEXT_ENCODERS, diffusers_guidance, diffusers_reference, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
@@ -91,7 +91,7 @@ def references(loras):
 def direct(key: str, pipe, mode: str, denoise: float) -> torch.Tensor:
     """A user's direct call: the same prompt, seed, image (as a [B, C, H, W] 0..1 tensor) and mask."""
     kwargs = {"prompt": PARAMS.prompt, "num_inference_steps": PARAMS.steps,
-              CFG_KEYWORD.get(key, "guidance_scale"): PARAMS.cfg,
+              CFG_KEYWORD.get(key, "guidance_scale"): diffusers_guidance(key, PARAMS.cfg),
               "generator": torch.Generator("cpu").manual_seed(PARAMS.seed), "output_type": "np",
               "image": IMAGE.permute(0, 3, 1, 2), "strength": denoise}
     if key != "flux":

@@ -6,10 +6,11 @@ import copy
 import math
 
 import diffusers
+import numpy as np
 import pytest
 import torch
 
-from family_fixtures import CFG_KEYWORD, SAVED_TEXT_ENCODERS, diffusers_reference, fresh
+from family_fixtures import CFG_KEYWORD, SAVED_TEXT_ENCODERS, diffusers_guidance, diffusers_reference, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
@@ -62,13 +63,15 @@ EXPECTED = {
                                                           "shift_terminal": None, "use_dynamic_shifting": True,
                                                           "time_shift_type": "exponential"}),
                   "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
+    "zimage": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+               "UniPC": ("UniPCMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0})},  # Turbo's shift 3
 }
 TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}, "chroma": {"UniPC"},
-                "krea2": {"UniPC"}, "qwenimage": {"UniPC"}}
-# a family whose pipeline's guidance_scale is not the usual CFG scale: cfg -> guidance_scale (Krea2Pipeline computes
-# cond + g * (cond - uncond), which is CFG 1 + g; ComfyUI's and musubi-tuner's cfg 5.5 is its default 4.5)
-GUIDANCE = {"krea2": lambda cfg: max(0.0, cfg - 1.0)}
+                "krea2": {"UniPC"}, "qwenimage": {"UniPC"}, "zimage": {"UniPC"}}
 WITH_VARIANTS = [key for key, family in FAMILIES.items() if family.img2img and family.inpaint]
+# arguments a user adds to the call for a scheduler: Z-Image's pipeline hands UniPC its sigmas as a list, which
+# UniPC cannot scale; the same sigmas (linspace(1, 1/steps, steps)) as an array run
+CALL_EXTRA = {("zimage", "UniPC"): {"sigmas": np.array(torch.linspace(1.0, 1 / PARAMS.steps, PARAMS.steps).tolist())}}
 CASES = [(key, name) for key, table in EXPECTED.items() for name in table]
 
 
@@ -84,9 +87,9 @@ def references():
 
 def direct(key: str, pipe, params: GenerateParams = PARAMS, **extra) -> torch.Tensor:
     """diffusers' pipeline called as a user would, every argument spelled out here."""
-    guidance = GUIDANCE.get(key, lambda cfg: cfg)(params.cfg)
-    kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps, CFG_KEYWORD.get(key, "guidance_scale"):
-              guidance, "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra}
+    kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps,
+              CFG_KEYWORD.get(key, "guidance_scale"): diffusers_guidance(key, params.cfg),
+              "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra}
     if key != "flux":  # Flux has no classic negative prompt
         kwargs["negative_prompt"] = params.negative_prompt
     with torch.inference_mode():
@@ -99,7 +102,7 @@ def direct_with(key: str, pipe, name: str) -> torch.Tensor:
     original = pipe.scheduler
     pipe.scheduler = getattr(diffusers, cls).from_config(original.config, **overrides)
     try:
-        return direct(key, pipe, width=64, height=64)
+        return direct(key, pipe, width=64, height=64, **CALL_EXTRA.get((key, name), {}))
     finally:
         pipe.scheduler = original
 
@@ -190,6 +193,10 @@ MASK = torch.ones(1, 64, 64)
                                        r"default, FlowMatch Euler, FlowMatch Euler shift 3 \(Lightning\), UniPC$"),
     ("qwenimage", "UniPC", IMG2IMG, r"runs Qwen-Image text-to-image, edit only \(.*scale_noise.*\); for img2img "
                                     r"choose one of: model default, FlowMatch Euler, FlowMatch Euler shift 3"),
+    ("zimage", "DPM++ 2M", TXT2IMG, r"does not fit Z-Image pipelines; the ones that do: model default, FlowMatch "
+                                    r"Euler, UniPC$"),
+    ("zimage", "UniPC", IMG2IMG, r"runs Z-Image text-to-image only.*for img2img choose one of: model default, "
+                                 r"FlowMatch Euler$"),
 ])
 def test_an_unfitting_scheduler_is_refused_by_name_and_changes_nothing(key, scheduler, mode, match, owners, files):
     owner = owners[key]

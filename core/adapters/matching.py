@@ -270,6 +270,20 @@ def _target(index: dict, name: str, patch: AnyPatch):
     return index.get(_module_of(name, patch)), patch
 
 
+def _change(patch) -> torch.Tensor:
+    """The dense change a fitted patch makes (a whole-parameter difference, where supported, is its own)."""
+    delta = getattr(patch, "delta", None)
+    return delta.float() if delta is not None else _low_rank_delta(patch, (patch.out_features, -1))
+
+
+def _same_change(first, second) -> bool:
+    """Whether two patches of one module change it alike (within 1e-3 of the change's norm). Some files carry a
+    module twice under two names, e.g. Z-Image's fused ``attention.qkv`` beside its split ``to_q/k/v``: the same
+    delta, which diffusers and ComfyUI each apply once (each reads one of the two names)."""
+    a, b = _change(first), _change(second)
+    return a.shape == b.shape and bool((a - b).norm() <= 1e-3 * a.norm().clamp_min(1e-12))
+
+
 @dataclass
 class _Matching:
     fitted: dict[str, dict[str, ModulePatch]]
@@ -298,8 +312,14 @@ def _match(path: str, converted, family, indexes, models) -> _Matching:
             into = result.fitted.setdefault(component, {})
             for real, fit in parts:
                 if real in into:
-                    raise LoraFileError(path, f"patches {component} module {real} twice (e.g. as {name})",
-                                        "The file is malformed; re-export it from its trainer.")
+                    if not _same_change(into[real], fit):
+                        raise LoraFileError(path, f"patches {component} module {real} twice with different "
+                                            f"changes (e.g. as {name})", "The file is malformed; re-export it "
+                                            "from its trainer.")
+                    if getattr(fit, "rank", 0) < getattr(into[real], "rank", 0):  # the same change twice: once,
+                        # at the lower rank
+                        into[real] = fit
+                    continue
                 into[real] = fit
             matched += 1
         result.counts.append((component, matched, len(patches)))

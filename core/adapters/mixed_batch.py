@@ -128,7 +128,7 @@ class Router:
                 if len(set(configs)) == 1:
                     _activate(layer, configs[0])
                 else:
-                    self._route(name, layer, configs)
+                    self._route(component, name, layer, configs)
                     layer._loradeck_outer = self._folding(component, name)
 
     def _folding(self, component: str, name: str) -> _Outer | None:
@@ -146,7 +146,11 @@ class Router:
                 return self._outer[module][0]
         return None
 
-    def _route(self, name: str, layer, configs: list[tuple]) -> None:
+    def _route(self, component: str, name: str, layer, configs: list[tuple]) -> None:
+        family = self.owner.family
+        if component == family.denoiser and family.packed_inputs and name.startswith(family.packed_inputs):
+            raise MixedBatchError(f"layer {name} takes every row's tokens as one sequence ({family.title}), so a "
+                                  "batch cannot give each cell its own adapters there")
         if not isinstance(layer, ROUTABLE):
             raise MixedBatchError(f"layer {name} is a {type(layer).__name__}, which peft's mixed batches do not "
                                   "route here")

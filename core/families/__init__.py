@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, chroma, flux, krea2, qwenimage, sd1, sd3, sdxl
+from . import amused, chroma, flux, krea2, qwenimage, sd1, sd3, sdxl, zimage
 
 _REGISTERED = (
     sd1.FAMILY,
@@ -25,6 +25,7 @@ _REGISTERED = (
     amused.FAMILY,
     krea2.FAMILY,
     qwenimage.FAMILY,
+    zimage.FAMILY,
 )
 # More built-in models of a registered family: rows that differ from it only in ``tiny`` and ``builtin``.
 _MORE_BUILTINS = (qwenimage.EDIT_BUILTIN,)

@@ -9,7 +9,8 @@ with the run's seed, so a cell equals the same configuration run alone through G
 Where a batch cannot do that, the cells run one after another through Generate, and the text output and
 the log say why: fused adapters that differ between cells (fused weights are shared by every row), a
 scheduler whose noise is drawn for the whole batch at once, a family whose pipeline cannot take one
-generator per row (aMUSEd), or a LoRA layer peft cannot route.
+generator per row (aMUSEd), a LoRA layer peft cannot route, or cells that differ on a layer whose input packs
+every row's tokens into one sequence (``Family.packed_inputs``: Z-Image's patch and caption embedders).
 """
 
 from __future__ import annotations

@@ -55,6 +55,9 @@ class Family:
     edit_models: tuple[str, ...] = ()
     # the class that edits inside a mask on an edit model (an image and a mask); "": the family's ``inpaint``
     edit_inpaint: str = ""
+    # denoiser modules (name prefixes) whose input packs every batch row's tokens into one sequence, so peft's
+    # mixed batch cannot route them by row: a grid whose cells differ there runs its cells one after another
+    packed_inputs: tuple[str, ...] = ()
     encoder_markers: tuple[tuple[str, str], ...] = ()  # text in a key of its text encoders -> what it was made for
     # module input widths that name it: {"cross-attention width" | "text-encoder width": {width: what}}
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
