@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-# what Generate does: no image, an image (+ denoise), an image and a mask
-TXT2IMG, IMG2IMG, INPAINT = "text-to-image", "img2img", "inpainting"
-MODES = (TXT2IMG, IMG2IMG, INPAINT)
+# what Generate does: no image, an image (+ denoise), an image and a mask; or, on a family whose diffusers
+# pipelines edit with reference images instead of img2img (``Family.edit``), an image the run is conditioned on
+TXT2IMG, IMG2IMG, INPAINT, EDIT = "text-to-image", "img2img", "inpainting", "edit"
+MODES = (TXT2IMG, IMG2IMG, INPAINT, EDIT)
 
 MODEL_GROUP = "model"  # strength_model: the denoiser
 CLIP_GROUP = "clip"  # strength_clip: every text encoder
@@ -41,6 +42,9 @@ class Family:
     aliases: Callable | None = None  # (component, model) -> name -> extra names of a module (None: none)
     img2img: str = ""  # diffusers' image-to-image pipeline class of the family
     inpaint: str = ""  # diffusers' inpainting pipeline class of the family
+    # diffusers' class that takes Generate's image (without a mask) as reference images to edit from, for a family
+    # with no img2img class (FLUX.2: its text-to-image class, whose ``image`` argument conditions the run)
+    edit: str = ""
     # pixels per latent cell along one side = the VAE's scale factor x this: an int, or the name of the
     # denoiser config field holding it (SD3 patchifies latents, Flux packs 2x2 latents into one token)
     patch: int | str = 1
@@ -60,12 +64,20 @@ class Family:
 
     def variant(self, mode: str) -> str:
         """The diffusers pipeline class name for one of MODES."""
-        return {TXT2IMG: self.pipeline_classes[0], IMG2IMG: self.img2img, INPAINT: self.inpaint}[mode]
+        return {TXT2IMG: self.pipeline_classes[0], IMG2IMG: self.img2img, INPAINT: self.inpaint,
+                EDIT: self.edit}[mode]
+
+    def image_mode(self, masked: bool) -> str:
+        """What Generate does with an image: inpainting with a mask; else img2img, or an edit where the family
+        edits with reference images and has no img2img."""
+        if masked:
+            return INPAINT
+        return EDIT if self.edit and not self.img2img else IMG2IMG
 
     @property
     def classes(self) -> tuple[str, ...]:
         """Every diffusers pipeline class of the family (text-to-image ones first)."""
-        return tuple(c for c in (*self.pipeline_classes, self.img2img, self.inpaint) if c)
+        return tuple(dict.fromkeys(c for c in (*self.pipeline_classes, self.img2img, self.inpaint, self.edit) if c))
 
     def pixel_multiple(self, pipe) -> int:
         """Image sides must be multiples of this (8 on SD/SDXL, 16 on SD3 and Flux)."""
