@@ -12,12 +12,16 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, flux, sd1, sd3, sdxl
+from . import amused, flux, flux2, flux2dev, sd1, sd3, sdxl
 
 _REGISTERED = (
     sd1.FAMILY,
     sdxl.FAMILY,
     sd3.FAMILY,
+    # before Flux: FLUX.2 files share FLUX.1's block names, so FLUX.2's own key markers must be checked first, and
+    # its single-file variants named before FLUX.1's (a FLUX.2 img_in has a FLUX.1 Fill's width)
+    flux2.FAMILY,
+    flux2dev.FAMILY,
     flux.FAMILY,
     amused.FAMILY,
 )
