@@ -14,12 +14,16 @@ from loradeck.core.stacks.specs import GenerateParams
 DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
                     "sd3": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj"],
                     "flux": ["to_q", "to_k", "to_v", "to_out.0", "proj_out"],
-                    "amused": ["to_q", "to_k", "to_v", "to_out.0"]}
+                    "amused": ["to_q", "to_k", "to_v", "to_out.0"],
+                    # FLUX.2: double-block attention, the fused single-block projections, a SwiGLU input
+                    "flux2": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"],
+                    "flux2dev": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
-# what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there)
+# what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there; FLUX.2's loader takes the
+# transformer only)
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
-                       "amused": ("text_encoder",)}
+                       "amused": ("text_encoder",), "flux2": (), "flux2dev": ()}
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
 
 

@@ -14,6 +14,9 @@ from loradeck.core.families import FAMILIES
 from loradeck.core.files.reading import read_metadata
 
 KEYS = list(FAMILIES)
+# Families whose tiny model, loaded from a saved folder, computes in another rounding with the same weights: the
+# loaded tensors sit at their offsets in the file, and the CPU BLAS kernels round by memory alignment
+ALIGNMENT_ROUNDING = {"flux2"}
 
 
 def _weights_of(pipe, family):
@@ -148,11 +151,12 @@ def test_lbw_vector_equals_the_dict_form(key, vector, family_files):
         Deck(fresh(key)).add(path, "x").set_weights_text("x: lbw=1,0,1")
 
 
-@pytest.mark.parametrize("key", ["sd3", "flux", "amused"])
+@pytest.mark.parametrize("key", ["sd3", "flux", "amused", "flux2"])
 def test_transformer_ranges_equal_removing_those_blocks(key, family_files, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    group = {"sd3": "transformer_blocks", "flux": "transformer_blocks", "amused": "transformer_layers"}[key]
+    group = {"sd3": "transformer_blocks", "flux": "transformer_blocks", "amused": "transformer_layers",
+             "flux2": "transformer_blocks"}[key]
     path = family_files[key]["first"]
     state = load_file(path)
     without = {k: v for k, v in state.items() if not k.startswith(f"transformer.{group}.0.")}
@@ -183,7 +187,14 @@ def test_saved_diffusers_folder_loads_through_the_node(key, tmp_path, use_models
     use_models(str(tmp_path))
     handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load(f"my-{key}", "float32")[0]
     assert handle.owner.family.key == key
-    assert torch.equal(render(key, handle.owner.pipe), render(key, pipe))
+    loaded = handle.owner.pipe
+    for name, module in pipe.components.items():
+        if isinstance(module, torch.nn.Module):
+            assert_bit_identical(module.state_dict(), getattr(loaded, name).state_dict())
+    if key in ALIGNMENT_ROUNDING:
+        assert (render(key, loaded) - render(key, pipe)).abs().max() < 1e-5
+    else:
+        assert torch.equal(render(key, loaded), render(key, pipe))
 
 
 def test_single_file_checkpoints_are_listed_and_bad_ones_explained(tmp_path, use_models):

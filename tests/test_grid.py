@@ -1,5 +1,6 @@
 """LoRA Grid: every cell of the one batched pass equals the same configuration run alone through Generate
-(fp32, <= 2/255), for SD1, SDXL and Flux, with a strength axis on one adapter; fallbacks say why."""
+(fp32, <= 2/255), for SD1, SDXL, Flux and FLUX.2 [klein] (whose classifier-free guidance runs the
+conditional and unconditional rows in two passes), with a strength axis on one adapter; fallbacks say why."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def family_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("grid_loras")
     return {key: {"first": save_family_lora(key, str(root / f"{key}_first.safetensors"), seed=1),
                   "second": save_family_lora(key, str(root / f"{key}_second.safetensors"), seed=2)}
-            for key in ("sd1", "sdxl", "flux")}
+            for key in ("sd1", "sdxl", "flux", "flux2")}
 
 
 def _alone(deck: Deck, x_weights: dict, second_on: bool, params) -> torch.Tensor:
@@ -37,10 +38,10 @@ def _alone(deck: Deck, x_weights: dict, second_on: bool, params) -> torch.Tensor
     return generate(deck.owner, deck.stack, params)
 
 
-@pytest.mark.parametrize("key", ["sd1", "sdxl", "flux"])
+@pytest.mark.parametrize("key", ["sd1", "sdxl", "flux", "flux2"])
 def test_every_cell_equals_its_configuration_run_alone(key, family_files):
     files = family_files[key]
-    params = dataclasses.replace(PARAMS, steps=4, negative_prompt="" if key == "flux" else "blurry")
+    params = dataclasses.replace(PARAMS, steps=4, negative_prompt="" if key in ("flux", "flux2") else "blurry")
     deck = Deck(fresh(key)).add(files["first"], "first", model=0.8).add(files["second"], "second", model=0.7, clip=0.5)
     stack = deck.stack
     result = run_grid(deck.owner, stack, params, X_AXIS, Y_AXIS)
