@@ -18,7 +18,8 @@ MARKERS = (("to_qkv_mlp_proj", "FLUX.2"), ("stream_modulation", "FLUX.2"), ("ff.
 # (single_stream_modulation.lin is [3 x hidden, hidden]) so Load Pipeline says which model it met
 _SINGLE = "single_stream_modulation.lin.weight"
 OTHER_VARIANTS = ((_SINGLE, lambda shape: shape[-1] == 3072, "a FLUX.2 [klein] 4B model"),
-                  (_SINGLE, lambda shape: shape[-1] == 4096, "a FLUX.2 [klein] 9B model"))
+                  (_SINGLE, lambda shape: shape[-1] == 4096, "a FLUX.2 [klein] 9B model"),
+                  (_SINGLE, lambda shape: shape[-1] != 6144, "a FLUX.2 model"))  # 6144: FLUX.2 [dev]'s row
 KOHYA_PREFIXES = (("lora_unet_", "transformer"), ("lora_te_", "text_encoder"), ("lora_te1_", "text_encoder"))
 
 FAMILY = Family(

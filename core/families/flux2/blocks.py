@@ -8,6 +8,7 @@ the final layer belong to no block: block entries leave them at 1.
 
 from __future__ import annotations
 
+from ...errors import SpecError
 from ...stacks.block_weights import RANGES, Scheme
 
 ALIASES = {"double_blocks": "transformer_blocks", "single_blocks": "single_transformer_blocks"}
@@ -15,7 +16,12 @@ ALIASES = {"double_blocks": "transformer_blocks", "single_blocks": "single_trans
 
 def _rule(key: str, value, model):
     group, dot, rest = key.partition(".")
-    return RANGES.rule(ALIASES.get(group, group) + dot + rest, value, model)
+    if group not in ALIASES:
+        return RANGES.rule(key, value, model)
+    try:
+        return RANGES.rule(ALIASES[group] + dot + rest, value, model)
+    except SpecError as exc:  # "'double_blocks.5' is 'transformer_blocks.5': transformer_blocks has blocks 0-1"
+        raise SpecError(f"{key!r} is {exc}") from None
 
 
 BLOCKS = Scheme(RANGES.key, "lbw, double_blocks.N-M, single_blocks.N-M (or diffusers' transformer_blocks.N-M, "
