@@ -9,8 +9,8 @@ Pinned numbers (the real klein-4B / klein-9B / dev in brackets):
   [(32, 32, 32, 32)], theta 2000, no bias anywhere, ``guidance_embeds`` False (klein) / True (dev).
 - Text encoder ``Qwen3ForCausalLM``: 28 layers [Qwen3-4B/8B: 36], the fewest whose hidden states 9, 18 and 27 (what
   the pipeline stacks; the real encoder's layers 28-35 feed nothing) are plain layer outputs, not the last, normed
-  one; hidden 16, 2 query heads x 8, 1 key/value head (grouped, as the real 32/8), intermediate 32, tied
-  embeddings, vocab 261.
+  one; hidden 16 = 1 head x 16 (one head: the 512-token prompt's attention is most of a tiny run; the real
+  encoder groups 32 query heads over 8 key/value heads), intermediate 32, tied embeddings, vocab 261.
 - Tokenizer ``Qwen2TokenizerFast`` built in memory: the 256 byte symbols (no merges), ``<|endoftext|>`` (pad, eos),
   ``<|im_start|>``, ``<|im_end|>``, ``<think>``, ``</think>``, and the part of Qwen3's chat template the pipeline
   renders (``enable_thinking=False``).
@@ -68,7 +68,7 @@ def tiny_qwen3_text_encoder(vocab_size: int, seed: int = TINY_SEED):
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     config = Qwen3Config(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=28,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=1024,
+                         num_attention_heads=1, num_key_value_heads=1, head_dim=16, max_position_embeddings=1024,
                          rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6, bos_token_id=None,
                          eos_token_id=vocab_size - 5, pad_token_id=vocab_size - 5)
     seeded(seed)

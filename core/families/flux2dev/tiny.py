@@ -8,7 +8,7 @@ Pinned numbers (the real FLUX.2 [dev] in brackets):
   text-encoder layers x 16 [3 x 5120 = 15360].
 - Text encoder ``Mistral3ForConditionalGeneration``: a Mistral text model of 31 layers [Mistral Small 3.x 24B: 40],
   the fewest whose hidden states 10, 20 and 30 (what the pipeline stacks) are plain layer outputs, not the last,
-  normed one; hidden 16, 2 heads x 8, 1 key/value head, intermediate 32; a 2-layer
+  normed one; hidden 16 = 1 head x 16 (as klein's), intermediate 32; a 2-layer
   Pixtral vision tower and the patch-merger projector, as the real checkpoint has (same module names).
 - Tokenizer: a byte-level BPE fast tokenizer shaped like Mistral's tekken (special ids 0-19: ``<s>`` 1, ``</s>`` 2,
   ``[INST]`` 3, ``[/INST]`` 4, ``[IMG]`` 10, ``<pad>`` 11, ``[SYSTEM_PROMPT]`` 17 ...; then the 256 bytes; left
@@ -78,7 +78,7 @@ def tiny_mistral3_text_encoder(vocab_size: int, seed: int = TINY_SEED):
 
     config = Mistral3Config(
         text_config={"model_type": "mistral", "vocab_size": vocab_size, "hidden_size": 16, "intermediate_size": 32,
-                     "num_hidden_layers": 31, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
+                     "num_hidden_layers": 31, "num_attention_heads": 1, "num_key_value_heads": 1, "head_dim": 16,
                      "max_position_embeddings": 1024, "rms_norm_eps": 1e-5, "rope_theta": 1000000000.0,
                      "sliding_window": None, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 11,
                      "tie_word_embeddings": False},
