@@ -470,3 +470,23 @@ def test_trainer_files_across_flux_generations_are_refused_with_their_base(path,
         Deck(pipe).add(str(path))
     assert base in str(caught.value), str(caught.value)
     assert_bit_identical(before, pipe.transformer.state_dict())
+
+
+def test_a_dev_folder_whose_processor_needs_torchvision_says_so(tmp_path):
+    """FLUX.2 [dev]'s tokenizer component is a PixtralProcessor, which transformers 5 makes only with torchvision
+    installed (the built-in uses a plain tokenizer with Mistral's chat template: prompts encode the same way)."""
+    import importlib.util
+
+    from loradeck.core import PipelineLoadError
+    from loradeck.core.models.pipelines import load_folder
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed: the processor loads")
+    folder = tmp_path / "flux2-dev"
+    fresh("flux2dev").save_pretrained(str(folder))
+    index = json.loads((folder / "model_index.json").read_text())
+    index["tokenizer"] = ["transformers", "PixtralProcessor"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(PipelineLoadError, match=r"tokenizer \(PixtralProcessor\) needs torchvision, which is not "
+                                                r"installed.*install the torchvision build that matches your torch"):
+        load_folder(str(folder), torch.float32, torch.device("cpu"))
