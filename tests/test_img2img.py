@@ -193,6 +193,10 @@ def test_a_mode_the_family_lacks_is_refused_by_name_and_changes_nothing(key, den
     with pytest.raises(SpecError, match=match):
         generate(owner, stack, GenerateParams(**{**vars(PARAMS), "denoise": denoise}), image=IMAGE, mask=mask)
     assert (owner.applied, owner.loaded_keys, owner.pipe.scheduler) == before  # nothing was applied
+    with pytest.raises(SpecError, match=r"image: Image too small: 48×48.*at least 64px \(Flux2\w*Pipeline takes it "
+                                        r"as the reference of an edit\)"):  # as diffusers' edit checks it, before
+        generate(owner, stack, PARAMS, image=IMAGE[:, :48, :48])
+    assert (owner.applied, owner.loaded_keys, owner.pipe.scheduler) == before  # nothing was applied
 
 
 def test_an_edit_takes_a_batch_as_its_references():

@@ -102,12 +102,25 @@ def plan(owner: PipelineOwner, params: GenerateParams, image=None, mask=None,
     class_name = family.variant(mode)
     if source is not None:
         kwargs.update(source_kwargs(source, params, mode))
+        if mode == EDIT:
+            _check_references(owner.pipe, kwargs["image"])
         if source.batch > 1 and mode != EDIT:  # one prompt per image
             kwargs["prompt"] = [params.prompt] * source.batch
             if kwargs.get("negative_prompt"):
                 kwargs["negative_prompt"] = [params.negative_prompt] * source.batch
     scheduler = schedulers.build(family, params.scheduler, owner.pipe.scheduler, int(params.seed))
     return Run(class_name, scheduler, kwargs)
+
+
+def _check_references(pipe, images) -> None:
+    """An edit's reference images checked as its pipeline will (FLUX.2: each side >= 64 px, aspect <= 8), before
+    anything is applied."""
+    check = getattr(getattr(pipe, "image_processor", None), "check_image_input", None)
+    for image in images if callable(check) else ():
+        try:
+            check(image)
+        except ValueError as exc:
+            raise SpecError(f"image: {exc} ({type(pipe).__name__} takes it as the reference of an edit)") from None
 
 
 def pipeline_for(owner: PipelineOwner, run: Run):
