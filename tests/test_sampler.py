@@ -250,7 +250,7 @@ def test_variants_share_the_owners_modules_and_leave_its_dtype(key):
             module.to(torch.bfloat16)  # diffusers' from_pipe casts to float32 unless stopped
     owner = Deck(pipe).owner
     family = owner.family
-    for mode, image, mask in ((family.image_mode(False), IMAGE, None), (INPAINT, IMAGE, MASK)):
+    for mode, image, mask in ((family.mode(IMG2IMG, type(pipe).__name__), IMAGE, None), (INPAINT, IMAGE, MASK)):
         if not family.variant(mode):  # FLUX.2 [dev] has no inpainting class (refused: test_img2img)
             continue
         denoise = 1.0 if mode == EDIT else 0.5  # an edit always denoises fully

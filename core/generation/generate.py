@@ -5,9 +5,7 @@ unless the run names another (models/schedulers.py); only how the call is spelle
 ``call`` (generation/calls.py has the common spellings). With an image (img2img) or an image and a mask
 (inpainting) the run uses diffusers' own pipeline class for that mode (``Family.img2img``/``inpaint``), made
 with ``from_pipe``: it shares the loaded pipeline's modules, so the LoRA stack applied to them is the one it
-denoises with. A family that edits with reference images instead of img2img (``Family.edit``: FLUX.2) takes an
-image without a mask as the references of an edit: every image of the batch conditions one run, which denoises
-fully.
+denoises with.
 """
 
 from __future__ import annotations
@@ -23,12 +21,12 @@ import torch
 from ..adapters.owner import PipelineOwner
 from ..errors import SpecError
 from ..models import schedulers
-from ..models.family import EDIT, MODES, TXT2IMG, Family
+from ..models.family import EDIT, IMG2IMG, MODES, Family
 from ..stacks.schedules import position
 from ..stacks.specs import GenerateParams, StackSpec
 from . import infotext, prompt_tags
 from .calls import StepCallback
-from .image_inputs import Source, make_source, pil_images
+from .image_inputs import Source, make_source, mode_of, pil_images
 from .output_checks import check_images
 
 SIZE_KEYS = ("width", "height")  # img2img pipelines without them take the size from the image
@@ -37,22 +35,17 @@ DENOISE_STEPS = {"floor": lambda steps, denoise: int(steps * denoise),
                  "rest": lambda steps, denoise: steps - int(steps - steps * denoise)}
 
 
-def source_kwargs(source: Source, p: GenerateParams, mode: str | None = None) -> dict:
-    """What an img2img/inpainting call adds: the image, its size, denoise as diffusers' strength, the mask. An
-    edit's call takes the images as its references (PIL images, as diffusers' edit pipelines require) and the
-    output size, no strength."""
+def source_kwargs(source: Source, p: GenerateParams, mode: str = IMG2IMG, references: bool = False) -> dict:
+    """What an img2img/inpainting call adds: the image, its size, denoise as diffusers' strength, the mask; an
+    edit call takes the image and its size only (``references``: the images as a list of PIL reference images)."""
     width, height = source.size
-    if mode == EDIT:
-        return {"image": pil_images(source.image), "width": width, "height": height}
-    extra = {"image": source.image, "strength": float(p.denoise), "width": width, "height": height}
+    image = pil_images(source.image) if mode == EDIT and references else source.image
+    extra = {"image": image, "width": width, "height": height}
+    if mode != EDIT:
+        extra["strength"] = float(p.denoise)
     if source.mask is not None:
         extra["mask_image"] = source.mask
     return extra
-
-
-def mode_for(family: Family, source: Source | None) -> str:
-    """What the run does: text-to-image without an image, else the family's mode for an image (and mask)."""
-    return TXT2IMG if source is None else family.image_mode(source.mask is not None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,29 +57,26 @@ class Run:
     kwargs: dict
 
 
-def _check(family: Family, p: GenerateParams, source: Source | None) -> None:
-    mode = mode_for(family, source)
-    if not family.variant(mode):
-        modes = ", ".join(m for m in MODES if family.variant(m))
+def _check(family: Family, p: GenerateParams, source: Source | None, mode: str, loaded: str) -> None:
+    if not family.variant(mode, loaded):
+        modes = ", ".join(m for m in MODES if family.variant(m, loaded))
         extra = "the mask" if source is not None and source.mask is not None else "the image"
         raise SpecError(f"{family.title} pipelines have no {mode} in diffusers (they run: {modes}); "
                         f"disconnect {extra}")
     schedulers.check_fits(family, p.scheduler, mode)
-    if source is None:
+    if mode == EDIT:
+        if p.denoise < 1:
+            raise SpecError(f"denoise {p.denoise:g}: {family.title} edits the whole image by the prompt (it takes no "
+                            "denoise); set denoise to 1")
+    elif source is None:
         if p.denoise < 1:
             raise SpecError(f"denoise {p.denoise:g} needs an image to start from (img2img); text-to-image "
                             "always denoises fully, so connect an image or set denoise to 1")
         return
-    if mode == EDIT:
-        if p.denoise < 1:
-            raise SpecError(f"denoise {p.denoise:g}: {family.title} pipelines have no img2img in diffusers; an image "
-                            "without a mask is the reference of an edit, which always denoises fully, so set denoise "
-                            "to 1 (or connect a mask to repaint part of the image)")
-        return  # every image of a batch is a reference of the one edit: batch_size stays free
-    if p.denoise <= 0 or DENOISE_STEPS[family.denoise_steps](int(p.steps), p.denoise) < 1:
+    elif p.denoise <= 0 or DENOISE_STEPS[family.denoise_steps](int(p.steps), p.denoise) < 1:
         raise SpecError(f"denoise {p.denoise:g} with {p.steps} steps leaves no step to run on {family.title} "
                         "(diffusers runs about steps x denoise of them); raise steps or denoise")
-    if source.batch > 1 and p.batch_size > 1:
+    if source is not None and source.batch > 1 and p.batch_size > 1 and not (mode == EDIT and family.edit_references):
         raise SpecError(f"batch_size must be 1 when the image holds a batch of {source.batch} (each image gives "
                         "one output); got batch_size {p.batch_size}")
 
@@ -96,15 +86,16 @@ def plan(owner: PipelineOwner, params: GenerateParams, image=None, mask=None,
     """Check everything about a run (SpecError) without touching the pipeline."""
     family = owner.family
     source = make_source(image, mask, family.pixel_multiple(owner.pipe))
-    _check(family, params, source)
+    loaded = type(owner.pipe).__name__
+    mode = family.mode(mode_of(source), loaded)
+    _check(family, params, source, mode, loaded)
     kwargs = family.call(params, on_step or (lambda step, total: None))
-    mode = mode_for(family, source)
-    class_name = family.variant(mode)
+    class_name = family.variant(mode, loaded)
     if source is not None:
-        kwargs.update(source_kwargs(source, params, mode))
-        if mode == EDIT:
+        kwargs.update(source_kwargs(source, params, mode, family.edit_references))
+        if mode == EDIT and family.edit_references:  # the batch is the references of one edit
             _check_references(owner.pipe, kwargs["image"])
-        if source.batch > 1 and mode != EDIT:  # one prompt per image
+        elif source.batch > 1:  # one prompt per image
             kwargs["prompt"] = [params.prompt] * source.batch
             if kwargs.get("negative_prompt"):
                 kwargs["negative_prompt"] = [params.negative_prompt] * source.batch

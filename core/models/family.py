@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-# what Generate does: no image, an image (+ denoise), an image and a mask; or, on a family whose diffusers
-# pipelines edit with reference images instead of img2img (``Family.edit``), an image the run is conditioned on
+# what Generate does: no image, an image (+ denoise), an image and a mask, an image to edit (edit models)
 TXT2IMG, IMG2IMG, INPAINT, EDIT = "text-to-image", "img2img", "inpainting", "edit"
 MODES = (TXT2IMG, IMG2IMG, INPAINT, EDIT)
 
@@ -42,9 +41,6 @@ class Family:
     aliases: Callable | None = None  # (component, model) -> name -> extra names of a module (None: none)
     img2img: str = ""  # diffusers' image-to-image pipeline class of the family
     inpaint: str = ""  # diffusers' inpainting pipeline class of the family
-    # diffusers' class that takes Generate's image (without a mask) as reference images to edit from, for a family
-    # with no img2img class (FLUX.2: its text-to-image class, whose ``image`` argument conditions the run)
-    edit: str = ""
     # pixels per latent cell along one side = the VAE's scale factor x this: an int, or the name of the
     # denoiser config field holding it (SD3 patchifies latents, Flux packs 2x2 latents into one token)
     patch: int | str = 1
@@ -52,6 +48,14 @@ class Family:
     # "rest" s - int(s - s*d) (SD3, Flux)
     denoise_steps: str = "floor"
     unbatched: str = ""  # why a grid cannot batch its cells on this family ("": it can)
+    # Editing: the pipeline class that edits an image (or takes it as a reference) by the prompt, and the edit
+    # models among the family's classes (a loaded Qwen-Image-Edit): with them, or when the family has no img2img
+    # class, an image without a mask is the image to edit, in that loaded class (edit models) or ``edit``.
+    edit: str = ""
+    edit_models: tuple[str, ...] = ()
+    # the edit class takes the image as reference images (PIL images, as FLUX.2's require): every image of a batch is
+    # one reference of the same edit, which gives batch_size images
+    edit_references: bool = False
     encoder_markers: tuple[tuple[str, str], ...] = ()  # text in a key of its text encoders -> what it was made for
     # module input widths that name it: {"cross-attention width" | "text-encoder width": {width: what}}
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
@@ -62,22 +66,25 @@ class Family:
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
         return None if self.aliases is None else self.aliases(self, component, model)
 
-    def variant(self, mode: str) -> str:
-        """The diffusers pipeline class name for one of MODES."""
-        return {TXT2IMG: self.pipeline_classes[0], IMG2IMG: self.img2img, INPAINT: self.inpaint,
-                EDIT: self.edit}[mode]
+    def variant(self, mode: str, loaded: str = "") -> str:
+        """The diffusers pipeline class name for one of MODES ("" when the family has none); ``loaded``: the
+        class of the loaded pipeline (an edit model edits in its own class)."""
+        if mode == EDIT and loaded in self.edit_models:
+            return loaded
+        return {TXT2IMG: self.pipeline_classes[0], IMG2IMG: self.img2img, INPAINT: self.inpaint, EDIT: self.edit}[mode]
 
-    def image_mode(self, masked: bool) -> str:
-        """What Generate does with an image: inpainting with a mask; else img2img, or an edit where the family
-        edits with reference images and has no img2img."""
-        if masked:
-            return INPAINT
-        return EDIT if self.edit and not self.img2img else IMG2IMG
+    def mode(self, with_image: str, loaded: str = "") -> str:
+        """The mode Generate runs: ``with_image`` is what the inputs ask (TXT2IMG, IMG2IMG or INPAINT); an image
+        without a mask edits on an edit model, or on a family that edits but has no img2img class."""
+        if with_image == IMG2IMG and (loaded in self.edit_models or (self.edit and not self.img2img)):
+            return EDIT
+        return with_image
 
     @property
     def classes(self) -> tuple[str, ...]:
         """Every diffusers pipeline class of the family (text-to-image ones first)."""
-        return tuple(dict.fromkeys(c for c in (*self.pipeline_classes, self.img2img, self.inpaint, self.edit) if c))
+        found = (*self.pipeline_classes, self.img2img, self.inpaint, self.edit, *self.edit_models)
+        return tuple(dict.fromkeys(c for c in found if c))
 
     def pixel_multiple(self, pipe) -> int:
         """Image sides must be multiples of this (8 on SD/SDXL, 16 on SD3 and Flux)."""

@@ -27,5 +27,5 @@ FAMILY = Family(
     text_encoders=("text_encoder",), kohya_prefixes=KOHYA_PREFIXES,
     tiny=tiny.build, builtin="tiny-flux2", blocks=BLOCKS, schedulers=SCHEDULERS, call=call,
     single_files=(), original_names=flux2_names, lora_markers=MARKERS, other_variants=OTHER_VARIANTS,
-    inpaint="Flux2KleinInpaintPipeline", edit="Flux2KleinPipeline", patch=2, denoise_steps="rest",
+    inpaint="Flux2KleinInpaintPipeline", edit="Flux2KleinPipeline", edit_references=True, patch=2, denoise_steps="rest",
 )

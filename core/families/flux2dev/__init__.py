@@ -21,5 +21,5 @@ FAMILY = Family(
     text_encoders=("text_encoder",), kohya_prefixes=KOHYA_PREFIXES,
     tiny=tiny.build, builtin="tiny-flux2dev", blocks=BLOCKS, schedulers=SCHEDULERS, call=call,
     single_files=(), original_names=flux2_names, lora_markers=MARKERS, other_variants=OTHER_VARIANTS,
-    edit="Flux2Pipeline", patch=2, denoise_steps="rest",
+    edit="Flux2Pipeline", edit_references=True, patch=2, denoise_steps="rest",
 )
