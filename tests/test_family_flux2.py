@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -266,31 +267,62 @@ def test_trainer_files_take_strengths_blocks_switches_fuse_and_save(tmp_path):
     assert (render("flux2", again, SHORT) - stacked).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("extra,match", [
-    ({"diffusion_model.double_blocks.0.img_attn.proj.diff": (32, 32),
-      "diffusion_model.double_blocks.0.img_attn.proj.diff_b": (32,)}, "bias-difference module skipped"),
-    ({"diffusion_model.double_blocks.0.img_attn.norm.query_norm.diff": (16,)}, "a diff is 2-D or 4-D"),
-    ({"lycoris_transformer_blocks_0_attn_norm_q.diff": (16,)}, "a diff is 2-D or 4-D"),
-    ({"diffusion_model.double_stream_modulation_img.diff_m": (192,)}, "1 key LoRA Deck does not understand"),
-])
-def test_bias_norm_and_modulation_differences_are_refused_whole(extra, match, tmp_path):
-    """Full differences of biases, norms and modulations (diff_b, a 1-D diff, diff_m) are not applied yet: the
-    file is refused, never half-loaded."""
-    from safetensors.torch import save_file
+# Whole-parameter differences (diff_b, a 1-D diff, diff_m) load where the core has them (formats-generic's
+# adapters/param_deltas.py); before that they are refused whole
+PARAM_DELTAS = importlib.util.find_spec("loradeck.core.adapters.param_deltas") is not None
 
-    from loradeck.core import LoraDeckError
+
+def _with_differences(tmp_path, extra: dict) -> tuple[str, dict]:
+    from safetensors.torch import save_file
 
     state = load_file(str(FIXTURES / "flux2_aitoolkit_lora.safetensors"))
     gen = torch.Generator().manual_seed(0)
-    state.update({key: torch.randn(shape, generator=gen) * 0.01 for key, shape in extra.items()})
+    added = {key: torch.randn(shape, generator=gen) * 0.01 for key, shape in extra.items()}
     path = tmp_path / "with_differences.safetensors"
-    save_file(state, str(path))
+    save_file({**state, **added}, str(path))
+    return str(path), added
+
+
+@pytest.mark.parametrize("extra,match", [
+    ({"diffusion_model.double_blocks.0.img_attn.proj.diff": (32, 32),
+      "diffusion_model.double_blocks.0.img_attn.proj.diff_b": (32,)}, "bias-difference module skipped|has no bias"),
+    ({"diffusion_model.double_stream_modulation_img.diff_m": (192,)},
+     "1 key LoRA Deck does not understand|not in this pipeline"),
+])
+def test_differences_of_parameters_flux2_lacks_are_refused_whole(extra, match, tmp_path):
+    """FLUX.2 has no bias and no modulation table (its modulations are Linear layers): such differences are refused,
+    the file never half-loaded."""
+    from loradeck.core import LoraDeckError
+
+    path, _ = _with_differences(tmp_path, extra)
     pipe = fresh("flux2")
     before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
     with pytest.raises(LoraDeckError, match=match):
-        Deck(pipe).add(str(path))
+        Deck(pipe).add(path)
     after = pipe.transformer.state_dict()
     assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("key,target", [
+    ("diffusion_model.double_blocks.0.img_attn.norm.query_norm.diff", "transformer_blocks.0.attn.norm_q.weight"),
+    ("diffusion_model.single_blocks.1.norm.key_norm.diff", "single_transformer_blocks.1.attn.norm_k.weight"),
+])
+def test_a_norm_difference_under_bfl_names(key, target, tmp_path):
+    """A 1-D difference of a q/k RMSNorm under BFL's names lands on diffusers' norm_q/norm_k/norm_added_* weight
+    where the core applies whole-parameter differences, and is refused whole before that."""
+    from loradeck.core import LoraDeckError
+
+    path, added = _with_differences(tmp_path, {key: (16,)})
+    pipe = fresh("flux2")
+    before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
+    if not PARAM_DELTAS:
+        with pytest.raises(LoraDeckError, match="a diff is 2-D or 4-D"):
+            Deck(pipe).add(path)
+        assert all(torch.equal(before[k], v) for k, v in pipe.transformer.state_dict().items())
+        return
+    Deck(pipe).add(path, model=0.5).fuse()
+    after = {k.replace(".base_layer", ""): v for k, v in pipe.transformer.state_dict().items()}
+    assert torch.allclose(after[target] - before[target], 0.5 * added[key], atol=1e-6)
 
 
 def _workflow(lora: str, prompt: str) -> dict:

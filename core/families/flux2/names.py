@@ -32,6 +32,18 @@ DOUBLE = (("img_attn.proj", "attn.to_out.0"), ("txt_attn.proj", "attn.to_add_out
           ("img_mlp.0", "ff.linear_in"), ("img_mlp.2", "ff.linear_out"),
           ("txt_mlp.0", "ff_context.linear_in"), ("txt_mlp.2", "ff_context.linear_out"))
 SINGLE = (("linear1", "attn.to_qkv_mlp_proj"), ("linear2", "attn.to_out"))
+# RMSNorms of q and k (BFL keeps their weight as ``scale``): whole-parameter differences name these modules
+DOUBLE_NORMS = (("img_attn.norm.query_norm", "attn.norm_q"), ("img_attn.norm.key_norm", "attn.norm_k"),
+                ("txt_attn.norm.query_norm", "attn.norm_added_q"), ("txt_attn.norm.key_norm", "attn.norm_added_k"))
+SINGLE_NORMS = (("norm.query_norm", "attn.norm_q"), ("norm.key_norm", "attn.norm_k"))
+
+
+def _norm(table: dict, model, original: str, target: str) -> None:
+    try:
+        model.get_submodule(target)
+    except AttributeError:
+        return
+    table[original] = target
 
 
 def flux2_names(model: torch.nn.Module) -> dict[str, str | RowSplit]:
@@ -49,7 +61,11 @@ def flux2_names(model: torch.nn.Module) -> dict[str, str | RowSplit]:
         add(table, model, d + "txt_attn.qkv", text)
         add(table, model, b + "attn.to_qkv", image)  # diffusers' fused names (a real fused layer wins)
         add(table, model, b + "attn.to_added_qkv", text)
+        for original, target in DOUBLE_NORMS:
+            _norm(table, model, d + original, b + target)
     for i in blocks(model, "single_transformer_blocks"):
         for original, target in SINGLE:
             add(table, model, f"single_blocks.{i}.{original}", f"single_transformer_blocks.{i}.{target}")
+        for original, target in SINGLE_NORMS:
+            _norm(table, model, f"single_blocks.{i}.{original}", f"single_transformer_blocks.{i}.{target}")
     return table
