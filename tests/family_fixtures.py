@@ -22,14 +22,18 @@ DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q"
                     "krea2": ["to_q", "to_k", "to_v", "to_out.0", "to_gate", "ff.up", "ff.down", "img_in",
                               "time_mod_proj"],
                     "qwenimage": ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "img_mlp.net.2", "img_mod.1"],
-                    "zimage": ["to_q", "to_k", "to_v", "to_out.0", "w2"]}
+                    "zimage": ["to_q", "to_k", "to_v", "to_out.0", "w2"],
+                    # FLUX.2: double-block attention, the fused single-block projections, a SwiGLU input
+                    "flux2": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"],
+                    "flux2dev": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there; Chroma's only encoder is
-# a T5, whose LoRA diffusers' load_lora_weights refuses: tests/test_family_chroma.py checks it against peft)
+# a T5, whose LoRA diffusers' load_lora_weights refuses: tests/test_family_chroma.py checks it against peft;
+# FLUX.2's loader takes the transformer only)
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
                        "amused": ("text_encoder",), "chroma": (), "krea2": (),
-                       "qwenimage": (), "zimage": ()}
+                       "qwenimage": (), "zimage": (), "flux2": (), "flux2dev": ()}
 # the keyword of a family's classifier-free guidance scale when it is not diffusers' usual guidance_scale
 CFG_KEYWORD = {"qwenimage": "true_cfg_scale"}
 # diffusers' guidance_scale for a cfg, per family where it is not the cfg itself: Z-Image's and Krea 2's pipelines

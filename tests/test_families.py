@@ -17,7 +17,7 @@ KEYS = list(FAMILIES)
 # families whose reloaded weights (diffusers' from_pretrained: tensors where the file puts them, not 64-byte
 # aligned) round differently from the same weights built in memory, and by how much at most (checked: cloning the
 # loaded parameters makes the images equal again)
-UNALIGNED_LOADS = {"qwenimage": 1e-5, "krea2": 1e-5}
+UNALIGNED_LOADS = {"qwenimage": 1e-5, "krea2": 1e-5, "flux2": 1e-5}
 
 
 def _weights_of(pipe, family):
@@ -152,13 +152,14 @@ def test_lbw_vector_equals_the_dict_form(key, vector, family_files):
         Deck(fresh(key)).add(path, "x").set_weights_text("x: lbw=1,0,1")
 
 
-@pytest.mark.parametrize("key", ["sd3", "flux", "amused", "chroma", "qwenimage"])
+@pytest.mark.parametrize("key", ["sd3", "flux", "amused", "chroma", "qwenimage", "flux2"])
 def test_transformer_ranges_equal_removing_those_blocks(key, family_files, tmp_path):
     from safetensors.torch import load_file, save_file
 
     group = {"sd3": "transformer_blocks", "flux": "transformer_blocks", "amused": "transformer_layers",
              "chroma": "transformer_blocks",
-             "qwenimage": "transformer_blocks"}[key]
+             "qwenimage": "transformer_blocks",
+             "flux2": "transformer_blocks"}[key]
     path = family_files[key]["first"]
     state = load_file(path)
     without = {k: v for k, v in state.items() if not k.startswith(f"transformer.{group}.0.")}

@@ -1,5 +1,6 @@
 """LoRA Grid: every cell of the one batched pass equals the same configuration run alone through Generate
-(fp32, <= 2/255), for SD1, SDXL, Flux, Chroma, Krea 2, Qwen-Image and Z-Image, with a strength axis on one
+(fp32, <= 2/255), for SD1, SDXL, Flux, Chroma, Krea 2, Qwen-Image, Z-Image and FLUX.2 [klein] (whose
+classifier-free guidance runs the conditional and unconditional rows in two passes), with a strength axis on one
 adapter; fallbacks say why."""
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ X_WEIGHTS = [{"model": 0.0, "clip": 0.0}, {"model": 0.6, "clip": 0.6}, {"model":
              {"model": "ramp(1.2, 0)", "clip": 1.2}]
 Y_AXIS = "adapters: none | second"
 Y_SECOND = [False, True]
-GRID_FAMILIES = ["sd1", "sdxl", "flux", "chroma", "krea2", "qwenimage", "zimage"]
+GRID_FAMILIES = ["sd1", "sdxl", "flux", "chroma", "krea2", "qwenimage", "zimage", "flux2"]
 # Flux has no classic negative prompt; Qwen-Image's call sends an empty one as " " (its true CFG needs one)
-NEGATIVE = {"flux": "", "qwenimage": ""}
+NEGATIVE = {"flux": "", "qwenimage": "", "flux2": ""}
 
 
 @pytest.fixture(scope="module")

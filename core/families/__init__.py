@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, chroma, flux, krea2, qwenimage, sd1, sd3, sdxl, zimage
+from . import amused, chroma, flux, flux2, flux2dev, krea2, qwenimage, sd1, sd3, sdxl, zimage
 
 _REGISTERED = (
     sd1.FAMILY,
@@ -21,6 +21,10 @@ _REGISTERED = (
     # before Flux: a Chroma file has every key a FLUX.1 schnell file has (single files are matched in this order),
     # and Chroma's LoRA marker (its approximator) must be tried before Flux's shared block names
     chroma.FAMILY,
+    # before Flux: FLUX.2 files share FLUX.1's block names, so FLUX.2's own key markers must be checked first, and
+    # its single-file variants named before FLUX.1's (a FLUX.2 img_in has a FLUX.1 Fill's width)
+    flux2.FAMILY,
+    flux2dev.FAMILY,
     flux.FAMILY,
     amused.FAMILY,
     krea2.FAMILY,

@@ -58,6 +58,9 @@ class Family:
     # denoiser modules (name prefixes) whose input packs every batch row's tokens into one sequence, so peft's
     # mixed batch cannot route them by row: a grid whose cells differ there runs its cells one after another
     packed_inputs: tuple[str, ...] = ()
+    # the edit class takes the image as reference images (PIL images, as FLUX.2's require): every image of a batch is
+    # one reference of the same edit, which gives batch_size images
+    edit_references: bool = False
     encoder_markers: tuple[tuple[str, str], ...] = ()  # text in a key of its text encoders -> what it was made for
     # module input widths that name it: {"cross-attention width" | "text-encoder width": {width: what}}
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
@@ -106,6 +109,7 @@ class Family:
     def classes(self) -> tuple[str, ...]:
         """Every diffusers pipeline class of the family (text-to-image ones first)."""
         found = (*self.pipeline_classes, self.img2img, self.inpaint, self.edit, *self.edit_models, self.edit_inpaint)
+        found = (*self.pipeline_classes, self.img2img, self.inpaint, self.edit, *self.edit_models)
         return tuple(dict.fromkeys(c for c in found if c))
 
     def pixel_multiple(self, pipe) -> int:
