@@ -5,9 +5,10 @@ files of every layout (``lora_fixtures.fuzz_bases``). Foreign exceptions: header
 Infinity, huge numbers), wrong-typed metadata and configs, dtypes, scalar and 1-D factors, inconsistent ranks,
 renamed/deleted keys, truncation and bit flips (40 each, 320 in all); hangs: strings built to make patterns
 backtrack (200); LoKr/Tucker/LoHa resource bombs (200); NaN images: NaN/inf (100) and finite but absurd magnitudes
-(120); hostile PEFT configs (30); mutated trainer files on Flux (40). Files whose damage is in what is parsed mostly
-name modules the pipeline lacks, so they are refused after every parser ran but before peft (a load into peft
-costs ~0.1 s). About 30 s of CPU in all; ``LORADECK_FUZZ_SCALE=10`` runs ten times as many.
+(120); hostile PEFT configs (30); mutated trainer files on Flux (40) and on each 2026 family's own tiny pipeline
+(30 each, over every layout its trainers write). Files whose damage is in what is parsed mostly name modules the
+pipeline lacks, so they are refused after every parser ran but before peft (a load into peft costs ~0.1 s).
+About 40 s of CPU in all; ``LORADECK_FUZZ_SCALE=10`` runs ten times as many.
 Every file is added to one tiny SD pipeline (shared by every kind) that holds a known-good adapter; after each,
 the pipeline must be exactly as before (every parameter, so every peft layer; the stack; loaded adapters; peft
 configs), and after each kind the known-good file must still render exactly as on a fresh pipeline.
@@ -461,16 +462,32 @@ def test_peft_folders_with_hostile_configs(tmp_path, fuzzed, known_good):
 
 FLUX_FILES = ("flux_kohya_default", "flux_lycoris_lokr_kohya", "flux_xlabs", "flux_aitoolkit")
 FLUX_KINDS = ("shapes", "ranks", "bombs", "nonfinite", "magnitudes", "keys", "bytes", "dtypes")
+# the 2026 families: every layout their trainers write (tests/fixtures/trainers/<family>/), mutated on their own
+# tiny pipeline; the file the pipeline holds while it is fuzzed is the first of the family's list
+TRAINER_FAMILIES = ("chroma", "flux2", "krea2", "qwenimage", "zimage")
 
 
-def test_mutated_trainer_files_on_flux(tmp_path):
-    pipe = fresh("flux")
-    deck = Deck(pipe).add(os.path.join(FIXTURES, "flux_kohya_default.safetensors"), name="good")
+def _trainer_files(family: str) -> tuple[str, list[str]]:
+    if family == "flux":
+        return FIXTURES, list(FLUX_FILES)
+    folder = os.path.join(FIXTURES, family)
+    names = sorted(n[: -len(".safetensors")] for n in os.listdir(folder)
+                   if n.endswith(".safetensors") and not n.endswith(".expected.safetensors")
+                   and not n.startswith("sdscripts_"))  # Chroma's sd-scripts model, not a LoRA
+    return folder, names
+
+
+@pytest.mark.parametrize("family,count", [("flux", 40), *((f, 30) for f in TRAINER_FAMILIES)])
+def test_mutated_trainer_files_on_their_family(family, count, tmp_path):
+    folder, names = _trainer_files(family)
+    good = "flux_kohya_default" if family == "flux" else names[0]
+    pipe = fresh(family)
+    deck = Deck(pipe).add(os.path.join(folder, f"{good}.safetensors"), name="good")
     before_params, before_state = _copies(pipe), _state(deck)
-    outcomes, rng = Outcomes(), random.Random(f"flux-{SEED}")
-    for i in range(round(40 * SCALE)):
-        name, kind = rng.choice(FLUX_FILES), rng.choice(FLUX_KINDS)
-        tensors = load_file(os.path.join(FIXTURES, f"{name}.safetensors"))
+    outcomes, rng = Outcomes(), random.Random(f"{family}-{SEED}")
+    for i in range(round(count * SCALE)):
+        name, kind = rng.choice(names), rng.choice(FLUX_KINDS)
+        tensors = load_file(os.path.join(folder, f"{name}.safetensors"))
         path = _write(str(tmp_path / f"{i}.safetensors"), KINDS[kind][0](rng, tensors, {}))
-        outcomes.add(deck, path, f"flux {kind} #{i} on {name}", before_params, before_state)
-    outcomes.check("flux")
+        outcomes.add(deck, path, f"{family} {kind} #{i} on {name}", before_params, before_state)
+    outcomes.check(family)
