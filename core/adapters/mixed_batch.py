@@ -21,13 +21,13 @@ Only the PipelineOwner installs and removes this (``PipelineOwner.rows``), under
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from peft.tuners.lora.layer import Linear, _ConvNd
 
 from ..errors import LoraDeckError
-from ..stacks.specs import StackSpec
+from ..stacks.specs import AdapterSpec, StackSpec
 
 BASE = "__base__"  # peft's name for "no adapter on this row"
 ROW_PREFIX = "loradeck_row"
@@ -227,13 +227,21 @@ def _copy_number(key: str) -> int:
     return int(parts[2]) if len(parts) > 2 else 1
 
 
+def differing(stacks: Sequence[StackSpec], keep: Callable[[str, AdapterSpec], bool]) -> list[str]:
+    """The names of the enabled adapters ``keep(key, spec)`` selects where those differ between ``stacks`` (what
+    one cell has and another lacks, else the differing cell's), or [] when every stack has the same ones."""
+    kept = [tuple((k, s) for k, s in stack.keyed() if s.enabled and keep(k, s)) for stack in stacks]
+    for entries in kept:
+        if entries != kept[0]:
+            return sorted({s.name for _, s in entries} ^ {s.name for _, s in kept[0]}) or \
+                sorted({s.name for _, s in entries})
+    return []
+
+
 def fused_differs(stacks: Sequence[StackSpec]) -> str | None:
     """Why the fused adapters of ``stacks`` are not all the same (they live in the shared weights), or None."""
-    fused = [tuple((k, s) for k, s in stack.keyed() if s.enabled and s.fused) for stack in stacks]
-    for entries in fused:
-        if entries != fused[0]:
-            names = sorted({s.name for _, s in entries} ^ {s.name for _, s in fused[0]}) or \
-                sorted({s.name for _, s in entries})
-            return (f"fused adapters ({', '.join(names)}) differ between cells, and fused weights are shared by "
-                    "every row of a batch")
+    names = differing(stacks, lambda _, spec: spec.fused)
+    if names:
+        return (f"fused adapters ({', '.join(names)}) differ between cells, and fused weights are shared by "
+                "every row of a batch")
     return None

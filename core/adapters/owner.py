@@ -160,14 +160,10 @@ class PipelineOwner:
         reason = mixed_batch.fused_differs(stacks)
         if reason:
             return reason
-        shared = [tuple((k, s) for k, s in stack.keyed() if s.enabled and self._changes_params(k, s))
-                  for stack in stacks]
-        for entries in shared:
-            if entries != shared[0]:
-                names = sorted({s.name for _, s in entries} ^ {s.name for _, s in shared[0]}) or \
-                    sorted({s.name for _, s in entries})
-                return (f"adapters ({', '.join(names)}) change whole parameters (biases, norms) differently between "
-                        "cells, and those are shared by every row of a batch")
+        names = mixed_batch.differing(stacks, self._changes_params)
+        if names:
+            return (f"adapters ({', '.join(names)}) change whole parameters (biases, norms) differently between "
+                    "cells, and those are shared by every row of a batch")
         return None
 
     def _changes_params(self, key: str, spec: AdapterSpec) -> bool:

@@ -157,3 +157,49 @@ def tiny_qwen3_encoder(vocab_size: int, seed: int = TINY_SEED):
                          pad_token_id=vocab_size - 5, bos_token_id=None, eos_token_id=vocab_size - 3)
     seeded(seed)
     return Qwen3Model(config).eval()
+
+
+def template_words(texts: tuple[str, ...], specials: tuple[str, ...]) -> list[str]:
+    """The byte-level pre-tokens (space 'Ġ', newline 'Ċ') of prompt templates (``{}`` marks the prompt), special
+    tokens left out, in first-seen order."""
+    import re
+
+    from tokenizers import Regex, pre_tokenizers
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    split = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    special = "(" + "|".join(re.escape(s) for s in specials) + ")"
+    words: list[str] = []
+    for text in texts:
+        for part in re.split(special, text.replace("{}", "")):
+            if part and part not in specials:
+                words.extend(w for w, _ in split.pre_tokenize_str(part))
+    return list(dict.fromkeys(words))
+
+
+def template_tokenizer(texts: tuple[str, ...], specials: tuple[str, ...], **options):
+    """A Qwen2Tokenizer from an in-memory byte-level vocab and merges in which each multi-character pre-token of
+    the templates is one token, through a left-to-right merge chain ('Ġ' + 't' -> 'Ġt', 'Ġt' + 'h' ...). Space-led
+    words come first: 'Ġ' only ever starts a pre-token, so their chains cannot fire inside another word. Any prompt
+    tokenizes (bytes plus whatever merges apply); there is no unknown token. ``specials`` are added after the vocab
+    in their order (eos <|im_end|>, pad <|endoftext|>); ``options`` go to the tokenizer."""
+    from transformers import Qwen2Tokenizer
+
+    vocab = {c: i for i, c in enumerate(_bytes_to_unicode())}
+    words = [w for w in template_words(texts, specials) if len(w) > 1]
+    words = [w for w in words if w.startswith("Ġ")] + [w for w in words if not w.startswith("Ġ")]
+    merges: list[tuple[str, str]] = []
+    for word in words:
+        for i in range(2, len(word) + 1):
+            if (word[: i - 1], word[i - 1]) not in merges:
+                merges.append((word[: i - 1], word[i - 1]))
+            vocab.setdefault(word[:i], len(vocab))
+    for token in specials:
+        vocab[token] = len(vocab)
+    return Qwen2Tokenizer(
+        vocab=vocab, merges=merges, unk_token=None, bos_token=None, eos_token="<|im_end|>",
+        pad_token="<|endoftext|>", errors="replace",
+        extra_special_tokens=[s for s in specials if s not in ("<|endoftext|>", "<|im_end|>")], **options)

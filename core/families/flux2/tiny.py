@@ -25,21 +25,7 @@ against the empty prompt, as klein-base-4B/9B do (the distilled klein repos igno
 
 from __future__ import annotations
 
-from ...models.tiny_parts import TINY_SEED, _bytes_to_unicode, seeded
-
-# Qwen3's chat template, cut to what diffusers' FLUX.2 klein pipelines render (one user turn,
-# add_generation_prompt=True, enable_thinking=False): the same text as the full template for those inputs.
-QWEN3_CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}"
-    "{{- '<|im_start|>assistant\\n' }}"
-    "{%- if enable_thinking is defined and enable_thinking is false %}"
-    "{{- '<think>\\n\\n</think>\\n\\n' }}"
-    "{%- endif %}"
-    "{%- endif %}"
-)
+from ...models.tiny_parts import QWEN3_CHAT_TEMPLATE, TINY_SEED, _bytes_to_unicode, seeded
 
 # FLUX.2's scheduler_config.json (the FLUX.2-dev and klein repos): dynamic shifting, exponential time shift.
 SCHEDULER_CONFIG = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5,

@@ -26,7 +26,7 @@ numbers are in brackets below.
 
 from __future__ import annotations
 
-from ...models.tiny_parts import TINY_SEED, _bytes_to_unicode, seeded
+from ...models.tiny_parts import TINY_SEED, seeded, template_tokenizer
 
 # Qwen3-VL's (= Qwen2.5-VL's) first 14 added tokens in their real order (ids 151643..151656 in the real vocab).
 QWEN_SPECIALS = (
@@ -56,47 +56,10 @@ SCHEDULER = {"base_image_seq_len": 256, "max_image_seq_len": 6400, "base_shift":
              "time_shift_type": "exponential"}
 
 
-def _template_words() -> list[str]:
-    """The template's byte-level pre-tokens (space 'Ġ', newline 'Ċ'), in first-seen order."""
-    import re
-
-    from tokenizers import Regex, pre_tokenizers
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
-
-    split = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    words: list[str] = []
-    special = "(" + "|".join(re.escape(s) for s in QWEN_SPECIALS) + ")"
-    for part in re.split(special, TEMPLATE.replace("{}", "")):
-        if part and part not in QWEN_SPECIALS:
-            words.extend(w for w, _ in split.pre_tokenize_str(part))
-    return list(dict.fromkeys(words))
-
-
 def tiny_qwen_tokenizer():
-    """A Qwen2Tokenizer (what Qwen3-VL's AutoTokenizer gives) from an in-memory byte-level vocab and merges: each
-    template word is one token through a left-to-right chain of merges (space-led words first: 'Ġ' only starts a
-    pre-token). Any prompt tokenizes (bytes plus whatever merges apply); there is no unknown token."""
-    from transformers import Qwen2Tokenizer
-
-    vocab = {c: i for i, c in enumerate(_bytes_to_unicode())}
-    words = [w for w in _template_words() if len(w) > 1]
-    words = [w for w in words if w.startswith("Ġ")] + [w for w in words if not w.startswith("Ġ")]
-    merges: list[tuple[str, str]] = []
-    for word in words:
-        for i in range(2, len(word) + 1):
-            if (word[: i - 1], word[i - 1]) not in merges:
-                merges.append((word[: i - 1], word[i - 1]))
-            vocab.setdefault(word[:i], len(vocab))
-    for token in QWEN_SPECIALS:
-        vocab[token] = len(vocab)
-    return Qwen2Tokenizer(
-        vocab=vocab, merges=merges, unk_token=None, bos_token=None, eos_token="<|im_end|>",
-        pad_token="<|endoftext|>", errors="replace", model_max_length=262144, padding_side="right",
-        extra_special_tokens=[s for s in QWEN_SPECIALS if s not in ("<|endoftext|>", "<|im_end|>")],
-    )
+    """A Qwen2Tokenizer (what Qwen3-VL's AutoTokenizer gives) in which each word of the prompt template is one
+    token (``tiny_parts.template_tokenizer``)."""
+    return template_tokenizer((TEMPLATE,), QWEN_SPECIALS, model_max_length=262144, padding_side="right")
 
 
 def tiny_qwen3vl(tokenizer, seed: int = TINY_SEED):

@@ -25,9 +25,7 @@ Real diffusers / transformers classes with tiny seeded configs, starting from di
 
 from __future__ import annotations
 
-import re
-
-from ...models.tiny_parts import TINY_SEED, _bytes_to_unicode, seeded
+from ...models.tiny_parts import TINY_SEED, seeded, template_tokenizer
 from .processor import qwen_processor
 from .schedulers import QWEN_SCHEDULER_CONFIG
 
@@ -52,48 +50,10 @@ EXTRA_TEXT = "Picture 1: assistant"
 DROPPED = {"t2i": 34, "edit": 64}  # the pipelines' prompt_template_encode_start_idx
 
 
-def _template_words() -> list[str]:
-    """Byte-level pre-tokens (space = 'Ġ', newline = 'Ċ') of the template texts, in first-seen order."""
-    from tokenizers import Regex, pre_tokenizers
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
-
-    split = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    special = "(" + "|".join(re.escape(s) for s in QWEN_SPECIALS) + ")"
-    words: list[str] = []
-    for text in (T2I_TEMPLATE, EDIT_TEMPLATE, EXTRA_TEXT):
-        for part in re.split(special, text.replace("{}", "")):
-            if part and part not in QWEN_SPECIALS:
-                words.extend(w for w, _ in split.pre_tokenize_str(part) if w not in words)
-    return words
-
-
 def tiny_qwen_tokenizer():
-    """A Qwen2Tokenizer from an in-memory byte-level vocab and merges.
-
-    Each multi-character template pre-token gets a left-to-right merge chain ('Ġ' + 't' -> 'Ġt', 'Ġt' + 'h' ...).
-    Space-led words come first: 'Ġ' only ever starts a pre-token, so their chains cannot fire inside another
-    word. Prompts outside the templates still tokenize (bytes plus whatever merges apply)."""
-    from transformers import Qwen2Tokenizer
-
-    vocab = {c: i for i, c in enumerate(_bytes_to_unicode())}
-    words = [w for w in _template_words() if len(w) > 1]
-    words = [w for w in words if w.startswith("Ġ")] + [w for w in words if not w.startswith("Ġ")]
-    merges: list[tuple[str, str]] = []
-    for word in words:
-        for i in range(2, len(word) + 1):
-            if (word[: i - 1], word[i - 1]) not in merges:
-                merges.append((word[: i - 1], word[i - 1]))
-            vocab.setdefault(word[:i], len(vocab))
-    for token in QWEN_SPECIALS:
-        vocab[token] = len(vocab)
-    return Qwen2Tokenizer(
-        vocab=vocab, merges=merges, unk_token=None, bos_token=None, eos_token="<|im_end|>",
-        pad_token="<|endoftext|>", errors="replace", model_max_length=131072,
-        extra_special_tokens=[s for s in QWEN_SPECIALS if s not in ("<|endoftext|>", "<|im_end|>")],
-    )
+    """A Qwen2Tokenizer in which each word of the pipelines' prompt templates is one token
+    (``tiny_parts.template_tokenizer``)."""
+    return template_tokenizer((T2I_TEMPLATE, EDIT_TEMPLATE, EXTRA_TEXT), QWEN_SPECIALS, model_max_length=131072)
 
 
 def tiny_qwen_text_encoder(tokenizer, seed: int = TINY_SEED):
