@@ -159,6 +159,14 @@ def tiny_qwen3_encoder(vocab_size: int, seed: int = TINY_SEED):
     return Qwen3Model(config).eval()
 
 
+# Qwen2.5-VL's (= Qwen3-VL's) first 14 added tokens in their real order (ids 151643..151656 in the real vocab)
+QWEN_SPECIALS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>",
+)
+
+
 def template_words(texts: tuple[str, ...], specials: tuple[str, ...]) -> list[str]:
     """The byte-level pre-tokens (space 'Ġ', newline 'Ċ') of prompt templates (``{}`` marks the prompt), special
     tokens left out, in first-seen order."""

@@ -26,14 +26,8 @@ numbers are in brackets below.
 
 from __future__ import annotations
 
-from ...models.tiny_parts import TINY_SEED, seeded, template_tokenizer
+from ...models.tiny_parts import QWEN_SPECIALS, TINY_SEED, seeded, template_tokenizer
 
-# Qwen3-VL's (= Qwen2.5-VL's) first 14 added tokens in their real order (ids 151643..151656 in the real vocab).
-QWEN_SPECIALS = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-    "<|image_pad|>", "<|video_pad|>",
-)
 # diffusers' Krea2Pipeline prompt template (prefix + prompt + suffix; ComfyUI's KREA2_TEMPLATE).
 TEMPLATE = (
     "<|im_start|>system\nDescribe the image by detailing the color, shape, size, texture, quantity, text, spatial "

@@ -25,16 +25,10 @@ Real diffusers / transformers classes with tiny seeded configs, starting from di
 
 from __future__ import annotations
 
-from ...models.tiny_parts import TINY_SEED, seeded, template_tokenizer
+from ...models.tiny_parts import QWEN_SPECIALS, TINY_SEED, seeded, template_tokenizer
 from .processor import qwen_processor
 from .schedulers import QWEN_SCHEDULER_CONFIG
 
-# Qwen2.5-VL's added tokens in their real order (ids 151643..151656 there).
-QWEN_SPECIALS = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-    "<|image_pad|>", "<|video_pad|>",
-)
 # the pipelines' prompt templates (diffusers 0.42 pipeline_qwenimage*.py) and the Edit Plus image prefix
 T2I_TEMPLATE = (
     "<|im_start|>system\nDescribe the image by detailing the color, shape, size, texture, quantity, text, spatial "
