@@ -21,8 +21,8 @@ from loradeck.core.families import FAMILIES
 from loradeck.core.models.family import EDIT, IMG2IMG, INPAINT
 from loradeck.core.stacks.stack_ops import fuse
 
-KEYS = [key for key, family in FAMILIES.items() if family.img2img and family.inpaint]
-TXT2IMG_ONLY = [key for key in FAMILIES if key not in KEYS]  # diffusers has no img2img/inpainting class for them
+# diffusers has no img2img, inpainting or edit class for them (FLUX.2's modes are tested on their own below)
+TXT2IMG_ONLY = [key for key, family in FAMILIES.items() if not (family.img2img or family.inpaint or family.edit)]
 TOLERANCE = 2 / 255
 PARAMS = GenerateParams("a photo of a cat", "blurry", seed=7, steps=3, cfg=4.0, width=64, height=64)
 IMAGE = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(2))  # ComfyUI IMAGE layout
@@ -32,6 +32,7 @@ CASES = [(IMG2IMG, 0.5), (IMG2IMG, 0.9), (INPAINT, 1.0)]
 # FLUX.2: no img2img in diffusers, an image without a mask is an edit's reference (always denoise 1); [dev] has no
 # inpainting class either
 FAMILY_CASES = {"flux2": [(EDIT, 1.0), (INPAINT, 0.5), (INPAINT, 1.0)], "flux2dev": [(EDIT, 1.0)]}
+KEYS = [key for key, family in FAMILIES.items() if (family.img2img and family.inpaint) or key in FAMILY_CASES]
 WEIGHTS = {"first": (0.7, 0.4), "second": (-0.5, 1.0)}  # model, clip
 
 

@@ -109,7 +109,6 @@ class Family:
     def classes(self) -> tuple[str, ...]:
         """Every diffusers pipeline class of the family (text-to-image ones first)."""
         found = (*self.pipeline_classes, self.img2img, self.inpaint, self.edit, *self.edit_models, self.edit_inpaint)
-        found = (*self.pipeline_classes, self.img2img, self.inpaint, self.edit, *self.edit_models)
         return tuple(dict.fromkeys(c for c in found if c))
 
     def pixel_multiple(self, pipe) -> int:
