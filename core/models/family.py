@@ -58,6 +58,9 @@ class Family:
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     # single-file variants of it that LoRA Deck does not load: (denoiser key, shape test or None, what it is)
     other_variants: tuple = ()
+    # settings its pipelines keep as attributes set in __init__ rather than config (HiDream's default_sample_size):
+    # Generate's variant pipelines (another scheduler or mode, made by from_pipe) take the loaded pipeline's values
+    pipeline_attributes: tuple[str, ...] = ()
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
