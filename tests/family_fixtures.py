@@ -14,12 +14,24 @@ from loradeck.core.stacks.specs import GenerateParams
 DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
                     "sd3": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj"],
                     "flux": ["to_q", "to_k", "to_v", "to_out.0", "proj_out"],
-                    "amused": ["to_q", "to_k", "to_v", "to_out.0"]}
+                    "amused": ["to_q", "to_k", "to_v", "to_out.0"],
+                    # the long tail: attention and each family's own layers (which name it in error messages)
+                    "auraflow": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "out_projection"],
+                    "lumina2": ["to_q", "to_k", "to_v", "to_out.0", "feed_forward.linear_1", "feed_forward.linear_2"],
+                    "sana": ["to_q", "to_k", "to_v", "to_out.0", "conv_inverted", "conv_point"],
+                    "cogview4": ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "patch_embed.text_proj"],
+                    "hidream": ["to_q", "to_k", "to_v", "to_out", "to_q_t", "to_out_t", "shared_experts.w2"],
+                    "kandinsky5": ["to_query", "to_key", "to_value", "self_attention.out_layer",
+                                   "feed_forward.in_layer"],
+                    "ideogram4": ["to_q", "to_k", "to_v", "to_out.0", "feed_forward.w1", "adaln_modulation"],
+                    "ernieimage": ["to_q", "to_k", "to_v", "to_out.0", "linear_fc2"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there)
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
-                       "amused": ("text_encoder",)}
+                       "amused": ("text_encoder",),
+                       **dict.fromkeys(("auraflow", "lumina2", "sana", "cogview4", "hidream", "kandinsky5",
+                                        "ideogram4", "ernieimage"), ())}  # their loaders take the transformer only
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
 
 
@@ -38,7 +50,7 @@ def fresh(key: str):
 def render(key: str, pipe, params: GenerateParams = PARAMS) -> torch.Tensor:
     kwargs = FAMILIES[key].call(params, lambda step, total: None)
     with torch.inference_mode():
-        return torch.from_numpy(pipe(**kwargs).images.copy())
+        return torch.from_numpy(pipe(**kwargs)[0].copy())  # [0]: images (Kandinsky 5 names them image)
 
 
 def diffusers_reference(key: str, files: dict[str, str], weights: dict[str, dict], pipe=None):

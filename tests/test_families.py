@@ -14,6 +14,9 @@ from loradeck.core.families import FAMILIES
 from loradeck.core.files.reading import read_metadata
 
 KEYS = list(FAMILIES)
+# Families whose tiny model, loaded from a saved folder, computes in another rounding with the same weights: the
+# loaded tensors sit at their offsets in the file, and the CPU BLAS kernels round by memory alignment
+ALIGNMENT_ROUNDING = {"lumina2", "sana", "cogview4", "hidream", "kandinsky5", "ideogram4", "ernieimage"}
 
 
 def _weights_of(pipe, family):
@@ -183,7 +186,19 @@ def test_saved_diffusers_folder_loads_through_the_node(key, tmp_path, use_models
     use_models(str(tmp_path))
     handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load(f"my-{key}", "float32")[0]
     assert handle.owner.family.key == key
-    assert torch.equal(render(key, handle.owner.pipe), render(key, pipe))
+    loaded = handle.owner.pipe
+    for name, module in pipe.components.items():
+        if isinstance(module, torch.nn.Module):
+            assert_bit_identical(module.state_dict(), getattr(loaded, name).state_dict())
+    # pipeline attributes __init__ sets and save_pretrained does not keep (the area of every HiDream picture, the
+    # sizes Kandinsky 5 renders at), which the tiny built-ins set smaller: a loaded folder has diffusers' own
+    for name in handle.owner.family.pipeline_attributes:
+        assert getattr(loaded, name) == getattr(type(loaded)(**loaded.components), name) != getattr(pipe, name)
+        setattr(loaded, name, getattr(pipe, name))
+    if key in ALIGNMENT_ROUNDING:
+        assert (render(key, loaded) - render(key, pipe)).abs().max() < 1e-5
+    else:
+        assert torch.equal(render(key, loaded), render(key, pipe))
 
 
 def test_single_file_checkpoints_are_listed_and_bad_ones_explained(tmp_path, use_models):

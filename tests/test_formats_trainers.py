@@ -261,8 +261,12 @@ def test_a_trainer_file_on_another_family_is_refused_with_its_base(name, family)
     assert_bit_identical(before, state())
 
 
-FAMILIES = ["sd1", "sdxl", "sd3", "flux", "amused"]
-BASE_NAMES = {"sd1": "SD 1.x", "sdxl": "SDXL", "sd3": "SD 3", "flux": "Flux", "amused": "aMUSEd"}
+FAMILIES = ["sd1", "sdxl", "sd3", "flux", "amused", "auraflow", "lumina2", "sana", "cogview4", "hidream", "kandinsky5",
+            "ideogram4", "ernieimage"]
+BASE_NAMES = {"sd1": "SD 1.x", "sdxl": "SDXL", "sd3": "SD 3", "flux": "Flux", "amused": "aMUSEd",
+              "auraflow": "AuraFlow", "lumina2": "Lumina 2", "sana": "Sana", "cogview4": "CogView 4",
+              "hidream": "HiDream", "kandinsky5": "Kandinsky 5", "ideogram4": "Ideogram 4",
+              "ernieimage": "ERNIE-Image"}
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +284,7 @@ def _state(pipe) -> dict:
 
 @pytest.mark.parametrize("made_for", FAMILIES)
 def test_every_cross_family_pair_is_refused_with_its_base_and_changes_nothing(made_for, family_files):
-    """A file saved by diffusers for one tiny family, on each of the other four: refused (never a partial
+    """A file saved by diffusers for one tiny family, on each of the others: refused (never a partial
     load), the base it was made for named, the pipeline bit-identical. On its own family it loads fully."""
     for family in FAMILIES:
         pipe = fresh(family)

@@ -14,12 +14,13 @@ import torch
 from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
-from loradeck.core import Deck, GenerateParams, StackSpec, generate
+from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
 from loradeck.core.families import FAMILIES
 from loradeck.core.models.family import IMG2IMG, INPAINT
 from loradeck.core.stacks.stack_ops import fuse
 
-KEYS = list(FAMILIES)
+KEYS = [key for key, family in FAMILIES.items() if family.img2img and family.inpaint]
+TXT2IMG_ONLY = [key for key in FAMILIES if key not in KEYS]  # diffusers has no img2img/inpainting class for them
 TOLERANCE = 2 / 255
 PARAMS = GenerateParams("a photo of a cat", "blurry", seed=7, steps=3, cfg=4.0, width=64, height=64)
 IMAGE = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(2))  # ComfyUI IMAGE layout
@@ -157,6 +158,24 @@ def test_cancel_stops_every_variant_at_a_step(key):
             generate(owner, StackSpec(), GenerateParams(**{**vars(PARAMS), "denoise": 0.9}), _raise_at(1, seen),
                      image=IMAGE, mask=mask)
         assert len(seen) == 1 and seen[0][0] <= seen[0][1] <= PARAMS.steps
+
+
+@pytest.mark.parametrize("key", TXT2IMG_ONLY)
+def test_a_family_without_the_classes_refuses_the_mode_by_name_and_changes_nothing(key, tmp_path):
+    family = FAMILIES[key]
+    owner = Deck(pipeline(key)).owner
+    stack = StackSpec().add(spec(owner, save_family_lora(key, str(tmp_path / "lora.safetensors"), seed=1), "a",
+                                 1.0, 1.0))
+    denoiser = getattr(owner.pipe, family.denoiser)
+    before = owner.applied, owner.loaded_keys, {k: v.clone() for k, v in denoiser.state_dict().items()}
+    for mask, mode in ((None, IMG2IMG), (MASK, INPAINT)):
+        message = (rf"^{family.title} pipelines have no {mode} in diffusers \(they run: text-to-image\); "
+                   rf"disconnect the {'mask' if mask is not None else 'image'}$")
+        with pytest.raises(SpecError, match=message):
+            generate(owner, stack, GenerateParams(**{**vars(PARAMS), "denoise": 0.5}), image=IMAGE, mask=mask)
+    after = owner.applied, owner.loaded_keys, denoiser.state_dict()
+    assert before[:2] == after[:2] and before[2].keys() == after[2].keys()
+    assert all(torch.equal(before[2][k], after[2][k]) for k in before[2])
 
 
 def test_a_cancelled_variant_leaves_the_pipeline_consistent(loras):

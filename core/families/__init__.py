@@ -12,14 +12,37 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, flux, sd1, sd3, sdxl
+from . import (
+    amused,
+    auraflow,
+    cogview4,
+    ernieimage,
+    flux,
+    hidream,
+    ideogram4,
+    kandinsky5,
+    lumina2,
+    sana,
+    sd1,
+    sd3,
+    sdxl,
+)
 
 _REGISTERED = (
     sd1.FAMILY,
     sdxl.FAMILY,
     sd3.FAMILY,
+    auraflow.FAMILY,  # before Flux: its single blocks have Flux's name, its joint blocks are its own marker
     flux.FAMILY,
     amused.FAMILY,
+    # the long tail (issue 26): transformer-only LoRA loaders in diffusers, text-to-image only
+    lumina2.FAMILY,
+    sana.FAMILY,
+    cogview4.FAMILY,
+    hidream.FAMILY,
+    kandinsky5.FAMILY,
+    ideogram4.FAMILY,
+    ernieimage.FAMILY,
 )
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _REGISTERED}
