@@ -24,12 +24,13 @@ DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q"
                     "kandinsky5": ["to_query", "to_key", "to_value", "self_attention.out_layer",
                                    "feed_forward.in_layer"],
                     "ideogram4": ["to_q", "to_k", "to_v", "to_out.0", "feed_forward.w1", "adaln_modulation"],
-                    "ernieimage": ["to_q", "to_k", "to_v", "to_out.0", "linear_fc2"]}
+                    "ernieimage": ["to_q", "to_k", "to_v", "to_out.0", "linear_fc2"],
+                    "briafibo": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "caption_projection.0.linear"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there)
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
-                       "amused": ("text_encoder",),
+                       "amused": ("text_encoder",), "briafibo": ("text_encoder",),
                        **dict.fromkeys(("auraflow", "lumina2", "sana", "cogview4", "hidream", "kandinsky5",
                                         "ideogram4", "ernieimage"), ())}  # their loaders take the transformer only
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)

@@ -262,11 +262,11 @@ def test_a_trainer_file_on_another_family_is_refused_with_its_base(name, family)
 
 
 FAMILIES = ["sd1", "sdxl", "sd3", "flux", "amused", "auraflow", "lumina2", "sana", "cogview4", "hidream", "kandinsky5",
-            "ideogram4", "ernieimage"]
+            "ideogram4", "ernieimage", "briafibo"]
 BASE_NAMES = {"sd1": "SD 1.x", "sdxl": "SDXL", "sd3": "SD 3", "flux": "Flux", "amused": "aMUSEd",
               "auraflow": "AuraFlow", "lumina2": "Lumina 2", "sana": "Sana", "cogview4": "CogView 4",
               "hidream": "HiDream", "kandinsky5": "Kandinsky 5", "ideogram4": "Ideogram 4",
-              "ernieimage": "ERNIE-Image"}
+              "ernieimage": "ERNIE-Image", "briafibo": "Bria FIBO"}
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ the row's target modules, made by ``lora_fixtures.save_family_lora``):
 * cross-family refusal: a file of the row on SD 1.x, and an SD 1.x file on the row's model, is refused naming the
   base it was made for, and changes nothing.
 
-Each family's loader in diffusers takes the transformer only, so every row's components are its transformer (the
-text encoders are listed for what the pipeline holds). Families diffusers has a loader for that are not rows here,
-and why: the report of the long-tail branch (and core/families/__init__.py's comment) lists them.
+Each family's loader in diffusers takes the transformer only, except Bria FIBO's (FLUX.1's: the transformer and
+the text encoder), whose files carry both, weighted separately (model and clip strengths). Families diffusers has
+a loader for that are not rows here, and why: the long-tail branch's report lists them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from family_fixtures import DENOISER_TARGETS, PARAMS, fresh, render
+from family_fixtures import DENOISER_TARGETS, PARAMS, SAVED_TEXT_ENCODERS, fresh, render
 from helpers import assert_bit_identical
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, IncompatibleLoraError
@@ -28,7 +28,7 @@ from loradeck.core.families import FAMILIES
 
 TOLERANCE = 2 / 255  # images, fp32
 WEIGHT_TOLERANCE = 1e-5  # relative, per layer: the same sums in another order
-STRENGTHS = {"first": 0.7, "second": -0.5}
+STRENGTHS = {"first": (0.7, 0.4), "second": (-0.5, 1.3)}  # model, clip
 # key: (diffusers pipeline class, components in the pipeline, modules the files adapt)
 TABLE = {
     "auraflow": ("AuraFlowPipeline", "transformer; UMT5",
@@ -43,6 +43,8 @@ TABLE = {
     "ideogram4": ("Ideogram4Pipeline", "transformer (not the unconditional one); Qwen3-VL",
                   "attention, SwiGLU w1, adaLN modulation"),
     "ernieimage": ("ErnieImagePipeline", "transformer; Ministral 3", "attention, MLP linear_fc2"),
+    "briafibo": ("BriaFiboPipeline", "transformer, text encoder (SmolLM3)",
+                 "joint + single blocks: attention, add_q_proj, caption projection; SmolLM3 q/k/v"),
 }
 KEYS = list(TABLE)
 
@@ -63,29 +65,37 @@ def files(tmp_path_factory):
     return made
 
 
-def _base_weights(model) -> dict[str, torch.Tensor]:
-    return {n.replace(".base_layer", ""): p.detach().clone() for n, p in model.named_parameters() if "lora_" not in n}
+def _components(key: str) -> tuple[str, ...]:
+    """The components diffusers' loader of the family takes (and the files carry)."""
+    return (FAMILIES[key].denoiser, *SAVED_TEXT_ENCODERS[key])
 
 
-def _lora_changes(model) -> dict[str, torch.Tensor]:
+def _base_weights(pipe, key: str) -> dict[str, torch.Tensor]:
+    return {f"{c}.{n.replace('.base_layer', '')}": p.detach().clone() for c in _components(key)
+            for n, p in getattr(pipe, c).named_parameters() if "lora_" not in n}
+
+
+def _lora_changes(pipe, key: str) -> dict[str, torch.Tensor]:
     """Per LoRA layer: the weight change its active adapters add (peft's own delta, scaled by each strength)."""
     from peft.tuners.lora import LoraLayer
 
     out = {}
-    for name, layer in model.named_modules():
-        if isinstance(layer, LoraLayer):
-            active = [a for a in layer.active_adapters if a in layer.lora_A]
-            if active:
-                out[name] = sum(layer.get_delta_weight(a) for a in active)
+    for component in _components(key):
+        for name, layer in getattr(pipe, component).named_modules():
+            if isinstance(layer, LoraLayer):
+                active = [a for a in layer.active_adapters if a in layer.lora_A]
+                if active:
+                    out[f"{component}.{name}"] = sum(layer.get_delta_weight(a) for a in active)
     return out
 
 
 def _diffusers(key: str, files: dict):
     """The tiny pipeline with both files loaded and weighted by diffusers' own methods."""
-    pipe = fresh(key)
+    pipe, (denoiser, *encoders) = fresh(key), _components(key)
     for name in STRENGTHS:
         pipe.load_lora_weights(files[name], adapter_name=name)
-    pipe.set_adapters(list(STRENGTHS), list(STRENGTHS.values()))
+    pipe.set_adapters(list(STRENGTHS), [{denoiser: model, **dict.fromkeys(encoders, clip)}
+                                        for model, clip in STRENGTHS.values()])
     return pipe
 
 
@@ -97,26 +107,25 @@ def _close(ours: dict, theirs: dict) -> float:
 
 @pytest.mark.parametrize("key", KEYS)
 def test_load_strengths_fuse_and_unfuse_equal_diffusers(key, files):
-    family, ours = FAMILIES[key], fresh(key)
-    denoiser = getattr(ours, family.denoiser)
-    original, base = _base_weights(denoiser), render(key, ours)
+    ours = fresh(key)
+    original, base = _base_weights(ours, key), render(key, ours)
     deck = Deck(ours)
-    for name, strength in STRENGTHS.items():
-        deck.add(files[key][name], name, model=strength, clip=1.0)
+    for name, (model, clip) in STRENGTHS.items():
+        deck.add(files[key][name], name, model=model, clip=clip)
         report = deck.owner.prepare(files[key][name]).report
-        assert report.components[0][0] == family.denoiser and not report.partial
+        assert {c for c, _, _ in report.components} == set(_components(key)) and not report.partial
     theirs = _diffusers(key, files[key])
 
     # load with separate strengths: the pictures and every layer's weight change
     loaded = render(key, ours)
     assert (loaded - base).abs().max() > 1e-2  # the stack changes the picture
     assert (loaded - render(key, theirs)).abs().max() <= TOLERANCE
-    assert _close(_lora_changes(denoiser), _lora_changes(getattr(theirs, family.denoiser))) < WEIGHT_TOLERANCE
+    assert _close(_lora_changes(ours, key), _lora_changes(theirs, key)) < WEIGHT_TOLERANCE
 
     # fuse: the fused weights and pictures equal diffusers' fuse_lora
     deck.fuse()
-    theirs.fuse_lora(components=[family.denoiser], adapter_names=list(STRENGTHS))
-    fused, their_fused = _base_weights(denoiser), _base_weights(getattr(theirs, family.denoiser))
+    theirs.fuse_lora(components=list(_components(key)), adapter_names=list(STRENGTHS))
+    fused, their_fused = _base_weights(ours, key), _base_weights(theirs, key)
     changed = {k: fused[k] - original[k] for k in original if not torch.equal(fused[k], original[k])}
     assert changed and _close(changed, {k: their_fused[k] - original[k] for k in changed}) < WEIGHT_TOLERANCE
     assert all(torch.equal(their_fused[k], original[k]) for k in original if k not in changed)
@@ -125,7 +134,7 @@ def test_load_strengths_fuse_and_unfuse_equal_diffusers(key, files):
     # unfuse: the original weights, bit for bit
     deck.unfuse()
     deck.unload()
-    assert_bit_identical(original, _base_weights(denoiser))
+    assert_bit_identical(original, _base_weights(ours, key))
 
 
 @pytest.mark.parametrize("key", KEYS)

@@ -67,7 +67,7 @@ EXPECTED = {
     "cogview4": {},
     "hidream": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
                 "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
-    "kandinsky5": {}, "ideogram4": {}, "ernieimage": {},
+    "kandinsky5": {}, "ideogram4": {}, "ernieimage": {}, "briafibo": {},
 }
 TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}, "auraflow": {"DPM++ 2M", "UniPC"},
                 "lumina2": {"UniPC"}, "sana": {"DPM++ 2M", "UniPC"}, "hidream": {"UniPC"}}

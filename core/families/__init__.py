@@ -15,6 +15,7 @@ from ..models.schedulers import DEFAULT
 from . import (
     amused,
     auraflow,
+    briafibo,
     cogview4,
     ernieimage,
     flux,
@@ -32,7 +33,9 @@ _REGISTERED = (
     sd1.FAMILY,
     sdxl.FAMILY,
     sd3.FAMILY,
-    auraflow.FAMILY,  # before Flux: its single blocks have Flux's name, its joint blocks are its own marker
+    # before Flux: their blocks have Flux's names (AuraFlow's single blocks, all of FIBO's), their own markers first
+    auraflow.FAMILY,
+    briafibo.FAMILY,
     flux.FAMILY,
     amused.FAMILY,
     # the long tail (issue 26): transformer-only LoRA loaders in diffusers, text-to-image only
