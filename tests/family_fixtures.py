@@ -19,6 +19,7 @@ DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q"
                     "auraflow": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "out_projection"],
                     "lumina2": ["to_q", "to_k", "to_v", "to_out.0", "feed_forward.linear_1", "feed_forward.linear_2"],
                     "sana": ["to_q", "to_k", "to_v", "to_out.0", "conv_inverted", "conv_point"],
+                    "sanasprint": ["to_q", "to_k", "to_v", "to_out.0", "conv_inverted", "conv_point"],
                     "cogview4": ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "patch_embed.text_proj"],
                     "hidream": ["to_q", "to_k", "to_v", "to_out", "to_q_t", "to_out_t", "shared_experts.w2"],
                     "kandinsky5": ["to_query", "to_key", "to_value", "self_attention.out_layer",
@@ -31,8 +32,8 @@ TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
                        "amused": ("text_encoder",), "briafibo": ("text_encoder",),
-                       **dict.fromkeys(("auraflow", "lumina2", "sana", "cogview4", "hidream", "kandinsky5",
-                                        "ideogram4", "ernieimage"), ())}  # their loaders take the transformer only
+                       **dict.fromkeys(("auraflow", "lumina2", "sana", "sanasprint", "cogview4", "hidream",
+                                        "kandinsky5", "ideogram4", "ernieimage"), ())}  # loaders: transformer only
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
 
 

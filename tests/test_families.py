@@ -16,7 +16,8 @@ from loradeck.core.files.reading import read_metadata
 KEYS = list(FAMILIES)
 # Families whose tiny model, loaded from a saved folder, computes in another rounding with the same weights: the
 # loaded tensors sit at their offsets in the file, and the CPU BLAS kernels round by memory alignment
-ALIGNMENT_ROUNDING = {"lumina2", "sana", "cogview4", "hidream", "kandinsky5", "ideogram4", "ernieimage", "briafibo"}
+ALIGNMENT_ROUNDING = {"lumina2", "sana", "sanasprint", "cogview4", "hidream", "kandinsky5", "ideogram4", "ernieimage",
+                      "briafibo"}
 
 
 def _weights_of(pipe, family):

@@ -35,6 +35,7 @@ TABLE = {
                  "joint + single blocks: attention, add_q_proj, out_projection"),
     "lumina2": ("Lumina2Pipeline", "transformer; Gemma 2", "refiners + layers: attention, SwiGLU linear_1/2"),
     "sana": ("SanaPipeline", "transformer; Gemma 2", "self/cross attention, Mix-FFN 1x1 convs"),
+    "sanasprint": ("SanaSprintPipeline", "transformer; Gemma 2", "as Sana (Sana's modules + guidance embedder)"),
     "cogview4": ("CogView4Pipeline", "transformer; GLM-4", "attention, feed-forward, text projection"),
     "hidream": ("HiDreamImagePipeline", "transformer; CLIP-L, CLIP-G, T5, Llama 3",
                 "double/single stream: image and text attention, shared expert"),
@@ -47,13 +48,15 @@ TABLE = {
                  "joint + single blocks: attention, add_q_proj, caption projection; SmolLM3 q/k/v"),
 }
 KEYS = list(TABLE)
+NAMED_AS = {"sanasprint": "Sana"}  # a Sana Sprint file has Sana's modules: it names Sana (and loads on it)
 
 
 def test_the_table_is_the_registered_long_tail():
     for key, (pipeline, _, _) in TABLE.items():
         family = FAMILIES[key]
         assert family.pipeline_classes == (pipeline,) and family.denoiser == "transformer"
-        assert not family.img2img and not family.inpaint and key in DENOISER_TARGETS
+        assert not family.inpaint and key in DENOISER_TARGETS
+        assert family.img2img == ("SanaSprintImg2ImgPipeline" if key == "sanasprint" else "")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +142,7 @@ def test_load_strengths_fuse_and_unfuse_equal_diffusers(key, files):
 
 @pytest.mark.parametrize("key", KEYS)
 def test_files_of_another_family_are_refused_both_ways_and_change_nothing(key, files):
-    title = FAMILIES[key].title
+    title = NAMED_AS.get(key, FAMILIES[key].title)
     for pipe, path, made_for in ((fresh("sd1"), files[key]["first"], title),
                                  (fresh(key), files["sd1"]["first"], "SD 1.x")):
         before = {(c, k): v.clone() for c, m in pipe.components.items() if isinstance(m, torch.nn.Module)

@@ -67,14 +67,16 @@ EXPECTED = {
     "cogview4": {},
     "hidream": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
                 "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
-    "kandinsky5": {}, "ideogram4": {}, "ernieimage": {}, "briafibo": {},
+    "kandinsky5": {}, "ideogram4": {}, "ernieimage": {}, "briafibo": {}, "sanasprint": {},
 }
 TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}, "auraflow": {"DPM++ 2M", "UniPC"},
                 "lumina2": {"UniPC"}, "sana": {"DPM++ 2M", "UniPC"}, "hidream": {"UniPC"}}
-# what a user passes besides the usual arguments: Sana at the size asked (no resolution binning), Ideogram 4 a
+# what a user passes besides the usual arguments: Sana at the size asked (no resolution binning; Sana Sprint also
+# without the two-step schedule's intermediate timestep, which diffusers refuses for 3 steps), Ideogram 4 a
 # constant guidance scale instead of its per-step schedule, and a text length that holds the prompt (the picture is
 # the same at diffusers' 2048: tests/test_long_tail.py)
 EXTRA_ARGUMENTS = {"sana": {"use_resolution_binning": False},
+                   "sanasprint": {"use_resolution_binning": False, "intermediate_timesteps": None},
                    "ideogram4": {"guidance_schedule": None, "max_sequence_length": 256}}
 WITH_VARIANTS = [key for key, family in FAMILIES.items() if family.img2img and family.inpaint]
 CASES = [(key, name) for key, table in EXPECTED.items() for name in table]

@@ -24,6 +24,7 @@ from . import (
     kandinsky5,
     lumina2,
     sana,
+    sanasprint,
     sd1,
     sd3,
     sdxl,
@@ -41,6 +42,7 @@ _REGISTERED = (
     # the long tail (issue 26): transformer-only LoRA loaders in diffusers, text-to-image only
     lumina2.FAMILY,
     sana.FAMILY,
+    sanasprint.FAMILY,
     cogview4.FAMILY,
     hidream.FAMILY,
     kandinsky5.FAMILY,
