@@ -35,7 +35,7 @@ TABLE = {
                  "joint + single blocks: attention, add_q_proj, out_projection"),
     "lumina2": ("Lumina2Pipeline", "transformer; Gemma 2", "refiners + layers: attention, SwiGLU linear_1/2"),
     "sana": ("SanaPipeline", "transformer; Gemma 2", "self/cross attention, Mix-FFN 1x1 convs"),
-    "sanasprint": ("SanaSprintPipeline", "transformer; Gemma 2", "as Sana (Sana's modules + guidance embedder)"),
+    "sanasprint": ("SanaSprintPipeline", "transformer; Gemma 2", "as Sana: self/cross attention, Mix-FFN 1x1 convs"),
     "cogview4": ("CogView4Pipeline", "transformer; GLM-4", "attention, feed-forward, text projection"),
     "hidream": ("HiDreamImagePipeline", "transformer; CLIP-L, CLIP-G, T5, Llama 3",
                 "double/single stream: image and text attention, shared expert"),
