@@ -176,3 +176,22 @@ def test_a_variant_pipeline_keeps_the_family_pipeline_attributes():
     params = GenerateParams(**{**vars(PARAMS), "scheduler": "UniPC"})
     assert generate(owner, StackSpec(), params).shape == (1, 64, 64, 3)
     assert owner.pipe.default_sample_size == 32
+
+
+def test_sana_sprint_runs_its_two_step_schedule_at_two_steps_only():
+    """Generate at 2 steps is diffusers' default call (its sCM intermediate timestep 1.3); at other counts, which
+    diffusers refuses with that timestep, the scheduler's own spacing (intermediate_timesteps=None)."""
+    from loradeck.core import GenerateParams, StackSpec, generate
+
+    pipe = fresh("sanasprint")
+    owner = Deck(pipe).owner
+    for steps, extra in ((2, {}), (3, {"intermediate_timesteps": None})):
+        params = GenerateParams(**{**vars(PARAMS), "steps": steps})
+        with torch.inference_mode():
+            theirs = pipe(prompt=params.prompt, num_inference_steps=steps, guidance_scale=params.cfg, height=64,
+                          width=64, generator=torch.Generator("cpu").manual_seed(params.seed), output_type="np",
+                          use_resolution_binning=False, **extra).images
+        assert torch.equal(generate(owner, StackSpec(), params), torch.from_numpy(theirs.copy())), steps
+    # why other counts cannot take diffusers' default
+    with pytest.raises(ValueError, match="Intermediate timesteps for SCM is not supported"):
+        pipe(prompt=PARAMS.prompt, num_inference_steps=3, height=64, width=64, use_resolution_binning=False)
