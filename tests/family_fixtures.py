@@ -25,7 +25,19 @@ DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q"
                     "zimage": ["to_q", "to_k", "to_v", "to_out.0", "w2"],
                     # FLUX.2: double-block attention, the fused single-block projections, a SwiGLU input
                     "flux2": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"],
-                    "flux2dev": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"]}
+                    "flux2dev": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"],
+                    # the long tail: attention and each family's own layers (which name it in error messages)
+                    "auraflow": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "out_projection"],
+                    "lumina2": ["to_q", "to_k", "to_v", "to_out.0", "feed_forward.linear_1", "feed_forward.linear_2"],
+                    "sana": ["to_q", "to_k", "to_v", "to_out.0", "conv_inverted", "conv_point"],
+                    "sanasprint": ["to_q", "to_k", "to_v", "to_out.0", "conv_inverted", "conv_point"],
+                    "cogview4": ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "patch_embed.text_proj"],
+                    "hidream": ["to_q", "to_k", "to_v", "to_out", "to_q_t", "to_out_t", "shared_experts.w2"],
+                    "kandinsky5": ["to_query", "to_key", "to_value", "self_attention.out_layer",
+                                   "feed_forward.in_layer"],
+                    "ideogram4": ["to_q", "to_k", "to_v", "to_out.0", "feed_forward.w1", "adaln_modulation"],
+                    "ernieimage": ["to_q", "to_k", "to_v", "to_out.0", "linear_fc2"],
+                    "briafibo": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "caption_projection.0.linear"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there; Chroma's only encoder is
 # a T5, whose LoRA diffusers' load_lora_weights refuses: tests/test_family_chroma.py checks it against peft;
@@ -33,7 +45,9 @@ TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
                        "amused": ("text_encoder",), "chroma": (), "krea2": (),
-                       "qwenimage": (), "zimage": (), "flux2": (), "flux2dev": ()}
+                       "qwenimage": (), "zimage": (), "flux2": (), "flux2dev": (), "briafibo": ("text_encoder",),
+                       **dict.fromkeys(("auraflow", "lumina2", "sana", "sanasprint", "cogview4", "hidream",
+                                        "kandinsky5", "ideogram4", "ernieimage"), ())}  # loaders: transformer only
 # the keyword of a family's classifier-free guidance scale when it is not diffusers' usual guidance_scale
 CFG_KEYWORD = {"qwenimage": "true_cfg_scale"}
 # diffusers' guidance_scale for a cfg, per family where it is not the cfg itself: Z-Image's and Krea 2's pipelines
@@ -61,7 +75,7 @@ def diffusers_guidance(key: str, cfg: float) -> float:
 def render(key: str, pipe, params: GenerateParams = PARAMS) -> torch.Tensor:
     kwargs = FAMILIES[key].call(params, lambda step, total: None)
     with torch.inference_mode():
-        return torch.from_numpy(pipe(**kwargs).images.copy())
+        return torch.from_numpy(pipe(**kwargs)[0].copy())  # [0]: images (Kandinsky 5 names them image)
 
 
 def diffusers_reference(key: str, files: dict[str, str], weights: dict[str, dict], pipe=None):

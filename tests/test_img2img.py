@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import re
 
 import diffusers
 import pytest
@@ -18,22 +19,25 @@ from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
 from loradeck.core.families import FAMILIES
-from loradeck.core.models.family import EDIT, IMG2IMG, INPAINT
+from loradeck.core.models.family import EDIT, IMG2IMG, INPAINT, MODES
 from loradeck.core.stacks.stack_ops import fuse
 
-# diffusers has no img2img, inpainting or edit class for them (FLUX.2's modes are tested on their own below)
-TXT2IMG_ONLY = [key for key, family in FAMILIES.items() if not (family.img2img or family.inpaint or family.edit)]
+# FLUX.2: no img2img in diffusers, an image without a mask is an edit's reference (always denoise 1); [dev] has no
+# inpainting class either
+FAMILY_CASES = {"flux2": [(EDIT, 1.0), (INPAINT, 0.5), (INPAINT, 1.0)], "flux2dev": [(EDIT, 1.0)]}
+KEYS = [key for key, family in FAMILIES.items() if family.img2img or family.inpaint or key in FAMILY_CASES]
+# the modes diffusers has no class for, per family (most of the long tail runs text-to-image only), as Generate
+# runs them on the family's own text-to-image class (an image without a mask is an edit where the family edits)
+MISSING = [(key, mode) for key, family in FAMILIES.items() for mode in (IMG2IMG, INPAINT)
+           if not family.variant(family.mode(mode, family.pipeline_classes[0]), family.pipeline_classes[0])]
 TOLERANCE = 2 / 255
 PARAMS = GenerateParams("a photo of a cat", "blurry", seed=7, steps=3, cfg=4.0, width=64, height=64)
 IMAGE = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(2))  # ComfyUI IMAGE layout
 MASK = torch.zeros(1, 64, 64)  # ComfyUI MASK: 1 = repaint
 MASK[:, 8:40, 16:56] = 1
 CASES = [(IMG2IMG, 0.5), (IMG2IMG, 0.9), (INPAINT, 1.0)]
-# FLUX.2: no img2img in diffusers, an image without a mask is an edit's reference (always denoise 1); [dev] has no
-# inpainting class either
-FAMILY_CASES = {"flux2": [(EDIT, 1.0), (INPAINT, 0.5), (INPAINT, 1.0)], "flux2dev": [(EDIT, 1.0)]}
-KEYS = [key for key, family in FAMILIES.items() if (family.img2img and family.inpaint) or key in FAMILY_CASES]
 WEIGHTS = {"first": (0.7, 0.4), "second": (-0.5, 1.0)}  # model, clip
+EXTRA_ARGUMENTS = {"sanasprint": {"use_resolution_binning": False, "intermediate_timesteps": None}}  # as the call
 
 
 @functools.cache
@@ -50,7 +54,8 @@ def pipeline(key: str):
 
 
 def cases(key: str) -> list[tuple[str, float]]:
-    return FAMILY_CASES.get(key, CASES)
+    """The family's own cases (FAMILY_CASES), else the CASES whose mode it has a diffusers class for."""
+    return FAMILY_CASES.get(key, [(mode, denoise) for mode, denoise in CASES if FAMILIES[key].variant(mode)])
 
 
 def modes(key: str) -> list[str]:
@@ -103,14 +108,14 @@ def direct(key: str, pipe, mode: str, denoise: float) -> torch.Tensor:
     kwargs = {"prompt": PARAMS.prompt, "num_inference_steps": PARAMS.steps,
               CFG_KEYWORD.get(key, "guidance_scale"): diffusers_guidance(key, PARAMS.cfg),
               "generator": torch.Generator("cpu").manual_seed(PARAMS.seed), "output_type": "np",
-              "image": IMAGE.permute(0, 3, 1, 2), "strength": denoise}
+              "image": IMAGE.permute(0, 3, 1, 2), "strength": denoise, **EXTRA_ARGUMENTS.get(key, {})}
     accepted = inspect.signature(type(pipe).__call__).parameters
     if mode == EDIT:  # reference images: PIL only, 8 bits per channel; no strength
         from PIL import Image
 
         kwargs["image"] = [Image.fromarray((IMAGE[0].numpy() * 255).round().astype("uint8"))]
         del kwargs["strength"]
-    if "negative_prompt" in accepted:  # Flux and FLUX.2 have no classic negative prompt
+    if "negative_prompt" in accepted:  # Flux, FLUX.2 and guidance-distilled Sana Sprint have none
         kwargs["negative_prompt"] = PARAMS.negative_prompt
     if "height" in accepted:  # else diffusers takes the image's size
         kwargs.update(height=64, width=64)
@@ -182,19 +187,21 @@ def test_cancel_stops_every_variant_at_a_step(key):
         assert len(seen) == 1 and seen[0][0] <= seen[0][1] <= PARAMS.steps
 
 
-@pytest.mark.parametrize("key", TXT2IMG_ONLY)
-def test_a_family_without_the_classes_refuses_the_mode_by_name_and_changes_nothing(key, tmp_path):
+@pytest.mark.parametrize("key,mode", MISSING, ids=[f"{k}-{m}" for k, m in MISSING])
+def test_a_mode_without_a_class_is_refused_by_name_and_changes_nothing(key, mode, tmp_path):
     family = FAMILIES[key]
     owner = Deck(pipeline(key)).owner
     stack = StackSpec().add(spec(owner, save_family_lora(key, str(tmp_path / "lora.safetensors"), seed=1), "a",
                                  1.0, 1.0))
     denoiser = getattr(owner.pipe, family.denoiser)
     before = owner.applied, owner.loaded_keys, {k: v.clone() for k, v in denoiser.state_dict().items()}
-    for mask, mode in ((None, IMG2IMG), (MASK, INPAINT)):
-        message = (rf"^{family.title} pipelines have no {mode} in diffusers \(they run: text-to-image\); "
-                   rf"disconnect the {'mask' if mask is not None else 'image'}$")
-        with pytest.raises(SpecError, match=message):
-            generate(owner, stack, GenerateParams(**{**vars(PARAMS), "denoise": 0.5}), image=IMAGE, mask=mask)
+    loaded = family.pipeline_classes[0]
+    runs = ", ".join(m for m in MODES if family.variant(m, loaded))
+    mask = MASK if mode == INPAINT else None
+    message = (rf"^{re.escape(family.title)} pipelines have no {mode} in diffusers \(they run: {runs}\); "
+               rf"disconnect the {'mask' if mask is not None else 'image'}$")
+    with pytest.raises(SpecError, match=message):
+        generate(owner, stack, GenerateParams(**{**vars(PARAMS), "denoise": 0.5}), image=IMAGE, mask=mask)
     after = owner.applied, owner.loaded_keys, denoiser.state_dict()
     assert before[:2] == after[:2] and before[2].keys() == after[2].keys()
     assert all(torch.equal(before[2][k], after[2][k]) for k in before[2])

@@ -72,15 +72,39 @@ EXPECTED = {
     "zimage": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
                "UniPC": ("UniPCMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0})},  # Turbo's shift 3
     "flux2": FLUX2, "flux2dev": FLUX2,
+    # the long tail: the FLOW_MATCH entries each pipeline runs (Sana's take its flow_shift, 3.0); the others run
+    # their model's own scheduler only
+    "auraflow": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+                 "FlowMatch Heun": ("FlowMatchHeunDiscreteScheduler", {}),
+                 "DPM++ 2M": ("DPMSolverMultistepScheduler", FLOW_SIGMAS),
+                 "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
+    "lumina2": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+                "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
+    "sana": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {"shift": 3.0}),
+             "DPM++ 2M": ("DPMSolverMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0}),
+             "UniPC": ("UniPCMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0})},
+    "cogview4": {},
+    "hidream": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+                "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
+    "kandinsky5": {}, "ideogram4": {}, "ernieimage": {}, "briafibo": {}, "sanasprint": {},
 }
 TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}, "chroma": {"UniPC"},
                 "krea2": {"UniPC"}, "qwenimage": {"UniPC"}, "zimage": {"UniPC"},
-                "flux2": {"DPM++ 2M", "UniPC", "DEIS"}, "flux2dev": {"DPM++ 2M", "UniPC", "DEIS"}}
+                "flux2": {"DPM++ 2M", "UniPC", "DEIS"}, "flux2dev": {"DPM++ 2M", "UniPC", "DEIS"},
+                "auraflow": {"DPM++ 2M", "UniPC"}, "lumina2": {"UniPC"}, "sana": {"DPM++ 2M", "UniPC"},
+                "hidream": {"UniPC"}}
 EDITS = ("flux2", "flux2dev")  # an edit runs the text-to-image class: every scheduler of the table fits it
 WITH_VARIANTS = [key for key, family in FAMILIES.items() if family.img2img and family.inpaint]
 # arguments a user adds to the call for a scheduler: Z-Image's pipeline hands UniPC its sigmas as a list, which
 # UniPC cannot scale; the same sigmas (linspace(1, 1/steps, steps)) as an array run
 CALL_EXTRA = {("zimage", "UniPC"): {"sigmas": np.array(torch.linspace(1.0, 1 / PARAMS.steps, PARAMS.steps).tolist())}}
+# what a user passes besides the usual arguments: Sana at the size asked (no resolution binning; Sana Sprint also
+# without the two-step schedule's intermediate timestep, which diffusers refuses for 3 steps), Ideogram 4 a
+# constant guidance scale instead of its per-step schedule, and a text length that holds the prompt (the picture is
+# the same at diffusers' 2048: tests/test_long_tail.py)
+EXTRA_ARGUMENTS = {"sana": {"use_resolution_binning": False},
+                   "sanasprint": {"use_resolution_binning": False, "intermediate_timesteps": None},
+                   "ideogram4": {"guidance_schedule": None, "max_sequence_length": 256}}
 CASES = [(key, name) for key, table in EXPECTED.items() for name in table]
 
 
@@ -98,11 +122,12 @@ def direct(key: str, pipe, params: GenerateParams = PARAMS, **extra) -> torch.Te
     """diffusers' pipeline called as a user would, every argument spelled out here."""
     kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps,
               CFG_KEYWORD.get(key, "guidance_scale"): diffusers_guidance(key, params.cfg),
-              "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra}
-    if "negative_prompt" in inspect.signature(type(pipe).__call__).parameters:  # Flux, FLUX.2: no negative prompt
-        kwargs["negative_prompt"] = params.negative_prompt
+              "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra,
+              **EXTRA_ARGUMENTS.get(key, {})}
+    if "negative_prompt" in inspect.signature(type(pipe).__call__).parameters:
+        kwargs["negative_prompt"] = params.negative_prompt  # Flux, FLUX.2, Ideogram 4: no classic negative prompt
     with torch.inference_mode():
-        return torch.from_numpy(pipe(**kwargs).images.copy())
+        return torch.from_numpy(pipe(**kwargs)[0].copy())  # [0]: images (Kandinsky 5 names them image)
 
 
 def direct_with(key: str, pipe, name: str) -> torch.Tensor:
@@ -196,6 +221,9 @@ MASK = torch.ones(1, 64, 64)
     ("sd3", "DPM++ 2M", IMG2IMG, r"runs Stable Diffusion 3 text-to-image only \(.*scale_noise.*\); for img2img "
                                  r"choose one of: model default, FlowMatch Euler, FlowMatch Heun$"),
     ("flux", "UniPC", INPAINT, r"text-to-image only.*for inpainting choose one of: model default, FlowMatch Euler$"),
+    ("cogview4", "FlowMatch Euler", TXT2IMG, r"does not fit CogView 4 pipelines; the ones that do: model default$"),
+    ("lumina2", "DPM++ 2M", TXT2IMG, r"does not fit Lumina 2 pipelines; the ones that do: model default, "
+                                     r"FlowMatch Euler, UniPC$"),
     # Chroma's pipelines always pass their own sigmas, which diffusers' DPM solver refuses (Flux's entry is out)
     ("chroma", "DPM++ 2M", TXT2IMG, r"does not fit Chroma pipelines; the ones that do: model default, "
                                     r"FlowMatch Euler, UniPC$"),

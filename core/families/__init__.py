@@ -12,7 +12,29 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, chroma, flux, flux2, flux2dev, krea2, qwenimage, sd1, sd3, sdxl, zimage
+from . import (
+    amused,
+    auraflow,
+    briafibo,
+    chroma,
+    cogview4,
+    ernieimage,
+    flux,
+    flux2,
+    flux2dev,
+    hidream,
+    ideogram4,
+    kandinsky5,
+    krea2,
+    lumina2,
+    qwenimage,
+    sana,
+    sanasprint,
+    sd1,
+    sd3,
+    sdxl,
+    zimage,
+)
 
 _REGISTERED = (
     sd1.FAMILY,
@@ -25,10 +47,26 @@ _REGISTERED = (
     # its single-file variants named before FLUX.1's (a FLUX.2 img_in has a FLUX.1 Fill's width)
     flux2.FAMILY,
     flux2dev.FAMILY,
+    # before Flux: their blocks have Flux's names (AuraFlow's single blocks, all of FIBO's), their own markers first
+    auraflow.FAMILY,
+    briafibo.FAMILY,
     flux.FAMILY,
     amused.FAMILY,
     krea2.FAMILY,
     qwenimage.FAMILY,
+    # the long tail (issue 26): transformer-only LoRA loaders in diffusers, text-to-image only (Sana Sprint: and
+    # img2img)
+    lumina2.FAMILY,
+    sana.FAMILY,
+    sanasprint.FAMILY,
+    cogview4.FAMILY,
+    hidream.FAMILY,
+    kandinsky5.FAMILY,
+    ideogram4.FAMILY,
+    ernieimage.FAMILY,
+    # after Lumina 2, Kandinsky 5, Ideogram 4 and ERNIE-Image: Z-Image's markers (noise_refiner, attention.to_,
+    # feed_forward.w) are in their files' keys too (Lumina 2's refiners, Ideogram 4's layers, the others'
+    # self_attention.to_*), whose own markers must be tried first
     zimage.FAMILY,
 )
 # More built-in models of a registered family: rows that differ from it only in ``tiny`` and ``builtin``.

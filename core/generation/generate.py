@@ -136,6 +136,9 @@ def pipeline_for(owner: PipelineOwner, run: Run):
         scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
     variant = _sharing(getattr(diffusers, run.class_name)).from_pipe(pipe, scheduler=scheduler)
     variant.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
+    for name in owner.family.pipeline_attributes:  # from_pipe runs __init__, which resets them
+        if hasattr(pipe, name):
+            setattr(variant, name, getattr(pipe, name))
     return variant
 
 
@@ -151,6 +154,12 @@ def _sharing(cls):
 def _call(pipe, kwargs: dict) -> dict:
     accepted = inspect.signature(type(pipe).__call__).parameters
     return {k: v for k, v in kwargs.items() if k not in SIZE_KEYS or k in accepted}
+
+
+def images_of(output):
+    """The pictures in a pipeline's output: its ``images``, or its first field where a pipeline names it otherwise
+    (Kandinsky 5's output has ``image``)."""
+    return output.images if hasattr(output, "images") else output[0]
 
 
 def scheduled_steps(write: Callable[[float], None], on_step: StepCallback | None) -> StepCallback:
@@ -195,7 +204,7 @@ def run(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, on_step:
         owner.apply(stack, source, source_title)
         try:
             pipe = pipeline_for(owner, checked)
-            raw = pipe(**_call(pipe, checked.kwargs)).images
+            raw = images_of(pipe(**_call(pipe, checked.kwargs)))
         finally:
             if scheduled:  # back to the first step's strengths: what the applied stack and its snapshot say
                 owner.write_step(stack, 0.0)

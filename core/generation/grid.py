@@ -25,7 +25,7 @@ from ..adapters.owner import PipelineOwner
 from ..models.schedulers import DEFAULT
 from ..stacks.specs import GenerateParams, StackSpec
 from . import infotext, prompt_tags
-from .generate import _call, generate, pipeline_for, plan, scheduled_steps, to_image
+from .generate import _call, generate, images_of, pipeline_for, plan, scheduled_steps, to_image
 from .grid_axes import Axis, Cells, parse_axis
 from .grid_image import compose
 from .output_checks import check_images
@@ -82,7 +82,7 @@ def _batched(owner: PipelineOwner, stacks: list[StackSpec], params: GeneratePara
     with owner.lock, torch.inference_mode(), owner.rows(stacks) as routed:
         router["r"] = routed
         pipe = pipeline_for(owner, checked)
-        raw = pipe(**_call(pipe, kwargs)).images
+        raw = images_of(pipe(**_call(pipe, kwargs)))
     for row, stack in zip(raw, stacks, strict=False):  # one row per cell: a NaN cell names its own stack
         check_images(row, stack)
     return to_image(raw)

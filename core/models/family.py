@@ -80,6 +80,9 @@ class Family:
     # (diffusers folder, its model_index.json) -> components from_pretrained must be given because diffusers
     # cannot load them offline by itself (Qwen-Image-Edit's processor needs torchvision otherwise); None: none
     folder_components: Callable[[str, dict], dict] | None = None
+    # settings its pipelines keep as attributes set in __init__ rather than config (HiDream's default_sample_size):
+    # Generate's variant pipelines (another scheduler or mode, made by from_pipe) take the loaded pipeline's values
+    pipeline_attributes: tuple[str, ...] = ()
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""

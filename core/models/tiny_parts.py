@@ -211,3 +211,128 @@ def template_tokenizer(texts: tuple[str, ...], specials: tuple[str, ...], **opti
         vocab=vocab, merges=merges, unk_token=None, bos_token=None, eos_token="<|im_end|>",
         pad_token="<|endoftext|>", errors="replace",
         extra_special_tokens=[s for s in specials if s not in ("<|endoftext|>", "<|im_end|>")], **options)
+# -- the long-tail families' shared parts (Lumina 2, Sana, CogView 4, HiDream, Kandinsky 5, Ideogram 4, ERNIE) --
+_GEMMA_SPECIAL = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>")
+
+
+def _prompt_words() -> list[str]:
+    """The words of the prompts diffusers' Gemma pipelines prepend (Sana's complex human instruction, Lumina 2's
+    system prompt), so that a tiny Gemma tokenizer makes them one token each, as the real 256k vocab does."""
+    import inspect
+
+    from diffusers import SanaPipeline
+
+    chi = inspect.signature(SanaPipeline.__call__).parameters["complex_human_instruction"].default
+    # Lumina2Pipeline.__init__'s system_prompt (an instance attribute) and the text it joins the prompt with
+    system = ("You are an assistant designed to generate superior images with the superior degree of image-text "
+              "alignment based on textual prompts or user prompts. <Prompt Start>")
+    words: list[str] = []
+    for text in (*chi, system):
+        words.extend(w for w in text.split() if w not in words)
+    return words
+
+
+def tiny_gemma_tokenizer():
+    """A GemmaTokenizer built in memory: Gemma's special tokens, byte fallback (<0x00>..<0xFF>), printable ASCII,
+    and merge chains that make each word of the pipelines' own prompt templates one '▁word' token."""
+    from transformers import GemmaTokenizer
+
+    tokens = [*_GEMMA_SPECIAL, *(f"<0x{b:02X}>" for b in range(256)), "▁", *(chr(c) for c in range(33, 127))]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    merges: list[tuple[str, str]] = []
+    for word in ("▁" + w for w in _prompt_words()):
+        for i in range(2, len(word) + 1):
+            if word[:i] not in vocab and all(c in vocab for c in word):
+                merges.append((word[: i - 1], word[i - 1]))
+                vocab[word[:i]] = len(vocab)
+    return GemmaTokenizer(vocab=vocab, merges=merges, model_max_length=8192)
+
+
+def tiny_gemma2_encoder(vocab_size: int, hidden: int = 16, seed: int = TINY_SEED):
+    """A Gemma2Model (Lumina 2's and Sana's text encoder): 2 layers, 2 heads x 8 with 1 KV head, sliding window."""
+    from transformers import Gemma2Config, Gemma2Model
+
+    config = Gemma2Config(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2,
+                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=hidden // 2,
+                          max_position_embeddings=8192, sliding_window=4096, pad_token_id=0, eos_token_id=1,
+                          bos_token_id=2)
+    seeded(seed)
+    return Gemma2Model(config).eval()
+
+
+def tiny_bytes_tokenizer(special: tuple[str, ...], pad: str, eos: str, bos: str | None = None,
+                         prefix: tuple[str, ...] = ()):
+    """A byte-level BPE PreTrainedTokenizerFast (every byte a token, no merges) with ``special`` tokens, putting
+    ``prefix`` before every text as the real tokenizer's template does (Llama 3's <|begin_of_text|>, GLM-4's
+    [gMASK]<sop>): what Llama 3, GLM-4 and Mistral tokenizers are to their pipelines (which only call, pad and
+    decode them)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {c: i for i, c in enumerate(_bytes_to_unicode())}
+    for token in special:
+        vocab[token] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    if prefix:
+        head = " ".join(prefix)
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{head} $A", pair=f"{head} $A $B", special_tokens=[(t, vocab[t]) for t in prefix])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=pad, eos_token=eos, bos_token=bos,
+                                   model_max_length=131072,
+                                   additional_special_tokens=[t for t in special if t not in (pad, eos, bos)])
+
+
+# Qwen2.5-VL's first special tokens in their real order, and a chat template for text messages (string or
+# [{"type": "text", ...}] contents), as the real Qwen2.5-VL / Qwen3-VL templates render them
+QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+                "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+                "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+QWEN_VL_CHAT_TEMPLATE = (
+    "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string %}{{- message['content'] }}{%- else %}"
+    "{%- for part in message['content'] %}{%- if part['type'] == 'text' %}{{- part['text'] }}{%- endif %}"
+    "{%- endfor %}{%- endif %}{{- '<|im_end|>\\n' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def tiny_qwen_vl_tokenizer():
+    """A Qwen2Tokenizer from an in-memory byte-level vocab (no merges) with Qwen2.5-VL's special tokens and a chat
+    template for text messages (270 tokens)."""
+    from transformers import Qwen2Tokenizer
+
+    vocab = {c: i for i, c in enumerate(_bytes_to_unicode())}
+    for token in QWEN_SPECIAL:
+        vocab[token] = len(vocab)
+    return Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, bos_token=None, eos_token="<|im_end|>",
+                          pad_token="<|endoftext|>", model_max_length=131072, chat_template=QWEN_VL_CHAT_TEMPLATE,
+                          extra_special_tokens=[t for t in QWEN_SPECIAL if t not in ("<|endoftext|>", "<|im_end|>")])
+
+
+def flux_vae8(latent_channels: int, seed: int = TINY_SEED, mid_attention: bool = True):
+    """A four-level VAE (8x downscale) with FLUX.1's latent scaling and shift, for pipelines that fix the VAE
+    scale factor at 8 (Lumina 2, Kandinsky 5)."""
+    from diffusers import AutoencoderKL
+
+    seeded(seed)
+    return AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(8, 8, 8, 8),
+                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                         layers_per_block=1, latent_channels=latent_channels, norm_num_groups=4, sample_size=64,
+                         use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159,
+                         scaling_factor=0.3611, mid_block_add_attention=mid_attention).eval()
+
+
+def awaken(model, seed: int = TINY_SEED):
+    """Draw seeded random values (a Linear's usual scale, 1/sqrt(fan-in)) for the weights a model initialises to
+    zero (modulation and output layers that make an untrained model ignore its blocks): a trained checkpoint has
+    none, and LoRAs on a model that ignores its blocks could not be told apart."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, param in sorted(model.named_parameters()):
+            if param.ndim >= 2 and not param.any():
+                param.copy_(torch.randn(param.shape, generator=generator) * param[0].numel() ** -0.5)
+    return model

@@ -1,0 +1,20 @@
+"""ERNIE-Image: a single-stream DiT (``ErnieImageTransformer2DModel``) over a Ministral 3 text encoder's features,
+with FLUX.2's VAE; an optional prompt enhancer rewrites prompts.
+
+diffusers' loader takes the transformer only. Generate runs without the prompt enhancer (the prompt as written).
+No single files, no original-name table; the model's own scheduler only (its pipeline passes custom sigmas).
+"""
+
+from ...models.family import Family
+from ...stacks.block_weights import RANGES
+from . import tiny
+from .generate import call
+
+FAMILY = Family(
+    key="ernieimage", title="ERNIE-Image", pipeline_classes=("ErnieImagePipeline",), denoiser="transformer",
+    text_encoders=("text_encoder",), kohya_prefixes=(("lora_unet_", "transformer"),),
+    tiny=tiny.build, builtin="tiny-ernieimage", blocks=RANGES, schedulers={}, call=call,
+    single_files=(), original_names=None,
+    lora_markers=(("self_attention.to_out", "ERNIE-Image"), ("self_attention_to_out", "ERNIE-Image"),
+                  ("linear_fc2", "ERNIE-Image")),
+)
