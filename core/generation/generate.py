@@ -37,10 +37,12 @@ DENOISE_STEPS = {"floor": lambda steps, denoise: int(steps * denoise),
 
 def source_kwargs(source: Source, p: GenerateParams, mode: str = IMG2IMG) -> dict:
     """What an img2img/inpainting call adds: the image, its size, denoise as diffusers' strength, the mask; an
-    edit call takes the image and its size only."""
+    edit call takes the image (as a PIL image: diffusers' edit pipelines read its ``.size``) and its size only."""
     width, height = source.size
     extra = {"image": source.image, "width": width, "height": height}
-    if mode != EDIT:
+    if mode == EDIT:
+        extra["image"] = source.pil_images()[0]
+    else:
         extra["strength"] = float(p.denoise)
     if source.mask is not None:
         extra["mask_image"] = source.mask
@@ -67,6 +69,9 @@ def _check(family: Family, p: GenerateParams, source: Source | None, mode: str, 
         if p.denoise < 1:
             raise SpecError(f"denoise {p.denoise:g}: {family.title} edits the whole image by the prompt (it takes no "
                             "denoise); set denoise to 1")
+        if source.batch > 1:
+            raise SpecError(f"an edit takes one image; the image holds a batch of {source.batch}: edit them one at "
+                            "a time")
     elif source is None:
         if p.denoise < 1:
             raise SpecError(f"denoise {p.denoise:g} needs an image to start from (img2img); text-to-image "
@@ -95,7 +100,7 @@ def plan(owner: PipelineOwner, params: GenerateParams, image=None, mask=None,
         if source.batch > 1:  # one prompt per image
             kwargs["prompt"] = [params.prompt] * source.batch
             if kwargs.get("negative_prompt"):
-                kwargs["negative_prompt"] = [params.negative_prompt] * source.batch
+                kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * source.batch
     scheduler = schedulers.build(family, params.scheduler, owner.pipe.scheduler, int(params.seed))
     return Run(class_name, scheduler, kwargs)
 

@@ -38,6 +38,14 @@ class Source:
         """(width, height) of the output."""
         return int(self.image.shape[-1]), int(self.image.shape[-2])
 
+    def pil_images(self) -> list:
+        """The images as 8-bit RGB PIL images, for pipelines that read only those (the edit pipelines take the
+        image's ``.size`` and resize it themselves)."""
+        from PIL import Image
+
+        pixels = (self.image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        return [Image.fromarray(np.ascontiguousarray(p.cpu().numpy())) for p in pixels]
+
 
 def mode_of(source: Source | None) -> str:
     return TXT2IMG if source is None else source.mode
