@@ -186,7 +186,8 @@ class PipelineOwner:
         return active, to_fuse
 
     def block_rule(self, blocks: tuple):
-        """module name -> multiplier for the denoiser; validates ``blocks`` (SpecError) and caches."""
+        """module name -> multiplier for the denoiser (and its experts, which name their blocks alike); validates
+        ``blocks`` (SpecError) and caches."""
         rule = self._block_rules.get(blocks)
         if rule is None:
             denoiser = self.models()[self.family.denoiser]
@@ -235,17 +236,18 @@ class PipelineOwner:
                 self._branches.popitem(last=False)
 
     def write_step(self, stack: StackSpec, t: float) -> None:
-        """Between denoising steps: the denoiser's scales for ``stack`` (applied) at position ``t`` of the steps,
+        """Between denoising steps: the denoisers' scales for ``stack`` (applied) at position ``t`` of the steps,
         for strength schedules. A scale write per layer; nothing is loaded, fused or published."""
         with self.lock:
-            component = self.family.denoiser
-            if component in self.models():
+            denoisers = [c for c in self.family.denoisers if c in self.models()]
+            for component in denoisers:
                 active = self.plan(stack, component, t)[0]
                 peft_ops.activate(self.layers(component), active)
                 if self.envelope is not None:  # the compiled forward reads its own scale rows
                     for key in active:
                         self.envelope.write_scales(self.carriers(component, key), key)
-                self._write_params(stack, (component,), t)
+            if denoisers:
+                self._write_params(stack, tuple(denoisers), t)
 
     @contextlib.contextmanager
     def rows(self, stacks: Sequence[StackSpec]):
@@ -317,14 +319,14 @@ class PipelineOwner:
         return False
 
     def _write_scales(self, changed) -> None:
-        denoiser = self.family.denoiser
+        denoisers = self.family.denoisers
         for key, spec in changed:
             for component in self.models():
                 weight = spec.effective_weight(component, self.family)
                 # a number when every module gets the same strength: no call per layer
                 strength = self._weight_fn(spec.blocks, component, weight) if spec.blocks else weight
                 peft_ops.write_scales(self.index(component).slots(key), key, strength)
-                if component == denoiser and self.envelope is not None:
+                if component in denoisers and self.envelope is not None:
                     self.envelope.write_scales(self.carriers(component, key), key)
 
     def _write_params(self, stack: StackSpec, components=None, t: float = 0.0) -> None:
@@ -340,7 +342,7 @@ class PipelineOwner:
     def _weight_fn(self, blocks: tuple, component: str, weight: float):
         if not blocks:
             return _constant(weight)
-        if component != self.family.denoiser:
+        if component not in self.family.denoisers:
             return _constant(weight * block_weights.text_multiplier(blocks))
         rule = self.block_rule(blocks)
         return lambda name: weight * rule(name)
@@ -448,7 +450,8 @@ class PipelineOwner:
             if self.envelope is not None:
                 self.envelope.release(self)
                 self.envelope = None
-                self._layer_index.pop(self.family.denoiser, None)
+                for component in self.family.denoisers:
+                    self._layer_index.pop(component, None)
 
     def set_device(self, keys, device) -> None:
         """Move adapters' LoRA tensors to ``device`` now (diffusers' ``set_lora_device``)."""

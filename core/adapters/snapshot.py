@@ -47,6 +47,9 @@ class PipelineSnapshot:
     applied_at: float
     source: str = ""  # who applied it: a node id in a graph ("" = the Python API)
     source_title: str = ""  # that node's title, for people
+    # how people call some components of this pipeline: (component, label), e.g. Wan 2.2's experts
+    # ("transformer", "high noise"), ("transformer_2", "low noise"); display only
+    labels: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,4 +180,5 @@ def _snapshot(owner, models, views: tuple, source: str, source_title: str) -> Pi
         applied_at=time.time(),
         source=str(source or ""),
         source_title=str(source_title or ""),
+        labels=tuple(owner.family.labels_for(models).items()),
     )

@@ -58,6 +58,12 @@ class Family:
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     # single-file variants of it that LoRA Deck does not load: (denoiser key, shape test or None, what it is)
     other_variants: tuple = ()
+    # More denoisers one pipeline runs (Wan 2.2's low-noise expert ``transformer_2``): components like the denoiser,
+    # in its strength group (``model``), with the same block names; a file's denoiser part goes into each of them
+    # unless the file has parts of their own. ``labels``: how people call each denoiser when the experts are
+    # loaded (display only: ``transformer`` "high noise"), for the nodes and the panel.
+    experts: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
@@ -91,8 +97,17 @@ class Family:
         return int(getattr(pipe, "vae_scale_factor", 8)) * int(patch)
 
     @property
+    def denoisers(self) -> tuple[str, ...]:
+        """The denoiser and its experts (one component for every family but Wan 2.2's)."""
+        return (self.denoiser, *self.experts)
+
+    @property
     def components(self) -> tuple[str, ...]:
-        return (self.denoiser, *self.text_encoders)
+        return (*self.denoisers, *self.text_encoders)
 
     def group_of(self, component: str) -> str:
-        return MODEL_GROUP if component == self.denoiser else CLIP_GROUP
+        return MODEL_GROUP if component in self.denoisers else CLIP_GROUP
+
+    def labels_for(self, components) -> dict[str, str]:
+        """component -> its display label when ``components`` (those loaded) hold an expert, else {}."""
+        return dict(self.labels) if set(self.experts) & set(components) else {}
