@@ -97,7 +97,9 @@ def _metadata(factors, stack: StackSpec, mode: str) -> dict[str, str]:
                        f"{component}.rank_pattern": odd, f"{component}.alpha_pattern": odd,
                        f"{component}.target_modules": sorted(ranks), f"{component}.init_lora_weights": False})
     sources = [{"name": a.name, "file": os.path.basename(a.path), "sha256": a.sha256, "weights": dict(a.weights),
-                "blocks": [list(b) for b in a.blocks], "enabled": a.enabled} for a in stack.adapters]
+                "blocks": [list(b) for b in a.blocks], "enabled": a.enabled,
+                **({"part_files": [{"component": p.component, "file": os.path.basename(p.path), "sha256": p.sha256}
+                                   for p in a.part_files]} if a.part_files else {})} for a in stack.adapters]
     return {"lora_adapter_metadata": json.dumps(config), "format": "pt", "loradeck.mode": mode,
             "loradeck.sources": json.dumps(sources)}
 
