@@ -269,7 +269,7 @@ def _param_parts(patch: AnyPatch, target, model: torch.nn.Module) -> list[tuple[
             return patch
     if tuple(patch.delta.shape) != tuple(live.shape):
         return f"a {name} difference {list(patch.delta.shape)} vs {name} {list(live.shape)}"
-    return [(f"{target}.{name}", patch)]
+    return [(f"{target}.{name}" if target else name, patch)]  # target "": a parameter of the model itself
 
 
 def _target(index: dict, name: str, patch: AnyPatch):

@@ -69,6 +69,10 @@ class PipelineOwner:
         """The LoRA-able components this pipeline has (a family component set to None is absent)."""
         return {c: getattr(self.pipe, c) for c in self.family.components if getattr(self.pipe, c, None) is not None}
 
+    def names(self, component: str) -> dict:
+        """Every name a file may use for a module (or parameter) of ``component`` -> its real name (module_index)."""
+        return self._indexes[component]
+
     def index(self, component: str) -> LayerIndex:
         """One component's peft layers and which carry each adapter. Walking a big UNet's modules costs
         milliseconds, and a strength change must cost a scale write, so the walk happens once and
