@@ -27,7 +27,8 @@ FROZEN = {
     "FuseLoRA|LoRADeck": ["pipeline", "lora_scale", "safe_fusing", "adapter_names", "components"],
     "UnfuseLoRA|LoRADeck": ["pipeline"],
     "Generate|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
-                          "batch_size", "scheduler", "image", "denoise", "mask"],  # optional from 0.2.0 on
+                          "batch_size", "scheduler", "image", "denoise", "mask",  # optional from 0.2.0 on
+                          "num_frames"],  # video families (after 0.2.0)
     "SaveLoRA|LoRADeck": ["pipeline", "filename_prefix", "mode", "rank"],
     "CompilePipeline|LoRADeck": ["pipeline", "mode", "backend", "max_rank", "max_adapters", "targets"],
     "LoRAGrid|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",

@@ -58,12 +58,18 @@ class Run:
     kwargs: dict
 
 
-def _check(family: Family, p: GenerateParams, source: Source | None, mode: str, loaded: str) -> None:
+def _check(family: Family, p: GenerateParams, source: Source | None, mode: str, loaded: str, pipe=None) -> None:
     if not family.variant(mode, loaded):
         modes = ", ".join(m for m in MODES if family.variant(m, loaded))
         extra = "the mask" if source is not None and source.mask is not None else "the image"
         raise SpecError(f"{family.title} pipelines have no {mode} in diffusers (they run: {modes}); "
                         f"disconnect {extra}")
+    why = family.cannot_run(pipe, mode) if family.cannot_run is not None and pipe is not None else ""
+    if why:
+        raise SpecError(why)
+    if p.num_frames is not None and not family.frames:
+        raise SpecError(f"num_frames {p.num_frames}: {family.title} pipelines make images, not videos; leave "
+                        "num_frames unset (None) for them")
     schedulers.check_fits(family, p.scheduler, mode)
     if mode == EDIT:
         if p.denoise < 1:
@@ -92,7 +98,7 @@ def plan(owner: PipelineOwner, params: GenerateParams, image=None, mask=None,
     source = make_source(image, mask, family.pixel_multiple(owner.pipe))
     loaded = type(owner.pipe).__name__
     mode = family.mode(mode_of(source), loaded)
-    _check(family, params, source, mode, loaded)
+    _check(family, params, source, mode, loaded, owner.pipe)
     kwargs = family.call(params, on_step or (lambda step, total: None))
     class_name = family.variant(mode, loaded)
     if source is not None:
@@ -151,6 +157,16 @@ def to_image(images) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).clamp(0, 1)
 
 
+def output_images(output):
+    """A pipeline's numpy output as images [B, H, W, C]: video pipelines give ``frames`` [videos, frames, H, W, C],
+    which become one batch, every frame of the first video, then of the next (what ComfyUI's video nodes take)."""
+    images = getattr(output, "images", None)
+    if images is not None:
+        return images
+    frames = np.asarray(output.frames)
+    return frames.reshape(-1, *frames.shape[-3:])
+
+
 @dataclass(frozen=True, eq=False)
 class Generation:
     """What one Generate made: the images, the stack they were made with (prompt tags added) and their
@@ -176,7 +192,7 @@ def run(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, on_step:
         owner.apply(stack, source, source_title)
         try:
             pipe = pipeline_for(owner, checked)
-            raw = pipe(**_call(pipe, checked.kwargs)).images
+            raw = output_images(pipe(**_call(pipe, checked.kwargs)))
         finally:
             if scheduled:  # back to the first step's strengths: what the applied stack and its snapshot say
                 owner.write_step(stack, 0.0)

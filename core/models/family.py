@@ -64,6 +64,12 @@ class Family:
     # loaded (display only: ``transformer`` "high noise"), for the nodes and the panel.
     experts: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    # Video families: the frames of a video when Generate is not told (0: the family makes images). Their
+    # pipelines give frames; Generate hands them on as one IMAGE batch, video after video.
+    frames: int = 0
+    # why the loaded pipeline cannot run a mode, e.g. an image-to-video model without an image ("" when it can):
+    # cannot_run(pipe, mode) -> str (None: every mode its classes have)
+    cannot_run: Callable | None = None
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
@@ -94,7 +100,10 @@ class Family:
         patch = self.patch
         if isinstance(patch, str):
             patch = getattr(getattr(pipe, self.denoiser).config, patch, 1)
-        return int(getattr(pipe, "vae_scale_factor", 8)) * int(patch)
+        if isinstance(patch, (tuple, list)):  # a video transformer's (frames, height, width) patch
+            patch = patch[-1]
+        scale = getattr(pipe, "vae_scale_factor", None) or getattr(pipe, "vae_scale_factor_spatial", 8)
+        return int(scale) * int(patch)
 
     @property
     def denoisers(self) -> tuple[str, ...]:

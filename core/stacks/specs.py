@@ -246,6 +246,9 @@ class StackSpec:
         return tuple(out)
 
 
+MAX_FRAMES = 4097  # frames per video Generate asks for (Wan's 81 at 16 fps is 5 s; 4097 is over 4 minutes)
+
+
 def base_key(adapter: AdapterSpec) -> str:
     """An adapter's internal key before a copy number (``StackSpec.keyed``): its content, the components it is
     loaded into, its part files."""
@@ -271,9 +274,14 @@ class GenerateParams:
     batch_size: int = 1
     scheduler: str = DEFAULT_SCHEDULER  # a name from families.SCHEDULER_CHOICES; "model default" = the pipeline's own
     denoise: float = 1.0  # with an image: diffusers' strength (1 = repaint fully); text-to-image needs 1
+    num_frames: int | None = None  # video families: frames per video (None: the family's default); images: None
 
     def __post_init__(self):
         check_scheduler_name(self.scheduler)
+        frames = self.num_frames
+        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int)
+                                   or not 1 <= frames <= MAX_FRAMES):
+            raise SpecError(f"num_frames must be a whole number from 1 to {MAX_FRAMES}, got {frames!r}")
         try:
             denoise = float(self.denoise)
         except (TypeError, ValueError):
