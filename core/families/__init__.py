@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, flux, sd1, sd3, sdxl
+from . import amused, flux, sd1, sd3, sdxl, wan
 
 _REGISTERED = (
     sd1.FAMILY,
@@ -20,14 +20,17 @@ _REGISTERED = (
     sd3.FAMILY,
     flux.FAMILY,
     amused.FAMILY,
+    wan.FAMILY,
 )
+# More built-in models of a registered family: rows that differ from it only in ``tiny`` and ``builtin``.
+_MORE_BUILTINS = (*wan.MORE_BUILTINS,)
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _REGISTERED}
 _BY_CLASS = {cls: f for f in FAMILIES.values() for cls in f.classes}
 
 BUILTIN_SUFFIX = " (built-in)"
-BUILTIN_NAMES = tuple(f"{f.builtin}{BUILTIN_SUFFIX}" for f in FAMILIES.values())
-BUILTINS = {f.builtin: f for f in FAMILIES.values()}
+BUILTINS = {f.builtin: f for f in (*FAMILIES.values(), *_MORE_BUILTINS)}
+BUILTIN_NAMES = tuple(f"{name}{BUILTIN_SUFFIX}" for name in BUILTINS)
 
 # Single files: every family's rows, in registration order (the first that matches a file wins), and the variants
 # no family here loads (a family's own first, then those of models this pack has no family for).
