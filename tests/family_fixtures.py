@@ -4,23 +4,34 @@ has no pipeline method). The family LoRA files are written by lora_fixtures.save
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 
 import torch
 
 from loradeck.core.families import FAMILIES
+from loradeck.core.generation.generate import output_images
 from loradeck.core.stacks.specs import GenerateParams
 
 DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
                     "sd3": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj"],
                     "flux": ["to_q", "to_k", "to_v", "to_out.0", "proj_out"],
-                    "amused": ["to_q", "to_k", "to_v", "to_out.0"]}
+                    "amused": ["to_q", "to_k", "to_v", "to_out.0"],
+                    "wan": ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there)
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
-                       "amused": ("text_encoder",)}
+                       "amused": ("text_encoder",), "wan": ()}  # Wan's loader saves its transformers only
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
+TEST_FRAMES = 5  # video families run 5 frames in the shared suites (the smallest with two latent frames)
+
+
+def for_family(key: str, params: GenerateParams) -> GenerateParams:
+    """``params`` as the shared suites run them on ``key``: a video family makes TEST_FRAMES frames unless told."""
+    if FAMILIES[key].frames and params.num_frames is None:
+        return dataclasses.replace(params, num_frames=TEST_FRAMES)
+    return params
 
 
 @functools.cache
@@ -36,9 +47,9 @@ def fresh(key: str):
 
 
 def render(key: str, pipe, params: GenerateParams = PARAMS) -> torch.Tensor:
-    kwargs = FAMILIES[key].call(params, lambda step, total: None)
+    kwargs = FAMILIES[key].call(for_family(key, params), lambda step, total: None)
     with torch.inference_mode():
-        return torch.from_numpy(pipe(**kwargs).images.copy())
+        return torch.from_numpy(output_images(pipe(**kwargs)).copy())  # a video's frames as images
 
 
 def diffusers_reference(key: str, files: dict[str, str], weights: dict[str, dict], pipe=None):

@@ -174,6 +174,12 @@ def test_flux_index_matching_is_exact(family_files):
     assert layers["transformer_blocks.1.attn.to_q"].scaling[key] != 0
 
 
+# Families whose reloaded folder computes its images within float rounding, not bit for bit: diffusers'
+# from_pretrained leaves Wan's weights in safetensors' memory map, not 64-byte aligned, and CPU BLAS then takes
+# other kernels (another summation order: 4e-7 on the tiny Wan; copying the same weights gives equal images).
+RELOAD_ROUNDING = {"wan": 1e-6}
+
+
 @pytest.mark.parametrize("key", KEYS)
 def test_saved_diffusers_folder_loads_through_the_node(key, tmp_path, use_models):
     from loradeck.nodes import NODE_CLASS_MAPPINGS
@@ -183,7 +189,10 @@ def test_saved_diffusers_folder_loads_through_the_node(key, tmp_path, use_models
     use_models(str(tmp_path))
     handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load(f"my-{key}", "float32")[0]
     assert handle.owner.family.key == key
-    assert torch.equal(render(key, handle.owner.pipe), render(key, pipe))
+    assert_bit_identical(_weights_of(pipe, FAMILIES[key]), _weights_of(handle.owner.pipe, FAMILIES[key]))
+    ours, theirs = render(key, handle.owner.pipe), render(key, pipe)
+    assert torch.equal(ours, theirs) if key not in RELOAD_ROUNDING else \
+        (ours - theirs).abs().max() <= RELOAD_ROUNDING[key]
 
 
 def test_single_file_checkpoints_are_listed_and_bad_ones_explained(tmp_path, use_models):
@@ -213,7 +222,7 @@ def test_unsupported_pipeline_family_is_named(tmp_path, use_models):
 
     folder = tmp_path / "diffusers" / "video"
     folder.mkdir(parents=True)
-    (folder / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "CogVideoXPipeline"}))
     use_models(str(tmp_path))
-    with pytest.raises(PipelineLoadError, match="'WanPipeline' pipelines are not supported.*Supported families"):
+    with pytest.raises(PipelineLoadError, match="'CogVideoXPipeline' pipelines are not supported.*Supported families"):
         NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("video", "auto")

@@ -261,8 +261,8 @@ def test_a_trainer_file_on_another_family_is_refused_with_its_base(name, family)
     assert_bit_identical(before, state())
 
 
-FAMILIES = ["sd1", "sdxl", "sd3", "flux", "amused"]
-BASE_NAMES = {"sd1": "SD 1.x", "sdxl": "SDXL", "sd3": "SD 3", "flux": "Flux", "amused": "aMUSEd"}
+FAMILIES = ["sd1", "sdxl", "sd3", "flux", "amused", "wan"]
+BASE_NAMES = {"sd1": "SD 1.x", "sdxl": "SDXL", "sd3": "SD 3", "flux": "Flux", "amused": "aMUSEd", "wan": "Wan"}
 
 
 @pytest.fixture(scope="module")

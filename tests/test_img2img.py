@@ -19,7 +19,8 @@ from loradeck.core.families import FAMILIES
 from loradeck.core.models.family import IMG2IMG, INPAINT
 from loradeck.core.stacks.stack_ops import fuse
 
-KEYS = list(FAMILIES)
+KEYS = [key for key, family in FAMILIES.items() if family.img2img]  # families with diffusers' img2img classes
+WITHOUT = [key for key, family in FAMILIES.items() if not family.img2img]  # refused by name (Wan: video)
 TOLERANCE = 2 / 255
 PARAMS = GenerateParams("a photo of a cat", "blurry", seed=7, steps=3, cfg=4.0, width=64, height=64)
 IMAGE = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(2))  # ComfyUI IMAGE layout
@@ -157,6 +158,22 @@ def test_cancel_stops_every_variant_at_a_step(key):
             generate(owner, StackSpec(), GenerateParams(**{**vars(PARAMS), "denoise": 0.9}), _raise_at(1, seen),
                      image=IMAGE, mask=mask)
         assert len(seen) == 1 and seen[0][0] <= seen[0][1] <= PARAMS.steps
+
+
+@pytest.mark.parametrize("key", WITHOUT)
+def test_a_family_without_img2img_refuses_the_image_and_mask_by_name(key):
+    """No img2img or inpainting class in diffusers (Wan's video-to-video pipeline drops the low-noise expert):
+    an image on its text-to-image(-video) built-in and an image with a mask are refused, nothing changes."""
+    from loradeck.core import SpecError
+
+    owner = Deck(pipeline(key)).owner
+    before = {k: v.clone() for k, v in owner.pipe.transformer.state_dict().items()}
+    params = GenerateParams(**{**vars(PARAMS), "num_frames": 5} if FAMILIES[key].frames else vars(PARAMS))
+    with pytest.raises(SpecError, match="no inpainting in diffusers"):
+        generate(owner, StackSpec(), params, image=IMAGE, mask=MASK)
+    with pytest.raises(SpecError, match="cannot start from an image|no img2img in diffusers"):
+        generate(owner, StackSpec(), params, image=IMAGE)
+    assert all(torch.equal(v, owner.pipe.transformer.state_dict()[k]) for k, v in before.items())
 
 
 def test_a_cancelled_variant_leaves_the_pipeline_consistent(loras):

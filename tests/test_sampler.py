@@ -9,13 +9,13 @@ import diffusers
 import pytest
 import torch
 
-from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
+from family_fixtures import SAVED_TEXT_ENCODERS, TEST_FRAMES, diffusers_reference, for_family, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
 from loradeck.core.families import FAMILIES, family_for_class
 from loradeck.core.families import SCHEDULER_CHOICES as CHOICES
-from loradeck.core.generation.generate import pipeline_for, plan
+from loradeck.core.generation.generate import output_images, pipeline_for, plan
 from loradeck.core.generation.image_inputs import make_source
 from loradeck.core.models.family import IMG2IMG, INPAINT, TXT2IMG
 from loradeck.core.models.schedulers import DEFAULT, fitting
@@ -52,6 +52,12 @@ EXPECTED = {
              "DPM++ 2M": ("DPMSolverMultistepScheduler", {**FLOW_SIGMAS, "use_dynamic_shifting": True}),
              "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
     "amused": {},
+    # Wan's UniPC config carries flow_shift 3.0; the FlowMatch schedulers call it shift
+    "wan": {"UniPC": ("UniPCMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0}),
+            "FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {"shift": 3.0}),
+            "FlowMatch Heun": ("FlowMatchHeunDiscreteScheduler", {"shift": 3.0}),
+            "DPM++ 2M": ("DPMSolverMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0}),
+            "DEIS": ("DEISMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0})},
 }
 TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}}
 CASES = [(key, name) for key, table in EXPECTED.items() for name in table]
@@ -68,13 +74,15 @@ def references():
 
 
 def direct(key: str, pipe, params: GenerateParams = PARAMS, **extra) -> torch.Tensor:
-    """diffusers' pipeline called as a user would, every argument spelled out here."""
+    """diffusers' pipeline called as a user would, every argument spelled out here (a video's frames as images)."""
     kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps, "guidance_scale": params.cfg,
               "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra}
     if key != "flux":  # Flux has no classic negative prompt
         kwargs["negative_prompt"] = params.negative_prompt
+    if FAMILIES[key].frames:
+        kwargs["num_frames"] = TEST_FRAMES
     with torch.inference_mode():
-        return torch.from_numpy(pipe(**kwargs).images.copy())
+        return torch.from_numpy(output_images(pipe(**kwargs)).copy())
 
 
 def direct_with(key: str, pipe, name: str) -> torch.Tensor:
@@ -101,7 +109,7 @@ def test_the_table_is_as_documented():
 def test_each_scheduler_equals_diffusers_called_directly(key, name, owners, references):
     expected = direct_with(key, references[key], name)
     before = owners[key].pipe.scheduler
-    ours = generate(owners[key], StackSpec(), GenerateParams(**{**vars(PARAMS), "scheduler": name}))
+    ours = generate(owners[key], StackSpec(), for_family(key, GenerateParams(**{**vars(PARAMS), "scheduler": name})))
     assert (ours - expected).abs().max() <= TOLERANCE
     assert owners[key].pipe.scheduler is before  # the owner's scheduler is never replaced
     assert dict(before.config) == dict(references[key].scheduler.config)
@@ -135,7 +143,7 @@ def stacked(tmp_path_factory):
 def test_each_scheduler_with_a_lora_stack_fused_and_unfused_equals_diffusers(key, name, stacked):
     owner, stack, reference = stacked[key]
     expected = direct_with(key, reference, name)
-    params = GenerateParams(**{**vars(PARAMS), "scheduler": name})
+    params = for_family(key, GenerateParams(**{**vars(PARAMS), "scheduler": name}))
     assert (generate(owner, stack, params) - expected).abs().max() <= TOLERANCE
     assert (generate(owner, fuse(stack), params) - expected).abs().max() <= TOLERANCE
     assert (generate(owner, StackSpec(), params) - expected).abs().max() > TOLERANCE  # the stack matters
@@ -143,7 +151,7 @@ def test_each_scheduler_with_a_lora_stack_fused_and_unfused_equals_diffusers(key
 
 @pytest.mark.parametrize("key", list(FAMILIES))
 def test_model_default_is_the_pipeline_itself(key, owners, references):
-    ours = generate(owners[key], StackSpec(), PARAMS)
+    ours = generate(owners[key], StackSpec(), for_family(key, PARAMS))
     assert torch.equal(ours, direct(key, references[key], width=64, height=64))
 
 
@@ -224,7 +232,10 @@ def test_image_is_cropped_like_vae_encode_and_the_mask_resized_to_it():
     assert make_source(None, None, 8) is None
 
 
-@pytest.mark.parametrize("key", list(FAMILIES))
+WITH_IMG2IMG = [key for key, family in FAMILIES.items() if family.img2img]  # Wan: in test_family_wan.py
+
+
+@pytest.mark.parametrize("key", WITH_IMG2IMG)
 def test_variants_share_the_owners_modules_and_leave_its_dtype(key):
     pipe = fresh(key)
     for module in pipe.components.values():
@@ -244,7 +255,7 @@ def test_variants_share_the_owners_modules_and_leave_its_dtype(key):
         assert variant.scheduler is not pipe.scheduler
 
 
-@pytest.mark.parametrize("key", list(FAMILIES))
+@pytest.mark.parametrize("key", WITH_IMG2IMG)
 def test_the_python_api_takes_every_pipeline_class_of_a_family(key):
     family = FAMILIES[key]
     assert {family_for_class(c).key for c in family.classes} == {key}
