@@ -43,9 +43,11 @@ class Generate:
             "scheduler": (list(CHOICES), {"default": DEFAULT, "tooltip": (
                 "The sampler/scheduler. 'model default' keeps the pipeline's own. Euler ... LCM fit SD 1.x/2.x "
                 "and SDXL; FlowMatch Euler/Heun, DPM++ 2M and UniPC (text-to-image only) fit SD3 and Flux "
-                "(no FlowMatch Heun on Flux); aMUSEd takes its own only. A misfit is reported by name.")}),
-            "image": ("IMAGE", {"tooltip": "Start from this image (img2img; with a mask, inpainting). The output "
-                                           "has its size, centre-cropped to the model's 8/16-pixel grid."}),
+                "(no FlowMatch Heun on Flux); aMUSEd takes its own only; Wan: UniPC (its own), FlowMatch Euler/Heun, "
+                "DPM++ 2M, DEIS. A misfit is reported by name.")}),
+            "image": ("IMAGE", {"tooltip": "Start from this image (img2img; with a mask, inpainting; on an "
+                                           "image-to-video model, the first frame). The output has its size, "
+                                           "centre-cropped to the model's 8/16/32-pixel grid."}),
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
                 "With an image: how much to change it (diffusers' strength; about steps x denoise steps run). "
                 "0.3 keeps the picture, 1.0 repaints it. Text-to-image needs 1.0.")}),
