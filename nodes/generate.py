@@ -47,7 +47,9 @@ class Generate:
                 "DPM++ 2M, DEIS. A misfit is reported by name.")}),
             "image": ("IMAGE", {"tooltip": "Start from this image (img2img; with a mask, inpainting; on an "
                                            "image-to-video model, the first frame). The output has its size, "
-                                           "centre-cropped to the model's 8/16/32-pixel grid."}),
+                                           "centre-cropped to the model's 8/16/32-pixel grid. On FLUX.2 (no img2img "
+                                           "in diffusers) an image without a mask is the reference of an edit "
+                                           "(every image of the batch; denoise 1)."}),
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
                 "With an image: how much to change it (diffusers' strength; about steps x denoise steps run). "
                 "0.3 keeps the picture, 1.0 repaints it. Text-to-image needs 1.0.")}),

@@ -12,18 +12,28 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, flux, sd1, sd3, sdxl, wan
+from . import amused, chroma, flux, flux2, flux2dev, krea2, qwenimage, sd1, sd3, sdxl, wan, zimage
 
 _REGISTERED = (
     sd1.FAMILY,
     sdxl.FAMILY,
     sd3.FAMILY,
+    # before Flux: a Chroma file has every key a FLUX.1 schnell file has (single files are matched in this order),
+    # and Chroma's LoRA marker (its approximator) must be tried before Flux's shared block names
+    chroma.FAMILY,
+    # before Flux: FLUX.2 files share FLUX.1's block names, so FLUX.2's own key markers must be checked first, and
+    # its single-file variants named before FLUX.1's (a FLUX.2 img_in has a FLUX.1 Fill's width)
+    flux2.FAMILY,
+    flux2dev.FAMILY,
     flux.FAMILY,
     amused.FAMILY,
+    krea2.FAMILY,
+    qwenimage.FAMILY,
+    zimage.FAMILY,
     wan.FAMILY,
 )
 # More built-in models of a registered family: rows that differ from it only in ``tiny`` and ``builtin``.
-_MORE_BUILTINS = (*wan.MORE_BUILTINS,)
+_MORE_BUILTINS = (qwenimage.EDIT_BUILTIN, *wan.MORE_BUILTINS)
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _REGISTERED}
 _BY_CLASS = {cls: f for f in FAMILIES.values() for cls in f.classes}

@@ -51,6 +51,14 @@ def mode_of(source: Source | None) -> str:
     return TXT2IMG if source is None else source.mode
 
 
+def pil_images(image: torch.Tensor) -> list:
+    """A checked image batch [B, 3, H, W] in 0..1 as PIL RGB images (8 bits per channel, rounded)."""
+    from PIL import Image
+
+    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    return [Image.fromarray(p) for p in pixels]
+
+
 def _tensor(value, what: str) -> torch.Tensor:
     from PIL import Image
 
