@@ -85,18 +85,32 @@ class Deck:
         groups ``model`` / ``clip``), as diffusers' ``load_lora_into_unet`` / ``_text_encoder`` /
         ``_transformer`` do; the other parts of the file are not loaded."""
         chosen = stack_ops.components_of(components, self.owner.family)
-        memory = None
+        path, memory = self._source(source, name, weight_name, network_alphas)
+        adapter, _ = self.owner.describe(path, name, model, clip, memory, allow_partial)
+        return self._set(self.stack.add(replace(adapter, components=chosen) if chosen else adapter))
+
+    def add_pair(self, high, low, name: str | None = None, high_noise: float = 1.0, low_noise: float = 1.0,
+                 allow_partial: bool | None = None) -> Deck:
+        """A Wan 2.2 LoRA pair as one adapter: the ``high`` noise file into ``transformer``, the ``low`` noise file
+        into ``transformer_2``, at strengths ``high_noise`` / ``low_noise`` (each a path or a dict of tensors).
+        ``set_weights(name, transformer=..., transformer_2=...)`` changes them; the same files as two adapters:
+        ``add(high, components=["transformer"])`` and ``add(low, components=["transformer_2"])``."""
+        (high_path, high_memory), (low_path, low_memory) = (self._source(s, name) for s in (high, low))
+        adapter, _ = self.owner.describe_pair(high_path, low_path, name, high_noise, low_noise, high_memory, low_memory,
+                                              allow_partial)
+        return self._set(self.stack.add(adapter))
+
+    def _source(self, source, name: str | None, weight_name: str | None = None, network_alphas=None):
+        """(path, in-memory file or None) of a LoRA source (a path, a folder + ``weight_name``, a dict)."""
         if isinstance(source, Mapping):
             memory = sources.in_memory(source, network_alphas, name if isinstance(name, str) and name else "state_dict")
-            path = memory.path
-        elif isinstance(source, (str, os.PathLike)):
+            return memory.path, memory
+        if isinstance(source, (str, os.PathLike)):
             path = check_path(os.fspath(source))
             if os.path.isdir(path):
                 path = sources.weight_file(path, weight_name, self.owner.runtime.settings.allow_pickle)
-        else:
-            raise SpecError(f"a LoRA source is a file path, a folder or a dict of tensors, got {type(source).__name__}")
-        adapter, _ = self.owner.describe(path, name, model, clip, memory, allow_partial)
-        return self._set(self.stack.add(replace(adapter, components=chosen) if chosen else adapter))
+            return path, None
+        raise SpecError(f"a LoRA source is a file path, a folder or a dict of tensors, got {type(source).__name__}")
 
     def set_weights(self, name: str, enabled: bool | None = None, blocks: dict | None = None,
                     **weights: float | str | Schedule) -> Deck:

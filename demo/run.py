@@ -52,6 +52,8 @@ def _workflow_for(family_key: str) -> tuple[Workflow, list[str]]:
         inputs.update({k: f"{subfolder}/{v}" for k, v in inputs.items() if v in (STYLE, KOHYA)})
         if node["class_type"] == "LoadPipeline|LoRADeck":
             inputs["model_name"] = f"{FAMILIES[family_key].builtin} (built-in)"
+        if node["class_type"] == "Generate|LoRADeck" and FAMILIES[family_key].frames:
+            inputs["num_frames"] = 1  # a video family's demo compares stills (its video example: loradeck-video)
         if node["class_type"] == "SaveImage":
             inputs["filename_prefix"] = inputs["filename_prefix"].replace("loradeck-demo/", f"{subfolder}/")
     return Workflow(prompt, None, DEMO_WORKFLOW), loras

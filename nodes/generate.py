@@ -4,21 +4,25 @@ from ..core.families import SCHEDULER_CHOICES as CHOICES
 from ..core.generation import prompt_tags
 from ..core.generation.generate import run
 from ..core.models.schedulers import DEFAULT
-from ..core.stacks.specs import GenerateParams
+from ..core.stacks.specs import MAX_FRAMES, GenerateParams
 from . import host, records
 from .common import CATEGORY, node_id, pipeline_input, sampling_inputs
 
+FRAMES = 81  # Wan's (and ComfyUI's) default length
 
 class Generate:
     NODE_ID = node_id("Generate")
     DISPLAY_NAME = "Generate (LoRA Deck)"
     DESCRIPTION = ("Applies the pipeline's LoRA stack and generates images: text-to-image, img2img (connect an "
-                   "image) or inpainting (an image and a mask). The same seed and stack give the same images (the "
-                   "noise comes from a CPU generator; other hardware or thread counts can change pixels by rounding).")
+                   "image) or inpainting (an image and a mask). Video models (Wan) make num_frames frames, given out "
+                   "as one IMAGE batch for Create Video / Save Animated WEBP; an image starts an image-to-video model. "
+                   "The same seed and stack give the same images (the noise comes from a CPU generator; other hardware "
+                   "or thread counts can change pixels by rounding).")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("images", "parameters")
-    OUTPUT_TOOLTIPS = ("Generated images (connect to Save Image or Preview Image).",
+    OUTPUT_TOOLTIPS = ("Generated images (connect to Save Image or Preview Image); a video model's frames, video after "
+                       "video (connect to Create Video, Save Animated WEBP or Save Video).",
                        "The A1111 parameters text of the images (prompt, settings, Lora hashes), as Save Image "
                        "(LoRA Deck) writes it.")
     FUNCTION = "generate"
@@ -39,16 +43,21 @@ class Generate:
             "scheduler": (list(CHOICES), {"default": DEFAULT, "tooltip": (
                 "The sampler/scheduler. 'model default' keeps the pipeline's own. Euler ... LCM fit SD 1.x/2.x "
                 "and SDXL; FlowMatch Euler/Heun, DPM++ 2M and UniPC (text-to-image only) fit SD3 and Flux "
-                "(no FlowMatch Heun on Flux); aMUSEd takes its own only. A misfit is reported by name.")}),
-            "image": ("IMAGE", {"tooltip": "Start from this image (img2img; with a mask, inpainting). The output "
-                                           "has its size, centre-cropped to the model's 8/16-pixel grid. On FLUX.2 "
-                                           "(no img2img in diffusers) an image without a mask is the reference of an "
-                                           "edit (every image of the batch; denoise 1)."}),
+                "(no FlowMatch Heun on Flux); aMUSEd takes its own only; Wan: UniPC (its own), FlowMatch Euler/Heun, "
+                "DPM++ 2M, DEIS. A misfit is reported by name.")}),
+            "image": ("IMAGE", {"tooltip": "Start from this image (img2img; with a mask, inpainting; on an "
+                                           "image-to-video model, the first frame). The output has its size, "
+                                           "centre-cropped to the model's 8/16/32-pixel grid. On FLUX.2 (no img2img "
+                                           "in diffusers) an image without a mask is the reference of an edit "
+                                           "(every image of the batch; denoise 1)."}),
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
                 "With an image: how much to change it (diffusers' strength; about steps x denoise steps run). "
                 "0.3 keeps the picture, 1.0 repaints it. Text-to-image needs 1.0.")}),
             "mask": ("MASK", {"tooltip": "Inpainting: white (1) is repainted, black kept. Needs the image; resized "
                                          "to it if the sizes differ (as ComfyUI does). E.g. Load Image's MASK."}),
+            "num_frames": ("INT", {"default": FRAMES, "min": 1, "max": MAX_FRAMES, "step": 4, "tooltip": (
+                "Video models (Wan) only: frames per video, 4k + 1 (81 = 5 s at Wan's 16 fps). Image models ignore "
+                "it. The frames come out as one IMAGE batch.")}),
         }, "hidden": dict(records.SOURCE_HIDDEN)}  # the panel shows each Generate's stack
 
     @classmethod
@@ -60,9 +69,11 @@ class Generate:
         return prompt_tags.check(prompt, host.locate_lora) or True
 
     def generate(self, pipeline, prompt, negative_prompt, seed, steps, cfg, width, height, batch_size,
-                 scheduler=DEFAULT, image=None, denoise=1.0, mask=None, unique_id=None, api_prompt=None):
+                 scheduler=DEFAULT, image=None, denoise=1.0, mask=None, num_frames=FRAMES, unique_id=None,
+                 api_prompt=None):
+        frames = int(num_frames) if pipeline.owner.family.frames else None  # image families have no frames
         params = GenerateParams(prompt, negative_prompt, seed, steps, cfg, width, height, batch_size, scheduler,
-                                denoise)
+                                denoise, frames)
         source, title = records.source_of(unique_id, api_prompt)
         made = run(pipeline.owner, pipeline.stack, params, host.progress_reporter(steps), image, mask,
                    host.locate_lora, source, title)

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 LORAS = "loras"
 NONE_CHOICE = "None"
-LOADERS = ("LoadLoRA|LoRADeck", "StackLoRA|LoRADeck")  # nodes whose lora_name / lora_name_N inputs name files
-NAME_INPUT = re.compile(r"^lora_name(_\d+)?$")
+# nodes whose lora_name / lora_name_N / lora_name_high / lora_name_low inputs name files
+LOADERS = ("LoadLoRA|LoRADeck", "StackLoRA|LoRADeck", "LoadLoRAPair|LoRADeck")
+NAME_INPUT = re.compile(r"^lora_name(_\d+|_high|_low)?$")
 HIDDEN = {"unique_id": "UNIQUE_ID", "extra_pnginfo": "EXTRA_PNGINFO"}
 # which node applied a stack, and its title ("api_prompt": Generate has a text input named "prompt")
 SOURCE_HIDDEN = {"unique_id": "UNIQUE_ID", "api_prompt": "PROMPT"}
@@ -70,6 +71,14 @@ def trigger_words(reports) -> str:
     """The trigger words of every report, once each, in order: what a prompt needs to wake these LoRAs."""
     words = dict.fromkeys(w for report in reports for w in report.metadata.trigger_words)
     return ", ".join(words)
+
+
+def part_view(spec, index: int):
+    """A pair adapter's part file ``index`` as the (name, path, sha256) view ``loader_ui`` reads of a spec."""
+    from types import SimpleNamespace
+
+    part = spec.part_files[index]
+    return SimpleNamespace(name=f"{spec.name} ({part.component})", path=part.path, sha256=part.sha256)
 
 
 def loader_ui(entries, has_preview=lambda path: False, listed=lambda path: True) -> dict:

@@ -7,13 +7,16 @@ import inspect
 from ..nodes import NODE_CLASS_MAPPINGS
 from .image_nodes import PreviewImage, SaveImage
 from .load_image import LoadImage
+from .video_nodes import CreateVideo, SaveAnimatedWEBP, SaveVideo
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "LORADECK_LORA_LIST"}  # the last: LoRA List's rows
 CONTROL = object()  # the frontend's extra control_after_generate value ("fixed", "randomize", ...)
 
-CLASSES = {**NODE_CLASS_MAPPINGS, "LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage}
+CLASSES = {**NODE_CLASS_MAPPINGS, "LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage,
+           "SaveAnimatedWEBP": SaveAnimatedWEBP, "CreateVideo": CreateVideo, "SaveVideo": SaveVideo}
 VIRTUAL = {"Reroute", "Note", "MarkdownNote", "PrimitiveNode"}
-RUNS_HERE = "the runner executes LoRA Deck nodes plus LoadImage, SaveImage and PreviewImage; run it in ComfyUI instead"
+RUNS_HERE = ("the runner executes LoRA Deck nodes plus LoadImage, SaveImage, PreviewImage, SaveAnimatedWEBP, "
+             "CreateVideo and SaveVideo; run it in ComfyUI instead")
 
 
 def input_specs(cls) -> dict[str, tuple]:

@@ -4,11 +4,13 @@ has no pipeline method). The family LoRA files are written by lora_fixtures.save
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 
 import torch
 
 from loradeck.core.families import FAMILIES
+from loradeck.core.generation.generate import output_images
 from loradeck.core.stacks.specs import GenerateParams
 
 DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
@@ -37,7 +39,8 @@ DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q"
                                    "feed_forward.in_layer"],
                     "ideogram4": ["to_q", "to_k", "to_v", "to_out.0", "feed_forward.w1", "adaln_modulation"],
                     "ernieimage": ["to_q", "to_k", "to_v", "to_out.0", "linear_fc2"],
-                    "briafibo": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "caption_projection.0.linear"]}
+                    "briafibo": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "caption_projection.0.linear"],
+                    "wan": ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there; Chroma's only encoder is
 # a T5, whose LoRA diffusers' load_lora_weights refuses: tests/test_family_chroma.py checks it against peft;
@@ -47,13 +50,22 @@ SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_
                        "amused": ("text_encoder",), "chroma": (), "krea2": (),
                        "qwenimage": (), "zimage": (), "flux2": (), "flux2dev": (), "briafibo": ("text_encoder",),
                        **dict.fromkeys(("auraflow", "lumina2", "sana", "sanasprint", "cogview4", "hidream",
-                                        "kandinsky5", "ideogram4", "ernieimage"), ())}  # loaders: transformer only
+                                        "kandinsky5", "ideogram4", "ernieimage"), ()),  # loaders: transformer only
+                       "wan": ()}  # Wan's loader saves its transformers only
 # the keyword of a family's classifier-free guidance scale when it is not diffusers' usual guidance_scale
 CFG_KEYWORD = {"qwenimage": "true_cfg_scale"}
 # diffusers' guidance_scale for a cfg, per family where it is not the cfg itself: Z-Image's and Krea 2's pipelines
 # compute pos + g * (pos - neg) and guide only when g > 0, so the usual cfg w is g = w - 1 (cfg 1: no guidance).
 DIFFUSERS_GUIDANCE = {"zimage": lambda cfg: max(cfg - 1.0, 0.0), "krea2": lambda cfg: max(cfg - 1.0, 0.0)}
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
+TEST_FRAMES = 5  # video families run 5 frames in the shared suites (the smallest with two latent frames)
+
+
+def for_family(key: str, params: GenerateParams) -> GenerateParams:
+    """``params`` as the shared suites run them on ``key``: a video family makes TEST_FRAMES frames unless told."""
+    if FAMILIES[key].frames and params.num_frames is None:
+        return dataclasses.replace(params, num_frames=TEST_FRAMES)
+    return params
 
 
 @functools.cache
@@ -73,9 +85,9 @@ def diffusers_guidance(key: str, cfg: float) -> float:
 
 
 def render(key: str, pipe, params: GenerateParams = PARAMS) -> torch.Tensor:
-    kwargs = FAMILIES[key].call(params, lambda step, total: None)
+    kwargs = FAMILIES[key].call(for_family(key, params), lambda step, total: None)
     with torch.inference_mode():
-        return torch.from_numpy(pipe(**kwargs)[0].copy())  # [0]: images (Kandinsky 5 names them image)
+        return torch.from_numpy(output_images(pipe(**kwargs)).copy())  # a video's frames as images
 
 
 def diffusers_reference(key: str, files: dict[str, str], weights: dict[str, dict], pipe=None):

@@ -214,6 +214,25 @@ def test_release_drops_a_pipeline(page, server, decks):
     assert crowded.owner not in server.owners and decks[0].owner in server.owners
 
 
+def test_a_wan_pair_shows_each_expert_and_its_file_by_label(page, server, decks):
+    """Wan 2.2's experts by the names people use (high noise, low noise), and the pair's second file."""
+    from loradeck.core.families import tiny_pipeline
+
+    fixtures = Path(__file__).parent / "fixtures" / "trainers" / "wan"
+    wan = Deck(tiny_pipeline("wan", variant="t2v22"), label="tiny-wan22 (built-in) [auto]",
+               runtime=decks[0].owner.runtime)
+    server.owners.append(wan.owner)
+    wan.add_pair(str(fixtures / "wan22_t2v_lightning_high.safetensors"),
+                 str(fixtures / "wan22_t2v_lightning_low.safetensors"), "lightning", 1.0, 0.5)  # live event
+    page.wait_for_function("""() => document.querySelector('li.loradeck-adapter[data-adapter=lightning]')
+        ?.textContent.includes('low noise')""", timeout=10_000)
+    text = page.locator(f"{PANEL} li.loradeck-adapter[data-adapter=lightning]").first.text_content()
+    assert "strength transformer (high noise) 1 · transformer_2 (low noise) 0.5" in text
+    assert "wan22_t2v_lightning_high.safetensors" in text
+    assert "transformer_2 (low noise) wan22_t2v_lightning_low.safetensors" in text
+    assert not page.errors, page.errors
+
+
 def test_load_lora_node_shows_its_info_and_records_hashes(page, decks, xss_lora, lora_dir, use_models):
     use_models(str(lora_dir))
     handle = PipelineHandle(decks[0].owner)

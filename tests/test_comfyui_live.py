@@ -31,6 +31,8 @@ FRONTEND = os.environ.get("COMFYUI_FRONTEND_ROOT", "")  # a frontend's static fo
 PACK_ROOT = Path(__file__).resolve().parents[1]
 API_WORKFLOW = PACK_ROOT / "example_workflows" / "api" / "loradeck-demo.api.json"
 UI_WORKFLOW = PACK_ROOT / "example_workflows" / "loradeck-demo.json"
+VIDEO_API = PACK_ROOT / "example_workflows" / "api" / "loradeck-video.api.json"
+VIDEO_UI = PACK_ROOT / "example_workflows" / "loradeck-video.json"
 NODE_IDS = [
     "LoadPipeline|LoRADeck",
     "LoadLoRA|LoRADeck",
@@ -42,6 +44,7 @@ NODE_IDS = [
     "LoRAList|LoRADeck",
     "LoRAGrid|LoRADeck",
     "SaveImage|LoRADeck",
+    "LoadLoRAPair|LoRADeck",
 ]
 DEMO_LORAS = ["loradeck-demo-style.safetensors", "loradeck-demo-kohya.safetensors"]
 KOHYA, STYLE = DEMO_LORAS[1], DEMO_LORAS[0]
@@ -569,6 +572,52 @@ def test_single_file_tokenizers_come_from_comfyuis_own_folder(comfyui):
     sd1_tokenizer = str(Path(COMFYUI_ROOT).resolve() / "comfy" / "sd1_tokenizer")
     log_text = comfyui.log_path.read_text(errors="replace")
     assert f"single file: tokenizer from {sd1_tokenizer}" in log_text, _log_tail(comfyui.log_path)
+
+
+def test_video_frames_reach_comfyuis_own_video_nodes(comfyui):
+    """The video example through ComfyUI's queue: Load LoRA Pair on the tiny Wan 2.2 models, Generate's frames (one
+    IMAGE batch) into ComfyUI's own Save Animated WEBP, and Create Video -> Save Video (an MP4: ComfyUI requires PyAV,
+    av in its requirements.txt). Each file holds the 17 frames; the panel's route shows the pair as one adapter."""
+    from PIL import Image
+
+    prompt = json.loads(VIDEO_API.read_text())
+    start = PACK_ROOT / "example_workflows" / "input" / prompt["10"]["inputs"]["image"]  # the image-to-video start
+    inputs = comfyui.output_dir.parent / "input"  # ComfyUI's input/ under --base-directory, where users copy it
+    inputs.mkdir(exist_ok=True)
+    shutil.copyfile(start, inputs / start.name)
+    queued = _post_json(comfyui.base + "/prompt", {"prompt": prompt, "client_id": "loradeck-video", "extra_data": {
+        "extra_pnginfo": {"workflow": json.loads(VIDEO_UI.read_text())}}})
+    assert not queued.get("node_errors"), f"prompt rejected: {queued}"
+    entry = _wait_for_history(comfyui, queued["prompt_id"])
+    if entry["status"]["status_str"] != "success":
+        comfyui.fail(f"video workflow failed: {json.dumps(entry['status'], indent=1)}")
+    kinds = {node_id: prompt[node_id]["class_type"] for node_id in entry["outputs"]}
+    webps = [out for node_id, out in entry["outputs"].items() if kinds[node_id] == "SaveAnimatedWEBP"]
+    videos = [out for node_id, out in entry["outputs"].items() if kinds[node_id] == "SaveVideo"]
+    assert len(webps) == 2 and len(videos) == 1, entry["outputs"]
+    sizes = []
+    for out in webps:
+        (image,) = out["images"]
+        assert image["filename"].endswith(".webp") and list(out.get("animated", [])) == [True], out
+        webp = Image.open(comfyui.output_dir / image["subfolder"] / image["filename"])
+        sizes.append((webp.n_frames, webp.size))
+    assert sorted(sizes) == [(17, (64, 64)), (17, (128, 128))]
+    (mp4,) = videos[0]["images"]
+    path = comfyui.output_dir / mp4["subfolder"] / mp4["filename"]
+    assert path.suffix == ".mp4" and path.stat().st_size > 0
+    # the MP4's frames, decoded by PyAV: ComfyUI's own interpreter has it (av is in its requirements.txt), this one
+    # may not (LoRA Deck's tests need no PyAV)
+    count = ("import av, sys\nwith av.open(sys.argv[1]) as c:\n"
+             "    print(len([f.to_ndarray(format='rgb24').shape for f in c.decode(video=0)]))")
+    python = os.environ.get("COMFYUI_PYTHON") or sys.executable
+    decoded = subprocess.run([python, "-c", count, str(path)], capture_output=True, text=True, timeout=120)
+    assert decoded.returncode == 0, decoded.stderr[-2000:]
+    assert int(decoded.stdout.split()[-1]) == 17
+    data = _get_json(comfyui.base + "/api/loradeck/snapshot")
+    pairs = [a for s in data["recent"] for a in s["adapters"] if a["name"] == "demo pair"]
+    assert pairs and pairs[0]["part_files"][0][0] == "transformer_2", pairs[:1]
+    labels = {tuple(pair) for s in data["recent"] for pair in s.get("labels", [])}
+    assert {("transformer", "high noise"), ("transformer_2", "low noise")} <= labels
 
 
 def test_save_image_node_writes_a1111_parameters(comfyui):

@@ -82,8 +82,10 @@ def test_the_original_names_and_single_files(key):
         table = family.original_names(denoiser)
         modules = dict(denoiser.named_modules())
         targets = [t for v in table.values() for t in ([p for p, _ in v.parts] if isinstance(v, RowSplit) else [v])]
-        _piece(family, "original module names", table and all(t in modules for t in targets),
-               "every original name must map to modules the model has")
+        # a target is a module, or a parameter that is not one (Wan's blocks.N.modulation -> scale_shift_table)
+        parameters = {name for name, _ in denoiser.named_parameters()}
+        _piece(family, "original module names", table and all(t in modules or t in parameters for t in targets),
+               "every original name must map to modules (or parameters) the model has")
     for arch in family.single_files:
         index = os.path.join(arch.config_dir, "model_index.json")
         _piece(family, f"single-file configs of {arch.key}", os.path.isfile(index), f"no {index}")

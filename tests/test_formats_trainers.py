@@ -263,12 +263,13 @@ def test_a_trainer_file_on_another_family_is_refused_with_its_base(name, family)
 
 FAMILIES = ["sd1", "sdxl", "sd3", "flux", "amused", "chroma", "krea2", "qwenimage", "zimage", "flux2", "flux2dev",
             "auraflow", "lumina2", "sana", "sanasprint", "cogview4", "hidream", "kandinsky5", "ideogram4", "ernieimage",
-            "briafibo"]
+            "briafibo", "wan"]
 BASE_NAMES = {"sd1": "SD 1.x", "sdxl": "SDXL", "sd3": "SD 3", "flux": "Flux", "amused": "aMUSEd", "chroma": "Chroma",
               "krea2": "Krea 2", "qwenimage": "Qwen-Image", "zimage": "Z-Image", "flux2": "FLUX.2",
               "flux2dev": "FLUX.2", "auraflow": "AuraFlow", "lumina2": "Lumina 2", "sana": "Sana",
               "cogview4": "CogView 4", "hidream": "HiDream", "kandinsky5": "Kandinsky 5", "ideogram4": "Ideogram 4",
-              "ernieimage": "ERNIE-Image", "briafibo": "Bria FIBO", "sanasprint": "Sana"}
+              "ernieimage": "ERNIE-Image", "briafibo": "Bria FIBO", "sanasprint": "Sana",
+              "wan": "Wan"}
 # pairs with the same module names and other widths: refused for their shapes (FLUX.2 klein and dev, as SD 1.x and
 # SDXL: the same key layout, other widths)
 SAME_NAMES = ({"sd1", "sdxl"}, {"flux2", "flux2dev"})

@@ -30,6 +30,7 @@ KEYS = [key for key, family in FAMILIES.items() if family.img2img or family.inpa
 # runs them on the family's own text-to-image class (an image without a mask is an edit where the family edits)
 MISSING = [(key, mode) for key, family in FAMILIES.items() for mode in (IMG2IMG, INPAINT)
            if not family.variant(family.mode(mode, family.pipeline_classes[0]), family.pipeline_classes[0])]
+VIDEO_WITHOUT = [key for key, family in FAMILIES.items() if family.frames and not family.img2img]  # Wan
 TOLERANCE = 2 / 255
 PARAMS = GenerateParams("a photo of a cat", "blurry", seed=7, steps=3, cfg=4.0, width=64, height=64)
 IMAGE = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(2))  # ComfyUI IMAGE layout
@@ -185,6 +186,20 @@ def test_cancel_stops_every_variant_at_a_step(key):
             generate(owner, StackSpec(), GenerateParams(**{**vars(PARAMS), "denoise": denoise}), _raise_at(1, seen),
                      image=IMAGE, mask=MASK if mode == INPAINT else None)
         assert len(seen) == 1 and seen[0][0] <= seen[0][1] <= PARAMS.steps
+
+
+@pytest.mark.parametrize("key", VIDEO_WITHOUT)
+def test_a_family_without_img2img_refuses_the_image_and_mask_by_name(key):
+    """No img2img or inpainting class in diffusers (Wan's video-to-video pipeline drops the low-noise expert):
+    an image on its text-to-image(-video) built-in and an image with a mask are refused, nothing changes."""
+    owner = Deck(pipeline(key)).owner
+    before = {k: v.clone() for k, v in owner.pipe.transformer.state_dict().items()}
+    params = GenerateParams(**{**vars(PARAMS), "num_frames": 5} if FAMILIES[key].frames else vars(PARAMS))
+    with pytest.raises(SpecError, match="no inpainting in diffusers"):
+        generate(owner, StackSpec(), params, image=IMAGE, mask=MASK)
+    with pytest.raises(SpecError, match="cannot start from an image|no img2img in diffusers"):
+        generate(owner, StackSpec(), params, image=IMAGE)
+    assert all(torch.equal(v, owner.pipe.transformer.state_dict()[k]) for k, v in before.items())
 
 
 @pytest.mark.parametrize("key,mode", MISSING, ids=[f"{k}-{m}" for k, m in MISSING])

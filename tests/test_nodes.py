@@ -27,19 +27,23 @@ FROZEN = {
     "FuseLoRA|LoRADeck": ["pipeline", "lora_scale", "safe_fusing", "adapter_names", "components"],
     "UnfuseLoRA|LoRADeck": ["pipeline"],
     "Generate|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
-                          "batch_size", "scheduler", "image", "denoise", "mask"],  # optional from 0.2.0 on
+                          "batch_size", "scheduler", "image", "denoise", "mask",  # optional from 0.2.0 on
+                          "num_frames"],  # video families (after 0.2.0)
     "SaveLoRA|LoRADeck": ["pipeline", "filename_prefix", "mode", "rank"],
     "CompilePipeline|LoRADeck": ["pipeline", "mode", "backend", "max_rank", "max_adapters", "targets"],
     "LoRAGrid|LoRADeck": ["pipeline", "prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height",
                           "x_axis", "y_axis", "scheduler"],  # new in 0.2.0
     "SaveImage|LoRADeck": ["images", "filename_prefix", "parameters"],  # new in 0.2.0
     "LoRAList|LoRADeck": ["pipeline", "loras", "lora_stack"],
+    "LoadLoRAPair|LoRADeck": ["pipeline", "lora_name_high", "lora_name_low", "strength_high", "strength_low",
+                              "adapter_name"],  # after 0.2.0
 }
 # Outputs are linked by slot number: they may only ever grow at the end too.
 FROZEN_OUTPUTS = {
     "LoadLoRA|LoRADeck": ["pipeline", "info", "trigger_words"],
     "StackLoRA|LoRADeck": ["pipeline", "lora_stack", "trigger_words"],
     "LoRAList|LoRADeck": ["pipeline", "lora_stack", "trigger_words"],
+    "LoadLoRAPair|LoRADeck": ["pipeline", "info", "trigger_words"],
 }
 
 

@@ -116,7 +116,8 @@ def test_unsupported_nodes_are_listed_in_one_error(tmp_path):
     unknown = [line for line in str(info.value).splitlines() if "cannot run headless" in line]
     assert unknown == ["  node 60 (KSampler, 'KSampler'): this node type cannot run headless", "  node 61 "
                        "(CheckpointLoaderSimple, 'CheckpointLoaderSimple'): this node type cannot run headless"]
-    assert "SaveImage and PreviewImage" in str(info.value) and not os.listdir(tmp_path)
+    assert "LoadImage, SaveImage, PreviewImage, SaveAnimatedWEBP, CreateVideo and SaveVideo" in str(info.value)
+    assert not os.listdir(tmp_path)
 
 
 def test_muted_upstream_node_gives_a_clear_error(tmp_path):

@@ -11,13 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-from family_fixtures import CFG_KEYWORD, SAVED_TEXT_ENCODERS, diffusers_guidance, diffusers_reference, fresh
+from family_fixtures import (
+    CFG_KEYWORD,
+    SAVED_TEXT_ENCODERS,
+    TEST_FRAMES,
+    diffusers_guidance,
+    diffusers_reference,
+    for_family,
+    fresh,
+)
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
 from loradeck.core.families import FAMILIES, family_for_class
 from loradeck.core.families import SCHEDULER_CHOICES as CHOICES
-from loradeck.core.generation.generate import pipeline_for, plan
+from loradeck.core.generation.generate import output_images, pipeline_for, plan
 from loradeck.core.generation.image_inputs import make_source
 from loradeck.core.models.family import EDIT, IMG2IMG, INPAINT, TXT2IMG
 from loradeck.core.models.schedulers import DEFAULT, fitting
@@ -87,6 +95,12 @@ EXPECTED = {
     "hidream": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
                 "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
     "kandinsky5": {}, "ideogram4": {}, "ernieimage": {}, "briafibo": {}, "sanasprint": {},
+    # Wan's UniPC config carries flow_shift 3.0; the FlowMatch schedulers call it shift
+    "wan": {"UniPC": ("UniPCMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0}),
+            "FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {"shift": 3.0}),
+            "FlowMatch Heun": ("FlowMatchHeunDiscreteScheduler", {"shift": 3.0}),
+            "DPM++ 2M": ("DPMSolverMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0}),
+            "DEIS": ("DEISMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0})},
 }
 TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}, "chroma": {"UniPC"},
                 "krea2": {"UniPC"}, "qwenimage": {"UniPC"}, "zimage": {"UniPC"},
@@ -119,15 +133,17 @@ def references():
 
 
 def direct(key: str, pipe, params: GenerateParams = PARAMS, **extra) -> torch.Tensor:
-    """diffusers' pipeline called as a user would, every argument spelled out here."""
+    """diffusers' pipeline called as a user would, every argument spelled out here (a video's frames as images)."""
     kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps,
               CFG_KEYWORD.get(key, "guidance_scale"): diffusers_guidance(key, params.cfg),
               "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra,
               **EXTRA_ARGUMENTS.get(key, {})}
     if "negative_prompt" in inspect.signature(type(pipe).__call__).parameters:
         kwargs["negative_prompt"] = params.negative_prompt  # Flux, FLUX.2, Ideogram 4: no classic negative prompt
+    if FAMILIES[key].frames:
+        kwargs["num_frames"] = TEST_FRAMES
     with torch.inference_mode():
-        return torch.from_numpy(pipe(**kwargs)[0].copy())  # [0]: images (Kandinsky 5 names them image)
+        return torch.from_numpy(output_images(pipe(**kwargs)).copy())  # Kandinsky 5 names its images image
 
 
 def direct_with(key: str, pipe, name: str) -> torch.Tensor:
@@ -156,7 +172,7 @@ def test_the_table_is_as_documented():
 def test_each_scheduler_equals_diffusers_called_directly(key, name, owners, references):
     expected = direct_with(key, references[key], name)
     before = owners[key].pipe.scheduler
-    ours = generate(owners[key], StackSpec(), GenerateParams(**{**vars(PARAMS), "scheduler": name}))
+    ours = generate(owners[key], StackSpec(), for_family(key, GenerateParams(**{**vars(PARAMS), "scheduler": name})))
     assert (ours - expected).abs().max() <= TOLERANCE
     assert owners[key].pipe.scheduler is before  # the owner's scheduler is never replaced
     assert dict(before.config) == dict(references[key].scheduler.config)
@@ -193,7 +209,7 @@ def stacked(tmp_path_factory):
 def test_each_scheduler_with_a_lora_stack_fused_and_unfused_equals_diffusers(key, name, stacked):
     owner, stack, reference = stacked[key]
     expected = direct_with(key, reference, name)
-    params = GenerateParams(**{**vars(PARAMS), "scheduler": name})
+    params = for_family(key, GenerateParams(**{**vars(PARAMS), "scheduler": name}))
     assert (generate(owner, stack, params) - expected).abs().max() <= TOLERANCE
     assert (generate(owner, fuse(stack), params) - expected).abs().max() <= TOLERANCE
     assert (generate(owner, StackSpec(), params) - expected).abs().max() > TOLERANCE  # the stack matters
@@ -201,7 +217,7 @@ def test_each_scheduler_with_a_lora_stack_fused_and_unfused_equals_diffusers(key
 
 @pytest.mark.parametrize("key", list(FAMILIES))
 def test_model_default_is_the_pipeline_itself(key, owners, references):
-    ours = generate(owners[key], StackSpec(), PARAMS)
+    ours = generate(owners[key], StackSpec(), for_family(key, PARAMS))
     assert torch.equal(ours, direct(key, references[key], width=64, height=64))
 
 
@@ -304,7 +320,7 @@ def test_image_is_cropped_like_vae_encode_and_the_mask_resized_to_it():
     assert make_source(None, None, 8) is None
 
 
-@pytest.mark.parametrize("key", WITH_VARIANTS)
+@pytest.mark.parametrize("key", WITH_VARIANTS)  # Wan: in test_family_wan.py
 def test_variants_share_the_owners_modules_and_leave_its_dtype(key):
     pipe = fresh(key)
     for module in pipe.components.values():

@@ -183,7 +183,46 @@ SAVE_IMAGE = {
     4: ("SaveImage|LoRADeck", "Save Image (LoRA Deck): A1111 parameters with Lora hashes",
         {"filename_prefix": "loradeck-civitai/stack"}, {"images": (3, 0), "parameters": (3, 1)}, (1160, 300)),
 }
+WAN_HIGH, WAN_LOW = "loradeck-demo-wan22-high.safetensors", "loradeck-demo-wan22-low.safetensors"
+VIDEO_GEN = {"prompt": "a lighthouse on a cliff, waves rolling in, slow pan", "negative_prompt": "blurry, static",
+             "seed": 42, "steps": 6, "cfg": 5.0, "width": 64, "height": 64, "batch_size": 1,
+             "scheduler": "model default", "denoise": 1.0, "num_frames": 17}
+VIDEO = {
+    1: ("LoadPipeline|LoRADeck", "Tiny Wan 2.2 text-to-video (built-in, two experts)",
+        {"model_name": "tiny-wan22 (built-in)", "dtype": "auto"}, {}, (40, 300)),
+    2: ("LoadLoRAPair|LoRADeck", "LoRA pair: high noise -> transformer, low noise -> transformer_2", {
+        "lora_name_high": WAN_HIGH, "lora_name_low": WAN_LOW, "strength_high": 1.0, "strength_low": 1.0,
+        "adapter_name": "demo pair"}, {"pipeline": (1, 0)}, (400, 300)),
+    3: ("SetAdapterWeights|LoRADeck", "Each expert its own strength", {
+        "weights": "demo pair: transformer=1.0, transformer_2=0.6\n"}, {"pipeline": (2, 0)}, (780, 300)),
+    4: ("Generate|LoRADeck", "Generate 17 frames (text-to-video)", dict(VIDEO_GEN), {"pipeline": (3, 0)},
+        (1140, 300)),
+    5: ("SaveAnimatedWEBP", "Save Animated WEBP", {"filename_prefix": "loradeck-video/t2v", "fps": 16.0,
+                                                   "lossless": False, "quality": 90, "method": "default"},
+        {"images": (4, 0)}, (1520, 40)),
+    6: ("CreateVideo", "Create Video", {"fps": 16.0}, {"images": (4, 0)}, (1520, 420)),
+    7: ("SaveVideo", "Save Video (MP4)", {"filename_prefix": "loradeck-video/t2v-video", "format": "auto",
+                                          "codec": "auto"}, {"video": (6, 0)}, (1880, 420)),
+    8: ("LoadPipeline|LoRADeck", "Tiny Wan 2.2 image-to-video (built-in, two experts)",
+        {"model_name": "tiny-wan22-i2v (built-in)", "dtype": "auto"}, {}, (40, 800)),
+    9: ("LoadLoRAPair|LoRADeck", "The same pair on the I2V model", {
+        "lora_name_high": WAN_HIGH, "lora_name_low": WAN_LOW, "strength_high": 1.0, "strength_low": 0.6,
+        "adapter_name": "demo pair"}, {"pipeline": (8, 0)}, (400, 800)),
+    10: ("LoadImage", "Load Image (the first frame)", {"image": INPUT_IMAGE}, {}, (400, 1180)),
+    11: ("Generate|LoRADeck", "Generate 17 frames from the image (image-to-video)",
+         {**VIDEO_GEN, "prompt": "the lighthouse's lamp turns, waves roll in"},
+         {"pipeline": (9, 0), "image": (10, 0)}, (780, 800)),
+    12: ("SaveAnimatedWEBP", "Save Animated WEBP (I2V)", {"filename_prefix": "loradeck-video/i2v", "fps": 16.0,
+                                                          "lossless": False, "quality": 90, "method": "default"},
+         {"images": (11, 0)}, (1140, 800)),
+}
 EXAMPLES = {
+    "loradeck-video": (VIDEO, "Video (Wan 2.2, two experts): Load LoRA Pair puts the high-noise file into the "
+                       "high-noise expert and the low-noise file into the low-noise one, as one adapter; Set "
+                       "Adapter Weights gives each expert its strength (transformer=, transformer_2=). Generate "
+                       "makes num_frames frames as one IMAGE batch: ComfyUI's Save Animated WEBP and Create Video "
+                       "-> Save Video take it. Below, image-to-video: the image is the first frame. The models are "
+                       "the tiny built-ins (random: the videos are coloured noise)."),
     "loradeck-lora-list": (LORA_LIST, "LoRA List: any number of LoRA rows (switch one off and it stays in the "
                            "workflow, unloaded); its trigger_words output gives the files' trigger words."),
     "loradeck-grid": (GRID, "LoRA Grid: 4 strengths of the style LoRA (X) x the kohya LoRA off/on (Y), 8 cells in "
@@ -225,9 +264,14 @@ def output_types(cls_name: str) -> tuple:
 
 
 def widget_values(cls_name: str, widgets: dict) -> list:
+    """The node's widgets_values; optional widgets at the end that the graph leaves out are left out (as in a
+    workflow saved before they existed: Generate's num_frames on the image examples)."""
     from loradeck.runner.registry import CLASSES, CONTROL, widget_names
 
-    return ["fixed" if n is CONTROL else widgets[n] for n in widget_names(CLASSES[cls_name])]
+    names = widget_names(CLASSES[cls_name])
+    while names and names[-1] is not CONTROL and names[-1] not in widgets:
+        names.pop()
+    return ["fixed" if n is CONTROL else widgets[n] for n in names]
 
 
 def socket_inputs(cls_name: str) -> list[tuple[str, str]]:

@@ -1,6 +1,6 @@
 """Writes example_workflows/<name>.jpg: each template's thumbnail, made of the pictures that workflow makes.
 
-    python tools/make_thumbnails.py
+    python tools/make_thumbnails.py [NAME ...]      # NAME: an example's name, e.g. loradeck-video (default: all)
 
 ComfyUI shows a custom node pack's example workflows as templates and asks for ``<name>.jpg`` beside each
 (a 404 and a grey card otherwise). Each workflow runs headless on the built-in tiny model; up to four of
@@ -17,7 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(os.path.dirname(HERE), "example_workflows")
 CELL = 192
 PICKS = {"loradeck-demo": ("0-base", "2-style-1", "4-kohya-1", "5-stack"),  # stems shown, in this order
-         "loradeck-grid": ("grid",)}  # the labelled grid itself
+         "loradeck-grid": ("grid",),  # the labelled grid itself
+         "loradeck-video": ("t2v", "i2v")}  # each animated WebP's first frame
+PICTURES = (".png", ".webp")  # what the sheet is made of (a video example also writes .mp4)
 
 
 def _stem(path: str) -> str:
@@ -27,7 +29,7 @@ def _stem(path: str) -> str:
 def thumbnail(saved: list[str], out_path: str, picks: tuple[str, ...] = ()) -> str:
     from PIL import Image
 
-    chosen = sorted(saved, key=_stem)
+    chosen = sorted((p for p in saved if p.lower().endswith(PICTURES)), key=_stem)
     if picks:
         chosen = [p for stem in picks for p in chosen if _stem(p) == stem]
     chosen = chosen[:4]
@@ -41,15 +43,17 @@ def thumbnail(saved: list[str], out_path: str, picks: tuple[str, ...] = ()) -> s
     return out_path
 
 
-def main() -> None:
+def main(only: tuple[str, ...] = ()) -> None:
     sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
     from loradeck.runner import run_workflow
 
     for name in sorted(n[: -len(".json")] for n in os.listdir(EXAMPLES) if n.endswith(".json")):
+        if only and name not in only:
+            continue
         with tempfile.TemporaryDirectory() as out:
             saved = run_workflow(os.path.join(EXAMPLES, f"{name}.json"), out).saved
             print(thumbnail(saved, os.path.join(EXAMPLES, f"{name}.jpg"), PICKS.get(name, ())))  # noqa: T201
 
 
 if __name__ == "__main__":
-    main()
+    main(tuple(sys.argv[1:]))  # names of examples to redo (default: all)

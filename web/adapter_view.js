@@ -13,17 +13,33 @@ export function formatNumber(value) {
   return Number.isFinite(number) ? String(Math.round(number * 1000) / 1000) : "?";
 }
 
+/** A component as people call it: "transformer_2 (low noise)" where the snapshot labels it (Wan 2.2's experts). */
+export function componentName(component, labels = {}) {
+  const label = labels && typeof labels === "object" ? labels[component] : undefined;
+  return typeof label === "string" && label ? `${component} (${label})` : String(component);
+}
+
+/** The snapshot's [[component, label], ...] as an object (display labels of some components). */
+export function labelsOf(pairs) {
+  return Object.fromEntries((Array.isArray(pairs) ? pairs : []).filter((p) => Array.isArray(p) && p.length === 2)
+    .map(([component, label]) => [String(component), String(label)]));
+}
+
 /** [["unet", 0.8], ["text_encoder", 0.5]] -> "unet 0.8 · text_encoder 0.5" */
-export function formatWeights(weights) {
+export function formatWeights(weights, labels = {}) {
   if (!Array.isArray(weights) || weights.length === 0) return "no layers matched";
-  return weights.map((pair) => (Array.isArray(pair) ? `${pair[0]} ${formatNumber(pair[1])}` : "?")).join(" · ");
+  return weights.map((pair) => (Array.isArray(pair) ? `${componentName(pair[0], labels)} ${formatNumber(pair[1])}`
+    : "?")).join(" · ");
 }
 
 /** [["unet", 0, 0.8]] -> "unet 0–0.8" (one number when every layer has the same strength) */
-export function formatSpread(spread) {
+export function formatSpread(spread, labels = {}) {
   if (!Array.isArray(spread)) return "";
-  return spread.filter(Array.isArray).map(([component, low, high]) => (formatNumber(low) === formatNumber(high)
-    ? `${component} ${formatNumber(low)}` : `${component} ${formatNumber(low)}–${formatNumber(high)}`)).join(" · ");
+  return spread.filter(Array.isArray).map(([component, low, high]) => {
+    const name = componentName(component, labels);
+    return formatNumber(low) === formatNumber(high) ? `${name} ${formatNumber(low)}`
+      : `${name} ${formatNumber(low)}–${formatNumber(high)}`;
+  }).join(" · ");
 }
 
 export function baseName(path) {
@@ -74,13 +90,13 @@ function keyed(key, value, title = null, cls = "") {
     ellipsis(value, "", title)]);
 }
 
-function strengthLines(adapter) {
+function strengthLines(adapter, labels) {
   const state = stateOf(adapter);
-  const set = formatWeights(adapter?.weights);
+  const set = formatWeights(adapter?.weights, labels);
   const weights = el("div", { cls: "loradeck-line loradeck-weights" }, [
     el("span", { cls: "loradeck-key", text: "strength " }), ellipsis(state === "disabled" ? `${set} (off)` : set)]);
   const blocks = typeof adapter?.blocks === "string" ? adapter.blocks : "";
-  const spread = formatSpread(adapter?.layer_strengths);
+  const spread = formatSpread(adapter?.layer_strengths, labels);
   const differs = spread && spread !== set; // block weights (or a fuse scale) spread the strength over layers
   return [weights, keyed("blocks", blocks, null, "loradeck-blocks"),
     blocks || differs ? keyed("layers", spread, "strength per layer, lowest–highest, as the model has it now",
@@ -88,9 +104,17 @@ function strengthLines(adapter) {
 }
 
 /** A strength schedule over the steps: [["unet", "ramp(1.2, 0.2)"]] -> "unet ramp(1.2, 0.2)". */
-export function formatSchedule(schedule) {
+export function formatSchedule(schedule, labels = {}) {
   if (!Array.isArray(schedule) || schedule.length === 0) return "";
-  return schedule.map((pair) => (Array.isArray(pair) ? `${pair[0]} ${pair[1]}` : "?")).join(" · ");
+  return schedule.map((pair) => (Array.isArray(pair) ? `${componentName(pair[0], labels)} ${pair[1]}` : "?"))
+    .join(" · ");
+}
+
+/** An adapter's other files (a Wan 2.2 pair's low-noise file): one line each, "transformer_2 (low noise) file". */
+function partLines(adapter, labels) {
+  const parts = Array.isArray(adapter?.part_files) ? adapter.part_files.filter(Array.isArray) : [];
+  return parts.map(([component, path]) => keyed(componentName(component, labels), baseName(path), String(path ?? ""),
+    "loradeck-file"));
 }
 
 function wordsLine(adapter) {
@@ -112,8 +136,9 @@ function previewBox(adapter, loadPreview) {
   return img;
 }
 
-/** The DOM for one adapter of a snapshot; `loadPreview(name)` resolves to a picture URL or null. */
-export function adapterView(adapter, loadPreview = null) {
+/** The DOM for one adapter of a snapshot; `loadPreview(name)` resolves to a picture URL or null; `labels`: the
+ * snapshot's display labels of components (labelsOf). */
+export function adapterView(adapter, loadPreview = null, labels = {}) {
   const state = stateOf(adapter);
   const head = el("div", { cls: "loradeck-adapter-head" }, [ellipsis(adapter?.name ?? "?", "loradeck-name"),
     badge(state, STATES[state])]);
@@ -121,7 +146,8 @@ export function adapterView(adapter, loadPreview = null) {
     adapter?.file ?? "")]);
   const meta = metadataOf(adapter);
   const body = el("div", { cls: "loradeck-adapter-body" }, [
-    head, file, ...strengthLines(adapter), keyed("over steps", formatSchedule(adapter?.schedule)),
+    head, file, ...partLines(adapter, labels), ...strengthLines(adapter, labels),
+    keyed("over steps", formatSchedule(adapter?.schedule, labels)),
     matchLine(adapter?.report),
     keyed("base", baseModel(adapter), meta.base_model_source || null),
     keyed("title", meta.title), wordsLine(adapter),

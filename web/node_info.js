@@ -1,6 +1,6 @@
-// LoRA Deck: on Load LoRA / Stack LoRAs / LoRA List, a small DOM box showing each chosen file's preview, title and
-// trigger words (click to copy), then — after a run — the match report; and the files' hashes recorded in the
-// node's properties.models. The box fills in when a workflow opens, when a file is picked, when the node runs and
+// LoRA Deck: on Load LoRA / Stack LoRAs / LoRA List / Load LoRA Pair, a small DOM box showing each chosen file's
+// preview, title and trigger words (click to copy), then — after a run — the match report; and the files' hashes
+// recorded in the node's properties.models. The box fills in when a workflow opens, when a file is picked, when the node runs and
 // when ComfyUI reuses its cached result (then no "executed" message comes, so the box asks the server itself).
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
@@ -12,7 +12,7 @@ import { ensureStyles } from "./styles.js";
 
 const INFO_TYPES = new Set([...LOADER_TYPES, "SaveLoRA|LoRADeck"]); // nodes whose ui carries loradeck_info
 const WIDGET = "loradeck_info";
-const NAME_WIDGET = /^lora_name(_\d+)?$/;
+const NAME_WIDGET = /^lora_name(_\d+|_high|_low)?$/;
 const MAX_LINES = 40;
 const MAX_HEIGHT = 320;
 

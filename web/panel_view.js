@@ -1,6 +1,6 @@
 // LoRA Deck: the sidebar panel's DOM — one card per live pipeline with the stack of each branch that ran on it,
 // recent activity, and the loading / empty / error states. Pure: loading this module does nothing.
-import { adapterView } from "./adapter_view.js";
+import { adapterView, labelsOf } from "./adapter_view.js";
 import { badge, el, ellipsis } from "./dom.js";
 
 export function formatTime(seconds) {
@@ -30,7 +30,8 @@ function branchView(snapshot, isCurrent, loadPreview) {
     isCurrent ? badge("in the model now", "now") : null,
     el("span", { cls: "loradeck-muted", text: `${countText(snapshot)} · ${formatTime(snapshot.applied_at)}` })]);
   const body = snapshot.adapters.length
-    ? el("ul", { cls: "loradeck-adapters" }, snapshot.adapters.map((adapter) => adapterView(adapter, loadPreview)))
+    ? el("ul", { cls: "loradeck-adapters" }, snapshot.adapters.map((adapter) => adapterView(adapter, loadPreview,
+      labelsOf(snapshot.labels))))
     : el("div", { cls: "loradeck-empty-line", text: "No adapters: generates with the base model." });
   const cut = snapshot.adapters_truncated
     ? el("div", { cls: "loradeck-warn", text: "List cut to fit the panel." }) : null;

@@ -11,7 +11,8 @@ import { DIRECTORY, repairModels } from "./model_records.js";
 
 const NONE = "None";
 // Widget positions of LoRA names in UI-format widgets_values (widget order is frozen public API).
-export const NAME_SLOTS = { "LoadLoRA|LoRADeck": [0], "StackLoRA|LoRADeck": [1, 5, 9, 13] };
+export const NAME_SLOTS = { "LoadLoRA|LoRADeck": [0], "StackLoRA|LoRADeck": [1, 5, 9, 13],
+  "LoadLoRAPair|LoRADeck": [0, 1] };
 export const ROWS_TYPE = "LoRAList|LoRADeck";
 
 const HOW = {

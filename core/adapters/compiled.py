@@ -20,7 +20,8 @@ envelope lacks (the module joins it), or needing more rows at a module than it h
 grow). Fused adapters are in the base weights, changed in place: no recompile. DoRA, LoHa, LoKr and
 full-diff patches arrive as exact dense pairs whose rank is the layer's smaller side, so they need that many
 rows where they apply. Text encoders are not compiled: their adapters use peft's eager layers (diffusers'
-hotswap refuses them).
+hotswap refuses them). A family with experts (Wan 2.2's ``transformer_2``) compiles each denoiser the same way, one
+envelope over all of them.
 """
 
 from __future__ import annotations
@@ -143,30 +144,36 @@ def _unpack(layer) -> None:
             delattr(layer, attribute)
 
 
+def denoisers(owner) -> list[str]:
+    """The denoiser components the pipeline has (the denoiser, and experts such as Wan 2.2's transformer_2)."""
+    models = owner.models()
+    return [c for c in owner.family.denoisers if c in models]
+
+
 class Envelope:
-    """The compiled denoiser's hotswap envelope: its layers, and the compiled call kept while a stack
-    without ``compile`` runs the same layers eagerly."""
+    """The compiled denoisers' hotswap envelope: their layers (keyed (component, module name)), and the compiled
+    calls kept while a stack without ``compile`` runs the same layers eagerly."""
 
     def __init__(self, spec: CompileSpec):
         self.spec = spec
-        self.layers: dict[str, BaseTunerLayer] = {}
+        self.layers: dict[tuple[str, str], BaseTunerLayer] = {}
         self.growths = 0  # times the envelope had to change shape (each recompiles once)
-        self._call = None  # the compiled ``_call_impl``
+        self._calls: dict[str, object] = {}  # component -> its compiled ``_call_impl``
         self._call_options = None
 
     # -- shape ---------------------------------------------------------------------------------------------
     def extend(self, owner, names, why: str = "") -> None:
-        """Bring modules ``names`` of the denoiser into the envelope (wrapping plain modules)."""
-        component = owner.family.denoiser
-        model, index = owner.models()[component], owner.index(component)
+        """Bring modules ``names`` ((component, module name) pairs of the denoisers) into the envelope (wrapping
+        plain modules)."""
         added = []
-        for name in sorted(set(names) - set(self.layers)):
+        for component, name in sorted(set(names) - set(self.layers)):
+            model, index = owner.models()[component], owner.index(component)
             if not _can_slot(model.get_submodule(name)):
                 continue
             layer = peft_ops.wrap(model, name, index.modules)
             _install(layer, self.spec.capacity)
             index.wrapped(name, layer)
-            self.layers[name] = layer
+            self.layers[(component, name)] = layer
             added.append(name)
         if added and why:
             self.growths += 1
@@ -177,7 +184,7 @@ class Envelope:
     def sync(self, owner, names: dict[str, str]) -> None:
         """Pack each envelope layer's active adapters into its buffers; grow a layer that needs more rows."""
         grown = []
-        for name, layer in self.layers.items():
+        for (_, name), layer in self.layers.items():
             want = [k for k in layer.active_adapters if k in layer.lora_A]
             have = getattr(layer, SLOTS)
             if tuple(k for k, _, _ in have) == tuple(want):
@@ -216,28 +223,34 @@ class Envelope:
 
     # -- running -------------------------------------------------------------------------------------------
     def run_compiled(self, owner) -> None:
-        model = owner.models()[owner.family.denoiser]
         options = {"backend": self.spec.backend}
         if self.spec.backend == "inductor" and self.spec.mode != "default":
             options["mode"] = self.spec.mode
-        if self._call is None or self._call_options != options:
-            log.info("LoRA Deck: compiling %s's denoiser (%s); the first run after this compiles it",
-                     owner.label, ", ".join(f"{k}={v}" for k, v in options.items()))
-            model.compile(**options)
-            self._call, self._call_options = model._compiled_call_impl, options
-        else:
-            model._compiled_call_impl = self._call
+        if self._call_options != options:
+            self._calls.clear()
+        for component in denoisers(owner):
+            model = owner.models()[component]
+            if component not in self._calls:
+                log.info("LoRA Deck: compiling %s's %s (%s); the first run after this compiles it",
+                         owner.label, component, ", ".join(f"{k}={v}" for k, v in options.items()))
+                model.compile(**options)
+                self._calls[component] = model._compiled_call_impl
+            else:
+                model._compiled_call_impl = self._calls[component]
+        self._call_options = options
 
     def run_eager(self, owner) -> None:
-        owner.models()[owner.family.denoiser]._compiled_call_impl = None
+        for component in denoisers(owner):
+            owner.models()[component]._compiled_call_impl = None
 
     def release(self, owner) -> None:
         """Eager again, buffers and slot forwards gone, wrappers without adapters unwrapped."""
         self.run_eager(owner)
-        model = owner.models()[owner.family.denoiser]
         for layer in self.layers.values():
             _unpack(layer)
-        peft_ops.unwrap_empty(model, list(self.layers.items()))
+        for component in denoisers(owner):
+            mine = [(name, layer) for (c, name), layer in self.layers.items() if c == component]
+            peft_ops.unwrap_empty(owner.models()[component], mine)
         self.layers.clear()
 
 
@@ -256,12 +269,16 @@ def reconcile(owner, spec: CompileSpec | None, names: dict[str, str]) -> Envelop
     envelope = owner.envelope
     if envelope is None and spec is None:
         return None
-    component = owner.family.denoiser
-    layers = dict(owner.layers(component))
-    carrying = {n for n, layer in layers.items() if peft_ops.adapters_of(layer)}
+    components = denoisers(owner)
+    layers = {(c, n): layer for c in components for n, layer in owner.layers(c)}
+    carrying = {where for where, layer in layers.items() if peft_ops.adapters_of(layer)}
+
+    def targets(spec: CompileSpec) -> set[tuple[str, str]]:
+        return {(c, n) for c in components for n in target_names(owner.models()[c], spec)}
+
     if envelope is None:
         envelope = Envelope(spec)
-        envelope.extend(owner, target_names(owner.models()[component], spec) | carrying)
+        envelope.extend(owner, targets(spec) | carrying)
     elif spec is not None and spec != envelope.spec:
         wider = spec.capacity > envelope.spec.capacity
         envelope.spec = spec
@@ -269,10 +286,10 @@ def reconcile(owner, spec: CompileSpec | None, names: dict[str, str]) -> Envelop
             for layer in envelope.layers.values():
                 if _rows(layer) < spec.capacity:
                     _install(layer, spec.capacity)
-        envelope.extend(owner, target_names(owner.models()[component], spec))
+        envelope.extend(owner, targets(spec))
     new = carrying - set(envelope.layers)
     if new:
-        keys = {k for n in new for k in peft_ops.adapters_of(layers[n])}
+        keys = {k for where in new for k in peft_ops.adapters_of(layers[where])}
         envelope.extend(owner, new, why="adapter " + ", ".join(sorted(names.get(k, k) for k in keys)))
     envelope.sync(owner, names)
     if spec is None:

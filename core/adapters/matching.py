@@ -182,6 +182,19 @@ def _by_component(converted: ConvertedLora, family: Family, indexes, models) -> 
     grouped = {c: dict(p) for c, p in converted.patches.items() if c != ANY_COMPONENT}
     for name, patch in converted.patches.get(ANY_COMPONENT, {}).items():
         grouped.setdefault(_home(name, patch, family, indexes, models), {})[name] = patch
+    return _into_experts(grouped, family, models)
+
+
+def _into_experts(grouped: dict[str, dict[str, AnyPatch]], family: Family, models) -> dict[str, dict[str, AnyPatch]]:
+    """The file's denoiser part goes into each expert the pipeline has too (Wan 2.2's low-noise ``transformer_2``
+    takes a Wan 2.1 or musubi LoRA as the high-noise one does), unless the file has a part for an expert of its
+    own (a saved two-expert stack): then every part goes where the file says."""
+    part = grouped.get(family.denoiser)
+    if part is None or any(expert in grouped for expert in family.experts):
+        return grouped
+    for expert in family.experts:
+        if expert in models:
+            grouped[expert] = dict(part)
     return grouped
 
 
@@ -256,7 +269,7 @@ def _param_parts(patch: AnyPatch, target, model: torch.nn.Module) -> list[tuple[
             return patch
     if tuple(patch.delta.shape) != tuple(live.shape):
         return f"a {name} difference {list(patch.delta.shape)} vs {name} {list(live.shape)}"
-    return [(f"{target}.{name}", patch)]
+    return [(f"{target}.{name}" if target else name, patch)]  # target "": a parameter of the model itself
 
 
 def _target(index: dict, name: str, patch: AnyPatch):
@@ -350,7 +363,7 @@ def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: 
     report = LoadReport(path, converted.format, tuple(sorted(found.counts)), tuple(found.unmatched),
                         converted.unknown, meta.base_model or "unknown", converted.made_for, notes, meta,
                         skipped, converted.ignored)
-    denoiser = [(c, m, t) for c, m, t in found.counts if c in (family.denoiser, *DENOISERS)]
+    denoiser = [(c, m, t) for c, m, t in found.counts if c in (*family.denoisers, *DENOISERS)]
     if report.matched == 0 or (denoiser and not sum(m for _, m, _ in denoiser)):
         part = "denoiser " if report.matched else ""
         total = sum(t for _, _, t in denoiser) if report.matched else report.total

@@ -27,7 +27,7 @@ import torch
 from peft.tuners.lora.layer import Linear, _ConvNd
 
 from ..errors import LoraDeckError
-from ..stacks.specs import AdapterSpec, StackSpec
+from ..stacks.specs import AdapterSpec, StackSpec, copy_number
 
 BASE = "__base__"  # peft's name for "no adapter on this row"
 ROW_PREFIX = "loradeck_row"
@@ -213,18 +213,13 @@ def union(stacks: Sequence[StackSpec]) -> StackSpec:
     for stack in stacks:
         for key, spec in stack.keyed():
             chosen.setdefault(key, spec)
-    ordered = sorted(chosen.items(), key=lambda kv: (kv[0].split("_")[1], _copy_number(kv[0])))
+    ordered = sorted(chosen.items(), key=lambda kv: (kv[0].split("_")[1], copy_number(*kv)))
     out = StackSpec(safe_fusing=stacks[0].safe_fusing if stacks else True)
     for _, spec in ordered:
         out = out.add(spec)
     if {k for k, _ in out.keyed()} != set(chosen):  # a second copy of a file without its first: keep apart
         raise MixedBatchError("the cells hold copies of one file that cannot share one stack")
     return out
-
-
-def _copy_number(key: str) -> int:
-    parts = key.split("_")
-    return int(parts[2]) if len(parts) > 2 else 1
 
 
 def differing(stacks: Sequence[StackSpec], keep: Callable[[str, AdapterSpec], bool]) -> list[str]:

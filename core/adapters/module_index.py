@@ -52,7 +52,7 @@ def module_index(model: torch.nn.Module, family: Family, component: str) -> dict
         extra = tuple(extra_aliases(name)) if extra_aliases is not None else ()
         for alias in (name, *legacy, *extra):
             _add(index, alias, name)
-    if family.original_names and component == family.denoiser:
+    if family.original_names and component in family.denoisers:
         for original, target in family.original_names(model).items():
             _add(index, original, target)
     return index

@@ -17,9 +17,9 @@ from dataclasses import replace
 
 import torch
 
-from ..errors import LoraDeckError, LoraFileError
+from ..errors import LoraDeckError, LoraFileError, SpecError
 from ..files.reading import LoraFile
-from ..files.sources import adapter_spec
+from ..files.sources import adapter_spec, pair_spec
 from ..files.store import tensors_nbytes
 from ..formats import ParamDelta, convert
 from ..models.family import Family
@@ -70,6 +70,10 @@ class PipelineOwner:
     def models(self) -> dict[str, torch.nn.Module]:
         """The LoRA-able components this pipeline has (a family component set to None is absent)."""
         return {c: getattr(self.pipe, c) for c in self.family.components if getattr(self.pipe, c, None) is not None}
+
+    def names(self, component: str) -> dict:
+        """Every name a file may use for a module (or parameter) of ``component`` -> its real name (module_index)."""
+        return self._indexes[component]
 
     def index(self, component: str) -> LayerIndex:
         """One component's peft layers and which carry each adapter. Walking a big UNet's modules costs
@@ -145,6 +149,27 @@ class PipelineOwner:
             check_complete(prepared, self.family, allow)
             return adapter_spec(path, prepared.sha256, name, strength_model, strength_clip, memory), prepared.report
 
+    def describe_pair(self, high: str, low: str, name: str | None = None, high_strength: float = 1.0,
+                      low_strength: float = 1.0, high_memory: LoraFile | None = None,
+                      low_memory: LoraFile | None = None, allow_partial: bool | None = None):
+        """One adapter from a high-noise / low-noise pair of files (Wan 2.2's experts): ``high`` into the denoiser,
+        ``low`` into the first expert, each checked as ``describe`` checks a file. Returns (spec, (high report, low
+        report)), each report counting the components its file serves; SpecError when this pipeline has no expert
+        to take the low-noise file."""
+        experts = [c for c in self.family.experts if c in self.models()]
+        if not experts:
+            title = self.family.title
+            has = f"this {title} model has" if self.family.experts else f"{title} pipelines have"
+            raise SpecError(f"{has} one denoiser ({self.family.denoiser}): a high/low-noise LoRA pair needs a model "
+                            "with two experts (Wan 2.2 A14B: transformer and transformer_2). Load one file with Load "
+                            "LoRA instead (the high-noise one is usually meant for Wan 2.1 models).")
+        high_spec, high_report = self.describe(high, memory=high_memory, allow_partial=allow_partial)
+        low_spec, low_report = self.describe(low, memory=low_memory, allow_partial=allow_partial)
+        spec = pair_spec(high_spec, low_spec, experts[0], high_strength, low_strength, name)
+        served = lambda report, into: replace(report, components=tuple(  # noqa: E731
+            (c, m, t) for c, m, t in report.components if spec.takes(into, c)))
+        return spec, (served(high_report, None), served(low_report, (experts[0],)))
+
     def param_strengths(self, key: str, component: str) -> list[tuple[float, bool]]:
         """(strength, fused) of adapter ``key`` in each parameter of ``component`` whose whole difference it adds."""
         return self._params.strengths(key, component)
@@ -169,8 +194,12 @@ class PipelineOwner:
     def _changes_params(self, key: str, spec: AdapterSpec) -> bool:
         if key in self._loaded:
             return self._params.touches(key)
-        prepared = self.prepare(spec.path, spec.sha256, spec.memory)
-        return any(isinstance(p, ParamDelta) for patches in prepared.patches.values() for p in patches.values())
+        for path, sha256, memory, into in spec.sources():
+            prepared = self.prepare(path, sha256, memory)
+            if any(isinstance(p, ParamDelta) for c, patches in prepared.patches.items() if spec.takes(into, c)
+                   for p in patches.values()):
+                return True
+        return False
 
     def plan(self, stack: StackSpec, component: str, t: float = 0.0):
         """(active, to fuse) for one component: adapter key -> (module name -> strength), at position ``t``
@@ -184,7 +213,8 @@ class PipelineOwner:
         return active, to_fuse
 
     def block_rule(self, blocks: tuple):
-        """module name -> multiplier for the denoiser; validates ``blocks`` (SpecError) and caches."""
+        """module name -> multiplier for the denoiser (and its experts, which name their blocks alike); validates
+        ``blocks`` (SpecError) and caches."""
         rule = self._block_rules.get(blocks)
         if rule is None:
             denoiser = self.models()[self.family.denoiser]
@@ -233,17 +263,18 @@ class PipelineOwner:
                 self._branches.popitem(last=False)
 
     def write_step(self, stack: StackSpec, t: float) -> None:
-        """Between denoising steps: the denoiser's scales for ``stack`` (applied) at position ``t`` of the steps,
+        """Between denoising steps: the denoisers' scales for ``stack`` (applied) at position ``t`` of the steps,
         for strength schedules. A scale write per layer; nothing is loaded, fused or published."""
         with self.lock:
-            component = self.family.denoiser
-            if component in self.models():
+            denoisers = [c for c in self.family.denoisers if c in self.models()]
+            for component in denoisers:
                 active = self.plan(stack, component, t)[0]
                 peft_ops.activate(self.layers(component), active)
                 if self.envelope is not None:  # the compiled forward reads its own scale rows
                     for key in active:
                         self.envelope.write_scales(self.carriers(component, key), key)
-                self._write_params(stack, (component,), t)
+            if denoisers:
+                self._write_params(stack, tuple(denoisers), t)
 
     @contextlib.contextmanager
     def rows(self, stacks: Sequence[StackSpec]):
@@ -315,14 +346,14 @@ class PipelineOwner:
         return False
 
     def _write_scales(self, changed) -> None:
-        denoiser = self.family.denoiser
+        denoisers = self.family.denoisers
         for key, spec in changed:
             for component in self.models():
                 weight = spec.effective_weight(component, self.family)
                 # a number when every module gets the same strength: no call per layer
                 strength = self._weight_fn(spec.blocks, component, weight) if spec.blocks else weight
                 peft_ops.write_scales(self.index(component).slots(key), key, strength)
-                if component == denoiser and self.envelope is not None:
+                if component in denoisers and self.envelope is not None:
                     self.envelope.write_scales(self.carriers(component, key), key)
 
     def _write_params(self, stack: StackSpec, components=None, t: float = 0.0) -> None:
@@ -338,7 +369,7 @@ class PipelineOwner:
     def _weight_fn(self, blocks: tuple, component: str, weight: float):
         if not blocks:
             return _constant(weight)
-        if component != self.family.denoiser:
+        if component not in self.family.denoisers:
             return _constant(weight * block_weights.text_multiplier(blocks))
         rule = self.block_rule(blocks)
         return lambda name: weight * rule(name)
@@ -347,12 +378,13 @@ class PipelineOwner:
         if key in self._loaded:
             self._loaded.move_to_end(key)
             return
-        prepared = self.prepare(spec.path, spec.sha256, spec.memory)
+        files = [(self.prepare(path, sha256, memory), into) for path, sha256, memory, into in spec.sources()]
         models = self.models()
-        self._sha256[key] = prepared.sha256
+        self._sha256[key] = tuple(prepared.sha256 for prepared, _ in files)
         try:
-            for component, patches in prepared.patches.items():
-                if spec.loads_into(component):
+            for component, patches in ((c, p) for prepared, into in files for c, p in prepared.patches.items()
+                                       if spec.takes(into, c)):
+                if component in models:
                     pairs = {n: p for n, p in patches.items() if not isinstance(p, ParamDelta)}
                     index = self.index(component)
                     if pairs:
@@ -368,7 +400,7 @@ class PipelineOwner:
                 raise
             raise LoraDeckError(f"LoRA file {spec.path!r}: could not be applied ({exc}); the pipeline is unchanged. "
                                 "Please report this with the file's key names.") from exc
-        self._loaded[key] = prepared.report
+        self._loaded[key] = _combined_report(spec, files)
         self.loads += 1
 
     def _delete(self, key: str, thorough: bool = False) -> None:
@@ -388,13 +420,17 @@ class PipelineOwner:
             self.envelope.forget(key)
         self._params.remove(key, self.models(), in_place=self.envelope is not None)
         self._loaded.pop(key, None)
-        sha256 = self._sha256.pop(key, None)
-        if sha256 is not None and sha256 not in self._sha256.values() and not self._in_live_stack(sha256):
-            self.runtime.store.forget(sha256, self.id)
+        for sha256 in self._sha256.pop(key, ()):
+            if not self._in_use(sha256) and not self._in_live_stack(sha256):
+                self.runtime.store.forget(sha256, self.id)
+
+    def _in_use(self, sha256: str) -> bool:
+        """Whether a loaded adapter still holds this content (as its own file or a part file)."""
+        return any(sha256 in held for held in self._sha256.values())
 
     def _in_live_stack(self, sha256: str) -> bool:
         live = (ref() for ref in self._live.values())
-        return any(spec.sha256 == sha256 for stack in live if stack is not None for spec in stack.adapters)
+        return any(sha256 in spec.sha256s for stack in live if stack is not None for spec in stack.adapters)
 
     def _remember(self, stack: StackSpec) -> None:
         self._live[id(stack)] = weakref.ref(stack)
@@ -427,7 +463,7 @@ class PipelineOwner:
             for key in [k for k in self._loaded if k not in wanted]:
                 self._delete(key)
             for sha256 in self.runtime.store.prepared_for(self.id):
-                if sha256 not in self._sha256.values() and not self._in_live_stack(sha256):
+                if not self._in_use(sha256) and not self._in_live_stack(sha256):
                     self.runtime.store.forget(sha256, self.id)
 
     def unload_all(self) -> None:
@@ -446,7 +482,8 @@ class PipelineOwner:
             if self.envelope is not None:
                 self.envelope.release(self)
                 self.envelope = None
-                self._layer_index.pop(self.family.denoiser, None)
+                for component in self.family.denoisers:
+                    self._layer_index.pop(component, None)
 
     def set_device(self, keys, device) -> None:
         """Move adapters' LoRA tensors to ``device`` now (diffusers' ``set_lora_device``)."""
@@ -475,7 +512,19 @@ def _named_failures(path: str):
 
 def _identity(spec: AdapterSpec) -> tuple:
     """Everything about an adapter in a stack but its name and strengths."""
-    return (spec.path, spec.sha256, spec.enabled, spec.fused, spec.fuse_scale, spec.components, spec.fuse_components)
+    return (spec.path, spec.sha256, spec.enabled, spec.fused, spec.fuse_scale, spec.components, spec.fuse_components,
+            spec.part_files)
+
+
+def _combined_report(spec: AdapterSpec, files) -> LoadReport:
+    """The load report of an adapter: its own file's, with each part file's counts for the component it serves."""
+    (own, _), parts = files[0], files[1:]
+    if not parts:
+        return own.report
+    counts = [(c, m, t) for c, m, t in own.report.components if spec.takes(None, c)]
+    for prepared, into in parts:
+        counts += [(c, m, t) for c, m, t in prepared.report.components if c in into]
+    return replace(own.report, components=tuple(sorted(counts)))
 
 
 def _rescaled(old: StackSpec, new: StackSpec):

@@ -25,6 +25,7 @@ from .peft_ops import exact_pattern
 
 MODES = ("separate", "merged")
 DIFF_PARTS = {"bias": "diff_b", "weight": "diff"}  # a whole parameter difference -> its part in the saved file
+MODULATION = ".modulation"  # the original name of a modulation table, whose difference a file keeps as ``diff_m``
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,20 @@ def _factors(layer, key: str, strength: float) -> tuple[torch.Tensor, torch.Tens
         raise SpecError("DoRA adapters cannot be saved as plain LoRA factors; unload them before saving")
     scale = layer.lora_alpha[key] / layer.r[key] * strength
     return layer.lora_B[key].weight.detach().float() * scale, layer.lora_A[key].weight.detach().float()
+
+
+def _diff_key(owner: PipelineOwner, component: str, path: str, module: str, param: str) -> str:
+    """Where a whole-parameter difference goes in the saved file: ``<module>.diff_b`` / ``.diff`` for a bias or
+    weight; a modulation table the family's original names reach as ``<original>.modulation`` (Wan's
+    ``blocks.N.modulation`` -> ``blocks.N.scale_shift_table``) under that original module's ``diff_m``, which loads
+    back through the same table; SpecError for anything else."""
+    if param in DIFF_PARTS:
+        return f"{module}.{DIFF_PARTS[param]}"
+    original = sorted(a for a, t in owner.names(component).items() if t == path and a.endswith(MODULATION))
+    if original:
+        return original[0].removesuffix(MODULATION) + ".diff_m"
+    raise SpecError(f"the stack changes the parameter {component}.{path} as a whole, which a LoRA file has no key "
+                    "for; Save LoRA Stack writes weights, biases and modulation tables only")
 
 
 def _merge(parts, mode: str, rank: int):
@@ -70,10 +85,7 @@ def collect(owner: PipelineOwner, stack: StackSpec, mode: str, rank: int, source
     out: dict[str, dict[str, tuple]] = {}
     for component in owner.models():
         for path, (module, param, delta) in owner.param_differences(stack, component).items():
-            if param not in DIFF_PARTS:
-                raise SpecError(f"the stack changes the parameter {component}.{path} as a whole, which a LoRA file "
-                                "has no key for; Save LoRA Stack writes weights and biases only")
-            out.setdefault(component, {})[f"{module}.{DIFF_PARTS[param]}"] = (None, delta, 0.0)
+            out.setdefault(component, {})[_diff_key(owner, component, path, module, param)] = (None, delta, 0.0)
         active, fused = owner.plan(stack, component)
         weights = {**active, **fused}
         for name, layer in owner.layers(component):
@@ -97,7 +109,9 @@ def _metadata(factors, stack: StackSpec, mode: str) -> dict[str, str]:
                        f"{component}.rank_pattern": odd, f"{component}.alpha_pattern": odd,
                        f"{component}.target_modules": sorted(ranks), f"{component}.init_lora_weights": False})
     sources = [{"name": a.name, "file": os.path.basename(a.path), "sha256": a.sha256, "weights": dict(a.weights),
-                "blocks": [list(b) for b in a.blocks], "enabled": a.enabled} for a in stack.adapters]
+                "blocks": [list(b) for b in a.blocks], "enabled": a.enabled,
+                **({"part_files": [{"component": p.component, "file": os.path.basename(p.path), "sha256": p.sha256}
+                                   for p in a.part_files]} if a.part_files else {})} for a in stack.adapters]
     return {"lora_adapter_metadata": json.dumps(config), "format": "pt", "loradeck.mode": mode,
             "loradeck.sources": json.dumps(sources)}
 

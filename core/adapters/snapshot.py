@@ -34,6 +34,9 @@ class AdapterView:
     # strength schedules over the steps, as plain data: (component, written form), e.g. ("unet", "ramp(1, 0.2)");
     # ``weights`` then shows the strength at the first step (what the layers hold between runs)
     schedule: tuple[tuple[str, str], ...] = ()
+    # the adapter's other files and the component each serves: (component, file), e.g. a Wan 2.2 pair's
+    # ("transformer_2", ".../lightning_low_noise.safetensors"); ``file`` serves the rest
+    part_files: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class PipelineSnapshot:
     applied_at: float
     source: str = ""  # who applied it: a node id in a graph ("" = the Python API)
     source_title: str = ""  # that node's title, for people
+    # how people call some components of this pipeline: (component, label), e.g. Wan 2.2's experts
+    # ("transformer", "high noise"), ("transformer_2", "low noise"); display only
+    labels: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,7 +122,8 @@ def _view(owner, key: str, spec, models, report) -> AdapterView:
         per_component.append((component, strengths))
     state = _overall(states)
     view = AdapterView(key, spec.name, spec.path, spec.sha256, spec.enabled, state == FUSED, (), layers,
-                       report.to_dict() if report is not None else {}, state)
+                       report.to_dict() if report is not None else {}, state,
+                       part_files=tuple((p.component, p.path) for p in spec.part_files))
     return _as_set(view, owner, spec, models, per_component)
 
 
@@ -177,4 +184,5 @@ def _snapshot(owner, models, views: tuple, source: str, source_title: str) -> Pi
         applied_at=time.time(),
         source=str(source or ""),
         source_title=str(source_title or ""),
+        labels=tuple(owner.family.labels_for(models).items()),
     )

@@ -33,6 +33,7 @@ from . import (
     sd1,
     sd3,
     sdxl,
+    wan,
     zimage,
 )
 
@@ -68,9 +69,10 @@ _REGISTERED = (
     # feed_forward.w) are in their files' keys too (Lumina 2's refiners, Ideogram 4's layers, the others'
     # self_attention.to_*), whose own markers must be tried first
     zimage.FAMILY,
+    wan.FAMILY,
 )
 # More built-in models of a registered family: rows that differ from it only in ``tiny`` and ``builtin``.
-_MORE_BUILTINS = (qwenimage.EDIT_BUILTIN,)
+_MORE_BUILTINS = (qwenimage.EDIT_BUILTIN, *wan.MORE_BUILTINS)
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _REGISTERED}
 _BY_CLASS = {cls: f for f in FAMILIES.values() for cls in f.classes}

@@ -36,7 +36,7 @@ BASE_LABELS = (
     ("illustrious", "SDXL (Illustrious)"), ("stable-diffusion-xl", "SDXL"), ("sdxl", "SDXL"),
     ("stable-diffusion-v2", "SD 2.x"), ("sd_v2", "SD 2.x"), ("sd 2", "SD 2.x"), ("sd2", "SD 2.x"),
     ("stable-diffusion-v1", "SD 1.x"), ("sd_v1", "SD 1.x"), ("sd 1", "SD 1.x"), ("sd1", "SD 1.x"),
-    ("v1-5", "SD 1.x"), ("v1-4", "SD 1.x"),
+    ("v1-5", "SD 1.x"), ("v1-4", "SD 1.x"), ("wan2.2", "Wan 2.2"), ("wan2.1", "Wan 2.1"), ("wan", "Wan"),
 )
 
 

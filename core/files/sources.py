@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
 import torch
@@ -17,7 +18,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from ..errors import LoraFileError, SpecError
 from ..models.family import CLIP_GROUP, MODEL_GROUP
-from ..stacks.specs import AdapterSpec, check_strength
+from ..stacks.specs import AdapterSpec, PartFile, check_strength
 from .checks import check_tensors
 from .reading import LoraFile, allowed_suffixes, check_path
 
@@ -91,3 +92,32 @@ def adapter_spec(path: str, sha256: str, name: str | None, strength_model: float
                CLIP_GROUP: check_strength(strength_clip, "strength_clip")}
     real = path if memory is not None else os.path.realpath(path)
     return AdapterSpec(path=real, sha256=sha256, name=display, weights=weights, memory=memory)
+
+
+def pair_spec(high: AdapterSpec, low: AdapterSpec, expert: str, high_strength: float = 1.0,
+              low_strength: float = 1.0, name: str | None = None) -> AdapterSpec:
+    """One adapter from a high-noise / low-noise pair of files (Wan 2.2): ``high``'s file serves every component
+    but ``expert`` (the denoiser, and the text encoders should it have parts for them), ``low``'s file serves
+    ``expert``. Strengths: ``model`` = ``high_strength`` (both experts), and ``expert`` = ``low_strength`` of its own
+    when the two differ (a component's strength beats its group's, so a later plain number changes the high-noise
+    expert alone then). The name: ``name``, else what the two file names share (``x_HIGH`` + ``x_LOW`` -> ``x``)."""
+    if name is not None and not isinstance(name, str):
+        raise SpecError(f"an adapter name is text, got {type(name).__name__}")
+    display = (name or "").strip() or shared_stem(high.name, low.name)
+    high_strength = check_strength(high_strength, "strength_high")
+    low_strength = check_strength(low_strength, "strength_low")
+    weights = {**high.weight_map, MODEL_GROUP: high_strength}
+    if low_strength != high_strength:
+        weights[expert] = low_strength
+    return replace(high, name=display, weights=weights,
+                   part_files=(PartFile(expert, low.path, low.sha256, low.memory),))
+
+
+def shared_stem(first: str, second: str) -> str:
+    """The start two names share, without a trailing separator ("x_high_noise", "x_low_noise" -> "x"); the first
+    name when they share nothing useful."""
+    common = os.path.commonprefix([first, second]).rstrip("_-. ")
+    for word in ("high", "low", "HIGH", "LOW", "High", "Low"):  # "x_high" / "x_hi" share "x_h"
+        common = common.removesuffix(word[: len(common)])
+    common = common.rstrip("_-. ")
+    return common if len(common) >= 2 else first

@@ -64,15 +64,16 @@ def _split(key: str) -> tuple[str, str] | None:
     return None
 
 
-def _component(name: str, denoiser: str) -> tuple[str, str]:
+def _component(name: str, denoiser: str, experts: tuple[str, ...] = ()) -> tuple[str, str]:
     # "text_encoder_2.encoder.layers.0..." -> ("text_encoder_2", "encoder.layers.0...")
     # "diffusion_model.double_blocks.0.img_attn.qkv" -> (denoiser, "double_blocks.0.img_attn.qkv")
+    # "transformer_2.blocks.0.attn1.to_q" -> ("transformer_2", ...) where the family has that expert
     name = name.removeprefix(PEFT_PREFIX)
     for prefix in DENOISER_PREFIXES:
         if name.startswith(prefix) and len(name) > len(prefix):
             return denoiser, name[len(prefix):]
     head, _, rest = name.partition(".")
-    return (head, rest) if head in COMPONENT_NAMES and rest else (ANY_COMPONENT, name)
+    return (head, rest) if (head in COMPONENT_NAMES or head in experts) and rest else (ANY_COMPONENT, name)
 
 
 def _json_object(raw, source: str) -> dict:
@@ -113,7 +114,7 @@ def _label(keys, dora: bool, algos: set[str]) -> str:
     return name + (" with DoRA" if dora else "")
 
 
-def _group(state_dict, denoiser: str):
+def _group(state_dict, denoiser: str, experts: tuple[str, ...] = ()):
     parts: dict[tuple[str, str], dict] = {}
     ignored = []
     for key, tensor in state_dict.items():
@@ -122,7 +123,7 @@ def _group(state_dict, denoiser: str):
             ignored.append(key)
             continue
         name, part = split
-        found = parts.setdefault(_component(name, denoiser), {"__keys__": {}})
+        found = parts.setdefault(_component(name, denoiser, experts), {"__keys__": {}})
         found[part] = tensor
         found["__keys__"][part] = key
     return parts, ignored
@@ -131,7 +132,7 @@ def _group(state_dict, denoiser: str):
 def convert_diffusers(state_dict, metadata, family) -> ConvertedLora:
     """Pure: diffusers/PEFT state dict -> patches per component (unprefixed keys: ``ANY_COMPONENT``).
     Raises ConfigError when the config the file carries cannot be used."""
-    parts, ignored = _group(state_dict, family.denoiser)
+    parts, ignored = _group(state_dict, family.denoiser, family.experts)
     rules = _rules(metadata, {c for c, _ in parts})
     patches: dict[str, dict[str, AnyPatch]] = {}
     algos, skipped = set(), Counter()

@@ -62,12 +62,18 @@ class Run:
     kwargs: dict
 
 
-def _check(family: Family, p: GenerateParams, source: Source | None, mode: str, loaded: str) -> None:
+def _check(family: Family, p: GenerateParams, source: Source | None, mode: str, loaded: str, pipe=None) -> None:
     if not family.variant(mode, loaded):
         modes = ", ".join(m for m in MODES if family.variant(m, loaded))
         extra = "the mask" if source is not None and source.mask is not None else "the image"
         raise SpecError(f"{family.title} pipelines have no {mode} in diffusers (they run: {modes}); "
                         f"disconnect {extra}")
+    why = family.cannot_run(pipe, mode) if family.cannot_run is not None and pipe is not None else ""
+    if why:
+        raise SpecError(why)
+    if p.num_frames is not None and not family.frames:
+        raise SpecError(f"num_frames {p.num_frames}: {family.title} pipelines make images, not videos; leave "
+                        "num_frames unset (None) for them")
     schedulers.check_fits(family, p.scheduler, mode)
     if mode == EDIT:
         if p.denoise < 1:
@@ -97,7 +103,7 @@ def plan(owner: PipelineOwner, params: GenerateParams, image=None, mask=None,
     source = make_source(image, mask, family.pixel_multiple(owner.pipe))
     loaded = type(owner.pipe).__name__
     mode = family.mode(mode_of(source), loaded)
-    _check(family, params, source, mode, loaded)
+    _check(family, params, source, mode, loaded, owner.pipe)
     kwargs = family.call(params, on_step or (lambda step, total: None))
     class_name = family.variant(mode, loaded)
     if source is not None:
@@ -156,12 +162,6 @@ def _call(pipe, kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k not in SIZE_KEYS or k in accepted}
 
 
-def images_of(output):
-    """The pictures in a pipeline's output: its ``images``, or its first field where a pipeline names it otherwise
-    (Kandinsky 5's output has ``image``)."""
-    return output.images if hasattr(output, "images") else output[0]
-
-
 def scheduled_steps(write: Callable[[float], None], on_step: StepCallback | None) -> StepCallback:
     """A step callback that first calls ``write(t)`` with the position of the next step (strength schedules:
     the scale writes happen between steps), then reports the step as ``on_step`` would."""
@@ -177,6 +177,26 @@ def scheduled_steps(write: Callable[[float], None], on_step: StepCallback | None
 def to_image(images) -> torch.Tensor:
     """diffusers' numpy output -> ComfyUI's IMAGE: float32 [B, H, W, C] in 0..1 on the CPU."""
     return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).clamp(0, 1)
+
+
+def output_rows(output):
+    """A pipeline's output, one entry per batch row: its ``images``, a video pipeline's ``frames`` (each video's
+    frames together), or its first field where a pipeline names its pictures otherwise (Kandinsky 5's ``image``)."""
+    for name in ("images", "frames"):
+        value = getattr(output, name, None)
+        if value is not None:
+            return value
+    return output[0]
+
+
+def output_images(output):
+    """A pipeline's numpy output as images [B, H, W, C]: video pipelines give ``frames`` [videos, frames, H, W, C],
+    which become one batch, every frame of the first video, then of the next (what ComfyUI's video nodes take)."""
+    rows = output_rows(output)
+    if getattr(output, "images", None) is None and getattr(output, "frames", None) is not None:
+        frames = np.asarray(rows)
+        return frames.reshape(-1, *frames.shape[-3:])
+    return rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,7 +224,7 @@ def run(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, on_step:
         owner.apply(stack, source, source_title)
         try:
             pipe = pipeline_for(owner, checked)
-            raw = images_of(pipe(**_call(pipe, checked.kwargs)))
+            raw = output_images(pipe(**_call(pipe, checked.kwargs)))
         finally:
             if scheduled:  # back to the first step's strengths: what the applied stack and its snapshot say
                 owner.write_step(stack, 0.0)

@@ -25,7 +25,7 @@ from ..adapters.owner import PipelineOwner
 from ..models.schedulers import DEFAULT
 from ..stacks.specs import GenerateParams, StackSpec
 from . import infotext, prompt_tags
-from .generate import _call, generate, images_of, pipeline_for, plan, scheduled_steps, to_image
+from .generate import _call, generate, output_images, output_rows, pipeline_for, plan, scheduled_steps, to_image
 from .grid_axes import Axis, Cells, parse_axis
 from .grid_image import compose
 from .output_checks import check_images
@@ -82,10 +82,11 @@ def _batched(owner: PipelineOwner, stacks: list[StackSpec], params: GeneratePara
     with owner.lock, torch.inference_mode(), owner.rows(stacks) as routed:
         router["r"] = routed
         pipe = pipeline_for(owner, checked)
-        raw = images_of(pipe(**_call(pipe, kwargs)))
+        output = pipe(**_call(pipe, kwargs))
+    raw = output_rows(output)  # one per cell (a video's frames together)
     for row, stack in zip(raw, stacks, strict=False):  # one row per cell: a NaN cell names its own stack
         check_images(row, stack)
-    return to_image(raw)
+    return to_image(output_images(output))
 
 
 def _sequential(owner: PipelineOwner, stacks: list[StackSpec], params: GenerateParams, on_step) -> torch.Tensor:
@@ -118,6 +119,8 @@ def run_grid(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, x_a
     them (one image per cell). ``<lora:...>`` tags in the prompt join the stack of every cell."""
     base, prompt = prompt_tags.resolve(owner, stack, params.prompt, locate)
     clean = replace(params, prompt=prompt, batch_size=1)
+    if owner.family.frames and params.num_frames is None:  # a video family's grid compares stills
+        clean = replace(clean, num_frames=1)
     x, y = parse_axis(x_axis, "X"), parse_axis(y_axis, "Y")
     cells = [Cell(*c) for c in Cells(owner, base, locate).build(x, y)]
     stacks = [c.stack for c in cells]
@@ -136,9 +139,10 @@ def run_grid(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, x_a
         how = f"LoRA Grid: {len(cells)} cells in one batched denoising pass (peft mixed batch, one row per cell)"
     size = (images.shape[2], images.shape[1])
     texts = tuple(infotext.parameters(params.prompt, params.negative_prompt, clean, s, owner, size) for s in stacks)
-    grid = compose(images, len(x.values), x.labels, y.labels)
+    frames = images.shape[0] // len(cells)  # a video family's cells are videos: the grid shows each one's first frame
+    grid = compose(images[::frames], len(x.values), x.labels, y.labels)
     info = owner.runtime.image_info
-    info.remember(images, texts)
+    info.remember(images, tuple(text for text in texts for _ in range(frames)))
     info.remember(grid, infotext.parameters(params.prompt, params.negative_prompt, clean, _union(stacks), owner,
                                             (grid.shape[2], grid.shape[1]), (("LoRA Grid", infotext.quote(
                                                 f"{x.title()}; {y.title()}")),)))

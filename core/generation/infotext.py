@@ -46,7 +46,8 @@ def lora_fields(stack) -> list[tuple[str, str]]:
     used = [a for a in stack.adapters if a.enabled]
     if not used:
         return []
-    hashes = ", ".join(f"{alias(a.name)}: {autov2(a.sha256)}" for a in used)
+    hashes = ", ".join([f"{alias(a.name)}: {autov2(a.sha256)}" for a in used]  # a pair's second file: its own entry
+                       + [f"{alias(a.name)}_{p.component}: {autov2(p.sha256)}" for a in used for p in a.part_files])
     weights = ", ".join(f"{alias(a.name)}: {describe(a)}" for a in used)
     return [("Lora hashes", json.dumps(hashes)), ("LoRA Deck", json.dumps(weights))]
 

@@ -66,6 +66,18 @@ class Family:
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     # single-file variants of it that LoRA Deck does not load: (denoiser key, shape test or None, what it is)
     other_variants: tuple = ()
+    # More denoisers one pipeline runs (Wan 2.2's low-noise expert ``transformer_2``): components like the denoiser,
+    # in its strength group (``model``), with the same block names; a file's denoiser part goes into each of them
+    # unless the file has parts of their own. ``labels``: how people call each denoiser when the experts are
+    # loaded (display only: ``transformer`` "high noise"), for the nodes and the panel.
+    experts: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    # Video families: the frames of a video when Generate is not told (0: the family makes images). Their
+    # pipelines give frames; Generate hands them on as one IMAGE batch, video after video.
+    frames: int = 0
+    # why the loaded pipeline cannot run a mode, e.g. an image-to-video model without an image ("" when it can):
+    # cannot_run(pipe, mode) -> str (None: every mode its classes have)
+    cannot_run: Callable | None = None
     # base models (metadata labels, files.metadata.BASE_LABELS) whose LoRAs have this family's module names and
     # shapes but were trained on other weights (Chroma and Flux): a file whose metadata names one is refused even
     # where every module fits, unless partial loads are allowed
@@ -119,11 +131,23 @@ class Family:
         patch = self.patch
         if isinstance(patch, str):
             patch = getattr(getattr(pipe, self.denoiser).config, patch, 1)
-        return int(getattr(pipe, "vae_scale_factor", 8)) * int(patch)
+        if isinstance(patch, (tuple, list)):  # a video transformer's (frames, height, width) patch
+            patch = patch[-1]
+        scale = getattr(pipe, "vae_scale_factor", None) or getattr(pipe, "vae_scale_factor_spatial", 8)
+        return int(scale) * int(patch)
+
+    @property
+    def denoisers(self) -> tuple[str, ...]:
+        """The denoiser and its experts (one component for every family but Wan 2.2's)."""
+        return (self.denoiser, *self.experts)
 
     @property
     def components(self) -> tuple[str, ...]:
-        return (self.denoiser, *self.text_encoders)
+        return (*self.denoisers, *self.text_encoders)
 
     def group_of(self, component: str) -> str:
-        return MODEL_GROUP if component == self.denoiser else CLIP_GROUP
+        return MODEL_GROUP if component in self.denoisers else CLIP_GROUP
+
+    def labels_for(self, components) -> dict[str, str]:
+        """component -> its display label when ``components`` (those loaded) hold an expert, else {}."""
+        return dict(self.labels) if set(self.experts) & set(components) else {}

@@ -17,12 +17,28 @@ from ..models.schedulers import DEFAULT as DEFAULT_SCHEDULER
 from .schedules import Schedule
 from .strengths import MAX_STRENGTH, check_strength
 
-__all__ = ["MAX_STRENGTH", "AdapterSpec", "GenerateParams", "StackSpec", "check_strength", "freeze_weights"]
+__all__ = ["MAX_STRENGTH", "AdapterSpec", "GenerateParams", "PartFile", "StackSpec", "check_strength",
+           "freeze_weights"]
 
 
 def freeze_weights(weights: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
     """{'clip': 0.5, 'model': 1} -> (('clip', 0.5), ('model', 1.0)): hashable, order-independent."""
     return tuple(sorted((str(k), check_strength(v, f"weight for {k!r}")) for k, v in weights.items()))
+
+
+@dataclass(frozen=True)
+class PartFile:
+    """A second file of one adapter: ``component`` takes its patches from this file instead of the adapter's own
+    (a Wan 2.2 LoRA pair: the high-noise file is the adapter's, the low-noise one goes into ``transformer_2``)."""
+
+    component: str
+    path: str
+    sha256: str
+    memory: object = field(default=None, compare=False, hash=False, repr=False)  # as AdapterSpec.memory
+
+    def __post_init__(self):
+        if len(self.sha256) != 64:
+            raise SpecError(f"sha256 must be 64 hex characters, got {self.sha256!r}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,8 @@ class AdapterSpec:
     # strength schedules over the steps per weights key (schedules.py): (("model", Schedule), ...); that key's
     # number in ``weights`` is the schedule's value at the first step, so everything that reads numbers works
     schedules: tuple[tuple[str, Schedule], ...] = ()
+    # other files for some components (PartFile: a Wan 2.2 pair's low-noise file); ``path`` serves the others
+    part_files: tuple[PartFile, ...] = ()
 
     def __post_init__(self):
         if not self.name or not self.name.strip():
@@ -62,6 +80,10 @@ class AdapterSpec:
         check_strength(self.fuse_scale, "lora_scale")
         for what in ("components", "fuse_components"):
             object.__setattr__(self, what, tuple(sorted(set(getattr(self, what)))))
+        parts = [p.component for p in self.part_files]
+        if len(set(parts)) != len(parts):
+            raise SpecError(f"adapter {self.name!r} names a file for {parts} more than once per component")
+        object.__setattr__(self, "part_files", tuple(sorted(self.part_files, key=lambda p: p.component)))
         if self.fused and self.schedules:
             shown = ", ".join(f"{k}={s.text()}" for k, s in self.schedules)
             raise SpecError(f"adapter {self.name!r} has a strength schedule ({shown}); fused weights cannot change "
@@ -80,6 +102,25 @@ class AdapterSpec:
 
     def loads_into(self, component: str) -> bool:
         return not self.components or component in self.components
+
+    def sources(self) -> tuple[tuple[str, str, object, tuple[str, ...] | None], ...]:
+        """(path, sha256, memory, components) of each file: the adapter's own file for every component but those
+        a part file serves (components None: every other one), then each part file for its component."""
+        return ((self.path, self.sha256, self.memory, None),
+                *((p.path, p.sha256, p.memory, (p.component,)) for p in self.part_files))
+
+    def takes(self, source_components: tuple[str, ...] | None, component: str) -> bool:
+        """Whether ``component`` takes its patches from the file whose ``sources()`` entry has ``source_components``."""
+        if not self.loads_into(component):
+            return False
+        if source_components is None:
+            return component not in {p.component for p in self.part_files}
+        return component in source_components
+
+    @property
+    def sha256s(self) -> tuple[str, ...]:
+        """The content hashes of every file of the adapter (its own first)."""
+        return (self.sha256, *(p.sha256 for p in self.part_files))
 
     def fused_in(self, component: str) -> bool:
         return self.fused and (not self.fuse_components or component in self.fuse_components)
@@ -199,10 +240,26 @@ class StackSpec:
         seen: dict[str, int] = {}
         out = []
         for adapter in self.adapters:
-            base = "ld_" + adapter.sha256[:16] + "".join("_" + c for c in adapter.components)
+            base = base_key(adapter)
             seen[base] = seen.get(base, 0) + 1
             out.append((base if seen[base] == 1 else f"{base}_{seen[base]}", adapter))
         return tuple(out)
+
+
+MAX_FRAMES = 4097  # frames per video Generate asks for (Wan's 81 at 16 fps is 5 s; 4097 is over 4 minutes)
+
+
+def base_key(adapter: AdapterSpec) -> str:
+    """An adapter's internal key before a copy number (``StackSpec.keyed``): its content, the components it is
+    loaded into, its part files."""
+    base = "ld_" + adapter.sha256[:16] + "".join("_" + c for c in adapter.components)
+    return base + "".join(f"_{p.component}_{p.sha256[:16]}" for p in adapter.part_files)
+
+
+def copy_number(key: str, adapter: AdapterSpec) -> int:
+    """Which copy of its file in one stack the adapter under ``key`` is (1, 2, ...)."""
+    base = base_key(adapter)
+    return 1 if key == base else int(key[len(base) + 1 :])
 
 
 @dataclass(frozen=True)
@@ -217,9 +274,14 @@ class GenerateParams:
     batch_size: int = 1
     scheduler: str = DEFAULT_SCHEDULER  # a name from families.SCHEDULER_CHOICES; "model default" = the pipeline's own
     denoise: float = 1.0  # with an image: diffusers' strength (1 = repaint fully); text-to-image needs 1
+    num_frames: int | None = None  # video families: frames per video (None: the family's default); images: None
 
     def __post_init__(self):
         check_scheduler_name(self.scheduler)
+        frames = self.num_frames
+        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int)
+                                   or not 1 <= frames <= MAX_FRAMES):
+            raise SpecError(f"num_frames must be a whole number from 1 to {MAX_FRAMES}, got {frames!r}")
         try:
             denoise = float(self.denoise)
         except (TypeError, ValueError):

@@ -23,14 +23,15 @@ def set_weights(stack: StackSpec, name: str, weights: dict[str, float] | None = 
 
 
 def components_of(names, family: Family) -> tuple[str, ...]:
-    """Component names (``unet``, ``text_encoder_2``) or groups (``model`` = the denoiser, ``clip`` = every
-    text encoder) -> the family's components, sorted; SpecError names the choices. Empty means all."""
+    """Component names (``unet``, ``text_encoder_2``) or groups (``model`` = the denoiser and its experts,
+    ``clip`` = every text encoder) -> the family's components, sorted; SpecError names the choices. Empty means
+    all."""
     if isinstance(names, str):
         names = parse_names(names)
     out = set()
     for name in names or ():
         if name == MODEL_GROUP:
-            out.add(family.denoiser)
+            out.update(family.denoisers)
         elif name == CLIP_GROUP:
             out.update(family.text_encoders)
         elif name in family.components:

@@ -103,7 +103,7 @@ def strength_value(key: str, raw: str, family: Family, where: str) -> float | sc
     """A number, or a schedule for the denoiser ('model' or its component name); SpecError otherwise."""
     if not schedules.is_schedule(raw):
         return check_strength(raw, where)
-    if key not in (MODEL_GROUP, family.denoiser):
+    if key not in (MODEL_GROUP, *family.denoisers):
         raise SpecError(f"{where}: a schedule over the steps works on the denoiser only (model= or "
                         f"{family.denoiser}=); the text encoders run once, before the first step, so give "
                         f"{key} a number")
