@@ -7,6 +7,7 @@ from .generate import Generate
 from .grid import LoRAGrid
 from .load_lora import LoadLoRA
 from .load_pipeline import LoadPipeline
+from .lora_loader import LoRALoader
 from .lora_list import LoRAList
 from .save_image import SaveImage
 from .save_lora import SaveLoRA
@@ -14,7 +15,7 @@ from .set_weights import SetAdapterWeights
 from .stack_lora import StackLoRA
 
 NODES = (LoadPipeline, LoadLoRA, StackLoRA, LoRAList, SetAdapterWeights, FuseLoRA, UnfuseLoRA, Generate, SaveLoRA,
-         LoRAGrid, SaveImage, CompilePipeline)
+         LoRAGrid, SaveImage, CompilePipeline, LoRALoader)
 
 NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {cls.NODE_ID: cls.DISPLAY_NAME for cls in NODES}
