@@ -7,8 +7,8 @@ from .generate import Generate
 from .grid import LoRAGrid
 from .load_lora import LoadLoRA
 from .load_pipeline import LoadPipeline
-from .lora_loader import LoRALoader
 from .lora_list import LoRAList
+from .lora_loader import LoRALoader
 from .save_image import SaveImage
 from .save_lora import SaveLoRA
 from .set_weights import SetAdapterWeights

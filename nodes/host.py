@@ -246,13 +246,23 @@ def comfy_models(model, clip):
 
 
 def comfy_adapter(patch):
-    """A nodes.native.patches LoraPatch / DiffPatch as the value ComfyUI's add_patches takes."""
-    from comfy.weight_adapter import LoRAAdapter  # type: ignore[import-not-found]
+    """A nodes.native.patches patch as the value ComfyUI's add_patches takes: its own LoRA adapter with the file's
+    tensors, its own LoHa/LoKr/LoRA adapter loaded from a module's factors as it loads them from the file, or a
+    whole difference."""
+    from comfy.weight_adapter import LoHaAdapter, LoKrAdapter, LoRAAdapter  # type: ignore[import-not-found]
 
-    from .native.patches import LoraPatch
+    from .native.patches import FactorPatch, LoraPatch
 
     if isinstance(patch, LoraPatch):
         return LoRAAdapter(set(), (patch.up, patch.down, patch.alpha, None, None, None))
+    if isinstance(patch, FactorPatch):
+        adapter_cls = {"lora": LoRAAdapter, "loha": LoHaAdapter, "lokr": LoKrAdapter}[patch.algorithm]
+        alpha = patch.parts.get("alpha")
+        lora = {f"m.{part}{'.weight' if part.startswith('lora_') else ''}": t for part, t in patch.parts.items()}
+        adapter = adapter_cls.load("m", lora, None if alpha is None else alpha.item(), None, set())
+        if adapter is None:
+            raise ValueError(f"ComfyUI's {adapter_cls.__name__} does not take the parts {sorted(patch.parts)}")
+        return adapter
     return ("diff", (patch.diff,))
 
 

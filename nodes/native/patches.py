@@ -6,6 +6,9 @@ What it carries is described here without ComfyUI's classes (``nodes/host.py`` b
 
 - ``LoraPatch(up, down, alpha)``: ComfyUI's LoRA adapter with the file's own tensors, so ComfyUI computes
   ``W + strength * alpha / rank * up @ down`` exactly as it does for the file itself;
+- ``FactorPatch(algorithm, parts)``: a LyCORIS module (LoHa, LoKr, LoCon with a Tucker core) whose layer is a
+  whole ComfyUI key: the file's own factors, which ComfyUI's own adapter for that algorithm multiplies as it does
+  for the file itself (a product split over a fused layer's slices goes as its exact pair instead);
 - ``DiffPatch(diff)``: a whole difference ``W + strength * diff`` (ComfyUI's ``("diff", ...)``): DoRA's
   ``D - W`` (linear in the strength, ComfyUI's convention; peft's merge at 1), LyCORIS products built dense,
   biases, norms and other whole parameters.
@@ -36,6 +39,12 @@ class LoraPatch:
 
 
 @dataclass(frozen=True)
+class FactorPatch:
+    algorithm: str  # "lora" (with lora_mid), "loha", "lokr": comfy.weight_adapter's LoRA, LoHa, LoKr
+    parts: dict  # the file's part names (hada_w1_a, lokr_w1, alpha, ...) -> tensors
+
+
+@dataclass(frozen=True)
 class DiffPatch:
     diff: torch.Tensor
 
@@ -54,12 +63,16 @@ def _is_identity(matrix: torch.Tensor) -> bool:
             and int(torch.count_nonzero(matrix)) == matrix.shape[0])
 
 
-def comfy_patch(fitted, shape: tuple[int, ...]):
-    """The LoraPatch or DiffPatch for one fitted patch of a weight of ``shape`` (the slot's shape)."""
+def comfy_patch(fitted, shape: tuple[int, ...], whole: bool = True):
+    """The patch for one fitted patch of a weight of ``shape`` (the slot's shape); ``whole``: the slot is a whole
+    ComfyUI key (not a slice of a fused layer, not reordered)."""
     if isinstance(fitted, ParamDelta):
         return DiffPatch(fitted.delta)
     if not isinstance(fitted, ModulePatch):
         raise TypeError(f"not a fitted patch: {type(fitted).__name__}")
+    factors = fitted.factors
+    if factors is not None and whole and fitted.dora_scale is None and fitted.out_features == shape[0]:
+        return FactorPatch(factors.algorithm, dict(factors.parts))
     up, down = fitted.up.flatten(1), fitted.down.flatten(1)
     # a dense change written as an exact pair (identity x matrix): give ComfyUI the matrix itself
     if _is_identity(up):
@@ -111,7 +124,8 @@ def groups(mirror: Mirror, adapters, block_rule) -> list[Group]:
                 if group is None or slot.patch_key in group.patches:
                     group = mine[value] = Group(target, value, {})
                     out.append(group)
-                group.patches[slot.patch_key] = comfy_patch(fitted, shape)
+                whole = slot.offset is None and slot.function is None
+                group.patches[slot.patch_key] = comfy_patch(fitted, shape, whole)
     return out
 
 
