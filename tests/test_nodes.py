@@ -34,12 +34,14 @@ FROZEN = {
                           "x_axis", "y_axis", "scheduler"],  # new in 0.2.0
     "SaveImage|LoRADeck": ["images", "filename_prefix", "parameters"],  # new in 0.2.0
     "LoRAList|LoRADeck": ["pipeline", "loras", "lora_stack"],
+    "LoRALoader|LoRADeck": ["model", "clip", "loras", "lora_stack", "weights"],  # new: ComfyUI's MODEL and CLIP
 }
 # Outputs are linked by slot number: they may only ever grow at the end too.
 FROZEN_OUTPUTS = {
     "LoadLoRA|LoRADeck": ["pipeline", "info", "trigger_words"],
     "StackLoRA|LoRADeck": ["pipeline", "lora_stack", "trigger_words"],
     "LoRAList|LoRADeck": ["pipeline", "lora_stack", "trigger_words"],
+    "LoRALoader|LoRADeck": ["model", "clip", "trigger_words"],
 }
 
 

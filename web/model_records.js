@@ -9,7 +9,8 @@
 // (`urn:sha256:<hex>`): true, offline, and what the dialog shows as the source when the file is missing.
 
 export const DIRECTORY = "loras";
-export const LOADER_TYPES = new Set(["LoadLoRA|LoRADeck", "StackLoRA|LoRADeck", "LoRAList|LoRADeck"]);
+export const LOADER_TYPES = new Set(["LoadLoRA|LoRADeck", "StackLoRA|LoRADeck", "LoRAList|LoRADeck",
+  "LoRALoader|LoRADeck"]);
 const SHA256 = /^[0-9a-f]{64}$/i;
 
 export function contentUrl(sha256) {
