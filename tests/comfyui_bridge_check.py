@@ -234,6 +234,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--loras", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--flux", help="a FLUX.1-shaped transformer (real_checkpoint.build_flux); built if missing")
     args = parser.parse_args()
     sys.path.insert(0, os.path.abspath(args.comfyui))
     torch.set_num_threads(1)
@@ -298,8 +299,78 @@ def main() -> None:
         shown = {k: {m: v for m, v in c.items() if not m.startswith("only")} for k, c in case.items()}
         print(name, json.dumps(shown), flush=True)  # noqa: T201 - progress for the test's log
     report["timing"] = timing(ours, theirs, patched, model, clip)
+    model = None  # the SD 1.5 UNet's memory back before the Flux transformer is loaded (the CLIP stays)
+    originals.clear()
+    report["flux"] = flux_cases(clip, args, gen)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
+
+
+FLUX_KOHYA = {"double_blocks_0_img_attn_qkv": (9216, 3072), "single_blocks_0_linear1": (21504, 3072),
+              "double_blocks_0_img_mlp_0": (12288, 3072), "double_blocks_0_txt_attn_proj": (3072, 3072)}
+FLUX_DIFFUSERS = {"transformer_blocks.0.attn.to_k": (3072, 3072), "single_transformer_blocks.0.proj_mlp": (12288, 3072),
+                  "transformer_blocks.0.ff.net.0.proj": (12288, 3072), "norm_out.linear": (6144, 3072)}
+
+
+def flux_cases(clip, args, gen) -> dict:
+    """A FLUX.1-shaped transformer (one double, one single block; real_checkpoint.build_flux) through ComfyUI's
+    Load Diffusion Model: a kohya file on the fused qkv / linear1 layers (ComfyUI patches the whole key, LoRA Deck
+    its slices: equal to rounding), a diffusers file (slices and the reordered final modulation, as ComfyUI's key
+    map has them: bit for bit), and block weights on the slices (their (key, offset) patch keys kept)."""
+    import gc
+
+    import comfy.model_management
+    import comfy.sd
+    import comfy.utils
+    import real_checkpoint
+    from safetensors.torch import save_file
+
+    from loradeck.nodes.lora_list import rows_text
+    from loradeck.nodes.lora_loader import LoRALoader
+
+    comfy.model_management.unload_all_models()
+    gc.collect()
+    path = args.flux or os.path.join(os.path.dirname(os.path.abspath(args.out)), "flux-small.safetensors")
+    if not os.path.isfile(path):
+        real_checkpoint.build_flux(path)
+    model = comfy.sd.load_diffusion_model(path)
+    kohya = {}
+    for name, (out, width) in FLUX_KOHYA.items():
+        kohya[f"lora_unet_{name}.lora_down.weight"] = _randn(gen, RANK, width, scale=0.02).to(torch.bfloat16)
+        kohya[f"lora_unet_{name}.lora_up.weight"] = _randn(gen, out, RANK, scale=0.02).to(torch.bfloat16)
+        kohya[f"lora_unet_{name}.alpha"] = torch.tensor(ALPHA)
+    diffusers = {}
+    for name, (out, width) in FLUX_DIFFUSERS.items():
+        diffusers[f"transformer.{name}.lora_A.weight"] = _randn(gen, RANK, width, scale=0.02)
+        diffusers[f"transformer.{name}.lora_B.weight"] = _randn(gen, out, RANK, scale=0.02)
+    save_file(kohya, os.path.join(args.loras, "flux-kohya.safetensors"))
+    save_file(diffusers, os.path.join(args.loras, "flux-diffusers.safetensors"))
+    loader = LoRALoader()
+
+    def ours(file: str, strength: float, weights: str = ""):
+        rows = rows_text([{"enabled": True, "lora_name": file, "strength_model": strength, "strength_clip": 1.0}])
+        return loader.load(model, clip, rows, None, weights)["result"][0]
+
+    def theirs(file: str, strength: float):
+        sd = comfy.utils.load_torch_file(os.path.join(args.loras, file), safe_load=True)
+        return comfy.sd.load_lora_for_models(model, None, sd, strength, 0)[0]
+
+    out = {"dtype": str(next(iter(model.model.state_dict().values())).dtype)}
+    for file in ("flux-kohya.safetensors", "flux-diffusers.safetensors"):
+        bridge, comfy_out = patched(ours(file, 0.8)), patched(theirs(file, 0.8))
+        out[file] = compare(bridge, comfy_out) | {"max_rel": _max_rel(bridge, comfy_out)}
+    blocks = ours("flux-kohya.safetensors", 1.0, "flux-kohya: transformer_blocks.0=0.5")
+    out["block_patch_keys"] = sorted({f"{k} {p[0]} {list(p[3]) if p[3] else None}" for k, v in blocks.patches.items()
+                                      for p in v})
+    half, whole = patched(theirs("flux-kohya.safetensors", 0.5)), patched(theirs("flux-kohya.safetensors", 1.0))
+    with_blocks = patched(blocks)
+    reference = {k: (half if "double_blocks.0." in k else whole)[k] for k in with_blocks}
+    out["blocks_vs_loraloader"] = compare(with_blocks, reference) | {"max_rel": _max_rel(with_blocks, reference)}
+    return out
+
+
+def _max_rel(a: dict, b: dict) -> float:
+    return max((float((a[k] - b[k]).norm() / b[k].norm()) for k in set(a) & set(b)), default=0.0)
 
 
 def timing(ours, theirs, patch, model, clip) -> dict:

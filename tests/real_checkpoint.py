@@ -58,15 +58,13 @@ def build(path: str, seed: int = SEED) -> str:
         tensors.update(_half(part))
         del model, sd, part
         gc.collect()
-    tmp = path + ".tmp"
-    save_file(tensors, tmp, metadata={"loradeck": f"random sd15 architecture, seed {seed}"})
-    os.replace(tmp, path)
+    save_file(tensors, path, metadata={"loradeck": f"random sd15 architecture, seed {seed}"})
     return path
 
 
-def cache_key(seed: int = SEED) -> str:
+def cache_key(seed: int = SEED, extra: str = "") -> str:
     """Changes with the config files, the seed and torch (whose initialisers draw the random weights)."""
-    digest = hashlib.sha256(f"{seed}:{torch.__version__}".encode())
+    digest = hashlib.sha256(f"{seed}:{torch.__version__}:{extra}".encode())
     for root, _, files in sorted(os.walk(ARCH.config_dir)):
         for name in sorted(files):
             with open(os.path.join(root, name), "rb") as f:
@@ -74,10 +72,35 @@ def cache_key(seed: int = SEED) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached(folder: str, seed: int = SEED) -> str:
-    """The checkpoint under ``folder`` (built once per cache key)."""
-    path = os.path.join(folder, f"random-sd15-{cache_key(seed)}.safetensors")
+def cached(folder: str, seed: int = SEED, flux: bool = False) -> str:
+    """The SD 1.5 checkpoint (``flux``: the small Flux transformer) under ``folder``, built once per cache key."""
+    stem, extra = ("small-flux", json.dumps(FLUX_SMALL, sort_keys=True)) if flux else ("random-sd15", "")
+    path = os.path.join(folder, f"{stem}-{cache_key(seed, extra)}.safetensors")
     if not os.path.isfile(path):
         os.makedirs(folder, exist_ok=True)
-        build(path, seed)
+        tmp = path + ".building"
+        (build_flux if flux else build)(tmp, seed)
+        os.replace(tmp, path)
+    return path
+
+
+FLUX_SMALL = {"patch_size": 1, "in_channels": 64, "num_layers": 1, "num_single_layers": 1, "attention_head_dim": 128,
+              "num_attention_heads": 24, "joint_attention_dim": 4096, "pooled_projection_dim": 768,
+              "guidance_embeds": True, "axes_dims_rope": (16, 56, 56)}
+
+
+def build_flux(path: str, seed: int = SEED) -> str:
+    """A FLUX.1-dev-shaped transformer with one double and one single block (FLUX.1's real widths, which ComfyUI's
+    detection assumes: 24 heads of 128), seeded random weights, in BFL's layout as float16 (~1 GB): what ComfyUI's
+    Load Diffusion Model reads as Flux, with fused qkv and linear1 layers."""
+    from diffusers import FluxTransformer2DModel
+
+    from original_layout import flux_to_original
+
+    torch.manual_seed(seed)
+    model = FluxTransformer2DModel(**FLUX_SMALL)
+    tensors = _half(flux_to_original(model.state_dict()))
+    del model
+    gc.collect()
+    save_file(tensors, path)
     return path

@@ -37,6 +37,7 @@ from test_comfyui_live import (
 pytestmark = pytest.mark.skipif(not COMFYUI_ROOT, reason="set COMFYUI_ROOT to a ComfyUI checkout to run this test")
 NATIVE = PACK_ROOT / "example_workflows" / "api" / "loradeck-native.api.json"
 CHECKPOINT = "random-sd15.safetensors"
+FLUX = "small-flux.safetensors"  # FLUX.1's widths, one double and one single block (real_checkpoint.build_flux)
 CHECK_TIMEOUT = 1800.0
 BITWISE = ("kohya-lora-locon", "lycoris-loha", "lycoris-lokr", "lycoris-full")
 PEFT_REFERENCE = ("peft-lora", "peft-dora", "kohya-dora")
@@ -65,12 +66,15 @@ def models(request, tmp_path_factory) -> Path:
 
     cache = os.environ.get("LORADECK_TEST_CACHE") or str(request.config.cache.mkdir("loradeck-real-sd15"))
     built = real_checkpoint.cached(cache)
+    flux = real_checkpoint.cached(cache, flux=True)
     base = tmp_path_factory.mktemp("comfyui-bridge")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "loradeck").symlink_to(PACK_ROOT, target_is_directory=True)
     (base / "models" / "checkpoints").mkdir(parents=True)
     (base / "models" / "loras").mkdir(parents=True)
     (base / "models" / "checkpoints" / CHECKPOINT).symlink_to(built)
+    (base / "models" / "diffusion_models").mkdir()
+    (base / "models" / "diffusion_models" / FLUX).symlink_to(flux)
     return base
 
 
@@ -80,7 +84,8 @@ def report(models) -> dict:
     out = models / "bridge-check.json"
     cmd = [_python(), str(PACK_ROOT / "tests" / "comfyui_bridge_check.py"), "--comfyui", str(Path(COMFYUI_ROOT)),
            "--checkpoint", str(models / "models" / "checkpoints" / CHECKPOINT), "--loras",
-           str(models / "models" / "loras"), "--out", str(out)]
+           str(models / "models" / "loras"), "--out", str(out), "--flux",
+           str(models / "models" / "diffusion_models" / FLUX)]
     done = subprocess.run(cmd, cwd=COMFYUI_ROOT, env=_env(), capture_output=True, text=True, timeout=CHECK_TIMEOUT)
     if done.returncode != 0:
         pytest.fail(f"comfyui_bridge_check.py failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
@@ -139,6 +144,29 @@ def test_peft_and_dora_files_equal_peft_merge(report, case):
         assert theirs["f32_max_rel"] > 1e-3, theirs
     else:  # diffusers/PEFT attention keys are not loaded (ComfyUI #12452, #9753), nor alpha from the config
         assert len(theirs["only_second"]) >= 5 and theirs["f32_max_rel"] > 1e-2, theirs
+
+
+@pytest.mark.parametrize("case", ["flux-kohya", "flux-diffusers"])
+def test_flux_fused_layers_equal_comfyuis_loraloader(report, case):
+    """On Flux's fused qkv / linear1 (ComfyUI keeps FLUX.1's layout): a kohya file, which ComfyUI patches on the
+    whole fused key and LoRA Deck on its (key, offset) slices, gives the same weights to rounding (here even the
+    same bits); a diffusers file, on slices and the reordered final modulation in both, bit for bit."""
+    found = report["flux"][f"{case}.safetensors"]
+    assert found["keys"] == 4 and found["only_first"] == found["only_second"] == [], found
+    assert found["max_rel"] < 1e-6, found
+    if case == "flux-diffusers":
+        assert found["equal"] == found["keys"], found
+
+
+def test_flux_block_weights_keep_the_slices_offsets(report):
+    """A block weight on transformer_blocks.0 reaches ComfyUI as the three (key, (0, offset, 3072)) slices of that
+    block's qkv at strength 0.5, and the weights equal LoraLoader's at strength 0.5 there (1 elsewhere)."""
+    keys = report["flux"]["block_patch_keys"]
+    qkv = "diffusion_model.double_blocks.0.img_attn.qkv.weight"
+    assert {k for k in keys if k.startswith(qkv)} == {f"{qkv} 0.5 [0, {o}, 3072]" for o in (0, 3072, 6144)}
+    assert sum(k.startswith("diffusion_model.single_blocks.0.linear1.weight 1.0 [0, ") for k in keys) == 4
+    found = report["flux"]["blocks_vs_loraloader"]
+    assert found["keys"] == 4 and found["max_rel"] < 1e-6, found
 
 
 def _prompt(rows: list[dict], weights: str = "", seed: int = 42) -> dict:
