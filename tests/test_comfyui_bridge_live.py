@@ -28,14 +28,20 @@ from test_comfyui_live import (
     FRONTEND,
     PACK_ROOT,
     _free_port,
+    _get_json,
+    _load,
+    _open,
     _post_json,
+    _screenshot,
     _Server,
     _wait_for_history,
     _wait_until_up,
+    browser,  # noqa: F401 - the module's chromium (a fixture)
 )
 
 pytestmark = pytest.mark.skipif(not COMFYUI_ROOT, reason="set COMFYUI_ROOT to a ComfyUI checkout to run this test")
 NATIVE = PACK_ROOT / "example_workflows" / "api" / "loradeck-native.api.json"
+NATIVE_UI = PACK_ROOT / "example_workflows" / "loradeck-native.json"
 CHECKPOINT = "random-sd15.safetensors"
 FLUX = "small-flux.safetensors"  # FLUX.1's widths, one double and one single block (real_checkpoint.build_flux)
 CHECK_TIMEOUT = 1800.0
@@ -248,3 +254,44 @@ def test_native_workflow_saves_a1111_hashes_and_matches_loraloader(server, model
     if output:
         os.makedirs(output, exist_ok=True)
         Image.open(ours).save(os.path.join(output, "comfyui-native-bridge.png"))
+
+
+def _ui_workflow(rows: list[dict]) -> dict:
+    """The native example as the frontend opens it, on this run's checkpoint and files, 64x64 in 2 steps."""
+    workflow = json.loads(NATIVE_UI.read_text())
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    nodes[1]["widgets_values"][0] = CHECKPOINT
+    nodes[2]["widgets_values"][:2] = [json.dumps(rows), ""]
+    nodes[5]["widgets_values"][:2] = [64, 64]
+    nodes[6]["widgets_values"][2] = 2
+    return workflow
+
+
+@pytest.mark.parametrize("vue", [False, True], ids=["classic", "nodes-2.0"])
+def test_the_node_in_the_real_frontend(server, browser, vue):  # noqa: F811 - browser is the imported fixture
+    """The native example opens in the frontend (both renderers): the LoRA Loader's rows render as LoRA List's, no
+    error and no workflow-schema complaint; queued from the browser it runs, and the row records its file's hash."""
+    import time
+
+    page, problems = _open(browser, server, vue)
+    _load(page, _ui_workflow([_row("kohya-lora-locon", 0.8, 0.6)]))
+    rows = page.locator("[data-testid=loradeck-rows]").first
+    rows.wait_for(timeout=30_000)
+    assert rows.locator(".loradeck-row:not(.loradeck-row-head)").count() == 1
+    assert "zod" not in page.inner_text("body").lower()
+    if not vue:
+        before = set(_get_json(server.base + "/history"))
+        page.evaluate("window.app.queuePrompt(0, 1)")
+        deadline = time.monotonic() + 900
+        while not (ran := set(_get_json(server.base + "/history")) - before) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert ran, "the graph queued from the browser never finished"
+        status = _wait_for_history(server, ran.pop())["status"]
+        assert status["status_str"] == "success", status
+        page.wait_for_timeout(2000)
+        saved = page.evaluate("JSON.parse(JSON.stringify(window.app.graph.serialize()))")
+        (node,) = [n for n in saved["nodes"] if n["type"] == "LoRALoader|LoRADeck"]
+        assert len(json.loads(node["widgets_values"][0])[0]["sha256"]) == 64
+    _screenshot(page, "lora-loader-" + ("nodes-2.0" if vue else "classic"))
+    page.close()
+    assert not problems, problems
