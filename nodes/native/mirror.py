@@ -24,6 +24,7 @@ from ...core.adapters.module_index import module_index
 from ...core.models.family import Family
 
 UNET_PREFIX, TRANSFORMER_PREFIX, ENCODERS_PREFIX = "unet.", "transformer.", "text_encoders."
+MODEL_PREFIX = "diffusion_model."  # ComfyUI's generic keys: the original module names
 ENCODER_INFIX = ".transformer."  # clip_l.transformer.text_model...: ComfyUI's text encoders keep HF names below it
 REORDERS = ("swap_scale_shift",)  # ComfyUI's functions in key maps; each is its own inverse (halves swapped)
 
@@ -86,14 +87,38 @@ def slot_of(value, functions: Mapping[str, Callable] | None = None) -> Slot | No
     return Slot(key, offset, function)
 
 
-def _denoiser_name(lora_key: str, family: Family) -> str | None:
+def _chroma_original(name: str) -> str | None:
+    """Chroma's approximator, which ComfyUI's diffusers map (Flux's) lacks: its original module names under
+    ``distilled_guidance_layer`` as diffusers names (``in_layer`` / ``out_layer`` are ``linear_1`` / ``linear_2``;
+    ``in_proj``, ``out_proj`` and ``norms.N`` keep theirs)."""
+    if not name.startswith("distilled_guidance_layer."):
+        return None
+    return name.replace(".in_layer", ".linear_1").replace(".out_layer", ".linear_2")
+
+
+# family -> original module name (ComfyUI's generic ``diffusion_model.<name>`` keys) -> diffusers name, for the
+# modules ComfyUI's own diffusers map leaves out
+ORIGINAL_ONLY: dict[str, Callable[[str], str | None]] = {"chroma": _chroma_original}
+
+
+def _denoiser_name(lora_key: str, family: Family, value=None) -> str | None:
     """The diffusers module name behind one of ComfyUI's LoRA key names for the denoiser, or None."""
     if family.denoiser == "unet":
         if not lora_key.startswith(UNET_PREFIX):
             return None
         name = lora_key[len(UNET_PREFIX):].replace(".processor.to_", ".to_")
         return name + ".0" if name.endswith(".to_out") else name  # ComfyUI drops to_out's ".0" there
-    return lora_key[len(TRANSFORMER_PREFIX):] if lora_key.startswith(TRANSFORMER_PREFIX) else None
+    if lora_key.startswith(TRANSFORMER_PREFIX):
+        return lora_key[len(TRANSFORMER_PREFIX):]
+    original = ORIGINAL_ONLY.get(family.key)
+    if original is None or not lora_key.startswith(MODEL_PREFIX) or not isinstance(value, str):
+        return None
+    name = lora_key[len(MODEL_PREFIX):]
+    if value == lora_key + ".weight":  # a module's weight
+        return original(name)
+    if value == lora_key and value.endswith(".scale"):  # a norm's scale (diffusers' weight)
+        return original(name.removesuffix(".scale"))
+    return None
 
 
 def _encoder_prefixes(family: Family, clip_keys: Mapping) -> dict[str, str]:
@@ -110,6 +135,14 @@ def _encoder_prefixes(family: Family, clip_keys: Mapping) -> dict[str, str]:
             best = next((o for o, _ in owners.most_common() if o + ENCODER_INFIX not in taken), None)
             if best is not None:
                 found[component] = best + ENCODER_INFIX
+    # one encoder left on each side (Chroma's T5, which ComfyUI names lora_te1_; Z-Image's Qwen3, which has no
+    # kohya names there): ComfyUI's generic text_encoders.<encoder>.transformer. keys name it
+    left = [c for c in family.text_encoders if c not in found]
+    owners = {k[len(ENCODERS_PREFIX):].split(ENCODER_INFIX)[0] + ENCODER_INFIX for k in clip_keys
+              if k.startswith(ENCODERS_PREFIX) and ENCODER_INFIX in k}
+    owners -= set(found.values())
+    if len(left) == 1 and len(owners) == 1:
+        found[left[0]] = owners.pop()
     return found
 
 
@@ -139,7 +172,7 @@ def comfy_names(family: Family, unet_keys: Mapping, clip_keys: Mapping, model_sh
     denoiser: dict = {}
     taken: set = set()
     for lora_key in sorted(unet_keys):
-        name = _denoiser_name(lora_key, family)
+        name = _denoiser_name(lora_key, family, unet_keys[lora_key])
         if name:
             _add(denoiser, taken, name, slot_of(unet_keys[lora_key], functions), model_shapes)
     if denoiser:
@@ -147,6 +180,9 @@ def comfy_names(family: Family, unet_keys: Mapping, clip_keys: Mapping, model_sh
     for component, prefix in _encoder_prefixes(family, clip_keys).items():
         table: dict = {}
         lead = ENCODERS_PREFIX + prefix
+        below = [k[len(lead):] for k in clip_keys if k.startswith(lead)]
+        if below and all(k.startswith("model.") for k in below):  # Qwen3 (Z-Image): transformers' Qwen3Model
+            lead += "model."  # names are ComfyUI's below its model.
         for lora_key in sorted(k for k in clip_keys if k.startswith(lead)):
             _add(table, taken, lora_key[len(lead):], slot_of(clip_keys[lora_key], functions), clip_shapes)
         if table:
@@ -187,6 +223,8 @@ def _tree(leaves: dict[str, dict[str, torch.Tensor]]) -> torch.nn.Module:
         elif children and all(k.isdigit() for k in children) and \
                 sorted(map(int, children)) == list(range(len(children))):
             return torch.nn.ModuleList([children[str(i)] for i in range(len(children))])
+        elif children and not all(k.isidentifier() for k in children):  # Z-Image's all_x_embedder["2-1"]
+            return torch.nn.ModuleDict(children)
         else:
             module = torch.nn.Module()
         for key, child in children.items():

@@ -21,7 +21,8 @@ from ...core.families import FAMILIES
 from .mirror import Mirror, comfy_names
 
 # ComfyUI's model configs (comfy/supported_models.py, ``type(model.model.model_config).__name__``) -> family
-COMFY_FAMILIES = {"SD15": "sd1", "SD20": "sd1", "SDXL": "sdxl", "SD3": "sd3", "Flux": "flux", "FluxSchnell": "flux"}
+COMFY_FAMILIES = {"SD15": "sd1", "SD20": "sd1", "SDXL": "sdxl", "SD3": "sd3", "Flux": "flux", "FluxSchnell": "flux",
+                  "Chroma": "chroma", "ZImage": "zimage"}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACK = os.path.dirname(os.path.dirname(HERE))
 V_PREDICTION_PROBE = "output_blocks.11.1.transformer_blocks.0.norm1.bias"  # SD 2.x: supported_models.SD20
-ARCH_KEYS = ("sd15", "sd2-base", "sdxl-base", "sd3-medium", "sd35-large", "flux-dev", "flux-schnell")
+ARCH_KEYS = ("sd15", "sd2-base", "sdxl-base", "sd3-medium", "sd35-large", "flux-dev", "flux-schnell", "chroma1-hd",
+             "z-image")
 
 
 def _target(value):
@@ -57,7 +58,7 @@ def _meta_component(arch, name: str):
 def original_layout(arch) -> dict:
     """A meta-tensor checkpoint of ``arch`` in its original layout (tests/original_layout.py's writers)."""
     sys.path.insert(0, os.path.join(PACK, "tests"))
-    from original_layout import clip_to_ldm, clip_to_open_clip, t5_to_ldm, vae_to_ldm
+    from original_layout import clip_to_ldm, clip_to_open_clip, qwen3_to_comfy, t5_to_ldm, vae_to_ldm
     from single_file_fixtures import denoiser
 
     family = os.path.basename(os.path.dirname(arch.configs))  # core/families/<family>/configs
@@ -66,7 +67,12 @@ def original_layout(arch) -> dict:
     tensors = {**denoiser(family, type("Pipe", (), models)), **vae_to_ldm(models["vae"].state_dict())}
     for slot in arch.encoders:
         sd, prefix = models[slot.component].state_dict(), slot.prefixes[0]
-        writer = t5_to_ldm if slot.kind == "t5xxl" else clip_to_open_clip if prefix.endswith(".model.") else clip_to_ldm
+        if slot.kind.startswith("qwen3"):  # Z-Image: transformers' Qwen3 names under the prefix
+            writer = qwen3_to_comfy
+        elif slot.kind == "t5xxl":
+            writer = t5_to_ldm
+        else:
+            writer = clip_to_open_clip if prefix.endswith(".model.") else clip_to_ldm
         tensors.update(writer(sd, prefix))
     return tensors
 
