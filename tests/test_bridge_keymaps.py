@@ -201,3 +201,61 @@ def test_a_kohya_flux_lora_on_fused_layers_becomes_slices_and_block_weights_keep
     assert isinstance(q, native_patches.LoraPatch) and q.alpha == 1.0
     assert torch.equal(q.down, sd["lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight"])
     assert torch.equal(q.up, sd["lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight"][3072:6144])
+
+
+def _recorded_target(key: str, kind: str, runtime) -> Target:
+    """The real-size mirror of a recorded architecture with meta weights (shapes only), fitting files to it."""
+    data = recorded(key)
+    unet_keys = {k: tuple(v[:2]) + ((swap_scale_shift,) if len(v) > 2 else ()) if isinstance(v, list) else v
+                 for k, v in data["unet_keys"].items()}
+    meta = lambda shapes: {k: torch.empty(s, device="meta") for k, s in shapes.items()}  # noqa: E731
+    return Target(ComfyModels(kind, unet_keys, data["clip_keys"], meta(data["model_shapes"]),
+                              meta(data["clip_shapes"])), runtime, f"comfy-test-{key}")
+
+
+def _pair(sd: dict, name: str, out: int, width: int, gen, kohya: bool) -> None:
+    down, up = torch.randn(2, width, generator=gen) * 0.01, torch.randn(out, 2, generator=gen) * 0.01
+    if kohya:
+        sd.update({f"{name}.lora_down.weight": down, f"{name}.lora_up.weight": up, f"{name}.alpha": torch.tensor(2.0)})
+    else:
+        sd.update({f"{name}.lora_A.weight": down, f"{name}.lora_B.weight": up})
+
+
+def _patch_keys(target: Target, path: str, model: float, clip: float) -> dict:
+    spec, report = target.owner.describe(path, None, model, clip)
+    stack = PipelineHandle(target.owner).stack.add(spec)
+    fitted = [(s, target.owner.prepare(s.path, s.sha256)) for s in stack.adapters]
+    groups = native_patches.groups(target.mirror, fitted, target.owner.block_rule)
+    return report, {k: (g.target, g.strength) for g in groups for k in g.patches}
+
+
+def test_a_chroma_file_reaches_the_approximator_and_the_t5_comfyui_holds(tmp_path, runtime):
+    """Chroma on ComfyUI's Chroma MODEL: the approximator (which ComfyUI's own diffusers map lacks, reached through
+    its original names) and the T5 (ComfyUI's only text encoder there) get their patches, at the model / clip
+    strengths."""
+    gen, sd = torch.Generator().manual_seed(1), {}
+    _pair(sd, "transformer.distilled_guidance_layer.layers.0.linear_1", 5120, 5120, gen, kohya=False)
+    _pair(sd, "transformer.single_transformer_blocks.0.proj_out", 3072, 15360, gen, kohya=False)
+    _pair(sd, "text_encoder.encoder.block.0.layer.0.SelfAttention.q", 4096, 4096, gen, kohya=False)
+    path = str(tmp_path / "chroma-peft.safetensors")
+    save_file(sd, path)
+    report, keys = _patch_keys(_recorded_target("chroma1-hd", "Chroma", runtime), path, 0.7, 0.4)
+    assert report.matched == 3
+    assert keys == {"diffusion_model.distilled_guidance_layer.layers.0.in_layer.weight": ("model", 0.7),
+                    "diffusion_model.single_blocks.0.linear2.weight": ("model", 0.7),
+                    "t5xxl.transformer.encoder.block.0.layer.0.SelfAttention.q.weight": ("clip", 0.4)}
+
+
+def test_a_zimage_file_on_the_fused_qkv_becomes_slices_and_reaches_qwen3(tmp_path, runtime):
+    """Z-Image on ComfyUI's Lumina 2 MODEL: a kohya file on the original fused attention.qkv becomes the three
+    (key, (0, offset, 3840)) slices ComfyUI keeps for to_q / to_k / to_v, and a Qwen3 part reaches qwen3_4b."""
+    gen, sd = torch.Generator().manual_seed(2), {}
+    _pair(sd, "lora_unet_layers_0_attention_qkv", 11520, 3840, gen, kohya=True)
+    _pair(sd, "lora_te_layers_0_self_attn_q_proj", 4096, 2560, gen, kohya=True)
+    path = str(tmp_path / "zimage-kohya.safetensors")
+    save_file(sd, path)
+    report, keys = _patch_keys(_recorded_target("z-image", "ZImage", runtime), path, 0.9, 0.5)
+    qkv = "diffusion_model.layers.0.attention.qkv.weight"
+    assert keys == {(qkv, (0, 0, 3840)): ("model", 0.9), (qkv, (0, 3840, 3840)): ("model", 0.9),
+                    (qkv, (0, 7680, 3840)): ("model", 0.9),
+                    "qwen3_4b.transformer.model.layers.0.self_attn.q_proj.weight": ("clip", 0.5)}

@@ -8,6 +8,7 @@ kept per ComfyUI model object (ComfyUI clones share it), and its conversions lea
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import weakref
@@ -56,7 +57,9 @@ class Target:
         tensors = {**models.model_tensors, **models.clip_tensors}
         self.mirror = Mirror(self.family, names, tensors.__getitem__)
         label = f"{models.kind} (ComfyUI MODEL)"
-        self.owner = PipelineOwner(SimpleNamespace(**self.mirror.models), self.family, label, runtime, pipeline_id)
+        # the mirror never runs: a family's fix (repairs of diffusers' pipelines, e.g. Chroma's mask hook) is not for it
+        family = dataclasses.replace(self.family, fix=None)
+        self.owner = PipelineOwner(SimpleNamespace(**self.mirror.models), family, label, runtime, pipeline_id)
 
 
 class Targets:
