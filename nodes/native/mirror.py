@@ -121,6 +121,18 @@ def _denoiser_name(lora_key: str, family: Family, value=None) -> str | None:
     return None
 
 
+# family -> (ComfyUI's name prefix below its text encoder's prefix, LoRA Deck's): Qwen-Image's Qwen2.5-VL is
+# transformers' Qwen2_5_VLForConditionalGeneration, whose language model and vision tower sit below model.
+ENCODER_RENAMES = {"qwenimage": (("model.", "model.language_model."), ("visual.", "model.visual."))}
+
+
+def _encoder_name(family: Family, name: str) -> str:
+    for comfy, ours in ENCODER_RENAMES.get(family.key, ()):
+        if name.startswith(comfy):
+            return ours + name[len(comfy):]
+    return name
+
+
 def _encoder_prefixes(family: Family, clip_keys: Mapping) -> dict[str, str]:
     """text-encoder component -> ComfyUI's prefix of its weights ('clip_l.transformer.'), found through the kohya
     prefixes both agree on (the family's ``lora_te1_`` is ComfyUI's key for one of its encoders)."""
@@ -184,7 +196,8 @@ def comfy_names(family: Family, unet_keys: Mapping, clip_keys: Mapping, model_sh
         if below and all(k.startswith("model.") for k in below):  # Qwen3 (Z-Image): transformers' Qwen3Model
             lead += "model."  # names are ComfyUI's below its model.
         for lora_key in sorted(k for k in clip_keys if k.startswith(lead)):
-            _add(table, taken, lora_key[len(lead):], slot_of(clip_keys[lora_key], functions), clip_shapes)
+            _add(table, taken, _encoder_name(family, lora_key[len(lead):]), slot_of(clip_keys[lora_key], functions),
+                 clip_shapes)
         if table:
             names[component] = table
     return names

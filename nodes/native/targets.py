@@ -23,7 +23,7 @@ from .mirror import Mirror, comfy_names
 
 # ComfyUI's model configs (comfy/supported_models.py, ``type(model.model.model_config).__name__``) -> family
 COMFY_FAMILIES = {"SD15": "sd1", "SD20": "sd1", "SDXL": "sdxl", "SD3": "sd3", "Flux": "flux", "FluxSchnell": "flux",
-                  "Chroma": "chroma", "ZImage": "zimage"}
+                  "Chroma": "chroma", "ZImage": "zimage", "QwenImage": "qwenimage"}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PACK = os.path.dirname(os.path.dirname(HERE))
 V_PREDICTION_PROBE = "output_blocks.11.1.transformer_blocks.0.norm1.bias"  # SD 2.x: supported_models.SD20
 ARCH_KEYS = ("sd15", "sd2-base", "sdxl-base", "sd3-medium", "sd35-large", "flux-dev", "flux-schnell", "chroma1-hd",
-             "z-image")
+             "z-image", "qwen-image")
 
 
 def _target(value):
@@ -77,6 +77,21 @@ def original_layout(arch) -> dict:
     return tensors
 
 
+# Real-size architectures LoRA Deck ships no single-file configs for, whose diffusers class defaults are the real
+# model and whose original (ComfyUI) state-dict names are diffusers' own: key -> (family, transformer class)
+DIFFUSERS_NAMED = {"qwen-image": ("qwenimage", "QwenImageTransformer2DModel")}
+
+
+def diffusers_named_layout(key: str) -> dict:
+    """A meta-tensor checkpoint of the denoiser alone (ComfyUI builds its default text encoders beside it)."""
+    import diffusers
+
+    family, cls = DIFFUSERS_NAMED[key]
+    with torch.device("meta"):
+        model = getattr(diffusers, cls)()  # the defaults are the released model's sizes
+    return {"model.diffusion_model." + k: v for k, v in model.state_dict().items()}
+
+
 def record(arch, comfy_root: str) -> dict:
     import comfy.cli_args
 
@@ -86,7 +101,7 @@ def record(arch, comfy_root: str) -> dict:
     import comfy.sd
     import comfy.utils
 
-    sd = original_layout(arch)
+    sd = diffusers_named_layout(arch) if isinstance(arch, str) else original_layout(arch)
     for key in [k for k in sd if k.endswith(V_PREDICTION_PROBE)]:  # the one value ComfyUI's detection reads
         sd[key] = torch.zeros(sd[key].shape)  # std 0: epsilon prediction (sd2-base, not sd2-v)
     prefix = comfy.model_detection.unet_prefix_from_state_dict(sd)
@@ -104,7 +119,7 @@ def record(arch, comfy_root: str) -> dict:
     with open(os.path.join(comfy_root, ".snapshot-commit"), encoding="utf-8") as f:
         commit = f.read().strip()
     return {
-        "arch": arch.key,
+        "arch": arch if isinstance(arch, str) else arch.key,
         "comfyui_commit": commit,
         "model_config": type(config).__name__,
         "model_class": type(model).__name__,
@@ -130,7 +145,7 @@ def main() -> None:
     by_key = {a.key: a for a in SINGLE_FILE_ARCHS}
     os.makedirs(args.out, exist_ok=True)
     for key in args.arch:
-        data = record(by_key[key], comfy_root)
+        data = record(key if key in DIFFUSERS_NAMED else by_key[key], comfy_root)
         path = os.path.join(args.out, f"{key}.json.gz")
         text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
