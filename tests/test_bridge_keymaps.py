@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from loradeck.core.adapters.module_index import _targets
 from loradeck.core.api import PipelineHandle
+from loradeck.core.errors import IncompatibleLoraError
 from loradeck.core.families import FAMILIES, SINGLE_FILE_ARCHS
 from loradeck.core.stacks import weights_text
 from loradeck.nodes.native import patches as native_patches
@@ -301,3 +302,16 @@ def test_qwen_image_mirror_names_diffusers_modules_and_a_file_reaches_them(tmp_p
     assert report.matched == 2
     assert keys == {"diffusion_model.transformer_blocks.0.attn.to_q.weight": ("model", 0.75),
                     "diffusion_model.transformer_blocks.59.img_mlp.net.2.weight": ("model", 0.75)}
+
+
+def test_a_zimage_pad_token_difference_is_refused_not_dropped(tmp_path, runtime):
+    """Z-Image's pad tokens are parameters of the model itself, which the mirror does not hold: a file that changes
+    one (ComfyUI's extraction writes such differences) is refused whole, naming it, rather than loaded without it."""
+    gen, sd = torch.Generator().manual_seed(4), {}
+    _pair(sd, "lora_unet_layers_0_attention_out", 3840, 3840, gen, kohya=True)
+    sd["diffusion_model.x_pad_token.diff"] = torch.randn(1, 3840, generator=gen) * 0.01
+    path = str(tmp_path / "zimage-pad.safetensors")
+    save_file(sd, path)
+    target = _recorded_target("z-image", "ZImage", runtime)
+    with pytest.raises(IncompatibleLoraError, match="x_pad_token"):
+        target.owner.describe(path, None, 1.0, 1.0)
