@@ -9,13 +9,14 @@ from .load_lora import LoadLoRA
 from .load_lora_pair import LoadLoRAPair
 from .load_pipeline import LoadPipeline
 from .lora_list import LoRAList
+from .lora_loader import LoRALoader
 from .save_image import SaveImage
 from .save_lora import SaveLoRA
 from .set_weights import SetAdapterWeights
 from .stack_lora import StackLoRA
 
 NODES = (LoadPipeline, LoadLoRA, StackLoRA, LoRAList, SetAdapterWeights, FuseLoRA, UnfuseLoRA, Generate, SaveLoRA,
-         LoRAGrid, SaveImage, CompilePipeline, LoadLoRAPair)
+         LoRAGrid, SaveImage, CompilePipeline, LoadLoRAPair, LoRALoader)
 
 NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {cls.NODE_ID: cls.DISPLAY_NAME for cls in NODES}

@@ -225,3 +225,62 @@ def _terminal_bar(step: int, total: int) -> None:
     if step >= total:
         sys.stderr.write("\n")
     sys.stderr.flush()
+
+
+# -- ComfyUI's own MODEL and CLIP (the LoRA Loader (LoRA Deck) node; pure parts in nodes/native/) --------------
+def comfy_models(model, clip):
+    """What LoRA Deck needs to know about a ComfyUI MODEL (ModelPatcher) and CLIP: the model config's class name,
+    ComfyUI's own LoRA key maps (``comfy.lora.model_lora_keys_unet`` / ``model_lora_keys_clip``, each given a
+    fresh dict) and the original tensors by key (``get_key_patches``: the backup when a patched copy is loaded)."""
+    import comfy.lora  # type: ignore[import-not-found]
+
+    from .native.targets import ComfyModels
+
+    def originals(patcher) -> dict:
+        return {k: v[0][0] if isinstance(v[0], tuple) else v[0] for k, v in patcher.get_key_patches().items()}
+
+    unet_keys = comfy.lora.model_lora_keys_unet(model.model, {})
+    clip_keys = comfy.lora.model_lora_keys_clip(clip.cond_stage_model, {}) if clip is not None else {}
+    return ComfyModels(type(model.model.model_config).__name__, unet_keys, clip_keys, originals(model),
+                       originals(clip.patcher) if clip is not None else {})
+
+
+def comfy_adapter(patch):
+    """A nodes.native.patches patch as the value ComfyUI's add_patches takes: its own LoRA adapter with the file's
+    tensors, its own LoHa/LoKr/LoRA adapter loaded from a module's factors as it loads them from the file, or a
+    whole difference."""
+    from comfy.weight_adapter import LoHaAdapter, LoKrAdapter, LoRAAdapter  # type: ignore[import-not-found]
+
+    from .native.patches import FactorPatch, LoraPatch
+
+    if isinstance(patch, LoraPatch):
+        return LoRAAdapter(set(), (patch.up, patch.down, patch.alpha, None, None, None))
+    if isinstance(patch, FactorPatch):
+        adapter_cls = {"lora": LoRAAdapter, "loha": LoHaAdapter, "lokr": LoKrAdapter}[patch.algorithm]
+        alpha = patch.parts.get("alpha")
+        lora = {f"m.{part}{'.weight' if part.startswith('lora_') else ''}": t for part, t in patch.parts.items()}
+        adapter = adapter_cls.load("m", lora, None if alpha is None else alpha.item(), None, set())
+        if adapter is None:
+            raise ValueError(f"ComfyUI's {adapter_cls.__name__} does not take the parts {sorted(patch.parts)}")
+        return adapter
+    return ("diff", (patch.diff,))
+
+
+def add_comfy_patches(model, clip, groups):
+    """Clones of ``model`` and ``clip`` carrying ``groups`` (nodes.native.patches.Group) through ComfyUI's own
+    ``add_patches``; a key ComfyUI does not take is an error (nothing is loaded in part)."""
+    from ..core.errors import LoraDeckError
+    from .native.patches import MODEL
+
+    model_out = model.clone()
+    clip_out = clip.clone() if clip is not None else None
+    for group in groups:
+        patcher = model_out if group.target == MODEL else clip_out
+        if patcher is None:
+            continue
+        taken = patcher.add_patches({k: comfy_adapter(p) for k, p in group.patches.items()}, group.strength)
+        missed = set(group.patches) - set(taken)
+        if missed:
+            raise LoraDeckError(f"ComfyUI did not take {len(missed)} of the patches for its {group.target} "
+                                f"(e.g. {sorted(map(str, missed))[0]}); nothing was applied")
+    return model_out, clip_out

@@ -5,6 +5,8 @@ import os
 from . import host
 from .common import CATEGORY, node_id
 from .image_files import to_pil, write_png
+from .native import parameters as native_parameters
+from .native import state as native_state
 
 HIDDEN = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"}
 
@@ -12,7 +14,8 @@ HIDDEN = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UN
 class SaveImage:
     """ComfyUI's Save Image plus the A1111 ``parameters`` text civitai reads (``Lora hashes``, steps, sampler,
     seed, CFG, size, model). The text comes from the ``parameters`` input when connected, else from the node
-    that made these very images (Generate and LoRA Grid record it with the IMAGE tensor they return)."""
+    that made these very images (Generate and LoRA Grid record it with the IMAGE tensor they return), else, for
+    ComfyUI's own samplers, from the queued prompt and the LoRA Loader (LoRA Deck) stacks behind the sampler."""
 
     NODE_ID = node_id("SaveImage")
     DISPLAY_NAME = "Save Image (LoRA Deck)"
@@ -43,11 +46,16 @@ class SaveImage:
                 "changed the images on the way; otherwise it is found by itself.")}),
         }, "hidden": dict(HIDDEN)}
 
-    def _texts(self, images, parameters) -> list[str | None]:
+    def _texts(self, images, parameters, prompt=None, unique_id=None) -> list[str | None]:
         if parameters:
             return [parameters] * len(images)
-        info = host.runtime().image_info
-        return [info.for_image(images, i) for i in range(len(images))]
+        runtime = host.runtime()
+        texts = [runtime.image_info.for_image(images, i) for i in range(len(images))]
+        if None in texts and isinstance(prompt, dict) and unique_id is not None:  # ComfyUI's own sampler made them
+            size = (int(images.shape[2]), int(images.shape[1]))
+            native = native_parameters.text(prompt, unique_id, size, native_state.of(runtime).applied, runtime.hashes)
+            texts = [native if t is None else t for t in texts]
+        return texts
 
     def save_images(self, images, filename_prefix="ComfyUI", parameters=None, prompt=None, extra_pnginfo=None,
                     unique_id=None):
@@ -57,7 +65,8 @@ class SaveImage:
         chunks = {} if host.metadata_disabled() else {
             **({"prompt": prompt} if prompt is not None else {}), **(extra_pnginfo or {})}
         results = []
-        for batch_number, (image, text) in enumerate(zip(images, self._texts(images, parameters), strict=True)):
+        texts = self._texts(images, parameters, prompt, unique_id)
+        for batch_number, (image, text) in enumerate(zip(images, texts, strict=True)):
             name = f"{stem.replace('%batch_num%', str(batch_number))}_{counter:05}_.png"
             path = os.path.join(folder, name)
             extra = {"parameters": text} if text and not host.metadata_disabled() else {}

@@ -13,7 +13,7 @@ import json
 import re
 
 FIELD = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-PROMPT_LORA = re.compile(r"<lora:([^:>]+):([^:>]+)(?::[^>]*)?>")
+PROMPT_LORA = re.compile(r"<lora:([^:>]+):([^>]+)>")
 CAMEL = {"Steps": "steps", "Sampler": "sampler", "Seed": "seed", "CFG scale": "cfgScale", "Size": "Size",
          "Model": "Model", "Model hash": "Model hash", "Denoising strength": "denoise"}
 
@@ -21,6 +21,13 @@ CAMEL = {"Steps": "steps", "Sampler": "sampler", "Seed": "seed", "CFG scale": "c
 def _value(raw: str) -> str:
     raw = raw.strip()
     return json.loads(raw) if raw.startswith('"') and raw.endswith('"') else raw
+
+
+def _weight(params: str) -> float:
+    """A tag's weight: its first number (A1111's te multiplier, which unet follows), else ``unet=`` (``te=``)."""
+    named = dict(p.split("=", 1) for p in params.split(":") if "=" in p)
+    positional = [p for p in params.split(":") if "=" not in p]
+    return float(positional[0] if positional else named.get("unet", named.get("te", 1.0)))
 
 
 def parse(text: str) -> dict:
@@ -44,7 +51,7 @@ def parse(text: str) -> dict:
         meta["cfgScale"] = float(meta["cfgScale"])
     if "Size" in meta:
         meta["width"], meta["height"] = (int(v) for v in meta["Size"].split("x"))
-    weights = {name: float(weight) for name, weight in PROMPT_LORA.findall(meta["prompt"])}
+    weights = {name: _weight(params) for name, params in PROMPT_LORA.findall(meta["prompt"])}
     if details.get("Lora hashes"):
         for pair in details["Lora hashes"].split(","):
             name, _, digest = pair.strip().partition(":")

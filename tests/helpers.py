@@ -61,6 +61,21 @@ def assert_bit_identical(before: dict, after: dict) -> None:
     assert not changed, f"{len(changed)} tensors changed, e.g. {changed[:3]}"
 
 
+def a1111_shorthash(path: str) -> str:
+    """What A1111 / Forge write in ``Lora hashes`` for a .safetensors LoRA, computed here from the bytes as their
+    ``NetworkOnDisk`` does (independently of LoRA Deck): ``sshs_model_hash`` from the header's metadata when
+    present, else the SHA-256 of the bytes after the 8-byte length and the JSON header; the first 12 hex digits."""
+    import hashlib
+    import json
+    import struct
+
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return (header.get("__metadata__", {}).get("sshs_model_hash") or digest)[:12]
+
+
 def check_parameter_difference(pipe, lora: dict, extra: dict, target: tuple[str, str], strength: float,
                                tmp_path) -> None:
     """``lora`` + the whole-parameter difference ``extra`` (one key) loads: ``target`` = (component, parameter path)

@@ -623,7 +623,7 @@ def test_video_frames_reach_comfyuis_own_video_nodes(comfyui):
 def test_save_image_node_writes_a1111_parameters(comfyui):
     import a1111_parser
     from PIL import Image
-    from test_save_image import KOHYA, STYLE, _autov2, _workflow
+    from test_save_image import KOHYA, STYLE, _a1111, _workflow
 
     entry = _run_prompt(comfyui, _workflow())
     if entry["status"]["status_str"] != "success":
@@ -635,4 +635,4 @@ def test_save_image_node_writes_a1111_parameters(comfyui):
         assert "prompt" in chunks
         loras = {r["name"]: r["hash"] for r in a1111_parser.parse(chunks["parameters"])["resources"]
                  if r["type"] == "lora"}
-        assert loras == {STYLE: _autov2(STYLE), KOHYA: _autov2(KOHYA)}
+        assert loras == {STYLE: _a1111(STYLE), KOHYA: _a1111(KOHYA)}

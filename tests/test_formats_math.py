@@ -182,3 +182,39 @@ def test_block_weights_scale_lycoris_modules_like_lora_ones(tmp_path):
         strength = {"down": 0.5, "mid": 1.0, "up": 0.0, "text": 1.0}[block]
         want = strength * loha_formula(parts, before[key])
         assert (after[key] - before[key] - want).norm() <= RTOL * max(want.norm(), 1e-6), key
+
+
+def test_peft_dora_on_convolutions_equals_peft_merge(tmp_path):
+    """peft keeps a conv layer's DoRA magnitude as [1, out, 1, 1] (per output channel, transposed): a file saved by
+    diffusers from a peft DoRA adapter on resnet convolutions fuses to peft's own merge of it."""
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = make_pipe()
+    unet = pipe.unet
+    targets = ["conv1", "conv2", "to_q"]
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=targets, init_lora_weights=False, use_dora=True)
+    unet.add_adapter(config)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_magnitude_vector" in name:
+                assert param.dim() == 1 or tuple(param.shape[:1]) == (1,)  # conv: [1, out, 1, 1]
+                param.mul_(1 + 0.1 * torch.randn(param.shape, generator=gen))
+    StableDiffusionPipeline.save_lora_weights(str(tmp_path), weight_name="dora.safetensors",
+                                              unet_lora_layers=get_peft_model_state_dict(unet),
+                                              unet_lora_adapter_metadata=config.to_dict())
+    unet.fuse_lora()
+    merged = {k.replace(".base_layer", ""): v.detach().clone() for k, v in unet.state_dict().items()
+              if k.endswith("base_layer.weight")}
+    fresh = make_pipe()
+    deck = Deck(fresh)
+    deck.add(str(tmp_path / "dora.safetensors"), name="d")
+    deck.fuse()
+    convs = 0
+    for key, want in merged.items():
+        got = fresh.unet.get_parameter(key)
+        assert (got - want).norm() <= 1e-5 * want.norm(), key
+        convs += want.dim() == 4
+    assert convs >= 4

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -10,6 +9,7 @@ from types import SimpleNamespace
 
 from PIL import Image
 
+from helpers import a1111_shorthash
 from loradeck.core.stacks.specs import AdapterSpec, StackSpec
 from loradeck.runner import Workflow, run_workflow
 from loradeck.runner.parameters import a1111_text, for_save_node
@@ -22,9 +22,8 @@ DEMO = os.path.join(ROOT, "demo", "models", "loras")
 A1111_FIELD = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 
 
-def _autov2(name: str) -> str:
-    with open(os.path.join(DEMO, name), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:10]
+def _a1111(name: str) -> str:
+    return a1111_shorthash(os.path.join(DEMO, name))
 
 
 def _fields(line: str) -> dict[str, str]:
@@ -51,8 +50,8 @@ def test_saved_pngs_credit_the_loras_of_the_generate_that_made_them(tmp_path):
     assert {k: fields[k] for k in ("Steps", "Seed", "CFG scale", "Size")} == {
         "Steps": "3", "Seed": "42", "CFG scale": "7", "Size": "128x128"}
     pairs = dict(item.split(": ") for item in json.loads(fields["Lora hashes"]).split(", "))
-    assert pairs == {"loradeck-demo-style": _autov2("loradeck-demo-style.safetensors"),
-                     "loradeck-demo-kohya": _autov2("loradeck-demo-kohya.safetensors")}
+    assert pairs == {"loradeck-demo-style": _a1111("loradeck-demo-style.safetensors"),
+                     "loradeck-demo-kohya": _a1111("loradeck-demo-kohya.safetensors")}
     assert "fused=1" in json.loads(fields["LoRA Deck"])
     assert json.loads(fused["prompt"])["5"]["class_type"] == "Generate|LoRADeck"  # ComfyUI's chunk is still there
     base = Image.open(saved["0-base"]).text["parameters"]

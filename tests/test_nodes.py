@@ -37,6 +37,7 @@ FROZEN = {
     "LoRAList|LoRADeck": ["pipeline", "loras", "lora_stack"],
     "LoadLoRAPair|LoRADeck": ["pipeline", "lora_name_high", "lora_name_low", "strength_high", "strength_low",
                               "adapter_name"],  # after 0.2.0
+    "LoRALoader|LoRADeck": ["model", "clip", "loras", "lora_stack", "weights"],  # new: ComfyUI's MODEL and CLIP
 }
 # Outputs are linked by slot number: they may only ever grow at the end too.
 FROZEN_OUTPUTS = {
@@ -44,6 +45,7 @@ FROZEN_OUTPUTS = {
     "StackLoRA|LoRADeck": ["pipeline", "lora_stack", "trigger_words"],
     "LoRAList|LoRADeck": ["pipeline", "lora_stack", "trigger_words"],
     "LoadLoRAPair|LoRADeck": ["pipeline", "info", "trigger_words"],
+    "LoRALoader|LoRADeck": ["model", "clip", "trigger_words"],
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import make_pipe
+from helpers import a1111_shorthash, make_pipe
 from loradeck.core import Deck, LoraFileError, SpecError
 from loradeck.core.api import PipelineHandle
 from loradeck.core.files.hashing import autov2, stream_sha256
@@ -55,9 +55,10 @@ def test_tags_equal_load_lora_nodes(node_env):
     assert base.stack.names == ("k",)  # for that generation only: the incoming stack is unchanged
 
 
-def test_tag_by_hash_and_python_api(node_env, files):
+@pytest.mark.parametrize("which", ["autov2", "a1111"])
+def test_tag_by_hash_and_python_api(node_env, files, which):
     handle, node = node_env
-    digest = autov2(stream_sha256(files["a"]))
+    digest = autov2(stream_sha256(files["a"])) if which == "autov2" else a1111_shorthash(files["a"])
     by_hash, _ = _generate(node, handle, f"a lighthouse <lora:{digest}:0.9>")
     loaded = node("LoadLoRA").load(handle, "a.safetensors", 0.9, 0.9)["result"][0]
     assert torch.equal(_bytes(by_hash), _bytes(_generate(node, loaded, "a lighthouse")[0]))

@@ -3,13 +3,13 @@ reader parses, listing each LoRA with its hash (the live ComfyUI check is in tes
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
 import a1111_parser
 from PIL import Image
 
+from helpers import a1111_shorthash
 from loradeck.runner import run_workflow
 from loradeck.runner.workflow_file import from_data
 
@@ -18,9 +18,9 @@ DEMO = os.path.join(ROOT, "demo", "models", "loras")
 STYLE, KOHYA = "loradeck-demo-style", "loradeck-demo-kohya"
 
 
-def _autov2(name: str) -> str:
-    with open(os.path.join(DEMO, f"{name}.safetensors"), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:10]
+def _a1111(name: str) -> str:
+    """The hash A1111 / Forge write and look up for a demo LoRA (helpers.a1111_shorthash)."""
+    return a1111_shorthash(os.path.join(DEMO, f"{name}.safetensors"))
 
 
 def _workflow(weights: str = f"{STYLE}: model=0.8, clip=0.5") -> dict:
@@ -51,7 +51,7 @@ def test_headless_save_image_parses_as_civitai_reads_it(tmp_path):
         3, "Euler a", 42, 6.5, 64, 64)
     assert meta["Model"] == "tiny-sd (built-in)"
     loras = {r["name"]: r for r in meta["resources"] if r["type"] == "lora"}
-    assert {name: r["hash"] for name, r in loras.items()} == {STYLE: _autov2(STYLE), KOHYA: _autov2(KOHYA)}
+    assert {name: r["hash"] for name, r in loras.items()} == {STYLE: _a1111(STYLE), KOHYA: _a1111(KOHYA)}
     assert loras[KOHYA]["weight"] == 0.7
     assert f"{STYLE}: clip=0.5 model=0.8" in meta["LoRA Deck"]
     second = a1111_parser.parse(Image.open(run.saved[1]).text["parameters"])

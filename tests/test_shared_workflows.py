@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import a1111_shorthash
 from loradeck.core.errors import LoraFileError
 from loradeck.core.files.hashing import HashIndex, stream_sha256
 from loradeck.core.files.lookup import locate, normalise_hash
@@ -51,6 +52,17 @@ def test_a_renamed_file_is_found_by_its_recorded_hash(lora_dir, files, index, di
     hashed = len(index.hasher.paths)
     assert locate("other-name.safetensors", roots, [_sha(files["b"])], index).how == "hash"
     assert len(index.hasher.paths) == hashed  # cached by (path, size, mtime)
+
+
+def test_a_renamed_file_is_found_by_the_hash_a1111_wrote_for_it(lora_dir, files, index):
+    """A1111 / Forge images name a LoRA by 12 hex digits of the hash of the bytes after its header (their
+    ``Lora hashes``): relinking takes that too, and the 10-hex AutoV2 and full SHA-256 still work."""
+    roots = [str(lora_dir / "loras")]
+    found = locate("friend/renamed.safetensors", roots, [a1111_shorthash(files["b"])], index)
+    assert (found.name, found.how) == ("sub/b.safetensors", "hash")
+    assert a1111_shorthash(files["b"]) != _sha(files["b"])[:12]  # not the whole file's hash
+    with pytest.raises(LoraFileError):
+        locate("friend/renamed.safetensors", roots, [_sha(files["b"])[:12]], index)
 
 
 def test_no_hashing_when_the_name_resolves(lora_dir, files, index):
@@ -116,7 +128,8 @@ def test_a_hash_never_resolves_outside_the_roots(lora_dir, tmp_path, files, inde
 
 
 @pytest.mark.parametrize("value,expected", [
-    ("SHA256:" + "AB" * 32, "ab" * 32), ("0123456789", "0123456789"), ("xyz", None), ("", None), (None, None),
+    ("SHA256:" + "AB" * 32, "ab" * 32), ("0123456789", "0123456789"), ("0123456789AB", "0123456789ab"),
+    ("xyz", None), ("", None), (None, None),
     ("g" * 64, None), ("12345", None), ("a" * 63, None),
 ])
 def test_hash_forms(value, expected):
@@ -200,3 +213,22 @@ def test_windows_separators_and_other_subfolders(tmp_path, original):
     _node(workflow, 9)["widgets_values"][0] = f"C:\\ComfyUI\\models\\loras\\sdxl\\{KOHYA}"
     shared = run_workflow(from_data(workflow, "windows"), str(tmp_path), order=["11"])
     assert np.array_equal(_pixels(shared.saved), original)
+
+
+def test_a1111_hash_is_the_same_read_or_streamed_and_sshs_model_hash_wins(tmp_path, runtime):
+    """The hash recorded while a file is read for its tensors equals the one streamed for a file never read; a
+    file carrying kohya's ``sshs_model_hash`` is known by that, as A1111 knows it."""
+    import torch
+    from safetensors.torch import save_file
+
+    from loradeck.core.files.hashing import HashIndex, shorthash
+
+    plain, tagged = str(tmp_path / "plain.safetensors"), str(tmp_path / "tagged.safetensors")
+    tensors = {"lora_unet_x.lora_down.weight": torch.ones(2, 3)}
+    save_file(tensors, plain, metadata={"ss_output_name": "plain"})
+    save_file(tensors, tagged, metadata={"sshs_model_hash": "c0ffee" * 10 + "abcd"})
+    streamed = HashIndex()
+    assert shorthash(streamed.a1111(plain)) == a1111_shorthash(plain)
+    assert shorthash(streamed.a1111(tagged)) == a1111_shorthash(tagged) == "c0ffeec0ffee"
+    runtime.store.read(plain)
+    assert runtime.hashes.a1111(plain) == streamed.a1111(plain)

@@ -4,7 +4,9 @@
 
 ComfyUI shows a custom node pack's example workflows as templates and asks for ``<name>.jpg`` beside each
 (a 404 and a grey card otherwise). Each workflow runs headless on the built-in tiny model; up to four of
-its saved pictures go into a 2x2 grid (the demo picks no LoRA, each LoRA, and both).
+its saved pictures go into a 2x2 grid (the demo picks no LoRA, each LoRA, and both). Workflows with ComfyUI's own
+nodes (loradeck-native: Load Checkpoint, KSampler) run in ComfyUI only: tests/test_comfyui_bridge_live.py saves
+their picture as comfyui-native-bridge.png under LORADECK_TEST_OUTPUT, and ``thumbnail([that png], ...)`` makes it.
 """
 
 from __future__ import annotations
@@ -45,9 +47,17 @@ def thumbnail(saved: list[str], out_path: str, picks: tuple[str, ...] = ()) -> s
 
 def main(only: tuple[str, ...] = ()) -> None:
     sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+    import json
+
     from loradeck.runner import run_workflow
+    from loradeck.runner.registry import CLASSES, VIRTUAL
 
     for name in sorted(n[: -len(".json")] for n in os.listdir(EXAMPLES) if n.endswith(".json")):
+        with open(os.path.join(EXAMPLES, f"{name}.json"), encoding="utf-8") as f:
+            types = {n.get("type") for n in json.load(f).get("nodes", [])}
+        if types - set(CLASSES) - VIRTUAL:
+            print(f"{name}: has ComfyUI's own nodes; its thumbnail comes from a run in ComfyUI")  # noqa: T201
+            continue
         if only and name not in only:
             continue
         with tempfile.TemporaryDirectory() as out:

@@ -2,6 +2,8 @@
 // same format). Pure: loading this module does nothing.
 
 export const EMPTY = "[]";
+// Node types whose first widget holds these rows: LoRA List and LoRA Loader (LoRA Deck)
+export const ROWS_TYPES = new Set(["LoRAList|LoRADeck", "LoRALoader|LoRADeck"]);
 
 function number(value, fallback) {
   const n = Number(value);

@@ -10,7 +10,7 @@
 
 export const DIRECTORY = "loras";
 export const LOADER_TYPES = new Set(["LoadLoRA|LoRADeck", "StackLoRA|LoRADeck", "LoRAList|LoRADeck",
-  "LoadLoRAPair|LoRADeck"]);
+  "LoadLoRAPair|LoRADeck", "LoRALoader|LoRADeck"]);
 const SHA256 = /^[0-9a-f]{64}$/i;
 
 export function contentUrl(sha256) {

@@ -6,7 +6,7 @@ import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { fetchPreview, loraInfo } from "./api_client.js";
 import { el, wordChip } from "./dom.js";
-import { parseRows } from "./lora_rows.js";
+import { parseRows, ROWS_TYPES } from "./lora_rows.js";
 import { LOADER_TYPES, mergeModels, modelEntries, recordedHashes } from "./model_records.js";
 import { ensureStyles } from "./styles.js";
 
@@ -42,7 +42,7 @@ function fit(node) {
 
 /** The chosen LoRA names of a loader node (LoRA List: its enabled rows). */
 export function chosenNames(node) {
-  if (node.comfyClass === "LoRAList|LoRADeck" || node.type === "LoRAList|LoRADeck") {
+  if (ROWS_TYPES.has(node.comfyClass) || ROWS_TYPES.has(node.type)) {
     const rows = parseRows(node.widgets?.find((w) => w.name === "loras")?.value);
     return rows.filter((r) => r.enabled && r.lora_name).map((r) => r.lora_name);
   }

@@ -6,14 +6,13 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { resolveLora } from "./api_client.js";
-import { parseRows, rowsText } from "./lora_rows.js";
+import { parseRows, ROWS_TYPES, rowsText } from "./lora_rows.js";
 import { DIRECTORY, repairModels } from "./model_records.js";
 
 const NONE = "None";
 // Widget positions of LoRA names in UI-format widgets_values (widget order is frozen public API).
 export const NAME_SLOTS = { "LoadLoRA|LoRADeck": [0], "StackLoRA|LoRADeck": [1, 5, 9, 13],
   "LoadLoRAPair|LoRADeck": [0, 1] };
-export const ROWS_TYPE = "LoRAList|LoRADeck";
 
 const HOW = {
   separators: () => "the same path written with other separators",
@@ -45,7 +44,7 @@ function hashesFor(node, name) {
 export function nameRefs(node) {
   const values = node?.widgets_values;
   if (!Array.isArray(values)) return [];
-  if (node.type === ROWS_TYPE) {
+  if (ROWS_TYPES.has(node.type)) {
     const rows = parseRows(values[0]);
     return rows.map((row) => ({ get: () => row.lora_name, hashes: row.sha256 ? [row.sha256] : [], enabled: row.enabled,
       set: (name) => { row.lora_name = name; values[0] = rowsText(rows); } }));
@@ -88,7 +87,7 @@ export async function fixGraph(graphData) {
   const notes = { info: [], warn: [] };
   const jobs = [];
   for (const node of allNodes(graphData)) {
-    if (!(node.type in NAME_SLOTS) && node.type !== ROWS_TYPE) continue;
+    if (!(node.type in NAME_SLOTS) && !ROWS_TYPES.has(node.type)) continue;
     if (node.properties?.models) node.properties.models = repairModels(node.properties.models);
     for (const ref of nameRefs(node)) {
       jobs.push(fixRef(node, ref, notes).catch((error) => console.warn("LoRA Deck: could not look up", ref.get(), error)));

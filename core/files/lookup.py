@@ -5,7 +5,8 @@ Shared workflows name files as they were on someone else's machine: other subfol
 separators, renamed files. Resolution order (``locate``):
 1. the name as given, under any LoRA root;
 2. the same path with ``\\`` and ``/`` made equal;
-3. a file whose SHA-256 (or A1111's 10-hex "autov2") is one recorded with the node, anywhere in the roots;
+3. a file whose hash is one recorded with the node, anywhere in the roots: its SHA-256, civitai's 10-hex AutoV2,
+   or the 12-hex hash A1111 / Forge write in ``Lora hashes`` (hashing.py);
 4. a file with the same file name in another subfolder, only if it is the only one and (when a hash was
    recorded) its hash matches.
 Several same-named candidates, or a hash mismatch, is an error listing them. Names never leave the
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import LoraFileError
-from .hashing import AUTOV2_HEX, SHA256_HEX, HashIndex
+from .hashing import AUTOV2_HEX, AUTOV3_HEX, SHA256_HEX, HashIndex
 from .reading import NAME_ADVICE, SAFE_SUFFIXES, unusable
 
 MAX_NAME = 1024  # characters; longer is not a file name anyone typed
@@ -139,15 +140,22 @@ def _is_folder(entry: os.DirEntry) -> bool:
 
 
 def normalise_hash(value) -> str | None:
-    """'SHA256:ABC...' / 'abc...' -> lower-case hex if it is a full SHA-256 or a 10-hex autov2, else None."""
+    """'SHA256:ABC...' / 'abc...' -> lower-case hex if it is a full SHA-256, a 10-hex AutoV2 or A1111's 12-hex
+    hash, else None."""
     text = str(value or "").strip().lower().removeprefix("sha256:")
-    if len(text) not in (SHA256_HEX, AUTOV2_HEX) or any(c not in string.hexdigits for c in text):
+    if len(text) not in (SHA256_HEX, AUTOV2_HEX, AUTOV3_HEX) or any(c not in string.hexdigits for c in text):
         return None
     return text
 
 
-def _matches(digest: str | None, wanted: set[str]) -> bool:
-    return bool(digest) and (digest in wanted or digest[:AUTOV2_HEX] in wanted)
+def _matches(path: str, wanted: set[str], index: HashIndex) -> bool:
+    digest = index.sha256(path)
+    if digest and (digest in wanted or digest[:AUTOV2_HEX] in wanted):
+        return True
+    if not any(len(w) == AUTOV3_HEX for w in wanted):
+        return False
+    a1111 = index.a1111(path)  # streamed only when a 12-hex hash is asked for
+    return bool(a1111) and a1111[:AUTOV3_HEX].lower() in wanted
 
 
 def _first(roots: list[str], name: str) -> str | None:
@@ -162,7 +170,7 @@ def _same_file_name(name: str, known: list[str]) -> list[str]:
 def _by_hash(wanted: set[str], preferred: list[str], roots, known: list[str], index: HashIndex) -> Located | None:
     for candidate in dict.fromkeys([*preferred, *known]):  # same-named files first: likely, and cheap
         path = _first(roots, candidate)
-        if path and _matches(index.sha256(path), wanted):
+        if path and _matches(path, wanted, index):
             return Located(path, candidate, "hash")
     return None
 
@@ -175,7 +183,7 @@ def _by_file_name(name: str, same: list[str], roots, wanted: set[str], index: Ha
     if not same:
         return None
     path = _first(roots, same[0])
-    if path and wanted and not _matches(index.sha256(path), wanted):
+    if path and wanted and not _matches(path, wanted, index):
         raise LoraFileError(name, f"was not found; {same[0]!r} has its file name but different content than the "
                             "file the workflow was saved with", "Get the original file or pick this one knowingly.")
     return Located(path, same[0], "file name") if path else None

@@ -68,6 +68,7 @@ class LoraFile:
     metadata: MappingProxyType
     tensors: MappingProxyType
     companion: FileStamp | None = None
+    tensors_sha256: str = ""  # SHA-256 of the bytes after the safetensors header (A1111's hash; files/hashing.py)
 
 
 PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -273,6 +274,7 @@ def read_lora_file(path: str, allow_pickle: bool = False) -> tuple[FileStamp, Lo
     if len(data) > MAX_FILE_BYTES:
         raise LoraFileError(path, f"grew beyond {MAX_FILE_BYTES} bytes", "This is not a LoRA-sized file.")
     digest = _HASHER.submit(_sha256, data)
+    body = _HASHER.submit(_sha256, _after_header(data)) if not is_pickle(path) else digest
     tensors, meta = (_pickle if is_pickle(path) else _safetensors)(path, data)
     if not tensors:
         raise LoraFileError(path, "contains no tensors", "The file is empty; re-download or re-export it.")
@@ -280,4 +282,11 @@ def read_lora_file(path: str, allow_pickle: bool = False) -> tuple[FileStamp, Lo
     if companion is not None:
         meta[PEFT_CONFIG_KEY] = companion[1]
     return st, LoraFile(path=path, sha256=digest.result(), size=len(data), metadata=MappingProxyType(meta),
-                        tensors=MappingProxyType(tensors), companion=companion[0] if companion else None)
+                        tensors=MappingProxyType(tensors), companion=companion[0] if companion else None,
+                        tensors_sha256=body.result())
+
+
+def _after_header(data: bytes) -> memoryview:
+    """The bytes after a safetensors file's 8-byte length and JSON header (checked by parse_header)."""
+    (length,) = struct.unpack("<Q", data[:8]) if len(data) >= 8 else (0,)
+    return memoryview(data)[8 + min(length, len(data)) :]

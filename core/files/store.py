@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import torch
 
-from .hashing import HashIndex
+from .hashing import HashIndex, a1111_hash
 from .reading import LoraFile, companion_stamp, read_lora_file, stamp
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class AdapterStore:
         if cached is not None and cached.companion is None and companion_stamp(path) is None:
             return replace(cached, path=path)  # the same content at another path: report the path asked for
         key, lora = read_lora_file(path, self.allow_pickle)
-        self.hashes.record(key, lora.sha256)
+        self.hashes.record(key, lora.sha256, a1111_hash(lora.metadata, lora.tensors_sha256))
         with self._lock:
             self.reads += 1
         self._put(("file", lora.sha256), lora, tensors_nbytes(lora.tensors.values()))

@@ -7,7 +7,8 @@ LyCORIS modules under dotted names (ai-toolkit's LoKr: ``diffusion_model.<module
 
 Keys without a component prefix (PEFT files, old unprefixed files) go to ``ANY_COMPONENT`` and
 are matched against every component of the pipeline by ``matching``. A PEFT DoRA magnitude
-(``lora_magnitude_vector``) becomes the patch's ``dora_scale``. Alphas come from ``.alpha`` keys, else the
+(``lora_magnitude_vector``) becomes the patch's ``dora_scale``, per output channel (peft keeps a conv layer's as
+[1, out, 1, 1]). Alphas come from ``.alpha`` keys, else the
 config the file carries (diffusers' ``lora_adapter_metadata``, or a PEFT folder's ``adapter_config.json``).
 """
 
@@ -28,8 +29,8 @@ DENOISER_PREFIXES = ("model.diffusion_model.", "diffusion_model.")  # original-m
 COMPONENT_NAMES = ("unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3")
 _PARTS = {
     ".lora_A.weight": "down", ".lora_B.weight": "up", ".lora_A.default.weight": "down",
-    ".lora_B.default.weight": "up", ".alpha": "alpha", ".lora_magnitude_vector": "dora",
-    ".lora_magnitude_vector.weight": "dora", ".lora_magnitude_vector.default.weight": "dora",
+    ".lora_B.default.weight": "up", ".alpha": "alpha", ".lora_magnitude_vector": "magnitude",
+    ".lora_magnitude_vector.weight": "magnitude", ".lora_magnitude_vector.default.weight": "magnitude",
     ".lora.down.weight": "down", ".lora.up.weight": "up", ".lora_down.weight": "down", ".lora_up.weight": "up",
     ".lora_linear_layer.down.weight": "down", ".lora_linear_layer.up.weight": "up",
 }
@@ -158,7 +159,7 @@ def convert_diffusers(state_dict, metadata, family) -> ConvertedLora:
                          notes=kohya.unsupported_notes(skipped))
 
 
-USED_LORA = {"down", "up", "alpha", "dora"}
+USED_LORA = {"down", "up", "alpha", "dora", "magnitude"}
 _KOHYA_NAMES = {"dora": "dora_scale"}  # this layout's name for a part -> kohya.USED_PARTS' name
 
 
@@ -166,7 +167,10 @@ def _lora(p, rule: ScaleRule | None, name: str) -> tuple[str, ModulePatch | None
     if "up" not in p:
         return "lora", None
     alpha = alpha_of(p) if "alpha" in p else (rule.alpha(name, int(p["down"].shape[0])) if rule else None)
-    return "lora", ModulePatch(down=p["down"], up=p["up"], alpha=alpha, dora_scale=p.get("dora"))
+    dora = p.get("dora")
+    if dora is None and "magnitude" in p:  # peft normalises per output channel; conv magnitudes are [1, out, 1, 1]
+        dora = p["magnitude"].reshape(-1)
+    return "lora", ModulePatch(down=p["down"], up=p["up"], alpha=alpha, dora_scale=dora)
 
 
 def _lycoris(p) -> tuple[str, AnyPatch | None]:

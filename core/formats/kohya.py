@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from . import lycoris
 from .lowrank import tucker_factor
-from .patch import AnyPatch, ConvertedLora, LazyPatch, ModulePatch, ParamDelta, alpha_of, module_named
+from .patch import AnyPatch, ConvertedLora, Factors, LazyPatch, ModulePatch, ParamDelta, alpha_of, module_named
 
 # The part that identifies a module's algorithm -> algorithm (first match wins).
 ALGORITHM_MARKERS = (
@@ -134,6 +134,9 @@ def group(state_dict, prefixes) -> tuple[dict[tuple[str, str], dict], list[str]]
 def build(parts) -> tuple[str, AnyPatch | None]:
     algo = algorithm_of(parts)
     patch = BUILDERS[algo](parts) if algo else None
+    if isinstance(patch, LazyPatch):  # a product: keep the file's own factors with it (patch.Factors)
+        own = {k: v for k, v in parts.items() if k in USED_PARTS[algo] and k != "dora_scale"}
+        patch = replace(patch, factors=Factors(algo, own))
     if patch is not None and parts.get("dora_scale") is not None:
         patch = replace(patch, dora_scale=parts["dora_scale"])
     if algo == "lora" and patch is not None and math.prod(patch.kernel) > 1:

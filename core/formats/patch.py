@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import torch
 
@@ -29,6 +30,16 @@ def _shape(t: torch.Tensor) -> list[int]:
 
 
 @dataclass(frozen=True)
+class Factors:
+    """A module's own tensors as its file stores them (part name -> tensor, ``alpha`` included) and the algorithm
+    that multiplies them ("lora" with a Tucker ``lora_mid``, "loha", "lokr"). Kept beside a product's pair so a
+    host that applies LyCORIS modules itself (ComfyUI) can be handed exactly what the file holds."""
+
+    algorithm: str
+    parts: Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
 class ModulePatch:
     """A low-rank update ``up @ down * alpha / rank`` for one module, optionally DoRA-normalised.
 
@@ -43,6 +54,7 @@ class ModulePatch:
     up: torch.Tensor
     alpha: float | None = None
     dora_scale: torch.Tensor | None = None
+    factors: Factors | None = field(default=None, compare=False, repr=False)  # the product's own tensors, if any
 
     def __post_init__(self):
         down, up = self.down, self.up
@@ -91,6 +103,7 @@ class LazyPatch:
     product: Product
     scale: float
     dora_scale: torch.Tensor | None = None
+    factors: Factors | None = field(default=None, compare=False, repr=False)
 
     @property
     def out_features(self) -> int:
@@ -110,7 +123,8 @@ class LazyPatch:
 
     def build(self) -> ModulePatch:
         up, down = self.product.cheapest()
-        return ModulePatch(down=down, up=up, alpha=self.scale * down.shape[0], dora_scale=self.dora_scale)
+        return ModulePatch(down=down, up=up, alpha=self.scale * down.shape[0], dora_scale=self.dora_scale,
+                           factors=self.factors)
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,14 @@ One implementation for every saver (the headless SaveImage, LoRA Deck's Save Ima
     a lighthouse <lora:style:0.8>
     Negative prompt: blurry
     Steps: 20, Sampler: DDIM, Seed: 42, CFG scale: 7, Size: 128x128, Model: tiny-sd (built-in),
-    Lora hashes: "style: 0d1f2a3b4c", LoRA Deck: "style: model=0.8 clip=0.8"
+    Lora hashes: "style: 0d1f2a3b4c5e", LoRA Deck: "style: model=0.8 clip=0.8"
 
-(the last line is one line). Values holding ``,``, ``:`` or a newline are JSON-quoted, as A1111 writes them.
-An IMAGE tensor carries no metadata, so whoever makes images records their text in the runtime's
-``ImageInfo`` table, keyed by the tensor object itself; a saver receiving that same tensor finds it there.
+(the last line is one line). ``Lora hashes`` holds what A1111 and Forge write there and look up when the text is
+pasted (files/hashing.py: 12 hex digits of the hash of the bytes after the header, or of ``sshs_model_hash``);
+an in-memory adapter with no file gives civitai's AutoV2 instead. Values holding ``,``, ``:`` or a newline are
+JSON-quoted, as A1111 writes them. An IMAGE tensor carries no metadata, so whoever makes images records their
+text in the runtime's ``ImageInfo`` table, keyed by the tensor object itself; a saver receiving that same tensor
+finds it there.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import threading
 import weakref
 from collections import OrderedDict
 
-from ..files.hashing import autov2
+from ..files.hashing import a1111_hash, autov2, shorthash
 from ..models.schedulers import DEFAULT
 
 
@@ -41,15 +44,28 @@ def describe(spec) -> str:
     return " ".join(parts) + (f" fused={spec.fuse_scale:g}" if spec.fused else "")
 
 
-def lora_fields(stack) -> list[tuple[str, str]]:
-    """``Lora hashes`` (autov2 per enabled adapter) and LoRA Deck's own adapter list with weights."""
+def lora_hash(spec, hashes=None) -> str:
+    """The hash A1111 / Forge know ``spec``'s file by (12 hex digits; ``hashes``: a files.hashing.HashIndex, which
+    keeps it per file), else civitai's AutoV2 (an in-memory adapter, an unreadable file)."""
+    memory = getattr(spec, "memory", None)
+    found = getattr(memory, "tensors_sha256", "") if memory is not None else ""
+    if found:
+        found = a1111_hash(memory.metadata, found)
+    elif memory is None and hashes is not None:
+        found = hashes.a1111(spec.path) or ""
+    return shorthash(found) if found else autov2(spec.sha256)
+
+
+def lora_fields(stack, hashes=None) -> list[tuple[str, str]]:
+    """``Lora hashes`` (A1111's hash per enabled adapter, ``lora_hash``) and LoRA Deck's own adapter list with
+    weights."""
     used = [a for a in stack.adapters if a.enabled]
     if not used:
         return []
-    hashes = ", ".join([f"{alias(a.name)}: {autov2(a.sha256)}" for a in used]  # a pair's second file: its own entry
-                       + [f"{alias(a.name)}_{p.component}: {autov2(p.sha256)}" for a in used for p in a.part_files])
+    found = ", ".join([f"{alias(a.name)}: {lora_hash(a, hashes)}" for a in used]  # a pair's second file: its own
+                      + [f"{alias(a.name)}_{p.component}: {lora_hash(p, hashes)}" for a in used for p in a.part_files])
     weights = ", ".join(f"{alias(a.name)}: {describe(a)}" for a in used)
-    return [("Lora hashes", json.dumps(hashes)), ("LoRA Deck", json.dumps(weights))]
+    return [("Lora hashes", json.dumps(found)), ("LoRA Deck", json.dumps(weights))]
 
 
 def sampler_name(owner, scheduler: str) -> str:
@@ -84,7 +100,7 @@ def parameters(prompt: str, negative_prompt: str, params, stack, owner, size: tu
               ("Model", quote(model_name(owner)))]
     if params.denoise < 1:
         fields.append(("Denoising strength", f"{params.denoise:g}"))
-    fields += [*lora_fields(stack), *extra]
+    fields += [*lora_fields(stack, getattr(getattr(owner, "runtime", None), "hashes", None)), *extra]
     lines = [str(prompt)]
     if negative_prompt:
         lines.append(f"Negative prompt: {negative_prompt}")

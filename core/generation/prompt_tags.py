@@ -3,7 +3,8 @@
     a lighthouse <lora:style:0.8>, sunset            style at 0.8 on the denoiser and the text encoders
     a lighthouse <lora:sub/detail:1:0.5>             model 1, clip 0.5 (ComfyUI's order: model, then clip)
     a lighthouse <lora:style:te=0.5:unet=1>          by name (A1111's own positional order is te, unet)
-    a lighthouse <lora:0d1f2a3b4c>                   by hash (10-hex autov2 or the full SHA-256), weight 1
+    a lighthouse <lora:0d1f2a3b4c>                   by hash (10-hex AutoV2, A1111's 12-hex hash or the full
+                                                     SHA-256), weight 1
 
 The tags are taken out of the text the encoders see ("a lighthouse, sunset"), and their files are added on
 top of the incoming stack for that generation only. Names resolve like any LoRA name (lora_lookup.locate:
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import LoraFileError, SpecError
-from ..files.hashing import AUTOV2_HEX, SHA256_HEX
+from ..files.hashing import AUTOV2_HEX, AUTOV3_HEX, SHA256_HEX
 from ..files.lookup import locate as lookup
 from ..files.reading import SAFE_SUFFIXES
 from ..models.family import CLIP_GROUP, MODEL_GROUP
@@ -46,8 +47,9 @@ class Tag:
 
     @property
     def hashes(self) -> tuple[str, ...]:
-        """The name itself when it is written as a hash (10-hex autov2 or a full SHA-256)."""
-        return (self.name,) if len(self.name) in (AUTOV2_HEX, SHA256_HEX) and set(self.name) <= HEX else ()
+        """The name itself when it is written as a hash (10-hex AutoV2, A1111's 12-hex hash or a full SHA-256)."""
+        lengths = (AUTOV2_HEX, AUTOV3_HEX, SHA256_HEX)
+        return (self.name,) if len(self.name) in lengths and set(self.name) <= HEX else ()
 
 
 def _tag(text: str, body: str) -> Tag:
