@@ -81,6 +81,33 @@ def entries(rows: list[Row]) -> list[stacking.Entry]:
             for i, r in enumerate(rows, start=1) if r.enabled]
 
 
+def check_rows(loras: str):
+    """VALIDATE_INPUTS of a rows input: one message for every row that cannot be used (ComfyUI shows it once:
+    the method takes one argument), else True."""
+    try:
+        rows = parse_rows(loras)
+    except SpecError as exc:
+        return str(exc)
+    problems = []
+    for where, name, _model, _clip, hashes in entries(rows):
+        try:
+            host.locate_lora(name, hashes)
+        except LoraFileError as exc:
+            problems.append(f"{where}: {exc}")
+    return "\n".join(problems) or True
+
+
+def rows_stamp(loras: str) -> str:
+    """IS_CHANGED of a rows input: the rows' files as they are now (a file replaced under its name runs again)."""
+    stamps = []
+    try:
+        for _where, name, _model, _clip, hashes in entries(parse_rows(loras)):
+            stamps.append(file_stamp(host.locate_lora(name, hashes).path))
+    except Exception:  # reported properly when the node runs
+        stamps.append("unresolved")
+    return ",".join(stamps)
+
+
 class LoRAList:
     NODE_ID = node_id("LoRAList")
     DISPLAY_NAME = "LoRA List"
@@ -107,28 +134,11 @@ class LoRAList:
 
     @classmethod
     def VALIDATE_INPUTS(cls, loras):
-        """One message for every row that cannot be used (ComfyUI shows it once: this takes one argument)."""
-        try:
-            rows = parse_rows(loras)
-        except SpecError as exc:
-            return str(exc)
-        problems = []
-        for where, name, _model, _clip, hashes in entries(rows):
-            try:
-                host.locate_lora(name, hashes)
-            except LoraFileError as exc:
-                problems.append(f"{where}: {exc}")
-        return "\n".join(problems) or True
+        return check_rows(loras)
 
     @classmethod
     def IS_CHANGED(cls, loras, **_):
-        stamps = []
-        try:
-            for _where, name, _model, _clip, hashes in entries(parse_rows(loras)):
-                stamps.append(file_stamp(host.locate_lora(name, hashes).path))
-        except Exception:  # reported properly when the node runs
-            stamps.append("unresolved")
-        return ",".join(stamps)
+        return rows_stamp(loras)
 
     def add(self, pipeline, loras: str, lora_stack=None):
         chosen = stacking.incoming(lora_stack) + entries(parse_rows(loras))

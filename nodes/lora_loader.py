@@ -9,11 +9,10 @@ under diffusers' names (native/mirror.py). The result goes into ComfyUI through 
 from __future__ import annotations
 
 from ..core.api import PipelineHandle
-from ..core.errors import LoraFileError, SpecError
 from ..core.stacks import weights_text
 from . import host, stacking
-from .common import CATEGORY, LORA_STACK, TRIGGER_WORDS_TIP, file_stamp, node_id
-from .lora_list import ROWS_TYPE, entries, parse_rows
+from .common import CATEGORY, LORA_STACK, TRIGGER_WORDS_TIP, node_id
+from .lora_list import ROWS_TYPE, check_rows, entries, parse_rows, rows_stamp
 from .native import graph, patches, state
 
 HIDDEN = {"unique_id": "UNIQUE_ID", "api_prompt": "PROMPT"}
@@ -52,27 +51,11 @@ class LoRALoader:
 
     @classmethod
     def VALIDATE_INPUTS(cls, loras):
-        try:
-            rows = parse_rows(loras)
-        except SpecError as exc:
-            return str(exc)
-        problems = []
-        for where, name, _model, _clip, hashes in entries(rows):
-            try:
-                host.locate_lora(name, hashes)
-            except LoraFileError as exc:
-                problems.append(f"{where}: {exc}")
-        return "\n".join(problems) or True
+        return check_rows(loras)
 
     @classmethod
     def IS_CHANGED(cls, loras, **_):
-        stamps = []
-        try:
-            for _where, name, _model, _clip, hashes in entries(parse_rows(loras)):
-                stamps.append(file_stamp(host.locate_lora(name, hashes).path))
-        except Exception:  # reported properly when the node runs
-            stamps.append("unresolved")
-        return ",".join(stamps)
+        return rows_stamp(loras)
 
     def load(self, model, clip, loras: str, lora_stack=None, weights: str = "", unique_id=None, api_prompt=None):
         runtime = host.runtime()

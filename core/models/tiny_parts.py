@@ -114,6 +114,18 @@ def flow_vae(latent_channels: int, seed: int):
                          scaling_factor=1.5035).eval()
 
 
+
+def patchified_vae(seed: int):
+    """FLUX.2's autoencoder class at 8 wide with a 2x2 patchified latent (ERNIE-Image's and Ideogram 4's)."""
+    from diffusers import AutoencoderKLFlux2
+
+    seeded(seed)
+    return AutoencoderKLFlux2(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), layers_per_block=1, latent_channels=4,
+        norm_num_groups=4, sample_size=32, patch_size=(2, 2), use_quant_conv=False, use_post_quant_conv=False,
+    ).eval()
+
 # Qwen3's chat template for text messages (no tools), with the enable_thinking switch the pipelines pass; it
 # renders what the real Qwen3 tokenizers' template renders for such messages (Z-Image wraps a prompt as
 # "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n", as ComfyUI's llama_template does).

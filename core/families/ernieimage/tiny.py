@@ -9,12 +9,11 @@ which would make the untrained model ignore its blocks: they get seeded random v
 
 from __future__ import annotations
 
-from ...models.tiny_parts import TINY_SEED, awaken, seeded, tiny_bytes_tokenizer
+from ...models.tiny_parts import TINY_SEED, awaken, patchified_vae, seeded, tiny_bytes_tokenizer
 
 
 def build(seed: int = TINY_SEED):
     from diffusers import (
-        AutoencoderKLFlux2,
         ErnieImagePipeline,
         ErnieImageTransformer2DModel,
         FlowMatchEulerDiscreteScheduler,
@@ -38,11 +37,6 @@ def build(seed: int = TINY_SEED):
         hidden_size=32, num_attention_heads=2, num_layers=2, ffn_hidden_size=64, in_channels=16, out_channels=16,
         patch_size=1, text_in_dim=32, rope_axes_dim=(4, 6, 6),
     ).eval(), seed)
-    seeded(seed)
-    vae = AutoencoderKLFlux2(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), layers_per_block=1, latent_channels=4,
-        norm_num_groups=4, sample_size=32, patch_size=(2, 2), use_quant_conv=False, use_post_quant_conv=False,
-    ).eval()
+    vae = patchified_vae(seed)
     return ErnieImagePipeline(transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
                               scheduler=FlowMatchEulerDiscreteScheduler())

@@ -8,12 +8,11 @@ tokenizer and a chat template for text messages; the VAE is a two-level ``Autoen
 
 from __future__ import annotations
 
-from ...models.tiny_parts import TINY_SEED, seeded, tiny_qwen_vl_tokenizer
+from ...models.tiny_parts import TINY_SEED, patchified_vae, seeded, tiny_qwen_vl_tokenizer
 
 
 def build(seed: int = TINY_SEED):
     from diffusers import (
-        AutoencoderKLFlux2,
         FlowMatchEulerDiscreteScheduler,
         Ideogram4Pipeline,
         Ideogram4Transformer2DModel,
@@ -38,11 +37,6 @@ def build(seed: int = TINY_SEED):
     seeded(seed)
     transformer = Ideogram4Transformer2DModel(**shape).eval()
     unconditional = Ideogram4Transformer2DModel(**shape).eval()
-    seeded(seed)
-    vae = AutoencoderKLFlux2(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), layers_per_block=1, latent_channels=4,
-        norm_num_groups=4, sample_size=32, patch_size=(2, 2), use_quant_conv=False, use_post_quant_conv=False,
-    ).eval()
+    vae = patchified_vae(seed)
     return Ideogram4Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
                              tokenizer=tokenizer, transformer=transformer, unconditional_transformer=unconditional)

@@ -26,16 +26,23 @@ def tiny_dc_ae(seed: int = TINY_SEED):
     ).eval()
 
 
-def build(seed: int = TINY_SEED):
-    from diffusers import DPMSolverMultistepScheduler, SanaPipeline, SanaTransformer2DModel
+def tiny_transformer(seed: int, **extra):
+    """Sana's transformer at 16 wide, 2 layers (``extra``: Sana Sprint's guidance embedder and QK norm)."""
+    from diffusers import SanaTransformer2DModel
 
-    tokenizer = tiny_gemma_tokenizer()
     seeded(seed)
-    transformer = SanaTransformer2DModel(
+    return SanaTransformer2DModel(
         patch_size=1, in_channels=4, out_channels=4, num_layers=2, num_attention_heads=2, attention_head_dim=8,
         num_cross_attention_heads=2, cross_attention_head_dim=8, cross_attention_dim=16, caption_channels=16,
-        sample_size=32,
+        sample_size=32, **extra,
     ).eval()
+
+
+def build(seed: int = TINY_SEED):
+    from diffusers import DPMSolverMultistepScheduler, SanaPipeline
+
+    tokenizer = tiny_gemma_tokenizer()
+    transformer = tiny_transformer(seed)
     scheduler = DPMSolverMultistepScheduler(flow_shift=3.0, use_flow_sigmas=True, prediction_type="flow_prediction")
     return SanaPipeline(tokenizer=tokenizer, text_encoder=tiny_gemma2_encoder(len(tokenizer), 16, seed),
                         vae=tiny_dc_ae(seed), transformer=transformer, scheduler=scheduler)

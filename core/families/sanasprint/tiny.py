@@ -7,19 +7,14 @@ scheduler.
 
 from __future__ import annotations
 
-from ...models.tiny_parts import TINY_SEED, seeded, tiny_gemma2_encoder, tiny_gemma_tokenizer
-from ..sana.tiny import tiny_dc_ae
+from ...models.tiny_parts import TINY_SEED, tiny_gemma2_encoder, tiny_gemma_tokenizer
+from ..sana.tiny import tiny_dc_ae, tiny_transformer
 
 
 def build(seed: int = TINY_SEED):
-    from diffusers import SanaSprintPipeline, SanaTransformer2DModel, SCMScheduler
+    from diffusers import SanaSprintPipeline, SCMScheduler
 
     tokenizer = tiny_gemma_tokenizer()
-    seeded(seed)
-    transformer = SanaTransformer2DModel(
-        patch_size=1, in_channels=4, out_channels=4, num_layers=2, num_attention_heads=2, attention_head_dim=8,
-        num_cross_attention_heads=2, cross_attention_head_dim=8, cross_attention_dim=16, caption_channels=16,
-        sample_size=32, qk_norm="rms_norm_across_heads", guidance_embeds=True,
-    ).eval()
+    transformer = tiny_transformer(seed, qk_norm="rms_norm_across_heads", guidance_embeds=True)
     return SanaSprintPipeline(tokenizer=tokenizer, text_encoder=tiny_gemma2_encoder(len(tokenizer), 16, seed),
                               vae=tiny_dc_ae(seed), transformer=transformer, scheduler=SCMScheduler())
