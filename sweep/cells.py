@@ -342,15 +342,16 @@ def plan(spec: SweepSpec, runtime, ids: Identities | None = None) -> Plan:
             except LoraDeckError as exc:
                 problems.setdefault(str(exc), []).append(index)
                 continue
-            name = cell_name(axes, values, key)
-            prompt = builder.prompt(values, name)
-            if key not in seen:
-                seen[key] = name
+            if key not in seen:  # the same configuration again (no LoRA x strengths): it renders once
+                name = cell_name(axes, values, key)
+                prompt = builder.prompt(values, name)
+                seen[key] = (name, prompt)
                 context = RunContext(spec.output, prompt, {}, input_dir=spec.input_dir)
                 for problem in validate(prompt, None, _hidden(prompt), context).problems:
                     problems.setdefault(problem, []).append(index)
+            name, prompt = seen[key]
             group = "|".join(sorted(d for _, d in files))
-            cells.append(Cell(index, coords, tuple(v.label for v in values), seen[key], key, prompt, files, group))
+            cells.append(Cell(index, coords, tuple(v.label for v in values), name, key, prompt, files, group))
     if problems:
         lines = []
         for problem, where in problems.items():
