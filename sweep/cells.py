@@ -131,8 +131,8 @@ class Builder:
     def __init__(self, spec: SweepSpec, axes: tuple[Axis, ...]):
         self.spec, self.axes = spec, axes
         self.base, self.generate_id = self._base()
-        if spec.workflow:  # new nodes after the workflow's own
-            first = max((int(i) for i in self.base if str(i).isdigit()), default=0) + 1
+        if spec.workflow:  # new nodes numbered after every node of the workflow (the dropped ones too)
+            first = self.last_id + 1
             self.lora_id, self.weights_id, self.save_id = (str(first + i) for i in range(3))
         else:  # pipeline, stack, axis LoRA, weights, Generate, Save: numbered in the order they run
             first = len(spec.stack) + 2
@@ -181,6 +181,7 @@ class Builder:
         else:
             raise SpecError(f"base workflow {spec.workflow}: it has {len(generates)} Generate nodes "
                             f"({', '.join(generates) or 'none'}); say which one with node = \"id\"")
+        self.last_id = max((int(i) for i in prompt if str(i).isdigit()), default=0)
         base = {i: copy.deepcopy(prompt[i]) for i in reversed(_upstream(prompt, chosen))}
         inputs = base[chosen]["inputs"]
         inputs.update(spec.generate)

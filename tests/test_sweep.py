@@ -322,3 +322,36 @@ def test_the_report_opens_in_chromium_and_shows_every_cell(epochs_sweep):
         assert shown.shape == expected.shape, figure
         assert np.abs(shown - expected).max() <= 2, (cell["name"], np.abs(shown - expected).max())
 
+
+
+def test_a_base_workflow_is_swept_through_its_generate_node(tmp_path, one_thread):
+    """A saved graph as the base (the img2img example, UI format): the chosen Generate node and what it depends
+    on (pipeline, its LoRA, Load Image) are kept, the other branch is dropped, the weights go in front of that
+    Generate, and the axes change its inputs. Planned without Ray; one cell rendered by the runner."""
+    from loradeck.core.runtime import Runtime
+    from loradeck.nodes import host
+    from loradeck.sweep import cells
+
+    root = Path(__file__).resolve().parents[1]
+    spec = sweep.from_dict({
+        "workflow": str(root / "example_workflows" / "loradeck-img2img.json"), "node": 4,
+        "output": str(tmp_path / "out"), "generate": {"steps": 4},
+        "axes": {"strength": {"adapter": "style", "values": [0.3, "model=1, clip=0"]}, "denoise": [0.5, 0.75]}})
+    plan = cells.plan(spec, Runtime(folders=host.headless_folders(None, str(tmp_path))))
+    assert [c.labels for c in plan.cells] == [("0.3", "0.5"), ("0.3", "0.75"), ("model=1, clip=0", "0.5"),
+                                               ("model=1, clip=0", "0.75")]
+    prompt = plan.cells[1].prompt
+    kinds = {i: n["class_type"] for i, n in prompt.items()}
+    assert kinds == {"1": "LoadPipeline|LoRADeck", "2": "LoadLoRA|LoRADeck", "3": "LoadImage",
+                     "4": "Generate|LoRADeck", "9": "SetAdapterWeights|LoRADeck", "10": "SaveImage|LoRADeck"}
+    assert prompt["9"]["inputs"] == {"weights": '"style": 0.3\n', "pipeline": ["2", 0]}
+    generate = prompt["4"]["inputs"]
+    assert generate["pipeline"] == ["9", 0] and generate["image"] == ["3", 0]
+    assert (generate["denoise"], generate["steps"], generate["scheduler"]) == (0.75, 4, "DPM++ 2M Karras")
+    assert len({c.key for c in plan.cells}) == 4
+    with host.using(runtime_for(None, str(tmp_path))) as runtime:
+        context = run_workflow(Workflow(prompt, None, "cell"), str(tmp_path / "run"), runtime=runtime)
+    with Image.open(context.saved[0]) as png:
+        text = png.text["parameters"]
+        assert png.size == (128, 128)  # the input image's size
+    assert "Denoising strength: 0.75" in text and 'LoRA Deck: "style: clip=0.3 model=0.3"' in text
