@@ -71,6 +71,7 @@ class SweepResult:
     workers: list = field(default_factory=list)
     sheets: list = field(default_factory=list)
     restarts: int = 0  # workers started again after one died
+    render_seconds: float = 0.0  # from every worker ready to the last cell back (start-up left out)
 
 
 def _resolve(spec: SweepSpec | str | dict, output: str | None, models_dir: str | None) -> SweepSpec:
@@ -329,6 +330,7 @@ def _render(plan: Plan, todo: list[Cell], journal: Journal, bar: Progress, state
         bar.start(f"starting {count} worker{'s' if count > 1 else ''}")
         pool = Pool(ray, plan, config, options, count)
         state["workers"] = pool.wait_ready()
+        state["ready_at"] = time.monotonic()
         bar.note = f"{count} worker{'s' if count > 1 else ''} ({'GPU' if gpus else f'CPU x{threads}'})"
         bar.show(force=True)
         _loop(ray, pool, plan, Queue(todo), journal, bar, state, on_result)
@@ -389,6 +391,7 @@ def _loop(ray, pool: Pool, plan: Plan, queue: Queue, journal: Journal, bar: Prog
                 result = {"key": cell.key, "status": "error", "error": _reason(exc)}
             record = _record(plan, cell, result, journal, attempts[cell.key] + 1)
             state["rendered"] += 1
+            state["render_seconds"] = time.monotonic() - state["ready_at"]
             bar.add(record["status"] == "ok")
             if on_result is not None:
                 on_result(record)
@@ -430,7 +433,7 @@ def _finish(plan: Plan, journal: Journal, state: dict, started_at: float, skippe
     return SweepResult(plan.spec.output, os.path.join(plan.spec.output, journal_module.MANIFEST), page,
                        counts["cells"], counts["unique"], state["rendered"], skipped, counts["ok"], counts["failed"],
                        counts["pending"], time.monotonic() - started_at, state["interrupted"], state["workers"],
-                       drawn, state["restarts"])
+                       drawn, state["restarts"], state.get("render_seconds", 0.0))
 
 
 __all__ = ["SweepInterrupted", "SweepResult", "run"]
