@@ -371,6 +371,8 @@ def _loop(ray, pool: Pool, plan: Plan, queue: Queue, journal: Journal, bar: Prog
             raise WorkersGone(f"every sweep worker died; {len(queue) + len(pool.refs)} cells were not rendered "
                               "(run the sweep again to render them)")
         pool.submit(queue)
+        if not pool.refs:
+            continue
         ready, _ = ray.wait(list(pool.refs), num_returns=1, timeout=1.0)
         for ref in ready:
             slot, generation = pool.refs.pop(ref)

@@ -16,6 +16,7 @@ from . import cells as cells_module
 from .cells import Cell, Plan
 from .journal import Journal, now
 from .sheets import thumbnail
+from .spec import shown
 
 REPORT = "report.html"
 
@@ -144,6 +145,23 @@ def _layout(plan: Plan) -> tuple[int | None, int | None, list[int]]:
     return rows, columns, free
 
 
+def _shared(plan: Plan) -> str:
+    """What every cell shares: the Generate inputs no axis changes, and the LoRAs under every cell."""
+    if not plan.cells:
+        return ""
+    swept = {a.name for a in plan.axes if a.kind == "input"}
+    first = parameters(plan, plan.cells[0])
+    settings = [f"{k}: {v}" for k, v in first["generate"].items() if k not in swept and k != "batch_size"
+                and v != ""]
+    axis_lora = {v.value for a in plan.axes if a.kind == "lora" for v in a.values}
+    stack = [f"{lora['adapter'] or lora['name']} ({shown(lora['strength_model'])} / {shown(lora['strength_clip'])})"
+             for lora in first["loras"] if lora["name"] not in axis_lora]
+    text = "Every cell: " + "; ".join(settings)
+    if stack:
+        text += "; under every cell: " + ", ".join(stack)
+    return f"<p>{_esc(text)}</p>"
+
+
 def write_html(plan: Plan, journal: Journal, manifest_value: dict, sheets: list[str]) -> str:
     rows, columns, others = _layout(plan)
     axes = plan.axes
@@ -167,11 +185,12 @@ def write_html(plan: Plan, journal: Journal, manifest_value: dict, sheets: list[
              "<p>Axes: " + "; ".join(f"<b>{_esc(a.name)}</b>{' of ' + _esc(a.adapter) if a.adapter else ''} "
                                      f"({len(a.values)}): " + _esc(", ".join(v.label for v in a.values))
                                      for a in axes) + "</p>" if axes else "",
+             _shared(plan),
              "<p>Each image carries its workflow: <code>loradeck run images/NAME.png</code> renders it again "
              "(the same pixels with the same torch thread count: <code>OMP_NUM_THREADS=1</code> on CPU "
              "workers). Every cell's parameters, file hashes and A1111 text: <a href=\"manifest.json\">"
              "manifest.json</a>.</p>"]
-    shown = [i for i in (rows, columns) if i is not None]  # the slice's own axes are in its heading
+    captioned = [i for i in (rows, columns) if i is not None]  # the slice's own axes are in its heading
     for fixed in itertools.product(*(range(len(axes[i].values)) for i in others)):
         title = " · ".join(f"{axes[i].name}: {axes[i].values[v].label}" for i, v in zip(others, fixed, strict=True))
         if title:
@@ -195,7 +214,7 @@ def write_html(plan: Plan, journal: Journal, manifest_value: dict, sheets: list[
                     coords[rows] = r
                 if columns is not None:
                     coords[columns] = c
-                parts.append(f"<td>{_figure(plan, journal, by_coords[tuple(coords)], size, shown, lazy)}</td>")
+                parts.append(f"<td>{_figure(plan, journal, by_coords[tuple(coords)], size, captioned, lazy)}</td>")
             parts.append("</tr>")
         parts.append("</tbody></table>")
     if sheets:

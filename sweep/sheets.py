@@ -16,6 +16,7 @@ from .journal import Journal
 from .spec import slug
 
 THUMB = 256
+MIN_TILE = 128  # pixels: smaller pictures are drawn 2x, 3x, ... on the sheets
 SHEETS, THUMBS = "sheets", "thumbs"
 MISSING = (96, 96, 96)
 
@@ -47,16 +48,24 @@ def _tile(journal: Journal, record: dict | None, size: tuple[int, int]) -> Image
         return tile
     with Image.open(os.path.join(journal.folder, shown)) as image:
         tile = image.convert("RGB")
-    return tile if tile.size == size else tile.resize(size, Image.Resampling.LANCZOS)
+    if tile.size == size:
+        return tile
+    whole = size[0] % tile.size[0] == 0 and size[1] % tile.size[1] == 0 and size[0] > tile.size[0]
+    return tile.resize(size, Image.Resampling.NEAREST if whole else Image.Resampling.LANCZOS)
 
 
 def _cell_size(plan: Plan, journal: Journal) -> tuple[int, int]:
+    """The tile size: the first picture's, small pictures scaled up by a whole factor to MIN_TILE pixels (so the
+    labels above each column have room; pixels stay sharp squares)."""
+    size = (64, 64)
     for cell in plan.cells:
         shown = thumbnail(journal, journal.records.get(cell.key))
         if shown:
             with Image.open(os.path.join(journal.folder, shown)) as image:
-                return image.size
-    return (64, 64)
+                size = image.size
+            break
+    factor = max(1, -(-MIN_TILE // min(size)))
+    return size[0] * factor, size[1] * factor
 
 
 def write_all(plan: Plan, journal: Journal) -> list[str]:

@@ -283,6 +283,8 @@ def from_dict(data: dict, source: str = "") -> SweepSpec:
         if key in report and report[key] not in names:
             raise SpecError(f"{where}: report.{key} = {report[key]!r} is not an axis; the axes are: "
                             f"{', '.join(sorted(names)) or 'none'}")
+    if report.get("rows") and report.get("rows") == report.get("columns"):
+        raise SpecError(f"{where}: report.rows and report.columns name the same axis ({report['rows']!r})")
     dtype = _text(data.get("dtype", "auto"), f"{where}: dtype")
     node = data.get("node", "")
     node = str(node) if isinstance(node, (int, str)) and not isinstance(node, bool) else _text(node, f"{where}: node")

@@ -12,6 +12,7 @@ killed mid-sweep loses no cell; the HTML report opens in Chromium without errors
 from __future__ import annotations
 
 import collections
+import io
 import json
 import os
 import signal
@@ -355,3 +356,24 @@ def test_a_base_workflow_is_swept_through_its_generate_node(tmp_path, one_thread
         text = png.text["parameters"]
         assert png.size == (128, 128)  # the input image's size
     assert "Denoising strength: 0.75" in text and 'LoRA Deck: "style: clip=0.3 model=0.3"' in text
+
+
+def test_the_progress_line_shows_the_count_the_rate_and_an_eta(monkeypatch):
+    from loradeck.sweep import progress
+
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    bar = progress.Progress(10, skipped=4, stream=stream, every=0)
+    bar.start("2 workers")
+    clock[0] += 30  # worker start-up: left out of the rate
+    bar.add(ok=True)
+    clock[0] += 2
+    bar.add(ok=False)
+    clock[0] += 2
+    bar.add(ok=True)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "[............................] 0/10 cells  0%  elapsed 0:00  ETA --  4 done before  2 workers"
+    assert lines[-1] == ("[########....................] 3/10 cells  30%  elapsed 0:34  ETA 0:14  1 failed  "
+                         "4 done before  2 workers")  # 2 s per cell since the first one, 7 cells left
+    assert progress.duration(3725) == "1:02:05"
