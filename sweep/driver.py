@@ -309,8 +309,9 @@ def run(spec: SweepSpec | str | dict, *, address: str | None = None, workers: in
     except KeyboardInterrupt:
         state["interrupted"] = True
     finally:
-        bar.close()
-        result = _finish(plan, journal, state, started_at, len(unique) - len(todo))
+        with _shielded():
+            bar.close()
+            result = _finish(plan, journal, state, started_at, len(unique) - len(todo))
     if state["interrupted"]:
         raise SweepInterrupted(result)
     if state["error"] is not None:
@@ -350,17 +351,24 @@ def _render(plan: Plan, todo: list[Cell], journal: Journal, bar: Progress, state
             _quietly(ray.shutdown)
 
 
-def _quietly(step: Callable[[], object]) -> None:
-    """Clean-up that a second Ctrl-C must not cut short (in the main thread, SIGINT waits until it is done)."""
+@contextlib.contextmanager
+def _shielded():
+    """Clean-up and the final writes run to the end: in the main thread a second Ctrl-C is ignored meanwhile."""
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
-        step()
-    except Exception as exc:
-        log.debug("sweep clean-up: %s", exc)
+        yield
     finally:
         if main:
             signal.signal(signal.SIGINT, previous)
+
+
+def _quietly(step: Callable[[], object]) -> None:
+    with _shielded():
+        try:
+            step()
+        except Exception as exc:
+            log.debug("sweep clean-up: %s", exc)
 
 
 def _loop(ray, pool: Pool, plan: Plan, queue: Queue, journal: Journal, bar: Progress, state: dict,
