@@ -377,3 +377,29 @@ def test_the_progress_line_shows_the_count_the_rate_and_an_eta(monkeypatch):
     assert lines[-1] == ("[########....................] 3/10 cells  30%  elapsed 0:34  ETA 0:14  1 failed  "
                          "4 done before  2 workers")  # 2 s per cell since the first one, 7 cells left
     assert progress.duration(3725) == "1:02:05"
+
+
+def test_a_stack_a_weights_axis_and_prompt_tags_make_each_cells_workflow(models, tmp_path):
+    """Planned without Ray: the [[stack]] under every cell, a strength axis on one of its adapters, a weights axis
+    of whole texts, and a prompt tag whose file joins the cell's files (and its content key)."""
+    from loradeck.sweep import cells
+
+    spec = sweep.from_dict({
+        "model": "tiny-sd (built-in)", "models_dir": str(models), "output": str(tmp_path / "out"),
+        "stack": [{"lora": "epochs/epoch-1.safetensors", "strength_model": 0.7, "name": "base style"}],
+        "weights": '"base style": clip=0.2',
+        "generate": {"prompt": "a cat <lora:epochs/epoch-2:0.5>", "steps": 2},
+        "axes": {"strength": {"adapter": "base style", "values": [0.3, "ramp(1, 0)"]},
+                 "weights": [{"label": "plain", "value": ""}, {"label": "off", "value": '"base style": off'}]}})
+    plan = cells.plan(spec, runtime_for(str(models), str(tmp_path)))
+    assert [c.labels for c in plan.cells] == [("0.3", "plain"), ("0.3", "off"), ("ramp(1, 0)", "plain"),
+                                               ("ramp(1, 0)", "off")]
+    prompt = plan.cells[3].prompt
+    assert [n["class_type"] for n in prompt.values()] == [
+        "LoadPipeline|LoRADeck", "LoadLoRA|LoRADeck", "SetAdapterWeights|LoRADeck", "Generate|LoRADeck",
+        "SaveImage|LoRADeck"]
+    assert prompt["2"]["inputs"]["adapter_name"] == "base style" and prompt["2"]["inputs"]["strength_model"] == 0.7
+    assert prompt["4"]["inputs"]["weights"] == '"base style": clip=0.2\n"base style": off\n"base style": ramp(1, 0)\n'
+    names = [name for name, _ in plan.cells[0].files]
+    assert names == ["epochs/epoch-1.safetensors", "epochs/epoch-2.safetensors"]  # the tag's file is there too
+    assert len({c.key for c in plan.cells}) == 4
