@@ -249,7 +249,7 @@ def _start_ray(ray, address: str | None, workers: int | None, threads: int, init
                 kwargs.setdefault("num_cpus", (workers or 2) * threads)
             kwargs.setdefault("include_dashboard", False)
             kwargs.setdefault("object_store_memory", OBJECT_STORE_BYTES)
-            ray.init(**kwargs)
+            ray.init(address="local", **kwargs)  # a new local Ray, even beside a cluster `ray start` left running
         started = True
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))

@@ -83,7 +83,7 @@ def local_ray():
     """A local Ray with 2 CPUs: the sweeps below run 2 workers of 1 CPU (and 1 torch thread) each."""
     import logging
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
              object_store_memory=128 * 1024 * 1024)
     yield
     ray.shutdown()
