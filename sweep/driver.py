@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 DEPTH = 2  # cells in flight per worker
 MAX_ATTEMPTS = 3  # times a cell may see its worker die before it is recorded as failed
 OBJECT_STORE_BYTES = 256 * 1024 * 1024  # a local Ray's object store: PNG bytes only pass through it
+START_TIMEOUT = 900.0  # seconds for the workers to start (import torch, build the pipeline) before giving up
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -162,17 +163,25 @@ class Pool:
         slot.generation += 1
         slot.group = None
 
-    def wait_ready(self) -> list[dict]:
-        """Each worker's info once it has started (and built its pipeline); a worker that cannot start is an
-        error naming why (its __init__'s exception)."""
-        infos = []
-        for slot in self.slots:
-            try:
-                slot.info = self.ray.get(slot.actor.info.remote())
-            except self.ray.exceptions.RayError as exc:
-                raise WorkersGone(f"a sweep worker could not start: {_reason(exc)}") from None
-            infos.append(slot.info)
-        return infos
+    def wait_ready(self, timeout: float) -> list[dict]:
+        """Each worker's info once it has started (and built its pipeline); a worker that cannot start, or has
+        not started after ``timeout`` seconds (no CPU/GPU free on the cluster, a node that never answers), is an
+        error naming why. Waits a second at a time, so Ctrl-C is seen at once."""
+        pending = {slot.actor.info.remote(): slot for slot in self.slots}
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                need = " + ".join(f"{v} {k.removeprefix('num_').upper()}" for k, v in self.options.items())
+                raise WorkersGone(f"{len(pending)} of {len(self.slots)} sweep workers had not started after "
+                                  f"{timeout:.0f} s (each needs {need} free on the cluster); run the sweep again")
+            ready, _ = self.ray.wait(list(pending), num_returns=len(pending), timeout=1.0)
+            for ref in ready:
+                slot = pending.pop(ref)
+                try:
+                    slot.info = self.ray.get(ref)
+                except self.ray.exceptions.RayError as exc:
+                    raise WorkersGone(f"a sweep worker could not start: {_reason(exc)}") from None
+        return [slot.info for slot in self.slots]
 
     def refresh(self, timeout: float = 10.0) -> None:
         """Each live worker's info again (cells rendered, files read), when it answers in time."""
@@ -242,7 +251,10 @@ def _start_ray(ray, address: str | None, workers: int | None, threads: int, init
     if not ray.is_initialized():
         kwargs = {"logging_level": logging.WARNING, "log_to_driver": False, **(init or {})}
         if address:
-            ray.init(address=address, **kwargs)
+            try:
+                ray.init(address=address, **kwargs)
+            except (ConnectionError, RuntimeError) as exc:
+                raise LoraDeckError(_join_failed(address, exc)) from exc
         else:
             gpus = _local_gpus()
             if not gpus:
@@ -254,6 +266,16 @@ def _start_ray(ray, address: str | None, workers: int | None, threads: int, init
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     return started, workers or gpus or max(1, int(resources.get("CPU", 1) // threads)), gpus
+
+
+def _join_failed(address: str, exc: BaseException) -> str:
+    """Why joining the cluster at ``address`` failed, with Ray's own reason (often in the exception's cause)."""
+    reasons = [_reason(e) for e in (exc, exc.__cause__) if e is not None]
+    text = f"could not join the Ray cluster at {address}: " + "; ".join(reasons)
+    if any("token" in r.lower() for r in reasons) and not os.environ.get("RAY_AUTH_MODE"):
+        text += (" (the cluster uses token authentication: set RAY_AUTH_MODE=token, with its token in "
+                 "~/.ray/auth_token or RAY_AUTH_TOKEN; `--address auto` finds a local cluster's token itself)")
+    return text
 
 
 def _local_gpus() -> int:
@@ -268,14 +290,17 @@ def _local_gpus() -> int:
 def run(spec: SweepSpec | str | dict, *, address: str | None = None, workers: int | None = None, threads: int = 1,
         output: str | None = None, models_dir: str | None = None, retry_failed: bool = False,
         progress: bool | Progress = True, on_result: Callable[[dict], None] | None = None,
-        settings: dict | None = None, ray_init: dict | None = None) -> SweepResult:
+        settings: dict | None = None, ray_init: dict | None = None,
+        start_timeout: float = START_TIMEOUT) -> SweepResult:
     """Run the sweep ``spec`` (a path to TOML/JSON, a parsed table, or a SweepSpec); see the module docstring.
 
     ``workers``: actors (default: one per GPU, else 2 on a local Ray, else the cluster's CPUs / ``threads``);
     ``threads``: CPUs and torch threads per CPU worker; ``output``/``models_dir`` override the spec's;
     ``retry_failed`` renders again cells that failed on an earlier run; ``on_result(record)`` is called after
     each cell is recorded (tests); ``settings``: Settings fields for the workers' runtimes; ``ray_init``:
-    extra ``ray.init`` arguments. A Ray already initialised by the caller is used as it is."""
+    extra ``ray.init`` arguments; ``start_timeout``: seconds the workers may take to start before the sweep
+    gives up (WorkersGone; nothing is lost, run it again). A Ray already initialised by the caller is used as
+    it is."""
     from ..core.runtime import Runtime
     from ..core.settings import Settings
     from ..nodes import host
@@ -305,7 +330,7 @@ def run(spec: SweepSpec | str | dict, *, address: str | None = None, workers: in
     try:
         if todo:
             _render(plan, todo, journal, bar, state, address=address, workers=workers, threads=threads,
-                    settings=settings, ray_init=ray_init, on_result=on_result)
+                    settings=settings, ray_init=ray_init, on_result=on_result, start_timeout=start_timeout)
     except KeyboardInterrupt:
         state["interrupted"] = True
     finally:
@@ -320,7 +345,7 @@ def run(spec: SweepSpec | str | dict, *, address: str | None = None, workers: in
 
 
 def _render(plan: Plan, todo: list[Cell], journal: Journal, bar: Progress, state: dict, *, address, workers, threads,
-            settings, ray_init, on_result) -> None:
+            settings, ray_init, on_result, start_timeout) -> None:
     ray = _import_ray()
     started, count, gpus = _start_ray(ray, address, workers, threads, ray_init)
     pool = None
@@ -330,7 +355,7 @@ def _render(plan: Plan, todo: list[Cell], journal: Journal, bar: Progress, state
                   "threads": None if gpus else threads, "warm": _warm(plan), "settings": settings or {}}
         bar.start(f"starting {count} worker{'s' if count > 1 else ''}")
         pool = Pool(ray, plan, config, options, count)
-        state["workers"] = pool.wait_ready()
+        state["workers"] = pool.wait_ready(start_timeout)
         state["ready_at"] = time.monotonic()
         bar.note = f"{count} worker{'s' if count > 1 else ''} ({'GPU' if gpus else f'CPU x{threads}'})"
         bar.show(force=True)
