@@ -12,6 +12,7 @@ killed mid-sweep loses no cell; the HTML report opens in Chromium without errors
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import json
 import os
@@ -31,7 +32,7 @@ from lora_fixtures import save_diffusers_lora, save_kohya_lora, write_sdxl_shape
 ray = pytest.importorskip("ray")
 
 from loradeck import sweep  # noqa: E402
-from loradeck.core.errors import SpecError  # noqa: E402
+from loradeck.core.errors import LoraDeckError, SpecError  # noqa: E402
 from loradeck.runner import run_workflow  # noqa: E402
 from loradeck.runner.workflow_file import Workflow  # noqa: E402
 
@@ -78,15 +79,30 @@ seed = [1, 2]
     return path
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """A local Ray with 2 CPUs: the sweeps below run 2 workers of 1 CPU (and 1 torch thread) each."""
-    import logging
+SWEEP_SECONDS = 600  # a sweep below that has not finished by then has hung: the test fails instead of waiting
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-             object_store_memory=128 * 1024 * 1024)
-    yield
-    ray.shutdown()
+
+@contextlib.contextmanager
+def deadline(seconds: float = SWEEP_SECONDS):
+    """Fail (not hang) when the block takes longer than ``seconds``: SIGALRM raises in the main thread, where
+    the sweep's driver waits on Ray a second at a time, and the sweep stops its workers on the way out."""
+    def expired(signum, frame):
+        pytest.fail(f"the sweep did not finish within {seconds} s", pytrace=True)
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_sweep(spec, **options):
+    """sweep.run on the session's local Ray (tests/conftest.py: 2 CPUs; 2 workers of 1 CPU and 1 torch thread
+    unless ``workers`` says otherwise), within the deadline."""
+    with deadline():
+        return sweep.run(str(spec), progress=False, **options)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +116,7 @@ def epochs_sweep(local_ray, models, tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep-epochs")
     spec = write_spec(folder / "epochs.toml", models, folder / "out", '[{ folder = "epochs" }, "none"]')
     records = []
-    result = sweep.run(str(spec), progress=False, on_result=records.append)
+    result = run_sweep(spec, on_result=records.append)
     manifest = json.loads(Path(result.manifest).read_text())
     return spec, result, manifest, records
 
@@ -192,14 +208,14 @@ def test_each_worker_reads_each_file_once(epochs_sweep):
 
 def test_a_second_run_renders_nothing_and_a_lost_image_alone(epochs_sweep):
     spec, first, manifest, _ = epochs_sweep
-    again = sweep.run(str(spec), progress=False)
+    again = run_sweep(spec)
     assert (again.rendered, again.skipped, again.ok, again.failed) == (0, 26, 14, 12)
     assert again.workers == []  # nothing to render: no worker was started
     lost = next(c for c in manifest["cells"] if c["status"] == "ok")
     image = Path(first.output) / lost["image"]
     before = image.read_bytes()
     image.unlink()
-    third = sweep.run(str(spec), progress=False, retry_failed=True)  # and the failed cells once more
+    third = run_sweep(spec, retry_failed=True, workers=1)  # and the failed cells once more (1 worker will do)
     assert (third.rendered, third.ok, third.failed) == (1 + 12, 14, 12)
     assert image.read_bytes() == before
 
@@ -217,7 +233,7 @@ def test_a_worker_killed_mid_sweep_loses_no_cell(local_ray, epochs_sweep, models
             killed.append(record["worker"])
             os.kill(record["worker"], signal.SIGKILL)
 
-    result = sweep.run(str(spec), progress=False, on_result=kill_first)
+    result = run_sweep(spec, on_result=kill_first)
     assert killed and result.restarts >= 1
     assert (result.ok, result.failed, result.pending) == (8, 0, 0)
     journal = [json.loads(line) for line in (tmp_path / "out" / "cells.jsonl").read_text().splitlines()]
@@ -230,11 +246,21 @@ def test_a_worker_killed_mid_sweep_loses_no_cell(local_ray, epochs_sweep, models
             (Path(first.output) / earlier[record["key"]]["image"]).read_bytes()
 
 
+def test_workers_that_cannot_start_stop_the_sweep_in_time(local_ray, models, tmp_path):
+    """A worker asking for more than the cluster has (3 CPUs of 2) never starts: the sweep gives up after
+    start_timeout with the reason, having written what it has (every cell pending), instead of waiting forever."""
+    spec = write_spec(tmp_path / "big.toml", models, tmp_path / "out", '["epochs/epoch-1.safetensors"]')
+    with pytest.raises(LoraDeckError, match=r"1 of 1 sweep workers had not started after 3 s \(each needs 3 CPU"):
+        run_sweep(spec, workers=1, threads=3, start_timeout=3)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"] == {"cells": 4, "unique": 4, "ok": 0, "failed": 0, "pending": 4}
+
+
 def test_spec_problems_are_listed_before_anything_runs(models, tmp_path):
     spec = write_spec(tmp_path / "bad.toml", models, tmp_path / "out", '["epochs/epoch-1.safetensors", "nope"]')
     spec.write_text(spec.read_text().replace("steps = 3", "steps = 5000"))
     with pytest.raises(SpecError) as failed:
-        sweep.run(str(spec), progress=False)
+        run_sweep(spec)
     text = str(failed.value)
     assert text.startswith("the sweep has 2 problems; nothing was run")
     assert "'nope'" in text and "steps = 5000: above the maximum 1000 (4 cells" in text

@@ -1,6 +1,7 @@
 """``loradeck sweep`` as a user runs it: Ctrl-C mid-sweep (SIGINT to the whole process group, as a terminal
-sends it), then the same command again renders only the rest, and a cell's PNG run by ``loradeck run`` gives
-the same file byte for byte. Each command starts its own local Ray with 2 CPU workers."""
+sends it, its own local Ray included), then the same command with ``--address`` joining a running Ray (the
+session's, tests/conftest.py) renders only the rest, and a cell's PNG run as ``loradeck run`` runs it gives the
+same file byte for byte."""
 
 from __future__ import annotations
 
@@ -13,13 +14,21 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from lora_fixtures import save_diffusers_lora
 
 pytest.importorskip("ray")
 
+from loradeck.runner import run_workflow  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _env() -> dict:
+    """The commands' environment: this process's now, after the session's Ray started (so RAY_AUTH_MODE is what
+    that Ray runs with: a process joining it by address needs it), offline, one thread."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _command(*args: str) -> list[str]:
@@ -42,7 +51,7 @@ def test_sweep_help_answers_without_torch_or_ray():
     assert done.stdout.strip() == "[]", done.stderr[-2000:]
 
 
-def test_ctrl_c_stops_cleanly_and_the_same_command_finishes_the_rest(tmp_path):
+def test_ctrl_c_stops_cleanly_and_the_same_command_finishes_the_rest(local_ray, tmp_path):
     loras = tmp_path / "models" / "loras"
     loras.mkdir(parents=True)
     save_diffusers_lora(str(loras / "style-a.safetensors"), seed=21)
@@ -54,15 +63,15 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_finishes_the_rest(tmp_path):
         "generate": {"prompt": "a lighthouse", "steps": 3, "width": 64, "height": 64},
         "axes": {"lora": ["style-a.safetensors", "style-b.safetensors"], "strength": [0.5, 1],
                  "seed": [1, 2, 3]}}))
-    first = subprocess.Popen(_command("sweep", str(spec)), cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+    first = subprocess.Popen(_command("sweep", str(spec)), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 300
         while len(_journal(out)) < 2 and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert first.poll() is None, first.communicate()
         os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        stdout, stderr = first.communicate(timeout=180)
+        stdout, stderr = first.communicate(timeout=120)
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
@@ -75,8 +84,9 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_finishes_the_rest(tmp_path):
     assert all((out / r["image"]).is_file() for r in done)
     assert not list(out.rglob("*.part")) and (out / "report.html").is_file()
 
-    second = subprocess.run(_command("sweep", str(spec), "--no-progress"), cwd=tmp_path, env=ENV,
-                            capture_output=True, text=True, timeout=900)
+    # the rest, on a Ray that is already running (the first command's own Ray went with it)
+    second = subprocess.run(_command("sweep", str(spec), "--no-progress", "--address", local_ray), cwd=tmp_path,
+                            env=_env(), capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.split() == [str(out / "report.html"), str(out / "manifest.json")]
     journal = _journal(out)
@@ -85,10 +95,11 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_finishes_the_rest(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"] == {"cells": 12, "unique": 12, "ok": 12, "failed": 0, "pending": 0}
 
-    cell = manifest["cells"][-1]
-    rerun = subprocess.run(_command("run", str(out / cell["image"]), "--models-dir", str(tmp_path / "models"),
-                                    "--output-dir", str(tmp_path / "rerun")),
-                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    written = Path(rerun.stdout.split()[0])
-    assert written.read_bytes() == (out / cell["image"]).read_bytes()
+    cell = manifest["cells"][-1]  # what `loradeck run out/images/CELL.png` does, in this process (1 torch thread)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rerun = run_workflow(str(out / cell["image"]), str(tmp_path / "rerun"), str(tmp_path / "models"))
+    finally:
+        torch.set_num_threads(threads)
+    assert Path(rerun.saved[0]).read_bytes() == (out / cell["image"]).read_bytes()
