@@ -87,7 +87,7 @@ def _sweep(args) -> int:
     try:
         result = run(args.spec, address=args.address, workers=args.workers, threads=args.threads,
                      output=args.output, models_dir=args.models_dir, retry_failed=args.retry_failed,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, start_timeout=args.start_timeout)
     except SweepInterrupted as stop:
         done = stop.result
         log.error("interrupted: %d of %d cells are done (no partial files were left); run the same command "
@@ -167,6 +167,9 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--retry-failed", action="store_true",
                        help="render again the cells that failed on an earlier run")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--start-timeout", type=positive, default=900, metavar="SECONDS",
+                       help="give up when the workers have not started after this long (default 900; a cluster "
+                            "that adds nodes on demand may need more)")
     sweep.set_defaults(func=_sweep)
     demo = sub.add_parser("demo", parents=common, help="run the demo workflow on a built-in tiny model")
     demo.add_argument("--output-dir", default="output", help="where the images go (default ./output)")
