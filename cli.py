@@ -81,6 +81,39 @@ def _run(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from .sweep.driver import SweepInterrupted, run
+
+    try:
+        result = run(args.spec, address=args.address, workers=args.workers, threads=args.threads,
+                     output=args.output, models_dir=args.models_dir, retry_failed=args.retry_failed,
+                     progress=not args.no_progress, start_timeout=args.start_timeout)
+    except SweepInterrupted as stop:
+        done = stop.result
+        log.error("interrupted: %d of %d cells are done (no partial files were left); run the same command "
+                  "again to render the rest. Report so far: %s", done.ok + done.failed, done.unique, done.report)
+        return 130
+    print(result.report)  # noqa: T201 - the command's output: the report, then the manifest
+    print(result.manifest)  # noqa: T201
+    summary = (f"{result.unique} cells: {result.rendered} rendered now, {result.skipped} done before, "
+               f"{result.ok} ok, {result.failed} failed")
+    if result.failed:
+        log.error("%s (each failure's reason is in the manifest and the report)", summary)
+        return 1
+    log.info("%s", summary)
+    return 0
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
 def _demo(args) -> int:
     from .demo.run import run_demo
 
@@ -117,6 +150,27 @@ def parser() -> argparse.ArgumentParser:
                           "the model or a folder of tokenizer folders (default $LORADECK_TOKENIZERS, "
                           "then models/tokenizers and models/diffusers/*)")
     run.set_defaults(func=_run)
+    sweep = sub.add_parser("sweep", parents=common,
+                           help="render every combination of LoRAs, strengths, prompts, seeds, ... on Ray")
+    sweep.add_argument("spec", type=existing_file, help="the sweep spec (TOML, or JSON for a .json file)")
+    sweep.add_argument("--address", default=None,
+                       help="join a running Ray cluster (e.g. ray://head:10001 or auto); default: a local Ray")
+    sweep.add_argument("--workers", type=positive, default=None,
+                       help="workers, each holding one pipeline (default: one per GPU, else 2 locally)")
+    sweep.add_argument("--threads", type=positive, default=1,
+                       help="CPUs and torch threads per CPU worker (default 1)")
+    sweep.add_argument("--output", default=None, help="the sweep's folder (default: the spec's output, else "
+                                                      "./output/sweeps/NAME)")
+    sweep.add_argument("--models-dir", default=None, type=existing_folder,
+                       help="folder in ComfyUI's layout (default: the spec's models_dir, $LORADECK_MODELS_DIR "
+                            "or ./models)")
+    sweep.add_argument("--retry-failed", action="store_true",
+                       help="render again the cells that failed on an earlier run")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--start-timeout", type=positive, default=900, metavar="SECONDS",
+                       help="give up when the workers have not started after this long (default 900; a cluster "
+                            "that adds nodes on demand may need more)")
+    sweep.set_defaults(func=_sweep)
     demo = sub.add_parser("demo", parents=common, help="run the demo workflow on a built-in tiny model")
     demo.add_argument("--output-dir", default="output", help="where the images go (default ./output)")
     demo.add_argument("--model", default="sd1", choices=sorted(FAMILIES),

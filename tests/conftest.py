@@ -60,3 +60,19 @@ def files(lora_dir):
 @pytest.fixture
 def pipe():
     return make_pipe()
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray with 2 CPUs for every sweep test of the session (its start costs seconds; the sweeps' workers
+    are their own, started and stopped by each sweep). Yields the address another process joins it with
+    (``loradeck sweep --address``). Skips without ray (``pip install -e ".[test]"`` installs it)."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+             object_store_memory=128 * 1024 * 1024)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 PACK = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "nodes", "runner", "demo")  # walked with their subpackages; plus the pack's top-level modules
+# walked with their subpackages; plus the pack's top-level modules
+PACKAGES = ("core", "nodes", "runner", "demo", "sweep")
 MAX_MODULES = 15  # per folder of core/: a newcomer finds a concern by its folder name
 
 
