@@ -32,6 +32,8 @@ _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("t5", "other"): "text_encoders.t5xxl.transformer."}
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
+GGUF_SUFFIXES = (".gguf",)
+MODEL_SUFFIXES = SAFE_SUFFIXES + GGUF_SUFFIXES  # what a denoiser file may be (encoders and VAEs: .safetensors)
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,17 @@ class FoundEncoder:
 
 
 def read_header(path: str) -> Header:
-    """Keys, shapes and dtypes of a .safetensors file from its header alone (a few bytes, never the weights)."""
-    if not path.lower().endswith(SAFE_SUFFIXES):
-        raise PipelineLoadError(f"{path!r} is not a .safetensors file; LoRA Deck reads checkpoints only as "
-                                ".safetensors (pickle .ckpt files can run code when loaded)")
+    """Keys, shapes and dtypes of a .safetensors file from its header alone (a few bytes, never the weights), or of
+    a .gguf denoiser from its tensor infos (dense shapes)."""
+    if not path.lower().endswith(MODEL_SUFFIXES):
+        raise PipelineLoadError(f"{path!r} is not a .safetensors or .gguf file; LoRA Deck reads models only as "
+                                ".safetensors or GGUF (pickle .ckpt files can run code when loaded)")
     if not os.path.isfile(path):  # also keeps FIFOs and devices from blocking the open below
-        raise PipelineLoadError(f"{path!r} is not a file; pick a .safetensors checkpoint")
+        raise PipelineLoadError(f"{path!r} is not a file; pick a .safetensors or .gguf model file")
+    if path.lower().endswith(GGUF_SUFFIXES):
+        from .quantized.reading import gguf_header
+
+        return gguf_header(path)
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
@@ -208,8 +215,6 @@ def pick_encoder(slot: Encoder, config: dict, headers: list[Header], used: set) 
     hints = ENCODER_KINDS[slot.kind][2]
     candidates = []
     for header in headers:
-        if SCALED_FP8 in header.shapes:
-            continue  # ComfyUI's scaled-fp8 files need per-tensor scales that diffusers does not apply
         for found in find_encoders(header):
             if (header.path, found.prefix) in used or not fits(found, slot, config):
                 continue
@@ -246,8 +251,8 @@ def pick_vae(config: dict, headers: list[Header]) -> Part | None:
 def what_is(header: Header) -> str:
     """A short description of a separate file, for 'found there' lists in messages."""
     found = find_encoders(header)
-    if found and SCALED_FP8 in header.shapes:
-        return ", ".join(describe(f) for f in found) + " in ComfyUI's scaled fp8 format, which diffusers cannot load"
+    if found and (SCALED_FP8 in header.shapes or any(k.endswith(".comfy_quant") for k in header.shapes)):
+        return ", ".join(describe(f) for f in found) + " in ComfyUI's scaled fp8 format"
     if found:
         return ", ".join(describe(f) for f in found)
     vae = next((s for k, s in header.shapes.items() if k.endswith(_VAE) and len(s) == 4), None)

@@ -16,6 +16,8 @@ from ..families import BUILTIN_SUFFIX, BUILTINS, family_for_class, family_of
 from ..files import safe_json
 from ..files.reading import SAFE_SUFFIXES
 
+MODEL_SUFFIXES = (*SAFE_SUFFIXES, ".gguf")  # single-file models: safetensors checkpoints and ComfyUI-GGUF denoisers
+
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -89,11 +91,11 @@ def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | 
             if isinstance(component, torch.nn.Module):
                 # built-ins are float32 already; passing dtype anyway makes diffusers warn
                 component.to(device) if dtype == torch.float32 else component.to(device=device, dtype=dtype)
-    elif model.lower().endswith(SAFE_SUFFIXES) or os.path.isfile(model):
+    elif model.lower().endswith(MODEL_SUFFIXES) or os.path.isfile(model):
         from .single_file import LocalFiles, load_single_file
 
         files = local_files or LocalFiles.beside(model, tokenizer_dirs=config_folders)
-        pipe = load_single_file(model, dtype, device, files.tokenizers_first(tokenizer_dirs))
+        pipe = load_single_file(model, dtype, device, files.tokenizers_first(tokenizer_dirs), config_folders)
     else:
         pipe = load_folder(model, dtype, device)
     pipe.set_progress_bar_config(disable=True)
