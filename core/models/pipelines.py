@@ -112,7 +112,7 @@ class PipelineRegistry:
     def __init__(self, runtime, capacity: int):
         self.runtime = runtime
         self.capacity = capacity
-        self._owners: OrderedDict[tuple[str, str], PipelineOwner] = OrderedDict()
+        self._owners: OrderedDict[tuple, PipelineOwner] = OrderedDict()
         self._lock = threading.Lock()
         self._building = threading.Lock()  # one pipeline built at a time
         self._ids = itertools.count(1)
@@ -121,8 +121,10 @@ class PipelineRegistry:
         return f"p{next(self._ids)}"
 
     def get(self, model: str, dtype_name: str = "auto", config_folders: tuple[str, ...] = (),
-            local_files=None) -> PipelineOwner:
-        key = (model, dtype_name)
+            local_files=None, parts: tuple = ()) -> PipelineOwner:
+        """The owner of ``model`` in ``dtype_name`` (``parts``: the parts picked explicitly, which make it another
+        pipeline than the same file with its parts found beside it)."""
+        key = (model, dtype_name, parts) if parts else (model, dtype_name)
         with self._building:
             with self._lock:
                 owner = self._owners.get(key)
