@@ -34,6 +34,8 @@ FROZEN = {
                           "x_axis", "y_axis", "scheduler"],  # new in 0.2.0
     "SaveImage|LoRADeck": ["images", "filename_prefix", "parameters"],  # new in 0.2.0
     "LoRAList|LoRADeck": ["pipeline", "loras", "lora_stack"],
+    "LoadDiffusionModel|LoRADeck": ["unet_name", "dtype", "text_encoder_1", "text_encoder_2", "text_encoder_3",
+                                    "vae"],  # new with the split-file loader (issue 24)
 }
 # Outputs are linked by slot number: they may only ever grow at the end too.
 FROZEN_OUTPUTS = {
