@@ -5,13 +5,14 @@ files of every layout (``lora_fixtures.fuzz_bases``). Foreign exceptions: header
 Infinity, huge numbers), wrong-typed metadata and configs, dtypes, scalar and 1-D factors, inconsistent ranks,
 renamed/deleted keys, truncation and bit flips (40 each, 320 in all); hangs: strings built to make patterns
 backtrack (200); LoKr/Tucker/LoHa resource bombs (200); NaN images: NaN/inf (100) and finite but absurd magnitudes
-(120); hostile PEFT configs (30); mutated trainer files on Flux (40). Model files (issue 24): GGUF denoisers
-truncated, with lying tensor / metadata counts, shapes, dims, types and offsets, or other values (120), and
-ComfyUI fp8 denoisers with hostile comfy_quant / _quantization_metadata JSON, bad scales, dtypes and keys (120),
-built as Load Diffusion Model builds them: refused naming the file, or loaded when only values changed. Files whose damage is in what is parsed mostly
+(120); hostile PEFT configs (30); mutated trainer files on Flux (40). Files whose damage is in what is parsed mostly
 name modules the pipeline lacks, so they are refused after every parser ran but before peft (a load into peft
 costs ~0.1 s). About 30 s of CPU in all; ``LORADECK_FUZZ_SCALE=10`` runs ten times as many.
-Every file is added to one tiny SD pipeline (shared by every kind) that holds a known-good adapter; after each,
+Model files (issue 24), built as Load Diffusion Model builds a denoiser: GGUF files truncated, with lying tensor or
+metadata counts, shapes, dims, types and offsets, or other values (120), and ComfyUI fp8 files with hostile
+comfy_quant / _quantization_metadata JSON, bad scales, dtypes and keys (120): refused naming the file, or loaded
+when only values changed.
+Every LoRA file is added to one tiny SD pipeline (shared by every kind) that holds a known-good adapter; after each,
 the pipeline must be exactly as before (every parameter, so every peft layer; the stack; loaded adapters; peft
 configs), and after each kind the known-good file must still render exactly as on a fresh pipeline.
 """
@@ -555,24 +556,9 @@ def fp8_mutation(rng: random.Random, tensors: dict, meta: dict) -> tuple[str, Mu
 
 def _load_denoiser(path: str):
     """The denoiser of a split-layout file, built as Load Diffusion Model builds it (no encoders needed)."""
-    from loradeck.core.families import FAMILIES
-    from loradeck.core.models import configs as config_files
-    from loradeck.core.models import single_file
-    from loradeck.core.models.build import component_class
+    from loradeck.core.models.single_file import load_denoiser
 
-    header = single_file.read_header(path)
-    arch = single_file.identify(header)
-    try:
-        resolved = config_files.resolve(arch, header, (), single_file._NOT_DENOISER)
-    except ValueError as exc:
-        raise LoraDeckError(str(exc)) from None
-    try:
-        result = single_file.plan(header, resolved.arch, single_file.LocalFiles(), resolved)
-        cls = component_class(*result.index["transformer"])
-        return single_file._build_model(cls, "transformer", result.parts["transformer"], header, resolved.arch,
-                                        torch.float32, FAMILIES["flux"].original_names)
-    finally:
-        resolved.cleanup()
+    return load_denoiser(path, torch.float32)
 
 
 def _refused_or_loaded(path: str, label: str, seen: Counter) -> None:

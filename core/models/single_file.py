@@ -307,21 +307,42 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
     return model.eval()
 
 
+def _configs(path: str, header: Header, config_folders) -> config_files.Configs:
+    arch = identify(header)
+    try:
+        return config_files.resolve(arch, header, config_folders, _NOT_DENOISER)
+    except ConfigMismatch as exc:
+        raise PipelineLoadError(f"{os.path.basename(path)!r} is a {arch.title} checkpoint, but {exc}") from None
+
+
 def load_single_file(path: str, dtype: torch.dtype, device: torch.device, files: LocalFiles | None = None,
                      config_folders=()):
     """A diffusers pipeline from one original-layout model file (+ separate encoder/VAE files), offline.
     ``config_folders``: diffusers folders whose configs give what a derived architecture's shapes cannot tell."""
     files = files or LocalFiles.beside(path)
     header = read_header(path)
-    arch = identify(header)
-    try:
-        configs = config_files.resolve(arch, header, config_folders, _NOT_DENOISER)
-    except ConfigMismatch as exc:
-        raise PipelineLoadError(f"{os.path.basename(path)!r} is a {arch.title} checkpoint, but {exc}") from None
+    configs = _configs(path, header, config_folders)
     try:
         return _load(path, header, configs, files, dtype, device)
     finally:
         configs.cleanup()
+
+
+def load_denoiser(path: str, dtype: torch.dtype, device: torch.device | None = None, config_folders=()):
+    """The denoiser of a model file alone, as diffusers' model class (no encoder, VAE or tokenizer needed): what
+    ComfyUI's Load Diffusion Model gives, quantized weights kept quantized."""
+    header = read_header(path)
+    configs = _configs(path, header, config_folders)
+    try:
+        with open(os.path.join(configs.arch.config_dir, "model_index.json"), encoding="utf-8") as f:
+            index = json.load(f)
+        name = "unet" if "unet" in index else "transformer"
+        part = Part(header.path, header.denoiser_prefix, header.denoiser_prefix, "the file")
+        model = _build_model(build.component_class(*index[name]), name, part, header, configs.arch, dtype,
+                             family_for_class(index["_class_name"]).original_names)
+    finally:
+        configs.cleanup()
+    return model.to(device) if device is not None else model
 
 
 def _load(path: str, header: Header, configs: config_files.Configs, files: LocalFiles, dtype, device):
