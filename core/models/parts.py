@@ -91,18 +91,60 @@ def read_header(path: str) -> Header:
                   lambda key: read_tensors(path, [key])[key])
 
 
+# safetensors dtype -> torch dtype name (read by name: torch is imported only when tensors are read)
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "F8_E4M3": "float8_e4m3fn",
+           "F8_E5M2": "float8_e5m2"}
+
+
 def read_tensors(path: str, keys, rename: tuple[str, str] = ("", "")) -> dict:
-    """The tensors ``keys`` of ``path``, copied into memory (never left memory-mapped), ``rename`` = (old, new)
-    prefix. A truncated or damaged file raises PipelineLoadError."""
-    from safetensors import SafetensorError, safe_open
+    """The tensors ``keys`` of ``path`` read into fresh memory with plain reads (never memory-mapped: a file cut
+    short while in use cannot kill the process, and the file's pages are not resident twice), ``rename`` = (old,
+    new) prefix. A truncated or damaged file raises PipelineLoadError."""
+    import torch
 
     old, new = rename
+    out = {}
     try:
-        with safe_open(path, framework="pt") as f:
-            return {new + key[len(old):]: f.get_tensor(key).clone() for key in keys}
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise PipelineLoadError(f"{path!r} cannot be read ({exc}); the file is truncated or damaged, "
-                                "re-download it") from None
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            if len(head) == 8:
+                head += f.read(min(struct.unpack("<Q", head)[0], MAX_HEADER_BYTES + 1))
+            entries = parse_header(path, head, size)
+            start = len(head)
+            for key in keys:
+                out[new + key[len(old):]] = _read_entry(f, path, key, entries.get(key), start, size, torch)
+    except LoraFileError as exc:
+        raise PipelineLoadError(f"{path!r}: {exc.problem}. {exc.advice}") from None
+    except OSError as exc:
+        raise PipelineLoadError(f"{path!r} cannot be read ({exc.strerror or exc}); the file is truncated or "
+                                "damaged, re-download it") from None
+    return out
+
+
+def _read_entry(f, path: str, key: str, entry, start: int, size: int, torch):
+    def damaged(why: str) -> PipelineLoadError:
+        return PipelineLoadError(f"{path!r} cannot be read ({key}: {why}); the file is truncated or damaged, "
+                                 "re-download it")
+
+    if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES:
+        raise damaged(f"no readable entry (dtype {entry.get('dtype') if isinstance(entry, dict) else None})")
+    dtype, shape, offsets = getattr(torch, _DTYPES[entry["dtype"]]), entry.get("shape"), entry.get("data_offsets")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+        raise damaged("no data offsets")
+    begin, end = offsets
+    count = 1
+    for n in shape:
+        count *= n
+    item = torch.empty((), dtype=dtype).element_size()
+    if not 0 <= begin <= end or end - begin != count * item or start + end > size:
+        raise damaged(f"bytes [{begin}, {end}) for {list(shape)} {entry['dtype']} do not fit the file")
+    buffer = torch.empty(end - begin, dtype=torch.uint8)
+    f.seek(start + begin)
+    if f.readinto(memoryview(buffer.numpy())) != end - begin:
+        raise damaged("short read")
+    return buffer.view(dtype).reshape(shape)
 
 
 def part_keys(header: Header, part: Part, exclude: tuple[str, ...] = ()) -> list[str]:

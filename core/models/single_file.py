@@ -274,8 +274,9 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
 
 
 def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: torch.dtype, names):
-    """One component from its part of a file; Linear weights the file quantized stay quantized where the module
-    table (``names(model)``: original layer -> diffusers Linear(s)) places them (``models.quantized.loading``)."""
+    """One component from its part of a file. Linear weights the file quantized stay quantized where the module
+    table (``names(model)``: original layer -> diffusers Linear(s)) places them (``models.quantized.loading``); in a
+    component that module cannot build they are dequantized exactly and the component is built dense."""
     source = header if part.path == header.path else read_header(part.path)
     denoiser = name in ("unet", "transformer")
     exclude = _NOT_DENOISER if denoiser and not part.prefix else ()
@@ -284,18 +285,17 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
     label = f"{os.path.basename(part.path)!r} ({name})"
     log.info("single file: %s from %s", name, part.label)
     try:
-        kept = {}
+        model = quantized.empty_model(cls, arch.config_dir, name) if quant else None
+        kept = quantized.plan(quant, (names or (lambda m: {}))(model) or {}, model, part.target) if model else {}
         if quant:
-            shell = quantized.skeleton(cls, arch.config_dir, name)
-            table = (names(shell) if names is not None else {}) or {}
-            kept = quantized.plan(quant, table, shell, part.target)
-            tensors = quantized.with_placeholders(tensors, quant, kept, dtype, getattr(cls, "_keep_in_fp32_modules",
-                                                                                         None))
+            tensors = quantized.with_placeholders(tensors, quant, kept, dtype)
         if arch.prepare is not None and denoiser:
             tensors = arch.prepare(tensors, cls.load_config(arch.config_dir, subfolder=name))
-        model = build.builder_for(cls)(cls, name, tensors, arch.config_dir, dtype)
         if kept:
-            quantized.install(model, quant, kept, label)
+            quantized.load(model, quantized.convert(model, tensors), dtype, label)
+            quantized.install(model, quant, kept, dtype, label)
+        else:
+            model = build.builder_for(cls)(cls, name, tensors, arch.config_dir, dtype)
     except PipelineLoadError:
         raise
     except Exception as exc:  # diffusers' converters raise KeyError/RuntimeError/ValueError on unexpected files
