@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys
@@ -190,20 +189,38 @@ def _resident() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak() -> None:
+    """Linux: restart this process's peak resident set (VmHWM) from its current size (importing the libraries can
+    peak above what they keep)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _peak() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
 def measure(path: str) -> dict:
     """Load ``path`` with Load Diffusion Model's denoiser path in this (fresh) process and report its memory."""
+    import diffusers  # noqa: F401  (the libraries' own memory is not the model's)
+    import transformers  # noqa: F401
+    from diffusers import FluxTransformer2DModel  # noqa: F401
+
     from loradeck.core.models.quantized.loading import summary
     from loradeck.core.models.single_file import load_denoiser
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    _reset_peak()
+    resident = _resident()
     start = time.perf_counter()
     model = load_denoiser(path, torch.bfloat16)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak()
     params = sum(p.numel() for p in model.parameters()) + sum(
         m.in_features * m.out_features for m in model.modules() if hasattr(m, "stored"))
-    return {"file_bytes": os.path.getsize(path), "peak_bytes": peak - before, "resident_bytes": _resident() - before,
-            "seconds": seconds, "parameters": params, "kept": summary(model)}
+    return {"file_bytes": os.path.getsize(path), "peak_bytes": peak - resident,
+            "resident_bytes": _resident() - resident, "seconds": seconds, "parameters": params,
+            "kept": summary(model)}
 
 
 def run(size: str, keep: str | None) -> dict:
