@@ -381,3 +381,51 @@ def test_hostile_scaled_fp8_files_are_refused_naming_the_file(case, tmp_path):
     path = _scaled(tmp_path, edit)
     with pytest.raises(PipelineLoadError, match=rf"'hostile.safetensors' is refused: .*{reason}"):
         _load(models_folder(str(tmp_path), path))
+
+
+# --- SD3: the same machinery through its own name table -------------------------------------------------------
+def _scaled_fp8(tensors: dict) -> dict:
+    """ComfyUI's legacy scaled-fp8 layout of a state dict: every 2-D weight of the joint blocks as float8_e4m3fn with
+    a float32 ``scale_weight`` = amax / 448 (ComfyUI's "recalculate" scale), and the ``scaled_fp8`` marker."""
+    out = {"scaled_fp8": torch.zeros(0, dtype=torch.float8_e4m3fn)}
+    for key, value in tensors.items():
+        if key.endswith(".weight") and value.dim() == 2 and key.startswith("joint_blocks."):
+            scale = (value.float().abs().max() / 448).reshape(())
+            out[key] = (value.float() / scale).clamp(-448, 448).to(torch.float8_e4m3fn)
+            out[key[: -len(".weight")] + ".scale_weight"] = scale
+        else:
+            out[key] = value
+    return out
+
+
+def test_sd3_split_files_keep_fp8_weights_through_its_name_table(tmp_path):
+    from lora_fixtures import save_family_lora
+    from loradeck.core.families.sd3.names import sd3_names
+    from loradeck.core.models.quantized.comfy_fp8 import dequant_fp8
+    from original_layout import clip_to_ldm, sd3_to_original, vae_to_ldm
+    from single_file_fixtures import save
+
+    source = fresh("sd3")
+    models = tmp_path / "models"
+    stored = _scaled_fp8(sd3_to_original(source.transformer.state_dict(), prefix=""))
+    path = save(stored, str(models / "diffusion_models" / "sd3-tiny_fp8_scaled.safetensors"))  # the MMDiT alone
+    save(vae_to_ldm(source.vae.state_dict(), prefix=""), str(models / "vae" / "sd3_vae.safetensors"))
+    save(clip_to_ldm(source.text_encoder.state_dict(), ""), str(models / "text_encoders" / "clip_l.safetensors"))
+    save(clip_to_ldm(source.text_encoder_2.state_dict(), ""), str(models / "text_encoders" / "clip_g.safetensors"))
+    pipe = _load(path)
+    kept, placed = quantized_layers(pipe.transformer), 0
+    assert set(kept.values()) == {"fp8 e4m3fn scaled"}
+    table = sd3_names(pipe.transformer)
+    for key in (k for k in stored if k.endswith(".scale_weight")):
+        layer = key[: -len(".scale_weight")]
+        dense = dequant_fp8(stored[layer + ".weight"], float(stored[key]), torch.float32, "float8_e4m3fn")
+        target = table[layer]
+        parts = [(target, ((0, dense.shape[0]),))] if isinstance(target, str) else target.parts
+        for name, ranges in parts:
+            rows = torch.cat([dense[a:b] for a, b in ranges])
+            assert name in kept and torch.equal(pipe.transformer.get_submodule(name).weight, rows), name
+            placed += 1
+    assert placed == len(kept) > 20  # every scaled layer kept, its qkv split into q, k, v by the table
+    lora = save_family_lora("sd3", str(tmp_path / "sd3-lora.safetensors"), seed=2)
+    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
+    assert torch.equal(render_with("sd3", quant_deck.pipe, FAST), render_with("sd3", dense_deck.pipe, FAST))

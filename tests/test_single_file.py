@@ -341,6 +341,12 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
                 "flux-schnell": "flux-schnell"}[key]
     assert infer_diffusers_model_type(tensors) == expected  # diffusers' own detection agrees
+    if arch.derive is not None:  # what the family reads off the weights is what its shipped config says
+        from loradeck.core.models.configs import resolve
+
+        resolved = resolve(arch, header)
+        assert resolved.temp is None and resolved.arch is arch, resolved.arch.title
+        assert resolved.source("transformer", "num_layers").startswith("the denoiser's")
     result = plan(header, arch, LocalFiles())
     assert not result.problems and {p.label for p in result.parts.values()} == {"the checkpoint"}
     if REAL_FAMILY[key] == "sd3":  # SD3 files without T5 ("incl_clips") load without it

@@ -73,6 +73,11 @@ def _read(path: str) -> dict | None:
 
 
 def _same(a, b) -> bool:
+    """Config values equal as diffusers reads them: lists and tuples alike, a missing list the same as an empty one."""
+    if a is None and isinstance(b, (list, tuple)):
+        a = []
+    if b is None and isinstance(a, (list, tuple)):
+        b = []
     return list(a) == list(b) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
 
 
@@ -127,7 +132,7 @@ def resolve(arch: Arch, header: Header, config_folders=(), not_denoiser: tuple[s
 
 def _requirements(derived: dict, denoiser: str, configs: dict, result: Configs) -> None:
     for component, values in derived.items():
-        if component == denoiser:
+        if component == denoiser or component not in configs:  # a part this pipeline has not (tiny SD3's T5)
             continue
         for key, (value, evidence) in values.items():
             have = configs.get(component, {}).get(key)
