@@ -429,3 +429,28 @@ def test_sd3_split_files_keep_fp8_weights_through_its_name_table(tmp_path):
     lora = save_family_lora("sd3", str(tmp_path / "sd3-lora.safetensors"), seed=2)
     quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
     assert torch.equal(render_with("sd3", quant_deck.pipe, FAST), render_with("sd3", dense_deck.pipe, FAST))
+
+
+def test_compiled_quantized_denoiser_keeps_strength_changes_free_of_recompiles(tmp_path, lora_files):
+    """Compile Pipeline on a GGUF denoiser: the envelope slots LoRAs around the quantized layers as around dense
+    ones, so a strength change recompiles nothing and the output equals the eager pipeline's."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    path = models_folder(str(tmp_path), "flux_tiny-Q8_0.gguf")
+    compiled = Deck(_load(path)).add(lora_files["tiny"], name="k").compile(backend="eager", max_rank=4,
+                                                                          max_adapters=2)
+    eager = Deck(_load(path)).add(lora_files["tiny"], name="k")
+    try:
+        assert (render(compiled.pipe) - render(eager.pipe)).abs().max() <= 1e-4
+        frames = int(counters["frames"]["total"])
+        slotted = [m for m in compiled.pipe.transformer.modules() if hasattr(m, "loradeck_scale")
+                   and hasattr(m.base_layer, "quantized")]
+        assert slotted and frames >= 1
+        for deck in (compiled, eager):
+            deck.set_weights("k", model=0.4)
+        assert (render(compiled.pipe) - render(eager.pipe)).abs().max() <= 1e-4
+        assert int(counters["frames"]["total"]) == frames
+    finally:
+        torch._dynamo.reset()
