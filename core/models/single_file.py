@@ -160,6 +160,13 @@ def plan(header: Header, arch: Arch, files: LocalFiles, configs: config_files.Co
     denoiser = "unet" if "unet" in result.index else "transformer"
     label = "the checkpoint" if os.path.basename(os.path.dirname(header.path)) == "checkpoints" else "the file"
     result.parts[denoiser] = Part(header.path, header.denoiser_prefix, header.denoiser_prefix, label)
+    _plan_encoders(header, arch, files, result)
+    _plan_vae(header, arch, files, result)
+    return result
+
+
+def _plan_encoders(header: Header, arch: Arch, files: LocalFiles, result: Plan) -> None:
+    """Each encoder slot from a picked file, else the checkpoint, else the folders (by keys and shapes)."""
     picked = [read_header(p) for p in files.text_encoder_files]
     encoder_files = _Lazy(files.text_encoder_dirs)
     used: set = set()
@@ -167,9 +174,7 @@ def plan(header: Header, arch: Arch, files: LocalFiles, configs: config_files.Co
         if _component(result.index, slot.component) is None:
             continue
         config = read_config(arch, slot.component)
-        part = pick_encoder(slot, config, picked, used)
-        if part is None:
-            part = encoder_in_checkpoint(header, slot, config)
+        part = pick_encoder(slot, config, picked, used) or encoder_in_checkpoint(header, slot, config)
         if isinstance(part, str):
             result.problems.append(part)
             continue
@@ -184,8 +189,6 @@ def plan(header: Header, arch: Arch, files: LocalFiles, configs: config_files.Co
         if not any(p.path == header_picked.path for p in result.parts.values()):
             result.problems.append(f"the text encoder file {os.path.basename(header_picked.path)!r} that was picked "
                                    f"({what_is(header_picked)}) fits none of its text encoders")
-    _plan_vae(header, arch, files, result)
-    return result
 
 
 def _plan_vae(header: Header, arch: Arch, files: LocalFiles, result: Plan) -> None:
