@@ -180,9 +180,7 @@ def test_comfyuis_bf16_denoiser_file_gives_the_bf16_models_images(tmp_path):
 
 
 # --- LoRAs on quantized weights: exact, unfused, strengths are scale writes, fusing refused --------------------
-LORA_CASES = ["flux_tiny_fp8_e4m3fn.safetensors", "flux_tiny_fp8_e4m3fn_scaled.safetensors",
-              "flux_tiny_fp8_e4m3fn_mixed.safetensors", "flux_tiny-Q8_0.gguf", "flux_tiny-Q4_0.gguf",
-              "flux_tiny64-Q5_K_M.gguf"]
+LORA_CASES = [*(n for n, kept in FP8_DENOISERS.items() if kept), *GGUF]
 
 
 @pytest.fixture(scope="module")
