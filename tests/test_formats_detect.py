@@ -130,14 +130,18 @@ def test_only_a_positive_infinite_alpha_passes_the_file_checks():
         check_tensor("f", "x.lokr_w1", torch.tensor([[float("inf")]]))
 
 
-def test_a_bias_difference_beside_a_dotted_lora_is_not_dropped_silently():
+def test_whole_parameter_differences_beside_pairs_become_parameter_patches():
+    from loradeck.core.formats import ParamDelta
+
     sd = {"diffusion_model.a.lora_A.weight": _rand(4, 8), "diffusion_model.a.lora_B.weight": _rand(8, 4),
           "diffusion_model.a.diff_b": _rand(8), "diffusion_model.b.diff": _rand(8, 8),
-          "diffusion_model.b.diff_b": _rand(8)}
+          "diffusion_model.b.diff_b": _rand(8), "diffusion_model.n.diff": _rand(8), "blocks.0.diff_m": _rand(1, 6, 8)}
     converted = convert("x.safetensors", sd, {}, SD1)
-    assert set(converted.patches["unet"]) == {"a", "b"}
-    assert "diffusion_model.a.diff_b" in converted.ignored  # reported: the load is refused unless partial
-    assert any("bias-difference" in note for note in converted.notes)
+    unet = converted.patches["unet"]
+    assert set(unet) == {"a", "a.bias", "b", "b.bias", "n.weight"} and not converted.ignored
+    assert converted.patches["*"]["blocks.0.modulation"].param == "modulation"  # lightx2v's Wan modulation
+    assert isinstance(unet["a.bias"], ParamDelta) and torch.equal(unet["a.bias"].delta, sd["diffusion_model.a.diff_b"])
+    assert not isinstance(unet["b"], ParamDelta)  # a 2-D difference stays an exact pair (a peft layer carries it)
 
 
 def test_unknown_layout_says_what_it_looks_like():

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 
 from ..errors import LoraFileError
+from ..formats.patch import ParamDelta
 
 MAX_RATIO = 1e4
 SURELY_FINE = 1e4  # <= MAX_RATIO * 1 (the floor of a weight's norm) and < half of float16's largest value
@@ -75,13 +76,23 @@ def check_magnitudes(path: str, fitted: dict[str, dict], weights: WeightStats) -
             _check(path, component, name, patch, weights)
 
 
-def _check(path: str, component: str, name: str, patch, weights: WeightStats) -> None:
+def _change(path: str, component: str, name: str, patch) -> float | None:
+    """||dW||_F of a patch, or None when it surely is fine (see the module docstring)."""
+    if isinstance(patch, ParamDelta):  # a whole difference: its own norm
+        change = norm(patch.delta)
+        return None if change <= SURELY_FINE else change
     scale = abs(patch.scale)
     if not math.isfinite(scale) or scale == 0:
         raise LoraFileError(path, f"gives {component} module {name} a scale of {patch.scale!r}", _ADVICE)
     if scale * norm(patch.up) * norm(patch.down) <= SURELY_FINE:
+        return None
+    return scale * product_norm(patch.up, patch.down)
+
+
+def _check(path: str, component: str, name: str, patch, weights: WeightStats) -> None:
+    change = _change(path, component, name, patch)
+    if change is None:
         return
-    change = scale * product_norm(patch.up, patch.down)
     weight, dtype = weights(component, name)
     if not change <= MAX_RATIO * max(weight, 1.0):
         raise LoraFileError(path, f"would change {component} module {name} by {change:.3g} (Frobenius norm), "

@@ -15,7 +15,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 
 from ..errors import IncompatibleLoraError, LoraFileError
 from ..files.metadata import LoraMetadata, parse_metadata
-from ..formats import ANY_COMPONENT, AnyPatch, ConvertedLora, LazyPatch, ModulePatch
+from ..formats import ANY_COMPONENT, AnyPatch, ConvertedLora, LazyPatch, ModulePatch, ParamDelta
 from ..formats.dora import axis_of, dora_delta
 from ..formats.lowrank import FormatError
 from ..formats.lycoris import dense_patch
@@ -24,6 +24,8 @@ from ..models.original_names import RowSplit
 from .fusion import ORIGINAL
 from .load_report import LoadReport
 from .magnitude import WeightStats, check_magnitudes
+from .module_index import PATCHABLE
+from .param_deltas import parameter
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,14 @@ def base_layer(model: torch.nn.Module, name: str) -> torch.nn.Module:
 
 
 def original_weight(model: torch.nn.Module, name: str) -> torch.Tensor:
-    """The module's base weight as loaded (the kept original while a fused adapter is baked in)."""
-    kept = getattr(model.get_submodule(name), ORIGINAL, None)
+    """The module's base weight as loaded (the kept original while a fused adapter is baked in); for a
+    parameter path (``<module>.<param>``, a ParamDelta's target) that parameter."""
+    try:
+        module = model.get_submodule(name)
+    except AttributeError:
+        module_name, _, param = name.rpartition(".")
+        return parameter(model, module_name, param).detach()
+    kept = getattr(module, ORIGINAL, None)
     return kept if kept is not None else base_layer(model, name).weight
 
 
@@ -152,6 +160,8 @@ def _split(patch: AnyPatch, split: RowSplit, model: torch.nn.Module) -> list[tup
 def _fits(patch: AnyPatch, target, model: torch.nn.Module) -> bool:
     if isinstance(target, RowSplit):
         return target.rows == patch.out_features
+    if isinstance(patch, ParamDelta) or not isinstance(base_layer(model, target), PATCHABLE):
+        return not isinstance(_param_parts(patch, target, model), str)
     shape = Shape.of(base_layer(model, target))
     if isinstance(patch, LazyPatch):
         return _declared_misfit(patch, shape) is None
@@ -160,6 +170,7 @@ def _fits(patch: AnyPatch, target, model: torch.nn.Module) -> bool:
 
 def _home(name: str, patch: AnyPatch, family: Family, indexes, models) -> str:
     """The component an unprefixed module belongs to: the first whose layer has that name and fits."""
+    name = _module_of(name, patch)
     having = [c for c in family.components if c in indexes and name in indexes[c]]
     for component in having:
         if _fits(patch, indexes[component][name], models[component]):
@@ -193,12 +204,84 @@ def _made_for_text(base: LoraMetadata, converted: ConvertedLora) -> str:
     return said + seems
 
 
-def _resolved(patch: AnyPatch, target, model: torch.nn.Module) -> list[tuple[str, ModulePatch]] | str:
-    """(real module, fitted patch) pairs for one patch of the file, or why it does not fit."""
+def _resolved(patch: AnyPatch, target, model: torch.nn.Module) -> list[tuple[str, AnyPatch]] | str:
+    """(real module or parameter path, fitted patch) pairs for one patch of the file, or why it does not fit."""
+    if isinstance(patch, ParamDelta) or (isinstance(target, str) and not isinstance(base_layer(model, target),
+                                                                                    PATCHABLE)):
+        return _param_parts(patch, target, model)
     if isinstance(target, RowSplit):
         return _split(patch, target, model)
     fit = _fit(patch, Shape.of(base_layer(model, target)), original_weight(model, target))
     return fit if isinstance(fit, str) else [(target, fit)]
+
+
+def _module_of(name: str, patch: AnyPatch) -> str:
+    """The module part of a patch's name (a ParamDelta is keyed ``<module>.<param>``)."""
+    return name[: -len(patch.param) - 1] if isinstance(patch, ParamDelta) else name
+
+
+def _dense(patch: AnyPatch, weight: torch.Tensor) -> ParamDelta | str:
+    """A low-rank or LyCORIS patch of a layer peft cannot wrap (a 3-D conv, an embedding) as the whole difference
+    of its weight, when the sizes agree."""
+    if patch.dora_scale is not None:
+        return f"a DoRA patch on a {tuple(weight.shape)} weight of a layer that is not a Linear or Conv2d"
+    if isinstance(patch, LazyPatch):
+        if patch.out_features * patch.in_features != weight.numel() or patch.out_features != weight.shape[0]:
+            return f"a product of [{patch.out_features}, {patch.in_features}] vs weight {list(weight.shape)}"
+        patch = patch.build()
+    if patch.out_features != weight.shape[0] or patch.in_features * patch.out_features != weight.numel():
+        return f"down {tuple(patch.down.shape)} up {tuple(patch.up.shape)} vs weight {list(weight.shape)}"
+    return ParamDelta(_low_rank_delta(patch, weight.shape), "weight")
+
+
+def _param_parts(patch: AnyPatch, target, model: torch.nn.Module) -> list[tuple[str, ParamDelta]] | str:
+    """(parameter path, difference) pairs for a whole-parameter patch (or a pair on a layer peft cannot wrap)."""
+    if isinstance(target, RowSplit):
+        if not isinstance(patch, ParamDelta) or patch.delta.dim() != 1 or patch.delta.shape[0] != target.rows:
+            return f"a {patch.param if isinstance(patch, ParamDelta) else 'patch'} that does not split by rows"
+        parts = [(name, ParamDelta(_rows(patch.delta, ranges), patch.param)) for name, ranges in target.parts]
+        found = [_param_parts(part, name, model) for name, part in parts]
+        bad = next((f for f in found if isinstance(f, str)), None)
+        return bad if bad is not None else [pair for f in found for pair in f]
+    name = patch.param if isinstance(patch, ParamDelta) else "weight"
+    try:
+        live = parameter(model, target, name)
+    except AttributeError:
+        return f"has no parameter {name!r}"
+    if not isinstance(live, torch.Tensor):
+        return f"has no {name}"
+    if not isinstance(patch, ParamDelta):
+        patch = _dense(patch, live)
+        if isinstance(patch, str):
+            return patch
+    if tuple(patch.delta.shape) != tuple(live.shape):
+        return f"a {name} difference {list(patch.delta.shape)} vs {name} {list(live.shape)}"
+    return [(f"{target}.{name}", patch)]
+
+
+def _target(index: dict, name: str, patch: AnyPatch):
+    """(where a file's patch goes, the patch): a ParamDelta's name may be a parameter in a family's table of
+    original names (``blocks.0.modulation`` -> ``blocks.0.scale_shift_table``), else it names its module."""
+    if isinstance(patch, ParamDelta):
+        whole = index.get(name)
+        if isinstance(whole, str) and whole != name:
+            module, _, param = whole.rpartition(".")
+            return module, replace(patch, param=param)
+    return index.get(_module_of(name, patch)), patch
+
+
+def _change(patch) -> torch.Tensor:
+    """The dense change a fitted patch makes (a whole-parameter difference, where supported, is its own)."""
+    delta = getattr(patch, "delta", None)
+    return delta.float() if delta is not None else _low_rank_delta(patch, (patch.out_features, -1))
+
+
+def _same_change(first, second) -> bool:
+    """Whether two patches of one module change it alike (within 1e-3 of the change's norm). Some files carry a
+    module twice under two names, e.g. Z-Image's fused ``attention.qkv`` beside its split ``to_q/k/v``: the same
+    delta, which diffusers and ComfyUI each apply once (each reads one of the two names)."""
+    a, b = _change(first), _change(second)
+    return a.shape == b.shape and bool((a - b).norm() <= 1e-3 * a.norm().clamp_min(1e-12))
 
 
 @dataclass
@@ -214,7 +297,7 @@ def _match(path: str, converted, family, indexes, models) -> _Matching:
     for component, patches in _by_component(converted, family, indexes, models).items():
         index, model, matched = indexes.get(component), models.get(component), 0
         for name, patch in patches.items():
-            target = index.get(name) if index is not None else None
+            target, patch = _target(index, name, patch) if index is not None else (None, patch)
             if target is None:
                 result.unmatched.append(f"{component}:{name}")
                 continue
@@ -229,8 +312,14 @@ def _match(path: str, converted, family, indexes, models) -> _Matching:
             into = result.fitted.setdefault(component, {})
             for real, fit in parts:
                 if real in into:
-                    raise LoraFileError(path, f"patches {component} module {real} twice (e.g. as {name})",
-                                        "The file is malformed; re-export it from its trainer.")
+                    if not _same_change(into[real], fit):
+                        raise LoraFileError(path, f"patches {component} module {real} twice with different "
+                                            f"changes (e.g. as {name})", "The file is malformed; re-export it "
+                                            "from its trainer.")
+                    if getattr(fit, "rank", 0) < getattr(into[real], "rank", 0):  # the same change twice: once,
+                        # at the lower rank
+                        into[real] = fit
+                    continue
                 into[real] = fit
             matched += 1
         result.counts.append((component, matched, len(patches)))
@@ -255,8 +344,11 @@ def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: 
             path, f"does not fit this {where}: {len(found.mismatched)} layers have other shapes, "
             f"e.g. {found.mismatched[0]}.{made_for}", f"Use a LoRA made for {family.title}.")
     skipped = tuple(sorted({c for c, _, _ in found.counts if c in family.components and c not in models}))
+    notes = converted.notes
+    if meta.base_model in family.lookalikes:
+        notes = (*notes, lookalike_note(meta, family))
     report = LoadReport(path, converted.format, tuple(sorted(found.counts)), tuple(found.unmatched),
-                        converted.unknown, meta.base_model or "unknown", converted.made_for, converted.notes, meta,
+                        converted.unknown, meta.base_model or "unknown", converted.made_for, notes, meta,
                         skipped, converted.ignored)
     denoiser = [(c, m, t) for c, m, t in found.counts if c in (family.denoiser, *DENOISERS)]
     if report.matched == 0 or (denoiser and not sum(m for _, m, _ in denoiser)):
@@ -274,11 +366,27 @@ PARTIAL_ADVICE = ("Use a LoRA made for {title}, or, to load only the parts that 
                   "(Python: Deck.add(..., allow_partial=True)).")
 
 
+def lookalike_note(meta: LoraMetadata, family: Family) -> str:
+    return (f"its metadata says it was made for {meta.base_model} ({meta.base_model_source}), whose module names "
+            f"and shapes {family.title} shares but not its weights")
+
+
 def check_complete(prepared: PreparedAdapter, family: Family, allow_partial: bool) -> None:
-    """Refuse a file that would apply only in part (IncompatibleLoraError), unless the caller opted in."""
+    """Refuse a file that would apply only in part, or that its metadata says was made for a model whose LoRAs
+    look like this family's (``Family.lookalikes``), with an IncompatibleLoraError, unless the caller opted in."""
     problems = prepared.report.problems()
     if not problems:
         return
+    meta = prepared.report.metadata
+    if not allow_partial and meta.base_model in family.lookalikes:
+        others = [p for p in problems if p != lookalike_note(meta, family)]
+        also = f"; besides, {'; '.join(others)}" if others else ""
+        raise IncompatibleLoraError(
+            prepared.path, f"was made for {meta.base_model} ({meta.base_model_source}), not for {family.title}: the "
+            f"two share module names and shapes but not weights, so it would load where it fits and change the "
+            f"picture in ways its trainer never saw{also}",
+            f"Use a LoRA made for {family.title}, or, to load it anyway where it fits, set LORADECK_ALLOW_PARTIAL=1 "
+            "(Python: Deck.add(..., allow_partial=True)).")
     if not allow_partial:
         base = prepared.report.base_text()
         made_for = f"; its base model: {base}" if base != "unknown" else ""

@@ -23,8 +23,9 @@ LEGACY_PREFIXES = ("text_model.",)
 Target = str | RowSplit
 
 
-def _patchable(model: torch.nn.Module):
-    """(name, module) of every Linear/Conv2d; a peft wrapper counts as its base layer."""
+def _targets(model: torch.nn.Module):
+    """(name, module) of every module a file may change: Linear/Conv2d layers (low-rank pairs) and any other
+    module with parameters of its own (whole parameter differences); a peft wrapper counts as its base layer."""
     skip: list[str] = []
     for name, module in model.named_modules():
         if any(name.startswith(s) for s in skip):
@@ -32,7 +33,7 @@ def _patchable(model: torch.nn.Module):
         if isinstance(module, BaseTunerLayer):
             skip.append(name + ".")
             module = module.get_base_layer()
-        if isinstance(module, PATCHABLE):
+        if isinstance(module, PATCHABLE) or next(module.parameters(recurse=False), None) is not None:
             yield name, module
 
 
@@ -45,7 +46,7 @@ def module_index(model: torch.nn.Module, family: Family, component: str) -> dict
     """Alias -> real module name (or RowSplit) for one component of a pipeline of ``family``."""
     extra_aliases = family.aliases_for(component, model)
     index: dict[str, Target] = {}
-    for name, _ in _patchable(model):
+    for name, _ in _targets(model):
         legacy = tuple(p + name for p in LEGACY_PREFIXES)
         legacy += tuple(name[len(p):] for p in LEGACY_PREFIXES if name.startswith(p))
         extra = tuple(extra_aliases(name)) if extra_aliases is not None else ()

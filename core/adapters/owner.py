@@ -21,7 +21,7 @@ from ..errors import LoraDeckError, LoraFileError
 from ..files.reading import LoraFile
 from ..files.sources import adapter_spec
 from ..files.store import tensors_nbytes
-from ..formats import convert
+from ..formats import ParamDelta, convert
 from ..models.family import Family
 from ..stacks import block_weights
 from ..stacks.specs import AdapterSpec, StackSpec
@@ -31,6 +31,7 @@ from .load_report import LoadReport
 from .magnitude import WeightStats
 from .matching import PreparedAdapter, check_complete, original_weight, prepare
 from .module_index import module_index
+from .param_deltas import ParamDeltas, parameter
 from .snapshot import PipelineSnapshot, read_snapshot, reread_strengths
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class PipelineOwner:
     """Wraps one diffusers pipeline object. Create it through a Runtime (``runtime.pipelines`` or ``Deck``)."""
 
     def __init__(self, pipe, family: Family, label: str, runtime, pipeline_id: str):
+        if family.fix is not None:  # before anything reads the pipeline: the repairs its family needs
+            family.fix(pipe)
         self.pipe = pipe
         self.family = family
         self.label = label
@@ -57,6 +60,7 @@ class PipelineOwner:
         self._weights = WeightStats(self.models(), original_weight)  # weight norms for the magnitude bound
         self._live: dict[int, weakref.ref] = {}  # stacks applied and still referenced somewhere (ids -> weakrefs)
         self.envelope: compiled.Envelope | None = None  # the compiled denoiser's hotswap envelope, once asked for
+        self._params = ParamDeltas()  # whole-parameter differences (biases, norms, ...) of the loaded adapters
         self._applied = StackSpec()
         self._snapshot = read_snapshot(self, self._applied, {})
         self._branches: OrderedDict[str, PipelineSnapshot] = OrderedDict()  # source -> its last snapshot
@@ -141,6 +145,37 @@ class PipelineOwner:
             check_complete(prepared, self.family, allow)
             return adapter_spec(path, prepared.sha256, name, strength_model, strength_clip, memory), prepared.report
 
+    def param_strengths(self, key: str, component: str) -> list[tuple[float, bool]]:
+        """(strength, fused) of adapter ``key`` in each parameter of ``component`` whose whole difference it adds."""
+        return self._params.strengths(key, component)
+
+    def param_differences(self, stack: StackSpec, component: str) -> dict[str, tuple[str, str, torch.Tensor]]:
+        """path -> (module, param, difference) that ``stack`` adds to whole parameters of ``component`` (float32)."""
+        active, fused = self.plan(stack, component)
+        return self._params.summed(component, {**active, **fused})
+
+    def batch_conflict(self, stacks: Sequence[StackSpec]) -> str | None:
+        """Why ``stacks`` cannot run as the rows of one batch, or None: fused adapters and whole-parameter
+        differences live in weights every row shares, so they must be the same in every stack."""
+        reason = mixed_batch.fused_differs(stacks)
+        if reason:
+            return reason
+        shared = [tuple((k, s) for k, s in stack.keyed() if s.enabled and self._changes_params(k, s))
+                  for stack in stacks]
+        for entries in shared:
+            if entries != shared[0]:
+                names = sorted({s.name for _, s in entries} ^ {s.name for _, s in shared[0]}) or \
+                    sorted({s.name for _, s in entries})
+                return (f"adapters ({', '.join(names)}) change whole parameters (biases, norms) differently between "
+                        "cells, and those are shared by every row of a batch")
+        return None
+
+    def _changes_params(self, key: str, spec: AdapterSpec) -> bool:
+        if key in self._loaded:
+            return self._params.touches(key)
+        prepared = self.prepare(spec.path, spec.sha256, spec.memory)
+        return any(isinstance(p, ParamDelta) for patches in prepared.patches.values() for p in patches.values())
+
     def plan(self, stack: StackSpec, component: str, t: float = 0.0):
         """(active, to fuse) for one component: adapter key -> (module name -> strength), at position ``t``
         (0..1) over the steps for adapters with a strength schedule."""
@@ -212,13 +247,14 @@ class PipelineOwner:
                 if self.envelope is not None:  # the compiled forward reads its own scale rows
                     for key in active:
                         self.envelope.write_scales(self.carriers(component, key), key)
+                self._write_params(stack, (component,), t)
 
     @contextlib.contextmanager
     def rows(self, stacks: Sequence[StackSpec]):
         """Inside: one batch runs row i with ``stacks[i]`` (repeating for k x rows), through peft's mixed-batch
         inference (mixed_batch.py). Yields the Router (``update(t)`` for schedules). Afterwards the layers hold
         the applied stack again. Fused adapters must be the same in every stack (MixedBatchError)."""
-        reason = mixed_batch.fused_differs(stacks)
+        reason = self.batch_conflict(stacks)
         if reason:
             raise mixed_batch.MixedBatchError(reason)
         with self.lock:
@@ -246,6 +282,7 @@ class PipelineOwner:
 
     def _clear(self) -> None:
         self._layer_index.clear()  # after a failure the index may be stale: walk the modules again
+        self._params.restore(self.models(), in_place=self.envelope is not None)
         for component in self.models():
             fusion.restore(self.layers(component))
         for key in list(self._loaded):
@@ -263,6 +300,7 @@ class PipelineOwner:
         changed = _rescaled(self._applied, stack) if fast and loads == self.loads else None
         if changed is not None:  # only strengths of active adapters changed: scale writes, nothing else
             self._write_scales(changed)
+            self._write_params(stack)
             return True
         # under a compiled graph weights keep their storage (cudagraphs record addresses)
         in_place = self.envelope is not None or stack.compile is not None
@@ -274,6 +312,7 @@ class PipelineOwner:
             peft_ops.activate(layers, active)
             if to_fuse and fusion.needs_refuse(layers, to_fuse):
                 fusion.fuse(layers, to_fuse, stack.safe_fusing, names, in_place)
+        self._write_params(stack)
         self._evict({k for k, _ in keyed})
         devices.place(self, {k for k, _ in keyed})
         self.envelope = compiled.reconcile(self, stack.compile, names)
@@ -289,6 +328,16 @@ class PipelineOwner:
                 peft_ops.write_scales(self.index(component).slots(key), key, strength)
                 if component == denoiser and self.envelope is not None:
                     self.envelope.write_scales(self.carriers(component, key), key)
+
+    def _write_params(self, stack: StackSpec, components=None, t: float = 0.0) -> None:
+        """The whole-parameter differences of ``stack``'s adapters summed into their parameters (only those whose
+        terms changed are written); fused and active adapters alike."""
+        if not self._params.keys():
+            return
+        plans = {c: self.plan(stack, c, t) for c in (components or self.models())}
+        in_place = self.envelope is not None or stack.compile is not None
+        self._params.write(self.models(), lambda c: {**plans[c][0], **plans[c][1]}, lambda c: set(plans[c][1]),
+                           in_place, tuple(plans))
 
     def _weight_fn(self, blocks: tuple, component: str, weight: float):
         if not blocks:
@@ -308,8 +357,15 @@ class PipelineOwner:
         try:
             for component, patches in prepared.patches.items():
                 if spec.loads_into(component):
+                    pairs = {n: p for n, p in patches.items() if not isinstance(p, ParamDelta)}
                     index = self.index(component)
-                    index.added(key, peft_ops.inject(models[component], key, patches, index.modules))
+                    if pairs:
+                        index.added(key, peft_ops.inject(models[component], key, pairs, index.modules))
+                    for path, patch in patches.items():
+                        if isinstance(patch, ParamDelta):
+                            module, _, name = path.rpartition(".")
+                            device = parameter(models[component], module, name).device
+                            self._params.add(key, component, path, module, name, patch.delta.to(device))
         except BaseException as exc:
             self._delete(key, thorough=True)
             if not isinstance(exc, Exception):
@@ -334,6 +390,7 @@ class PipelineOwner:
                 index.deleted(key, unwrapped)
         if self.envelope is not None:
             self.envelope.forget(key)
+        self._params.remove(key, self.models(), in_place=self.envelope is not None)
         self._loaded.pop(key, None)
         sha256 = self._sha256.pop(key, None)
         if sha256 is not None and sha256 not in self._sha256.values() and not self._in_live_stack(sha256):

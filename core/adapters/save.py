@@ -24,6 +24,7 @@ from .owner import PipelineOwner
 from .peft_ops import exact_pattern
 
 MODES = ("separate", "merged")
+DIFF_PARTS = {"bias": "diff_b", "weight": "diff"}  # a whole parameter difference -> its part in the saved file
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,11 @@ def collect(owner: PipelineOwner, stack: StackSpec, mode: str, rank: int, source
     owner.apply(stack, *source)
     out: dict[str, dict[str, tuple]] = {}
     for component in owner.models():
+        for path, (module, param, delta) in owner.param_differences(stack, component).items():
+            if param not in DIFF_PARTS:
+                raise SpecError(f"the stack changes the parameter {component}.{path} as a whole, which a LoRA file "
+                                "has no key for; Save LoRA Stack writes weights and biases only")
+            out.setdefault(component, {})[f"{module}.{DIFF_PARTS[param]}"] = (None, delta, 0.0)
         active, fused = owner.plan(stack, component)
         weights = {**active, **fused}
         for name, layer in owner.layers(component):
@@ -82,12 +88,14 @@ def collect(owner: PipelineOwner, stack: StackSpec, mode: str, rank: int, source
 def _metadata(factors, stack: StackSpec, mode: str) -> dict[str, str]:
     config = {}
     for component, modules in factors.items():
-        ranks = {n: int(down.shape[0]) for n, (_, down, _) in modules.items()}
+        ranks = {n: int(down.shape[0]) for n, (up, down, _) in modules.items() if up is not None}
+        if not ranks:
+            continue
         common = Counter(ranks.values()).most_common(1)[0][0]
         odd = {exact_pattern(n): r for n, r in ranks.items() if r != common}
         config.update({f"{component}.r": common, f"{component}.lora_alpha": common,
                        f"{component}.rank_pattern": odd, f"{component}.alpha_pattern": odd,
-                       f"{component}.target_modules": sorted(modules), f"{component}.init_lora_weights": False})
+                       f"{component}.target_modules": sorted(ranks), f"{component}.init_lora_weights": False})
     sources = [{"name": a.name, "file": os.path.basename(a.path), "sha256": a.sha256, "weights": dict(a.weights),
                 "blocks": [list(b) for b in a.blocks], "enabled": a.enabled} for a in stack.adapters]
     return {"lora_adapter_metadata": json.dumps(config), "format": "pt", "loradeck.mode": mode,
@@ -107,12 +115,15 @@ def save_stack(owner: PipelineOwner, stack: StackSpec, path: str, mode: str = "s
     tensors = {}
     for component, modules in factors.items():
         for name, (up, down, _) in modules.items():
+            if up is None:  # a whole parameter difference, under its part name (``<module>.diff_b``)
+                tensors[f"{component}.{name}"] = down.contiguous()
+                continue
             tensors[f"{component}.{name}.lora_A.weight"] = down.contiguous()
             tensors[f"{component}.{name}.lora_B.weight"] = up.contiguous()
     # safetensors' save_file would create the file owner-only (0600); serialise, then write it ourselves.
     write_atomic(path, save(tensors, metadata=_metadata(factors, stack, mode)))
     errors = [e for modules in factors.values() for (_, _, e) in modules.values()]
-    ranks = [int(d.shape[0]) for modules in factors.values() for (_, d, _) in modules.values()]
+    ranks = [int(d.shape[0]) for modules in factors.values() for (u, d, _) in modules.values() if u is not None] or [0]
     return SaveReport(path, mode, len(errors), max(ranks), max(errors))
 
 

@@ -104,6 +104,10 @@ def _view(owner, key: str, spec, models, report) -> AdapterView:
     for component in models:
         index = owner.index(component)
         counts, strengths = _component_state(index.carriers(key), index.slots(key), key)
+        for strength, baked in owner.param_strengths(key, component):  # whole-parameter differences written
+            state = FUSED if baked else ACTIVE
+            counts[state] = counts.get(state, 0) + 1
+            strengths.append(strength)
         if not strengths:
             continue
         layers += len(strengths)
@@ -155,7 +159,8 @@ def reread_strengths(owner, previous: PipelineSnapshot, old_stack, stack, report
 
 def _restrengthened(owner, view: AdapterView, key: str, spec, models) -> AdapterView:
     """An active adapter's view after its strengths alone changed: only its layers' scales are read again."""
-    per_component = [(c, [_strength(slot, key) for slot in owner.index(c).slots(key)]) for c, _ in view.weights]
+    per_component = [(c, [*(_strength(slot, key) for slot in owner.index(c).slots(key)),
+                          *(w for w, _ in owner.param_strengths(key, c))]) for c, _ in view.weights]
     return _as_set(view, owner, spec, models, per_component)
 
 

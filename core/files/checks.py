@@ -43,8 +43,9 @@ PART_DIMS = {
     **dict.fromkeys(("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2_a"), (2,)),
     **dict.fromkeys(("lokr_w2", "lokr_w2_b"), LOW_RANK),
     **dict.fromkeys(("hada_t1", "hada_t2", "lokr_t1", "lokr_t2"), (4,)),
-    "diff": LOW_RANK,
+    "diff": (1, 2, 3, 4, 5),  # any parameter's whole difference: a norm's weight, a layer's, a 3-D conv's
     "diff_b": (1,),
+    "diff_m": (1, 2, 3),  # a modulation table (lightx2v's Wan files: [1, 6, width])
     **dict.fromkeys(("dora_scale", "lora_magnitude_vector"), (1, 2, 3, 4)),
 }
 _WRAPPERS = ("weight", "default")

@@ -14,11 +14,11 @@ from ..models.family import Family
 from .base_guess import guess_made_for
 from .diffusers_fmt import convert_diffusers, is_diffusers
 from .kohya import KNOWN_PREFIXES, convert_kohya, is_kohya
-from .patch import ANY_COMPONENT, AnyPatch, ConvertedLora, FormatError, LazyPatch, ModulePatch
+from .patch import ANY_COMPONENT, AnyPatch, ConvertedLora, FormatError, LazyPatch, ModulePatch, ParamDelta
 from .peft_config import ConfigError
 from .xlabs import convert_xlabs, is_xlabs
 
-__all__ = ["ANY_COMPONENT", "AnyPatch", "ConvertedLora", "LazyPatch", "ModulePatch", "convert"]
+__all__ = ["ANY_COMPONENT", "AnyPatch", "ConvertedLora", "LazyPatch", "ModulePatch", "ParamDelta", "convert"]
 KOHYA_STEMS = tuple(p for p, _ in KNOWN_PREFIXES)
 
 # (detector, converter) in order: kohya-style names first (their prefixes are unambiguous), then XLabs'

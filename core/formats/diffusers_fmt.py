@@ -35,7 +35,7 @@ _PARTS = {
 }
 # LyCORIS parts (and DoRA's kohya-style name) under dotted module names: bare or with ".weight"
 _LYCORIS = ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t1", "lokr_t2",
-            "hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", "diff", "diff_b")
+            "hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", "diff", "diff_b", "diff_m")
 _PARTS.update({f".{part}{tail}": part for part in _LYCORIS for tail in ("", ".weight")})
 _PARTS.update({".dora_scale": "dora", ".dora_scale.weight": "dora"})
 _SUFFIXES = sorted(_PARTS, key=len, reverse=True)  # longest first: ".lora_A.default.weight" before ".weight" forms
@@ -48,8 +48,8 @@ MAX_CONFIG_CHARS = 1024 * 1024  # a LoraConfig is a few KB; target_modules lists
 
 
 def is_diffusers(keys) -> bool:
-    return any((split := _split(k)) is not None and (split[1] == "down" or split[1] in _ALGORITHM_PARTS)
-               for k in keys)
+    return any((split := _split(k)) is not None and (split[1] == "down" or split[1] in _ALGORITHM_PARTS
+                                                      or split[1] in kohya.PARAM_PARTS) for k in keys)
 
 
 def _split(key: str) -> tuple[str, str] | None:
@@ -139,21 +139,26 @@ def convert_diffusers(state_dict, metadata, family) -> ConvertedLora:
         keys = p.pop("__keys__")
         with module_named(name):
             algo, patch = _lora(p, rules.get(component), name) if "down" in p else _lycoris(p)
+            extra = kohya.param_deltas(p)
         skipped.update([kind] if (kind := kohya.skipped_kind(p, patch)) else [])
-        if patch is None:
+        if patch is None and not extra:
             ignored.extend(keys.values())
             continue
-        used = USED_LORA if algo == "lora" else {_KOHYA_NAMES.get(u, u) for u in kohya.USED_PARTS[algo]}
-        ignored.extend(key for part, key in keys.items() if part not in used)
-        algos.add(algo)
-        patches.setdefault(component, {})[name] = patch
+        used = kohya.used_parts(algo if patch is not None else "", p) | (USED_LORA if algo == "lora" else set())
+        ignored.extend(key for part, key in keys.items() if _KOHYA_NAMES.get(part, part) not in used
+                       and part not in used)
+        algos.update([algo] if patch is not None else ["full"])
+        found = patches.setdefault(component, {})
+        if patch is not None:
+            found[name] = patch
+        found.update({f"{name}.{param}": delta for param, delta in extra.items()})
     dora = any(p.dora_scale is not None for c in patches.values() for p in c.values())
     return ConvertedLora(_label(state_dict.keys(), dora, algos), patches, tuple(sorted(ignored)),
                          notes=kohya.unsupported_notes(skipped))
 
 
 USED_LORA = {"down", "up", "alpha", "dora"}
-_KOHYA_NAMES = {"dora_scale": "dora"}  # kohya.USED_PARTS' name for a part -> this layout's
+_KOHYA_NAMES = {"dora": "dora_scale"}  # this layout's name for a part -> kohya.USED_PARTS' name
 
 
 def _lora(p, rule: ScaleRule | None, name: str) -> tuple[str, ModulePatch | None]:

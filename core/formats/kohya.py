@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from . import lycoris
 from .lowrank import tucker_factor
-from .patch import AnyPatch, ConvertedLora, LazyPatch, ModulePatch, alpha_of, module_named
+from .patch import AnyPatch, ConvertedLora, LazyPatch, ModulePatch, ParamDelta, alpha_of, module_named
 
 # The part that identifies a module's algorithm -> algorithm (first match wins).
 ALGORITHM_MARKERS = (
@@ -29,8 +29,8 @@ ALGORITHM_MARKERS = (
 # Algorithms LoRA Deck recognises but cannot apply as a weight delta on a Linear/Conv layer.
 UNSUPPORTED_MARKERS = {"oft_blocks": "OFT/BOFT", "oft_diag": "OFT", "a1": "GLoRA", "w_norm": "norm-layer",
                        "on_input": "(IA)^3"}
-DETECT_PARTS = ("lora_down", "hada_w1_a", "lokr_w1", "lokr_w1_a", "lokr_w2", "lokr_w2_a", "diff",
-                *UNSUPPORTED_MARKERS)
+DETECT_PARTS = ("lora_down", "hada_w1_a", "lokr_w1", "lokr_w1_a", "lokr_w2", "lokr_w2_a", "diff", "diff_b",
+                "diff_m", *UNSUPPORTED_MARKERS)
 LABELS = {"lora": "LoRA", "locon": "LoCon", "loha": "LoHa", "lokr": "LoKr", "full": "full"}
 
 
@@ -87,8 +87,26 @@ USED_PARTS = {  # what each builder reads; any other part of such a module is re
     "locon": {"lora_down", "lora_up", "lora_mid", *_COMMON},
     "loha": {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", *_COMMON},
     "lokr": {"lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2", *_COMMON},
-    "full": {"diff", "diff_b", *_COMMON},
+    "full": {"diff", *_COMMON},
 }
+# Parts any module may carry besides its algorithm's: whole differences of a parameter (``ParamDelta``s keyed
+# ``<module>.<param>``): the bias, a modulation table (lightx2v's Wan files), a 1-D weight (a norm)
+PARAM_PARTS = {"diff_b": "bias", "diff_m": "modulation"}
+
+
+def param_deltas(parts) -> dict[str, ParamDelta]:
+    """param -> its difference, for the parts of one module that are whole parameter differences."""
+    found = {param: ParamDelta(parts[part], param) for part, param in PARAM_PARTS.items() if part in parts}
+    diff = parts.get("diff")
+    if diff is not None and diff.dim() < 2:
+        found["weight"] = ParamDelta(diff, "weight")
+    return found
+
+
+def used_parts(algo: str, parts) -> set[str]:
+    """The parts of a module of ``algo`` ("" when only parameter differences) that its patches use."""
+    used = set(USED_PARTS.get(algo, ())) | {p for p in PARAM_PARTS if p in parts}
+    return used | ({"diff"} if "diff" in parts and parts["diff"].dim() < 2 else set())
 
 
 def algorithm_of(parts) -> str | None:
@@ -138,7 +156,7 @@ def skipped_kind(parts, patch: AnyPatch | None) -> str | None:
     """The kind of change a module asks for that LoRA Deck leaves out (None: nothing left out)."""
     if patch is None:
         return next((kind for marker, kind in UNSUPPORTED_MARKERS.items() if marker in parts), None)
-    return "bias-difference" if parts.get("diff_b") is not None else None  # peft layers change weights only
+    return None
 
 
 def convert_kohya(state_dict, prefixes) -> ConvertedLora:
@@ -150,12 +168,16 @@ def convert_kohya(state_dict, prefixes) -> ConvertedLora:
         keys = parts.pop("__keys__")
         with module_named(name):
             algo, patch = build(parts)
+            extra = param_deltas(parts)
         skipped.update([kind] if (kind := skipped_kind(parts, patch)) else [])
-        if patch is None:
+        if patch is None and not extra:
             ignored.extend(keys.values())
             continue
-        ignored.extend(key for part, key in keys.items() if part not in USED_PARTS[algo])
-        algos.add(algo)
-        patches.setdefault(component, {})[name] = patch
+        ignored.extend(key for part, key in keys.items() if part not in used_parts(algo if patch else "", parts))
+        algos.update([algo] if patch is not None else ["full"])
+        found = patches.setdefault(component, {})
+        if patch is not None:
+            found[name] = patch
+        found.update({f"{name}.{param}": delta for param, delta in extra.items()})
     dora = any(p.dora_scale is not None for found in patches.values() for p in found.values())
     return ConvertedLora(_label(algos, dora), patches, tuple(sorted(ignored)), notes=unsupported_notes(skipped))

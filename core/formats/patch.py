@@ -113,7 +113,30 @@ class LazyPatch:
         return ModulePatch(down=down, up=up, alpha=self.scale * down.shape[0], dora_scale=self.dora_scale)
 
 
-AnyPatch = ModulePatch | LazyPatch
+@dataclass(frozen=True)
+class ParamDelta:
+    """The difference itself for one parameter of a module, where no low-rank pair can carry it: a bias
+    (``diff_b``), a norm's weight (a 1-D ``diff``), a modulation table (``diff_m``), the weight of a layer peft
+    cannot wrap. Keyed ``<module>.<param>`` among a component's patches; ``strength x delta`` is added to the
+    parameter (adapters/param_deltas.py)."""
+
+    delta: torch.Tensor
+    param: str  # "bias", "weight", or the parameter's own name ("modulation")
+    dora_scale = None  # never DoRA-normalised (read where any patch may be)
+
+    @property
+    def out_features(self) -> int:
+        return int(self.delta.shape[0]) if self.delta.dim() else 1
+
+    @property
+    def in_features(self) -> int:
+        return int(self.delta[0].numel()) if self.delta.dim() > 1 else 1
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.delta,)
+
+
+AnyPatch = ModulePatch | LazyPatch | ParamDelta
 
 
 def alpha_of(parts) -> float | None:
