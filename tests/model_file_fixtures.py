@@ -118,7 +118,9 @@ def dequantized_copy(pipe):
     import copy
 
     dense = copy.deepcopy(pipe)
-    for component in (dense.transformer, dense.text_encoder_2):
+    for component in (getattr(dense, c, None) for c in ("transformer", "text_encoder", "text_encoder_2")):
+        if component is None:
+            continue
         for name, module in list(component.named_modules()):
             if isinstance(module, QuantizedLinear):
                 linear = torch.nn.Linear(module.in_features, module.out_features, bias=module.bias is not None,

@@ -382,12 +382,12 @@ def test_hostile_scaled_fp8_files_are_refused_naming_the_file(case, tmp_path):
 
 
 # --- SD3: the same machinery through its own name table -------------------------------------------------------
-def _scaled_fp8(tensors: dict) -> dict:
-    """ComfyUI's legacy scaled-fp8 layout of a state dict: every 2-D weight of the joint blocks as float8_e4m3fn with
+def _scaled_fp8(tensors: dict, blocks: tuple[str, ...] = ("joint_blocks.",)) -> dict:
+    """ComfyUI's legacy scaled-fp8 layout of a state dict: every 2-D weight under ``blocks`` as float8_e4m3fn with
     a float32 ``scale_weight`` = amax / 448 (ComfyUI's "recalculate" scale), and the ``scaled_fp8`` marker."""
     out = {"scaled_fp8": torch.zeros(0, dtype=torch.float8_e4m3fn)}
     for key, value in tensors.items():
-        if key.endswith(".weight") and value.dim() == 2 and key.startswith("joint_blocks."):
+        if key.endswith(".weight") and value.dim() == 2 and key.startswith(blocks):
             scale = (value.float().abs().max() / 448).reshape(())
             out[key] = (value.float() / scale).clamp(-448, 448).to(torch.float8_e4m3fn)
             out[key[: -len(".weight")] + ".scale_weight"] = scale
@@ -452,3 +452,70 @@ def test_compiled_quantized_denoiser_keeps_strength_changes_free_of_recompiles(t
         assert int(counters["frames"]["total"]) == frames
     finally:
         torch._dynamo.reset()
+
+
+# --- Chroma and Z-Image: the same machinery through their own name tables ---------------------------------------
+def _chroma_files(source, models) -> tuple[dict, dict]:
+    from original_layout import chroma_to_original, t5_to_ldm, vae_to_ldm
+    from single_file_fixtures import save
+
+    save(vae_to_ldm(source.vae.state_dict(), prefix=""), str(models / "vae" / "ae.safetensors"))
+    blocks = ("double_blocks.", "single_blocks.")
+    return (_scaled_fp8(chroma_to_original(source.transformer.state_dict(), prefix=""), blocks),
+            _scaled_fp8(t5_to_ldm(source.text_encoder.state_dict(), ""), ("encoder.block.",)))
+
+
+def _zimage_files(source, models) -> tuple[dict, dict]:
+    from original_layout import qwen3_to_comfy, vae_to_ldm, zimage_to_original
+    from single_file_fixtures import save
+
+    save(vae_to_ldm(source.vae.state_dict(), prefix=""), str(models / "vae" / "ae.safetensors"))
+    return (_scaled_fp8(zimage_to_original(source.transformer.state_dict(), prefix=""), ("layers.",)),
+            _scaled_fp8(qwen3_to_comfy(source.text_encoder.state_dict()), ("model.layers.",)))
+
+
+def _dense_rows(stored: dict, layer: str) -> torch.Tensor:
+    from loradeck.core.models.quantized.comfy_fp8 import dequant_fp8
+
+    return dequant_fp8(stored[layer + ".weight"], float(stored[layer + ".scale_weight"]), torch.float32,
+                       "float8_e4m3fn")
+
+
+@pytest.mark.parametrize("key,files", [("chroma", _chroma_files), ("zimage", _zimage_files)])
+def test_chroma_and_zimage_scaled_fp8_split_files_keep_fp8_weights(key, files, tmp_path):
+    """A Chroma / Z-Image denoiser alone in diffusion_models/ in ComfyUI's scaled-fp8 layout, with a scaled-fp8
+    text encoder (T5 / Qwen3) in text_encoders/: every scaled denoiser layer stays fp8 on the diffusers Linear(s)
+    the family's table names (Z-Image's feed-forward and modulation layers by their shared names) with exactly the
+    dequantized rows, the encoder's weights equal the dequantization (T5 kept in fp8, Qwen3 dequantized at load),
+    and a LoRA on top equals it on the dequantized weights."""
+    from lora_fixtures import save_family_lora
+    from loradeck.core.families import FAMILIES
+    from loradeck.core.models.original_names import RowSplit
+    from single_file_fixtures import save
+
+    source, models = fresh(key), tmp_path / "models"
+    denoiser, encoder = files(source, models)
+    save(encoder, str(models / "text_encoders" / f"{key}_te_fp8_e4m3fn_scaled.safetensors"))
+    pipe = _load(save(denoiser, str(models / "diffusion_models" / f"{key}-tiny_fp8_e4m3fn_scaled.safetensors")))
+    kept, table = quantized_layers(pipe.transformer), FAMILIES[key].original_names(pipe.transformer)
+    assert set(kept.values()) == {"fp8 e4m3fn scaled"}
+    placed = 0
+    for layer in (k[: -len(".scale_weight")] for k in denoiser if k.endswith(".scale_weight")):
+        dense, target = _dense_rows(denoiser, layer), table.get(layer, layer)
+        parts = [(target, ((0, dense.shape[0]),))] if isinstance(target, str) else target.parts
+        assert isinstance(target, str | RowSplit)
+        for name, ranges in parts:
+            rows = torch.cat([dense[a:b] for a, b in ranges])
+            assert name in kept and torch.equal(pipe.transformer.get_submodule(name).weight, rows), name
+            placed += 1
+    assert placed == len(kept) >= 16
+    te, linear = dict(pipe.text_encoder.named_modules()), 0
+    for layer in (k[: -len(".scale_weight")] for k in encoder if k.endswith(".scale_weight")):
+        module = te[layer.removeprefix("model.") if key == "zimage" else layer]
+        assert torch.equal(module.weight, _dense_rows(encoder, layer)), layer
+        linear += not isinstance(module, torch.nn.Embedding)  # T5's relative_attention_bias: dequantized at load
+    # T5 built by this module keeps its Linear layers in fp8; the Qwen3 encoder is built dense by transformers
+    assert len(quantized_layers(pipe.text_encoder)) == (linear if key == "chroma" else 0) and linear >= 12
+    lora = save_family_lora(key, str(tmp_path / f"{key}-lora.safetensors"), seed=2)
+    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
+    assert torch.equal(render_with(key, quant_deck.pipe, FAST), render_with(key, dense_deck.pipe, FAST))

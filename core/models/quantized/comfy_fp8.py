@@ -83,7 +83,9 @@ def read_scheme(shapes: dict, dtypes: dict, metadata: dict, prefix: str,
     comfy_quant JSON), only after the header has shown they are small. Raises QuantFileError."""
     keys = [k for k in shapes if k.startswith(prefix)]
     raw_meta = metadata.get("_quantization_metadata")
-    marker = prefix + MARKER
+    # ComfyUI converts the keys under the prefix its marker has: a text encoder file's own root marker covers the
+    # model.* keys its part is read from, a checkpoint's text_encoders.<kind>.transformer.scaled_fp8 its encoder
+    marker = next((p + MARKER for p in enclosing(prefix) if p + MARKER in shapes), prefix + MARKER)
     if raw_meta is not None:
         confs, kind = _metadata_layers(raw_meta), "_quantization_metadata"
     elif marker in shapes:
@@ -105,6 +107,12 @@ def read_scheme(shapes: dict, dtypes: dict, metadata: dict, prefix: str,
     drop = {k for k in keys if k.endswith(_SUFFIXES) or k == marker}
     _orphans(drop, layers, shapes)
     return Scheme(kind, layers, frozenset(drop))
+
+
+def enclosing(prefix: str) -> list[str]:
+    """``prefix`` and the key prefixes enclosing it, longest first: "a.b." -> ["a.b.", "a.", ""]."""
+    parts = prefix.split(".")[:-1]
+    return [".".join(parts[:n]) + "." if n else "" for n in range(len(parts), -1, -1)]
 
 
 def _json(text, where: str, limit: int):

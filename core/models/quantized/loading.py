@@ -98,8 +98,11 @@ def same_names(model: torch.nn.Module) -> dict[str, str]:
     return table
 
 
-def _targets(table: dict, layer: str) -> Targets | None:
-    target = table.get(layer)
+def _targets(table: dict, layer: str, modules: dict) -> Targets | None:
+    # a family's table lists the names that differ (Z-Image's feed_forward.w1, adaLN_modulation.0 are the same in
+    # both layouts): a layer it does not list lands on the Linear of its own name, if the model has one. Should the
+    # converter put it elsewhere, install() / check_complete refuse the file; nothing is placed silently.
+    target = table.get(layer, layer if type(modules.get(layer)) is torch.nn.Linear else None)
     if isinstance(target, str):
         return ((target, ()),)
     if isinstance(target, RowSplit):
@@ -112,7 +115,7 @@ def plan(quant: dict[str, QuantWeight], table: dict, model: torch.nn.Module, pre
     modules = dict(model.named_modules())
     kept = {}
     for key, weight in quant.items():
-        targets = _targets(table, key[len(prefix): -len(".weight")]) if key.startswith(prefix) else None
+        targets = _targets(table, key[len(prefix): -len(".weight")], modules) if key.startswith(prefix) else None
         if targets is None:
             continue
         rows = 0

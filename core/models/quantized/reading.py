@@ -16,7 +16,7 @@ import torch
 
 from ...errors import PipelineLoadError
 from ..arch import Header
-from .comfy_fp8 import FP8_DTYPES, QuantFileError, dequant_nvfp4, read_scheme
+from .comfy_fp8 import FP8_DTYPES, MARKER, QuantFileError, dequant_nvfp4, enclosing, read_scheme
 from .gguf import GGUFError, GGUFFile, load_tensor, read_gguf, read_raw
 from .gguf_blocks import DEQUANT_TYPES, dequantize_raw
 from .linear import QuantWeight
@@ -71,7 +71,10 @@ def _safetensors_part(header: Header, keys: list[str], prefix: str, dtype, read_
         return read_tensors(header.path, names)
 
     try:
-        scheme = read_scheme({k: header.shapes[k] for k in keys}, header.dtypes, header.metadata, prefix, small)
+        shapes = {k: header.shapes[k] for k in keys}
+        # a scaled_fp8 marker enclosing the part (a text encoder file's root marker over its model.* keys)
+        shapes.update({p + MARKER: header.shapes[p + MARKER] for p in enclosing(prefix) if p + MARKER in header.shapes})
+        scheme = read_scheme(shapes, header.dtypes, header.metadata, prefix, small)
     except QuantFileError as exc:
         raise refused(header.path, f"{exc.key}: {exc.problem}") from None
     layers = scheme.layers if scheme else {}
