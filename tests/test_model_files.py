@@ -481,6 +481,24 @@ def _dense_rows(stored: dict, layer: str) -> torch.Tensor:
                        "float8_e4m3fn")
 
 
+def _placed(key: str, transformer, layers: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Every quantized Linear of ``transformer`` holds exactly its rows of one of ``layers`` (original layer ->
+    reference dense weight), placed by the family's table (a layer it does not list: the Linear of its own name),
+    and every one of ``layers`` is placed. Returns the kept layers (diffusers name -> what they are)."""
+    from loradeck.core.families import FAMILIES
+
+    kept, table, placed = quantized_layers(transformer), FAMILIES[key].original_names(transformer), 0
+    for layer, dense in layers.items():
+        target = table.get(layer, layer)
+        parts = [(target, ((0, dense.shape[0]),))] if isinstance(target, str) else target.parts
+        for name, ranges in parts:
+            rows = torch.cat([dense[a:b] for a, b in ranges])
+            assert name in kept and torch.equal(transformer.get_submodule(name).weight, rows), name
+            placed += 1
+    assert placed == len(kept) >= 14  # Z-Image GGUF: feed_forward.w2 (rows of 85) falls back to F16
+    return kept
+
+
 @pytest.mark.parametrize("key,files", [("chroma", _chroma_files), ("zimage", _zimage_files)])
 def test_chroma_and_zimage_scaled_fp8_split_files_keep_fp8_weights(key, files, tmp_path):
     """A Chroma / Z-Image denoiser alone in diffusion_models/ in ComfyUI's scaled-fp8 layout, with a scaled-fp8
@@ -489,26 +507,15 @@ def test_chroma_and_zimage_scaled_fp8_split_files_keep_fp8_weights(key, files, t
     dequantized rows, the encoder's weights equal the dequantization (T5 kept in fp8, Qwen3 dequantized at load),
     and a LoRA on top equals it on the dequantized weights."""
     from lora_fixtures import save_family_lora
-    from loradeck.core.families import FAMILIES
-    from loradeck.core.models.original_names import RowSplit
     from single_file_fixtures import save
 
     source, models = fresh(key), tmp_path / "models"
     denoiser, encoder = files(source, models)
     save(encoder, str(models / "text_encoders" / f"{key}_te_fp8_e4m3fn_scaled.safetensors"))
     pipe = _load(save(denoiser, str(models / "diffusion_models" / f"{key}-tiny_fp8_e4m3fn_scaled.safetensors")))
-    kept, table = quantized_layers(pipe.transformer), FAMILIES[key].original_names(pipe.transformer)
-    assert set(kept.values()) == {"fp8 e4m3fn scaled"}
-    placed = 0
-    for layer in (k[: -len(".scale_weight")] for k in denoiser if k.endswith(".scale_weight")):
-        dense, target = _dense_rows(denoiser, layer), table.get(layer, layer)
-        parts = [(target, ((0, dense.shape[0]),))] if isinstance(target, str) else target.parts
-        assert isinstance(target, str | RowSplit)
-        for name, ranges in parts:
-            rows = torch.cat([dense[a:b] for a, b in ranges])
-            assert name in kept and torch.equal(pipe.transformer.get_submodule(name).weight, rows), name
-            placed += 1
-    assert placed == len(kept) >= 16
+    layers = {k[: -len(".scale_weight")]: _dense_rows(denoiser, k[: -len(".scale_weight")])
+              for k in denoiser if k.endswith(".scale_weight")}
+    assert set(_placed(key, pipe.transformer, layers).values()) == {"fp8 e4m3fn scaled"}
     te, linear = dict(pipe.text_encoder.named_modules()), 0
     for layer in (k[: -len(".scale_weight")] for k in encoder if k.endswith(".scale_weight")):
         module = te[layer.removeprefix("model.") if key == "zimage" else layer]
@@ -519,3 +526,31 @@ def test_chroma_and_zimage_scaled_fp8_split_files_keep_fp8_weights(key, files, t
     lora = save_family_lora(key, str(tmp_path / f"{key}-lora.safetensors"), seed=2)
     quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
     assert torch.equal(render_with(key, quant_deck.pipe, FAST), render_with(key, dense_deck.pipe, FAST))
+
+
+@pytest.mark.parametrize("name", ["chroma_tiny-Q8_0.gguf", "chroma_tiny-Q4_0.gguf", "zimage_tiny-Q8_0.gguf",
+                                  "zimage_tiny-Q4_0.gguf"])
+def test_chroma_and_zimage_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
+    """ComfyUI-GGUF files of the tiny Chroma (arch flux) and Z-Image (arch lumina2), made by convert.py and
+    lcpp.patch's rules with ggml's quantizer, alone in diffusion_models/: every quantized tensor stays quantized on
+    the Linear(s) the family's table names with exactly gguf-py's dequantization, and a LoRA on top equals it on the
+    dequantized weights (unfused)."""
+    from lora_fixtures import save_family_lora
+    from original_layout import t5_to_ldm, vae_to_ldm
+    from single_file_fixtures import save
+
+    key, kind = name.split("_")[0], name.split("-")[1].split(".")[0]
+    source, models = fresh(key), tmp_path / "models"
+    save(vae_to_ldm(source.vae.state_dict(), prefix=""), str(models / "vae" / "ae.safetensors"))
+    encoder = {"chroma": lambda sd: t5_to_ldm(sd, ""), "zimage": lambda sd: {"model." + k: v for k, v in sd.items()}}
+    save(encoder[key](source.text_encoder.state_dict()), str(models / "text_encoders" / f"{key}_te.safetensors"))
+    os.makedirs(models / "diffusion_models")
+    path = shutil.copyfile(fixture(name), models / "diffusion_models" / name)
+    pipe = _load(str(path))
+    kept = _placed(key, pipe.transformer, {k.removesuffix(".weight"): v for k, v in expected(name).items()})
+    assert set(kept.values()) == {f"GGUF {kind}"}
+    lora = save_family_lora(key, str(tmp_path / f"{key}-lora.safetensors"), seed=2)
+    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
+    assert torch.equal(render_with(key, quant_deck.pipe, FAST), render_with(key, dense_deck.pipe, FAST))
+    with pytest.raises(FuseError, match=r"keeps its weight quantized \(GGUF .*nothing was fused"):
+        quant_deck.fuse()
