@@ -382,15 +382,22 @@ def test_hostile_scaled_fp8_files_are_refused_naming_the_file(case, tmp_path):
 
 
 # --- SD3: the same machinery through its own name table -------------------------------------------------------
-def _scaled_fp8(tensors: dict, blocks: tuple[str, ...] = ("joint_blocks.",)) -> dict:
-    """ComfyUI's legacy scaled-fp8 layout of a state dict: every 2-D weight under ``blocks`` as float8_e4m3fn with
-    a float32 ``scale_weight`` = amax / 448 (ComfyUI's "recalculate" scale), and the ``scaled_fp8`` marker."""
-    out = {"scaled_fp8": torch.zeros(0, dtype=torch.float8_e4m3fn)}
+def _scaled_fp8(tensors: dict, blocks: tuple[str, ...] = ("joint_blocks.",), fmt: str = "scaled") -> dict:
+    """A state dict in one of ComfyUI's fp8 layouts: every 2-D weight under ``blocks`` as float8_e4m3fn, with
+    ``fmt`` "scaled" (legacy: a float32 ``scale_weight`` = amax / 448, ComfyUI's "recalculate" scale, and the
+    ``scaled_fp8`` marker), "comfy_quant" (the same scale as ``weight_scale`` plus the per-layer ``comfy_quant`` JSON
+    ComfyUI 0.8.0 writes) or "plain" (the weights cast, no scales: ``t5xxl_fp8_e4m3fn``'s layout)."""
+    out = {"scaled_fp8": torch.zeros(0, dtype=torch.float8_e4m3fn)} if fmt == "scaled" else {}
+    conf = torch.frombuffer(bytearray(b'{"format": "float8_e4m3fn"}'), dtype=torch.uint8)
     for key, value in tensors.items():
         if key.endswith(".weight") and value.dim() == 2 and key.startswith(blocks):
-            scale = (value.float().abs().max() / 448).reshape(())
+            layer = key[: -len(".weight")]
+            scale = (value.float().abs().max() / 448).reshape(()) if fmt != "plain" else torch.tensor(1.0)
             out[key] = (value.float() / scale).clamp(-448, 448).to(torch.float8_e4m3fn)
-            out[key[: -len(".weight")] + ".scale_weight"] = scale
+            if fmt == "scaled":
+                out[layer + ".scale_weight"] = scale
+            elif fmt == "comfy_quant":
+                out[layer + ".weight_scale"], out[layer + ".comfy_quant"] = scale, conf.clone()
         else:
             out[key] = value
     return out
@@ -455,30 +462,35 @@ def test_compiled_quantized_denoiser_keeps_strength_changes_free_of_recompiles(t
 
 
 # --- Chroma and Z-Image: the same machinery through their own name tables ---------------------------------------
-def _chroma_files(source, models) -> tuple[dict, dict]:
+def _chroma_files(source, models, fmt: str) -> tuple[dict, dict]:
     from original_layout import chroma_to_original, t5_to_ldm, vae_to_ldm
     from single_file_fixtures import save
 
     save(vae_to_ldm(source.vae.state_dict(), prefix=""), str(models / "vae" / "ae.safetensors"))
     blocks = ("double_blocks.", "single_blocks.")
-    return (_scaled_fp8(chroma_to_original(source.transformer.state_dict(), prefix=""), blocks),
-            _scaled_fp8(t5_to_ldm(source.text_encoder.state_dict(), ""), ("encoder.block.",)))
+    return (_scaled_fp8(chroma_to_original(source.transformer.state_dict(), prefix=""), blocks, fmt),
+            _scaled_fp8(t5_to_ldm(source.text_encoder.state_dict(), ""), ("encoder.block.",), fmt))
 
 
-def _zimage_files(source, models) -> tuple[dict, dict]:
+def _zimage_files(source, models, fmt: str) -> tuple[dict, dict]:
     from original_layout import qwen3_to_comfy, vae_to_ldm, zimage_to_original
     from single_file_fixtures import save
 
     save(vae_to_ldm(source.vae.state_dict(), prefix=""), str(models / "vae" / "ae.safetensors"))
-    return (_scaled_fp8(zimage_to_original(source.transformer.state_dict(), prefix=""), ("layers.",)),
-            _scaled_fp8(qwen3_to_comfy(source.text_encoder.state_dict()), ("model.layers.",)))
+    return (_scaled_fp8(zimage_to_original(source.transformer.state_dict(), prefix=""), ("layers.",), fmt),
+            _scaled_fp8(qwen3_to_comfy(source.text_encoder.state_dict()), ("model.layers.",), fmt))
 
 
-def _dense_rows(stored: dict, layer: str) -> torch.Tensor:
+def _fp8_layers(stored: dict) -> dict[str, torch.Tensor]:
+    """Each fp8 layer of a ``_scaled_fp8`` state dict -> its dequantization (ComfyUI's: ``w.to(D) * scale``)."""
     from loradeck.core.models.quantized.comfy_fp8 import dequant_fp8
 
-    return dequant_fp8(stored[layer + ".weight"], float(stored[layer + ".scale_weight"]), torch.float32,
-                       "float8_e4m3fn")
+    out = {}
+    for key in (k for k, v in stored.items() if v.dtype == torch.float8_e4m3fn and k.endswith(".weight")):
+        layer = key[: -len(".weight")]
+        scale = stored.get(layer + ".scale_weight", stored.get(layer + ".weight_scale", torch.tensor(1.0)))
+        out[layer] = dequant_fp8(stored[key], float(scale), torch.float32, "float8_e4m3fn")
+    return out
 
 
 def _placed(key: str, transformer, layers: dict[str, torch.Tensor]) -> dict[str, str]:
@@ -499,33 +511,34 @@ def _placed(key: str, transformer, layers: dict[str, torch.Tensor]) -> dict[str,
     return kept
 
 
+@pytest.mark.parametrize("fmt", ["scaled", "comfy_quant", "plain"])
 @pytest.mark.parametrize("key,files", [("chroma", _chroma_files), ("zimage", _zimage_files)])
-def test_chroma_and_zimage_scaled_fp8_split_files_keep_fp8_weights(key, files, tmp_path):
-    """A Chroma / Z-Image denoiser alone in diffusion_models/ in ComfyUI's scaled-fp8 layout, with a scaled-fp8
-    text encoder (T5 / Qwen3) in text_encoders/: every scaled denoiser layer stays fp8 on the diffusers Linear(s)
-    the family's table names (Z-Image's feed-forward and modulation layers by their shared names) with exactly the
-    dequantized rows, the encoder's weights equal the dequantization (T5 kept in fp8, Qwen3 dequantized at load),
-    and a LoRA on top equals it on the dequantized weights."""
+def test_chroma_and_zimage_fp8_split_files_keep_fp8_weights(key, files, fmt, tmp_path):
+    """A Chroma / Z-Image denoiser alone in diffusion_models/ in ComfyUI's fp8 layouts (legacy scaled_fp8, per-layer
+    comfy_quant, plain), with a text encoder (T5 / Qwen3) in text_encoders/ in the same layout: every fp8 denoiser
+    layer stays fp8 on the diffusers Linear(s) the family's table names (Z-Image's feed-forward and modulation layers
+    by their shared names) with exactly the dequantized rows, the encoder's weights equal the dequantization (T5
+    kept in fp8, Qwen3 dequantized at load), and (scaled) a LoRA on top equals it on the dequantized weights."""
     from lora_fixtures import save_family_lora
     from single_file_fixtures import save
 
     source, models = fresh(key), tmp_path / "models"
-    denoiser, encoder = files(source, models)
-    save(encoder, str(models / "text_encoders" / f"{key}_te_fp8_e4m3fn_scaled.safetensors"))
-    pipe = _load(save(denoiser, str(models / "diffusion_models" / f"{key}-tiny_fp8_e4m3fn_scaled.safetensors")))
-    layers = {k[: -len(".scale_weight")]: _dense_rows(denoiser, k[: -len(".scale_weight")])
-              for k in denoiser if k.endswith(".scale_weight")}
-    assert set(_placed(key, pipe.transformer, layers).values()) == {"fp8 e4m3fn scaled"}
+    denoiser, encoder = files(source, models, fmt)
+    save(encoder, str(models / "text_encoders" / f"{key}_te_fp8_e4m3fn_{fmt}.safetensors"))
+    pipe = _load(save(denoiser, str(models / "diffusion_models" / f"{key}-tiny_fp8_e4m3fn_{fmt}.safetensors")))
+    kind = "fp8 e4m3fn" if fmt == "plain" else "fp8 e4m3fn scaled"
+    assert set(_placed(key, pipe.transformer, _fp8_layers(denoiser)).values()) == {kind}
     te, linear = dict(pipe.text_encoder.named_modules()), 0
-    for layer in (k[: -len(".scale_weight")] for k in encoder if k.endswith(".scale_weight")):
+    for layer, dense in _fp8_layers(encoder).items():
         module = te[layer.removeprefix("model.") if key == "zimage" else layer]
-        assert torch.equal(module.weight, _dense_rows(encoder, layer)), layer
+        assert torch.equal(module.weight, dense), layer
         linear += not isinstance(module, torch.nn.Embedding)  # T5's relative_attention_bias: dequantized at load
     # T5 built by this module keeps its Linear layers in fp8; the Qwen3 encoder is built dense by transformers
     assert len(quantized_layers(pipe.text_encoder)) == (linear if key == "chroma" else 0) and linear >= 12
-    lora = save_family_lora(key, str(tmp_path / f"{key}-lora.safetensors"), seed=2)
-    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-    assert torch.equal(render_with(key, quant_deck.pipe, FAST), render_with(key, dense_deck.pipe, FAST))
+    if fmt == "scaled":
+        lora = save_family_lora(key, str(tmp_path / f"{key}-lora.safetensors"), seed=2)
+        quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
+        assert torch.equal(render_with(key, quant_deck.pipe, FAST), render_with(key, dense_deck.pipe, FAST))
 
 
 @pytest.mark.parametrize("name", ["chroma_tiny-Q8_0.gguf", "chroma_tiny-Q4_0.gguf", "zimage_tiny-Q8_0.gguf",
