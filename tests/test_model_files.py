@@ -572,3 +572,31 @@ def test_chroma_and_zimage_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(n
     assert torch.equal(render_with(key, quant_deck.pipe, FAST), render_with(key, dense_deck.pipe, FAST))
     with pytest.raises(FuseError, match=r"keeps its weight quantized \(GGUF .*nothing was fused"):
         quant_deck.fuse()
+
+
+@pytest.mark.parametrize("key", ["chroma", "zimage"])
+def test_chroma_and_zimage_bf16_split_files_give_the_diffusers_folders_images(key, tmp_path, use_models):
+    """ComfyUI's bf16 split files of Chroma / Z-Image (denoiser in diffusion_models/, T5 / Qwen3 in text_encoders/,
+    VAE in vae/), listed and loaded by Load Diffusion Model: the images of the diffusers folder of the same weights."""
+    from loradeck.nodes import NODE_CLASS_MAPPINGS
+    from original_layout import chroma_to_original, qwen3_to_comfy, t5_to_ldm, vae_to_ldm, zimage_to_original
+    from single_file_fixtures import save
+
+    pipe, models = fresh(key), tmp_path / "models"
+    for component in (pipe.transformer, pipe.text_encoder, pipe.vae):
+        component.to(torch.bfloat16)
+    folder = str(tmp_path / "diffusers" / key)
+    pipe.save_pretrained(folder)
+    encoder = t5_to_ldm(pipe.text_encoder.state_dict(), "") if key == "chroma" else \
+        qwen3_to_comfy(pipe.text_encoder.state_dict())
+    denoiser = chroma_to_original(pipe.transformer.state_dict(), prefix="") if key == "chroma" else \
+        zimage_to_original(pipe.transformer.state_dict(), prefix="")
+    save(encoder, str(models / "text_encoders" / f"{key}_te_bf16.safetensors"))
+    save(vae_to_ldm(pipe.vae.state_dict(), prefix=""), str(models / "vae" / "ae.safetensors"))
+    save(denoiser, str(models / "diffusion_models" / f"{key}-tiny_bf16.safetensors"))
+    use_models(str(models))
+    node = NODE_CLASS_MAPPINGS["LoadDiffusionModel|LoRADeck"]()
+    assert f"{key}-tiny_bf16.safetensors" in node.INPUT_TYPES()["required"]["unet_name"][0]
+    handle = node.load(f"{key}-tiny_bf16.safetensors", "bfloat16")[0]
+    reference = Deck(load_folder(folder, torch.bfloat16, CPU)).pipe  # with the family's fix, as the node's
+    assert (render_with(key, handle.owner.pipe, FAST) - render_with(key, reference, FAST)).abs().max() <= 2 / 255
