@@ -5,6 +5,7 @@ from .compile import CompilePipeline
 from .fuse import FuseLoRA, UnfuseLoRA
 from .generate import Generate
 from .grid import LoRAGrid
+from .load_diffusion_model import LoadDiffusionModel
 from .load_lora import LoadLoRA
 from .load_lora_pair import LoadLoRAPair
 from .load_pipeline import LoadPipeline
@@ -16,7 +17,7 @@ from .set_weights import SetAdapterWeights
 from .stack_lora import StackLoRA
 
 NODES = (LoadPipeline, LoadLoRA, StackLoRA, LoRAList, SetAdapterWeights, FuseLoRA, UnfuseLoRA, Generate, SaveLoRA,
-         LoRAGrid, SaveImage, CompilePipeline, LoadLoRAPair, LoRALoader)
+         LoRAGrid, SaveImage, CompilePipeline, LoadLoRAPair, LoRALoader, LoadDiffusionModel)
 
 NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {cls.NODE_ID: cls.DISPLAY_NAME for cls in NODES}

@@ -106,6 +106,43 @@ def diffusers_models() -> list[str]:
     return folders + files + list(BUILTIN_NAMES)
 
 
+MODEL_FILE_SUFFIXES = (".safetensors", ".gguf")  # a denoiser alone: safetensors in any precision, or ComfyUI-GGUF
+
+
+def _roots(*kinds: str) -> list[str]:
+    folders = runtime().folders
+    return list(dict.fromkeys(r for kind in kinds for r in folders.roots(kind)))
+
+
+def diffusion_models() -> list[str]:
+    """Denoiser files under ``models/diffusion_models`` and ``models/unet`` (ComfyUI's older name):
+    ``.safetensors`` (fp16/bf16, fp8, scaled fp8) and ``.gguf``."""
+    return listing(_roots("diffusion_models", "unet"), MODEL_FILE_SUFFIXES)
+
+
+def text_encoder_files() -> list[str]:
+    return listing(_roots("text_encoders", "clip"))
+
+
+def vae_files() -> list[str]:
+    return listing(_roots("vae"))
+
+
+def part_path(kinds: tuple[str, ...], name: str, what: str) -> str:
+    """The file ``name`` (as listed) under the folders of ``kinds``, or a PipelineLoadError saying where it was
+    looked for."""
+    why = unusable(name, MAX_NAME)
+    if why:
+        raise PipelineLoadError(f"{what} name {name!r:.80} is not a usable file name ({why}); pick one from the list")
+    roots = _roots(*kinds)
+    for root in roots:
+        path = inside(root, name)
+        if path:
+            return path
+    raise PipelineLoadError(f"{what} {name!r} was not found under {', '.join(roots) or 'models/' + kinds[0]}; "
+                            "pick a file from the list")
+
+
 def diffusers_folders() -> tuple[str, ...]:
     """Full paths of the local diffusers folders (single-file checkpoints take their configs from these)."""
     return tuple(folder for _, folder in _diffusers_folders())

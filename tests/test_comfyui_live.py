@@ -45,6 +45,7 @@ NODE_IDS = [
     "LoRAGrid|LoRADeck",
     "SaveImage|LoRADeck",
     "LoadLoRAPair|LoRADeck",
+    "LoadDiffusionModel|LoRADeck",
 ]
 DEMO_LORAS = ["loradeck-demo-style.safetensors", "loradeck-demo-kohya.safetensors"]
 KOHYA, STYLE = DEMO_LORAS[1], DEMO_LORAS[0]
@@ -111,6 +112,10 @@ def _wait_until_up(server: _Server) -> None:
 
 SINGLE_FILE = "tiny-flux-transformer-only.safetensors"
 MARKERS_ONLY = "real-sd15-markers-only.safetensors"
+# ComfyUI's split layout: denoisers in diffusion_models/ (and the older unet/), made by ComfyUI's / ComfyUI-GGUF's code
+FLUX_LORA = PACK_ROOT / "tests" / "fixtures" / "trainers" / "flux_kohya_bf16.safetensors"  # sd-scripts' BFL names
+SPLIT_FILES = {"diffusion_models": ("flux_tiny_fp8_e4m3fn_scaled.safetensors", "flux_tiny-Q4_0.gguf"),
+               "unet": ("flux_tiny-Q8_0.gguf",), "text_encoders": ("t5_tiny_fp8_e4m3fn_scaled.safetensors",)}
 
 
 def _single_file_models(models: Path) -> str:
@@ -126,9 +131,15 @@ def _single_file_models(models: Path) -> str:
     markers = {"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(320, 768),
                "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3)}
     save_file(markers, str(models / "checkpoints" / MARKERS_ONLY))
+    fixtures = PACK_ROOT / "tests" / "fixtures" / "model_files"
+    for folder, names in SPLIT_FILES.items():
+        (models / folder).mkdir(exist_ok=True)
+        for name in names:
+            shutil.copyfile(fixtures / name, models / folder / name)
     config = models.parent / "extra_model_paths.yaml"
     config.write_text(f"loradeck_live:\n    base_path: {models}\n    checkpoints: checkpoints\n"
-                      "    text_encoders: text_encoders\n    clip: clip\n    vae: vae\n")
+                      "    text_encoders: text_encoders\n    clip: clip\n    vae: vae\n"
+                      "    diffusion_models: diffusion_models\n    unet: unet\n")
     return str(config)
 
 
@@ -146,6 +157,7 @@ def comfyui(tmp_path_factory):
     moved = base / "models" / "loras" / "moved"
     moved.mkdir(parents=True)
     shutil.copyfile(PACK_ROOT / "demo" / "models" / "loras" / KOHYA, moved / MOVED_NAME)
+    shutil.copyfile(FLUX_LORA, base / "models" / "loras" / FLUX_LORA.name)  # for the split-file model
     log_path = base / "comfyui.log"
     port = _free_port()
     cmd = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory", str(base),
@@ -553,6 +565,34 @@ def test_single_file_checkpoint_loads_inside_comfyui(comfyui):
         comfyui.fail(f"single-file workflow failed: {json.dumps(entry['status'], indent=1)}")
     log_text = comfyui.log_path.read_text(errors="replace")
     assert "single file: text_encoder_2 from" in log_text and "t5xxl_tiny.safetensors" in log_text
+
+
+@pytest.mark.parametrize("name", [*SPLIT_FILES["diffusion_models"], *SPLIT_FILES["unet"]])
+def test_split_model_files_are_listed_and_load_inside_comfyui(comfyui, name):
+    """ComfyUI's split layout: a denoiser in diffusion_models/ or unet/ (scaled fp8, GGUF), a scaled-fp8 T5 in
+    text_encoders/ (picked), CLIP-L in clip/ and the VAE in vae/ (found by shape): listed by Load Diffusion Model,
+    loaded with its weights kept quantized, a LoRA added on top, and run."""
+    info = _get_json(comfyui.base + "/object_info/LoadDiffusionModel%7CLoRADeck")["LoadDiffusionModel|LoRADeck"]
+    assert name in info["input"]["required"]["unet_name"][0]
+    encoders = info["input"]["optional"]["text_encoder_2"][0]
+    assert {"auto", "t5_tiny_fp8_e4m3fn_scaled.safetensors", "clip_l.safetensors"} <= set(encoders)
+    prompt = {
+        "1": {"class_type": "LoadDiffusionModel|LoRADeck", "inputs": {  # the fp8 T5 picked: auto prefers full precision
+            "unet_name": name, "dtype": "float32", "text_encoder_2": "t5_tiny_fp8_e4m3fn_scaled.safetensors"}},
+        "2": {"class_type": "LoadLoRA|LoRADeck", "inputs": {"pipeline": ["1", 0], "lora_name": FLUX_LORA.name,
+                                                            "strength_model": 0.8, "strength_clip": 1.0}},
+        "3": {"class_type": "Generate|LoRADeck", "inputs": {
+            "pipeline": ["2", 0], "prompt": "a photo of a cat", "negative_prompt": "", "seed": 3, "steps": 2,
+            "cfg": 1.0, "width": 64, "height": 64, "batch_size": 1}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
+    }
+    entry = _run_prompt(comfyui, prompt)
+    if entry["status"]["status_str"] != "success":
+        comfyui.fail(f"split-file workflow failed: {json.dumps(entry['status'], indent=1)}")
+    log_text = comfyui.log_path.read_text(errors="replace")
+    kind = "GGUF Q" if name.endswith(".gguf") else "fp8 e4m3fn scaled"
+    assert f"'{name}' (transformer): 40 Linear layers kept quantized" in log_text and kind in log_text
+    assert "'t5_tiny_fp8_e4m3fn_scaled.safetensors' (text_encoder_2): 12 Linear layers kept quantized" in log_text
 
 
 def test_single_file_tokenizers_come_from_comfyuis_own_folder(comfyui):

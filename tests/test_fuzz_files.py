@@ -9,7 +9,11 @@ backtrack (200); LoKr/Tucker/LoHa resource bombs (200); NaN images: NaN/inf (100
 (30 each, over every layout its trainers write). Files whose damage is in what is parsed mostly name modules the
 pipeline lacks, so they are refused after every parser ran but before peft (a load into peft costs ~0.1 s).
 About 40 s of CPU in all; ``LORADECK_FUZZ_SCALE=10`` runs ten times as many.
-Every file is added to one tiny SD pipeline (shared by every kind) that holds a known-good adapter; after each,
+Model files (issue 24), built as Load Diffusion Model builds a denoiser: GGUF files truncated, with lying tensor or
+metadata counts, shapes, dims, types and offsets, or other values (120), and ComfyUI fp8 files with hostile
+comfy_quant / _quantization_metadata JSON, bad scales, dtypes and keys (120): refused naming the file, or loaded
+when only values changed.
+Every LoRA file is added to one tiny SD pipeline (shared by every kind) that holds a known-good adapter; after each,
 the pipeline must be exactly as before (every parameter, so every peft layer; the stack; loaded adapters; peft
 configs), and after each kind the known-good file must still render exactly as on a fresh pipeline.
 """
@@ -491,3 +495,139 @@ def test_mutated_trainer_files_on_their_family(family, count, tmp_path):
         path = _write(str(tmp_path / f"{i}.safetensors"), KINDS[kind][0](rng, tensors, {}))
         outcomes.add(deck, path, f"{family} {kind} #{i} on {name}", before_params, before_state)
     outcomes.check(family)
+
+
+# -- model files (issue 24): GGUF and ComfyUI fp8 denoisers --------------------------------------------------------
+MODEL_FILES = os.path.join(os.path.dirname(__file__), "fixtures", "model_files")
+GGUF_NAME = b"double_blocks.0.img_attn.qkv.weight"
+
+
+def _u64(data: bytearray, at: int, value: int) -> None:
+    data[at: at + 8] = struct.pack("<Q", value % 2**64)
+
+
+def _info_at(data: bytes) -> int:
+    """Where the tensor info of ``GGUF_NAME`` starts its n_dims (after the u64 length and the name)."""
+    return data.index(GGUF_NAME) + len(GGUF_NAME)
+
+
+def gguf_mutation(rng: random.Random, data: bytes, data_offset: int) -> tuple[str, bytes]:
+    out = bytearray(data)
+    kind = rng.choice(("truncated", "header bytes", "tensor count", "metadata count", "shape", "n_dims", "type",
+                       "offset", "data bytes"))
+    if kind == "truncated":
+        return kind, data[: rng.randrange(0, len(data))]
+    if kind == "header bytes":
+        for _ in range(rng.randint(1, 4)):
+            out[rng.randrange(4, data_offset)] = rng.randrange(256)
+    elif kind in ("tensor count", "metadata count"):
+        real = struct.unpack_from("<Q", data, 8 if kind == "tensor count" else 16)[0]
+        _u64(out, 8 if kind == "tensor count" else 16, rng.choice((real + 1, real - 1, 2**31, 2**40, 2**63, 2**64 - 1)))
+    elif kind in ("shape", "n_dims"):
+        at = _info_at(data)
+        if kind == "n_dims":
+            out[at: at + 4] = struct.pack("<I", rng.choice((0, 1, 3, 9, 2**31)))
+        else:
+            _u64(out, at + 4 + 8 * rng.randrange(2), rng.choice((0, 1, 33, 64, 2**20, 2**40, 2**62)))
+    elif kind == "type":
+        at = _info_at(data) + 4 + 16
+        out[at: at + 4] = struct.pack("<I", rng.choice((1, 3, 9, 12, 16, 33, 99, 2**31)))
+    elif kind == "offset":
+        _u64(out, _info_at(data) + 4 + 16 + 4, rng.choice((1, 31, 2**20, 2**40, 2**63)))
+    else:  # values only: a valid file with other weights, which loads
+        for _ in range(8):
+            out[rng.randrange(data_offset, len(data))] = rng.randrange(256)
+    return kind, bytes(out)
+
+
+SCALE_KEYS = (".scale_weight", ".weight_scale")
+
+
+def fp8_mutation(rng: random.Random, tensors: dict, meta: dict) -> tuple[str, Mutation]:
+    tensors, meta = dict(tensors), dict(meta)
+    quant = sorted(k for k in tensors if k.endswith(".comfy_quant"))
+    scales = sorted(k for k in tensors if k.endswith(SCALE_KEYS))
+    kind = rng.choice(("comfy_quant", "scale", "metadata", "weight dtype", "keys"))
+    if kind == "comfy_quant" and quant:
+        text = rng.choice((_hostile_json(rng), json.dumps({"format": _wrong_value(rng)}), '{"format": "int4"}',
+                           "[]", '{"format": "float8_e4m3fn", "x": ' + _hostile_json(rng) + "}"))
+        raw = text.encode("utf-8", "surrogatepass")[: rng.choice((64, 1024, 4096, 10**6))]
+        tensors[rng.choice(quant)] = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else \
+            torch.zeros(0, dtype=torch.uint8)
+    elif kind in ("scale", "comfy_quant"):
+        tensors[rng.choice(scales)] = rng.choice((
+            torch.tensor(0.0), torch.tensor(float("nan")), torch.tensor(float("inf")), torch.tensor(-float("inf")),
+            torch.tensor(-1.0), torch.tensor(1e-45), torch.tensor(3e38), torch.ones(3), torch.zeros(0),
+            torch.tensor(7), torch.ones(2, 2), torch.tensor(0.5, dtype=torch.float16)))
+    elif kind == "metadata":
+        meta["_quantization_metadata"] = rng.choice((_hostile_json(rng), json.dumps({"layers": _wrong_value(rng)}),
+                                                     json.dumps({"layers": {"double_blocks.0.img_attn.qkv": "fp8"}})))
+    elif kind == "weight dtype":
+        key = rng.choice(sorted(k for k in tensors if k.endswith(".weight") and tensors[k].dim() == 2))
+        tensors[key] = tensors[key].to(torch.float32).to(rng.choice((torch.uint8, torch.float8_e5m2, torch.int8,
+                                                                     torch.float32, torch.bool)))
+    else:
+        del tensors[rng.choice(sorted(tensors))]
+    return kind, (tensors, meta)
+
+
+def _load_denoiser(path: str):
+    """The denoiser of a split-layout file, built as Load Diffusion Model builds it (no encoders needed)."""
+    from loradeck.core.models.single_file import load_denoiser
+
+    return load_denoiser(path, torch.float32)
+
+
+def _refused_or_loaded(path: str, label: str, seen: Counter) -> None:
+    start = time.monotonic()
+    try:
+        _load_denoiser(path)
+        seen["loaded"] += 1
+    except LoraDeckError as exc:
+        assert os.path.basename(path) in str(exc), f"{label}: the refusal does not name the file: {exc}"
+        seen["refused"] += 1
+    except Exception as exc:  # noqa: BLE001 - the point: nothing but LoRA Deck's own errors
+        raise AssertionError(f"{label}: {type(exc).__name__}: {exc}") from exc
+    assert time.monotonic() - start < MAX_SECONDS, f"{label} took {time.monotonic() - start:.1f} s"
+
+
+def test_mutated_gguf_denoisers_are_refused_naming_the_file(tmp_path):
+    """Truncated GGUFs, lying tensor and metadata counts, shapes, dims, types and offsets: a refusal that names the
+    file (or, for changed values only, a load), never a foreign exception, a hang or an allocation beyond the file."""
+    import resource
+
+    from loradeck.core.models.quantized.gguf import read_gguf
+
+    rng, seen, kinds = random.Random(f"gguf-{SEED}"), Counter(), Counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for name in ("flux_tiny-Q4_0.gguf", "flux_tiny-Q8_0.gguf", "flux_tiny-BF16.gguf"):
+        with open(os.path.join(MODEL_FILES, name), "rb") as f:
+            data = f.read()
+        data_offset = read_gguf(os.path.join(MODEL_FILES, name)).data_offset
+        for i in range(round(40 * SCALE)):
+            kind, mutated = gguf_mutation(rng, data, data_offset)
+            kinds[kind] += 1
+            path = tmp_path / f"{name[:-5]}-{i}.gguf"
+            path.write_bytes(mutated)
+            _refused_or_loaded(str(path), f"{kind} #{i} of {name}", seen)
+    assert seen["refused"] > seen["loaded"] > 0 and len(kinds) == 9, (seen, kinds)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak  # KiB
+    assert grown < 512 * 1024, f"peak memory grew by {grown // 1024} MiB on files of a few hundred KiB"
+
+
+def test_mutated_comfyui_fp8_denoisers_are_refused_naming_the_file(tmp_path):
+    """Hostile comfy_quant JSON and _quantization_metadata, scales of 0, NaN, inf, negative or with more than one
+    value, weights of other dtypes, missing keys: refused naming the file, or loaded when harmless."""
+    rng, seen, kinds = random.Random(f"fp8-{SEED}"), Counter(), Counter()
+    for name in ("flux_tiny_fp8_e4m3fn_scaled.safetensors", "flux_tiny_fp8_e4m3fn_mixed.safetensors",
+                 "flux_tiny_fp8_e4m3fn_metadata.safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(os.path.join(MODEL_FILES, name), "pt") as f:
+            tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
+        for i in range(round(40 * SCALE)):
+            kind, mutation = fp8_mutation(rng, tensors, meta)
+            kinds[kind] += 1
+            path = _write(str(tmp_path / f"{name[:-12]}-{i}.safetensors"), mutation)
+            _refused_or_loaded(path, f"{kind} #{i} of {name}", seen)
+    assert seen["refused"] > seen["loaded"] > 0 and len(kinds) == 5, (seen, kinds)

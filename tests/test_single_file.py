@@ -126,9 +126,12 @@ def test_missing_text_encoder_and_vae_are_named_with_where_to_put_them(models, t
     with pytest.raises(PipelineLoadError) as err:
         load_single_file(path, torch.float32, CPU)
     message = str(err.value)
-    assert "tiny Flux" in message and "T5-XXL text encoder (text_encoder_2: width 32, 2 layers)" in message
+    assert "tiny Flux" in message and "T5-XXL text encoder (text_encoder_2: width 32, 2 layers;" in message
+    # which config value decided each: the denoiser's own shapes where they tell, else the shipped config
+    assert "d_model from the denoiser's txt_in.weight [32, 32], num_layers from the shipped tiny Flux" in message
     assert "t5xxl_fp16.safetensors" in message and "models/text_encoders" in message
-    assert "it needs a VAE (1 latent channel)" in message and "ae.safetensors in models/vae" in message
+    assert "it needs a VAE (1 latent channel; latent_channels from the denoiser's img_in.weight [32, 4]" in message
+    assert "ae.safetensors in models/vae" in message
     assert "tokenizer" not in message  # the tiny architectures need no tokenizer files
 
 
@@ -143,7 +146,7 @@ def test_text_encoder_files_are_matched_by_shape_not_name(models, tmp_path):
     with pytest.raises(PipelineLoadError) as err:
         load_single_file(str(folder / "checkpoints" / os.path.basename(models["sd3-split"])), torch.float32, CPU)
     message = str(err.value)
-    assert "OpenCLIP-G text encoder (text_encoder_2: width 32, 2 layers)" in message
+    assert "OpenCLIP-G text encoder (text_encoder_2: width 32, 2 layers;" in message
     assert "clip_g.safetensors: CLIP text encoder (width 48, 2 layers)" in message
     scaled = load_file(folder / "text_encoders" / "clip_l.safetensors")
     save_file({**scaled, "scaled_fp8": torch.zeros(0)}, str(folder / "text_encoders" / "clip_l.safetensors"))
@@ -199,7 +202,6 @@ def test_missing_tokenizer_files_say_which_and_where(tmp_path, use_models):
     ("inpainting", r"looks like an inpainting"),
     ("text_encoder", r"is a text encoder \(CLIP text encoder \(width 32, 2 layers\)\).*models/text_encoders"),
     ("vae", r"is a VAE, not a checkpoint: put it in models/vae"),
-    ("scaled_fp8", r"ComfyUI's scaled fp8 format .*use the fp16/bf16 or plain fp8 release"),
 ])
 def test_files_that_are_not_known_checkpoints_are_explained(case, expected, tmp_path, models, use_models):
     from loradeck.nodes import NODE_CLASS_MAPPINGS, host
@@ -213,8 +215,6 @@ def test_files_that_are_not_known_checkpoints_are_explained(case, expected, tmp_
               "vae": os.path.join(split_root, "vae", "ae.safetensors")}
     if case in copies:
         shutil.copyfile(copies[case], path)
-    elif case == "scaled_fp8":
-        _marker_file(path, **SD15, scaled_fp8=(0,))
     else:
         shapes = dict(SD15)
         key = "inpainting" if case == "inpainting" else "unknown"
@@ -254,7 +254,7 @@ def test_bad_files_raise_a_clear_error_and_never_hang(case, tmp_path, models):
     with pytest.raises(PipelineLoadError, match="t.safetensors"):
         load_single_file(str(tmp_path / "t.safetensors"), torch.float32, CPU, LocalFiles())
     (tmp_path / "t.ckpt").write_bytes(b"PK\x03\x04")
-    with pytest.raises(PipelineLoadError, match="not a .safetensors file"):
+    with pytest.raises(PipelineLoadError, match="not a .safetensors or .gguf file"):
         open_pipeline(str(tmp_path / "t.ckpt"))
 
 
@@ -343,6 +343,12 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
                 "flux-schnell": "flux-schnell", "chroma1-hd": "chroma", "z-image": "z-image-turbo"}[key]
     assert infer_diffusers_model_type(tensors) == expected  # diffusers' own detection agrees
+    if arch.derive is not None:  # what the family reads off the weights is what its shipped config says
+        from loradeck.core.models.configs import resolve
+
+        resolved = resolve(arch, header)
+        assert resolved.temp is None and resolved.arch is arch, resolved.arch.title
+        assert resolved.source("transformer", "num_layers").startswith("the denoiser's")
     result = plan(header, arch, LocalFiles())
     assert not result.problems and {p.label for p in result.parts.values()} == {"the checkpoint"}
     if REAL_FAMILY[key] == "sd3":  # SD3 files without T5 ("incl_clips") load without it

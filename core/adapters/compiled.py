@@ -63,11 +63,17 @@ def _conv_forward(self, x, *args, **kwargs):
     return result + F.conv2d(low, self.loradeck_up).to(result.dtype)
 
 
+def _quantized(module) -> bool:
+    """A Linear whose weight stays as the file stored it (``models.quantized.QuantizedLinear``): its forward is its
+    own, the slot forward only adds to it."""
+    return isinstance(module, torch.nn.Linear) and bool(getattr(module, "quantized", None))
+
+
 def _slot_forward(layer):
-    if type(layer) is lora_layer.Linear and type(layer.get_base_layer()) is torch.nn.Linear \
+    base = layer.get_base_layer()
+    if type(layer) is lora_layer.Linear and (type(base) is torch.nn.Linear or _quantized(base)) \
             and not layer.fan_in_fan_out:
         return _linear_forward
-    base = layer.get_base_layer()
     if type(layer) is lora_layer.Conv2d and type(base) is torch.nn.Conv2d and base.groups == 1 \
             and isinstance(base.padding, tuple):
         return _conv_forward
@@ -94,7 +100,8 @@ def target_names(model: torch.nn.Module, spec: CompileSpec) -> set[str]:
     names = set()
     for name, module in _modules(model):
         conv = type(module) is torch.nn.Conv2d
-        if type(module) is torch.nn.Linear or (conv and (spec.targets == "all" or module.kernel_size == (1, 1))):
+        if type(module) is torch.nn.Linear or _quantized(module) \
+                or (conv and (spec.targets == "all" or module.kernel_size == (1, 1))):
             names.add(name)
     return names
 
@@ -105,7 +112,7 @@ def _rows(layer) -> int:
 
 def _install(layer, rows: int) -> None:
     """Zeroed buffers of ``rows`` capacity (replacing smaller ones) and the slot forward."""
-    weight = layer.get_base_layer().weight
+    weight = peft_ops.base_weight(layer)  # a quantized layer's stand-in: its dtype and device, never dequantized
     dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
     kernel = tuple(weight.shape[2:])
     make = lambda *shape: torch.zeros(*shape, dtype=dtype, device=weight.device)  # noqa: E731
@@ -258,8 +265,8 @@ def _can_slot(module: torch.nn.Module) -> bool:
     """Whether a slot forward exists for this module (a peft layer, or the plain module it would wrap)."""
     if isinstance(module, BaseTunerLayer):
         return _slot_forward(module) is not None
-    return type(module) is torch.nn.Linear or (type(module) is torch.nn.Conv2d and module.groups == 1
-                                                and isinstance(module.padding, tuple))
+    return type(module) is torch.nn.Linear or _quantized(module) or (
+        type(module) is torch.nn.Conv2d and module.groups == 1 and isinstance(module.padding, tuple))
 
 
 def reconcile(owner, spec: CompileSpec | None, names: dict[str, str]) -> Envelope | None:

@@ -148,13 +148,32 @@ def _add_delta(layer, strengths: dict[str, float], source: torch.Tensor, out: to
             out.add_(layer.get_delta_weight(key).to(out.dtype))
 
 
+def refuse_quantized(layers, fused: dict[str, WeightFn], describe: dict[str, str]) -> None:
+    """Fusing into a weight kept quantized (fp8, GGUF) would have to round the sum back to 8 or 4 bits: the LoRA's
+    small changes are mostly lost and unfusing could not give the file's weight back. Refused, before anything
+    changes; such a LoRA runs unfused, where a strength change stays a scale write."""
+    for name, layer in layers:
+        base = layer.get_base_layer()
+        kind = getattr(base, "quantized", None)
+        keys = [k for k in fused if k in layer.scaling]
+        if kind and keys:
+            who = ", ".join(describe.get(k, k) for k in keys)
+            raise FuseError(f"cannot fuse {who}: layer {name} keeps its weight quantized ({kind}), and fusing "
+                            "would round the LoRA's change back to that precision and lose most of it; nothing was "
+                            "fused. Leave it unfused (strengths still change instantly), or load the model from an "
+                            "fp16/bf16 file to fuse")
+
+
 def fuse(layers, fused: dict[str, WeightFn], safe: bool, describe: dict[str, str], in_place: bool = False) -> int:
     """Bake each adapter in ``fused`` into the base weights at its strength, all or nothing (``in_place``:
     into each weight's own storage, after keeping a copy).
 
     With ``safe`` a non-finite result raises FuseError naming adapter and layer, after every
-    layer touched so far is restored. Returns the number of layers fused.
+    layer touched so far is restored. A layer kept quantized is refused first (``refuse_quantized``).
+    Returns the number of layers fused.
     """
+    layers = list(layers)
+    refuse_quantized(layers, fused, describe)
     done, scratch = [], _Scratch()
     try:
         for name, layer in layers:

@@ -37,12 +37,16 @@ def adapters_of(layer: BaseTunerLayer) -> set[str]:
 
 
 def base_weight(layer) -> torch.Tensor:
-    """The weight of a peft layer's base module, read through the modules' own dicts: ``get_base_layer()``
-    and nn.Module's attribute lookup cost microseconds a call, paid per layer whenever a stack changes."""
+    """The weight of a peft layer's base module, for its device and dtype, read through the modules' own dicts:
+    ``get_base_layer()`` and nn.Module's attribute lookup cost microseconds a call, paid per layer whenever a stack
+    changes. A quantized layer (``models.quantized.QuantizedLinear``) answers with its stand-in: a tensor of the
+    dense weight's device and dtype with no values (its ``.weight`` would dequantize the whole matrix)."""
     module = layer
     while "base_layer" in module._modules:
         module = module._modules["base_layer"]
     weight = module._parameters.get("weight")
+    if weight is None:
+        weight = module._buffers.get("stand_in")
     return weight if weight is not None else module.weight
 
 
@@ -157,7 +161,7 @@ def _new_wrapper(module: torch.nn.Module) -> BaseTunerLayer | None:
     The same object ``lora.Linear.__init__`` / ``lora.Conv2d.__init__`` builds minus their ``update_layer``
     call; ``LoraLayer.__init__``'s two dozen attribute writes through ``nn.Module.__setattr__`` are replayed
     from a template (``tests/test_speed.py`` compares the result with peft's own)."""
-    if type(module) is torch.nn.Linear:
+    if type(module) is torch.nn.Linear or getattr(module, "quantized", None):  # quantized: an nn.Linear subclass
         cls = lora_layer.Linear
     elif type(module) is torch.nn.Conv2d and module.groups == 1 and isinstance(module.padding, tuple):
         cls = lora_layer.Conv2d
@@ -170,7 +174,10 @@ def _new_wrapper(module: torch.nn.Module) -> BaseTunerLayer | None:
     for name, kind in containers:
         layer._modules[name] = module if kind is None else kind()
     state = layer.__dict__  # plain attributes, as nn.Module.__setattr__ would store them
-    state["in_features"], state["out_features"] = layer._get_in_out_features(module)
+    if isinstance(module, torch.nn.Linear):  # peft's reader also reads .weight, which a quantized layer dequantizes
+        state["in_features"], state["out_features"] = module.in_features, module.out_features
+    else:
+        state["in_features"], state["out_features"] = layer._get_in_out_features(module)
     if cls is lora_layer.Linear:
         state.update(fan_in_fan_out=False, is_target_conv_1d_layer=False)
     else:

@@ -2,9 +2,14 @@
 
 Each family's folder lists the architectures it loads from single files (``Family.single_files``, in its
 ``single_file.py``), each with a folder of diffusers component configs in ``core/families/<key>/configs/<arch>/``
-(JSON only; sources in its README). Detection reads the safetensors header only: key names and shapes, plus,
-where a row's ``rule`` needs it, one small tensor (SD 2.x: ComfyUI's v-prediction test). The first row (in the
-registry's order, ``core.families.SINGLE_FILE_ARCHS``) that matches wins.
+(JSON only; sources in its README). Detection reads the header only (safetensors, or GGUF's tensor infos): key
+names and shapes, plus, where a row's ``rule`` needs it, one small tensor (SD 2.x: ComfyUI's v-prediction test).
+The first row (in the registry's order, ``core.families.SINGLE_FILE_ARCHS``) that matches wins.
+
+A row with a ``derive`` hook loads any size of its architecture: the hook works the denoiser's config out of the
+weights' shapes (depth, widths, heads), the way ComfyUI's model detection does, and states what the shapes require
+of the other parts (text-encoder widths, latent channels). When no row matches exactly, the nearest such row whose
+marker keys are all there (shapes aside) gives the configs the shapes cannot tell (``nearest``; ``models.configs``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,13 @@ class Arch:
     vae_file: str = "the model's VAE .safetensors"  # what to put in models/vae when the VAE is missing
     # (denoiser tensors, its diffusers config) -> what diffusers' single-file converter takes (None: as read)
     prepare: Callable[[dict, dict], dict] | None = None
+    # denoiser shapes (no prefix) -> {component: {config key: (value, evidence)}}: the denoiser's values override
+    # its config, the other components' are requirements their configs must meet (models/configs.py). Raises
+    # ConfigMismatch for shapes no config of the diffusers class can take.
+    derive: Callable[[dict], dict] | None = None
+    # (the configs {component: config}, source(component, key) -> "the shipped FLUX.1 dev config"): raises
+    # ConfigMismatch naming a value the weights cannot tell and the configs got wrong (RoPE axes vs head width)
+    check: Callable[[dict, Callable[[str, str], str]], None] | None = None
 
     @property
     def config_dir(self) -> str:
@@ -85,6 +97,17 @@ class Header:
         return self.shapes.get(self.denoiser_prefix + key)
 
 
+class ConfigMismatch(ValueError):
+    """The weights need a config value the configs at hand do not have (the message names it and its source)."""
+
+
+def denoiser_shapes(header: Header, not_denoiser: tuple[str, ...] = ()) -> dict[str, tuple[int, ...]]:
+    """The denoiser's keys without their prefix, with shapes (BFL files: every key but those of other parts)."""
+    prefix = header.denoiser_prefix
+    return {k[len(prefix):]: v for k, v in header.shapes.items()
+            if k.startswith(prefix) and (prefix or not k.startswith(not_denoiser))}
+
+
 def matches(arch: Arch, header: Header) -> bool:
     for key, shape in arch.markers:
         found = header.denoiser_shape(key)
@@ -98,6 +121,33 @@ def matches(arch: Arch, header: Header) -> bool:
 def detect(header: Header, archs) -> Arch | None:
     """The first of ``archs`` whose markers the file has, or None."""
     return next((arch for arch in archs if matches(arch, header)), None)
+
+
+def nearest(header: Header, archs) -> Arch | None:
+    """The row with a ``derive`` hook whose marker keys the file has (shapes aside) and whose marker shapes are
+    closest to the file's (the sum of |log2(found / expected)| over every dimension); ties go to the earlier row."""
+    import math
+
+    best, best_distance = None, math.inf
+    for arch in archs:
+        if arch.derive is None or not matches(_keys_only(arch), header):
+            continue
+        distance = 0.0
+        for key, shape in arch.markers:
+            found = header.denoiser_shape(key)
+            if shape is not None and len(found) != len(shape):
+                distance = math.inf
+            elif shape is not None:
+                distance += sum(abs(math.log2(max(a, 1) / max(b, 1))) for a, b in zip(found, shape, strict=True))
+        if distance < best_distance:
+            best, best_distance = arch, distance
+    return best
+
+
+def _keys_only(arch: Arch) -> Arch:
+    from dataclasses import replace
+
+    return replace(arch, markers=tuple((key, None) for key, _ in arch.markers))
 
 
 def describe_markers(header: Header, archs) -> str:

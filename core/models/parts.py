@@ -36,6 +36,8 @@ _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("qwen3", "other"): ""}  # build.qwen3_model takes the transformers names
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
+GGUF_SUFFIXES = (".gguf",)
+MODEL_SUFFIXES = SAFE_SUFFIXES + GGUF_SUFFIXES  # what a denoiser file may be (encoders and VAEs: .safetensors)
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,17 @@ class FoundEncoder:
 
 
 def read_header(path: str) -> Header:
-    """Keys, shapes and dtypes of a .safetensors file from its header alone (a few bytes, never the weights)."""
-    if not path.lower().endswith(SAFE_SUFFIXES):
-        raise PipelineLoadError(f"{path!r} is not a .safetensors file; LoRA Deck reads checkpoints only as "
-                                ".safetensors (pickle .ckpt files can run code when loaded)")
+    """Keys, shapes and dtypes of a .safetensors file from its header alone (a few bytes, never the weights), or of
+    a .gguf denoiser from its tensor infos (dense shapes)."""
+    if not path.lower().endswith(MODEL_SUFFIXES):
+        raise PipelineLoadError(f"{path!r} is not a .safetensors or .gguf file; LoRA Deck reads models only as "
+                                ".safetensors or GGUF (pickle .ckpt files can run code when loaded)")
     if not os.path.isfile(path):  # also keeps FIFOs and devices from blocking the open below
-        raise PipelineLoadError(f"{path!r} is not a file; pick a .safetensors checkpoint")
+        raise PipelineLoadError(f"{path!r} is not a file; pick a .safetensors or .gguf model file")
+    if path.lower().endswith(GGUF_SUFFIXES):
+        from .quantized.reading import gguf_header
+
+        return gguf_header(path)
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
@@ -88,18 +95,60 @@ def read_header(path: str) -> Header:
                   lambda key: read_tensors(path, [key])[key])
 
 
+# safetensors dtype -> torch dtype name (read by name: torch is imported only when tensors are read)
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "F8_E4M3": "float8_e4m3fn",
+           "F8_E5M2": "float8_e5m2"}
+
+
 def read_tensors(path: str, keys, rename: tuple[str, str] = ("", "")) -> dict:
-    """The tensors ``keys`` of ``path``, copied into memory (never left memory-mapped), ``rename`` = (old, new)
-    prefix. A truncated or damaged file raises PipelineLoadError."""
-    from safetensors import SafetensorError, safe_open
+    """The tensors ``keys`` of ``path`` read into fresh memory with plain reads (never memory-mapped: a file cut
+    short while in use cannot kill the process, and the file's pages are not resident twice), ``rename`` = (old,
+    new) prefix. A truncated or damaged file raises PipelineLoadError."""
+    import torch
 
     old, new = rename
+    out = {}
     try:
-        with safe_open(path, framework="pt") as f:
-            return {new + key[len(old):]: f.get_tensor(key).clone() for key in keys}
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise PipelineLoadError(f"{path!r} cannot be read ({exc}); the file is truncated or damaged, "
-                                "re-download it") from None
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            if len(head) == 8:
+                head += f.read(min(struct.unpack("<Q", head)[0], MAX_HEADER_BYTES + 1))
+            entries = parse_header(path, head, size)
+            start = len(head)
+            for key in keys:
+                out[new + key[len(old):]] = _read_entry(f, path, key, entries.get(key), start, size, torch)
+    except LoraFileError as exc:
+        raise PipelineLoadError(f"{path!r}: {exc.problem}. {exc.advice}") from None
+    except OSError as exc:
+        raise PipelineLoadError(f"{path!r} cannot be read ({exc.strerror or exc}); the file is truncated or "
+                                "damaged, re-download it") from None
+    return out
+
+
+def _read_entry(f, path: str, key: str, entry, start: int, size: int, torch):
+    def damaged(why: str) -> PipelineLoadError:
+        return PipelineLoadError(f"{path!r} cannot be read ({key}: {why}); the file is truncated or damaged, "
+                                 "re-download it")
+
+    if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES:
+        raise damaged(f"no readable entry (dtype {entry.get('dtype') if isinstance(entry, dict) else None})")
+    dtype, shape, offsets = getattr(torch, _DTYPES[entry["dtype"]]), entry.get("shape"), entry.get("data_offsets")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+        raise damaged("no data offsets")
+    begin, end = offsets
+    count = 1
+    for n in shape:
+        count *= n
+    item = torch.empty((), dtype=dtype).element_size()
+    if not 0 <= begin <= end or end - begin != count * item or start + end > size:
+        raise damaged(f"bytes [{begin}, {end}) for {list(shape)} {entry['dtype']} do not fit the file")
+    buffer = torch.empty(end - begin, dtype=torch.uint8)
+    f.seek(start + begin)
+    if f.readinto(memoryview(buffer.numpy())) != end - begin:
+        raise damaged("short read")
+    return buffer.view(dtype).reshape(shape)
 
 
 def part_keys(header: Header, part: Part, exclude: tuple[str, ...] = ()) -> list[str]:
@@ -216,8 +265,6 @@ def pick_encoder(slot: Encoder, config: dict, headers: list[Header], used: set) 
     hints = ENCODER_KINDS[slot.kind][2]
     candidates = []
     for header in headers:
-        if SCALED_FP8 in header.shapes:
-            continue  # ComfyUI's scaled-fp8 files need per-tensor scales that diffusers does not apply
         for found in find_encoders(header):
             if (header.path, found.prefix) in used or not fits(found, slot, config):
                 continue
@@ -254,8 +301,8 @@ def pick_vae(config: dict, headers: list[Header]) -> Part | None:
 def what_is(header: Header) -> str:
     """A short description of a separate file, for 'found there' lists in messages."""
     found = find_encoders(header)
-    if found and SCALED_FP8 in header.shapes:
-        return ", ".join(describe(f) for f in found) + " in ComfyUI's scaled fp8 format, which diffusers cannot load"
+    if found and (SCALED_FP8 in header.shapes or any(k.endswith(".comfy_quant") for k in header.shapes)):
+        return ", ".join(describe(f) for f in found) + " in ComfyUI's scaled fp8 format"
     if found:
         return ", ".join(describe(f) for f in found)
     vae = next((s for k, s in header.shapes.items() if k.endswith(_VAE) and len(s) == 4), None)

@@ -16,6 +16,8 @@ from ..families import BUILTIN_SUFFIX, BUILTINS, family_for_class, family_of
 from ..files import safe_json
 from ..files.reading import SAFE_SUFFIXES
 
+MODEL_SUFFIXES = (*SAFE_SUFFIXES, ".gguf")  # single-file models: safetensors checkpoints and ComfyUI-GGUF denoisers
+
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -108,11 +110,11 @@ def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | 
             if isinstance(component, torch.nn.Module):
                 # built-ins are float32 already; passing dtype anyway makes diffusers warn
                 component.to(device) if dtype == torch.float32 else component.to(device=device, dtype=dtype)
-    elif model.lower().endswith(SAFE_SUFFIXES) or os.path.isfile(model):
+    elif model.lower().endswith(MODEL_SUFFIXES) or os.path.isfile(model):
         from .single_file import LocalFiles, load_single_file
 
         files = local_files or LocalFiles.beside(model, tokenizer_dirs=config_folders)
-        pipe = load_single_file(model, dtype, device, files.tokenizers_first(tokenizer_dirs))
+        pipe = load_single_file(model, dtype, device, files.tokenizers_first(tokenizer_dirs), config_folders)
     else:
         pipe = load_folder(model, dtype, device)
     pipe.set_progress_bar_config(disable=True)
@@ -129,7 +131,7 @@ class PipelineRegistry:
     def __init__(self, runtime, capacity: int):
         self.runtime = runtime
         self.capacity = capacity
-        self._owners: OrderedDict[tuple[str, str], PipelineOwner] = OrderedDict()
+        self._owners: OrderedDict[tuple, PipelineOwner] = OrderedDict()
         self._lock = threading.Lock()
         self._building = threading.Lock()  # one pipeline built at a time
         self._ids = itertools.count(1)
@@ -138,8 +140,10 @@ class PipelineRegistry:
         return f"p{next(self._ids)}"
 
     def get(self, model: str, dtype_name: str = "auto", config_folders: tuple[str, ...] = (),
-            local_files=None) -> PipelineOwner:
-        key = (model, dtype_name)
+            local_files=None, parts: tuple = ()) -> PipelineOwner:
+        """The owner of ``model`` in ``dtype_name`` (``parts``: the parts picked explicitly, which make it another
+        pipeline than the same file with its parts found beside it)."""
+        key = (model, dtype_name, parts) if parts else (model, dtype_name)
         with self._building:
             with self._lock:
                 owner = self._owners.get(key)

@@ -1,11 +1,15 @@
-"""Single-file checkpoints (A1111/ComfyUI ``.safetensors``) loaded offline, with no diffusers folder.
+"""Single-file models loaded offline, with no diffusers folder: A1111/ComfyUI checkpoints (``models/checkpoints``)
+and ComfyUI's split layout, a denoiser alone (``models/diffusion_models``, ``models/unet``; ``.safetensors`` in
+any precision ComfyUI reads, fp8 and scaled fp8 included, or ``.gguf``) with its text encoders and VAE beside it.
 
-1. Detect the architecture from the header (each family's rows, core.families.SINGLE_FILE_ARCHS).
+1. Detect the architecture from the header (each family's rows, core.families.SINGLE_FILE_ARCHS); for rows with a
+   ``derive`` hook, work the configs out of the shapes (``models.configs``).
 2. Find every part: denoiser and VAE in the file (else a VAE file), text encoders in the file or as separate
-   files (models/text_encoders, models/clip), tokenizers (tokenizer_files). Everything missing is reported
-   in one error, before any weight is read.
-3. Build each component with diffusers' own converters, configured from the pack's config folder of that
-   architecture (core/families/<family>/configs/<arch>/), and assemble the pipeline.
+   files (models/text_encoders, models/clip), each recognised by its keys and shapes or named explicitly
+   (``LocalFiles.picked``), tokenizers (tokenizer_files). Everything missing is reported in one error, before any
+   weight is read.
+3. Build each component with diffusers' own converters, configured from those configs; quantized Linear weights
+   stay quantized (``models.quantized``). Assemble the pipeline.
 """
 
 from __future__ import annotations
@@ -18,21 +22,23 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..errors import PipelineLoadError
-from ..families import FAMILIES, SINGLE_FILE_ARCHS
+from ..families import FAMILIES, SINGLE_FILE_ARCHS, family_for_class
 from . import build
+from . import configs as config_files
 from . import tokenizers as tokenizer_files
 from .arch import (
     ENCODER_KINDS,
     OTHER_MARKERS,
     Arch,
+    ConfigMismatch,
     Header,
     describe_markers,
     detect,
+    nearest,
     other_family,
     scheduler_overrides,
 )
 from .parts import (
-    SCALED_FP8,
     Part,
     encoder_in_checkpoint,
     find_encoders,
@@ -46,6 +52,8 @@ from .parts import (
     vae_in_checkpoint,
     what_is,
 )
+from .quantized import loading as quantized
+from .quantized.reading import read_part
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +63,28 @@ _LORA_MARKERS = ("lora_", "lora.", "hada_", "lokr_", "dora_scale", ".alpha")
 _NOT_DENOISER = ("first_stage_model.", "vae.", "text_encoders.", "cond_stage_model.", "conditioner.")
 
 
+MODEL_FOLDERS = ("checkpoints", "diffusion_models", "unet")  # where ComfyUI keeps the files Load Pipeline lists
+
+
 @dataclass(frozen=True)
 class LocalFiles:
-    """Folders a single file's missing parts are looked for in (ComfyUI's layout around the checkpoint by default)."""
+    """Where a single file's missing parts are looked for (ComfyUI's layout around the file by default), and the
+    parts picked explicitly: encoder files (each goes to the slot its keys and shapes fit) and a VAE file."""
 
     tokenizer_dirs: tuple[str, ...] = ()
     text_encoder_dirs: tuple[str, ...] = ()
     vae_dirs: tuple[str, ...] = ()
+    text_encoder_files: tuple[str, ...] = ()
+    vae_file: str = ""
 
     @classmethod
     def beside(cls, path: str, tokenizer_dirs=()) -> LocalFiles:
-        """``models/{tokenizers,diffusers,text_encoders,clip,vae}`` of the models folder above ``checkpoints/``."""
+        """``models/{tokenizers,diffusers,text_encoders,clip,vae}`` of the models folder above ``checkpoints/``,
+        ``diffusion_models/`` or ``unet/``."""
         folder = os.path.dirname(os.path.abspath(path))
-        while os.path.basename(folder) != "checkpoints" and os.path.dirname(folder) != folder:
+        while os.path.basename(folder) not in MODEL_FOLDERS and os.path.dirname(folder) != folder:
             folder = os.path.dirname(folder)
-        if os.path.basename(folder) != "checkpoints":
+        if os.path.basename(folder) not in MODEL_FOLDERS:
             return cls(tuple(tokenizer_dirs))
         models = os.path.dirname(folder)
 
@@ -82,10 +97,13 @@ class LocalFiles:
         return cls(tuple(tokenizer_dirs) + present("tokenizers") + model_folders, present("text_encoders", "clip"),
                    present("vae"))
 
-
     def tokenizers_first(self, dirs) -> LocalFiles:
         """The same folders, with ``dirs`` searched for tokenizers before the others."""
         return replace(self, tokenizer_dirs=tuple(dirs) + tuple(d for d in self.tokenizer_dirs if d not in dirs))
+
+    def picked(self, text_encoders=(), vae: str = "") -> LocalFiles:
+        """The same folders, with these files used first (``""`` entries: none picked)."""
+        return replace(self, text_encoder_files=tuple(p for p in text_encoders if p), vae_file=vae or "")
 
 
 @dataclass
@@ -95,10 +113,14 @@ class Plan:
     parts: dict[str, Part] = field(default_factory=dict)
     skipped: set[str] = field(default_factory=set)  # optional encoders not found (SD3 without T5)
     problems: list[str] = field(default_factory=list)
+    configs: config_files.Configs | None = None  # where each config value came from (None: the shipped folder)
+
+    def source(self, component: str, key: str) -> str:
+        return self.configs.source(component, key) if self.configs else f"the shipped {self.arch.title} config"
 
 
 def identify(header: Header) -> Arch:
-    """The architecture of a checkpoint, or a PipelineLoadError saying what the file seems to be instead."""
+    """The architecture of a model file, or a PipelineLoadError saying what the file seems to be instead."""
     arch = detect(header, SINGLE_FILE_ARCHS)
     if arch is not None:
         return arch
@@ -112,6 +134,9 @@ def identify(header: Header) -> Arch:
     if other:
         raise PipelineLoadError(f"{name!r} looks like {other}, which LoRA Deck does not load from a single file. "
                                 f"Supported: {_titles()}")
+    arch = nearest(header, SINGLE_FILE_ARCHS)  # another size of an architecture whose config the shapes tell
+    if arch is not None:
+        return arch
     if not header.denoiser_prefix and find_encoders(header):
         raise PipelineLoadError(f"{name!r} is a text encoder ({what_is(header)}), not a checkpoint: "
                                 "put it in models/text_encoders")
@@ -128,19 +153,28 @@ def _titles() -> str:
     return ", ".join(a.title for a in SINGLE_FILE_ARCHS if not a.tiny)
 
 
-def plan(header: Header, arch: Arch, files: LocalFiles) -> Plan:
+def plan(header: Header, arch: Arch, files: LocalFiles, configs: config_files.Configs | None = None) -> Plan:
     """Where every component comes from; what is missing goes to ``problems`` (no weight is read yet)."""
     with open(os.path.join(arch.config_dir, "model_index.json"), encoding="utf-8") as f:
-        result = Plan(arch, json.load(f))
+        result = Plan(arch, json.load(f), configs=configs)
     denoiser = "unet" if "unet" in result.index else "transformer"
-    result.parts[denoiser] = Part(header.path, header.denoiser_prefix, header.denoiser_prefix, "the checkpoint")
+    label = "the checkpoint" if os.path.basename(os.path.dirname(header.path)) == "checkpoints" else "the file"
+    result.parts[denoiser] = Part(header.path, header.denoiser_prefix, header.denoiser_prefix, label)
+    _plan_encoders(header, arch, files, result)
+    _plan_vae(header, arch, files, result)
+    return result
+
+
+def _plan_encoders(header: Header, arch: Arch, files: LocalFiles, result: Plan) -> None:
+    """Each encoder slot from a picked file, else the checkpoint, else the folders (by keys and shapes)."""
+    picked = [read_header(p) for p in files.text_encoder_files]
     encoder_files = _Lazy(files.text_encoder_dirs)
     used: set = set()
     for slot in arch.encoders:
         if _component(result.index, slot.component) is None:
             continue
         config = read_config(arch, slot.component)
-        part = encoder_in_checkpoint(header, slot, config)
+        part = pick_encoder(slot, config, picked, used) or encoder_in_checkpoint(header, slot, config)
         if isinstance(part, str):
             result.problems.append(part)
             continue
@@ -148,15 +182,29 @@ def plan(header: Header, arch: Arch, files: LocalFiles) -> Plan:
         if part is not None:
             result.parts[slot.component] = part
         elif slot.required:
-            result.problems.append(_missing_encoder(slot, config, files, encoder_files()))
+            result.problems.append(_missing_encoder(slot, config, files, encoder_files(), result))
         else:
             result.skipped.add(slot.component)
-    vae = vae_in_checkpoint(header) or pick_vae(read_config(arch, "vae"), _Lazy(files.vae_dirs)())
+    for header_picked in picked:
+        if not any(p.path == header_picked.path for p in result.parts.values()):
+            result.problems.append(f"the text encoder file {os.path.basename(header_picked.path)!r} that was picked "
+                                   f"({what_is(header_picked)}) fits none of its text encoders")
+
+
+def _plan_vae(header: Header, arch: Arch, files: LocalFiles, result: Plan) -> None:
+    config = read_config(arch, "vae")
+    if files.vae_file:
+        vae = pick_vae(config, [read_header(files.vae_file)])
+        if vae is None:
+            result.problems.append(f"the VAE file {os.path.basename(files.vae_file)!r} that was picked is a "
+                                   f"{what_is(read_header(files.vae_file))}, not {_vae_wanted(config, result)}")
+            return
+    else:
+        vae = vae_in_checkpoint(header) or pick_vae(config, _Lazy(files.vae_dirs)())
     if vae is None:
-        result.problems.append(_missing_vae(arch, files))
+        result.problems.append(_missing_vae(arch, files, result))
     else:
         result.parts["vae"] = vae
-    return result
 
 
 class _Lazy:
@@ -176,22 +224,33 @@ def _component(index: dict, name: str):
     return value if isinstance(value, list) and value[0] is not None else None
 
 
-def _missing_encoder(slot, config: dict, files: LocalFiles, others: list[Header]) -> str:
+def _value(result: Plan, component: str, config: dict, *keys: str) -> tuple[object, str]:
+    """A config value and where it came from: ``(4096, "d_model from the denoiser's txt_in.weight [3072, 4096]")``."""
+    key = next((k for k in keys if config.get(k) is not None), keys[0])
+    return config.get(key), f"{key} from {result.source(component, key)}"
+
+
+def _missing_encoder(slot, config: dict, files: LocalFiles, others: list[Header], result: Plan) -> str:
     what, typical, _ = ENCODER_KINDS[slot.kind]
-    width = config.get("hidden_size") or config.get("d_model")
-    layers = config.get("num_hidden_layers") or config.get("num_layers")
+    width, width_source = _value(result, slot.component, config, "hidden_size", "d_model")
+    layers, layers_source = _value(result, slot.component, config, "num_hidden_layers", "num_layers")
     found = "; ".join(f"{os.path.basename(h.path)}: {what_is(h)}" for h in others) or "no .safetensors files"
     looked = ", ".join(files.text_encoder_dirs) or "no folder (models/text_encoders and models/clip do not exist)"
-    return (f"it needs the {what} ({slot.component}: width {width}, {layers} layers), which is not in the file: put "
-            f"{typical} in models/text_encoders (or models/clip). Looked in: {looked}; found there: {found}")
+    return (f"it needs the {what} ({slot.component}: width {width}, {layers} layers; {width_source}, "
+            f"{layers_source}), which is not in the file: put {typical} in models/text_encoders (or models/clip). "
+            f"Looked in: {looked}; found there: {found}")
 
 
-def _missing_vae(arch: Arch, files: LocalFiles) -> str:
+def _vae_wanted(config: dict, result: Plan) -> str:
+    channels, source = _value(result, "vae", config, "latent_channels")
+    return f"a VAE ({channels} latent channel{'s' * (channels != 1)}; {source})"
+
+
+def _missing_vae(arch: Arch, files: LocalFiles, result: Plan) -> str:
     config = read_config(arch, "vae")
     looked = ", ".join(files.vae_dirs) or "no folder (models/vae does not exist)"
-    channels = config["latent_channels"]
-    return (f"it needs a VAE ({channels} latent channel{'s' * (channels != 1)}), which is not in the file: put "
-            f"{arch.vae_file} in models/vae. Looked in: {looked}")
+    return (f"it needs {_vae_wanted(config, result)}, which is not in the file: put {arch.vae_file} in models/vae. "
+            f"Looked in: {looked}")
 
 
 def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.dtype):
@@ -199,6 +258,7 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
 
     arch, components = result.arch, dict(tokenizers)
     pipeline_cls = getattr(diffusers, result.index["_class_name"])
+    family = family_for_class(result.index["_class_name"])
     for name, spec in result.index.items():
         if name.startswith("_") or name in components or not isinstance(spec, list):
             continue
@@ -209,39 +269,88 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
         if name == "scheduler":
             components[name] = build.scheduler(cls, arch.config_dir, scheduler_overrides(header))
             continue
-        components[name] = _build_model(cls, name, result.parts[name], header, arch, dtype)
+        denoiser = name in ("unet", "transformer")
+        names = family.original_names if denoiser else quantized.same_names
+        components[name] = _build_model(cls, name, result.parts[name], header, arch, dtype, names)
     kwargs = {k: v for k, v in result.index.items() if not k.startswith("_") and not isinstance(v, list)}
     return pipeline_cls(**components, **kwargs)
 
 
-def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: torch.dtype):
+def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: torch.dtype, names):
+    """One component from its part of a file. Linear weights the file quantized stay quantized where the module
+    table (``names(model)``: original layer -> diffusers Linear(s)) places them (``models.quantized.loading``); in a
+    component that module cannot build they are dequantized exactly and the component is built dense."""
     source = header if part.path == header.path else read_header(part.path)
-    exclude = _NOT_DENOISER if name in ("unet", "transformer") and not part.prefix else ()
-    tensors = read_tensors(part.path, part_keys(source, part, exclude), (part.prefix, part.target))
+    denoiser = name in ("unet", "transformer")
+    exclude = _NOT_DENOISER if denoiser and not part.prefix else ()
+    tensors, quant = read_part(source, part_keys(source, part, exclude), (part.prefix, part.target), dtype,
+                               read_tensors)
+    label = f"{os.path.basename(part.path)!r} ({name})"
     log.info("single file: %s from %s", name, part.label)
     try:
-        if arch.prepare is not None and name in ("unet", "transformer"):
+        model = quantized.empty_model(cls, arch.config_dir, name) if quant else None
+        kept = quantized.plan(quant, (names or (lambda m: {}))(model) or {}, model, part.target) if model else {}
+        if quant:
+            tensors = quantized.with_placeholders(tensors, quant, kept, dtype)
+        if arch.prepare is not None and denoiser:
             tensors = arch.prepare(tensors, cls.load_config(arch.config_dir, subfolder=name))
-        model = build.builder_for(cls)(cls, name, tensors, arch.config_dir, dtype)
+        if kept:
+            quantized.load(model, quantized.convert(model, tensors), dtype, label)
+            quantized.install(model, quant, kept, dtype, label)
+        else:
+            model = build.builder_for(cls)(cls, name, tensors, arch.config_dir, dtype)
     except PipelineLoadError:
         raise
     except Exception as exc:  # diffusers' converters raise KeyError/RuntimeError/ValueError on unexpected files
         raise PipelineLoadError(f"{os.path.basename(part.path)!r}: diffusers could not convert the {name} "
                                 f"(from {part.label}) as {arch.title}: {type(exc).__name__}: {exc}") from exc
     build.check_complete(model, name, part.label)
+    if quant:
+        log.info("%s: %s", label, quantized.summary(model))
     return model.eval()
 
 
-def load_single_file(path: str, dtype: torch.dtype, device: torch.device, files: LocalFiles | None = None):
-    """A diffusers pipeline from one original-layout checkpoint (+ separate encoder/VAE files), offline."""
+def _configs(path: str, header: Header, config_folders) -> config_files.Configs:
+    arch = identify(header)
+    try:
+        return config_files.resolve(arch, header, config_folders, _NOT_DENOISER)
+    except ConfigMismatch as exc:
+        raise PipelineLoadError(f"{os.path.basename(path)!r} is a {arch.title} checkpoint, but {exc}") from None
+
+
+def load_single_file(path: str, dtype: torch.dtype, device: torch.device, files: LocalFiles | None = None,
+                     config_folders=()):
+    """A diffusers pipeline from one original-layout model file (+ separate encoder/VAE files), offline.
+    ``config_folders``: diffusers folders whose configs give what a derived architecture's shapes cannot tell."""
     files = files or LocalFiles.beside(path)
     header = read_header(path)
-    if SCALED_FP8 in header.shapes:
-        raise PipelineLoadError(f"{os.path.basename(path)!r} is in ComfyUI's scaled fp8 format (weights with "
-                                "per-tensor scales), which diffusers cannot load: use the fp16/bf16 or plain fp8 "
-                                "release of the model")
-    arch = identify(header)
-    result = plan(header, arch, files)
+    configs = _configs(path, header, config_folders)
+    try:
+        return _load(path, header, configs, files, dtype, device)
+    finally:
+        configs.cleanup()
+
+
+def load_denoiser(path: str, dtype: torch.dtype, device: torch.device | None = None, config_folders=()):
+    """The denoiser of a model file alone, as diffusers' model class (no encoder, VAE or tokenizer needed): what
+    ComfyUI's Load Diffusion Model gives, quantized weights kept quantized."""
+    header = read_header(path)
+    configs = _configs(path, header, config_folders)
+    try:
+        with open(os.path.join(configs.arch.config_dir, "model_index.json"), encoding="utf-8") as f:
+            index = json.load(f)
+        name = "unet" if "unet" in index else "transformer"
+        part = Part(header.path, header.denoiser_prefix, header.denoiser_prefix, "the file")
+        model = _build_model(build.component_class(*index[name]), name, part, header, configs.arch, dtype,
+                             family_for_class(index["_class_name"]).original_names)
+    finally:
+        configs.cleanup()
+    return model.to(device) if device is not None else model
+
+
+def _load(path: str, header: Header, configs: config_files.Configs, files: LocalFiles, dtype, device):
+    arch = configs.arch
+    result = plan(header, arch, files, configs)
     roots = tuple(files.tokenizer_dirs)
     kinds = {s.component: s.kind for s in arch.encoders
              if _component(result.index, s.component) and s.component not in result.skipped}

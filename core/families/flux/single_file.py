@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from ...models.arch import CLIP_L, T5_PREFIX, UNET_PREFIX, Arch, Encoder
+from ...models.arch import CLIP_L, T5_PREFIX, UNET_PREFIX, Arch, ConfigMismatch, Encoder
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 FLUX1_WIDTH = 3072  # diffusers' Flux converter splits single_blocks.N.linear1 with FLUX.1's fixed sizes
@@ -31,22 +31,76 @@ def state_dict(tensors: dict, config: dict) -> dict:
         block, kind = key.removeprefix(UNET_PREFIX).split(".")[1], key.rsplit(".", 1)[1]
         parts = torch.split(tensor, (inner, inner, inner, tensor.shape[0] - 3 * inner))
         for name, part in zip(("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"), parts, strict=True):
-            converted[f"single_transformer_blocks.{block}.{name}.{kind}"] = part.clone()
+            converted[f"single_transformer_blocks.{block}.{name}.{kind}"] = part  # a view: no copy
     return converted
 
+
+def _count(shapes: dict, stem: str) -> int:
+    n = 0
+    while any(k.startswith(f"{stem}{n}.") for k in shapes):
+        n += 1
+    return n
+
+
+def derive(shapes: dict) -> dict:
+    """FLUX.1's transformer config from its weights (ComfyUI's detect_unet_config reads the same keys, and the heads
+    from the q/k norm width where ComfyUI assumes 24), and what the shapes require of its text encoders and VAE."""
+    hidden, packed = shapes["img_in.weight"]
+    mlp = shapes.get("double_blocks.0.img_mlp.0.weight")
+    if mlp is not None and mlp[0] != 4 * hidden:
+        raise ConfigMismatch(f"its MLP is {mlp[0]} wide (double_blocks.0.img_mlp.0.weight {list(mlp)}), not 4 x its "
+                             f"width {hidden}, which diffusers' FluxTransformer2DModel fixes")
+
+    def seen(key: str) -> str:
+        return f"{key} {list(shapes[key])}"
+
+    norm = "double_blocks.0.img_attn.norm.key_norm.scale"
+    head = shapes[norm][0] if norm in shapes else 128
+    depth, single = _count(shapes, "double_blocks."), _count(shapes, "single_blocks.")
+    values = {"in_channels": (packed, seen("img_in.weight")), "num_layers": (depth, f"{depth} double_blocks"),
+              "num_single_layers": (single, f"{single} single_blocks"),
+              "attention_head_dim": (head, seen(norm) if norm in shapes else "no q/k norm: FLUX.1's 128"),
+              "num_attention_heads": (hidden // head, f"{seen('img_in.weight')} / {head}-wide heads"),
+              "guidance_embeds": (_GUIDANCE in shapes, f"guidance_in {'present' if _GUIDANCE in shapes else 'absent'}")}
+    out = {"transformer": values,
+           "vae": {"latent_channels": (packed // 4, f"{seen('img_in.weight')}: 2 x 2 packed latent channels")}}
+    if "txt_in.weight" in shapes:
+        values["joint_attention_dim"] = (shapes["txt_in.weight"][1], seen("txt_in.weight"))
+        out["text_encoder_2"] = {"d_model": values["joint_attention_dim"]}
+    if "vector_in.in_layer.weight" in shapes:
+        values["pooled_projection_dim"] = (shapes["vector_in.in_layer.weight"][1], seen("vector_in.in_layer.weight"))
+        out["text_encoder"] = {"hidden_size": values["pooled_projection_dim"]}
+    final = shapes.get("final_layer.linear.weight")
+    if final is not None and final[0] != packed:
+        values["out_channels"] = (final[0], seen("final_layer.linear.weight"))
+    return out
+
+
+def check(configs: dict, source) -> None:
+    """RoPE's axes are not in the weights; they must add up to the head width the weights have."""
+    config = configs["transformer"]
+    head, axes = config["attention_head_dim"], list(config["axes_dims_rope"])
+    if sum(axes) != head:
+        raise ConfigMismatch(f"its attention heads are {head} wide ({source('transformer', 'attention_head_dim')}), "
+                             f"but axes_dims_rope {axes} ({source('transformer', 'axes_dims_rope')}) adds up to "
+                             f"{sum(axes)}: the weights cannot tell RoPE's axes; name a diffusers folder of this model "
+                             "in config_folders (models/diffusers)")
 
 
 _FLUX_TE = (CLIP_L, Encoder("text_encoder_2", "t5xxl", (T5_PREFIX,)))
 _FLUX = "double_blocks.0.img_attn.qkv.weight"
 _GUIDANCE = "guidance_in.in_layer.weight"
-_FLUX_FILES = {"configs": CONFIGS, "vae_file": "ae.safetensors", "prepare": state_dict}
+# FLUX.2's and Chroma's keys: their files have every marker of a FLUX.1 file
+_NOT_FLUX1 = ("double_stream_modulation_img.lin.weight", "distilled_guidance_layer.in_proj.weight")
+_FLUX_FILES = {"configs": CONFIGS, "vae_file": "ae.safetensors", "prepare": state_dict, "derive": derive,
+               "check": check}
 
 ARCHS = (
     Arch("flux-dev", "FLUX.1 dev", ((_FLUX, (9216, 3072)), ("img_in.weight", (3072, 64)), (_GUIDANCE, None)),
-         _FLUX_TE, **_FLUX_FILES),
+         _FLUX_TE, absent=_NOT_FLUX1, **_FLUX_FILES),
     Arch("flux-schnell", "FLUX.1 schnell", ((_FLUX, (9216, 3072)), ("img_in.weight", (3072, 64))), _FLUX_TE,
-         absent=(_GUIDANCE,), **_FLUX_FILES),
+         absent=(_GUIDANCE, *_NOT_FLUX1), **_FLUX_FILES),
     Arch("tiny-flux", "tiny Flux (built-in)", ((_FLUX, (96, 32)), ("img_in.weight", (32, 4))), _FLUX_TE, tiny=True,
-         **_FLUX_FILES),
+         absent=_NOT_FLUX1, **_FLUX_FILES),
 )
 OTHER_VARIANTS = (("img_in.weight", lambda s: s[-1] in (128, 384), "a FLUX.1 Fill or Depth model"),)
