@@ -10,10 +10,11 @@ class LoadPipeline:
     NODE_ID = node_id("LoadPipeline")
     DISPLAY_NAME = "Load Diffusers Pipeline"
     DESCRIPTION = ("Loads a diffusers model folder (models/diffusers), a single-file checkpoint (models/checkpoints: "
-                   "SD 1.x, SD 2.x, SDXL, SD3/3.5, FLUX.1) or a built-in tiny model, offline. A checkpoint without "
-                   "its text encoders (Flux, SD3) takes them from models/text_encoders or models/clip (clip_l, "
-                   "clip_g, t5xxl), a missing VAE from models/vae; tokenizers come from ComfyUI's own files. "
-                   "Each LoRA node after it adds to an immutable stack; nothing is changed until Generate.")
+                   "SD 1.x, SD 2.x, SDXL, SD3/3.5, FLUX.1, Chroma, Z-Image Turbo) or a built-in tiny model, offline. "
+                   "A checkpoint without its text encoders (Flux, Chroma, SD3, Z-Image) takes them from "
+                   "models/text_encoders or models/clip (clip_l, clip_g, t5xxl, qwen_3_4b), a missing VAE from "
+                   "models/vae; tokenizers come from ComfyUI's own files. Each LoRA node after it adds to an "
+                   "immutable stack; nothing is changed until Generate.")
     CATEGORY = CATEGORY
     RETURN_TYPES = (PIPELINE,)
     RETURN_NAMES = ("pipeline",)

@@ -122,16 +122,9 @@ def test_the_mirror_reaches_every_weight_comfyuis_key_maps_reach(key):
 
 
 def _meta_component(arch, name: str):
-    import diffusers
+    from loradeck.core.models.build import meta_component
 
-    from loradeck.core.models.build import component_class
-
-    with open(os.path.join(arch.config_dir, "model_index.json"), encoding="utf-8") as f:
-        cls = component_class(*json.load(f)[name])
-    with torch.device("meta"):
-        if issubclass(cls, diffusers.ModelMixin):
-            return cls.from_config(cls.load_config(arch.config_dir, subfolder=name))
-        return cls(cls.config_class.from_pretrained(arch.config_dir, subfolder=name))
+    return meta_component(arch.config_dir, name)
 
 
 def _weights(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:

@@ -34,6 +34,7 @@ from test_comfyui_live import (
     _post_json,
     _screenshot,
     _Server,
+    _stop,
     _wait_for_history,
     _wait_until_up,
     browser,  # noqa: F401 - the module's chromium (a fixture)
@@ -121,12 +122,7 @@ def server(models, report):
             _wait_until_up(running)
             yield running
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=20)
+            _stop(proc)
 
 
 @pytest.mark.parametrize("case", BITWISE)

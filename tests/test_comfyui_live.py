@@ -95,6 +95,17 @@ class _Server:
         pytest.fail(f"{message}\n--- ComfyUI log (tail) ---\n{_log_tail(self.log_path)}")
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """End a ComfyUI server: terminate, then kill if it does not exit within 20 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+
+
 def _wait_until_up(server: _Server) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
@@ -173,13 +184,7 @@ def comfyui(tmp_path_factory):
             _wait_until_up(server)
             yield server
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=20)
+            _stop(proc)
 
 
 def test_pack_imports_and_nodes_are_listed(comfyui):

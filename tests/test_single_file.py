@@ -293,16 +293,9 @@ def test_v_prediction_markers(tmp_path, models):
 # --- real architectures, on the meta device: shipped configs, markers and diffusers' converters agree ---
 
 def _meta_component(arch, name: str):
-    import diffusers
+    from loradeck.core.models.build import meta_component
 
-    from loradeck.core.models.build import component_class
-
-    with open(os.path.join(arch.config_dir, "model_index.json"), encoding="utf-8") as f:
-        cls = component_class(*json.load(f)[name])
-    with torch.device("meta"):
-        if issubclass(cls, diffusers.ModelMixin):
-            return cls.from_config(cls.load_config(arch.config_dir, subfolder=name))
-        return cls(cls.config_class.from_pretrained(arch.config_dir, subfolder=name))
+    return meta_component(arch.config_dir, name)
 
 
 REAL_FAMILY = {"sd15": "sd1", "sd2-base": "sd1", "sd2-v": "sd1", "sdxl-base": "sdxl", "sd3-medium": "sd3",

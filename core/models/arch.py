@@ -108,6 +108,14 @@ def denoiser_shapes(header: Header, not_denoiser: tuple[str, ...] = ()) -> dict[
             if k.startswith(prefix) and (prefix or not k.startswith(not_denoiser))}
 
 
+def count_blocks(shapes: dict, stem: str) -> int:
+    """How many numbered blocks ``<stem>0.``, ``<stem>1.``, ... the weights have (a model's depth)."""
+    n = 0
+    while any(k.startswith(f"{stem}{n}.") for k in shapes):
+        n += 1
+    return n
+
+
 def matches(arch: Arch, header: Header) -> bool:
     for key, shape in arch.markers:
         found = header.denoiser_shape(key)

@@ -88,6 +88,21 @@ def component_class(library: str, name: str):
     return getattr(importlib.import_module(library), name)
 
 
+def meta_component(config_dir: str, name: str):
+    """Component ``name`` of a config folder (a shipped architecture's ``configs/<arch>``) built on the meta device:
+    its module names and shapes, no memory (the real-architecture checks and the key-map recorder use it)."""
+    import json
+
+    import diffusers
+
+    with open(os.path.join(config_dir, "model_index.json"), encoding="utf-8") as f:
+        cls = component_class(*json.load(f)[name])
+    with torch.device("meta"):
+        if issubclass(cls, diffusers.ModelMixin):
+            return cls.from_config(cls.load_config(config_dir, subfolder=name))
+        return cls(cls.config_class.from_pretrained(config_dir, subfolder=name))
+
+
 def check_complete(model, component: str, label: str) -> None:
     """Weights diffusers found no tensor for stay on the meta device: name them instead of failing later."""
     empty = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.device.type == "meta"]

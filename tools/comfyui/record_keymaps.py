@@ -42,17 +42,9 @@ def _shapes(state_dict) -> dict[str, list[int]]:
 
 
 def _meta_component(arch, name: str):
-    """One component of ``arch`` built on the meta device from its shipped config (as test_single_file does)."""
-    import diffusers
+    from loradeck.core.models.build import meta_component
 
-    from loradeck.core.models.build import component_class
-
-    with open(os.path.join(arch.config_dir, "model_index.json"), encoding="utf-8") as f:
-        cls = component_class(*json.load(f)[name])
-    with torch.device("meta"):
-        if issubclass(cls, diffusers.ModelMixin):
-            return cls.from_config(cls.load_config(arch.config_dir, subfolder=name))
-        return cls(cls.config_class.from_pretrained(arch.config_dir, subfolder=name))
+    return meta_component(arch.config_dir, name)
 
 
 def original_layout(arch) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from ...models.arch import CLIP_L, T5_PREFIX, UNET_PREFIX, Arch, ConfigMismatch, Encoder
+from ...models.arch import CLIP_L, T5_PREFIX, UNET_PREFIX, Arch, ConfigMismatch, Encoder, count_blocks
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 FLUX1_WIDTH = 3072  # diffusers' Flux converter splits single_blocks.N.linear1 with FLUX.1's fixed sizes
@@ -35,13 +35,6 @@ def state_dict(tensors: dict, config: dict) -> dict:
     return converted
 
 
-def _count(shapes: dict, stem: str) -> int:
-    n = 0
-    while any(k.startswith(f"{stem}{n}.") for k in shapes):
-        n += 1
-    return n
-
-
 def derive(shapes: dict) -> dict:
     """FLUX.1's transformer config from its weights (ComfyUI's detect_unet_config reads the same keys, and the heads
     from the q/k norm width where ComfyUI assumes 24), and what the shapes require of its text encoders and VAE."""
@@ -56,7 +49,7 @@ def derive(shapes: dict) -> dict:
 
     norm = "double_blocks.0.img_attn.norm.key_norm.scale"
     head = shapes[norm][0] if norm in shapes else 128
-    depth, single = _count(shapes, "double_blocks."), _count(shapes, "single_blocks.")
+    depth, single = count_blocks(shapes, "double_blocks."), count_blocks(shapes, "single_blocks.")
     values = {"in_channels": (packed, seen("img_in.weight")), "num_layers": (depth, f"{depth} double_blocks"),
               "num_single_layers": (single, f"{single} single_blocks"),
               "attention_head_dim": (head, seen(norm) if norm in shapes else "no q/k norm: FLUX.1's 128"),

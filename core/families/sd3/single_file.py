@@ -8,16 +8,9 @@ from __future__ import annotations
 import math
 import os
 
-from ...models.arch import CLIP_L, T5_PREFIX, Arch, ConfigMismatch, Encoder
+from ...models.arch import CLIP_L, T5_PREFIX, Arch, ConfigMismatch, Encoder, count_blocks
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
-
-
-def _count(shapes: dict, stem: str) -> int:
-    n = 0
-    while any(k.startswith(f"{stem}{n}.") for k in shapes):
-        n += 1
-    return n
 
 
 def derive(shapes: dict) -> dict:
@@ -27,7 +20,7 @@ def derive(shapes: dict) -> dict:
         return f"{key} {list(shapes[key])}"
 
     hidden, channels, patch = shapes["x_embedder.proj.weight"][:3]
-    depth = _count(shapes, "joint_blocks.")
+    depth = count_blocks(shapes, "joint_blocks.")
     values = {"in_channels": (channels, seen("x_embedder.proj.weight")),
               "patch_size": (patch, seen("x_embedder.proj.weight")), "num_layers": (depth, f"{depth} joint_blocks")}
     if "context_embedder.weight" in shapes:
