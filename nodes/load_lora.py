@@ -67,7 +67,7 @@ class LoadLoRA:
         found = host.locate_lora(lora_name, hashes)
         adapter, report = pipeline.owner.describe(found.path, adapter_name, strength_model, strength_clip)
         stack = pipeline.stack.add(adapter)
-        entry = (lora_name, found.name, stack.adapters[-1], report)
+        entry = (lora_name, found, stack.adapters[-1], report)
         ui = records.loader_ui([entry], has_preview, host.in_comfyui_lists)
         info = "\n".join(ui["loradeck_info"])  # match report, base model, trigger words, title
         return {"ui": ui, "result": (pipeline.with_stack(stack), info, records.trigger_words([report]))}

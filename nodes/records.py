@@ -73,14 +73,15 @@ def trigger_words(reports) -> str:
 
 
 def loader_ui(entries, has_preview=lambda path: False, listed=lambda path: True) -> dict:
-    """The ``ui`` dict of a loader node for ``(lora_name, local name, AdapterSpec, LoadReport)`` entries:
-    info lines, the hashes to record, and per file its trigger words and whether it has a preview."""
+    """The ``ui`` dict of a loader node for ``(lora_name, Located, AdapterSpec, LoadReport)`` entries:
+    info lines, the hashes to record, and per file its trigger words and whether it has a preview (beside
+    the name it was found under: a symlinked LoRA's picture is beside the link)."""
     info, models, loras = [], [], []
-    for lora_name, local, spec, report in entries:
+    for lora_name, found, spec, report in entries:
         info.extend(info_lines(spec.name, report))
         models.append(model_entry(lora_name, spec.sha256, listed(spec.path)))
-        loras.append({"name": local, "adapter": spec.name, "title": report.metadata.title,
-                      "trigger_words": list(report.metadata.trigger_words), "preview": bool(has_preview(spec.path))})
+        loras.append({"name": found.name, "adapter": spec.name, "title": report.metadata.title,
+                      "trigger_words": list(report.metadata.trigger_words), "preview": bool(has_preview(found.path))})
     return {"loradeck_info": info, "loradeck_models": models, "loradeck_loras": loras}
 
 
