@@ -18,7 +18,7 @@ from .common import (
 
 class LoadLoRA:
     NODE_ID = node_id("LoadLoRA")
-    DISPLAY_NAME = "Load LoRA"
+    DISPLAY_NAME = "Load LoRA (LoRA Deck)"  # ComfyUI's own LoraLoader is "Load LoRA": search lists both
     DESCRIPTION = ("Adds one LoRA file to the pipeline's stack with separate strengths for the denoiser and the "
                    "text encoders. The file is checked against the pipeline here; a wrong base model is refused "
                    "with the pipeline untouched.")

@@ -19,6 +19,7 @@ from ..core.files.hashing import autov2
 log = logging.getLogger(__name__)
 
 LORAS = "loras"
+MISSING = "loradeck_missing"  # node property: recorded entries of files a machine lacked (web/shared_names.js)
 NONE_CHOICE = "None"
 LOADERS = ("LoadLoRA|LoRADeck", "StackLoRA|LoRADeck")  # nodes whose lora_name / lora_name_N inputs name files
 NAME_INPUT = re.compile(r"^lora_name(_\d+)?$")
@@ -45,11 +46,14 @@ def _node(extra_pnginfo, unique_id) -> dict:
 
 
 def recorded_hashes(extra_pnginfo, unique_id) -> dict[str, tuple[str, ...]]:
-    """LoRA name -> hashes recorded in this node's ``properties.models`` (empty when there are none)."""
+    """LoRA name -> hashes recorded in this node's ``properties.models`` and ``properties.loradeck_missing`` (where
+    web/shared_names.js keeps the entries of files a machine lacked, out of the frontend's missing-model
+    reports); empty when there are none."""
     properties = _node(extra_pnginfo, unique_id).get("properties")
-    models = properties.get("models") if isinstance(properties, dict) else None
+    lists = [properties.get(key) for key in ("models", MISSING)] if isinstance(properties, dict) else []
+    models = [entry for entries in lists if isinstance(entries, list) for entry in entries]
     found: dict[str, list[str]] = {}
-    for entry in models if isinstance(models, list) else ():
+    for entry in models:
         if isinstance(entry, dict) and entry.get("directory", LORAS) == LORAS and entry.get("hash"):
             found.setdefault(str(entry.get("name", "")), []).append(str(entry["hash"]))
     return {name: tuple(hashes) for name, hashes in found.items()}

@@ -60,7 +60,7 @@ def test_every_node_is_documented():
         assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES), node_id
         for name, spec in _inputs(cls).items():
             assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
-    assert loradeck.NODE_DISPLAY_NAME_MAPPINGS["LoadLoRA|LoRADeck"] == "Load LoRA"
+    assert loradeck.NODE_DISPLAY_NAME_MAPPINGS["LoadLoRA|LoRADeck"] == "Load LoRA (LoRA Deck)"
 
 
 def test_seed_gets_the_control_after_generate_slot():

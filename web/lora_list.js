@@ -1,6 +1,8 @@
 // LoRA Deck: LoRA List's rows editor — one row per LoRA (on/off, file, model and clip strength, remove), plus
-// "Add LoRA". It is the node's `loras` widget (type LORADECK_LORA_LIST): its value is the rows as JSON text, so
-// rows are saved in widgets_values and queued like any widget value, in the classic and the Vue renderer.
+// "Add LoRA", which adds an empty row whose file is picked in the row. It is the node's `loras` widget (type
+// LORADECK_LORA_LIST): its value is the rows as JSON text, so rows are saved in widgets_values and queued like any
+// widget value, in the classic and the Vue renderer. A new node is made wide enough for typical file names; the
+// full name of a row's file is its tooltip.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { loraInfo } from "./api_client.js";
@@ -9,8 +11,10 @@ import { normaliseRow, parseRows, rowsText } from "./lora_rows.js";
 import { ensureStyles } from "./styles.js";
 
 export const WIDGET_TYPE = "LORADECK_LORA_LIST";
+export const DEFAULT_WIDTH = 480; // px: a new node shows names like "characters/kohya_style_v2.safetensors" whole
 const ROW_HEIGHT = 30;
 const MAX_ROWS = 200;
+const PICK = "Pick a LoRA…";
 
 function numberInput(value, title, onChange) {
   const input = el("input", { cls: "loradeck-row-number", title, attrs: { type: "number", step: "0.05",
@@ -25,8 +29,13 @@ function numberInput(value, title, onChange) {
 }
 
 function nameSelect(value, choices, onChange) {
-  const select = el("select", { cls: "loradeck-row-name", title: value || "Pick a LoRA file" });
+  const select = el("select", { cls: "loradeck-row-name", title: value || "Pick a LoRA file for this row" });
   const names = choices.includes(value) || !value ? choices : [value, ...choices];
+  if (!value) {
+    const placeholder = el("option", { text: PICK, attrs: { disabled: "" } });
+    placeholder.value = "";
+    select.append(placeholder);
+  }
   for (const name of names) {
     const option = el("option", { text: choices.includes(name) ? name : `${name} (not on this machine)` });
     option.value = name;
@@ -59,7 +68,7 @@ export class RowsEditor {
     this.render();
     this.widget?.callback?.(this.value);
     const wanted = this.node.computeSize?.();
-    if (Array.isArray(wanted) && wanted[1] > this.node.size[1]) this.node.setSize([this.node.size[0], wanted[1]]);
+    if (Array.isArray(wanted)) this.node.setSize([this.node.size[0], wanted[1]]); // as tall as the rows, no more
     this.node.setDirtyCanvas?.(true, true);
   }
 
@@ -76,13 +85,13 @@ export class RowsEditor {
     }
   }
 
+  /** A new row with no file yet (picked in the row: which files fit the pipeline is the user's call). */
   add() {
     if (this.rows.length >= MAX_ROWS) return;
     const last = this.rows.at(-1);
-    const name = this.choices.find((c) => !this.rows.some((r) => r.lora_name === c)) ?? this.choices[0] ?? "";
     this.rows.push(normaliseRow({ lora_name: "", strength_model: last?.strength_model ?? 1,
       strength_clip: last?.strength_clip ?? 1 }));
-    this.pick(this.rows.length - 1, name);
+    this.changed();
   }
 
   remove(index) {
@@ -128,6 +137,7 @@ export class RowsEditor {
     this.element.replaceChildren(...[head, ...this.rows.map((row, i) => this.rowView(row, i)),
       el("div", { cls: "loradeck-rows-foot" }, [add, el("span", { cls: "loradeck-muted",
         text: `${on} of ${this.rows.length} on` })])].filter(Boolean));
+    this.element.style.height = `${this.height()}px`; // the Vue renderer sizes a DOM widget by its element
   }
 
   height() {
@@ -142,6 +152,11 @@ function choicesOf(inputData) {
 
 app.registerExtension({
   name: "loradeck.LoRAList",
+  nodeCreated(node) {
+    // A node added from search or the menu (a workflow's own size is applied after this, when it loads)
+    if ((node.comfyClass ?? node.type) !== "LoRAList|LoRADeck" || !Array.isArray(node.size)) return;
+    if (node.size[0] < DEFAULT_WIDTH) node.setSize?.([DEFAULT_WIDTH, node.size[1]]);
+  },
   getCustomWidgets() {
     return {
       [WIDGET_TYPE](node, inputName, inputData) {
@@ -151,6 +166,7 @@ app.registerExtension({
           getValue: () => editor.value,
           setValue: (text) => { editor.value = text; },
           getMinHeight: () => editor.height(),
+          getMaxHeight: () => editor.height(),
           hideOnZoom: false,
         });
         editor.widget = widget;

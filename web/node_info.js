@@ -1,53 +1,84 @@
 // LoRA Deck: on Load LoRA / Stack LoRAs / LoRA List, a small DOM box showing each chosen file's preview, title and
 // trigger words (click to copy), then — after a run — the match report; and the files' hashes recorded in the
 // node's properties.models. The box fills in when a workflow opens, when a file is picked, when the node runs and
-// when ComfyUI reuses its cached result (then no "executed" message comes, so the box asks the server itself).
+// when ComfyUI reuses its cached result (the report of the last run is kept while the same files are chosen).
+//
+// The box is exactly as tall as its text in both renderers: its content sits in an inner element whose height is
+// measured (never the box's own height, which the frontend sets in the classic renderer: measuring that grows the
+// node a little on every layout), the widget asks for exactly that height, and the node is resized to fit whenever
+// the measured height changes (new text, a picture that loaded, a new width that rewraps the lines).
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { fetchPreview, loraInfo } from "./api_client.js";
 import { el, wordChip } from "./dom.js";
 import { parseRows } from "./lora_rows.js";
-import { LOADER_TYPES, mergeModels, modelEntries, recordedHashes } from "./model_records.js";
+import { LOADER_TYPES, MISSING, mergeModels, modelEntries, recordedHashes, stillMissing } from "./model_records.js";
 import { ensureStyles } from "./styles.js";
 
 const INFO_TYPES = new Set([...LOADER_TYPES, "SaveLoRA|LoRADeck"]); // nodes whose ui carries loradeck_info
 const WIDGET = "loradeck_info";
 const NAME_WIDGET = /^lora_name(_\d+)?$/;
 const MAX_LINES = 40;
-const MAX_HEIGHT = 320;
+const PAD = 6; // the box's vertical padding, px
 
-function infoWidget(node) {
+function isListNode(node) {
+  return (node.comfyClass ?? node.type) === "LoRAList|LoRADeck";
+}
+
+/** The node's info widget, made once (when the node is created, so both renderers lay it out from the start). */
+export function infoWidget(node) {
   const existing = node.widgets?.find((w) => w.name === WIDGET);
-  if (existing) return existing;
+  if (existing || typeof node.addDOMWidget !== "function") return existing ?? null;
   ensureStyles();
-  const box = el("div", { cls: "loradeck-node-info", attrs: { "data-testid": "loradeck-node-info" } });
+  const body = el("div", { cls: "loradeck-node-info-body" });
+  const box = el("div", { cls: "loradeck-node-info", attrs: { "data-testid": "loradeck-node-info" } }, [body]);
   const widget = node.addDOMWidget(WIDGET, "loradeck-info", box, {
     serialize: false, // never part of widgets_values or the queued prompt: widget order stays frozen
     hideOnZoom: false,
-    getMinHeight: () => Math.min(MAX_HEIGHT, box.scrollHeight + 6),
-    getMaxHeight: () => MAX_HEIGHT,
+    hideInPanel: true, // an internal display, not an input: kept out of the frontend's side panel
+    getMinHeight: () => widget.contentHeight ?? 0,
+    getMaxHeight: () => widget.contentHeight ?? 0,
   });
   widget.serialize = false;
+  widget.body = body;
+  widget.contentHeight = 0;
+  if (typeof ResizeObserver === "function") new ResizeObserver(() => refit(node, widget)).observe(body);
   return widget;
 }
 
-/** Grow the node so the box shows all of its text: the classic renderer never resizes for a DOM widget. */
-function fit(node) {
-  const wanted = node.computeSize?.();
-  if (Array.isArray(wanted) && typeof node.setSize === "function" && wanted[1] > node.size[1]) {
-    node.setSize([Math.max(node.size[0], wanted[0]), wanted[1]]);
-  }
+/** The height the box needs for its content now (0 when empty), or null while it is not laid out (hidden). */
+export function contentHeight(widget) {
+  const body = widget.body;
+  if (!body.childElementCount) return 0;
+  if (!body.isConnected || body.offsetParent === null) return null;
+  return Math.ceil(body.offsetHeight) + PAD;
+}
+
+/** Give the box the height of its content and the node the height its widgets then need (never more). */
+export function refit(node, widget = node.widgets?.find((w) => w.name === WIDGET)) {
+  if (!widget?.body) return;
+  const wanted = contentHeight(widget);
+  if (wanted === null || wanted === widget.contentHeight) return;
+  widget.contentHeight = wanted;
+  widget.element.style.height = `${wanted}px`; // the Vue renderer sizes a DOM widget by its element
+  const size = node.computeSize?.();
+  if (Array.isArray(size) && typeof node.setSize === "function") node.setSize([node.size[0], size[1]]);
   node.setDirtyCanvas?.(true, true);
 }
 
-/** The chosen LoRA names of a loader node (LoRA List: its enabled rows). */
-export function chosenNames(node) {
-  if (node.comfyClass === "LoRAList|LoRADeck" || node.type === "LoRAList|LoRADeck") {
+/** The chosen LoRA names of a loader node (LoRA List: its enabled rows), with the hashes recorded for each. */
+export function chosen(node) {
+  if (isListNode(node)) {
     const rows = parseRows(node.widgets?.find((w) => w.name === "loras")?.value);
-    return rows.filter((r) => r.enabled && r.lora_name).map((r) => r.lora_name);
+    return rows.filter((r) => r.enabled && r.lora_name).map((r) => ({ name: r.lora_name,
+      hashes: r.sha256 ? [r.sha256] : [] }));
   }
   return (node.widgets ?? []).filter((w) => NAME_WIDGET.test(w.name) && typeof w.value === "string"
-    && w.value && w.value !== "None").map((w) => w.value);
+    && w.value && w.value !== "None").map((w) => ({ name: w.value, hashes: recordedHashes(node, w.value) }));
+}
+
+export function chosenNames(node) {
+  return chosen(node).map((c) => c.name);
 }
 
 /** One file: preview (when it has one), title, trigger words as copy buttons. */
@@ -59,7 +90,6 @@ export function loraCard(lora) {
       if (!url) return;
       img.src = url;
       img.removeAttribute("hidden");
-      img.addEventListener("load", () => img.closest(".loradeck-node-info")?.dispatchEvent(new Event("loradeck-grew")));
     }).catch(() => {});
   }
   const heading = lora?.title || String(lora?.found ?? "").split("/").pop();
@@ -70,13 +100,13 @@ export function loraCard(lora) {
 
 /** Show `cards` (per file) and `lines` (strings from the node's ui output) on the node, as text. */
 export function showInfo(node, lines = [], cards = []) {
-  if (typeof node.addDOMWidget !== "function") return;
-  const text = Array.isArray(lines) ? lines.slice(0, MAX_LINES) : [];
-  if (!text.length && !cards.length) return;
+  const all = Array.isArray(lines) ? lines.map(String) : [];
+  const text = all.length > MAX_LINES ? [...all.slice(0, MAX_LINES - 1), `… ${all.length - MAX_LINES + 1} more lines`]
+    : all;
   const widget = infoWidget(node);
-  widget.element.replaceChildren(...cards.map(loraCard), ...text.map((line) => el("div", { text: line })));
-  widget.element.addEventListener("loradeck-grew", () => fit(node), { once: true });
-  fit(node);
+  if (!widget) return;
+  widget.body.replaceChildren(...cards.map(loraCard), ...text.map((line) => el("div", { text: line })));
+  refit(node, widget);
 }
 
 /** Keep the hashes of the node's LoRA files with the node (saved in the workflow). */
@@ -85,16 +115,27 @@ export function recordModels(node, models) {
   if (!entries.length) return;
   node.properties = node.properties ?? {};
   node.properties.models = mergeModels(node.properties.models, entries);
+  const missing = stillMissing(node, entries.map((e) => e.name));
+  if (missing.length) node.properties[MISSING] = missing;
+  else delete node.properties[MISSING];
   node.onLoraDeckHashes?.(models); // LoRA List also keeps each row's hash in the row
 }
 
-/** Without a run (workflow opened, file picked, cached result): ask the server about each chosen file. */
+function sameNames(a, b) {
+  return a.length === b.length && a.every((name, i) => name === b[i]);
+}
+
+/** Without a run (workflow opened, file picked, cached result): ask the server about each chosen file. The match
+ * report of the node's last run stays while the same files are chosen. */
 export async function describeChosen(node) {
-  const names = chosenNames(node);
-  const infos = await Promise.all(names.map((name) => loraInfo(api, name, recordedHashes(node, name)).catch(() => null)));
+  const picked = chosen(node);
+  const infos = await Promise.all(picked.map(({ name, hashes }) => loraInfo(api, name, hashes).catch(() => null)));
   const found = infos.filter((info) => info?.found);
   recordModels(node, found.map((info) => ({ name: info.name, sha256: info.sha256, listed: info.listed })));
-  showInfo(node, infos.filter((info) => info && !info.found).map((info) => `${info.name}: ${info.error}`), found);
+  const lastRun = node.loradeckReport;
+  const kept = lastRun && sameNames(lastRun.names, picked.map((p) => p.name)) ? lastRun.lines : [];
+  const problems = infos.filter((info) => info && !info.found).map((info) => `${info.name}: ${info.error}`);
+  showInfo(node, [...problems, ...kept], found);
 }
 
 function watchNames(node) {
@@ -125,14 +166,16 @@ app.registerExtension({
       original?.apply(this, arguments);
       const cards = Array.isArray(message?.loradeck_loras) ? message.loradeck_loras.map((lora) => ({ ...lora,
         found: lora?.name })) : [];
-      showInfo(this, message?.loradeck_info, cards);
+      const lines = Array.isArray(message?.loradeck_info) ? message.loradeck_info.map(String) : [];
+      this.loradeckReport = { names: chosenNames(this), lines };
+      showInfo(this, lines, cards);
       recordModels(this, message?.loradeck_models);
     };
-    if (!LOADER_TYPES.has(nodeData.name)) return;
     const created = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       const result = created?.apply(this, arguments);
-      watchNames(this);
+      infoWidget(this);
+      if (LOADER_TYPES.has(nodeData.name)) watchNames(this);
       return result;
     };
   },
