@@ -8,11 +8,15 @@ import { api } from "../../scripts/api.js";
 import { loraInfo } from "./api_client.js";
 import { el } from "./dom.js";
 import { normaliseRow, parseRows, rowsText } from "./lora_rows.js";
+import { fitNode, holdHeight, slotHeight } from "./node_info.js";
 import { ensureStyles } from "./styles.js";
 
 export const WIDGET_TYPE = "LORADECK_LORA_LIST";
 export const DEFAULT_WIDTH = 480; // px: a new node shows names like "characters/kohya_style_v2.safetensors" whole
-const ROW_HEIGHT = 30;
+const ROW_HEIGHT = 28; // .loradeck-row
+const HEAD_HEIGHT = 16; // .loradeck-row-head
+const FOOT_HEIGHT = 28; // .loradeck-rows-foot with its margin
+const PADDING = 4; // .loradeck-rows, top and bottom
 const MAX_ROWS = 200;
 const PICK = "Pick a LoRA…";
 
@@ -67,9 +71,7 @@ export class RowsEditor {
   changed() {
     this.render();
     this.widget?.callback?.(this.value);
-    const wanted = this.node.computeSize?.();
-    if (Array.isArray(wanted)) this.node.setSize([this.node.size[0], wanted[1]]); // as tall as the rows, no more
-    this.node.setDirtyCanvas?.(true, true);
+    fitNode(this.node); // as tall as the rows, no more
   }
 
   update(index, change) {
@@ -137,11 +139,12 @@ export class RowsEditor {
     this.element.replaceChildren(...[head, ...this.rows.map((row, i) => this.rowView(row, i)),
       el("div", { cls: "loradeck-rows-foot" }, [add, el("span", { cls: "loradeck-muted",
         text: `${on} of ${this.rows.length} on` })])].filter(Boolean));
-    this.element.style.height = `${this.height()}px`; // the Vue renderer sizes a DOM widget by its element
+    holdHeight(this.element, this.height());
   }
 
+  /** Its height in px, from the fixed heights in styles.js: padding, the column heads, the rows, the foot. */
   height() {
-    return 44 + ROW_HEIGHT * (this.rows.length + (this.rows.length ? 1 : 0));
+    return PADDING + (this.rows.length ? HEAD_HEIGHT : 0) + ROW_HEIGHT * this.rows.length + FOOT_HEIGHT;
   }
 }
 
@@ -152,10 +155,16 @@ function choicesOf(inputData) {
 
 app.registerExtension({
   name: "loradeck.LoRAList",
-  nodeCreated(node) {
-    // A node added from search or the menu (a workflow's own size is applied after this, when it loads)
-    if ((node.comfyClass ?? node.type) !== "LoRAList|LoRADeck" || !Array.isArray(node.size)) return;
-    if (node.size[0] < DEFAULT_WIDTH) node.setSize?.([DEFAULT_WIDTH, node.size[1]]);
+  beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.name !== "LoRAList|LoRADeck") return;
+    // A node added from search or the menu is made wider once it is in the graph (a workflow that loads sets its
+    // own size afterwards: LiteGraph configures a node after adding it).
+    const added = nodeType.prototype.onAdded;
+    nodeType.prototype.onAdded = function () {
+      const result = added?.apply(this, arguments);
+      if (this.size?.length >= 2 && this.size[0] < DEFAULT_WIDTH) this.setSize?.([DEFAULT_WIDTH, this.size[1]]);
+      return result;
+    };
   },
   getCustomWidgets() {
     return {
@@ -165,9 +174,12 @@ app.registerExtension({
         const widget = node.addDOMWidget(inputName, WIDGET_TYPE, editor.element, {
           getValue: () => editor.value,
           setValue: (text) => { editor.value = text; },
-          getMinHeight: () => editor.height(),
-          getMaxHeight: () => editor.height(),
+          getMinHeight: () => slotHeight(widget, editor.height()),
+          getMaxHeight: () => slotHeight(widget, editor.height()),
           hideOnZoom: false,
+          // 1.58.1's side panel would draw it as a canvas widget of the panel's width, and that width would then
+          // size it on the node too; the rows are edited on the node
+          hideInPanel: true,
         });
         editor.widget = widget;
         editor.value = inputData?.[1]?.default ?? "[]";

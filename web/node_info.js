@@ -6,7 +6,7 @@
 // The box is exactly as tall as its text in both renderers: its content sits in an inner element whose height is
 // measured (never the box's own height, which the frontend sets in the classic renderer: measuring that grows the
 // node a little on every layout), the widget asks for exactly that height, and the node is resized to fit whenever
-// the measured height changes (new text, a picture that loaded, a new width that rewraps the lines).
+// a resize observer sees the measured height change (new text, a picture that loaded, a new width that rewraps).
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { fetchPreview, loraInfo } from "./api_client.js";
@@ -36,8 +36,8 @@ export function infoWidget(node) {
     serialize: false, // never part of widgets_values or the queued prompt: widget order stays frozen
     hideOnZoom: false,
     hideInPanel: true, // an internal display, not an input: kept out of the frontend's side panel
-    getMinHeight: () => widget.contentHeight ?? 0,
-    getMaxHeight: () => widget.contentHeight ?? 0,
+    getMinHeight: () => slotHeight(widget, widget.contentHeight),
+    getMaxHeight: () => slotHeight(widget, widget.contentHeight),
   });
   widget.serialize = false;
   widget.body = body;
@@ -54,16 +54,35 @@ export function contentHeight(widget) {
   return Math.ceil(body.offsetHeight) + PAD;
 }
 
+/** Make `node` as tall as its widgets need (never more) in the classic renderer; Nodes 2.0 grows and shrinks
+ * a node to its content by itself (a LiteGraph size there would only add blank space). */
+export function fitNode(node) {
+  const size = window.LiteGraph?.vueNodesMode ? null : node.computeSize?.();
+  if (Array.isArray(size) && typeof node.setSize === "function") node.setSize([node.size[0], size[1]]);
+  node.setDirtyCanvas?.(true, true);
+}
+
+/** The height a DOM widget asks of the classic renderer for an element `height` px tall: the renderer gives the
+ * element the widget's height less its margin above and below (both checked frontends). */
+export function slotHeight(widget, height) {
+  return height ? height + 2 * (Number.isFinite(widget?.margin) ? widget.margin : 10) : 0;
+}
+
+/** The element of a DOM widget keeps `height` px: Nodes 2.0 lays a DOM widget out by its element, and would
+ * stretch it (a flex item of its cell) over any room the node has left. */
+export function holdHeight(element, height) {
+  element.style.height = `${height}px`;
+  element.style.flex = "none";
+}
+
 /** Give the box the height of its content and the node the height its widgets then need (never more). */
 export function refit(node, widget = node.widgets?.find((w) => w.name === WIDGET)) {
   if (!widget?.body) return;
   const wanted = contentHeight(widget);
   if (wanted === null || wanted === widget.contentHeight) return;
   widget.contentHeight = wanted;
-  widget.element.style.height = `${wanted}px`; // the Vue renderer sizes a DOM widget by its element
-  const size = node.computeSize?.();
-  if (Array.isArray(size) && typeof node.setSize === "function") node.setSize([node.size[0], size[1]]);
-  node.setDirtyCanvas?.(true, true);
+  holdHeight(widget.element, wanted);
+  fitNode(node);
 }
 
 /** The chosen LoRA names of a loader node (LoRA List: its enabled rows), with the hashes recorded for each. */
@@ -106,7 +125,9 @@ export function showInfo(node, lines = [], cards = []) {
   const widget = infoWidget(node);
   if (!widget) return;
   widget.body.replaceChildren(...cards.map(loraCard), ...text.map((line) => el("div", { text: line })));
-  refit(node, widget);
+  // The resize observer refits once the new content is laid out (a measurement here could catch a passing state:
+  // a picture not loaded yet, whose final size the observer, having seen it before, would not report again).
+  if (typeof ResizeObserver !== "function") refit(node, widget);
 }
 
 /** Keep the hashes of the node's LoRA files with the node (saved in the workflow). */

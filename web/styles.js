@@ -54,7 +54,7 @@ const CSS = `
 .loradeck-card { display: flex; gap: 6px; align-items: flex-start; margin-bottom: 3px; white-space: normal; }
 .loradeck-node-preview { width: 64px; height: 64px; object-fit: cover; border-radius: 4px; flex: none; }
 .loradeck-card-title { font-weight: 600; }
-.loradeck-rows { font-size: 12px; color: var(--fg-color, #ddd); box-sizing: border-box; padding: 2px 4px; }
+.loradeck-rows { font-size: 12px; color: var(--fg-color, #ddd); box-sizing: border-box; padding: 2px 4px; overflow: hidden; }
 .loradeck-row { display: grid; grid-template-columns: 18px minmax(60px, 1fr) 56px 56px 22px; gap: 4px;
   align-items: center; height: 28px; }
 .loradeck-row-head { height: 16px; font-size: 10px; color: var(--descrip-text, #999); }
@@ -62,7 +62,7 @@ const CSS = `
 .loradeck-row select, .loradeck-row input[type=number] { font: inherit; min-width: 0; width: 100%; box-sizing: border-box;
   background: var(--comfy-input-bg, #222); color: inherit; border: 1px solid var(--border-color, #555); border-radius: 4px; }
 .loradeck-row-remove { font: inherit; background: none; border: none; color: inherit; cursor: pointer; padding: 0; }
-.loradeck-rows-foot { display: flex; align-items: center; gap: 8px; margin-top: 4px; }
+.loradeck-rows-foot { display: flex; align-items: center; gap: 8px; margin-top: 4px; height: 24px; }
 `;
 
 /** Add the stylesheet to `doc` unless it is there already. */
