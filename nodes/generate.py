@@ -41,7 +41,9 @@ class Generate:
                 "and SDXL; FlowMatch Euler/Heun, DPM++ 2M and UniPC (text-to-image only) fit SD3 and Flux "
                 "(no FlowMatch Heun on Flux); aMUSEd takes its own only. A misfit is reported by name.")}),
             "image": ("IMAGE", {"tooltip": "Start from this image (img2img; with a mask, inpainting). The output "
-                                           "has its size, centre-cropped to the model's 8/16-pixel grid."}),
+                                           "has its size, centre-cropped to the model's 8/16-pixel grid. On FLUX.2 "
+                                           "(no img2img in diffusers) an image without a mask is the reference of an "
+                                           "edit (every image of the batch; denoise 1)."}),
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
                 "With an image: how much to change it (diffusers' strength; about steps x denoise steps run). "
                 "0.3 keeps the picture, 1.0 repaints it. Text-to-image needs 1.0.")}),

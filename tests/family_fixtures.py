@@ -14,12 +14,31 @@ from loradeck.core.stacks.specs import GenerateParams
 DENOISER_TARGETS = {"sd1": ["to_q", "to_k", "to_v", "to_out.0"], "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
                     "sd3": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj"],
                     "flux": ["to_q", "to_k", "to_v", "to_out.0", "proj_out"],
-                    "amused": ["to_q", "to_k", "to_v", "to_out.0"]}
+                    # linear_1: the approximator's (distilled_guidance_layer.layers.N), which only Chroma has
+                    "chroma": ["to_q", "to_k", "to_v", "to_out.0", "proj_out", "linear_1"],
+                    "amused": ["to_q", "to_k", "to_v", "to_out.0"],
+                    # diffusers' Krea 2 DreamBooth script's targets, less the text-side ones (text_fusion blocks
+                    # still match to_q... by suffix)
+                    "krea2": ["to_q", "to_k", "to_v", "to_out.0", "to_gate", "ff.up", "ff.down", "img_in",
+                              "time_mod_proj"],
+                    "qwenimage": ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "img_mlp.net.2", "img_mod.1"],
+                    "zimage": ["to_q", "to_k", "to_v", "to_out.0", "w2"],
+                    # FLUX.2: double-block attention, the fused single-block projections, a SwiGLU input
+                    "flux2": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"],
+                    "flux2dev": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj", "ff.linear_in"]}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
-# what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there)
+# what diffusers' save_lora_weights accepts per family (Flux's T5 is not LoRA-able there; Chroma's only encoder is
+# a T5, whose LoRA diffusers' load_lora_weights refuses: tests/test_family_chroma.py checks it against peft;
+# FLUX.2's loader takes the transformer only)
 SAVED_TEXT_ENCODERS = {"sd1": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2"),
                        "sd3": ("text_encoder", "text_encoder_2"), "flux": ("text_encoder",),
-                       "amused": ("text_encoder",)}
+                       "amused": ("text_encoder",), "chroma": (), "krea2": (),
+                       "qwenimage": (), "zimage": (), "flux2": (), "flux2dev": ()}
+# the keyword of a family's classifier-free guidance scale when it is not diffusers' usual guidance_scale
+CFG_KEYWORD = {"qwenimage": "true_cfg_scale"}
+# diffusers' guidance_scale for a cfg, per family where it is not the cfg itself: Z-Image's and Krea 2's pipelines
+# compute pos + g * (pos - neg) and guide only when g > 0, so the usual cfg w is g = w - 1 (cfg 1: no guidance).
+DIFFUSERS_GUIDANCE = {"zimage": lambda cfg: max(cfg - 1.0, 0.0), "krea2": lambda cfg: max(cfg - 1.0, 0.0)}
 PARAMS = GenerateParams("a photo of a cat", "", seed=3, steps=3, cfg=4.0, width=64, height=64)
 
 
@@ -33,6 +52,10 @@ def _base(key: str):
 def fresh(key: str):
     """A new copy of the family's tiny pipeline (built once per session)."""
     return copy.deepcopy(_base(key))
+
+
+def diffusers_guidance(key: str, cfg: float) -> float:
+    return DIFFUSERS_GUIDANCE.get(key, float)(cfg)
 
 
 def render(key: str, pipe, params: GenerateParams = PARAMS) -> torch.Tensor:

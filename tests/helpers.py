@@ -59,3 +59,31 @@ def assert_bit_identical(before: dict, after: dict) -> None:
     assert before.keys() == after.keys()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert not changed, f"{len(changed)} tensors changed, e.g. {changed[:3]}"
+
+
+def check_parameter_difference(pipe, lora: dict, extra: dict, target: tuple[str, str], strength: float,
+                               tmp_path) -> None:
+    """``lora`` + the whole-parameter difference ``extra`` (one key) loads: ``target`` = (component, parameter path)
+    then holds its original plus ``strength`` x the difference (float32 sum, rounded once), and removing the adapter
+    gives it back bit for bit."""
+    from safetensors.torch import save_file
+
+    from loradeck.core import Deck
+
+    component, path = target
+    module, _, name = path.rpartition(".")
+    model = getattr(pipe, component)
+
+    def value():
+        found = model.get_submodule(module)
+        return getattr(getattr(found, "base_layer", found), name).detach().clone()
+
+    original = value()
+    file = os.path.join(str(tmp_path), "with_difference.safetensors")
+    save_file({**lora, **extra}, file)
+    deck = Deck(pipe).add(file, "d", model=strength, clip=strength)
+    (delta,) = extra.values()
+    expected = (original.float() + strength * delta.float()).to(original.dtype)
+    assert torch.equal(value(), expected)
+    deck.remove("d")
+    assert torch.equal(value(), original)

@@ -200,15 +200,17 @@ FLUX_NORMS = (("img_attn.norm.query_norm.scale", "attn.norm_q.weight"),
               ("txt_attn.norm.key_norm.scale", "attn.norm_added_k.weight"))
 
 
-def flux_to_original(sd: dict, prefix: str = "") -> dict:
-    """FluxTransformer2DModel keys -> BFL keys (``double_blocks`` / ``single_blocks``); BFL files have no prefix."""
+def flux_to_original(sd: dict, prefix: str = "", pruned: bool = False) -> dict:
+    """FluxTransformer2DModel keys -> BFL keys (``double_blocks`` / ``single_blocks``); BFL files have no prefix.
+    ``pruned``: a model without modulation layers (Chroma's blocks)."""
     sd = dict(sd)
     out = {}
     for kind in ("weight", "bias"):
         for new, old in FLUX_TOP:
             if f"{old}.{kind}" in sd:
                 out[f"{new}.{kind}"] = sd.pop(f"{old}.{kind}")
-        out[f"final_layer.adaLN_modulation.1.{kind}"] = _swap_halves(sd.pop(f"norm_out.linear.{kind}"))
+        if not pruned:
+            out[f"final_layer.adaLN_modulation.1.{kind}"] = _swap_halves(sd.pop(f"norm_out.linear.{kind}"))
     doubles = {int(k.split(".")[1]) for k in sd if k.startswith("transformer_blocks.")}
     singles = {int(k.split(".")[1]) for k in sd if k.startswith("single_transformer_blocks.")}
     for i in sorted(doubles):
@@ -216,7 +218,7 @@ def flux_to_original(sd: dict, prefix: str = "") -> dict:
         for kind in ("weight", "bias"):
             out[f"{dst}img_attn.qkv.{kind}"] = torch.cat([sd.pop(f"{src}attn.to_{p}.{kind}") for p in "qkv"])
             out[f"{dst}txt_attn.qkv.{kind}"] = torch.cat([sd.pop(f"{src}attn.add_{p}_proj.{kind}") for p in "qkv"])
-            for new, old in FLUX_DOUBLE:
+            for new, old in FLUX_DOUBLE[2:] if pruned else FLUX_DOUBLE:  # the first two: img_mod / txt_mod
                 out[f"{dst}{new}.{kind}"] = sd.pop(f"{src}{old}.{kind}")
         for new, old in FLUX_NORMS:
             out[dst + new] = sd.pop(src + old)
@@ -226,8 +228,46 @@ def flux_to_original(sd: dict, prefix: str = "") -> dict:
             parts = [sd.pop(f"{src}attn.to_{p}.{kind}") for p in "qkv"] + [sd.pop(f"{src}proj_mlp.{kind}")]
             out[f"{dst}linear1.{kind}"] = torch.cat(parts)
             out[f"{dst}linear2.{kind}"] = sd.pop(f"{src}proj_out.{kind}")
-            out[f"{dst}modulation.lin.{kind}"] = sd.pop(f"{src}norm.linear.{kind}")
+            if not pruned:
+                out[f"{dst}modulation.lin.{kind}"] = sd.pop(f"{src}norm.linear.{kind}")
         out[f"{dst}norm.query_norm.scale"] = sd.pop(f"{src}attn.norm_q.weight")
         out[f"{dst}norm.key_norm.scale"] = sd.pop(f"{src}attn.norm_k.weight")
     assert not sd, f"unmapped Flux keys: {sorted(sd)[:5]}"
     return {prefix + k: v for k, v in out.items()}
+
+
+def chroma_to_original(sd: dict, prefix: str = "") -> dict:
+    """ChromaTransformer2DModel keys -> lodestones' / ComfyUI's keys: Flux's blocks without modulation layers, and
+    the approximator (``distilled_guidance_layer``: ``layers.N.linear_1`` / ``linear_2`` are ``in_layer`` /
+    ``out_layer``, ``norms.N.weight`` is ``norms.N.scale``), as ``convert_chroma_transformer_checkpoint_to_
+    diffusers`` reads them."""
+    sd = dict(sd)
+    out = {}
+    for key in [k for k in sd if k.startswith("distilled_guidance_layer.")]:
+        new = key.replace(".linear_1.", ".in_layer.").replace(".linear_2.", ".out_layer.")
+        out[new.removesuffix(".weight") + ".scale" if ".norms." in key else new] = sd.pop(key)
+    return {**{prefix + k: v for k, v in out.items()}, **flux_to_original(sd, prefix, pruned=True)}
+
+
+ZIMAGE_ATTENTION = (("to_out.0", "out"), ("norm_q", "q_norm"), ("norm_k", "k_norm"))
+
+
+def zimage_to_original(sd: dict, prefix: str = "model.diffusion_model.") -> dict:
+    """ZImageTransformer2DModel keys -> ComfyUI's (Lumina 2 NextDiT) keys, as in ``z_image_turbo_bf16.safetensors``:
+    ``attention.qkv`` = to_q, to_k, to_v stacked; ``attention.out`` / ``q_norm`` / ``k_norm``; ``x_embedder`` and
+    ``final_layer`` without the patch-size key."""
+    sd, out = dict(sd), {}
+    for key in [k for k in sd if k.endswith(".attention.to_q.weight")]:
+        stem = key[: -len("to_q.weight")]
+        out[stem + "qkv.weight"] = torch.cat([sd.pop(f"{stem}to_{p}.weight") for p in "qkv"])
+        for new, old in ZIMAGE_ATTENTION:
+            out[f"{stem}{old}.weight"] = sd.pop(f"{stem}{new}.weight")
+    for key in list(sd):
+        name = key.replace("all_x_embedder.2-1.", "x_embedder.").replace("all_final_layer.2-1.", "final_layer.")
+        out[name] = sd.pop(key)
+    return {prefix + k: v for k, v in out.items()}
+
+
+def qwen3_to_comfy(sd: dict, prefix: str = "model.") -> dict:
+    """Qwen3Model keys as ComfyUI's ``qwen_3_4b.safetensors`` holds them (transformers names under ``model.``)."""
+    return {prefix + k: v for k, v in sd.items()}

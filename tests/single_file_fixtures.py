@@ -10,13 +10,16 @@ import torch
 from safetensors.torch import save_file
 
 from original_layout import (
+    chroma_to_original,
     clip_to_ldm,
     clip_to_open_clip,
     flux_to_original,
+    qwen3_to_comfy,
     sd3_to_original,
     t5_to_ldm,
     unet_to_ldm,
     vae_to_ldm,
+    zimage_to_original,
 )
 
 PREFIX = "model.diffusion_model."
@@ -34,7 +37,8 @@ def denoiser(key: str, pipe, prefix: str = PREFIX) -> dict:
     if key in ("sd1", "sdxl"):
         unet = pipe.unet
         return unet_to_ldm(unet.state_dict(), unet.config.layers_per_block, _up_with_attention(unet))
-    convert = sd3_to_original if key == "sd3" else flux_to_original
+    convert = {"sd3": sd3_to_original, "flux": flux_to_original, "chroma": chroma_to_original,
+               "zimage": zimage_to_original}[key]
     return convert(pipe.transformer.state_dict(), prefix)
 
 
@@ -44,6 +48,8 @@ def encoders_in_file(key: str, pipe) -> dict:
     if key == "sdxl":
         return {**clip_to_ldm(pipe.text_encoder.state_dict(), "conditioner.embedders.0.transformer."),
                 **clip_to_open_clip(pipe.text_encoder_2.state_dict(), "conditioner.embedders.1.model.")}
+    if key == "zimage":  # ComfyUI's checkpoints keep Qwen3-4B under text_encoders.qwen3_4b.transformer.
+        return qwen3_to_comfy(pipe.text_encoder.state_dict(), "text_encoders.qwen3_4b.transformer.model.")
     out = clip_to_ldm(pipe.text_encoder.state_dict(), "text_encoders.clip_l.transformer.")
     if key == "sd3":
         out.update(clip_to_ldm(pipe.text_encoder_2.state_dict(), "text_encoders.clip_g.transformer."))
@@ -60,7 +66,7 @@ def save(tensors: dict, path: str) -> str:
 
 def all_in_one(key: str, pipe, path: str, junk: bool = True) -> str:
     """Denoiser + VAE + text encoders in one file (SD1/SDXL always; SD3 "incl_clips"; Flux all-in-one)."""
-    vae_prefix = "vae." if key == "flux" else "first_stage_model."
+    vae_prefix = "vae." if key in ("flux", "zimage") else "first_stage_model."
     tensors = {**denoiser(key, pipe), **vae_to_ldm(pipe.vae.state_dict(), vae_prefix), **encoders_in_file(key, pipe)}
     if junk:
         tensors.update(JUNK if key == "sd1" else {"alphas_cumprod": JUNK["alphas_cumprod"]})
@@ -68,12 +74,17 @@ def all_in_one(key: str, pipe, path: str, junk: bool = True) -> str:
 
 
 def split(key: str, pipe, models: str) -> str:
-    """A transformer-only checkpoint (Flux: BFL's unprefixed keys, no VAE; SD3: with its VAE, as SAI ships
-    sd3.5_large.safetensors) and the text encoders / VAE as separate files where ComfyUI users keep them."""
+    """A transformer-only checkpoint (Flux: BFL's unprefixed keys, no VAE; Z-Image: ComfyUI's unprefixed keys, no
+    VAE; SD3: with its VAE, as SAI ships sd3.5_large.safetensors) and the text encoders / VAE as separate files
+    where ComfyUI users keep them."""
     name = f"tiny-{key}-transformer-only.safetensors"
     checkpoints = os.path.join(models, "checkpoints")
     encoders = os.path.join(models, "text_encoders")
-    if key == "flux":
+    if key == "zimage":  # ComfyUI's split files: z_image_turbo_bf16, qwen_3_4b, ae
+        save(denoiser(key, pipe, prefix=""), os.path.join(checkpoints, name))
+        save(vae_to_ldm(pipe.vae.state_dict(), prefix=""), os.path.join(models, "vae", "ae.safetensors"))
+        save(qwen3_to_comfy(pipe.text_encoder.state_dict()), os.path.join(encoders, "qwen_3_4b.safetensors"))
+    elif key == "flux":
         save(denoiser(key, pipe, prefix=""), os.path.join(checkpoints, name))
         save(vae_to_ldm(pipe.vae.state_dict(), prefix=""), os.path.join(models, "vae", "ae.safetensors"))
         save(t5_to_ldm(pipe.text_encoder_2.state_dict(), ""), os.path.join(encoders, "t5xxl_tiny.safetensors"))

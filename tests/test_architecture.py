@@ -115,3 +115,17 @@ def test_core_is_a_map_of_small_folders():
     assert crowded == {}
     families = PACK / "core" / "families"
     assert not [p.name for p in families.glob("*.py") if p.name != "__init__.py"]  # only the registry
+
+
+def test_pyproject_installs_every_package_and_family_config():
+    """A non-editable install gets every subpackage and every family's configs (the list is explicit)."""
+    import tomllib
+
+    setup = tomllib.loads((PACK / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed, data = set(setup["packages"]), setup["package-data"]
+    for package in PACKAGES:
+        for init in (PACK / package).rglob("__init__.py"):
+            assert _module_name(init) in listed, f"pyproject.toml's packages lacks {_module_name(init)}"
+    for configs in (PACK / "core" / "families").glob("*/configs"):
+        name = _module_name(configs.parent / "__init__.py")
+        assert "configs/**/*.json" in data.get(name, []), f"pyproject.toml's package-data lacks {name}'s configs"

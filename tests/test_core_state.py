@@ -169,3 +169,23 @@ def test_the_finiteness_check_finds_one_bad_value_anywhere(dtype, bad):
         spoiled = weight.clone()
         spoiled.view(-1)[flat] = bad
         assert not finite(spoiled) and not finite(spoiled.permute(0, 2, 3, 1))  # contiguous or not
+
+
+def test_a_family_fix_runs_once_when_a_pipeline_is_taken_over_before_anything_reads_it(pipe, runtime):
+    """``Family.fix`` (a repair diffusers' pipelines of a family need) runs on every pipeline an owner takes over,
+    before the owner indexes its modules; a failing fix leaves no owner behind."""
+    from dataclasses import replace
+
+    from loradeck.core.adapters.owner import PipelineOwner
+    from loradeck.core.families import FAMILIES
+
+    seen = []
+
+    def fix(p):
+        seen.append((p, [n for n, _ in p.unet.named_modules()][:1]))
+        p.unet.register_to_config(fixed=True)
+
+    owner = PipelineOwner(pipe, replace(FAMILIES["sd1"], fix=fix), "fixed", runtime, "p1")
+    assert seen == [(pipe, [""])] and owner.pipe.unet.config.fixed
+    with pytest.raises(ZeroDivisionError):
+        PipelineOwner(pipe, replace(FAMILIES["sd1"], fix=lambda p: 1 / 0), "broken", runtime, "p2")

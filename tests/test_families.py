@@ -14,6 +14,10 @@ from loradeck.core.families import FAMILIES
 from loradeck.core.files.reading import read_metadata
 
 KEYS = list(FAMILIES)
+# families whose reloaded weights (diffusers' from_pretrained: tensors where the file puts them, not 64-byte
+# aligned) round differently from the same weights built in memory, and by how much at most (checked: cloning the
+# loaded parameters makes the images equal again)
+UNALIGNED_LOADS = {"qwenimage": 1e-5, "krea2": 1e-5, "flux2": 1e-5}
 
 
 def _weights_of(pipe, family):
@@ -148,11 +152,14 @@ def test_lbw_vector_equals_the_dict_form(key, vector, family_files):
         Deck(fresh(key)).add(path, "x").set_weights_text("x: lbw=1,0,1")
 
 
-@pytest.mark.parametrize("key", ["sd3", "flux", "amused"])
+@pytest.mark.parametrize("key", ["sd3", "flux", "amused", "chroma", "qwenimage", "flux2"])
 def test_transformer_ranges_equal_removing_those_blocks(key, family_files, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    group = {"sd3": "transformer_blocks", "flux": "transformer_blocks", "amused": "transformer_layers"}[key]
+    group = {"sd3": "transformer_blocks", "flux": "transformer_blocks", "amused": "transformer_layers",
+             "chroma": "transformer_blocks",
+             "qwenimage": "transformer_blocks",
+             "flux2": "transformer_blocks"}[key]
     path = family_files[key]["first"]
     state = load_file(path)
     without = {k: v for k, v in state.items() if not k.startswith(f"transformer.{group}.0.")}
@@ -176,14 +183,27 @@ def test_flux_index_matching_is_exact(family_files):
 
 @pytest.mark.parametrize("key", KEYS)
 def test_saved_diffusers_folder_loads_through_the_node(key, tmp_path, use_models):
+    from diffusers import DiffusionPipeline
+
     from loradeck.nodes import NODE_CLASS_MAPPINGS
 
     pipe = fresh(key)
-    pipe.save_pretrained(str(tmp_path / "diffusers" / f"my-{key}"))
+    folder = str(tmp_path / "diffusers" / f"my-{key}")
+    pipe.save_pretrained(folder)
     use_models(str(tmp_path))
     handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load(f"my-{key}", "float32")[0]
     assert handle.owner.family.key == key
-    assert torch.equal(render(key, handle.owner.pipe), render(key, pipe))
+    loaded = render(key, handle.owner.pipe)
+    absent = {name: None for name, part in pipe.components.items() if part is None}  # SD3 without T5
+    own = DiffusionPipeline.from_pretrained(folder, local_files_only=True, **absent)
+    own.set_progress_bar_config(disable=True)
+    if FAMILIES[key].fix is not None:  # the repairs of diffusers bugs LoRA Deck applies to every pipeline it owns
+        FAMILIES[key].fix(own)
+    assert torch.equal(loaded, render(key, own))  # exactly what diffusers' own loader makes of the folder
+    if key in UNALIGNED_LOADS:  # safetensors' 8-byte-aligned tensors take other CPU kernel paths: last-bit changes
+        assert (loaded - render(key, pipe)).abs().max() <= UNALIGNED_LOADS[key]
+    else:
+        assert torch.equal(loaded, render(key, pipe))
 
 
 def test_single_file_checkpoints_are_listed_and_bad_ones_explained(tmp_path, use_models):

@@ -194,3 +194,33 @@ def test_a_partial_match_is_refused_unless_asked_for(tmp_path, format_dir, use_m
     assert "WARNING: 1 of its modules are not in this pipeline" in report.text()
     assert "renamed_block_proj" in report.text()
     assert report.to_dict()["warnings"]
+
+
+def test_one_module_under_two_names_is_applied_once_and_differing_copies_are_refused(tmp_path, files):
+    """A file may name a module twice (Z-Image's fused ``attention.qkv`` beside its split ``to_q/k/v``; here the
+    diffusers and the original LDM kohya names of one SD 1.x layer): the same change is applied once, as diffusers
+    and ComfyUI each apply one of the names; copies that differ are refused, the pipeline unchanged."""
+    from safetensors.torch import load_file
+
+    source = load_file(files["k"])
+    stem = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"
+    copy = {k.replace(stem, "lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q"): v.clone()
+            for k, v in source.items() if k.startswith(stem + ".")}
+    twice = str(tmp_path / "twice.safetensors")
+    save_file({**source, **copy}, twice)
+    once, doubled = make_pipe(), make_pipe()
+    Deck(once).add(files["k"], "x").fuse()
+    deck = Deck(doubled).add(twice, "x")
+    report = deck.owner.prepare(twice).report
+    assert report.matched == report.total and not report.partial
+    deck.fuse()
+    assert_bit_identical(base_weights(once), base_weights(doubled))
+    key = "lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_up.weight"
+    differing = str(tmp_path / "differing.safetensors")
+    save_file({**source, **copy, key: copy[key] * 2}, differing)
+    pipe = make_pipe()
+    before = base_weights(pipe)
+    with pytest.raises(LoraFileError, match=r"differing.safetensors.*patches unet module down_blocks\.0\.attentions"
+                                            r"\.0\.transformer_blocks\.0\.attn1\.to_q twice with different changes"):
+        Deck(pipe).add(differing)
+    assert_bit_identical(before, base_weights(pipe))

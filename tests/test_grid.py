@@ -1,5 +1,7 @@
 """LoRA Grid: every cell of the one batched pass equals the same configuration run alone through Generate
-(fp32, <= 2/255), for SD1, SDXL and Flux, with a strength axis on one adapter; fallbacks say why."""
+(fp32, <= 2/255), for SD1, SDXL, Flux, Chroma, Krea 2, Qwen-Image, Z-Image and FLUX.2 [klein] (whose
+classifier-free guidance runs the conditional and unconditional rows in two passes), with a strength axis on one
+adapter; fallbacks say why."""
 
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ X_WEIGHTS = [{"model": 0.0, "clip": 0.0}, {"model": 0.6, "clip": 0.6}, {"model":
              {"model": "ramp(1.2, 0)", "clip": 1.2}]
 Y_AXIS = "adapters: none | second"
 Y_SECOND = [False, True]
+GRID_FAMILIES = ["sd1", "sdxl", "flux", "chroma", "krea2", "qwenimage", "zimage", "flux2"]
+# Flux has no classic negative prompt; Qwen-Image's call sends an empty one as " " (its true CFG needs one)
+NEGATIVE = {"flux": "", "qwenimage": "", "flux2": ""}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,7 @@ def family_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("grid_loras")
     return {key: {"first": save_family_lora(key, str(root / f"{key}_first.safetensors"), seed=1),
                   "second": save_family_lora(key, str(root / f"{key}_second.safetensors"), seed=2)}
-            for key in ("sd1", "sdxl", "flux")}
+            for key in GRID_FAMILIES}
 
 
 def _alone(deck: Deck, x_weights: dict, second_on: bool, params) -> torch.Tensor:
@@ -39,10 +44,10 @@ def _alone(deck: Deck, x_weights: dict, second_on: bool, params) -> torch.Tensor
     return generate(deck.owner, deck.stack, params)
 
 
-@pytest.mark.parametrize("key", ["sd1", "sdxl", "flux"])
+@pytest.mark.parametrize("key", GRID_FAMILIES)
 def test_every_cell_equals_its_configuration_run_alone(key, family_files):
     files = family_files[key]
-    params = dataclasses.replace(PARAMS, steps=4, negative_prompt="" if key == "flux" else "blurry")
+    params = dataclasses.replace(PARAMS, steps=4, negative_prompt=NEGATIVE.get(key, "blurry"))
     deck = Deck(fresh(key)).add(files["first"], "first", model=0.8).add(files["second"], "second", model=0.7, clip=0.5)
     stack = deck.stack
     result = run_grid(deck.owner, stack, params, X_AXIS, Y_AXIS)
@@ -153,3 +158,19 @@ def test_the_grid_warns_in_its_text_and_log_and_its_png_records_each_cells_stack
         "cell 3 (style: 0 / strong): style: clip=0 model=0, kohya: clip=1.2 model=1.2; "
         "cell 4 (style: 1 / strong): style: clip=1 model=1, kohya: clip=1.2 model=1.2")
     assert {r["name"] for r in fields["resources"] if r["type"] == "lora"} == {"style", "kohya"}
+
+
+def test_rows_inside_a_folding_module_follow_its_own_batch():
+    """Krea 2's text fusion runs its layerwise blocks on (batch x tokens) rows: each cell's rows come together
+    there, while elsewhere (and without a folding module) the cells repeat as classifier-free guidance stacks them."""
+    from loradeck.core.adapters.mixed_batch import MixedBatchError, _Outer, _row_names
+
+    outer = _Outer()
+    assert _row_names(("a", "b"), 4, None) == ["a", "b", "a", "b"]
+    outer.batch = 2
+    assert _row_names(("a", "b"), 2, outer) == ["a", "b"]  # the module's own rows: as everywhere else
+    assert _row_names(("a", "b"), 6, outer) == ["a"] * 3 + ["b"] * 3
+    outer.batch = 4  # unconditional and conditional rows in one call
+    assert _row_names(("a", "b"), 8, outer) == ["a", "a", "b", "b", "a", "a", "b", "b"]
+    with pytest.raises(MixedBatchError, match="batch of 9 inside a module run on a batch of 4"):
+        _row_names(("a", "b"), 9, outer)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 
 import diffusers
+import numpy as np
 import pytest
 import torch
 
-from family_fixtures import SAVED_TEXT_ENCODERS, diffusers_reference, fresh
+from family_fixtures import CFG_KEYWORD, SAVED_TEXT_ENCODERS, diffusers_guidance, diffusers_reference, fresh
 from helpers import spec
 from lora_fixtures import save_family_lora
 from loradeck.core import Deck, GenerateParams, SpecError, StackSpec, generate
@@ -17,7 +19,7 @@ from loradeck.core.families import FAMILIES, family_for_class
 from loradeck.core.families import SCHEDULER_CHOICES as CHOICES
 from loradeck.core.generation.generate import pipeline_for, plan
 from loradeck.core.generation.image_inputs import make_source
-from loradeck.core.models.family import IMG2IMG, INPAINT, TXT2IMG
+from loradeck.core.models.family import EDIT, IMG2IMG, INPAINT, TXT2IMG
 from loradeck.core.models.schedulers import DEFAULT, fitting
 from loradeck.core.stacks.stack_ops import fuse
 
@@ -42,6 +44,11 @@ EPSILON = {
     "DEIS": ("DEISMultistepScheduler", {}), "LCM": ("LCMScheduler", {}),
 }
 FLOW_SIGMAS = {"use_flow_sigmas": True, "prediction_type": "flow_prediction", "flow_shift": 1.0}  # tiny: shift 1
+# FLUX.2's scheduler config: shift 3, dynamic shifting (its pipelines pass mu)
+FLUX2 = {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+         **{name: (cls, {**FLOW_SIGMAS, "flow_shift": 3.0, "use_dynamic_shifting": True})
+            for name, cls in (("DPM++ 2M", "DPMSolverMultistepScheduler"), ("UniPC", "UniPCMultistepScheduler"),
+                              ("DEIS", "DEISMultistepScheduler"))}}
 EXPECTED = {
     "sd1": EPSILON, "sdxl": EPSILON,
     "sd3": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
@@ -52,8 +59,28 @@ EXPECTED = {
              "DPM++ 2M": ("DPMSolverMultistepScheduler", {**FLOW_SIGMAS, "use_dynamic_shifting": True}),
              "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
     "amused": {},
+    "chroma": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+               "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
+    "krea2": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+              "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
+    "qwenimage": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+                  "FlowMatch Euler shift 3 (Lightning)": (  # Qwen-Image-Lightning's README: shift 3 everywhere
+                      "FlowMatchEulerDiscreteScheduler", {"base_shift": math.log(3), "max_shift": math.log(3),
+                                                          "shift_terminal": None, "use_dynamic_shifting": True,
+                                                          "time_shift_type": "exponential"}),
+                  "UniPC": ("UniPCMultistepScheduler", FLOW_SIGMAS)},
+    "zimage": {"FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+               "UniPC": ("UniPCMultistepScheduler", {**FLOW_SIGMAS, "flow_shift": 3.0})},  # Turbo's shift 3
+    "flux2": FLUX2, "flux2dev": FLUX2,
 }
-TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}}
+TXT2IMG_ONLY = {"sd3": {"DPM++ 2M", "UniPC"}, "flux": {"DPM++ 2M", "UniPC"}, "chroma": {"UniPC"},
+                "krea2": {"UniPC"}, "qwenimage": {"UniPC"}, "zimage": {"UniPC"},
+                "flux2": {"DPM++ 2M", "UniPC", "DEIS"}, "flux2dev": {"DPM++ 2M", "UniPC", "DEIS"}}
+EDITS = ("flux2", "flux2dev")  # an edit runs the text-to-image class: every scheduler of the table fits it
+WITH_VARIANTS = [key for key, family in FAMILIES.items() if family.img2img and family.inpaint]
+# arguments a user adds to the call for a scheduler: Z-Image's pipeline hands UniPC its sigmas as a list, which
+# UniPC cannot scale; the same sigmas (linspace(1, 1/steps, steps)) as an array run
+CALL_EXTRA = {("zimage", "UniPC"): {"sigmas": np.array(torch.linspace(1.0, 1 / PARAMS.steps, PARAMS.steps).tolist())}}
 CASES = [(key, name) for key, table in EXPECTED.items() for name in table]
 
 
@@ -69,9 +96,10 @@ def references():
 
 def direct(key: str, pipe, params: GenerateParams = PARAMS, **extra) -> torch.Tensor:
     """diffusers' pipeline called as a user would, every argument spelled out here."""
-    kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps, "guidance_scale": params.cfg,
+    kwargs = {"prompt": params.prompt, "num_inference_steps": params.steps,
+              CFG_KEYWORD.get(key, "guidance_scale"): diffusers_guidance(key, params.cfg),
               "generator": torch.Generator("cpu").manual_seed(params.seed), "output_type": "np", **extra}
-    if key != "flux":  # Flux has no classic negative prompt
+    if "negative_prompt" in inspect.signature(type(pipe).__call__).parameters:  # Flux, FLUX.2: no negative prompt
         kwargs["negative_prompt"] = params.negative_prompt
     with torch.inference_mode():
         return torch.from_numpy(pipe(**kwargs).images.copy())
@@ -83,7 +111,7 @@ def direct_with(key: str, pipe, name: str) -> torch.Tensor:
     original = pipe.scheduler
     pipe.scheduler = getattr(diffusers, cls).from_config(original.config, **overrides)
     try:
-        return direct(key, pipe, width=64, height=64)
+        return direct(key, pipe, width=64, height=64, **CALL_EXTRA.get((key, name), {}))
     finally:
         pipe.scheduler = original
 
@@ -94,6 +122,8 @@ def test_the_table_is_as_documented():
         assert fitting(family, TXT2IMG) == (DEFAULT, *table), key
         for mode in (IMG2IMG, INPAINT):
             assert fitting(family, mode) == (DEFAULT, *(n for n in table if n not in TXT2IMG_ONLY.get(key, ()))), key
+        if key in EDITS:
+            assert fitting(family, EDIT) == (DEFAULT, *table), key
     assert set(CHOICES) == {DEFAULT, *(n for t in EXPECTED.values() for n in t)} and CHOICES[0] == DEFAULT
 
 
@@ -107,7 +137,10 @@ def test_each_scheduler_equals_diffusers_called_directly(key, name, owners, refe
     assert dict(before.config) == dict(references[key].scheduler.config)
 
 
-LORA_CASES = [(key, name) for key, name in CASES if key != "amused"]
+# FLUX.2 [dev] runs klein's transformer, schedulers and LoRA path: its schedulers are checked without a stack; klein's
+# with one on a FlowMatch and a multistep solver (DEIS and UniPC take the same flow-sigma path as DPM++ 2M)
+LORA_CASES = [(key, name) for key, name in CASES
+              if key not in ("amused", "flux2dev") and (key != "flux2" or name in ("FlowMatch Euler", "DPM++ 2M"))]
 LORA_WEIGHTS = {"first": (0.7, 0.4), "second": (-0.5, 1.0)}  # model, clip
 
 
@@ -163,6 +196,25 @@ MASK = torch.ones(1, 64, 64)
     ("sd3", "DPM++ 2M", IMG2IMG, r"runs Stable Diffusion 3 text-to-image only \(.*scale_noise.*\); for img2img "
                                  r"choose one of: model default, FlowMatch Euler, FlowMatch Heun$"),
     ("flux", "UniPC", INPAINT, r"text-to-image only.*for inpainting choose one of: model default, FlowMatch Euler$"),
+    # Chroma's pipelines always pass their own sigmas, which diffusers' DPM solver refuses (Flux's entry is out)
+    ("chroma", "DPM++ 2M", TXT2IMG, r"does not fit Chroma pipelines; the ones that do: model default, "
+                                    r"FlowMatch Euler, UniPC$"),
+    ("chroma", "UniPC", IMG2IMG, r"text-to-image only.*for img2img choose one of: model default, FlowMatch Euler$"),
+    ("krea2", "DPM++ 2M", TXT2IMG, r"'DPM\+\+ 2M' does not fit Krea 2 pipelines; the ones that do: model default, "
+                                   r"FlowMatch Euler, UniPC$"),
+    ("krea2", "FlowMatch Heun", TXT2IMG, r"does not fit Krea 2 pipelines"),
+    ("qwenimage", "DPM++ 2M", TXT2IMG, r"'DPM\+\+ 2M' does not fit Qwen-Image pipelines; the ones that do: model "
+                                       r"default, FlowMatch Euler, FlowMatch Euler shift 3 \(Lightning\), UniPC$"),
+    ("qwenimage", "UniPC", IMG2IMG, r"runs Qwen-Image text-to-image, edit only \(.*scale_noise.*\); for img2img "
+                                    r"choose one of: model default, FlowMatch Euler, FlowMatch Euler shift 3"),
+    ("zimage", "DPM++ 2M", TXT2IMG, r"does not fit Z-Image pipelines; the ones that do: model default, FlowMatch "
+                                    r"Euler, UniPC$"),
+    ("zimage", "UniPC", IMG2IMG, r"runs Z-Image text-to-image only.*for img2img choose one of: model default, "
+                                 r"FlowMatch Euler$"),
+    ("flux2", "UniPC", INPAINT, r"'UniPC' runs FLUX.2 \[klein\] text-to-image, edit only \(.*scale_noise.*\); for "
+                                r"inpainting choose one of: model default, FlowMatch Euler$"),
+    ("flux2dev", "FlowMatch Heun", EDIT, r"'FlowMatch Heun' does not fit FLUX.2 \[dev\] pipelines; the ones that "
+                                         r"do: model default, FlowMatch Euler, DPM\+\+ 2M, UniPC, DEIS$"),
 ])
 def test_an_unfitting_scheduler_is_refused_by_name_and_changes_nothing(key, scheduler, mode, match, owners, files):
     owner = owners[key]
@@ -224,7 +276,7 @@ def test_image_is_cropped_like_vae_encode_and_the_mask_resized_to_it():
     assert make_source(None, None, 8) is None
 
 
-@pytest.mark.parametrize("key", list(FAMILIES))
+@pytest.mark.parametrize("key", WITH_VARIANTS)
 def test_variants_share_the_owners_modules_and_leave_its_dtype(key):
     pipe = fresh(key)
     for module in pipe.components.values():
@@ -232,8 +284,11 @@ def test_variants_share_the_owners_modules_and_leave_its_dtype(key):
             module.to(torch.bfloat16)  # diffusers' from_pipe casts to float32 unless stopped
     owner = Deck(pipe).owner
     family = owner.family
-    for mode, image, mask in ((IMG2IMG, IMAGE, None), (INPAINT, IMAGE, MASK)):
-        run = plan(owner, GenerateParams(**{**vars(PARAMS), "denoise": 0.5}), image, mask)
+    for mode, image, mask in ((family.mode(IMG2IMG, type(pipe).__name__), IMAGE, None), (INPAINT, IMAGE, MASK)):
+        if not family.variant(mode):  # FLUX.2 [dev] has no inpainting class (refused: test_img2img)
+            continue
+        denoise = 1.0 if mode == EDIT else 0.5  # an edit always denoises fully
+        run = plan(owner, GenerateParams(**{**vars(PARAMS), "denoise": denoise}), image, mask)
         variant = pipeline_for(owner, run)
         assert type(variant).__name__ == family.variant(mode)
         assert isinstance(variant, getattr(diffusers, family.variant(mode)))
@@ -241,16 +296,20 @@ def test_variants_share_the_owners_modules_and_leave_its_dtype(key):
             if isinstance(module, torch.nn.Module):
                 assert getattr(variant, name) is module, name
                 assert module.dtype == torch.bfloat16, name
-        assert variant.scheduler is not pipe.scheduler
+        if type(pipe).__name__ == family.variant(mode):  # an edit in the text-to-image class: the pipeline itself
+            assert variant is pipe
+        else:
+            assert variant.scheduler is not pipe.scheduler
 
 
-@pytest.mark.parametrize("key", list(FAMILIES))
+@pytest.mark.parametrize("key", WITH_VARIANTS)
 def test_the_python_api_takes_every_pipeline_class_of_a_family(key):
     family = FAMILIES[key]
     assert {family_for_class(c).key for c in family.classes} == {key}
     base = fresh(key)
-    img2img = getattr(diffusers, family.img2img)(**{k: v for k, v in copy.deepcopy(base).components.items()
-                                                     if k in _init_params(family.img2img)})
+    other = family.img2img or family.inpaint or family.pipeline_classes[-1]  # FLUX.2: its inpainting class
+    img2img = getattr(diffusers, other)(**{k: v for k, v in copy.deepcopy(base).components.items()
+                                           if k in _init_params(other)})
     img2img.set_progress_bar_config(disable=True)
     deck = Deck(img2img)
     assert deck.owner.family is family
@@ -275,6 +334,11 @@ def test_an_image_edits_on_an_edit_model_or_where_the_family_only_edits():
     assert qwen_like.mode(IMG2IMG, "EditPlusPipeline") == EDIT  # an edit model: the image is to be edited
     assert qwen_like.variant(EDIT, "EditPlusPipeline") == "EditPlusPipeline"  # in its own class
     assert qwen_like.mode(INPAINT, "EditPlusPipeline") == INPAINT
+    assert qwen_like.variant(INPAINT, "EditPlusPipeline") == sd1.inpaint  # no edit_inpaint: the family's inpaint
+    masked = replace(qwen_like, edit_inpaint="EditInpaintPipeline")  # an edit model edits inside the mask
+    assert masked.variant(INPAINT, "EditPlusPipeline") == "EditInpaintPipeline"
+    assert masked.variant(INPAINT, "StableDiffusionPipeline") == sd1.inpaint
+    assert masked.edits("EditInpaintPipeline") and not masked.edits(sd1.inpaint)
     klein_like = replace(sd1, img2img="", edit="StableDiffusionPipeline")  # edits with reference images
     assert klein_like.mode(IMG2IMG, "StableDiffusionPipeline") == EDIT
     assert klein_like.variant(EDIT) == "StableDiffusionPipeline"

@@ -44,7 +44,8 @@ def test_a_schedule_for_the_text_encoder_is_refused(pipe, files):
 @pytest.fixture(scope="module")
 def family_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("schedule_loras")
-    return {key: save_family_lora(key, str(root / f"{key}.safetensors"), seed=4) for key in ("sd1", "flux")}
+    return {key: save_family_lora(key, str(root / f"{key}.safetensors"), seed=4)
+            for key in ("sd1", "flux", "chroma", "krea2", "qwenimage", "zimage", "flux2")}
 
 
 def _reference(key: str, path: str, params):
@@ -66,7 +67,7 @@ def _reference(key: str, path: str, params):
         return torch.from_numpy(pipe(**kwargs).images.copy())
 
 
-@pytest.mark.parametrize("key", ["sd1", "flux"])
+@pytest.mark.parametrize("key", ["sd1", "flux", "chroma", "krea2", "qwenimage", "zimage", "flux2"])
 def test_schedule_equals_diffusers_set_adapters_between_steps(key, family_files):
     params = dataclasses.replace(PARAMS, steps=STEPS)
     deck = Deck(fresh(key)).add(family_files[key], name="s", model=1.0, clip=0.7)

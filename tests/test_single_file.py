@@ -26,7 +26,7 @@ from loradeck.core.models.single_file import LocalFiles, identify, load_single_f
 from loradeck.core.settings import TOKENIZERS_ENV
 from single_file_fixtures import all_in_one, split
 
-KEYS = ["sd1", "sdxl", "sd3", "flux"]
+KEYS = ["sd1", "sdxl", "sd3", "flux", "zimage"]
 BY_KEY = {a.key: a for a in ARCHS}
 CPU = torch.device("cpu")
 NODE = "LoadPipeline|LoRADeck"
@@ -57,7 +57,7 @@ def models(tmp_path_factory):
     out = {"root": str(root)}
     for key in KEYS:
         out[key] = all_in_one(key, fresh(key), str(root / "all" / "checkpoints" / f"tiny-{key}.safetensors"))
-    for key in ("sd3", "flux"):
+    for key in ("sd3", "flux", "zimage"):
         folder = root / f"{key}_split"
         out[f"{key}-split"] = str(folder / "checkpoints" / split(key, fresh(key), str(folder)))
     return out
@@ -74,7 +74,7 @@ def _weights(pipe) -> dict[str, torch.Tensor]:
             for n, t in m.state_dict().items()}
 
 
-@pytest.mark.parametrize("variant", KEYS + ["sd3-split", "flux-split"])
+@pytest.mark.parametrize("variant", KEYS + ["sd3-split", "flux-split", "zimage-split"])
 def test_round_trip_gives_every_original_weight(variant, models):
     key = variant.split("-")[0]
     loaded = load_single_file(models[variant], torch.float32, CPU)
@@ -96,7 +96,7 @@ def test_diffusers_pipeline_level_from_single_file_reads_the_shipped_config(mode
     assert all(torch.equal(t, original[n]) for n, t in _weights(pipe).items())
 
 
-@pytest.mark.parametrize("variant", KEYS + ["sd3-split", "flux-split"])
+@pytest.mark.parametrize("variant", KEYS + ["sd3-split", "flux-split", "zimage-split"])
 def test_load_pipeline_node_loads_it_offline_with_the_same_images(variant, models, images, use_models):
     from loradeck.nodes import NODE_CLASS_MAPPINGS, host
 
@@ -195,7 +195,7 @@ def test_missing_tokenizer_files_say_which_and_where(tmp_path, use_models):
 @pytest.mark.parametrize("case,expected", [
     ("lora", r"is a LoRA .*put it in models/loras and add it with Load LoRA"),
     ("unknown", r"unknown architecture .*markers found: .*input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight "
-                r"\[320, 999\].*LoRA Deck loads single files of: FLUX.1 dev"),
+                r"\[320, 999\].*LoRA Deck loads single files of: .*FLUX.1 dev"),
     ("inpainting", r"looks like an inpainting"),
     ("text_encoder", r"is a text encoder \(CLIP text encoder \(width 32, 2 layers\)\).*models/text_encoders"),
     ("vae", r"is a VAE, not a checkpoint: put it in models/vae"),
@@ -306,12 +306,13 @@ def _meta_component(arch, name: str):
 
 
 REAL_FAMILY = {"sd15": "sd1", "sd2-base": "sd1", "sd2-v": "sd1", "sdxl-base": "sdxl", "sd3-medium": "sd3",
-               "sd35-medium": "sd3", "sd35-large": "sd3", "flux-dev": "flux", "flux-schnell": "flux"}
+               "sd35-medium": "sd3", "sd35-large": "sd3", "flux-dev": "flux", "flux-schnell": "flux",
+               "chroma1-hd": "chroma", "z-image": "zimage"}
 
 
 def _original_layout(arch) -> tuple[dict, dict]:
     """A meta-tensor checkpoint of ``arch`` in its original layout, and its meta models by component."""
-    from original_layout import clip_to_ldm, clip_to_open_clip, t5_to_ldm, vae_to_ldm
+    from original_layout import clip_to_ldm, clip_to_open_clip, qwen3_to_comfy, t5_to_ldm, vae_to_ldm
     from single_file_fixtures import denoiser
 
     family = REAL_FAMILY[arch.key]
@@ -322,7 +323,8 @@ def _original_layout(arch) -> tuple[dict, dict]:
     tensors = {**denoiser(family, holder), **vae_to_ldm(models["vae"].state_dict())}
     for slot in arch.encoders:
         sd, prefix = models[slot.component].state_dict(), slot.prefixes[0]
-        writer = t5_to_ldm if slot.kind == "t5xxl" else clip_to_open_clip if prefix.endswith(".model.") else clip_to_ldm
+        writer = t5_to_ldm if slot.kind == "t5xxl" else qwen3_to_comfy if slot.kind == "qwen3_4b" \
+            else clip_to_open_clip if prefix.endswith(".model.") else clip_to_ldm
         tensors.update(writer(sd, prefix))
     return tensors, models
 
@@ -339,7 +341,7 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
     assert detect(header, ARCHS) is arch and identify(header) is arch
     expected = {"sd15": "v1", "sd2-base": "v2", "sd2-v": "v2", "sdxl-base": "xl_base", "sd3-medium": "sd3",
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
-                "flux-schnell": "flux-schnell"}[key]
+                "flux-schnell": "flux-schnell", "chroma1-hd": "chroma", "z-image": "z-image-turbo"}[key]
     assert infer_diffusers_model_type(tensors) == expected  # diffusers' own detection agrees
     result = plan(header, arch, LocalFiles())
     assert not result.problems and {p.label for p in result.parts.values()} == {"the checkpoint"}
@@ -357,6 +359,7 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
     """Each component's weights after diffusers' own single-file converter (shapes only, on meta)."""
     from diffusers.loaders import single_file_utils as sfu
 
+    from loradeck.core.families.chroma.single_file import state_dict as chroma_state_dict
     from loradeck.core.families.flux.single_file import state_dict as flux_state_dict
 
     out = {}
@@ -367,9 +370,15 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
         elif name == "vae":
             out[name] = sfu.convert_ldm_vae_checkpoint({k: v for k, v in tensors.items()
                                                         if k.startswith("first_stage_model.")}, config)
+        elif name == "transformer" and arch.key.startswith("chroma"):
+            out[name] = sfu.convert_chroma_transformer_checkpoint_to_diffusers(chroma_state_dict(
+                {k: v for k, v in tensors.items() if k.startswith("model.")}, config))
         elif name == "transformer" and arch.key.startswith("flux"):
             out[name] = sfu.convert_flux_transformer_checkpoint_to_diffusers(flux_state_dict(
                 {k: v for k, v in tensors.items() if k.startswith("model.")}, config))
+        elif name == "transformer" and arch.key.startswith("z-image"):
+            out[name] = sfu.convert_z_image_transformer_checkpoint_to_diffusers(
+                {k: v for k, v in tensors.items() if k.startswith("model.")})
         elif name == "transformer":
             out[name] = sfu.convert_sd3_transformer_checkpoint_to_diffusers(
                 {k: v for k, v in tensors.items() if k.startswith("model.")})
@@ -383,6 +392,8 @@ def _converted_encoder(arch, name: str, model, tensors: dict) -> dict:
 
     slot = next(s for s in arch.encoders if s.component == name)
     own = {k: v for k, v in tensors.items() if k.startswith(slot.prefixes[0])}
+    if slot.kind == "qwen3_4b":  # no diffusers converter: transformers names under the slot's prefix
+        return {k[len(slot.prefixes[0]):]: v for k, v in own.items()}
     if slot.kind == "t5xxl":
         converted = sfu.convert_sd3_t5_checkpoint_to_diffusers(own)
         converted["encoder.embed_tokens.weight"] = converted["shared.weight"]  # tied after loading

@@ -270,6 +270,20 @@ def _target(index: dict, name: str, patch: AnyPatch):
     return index.get(_module_of(name, patch)), patch
 
 
+def _change(patch) -> torch.Tensor:
+    """The dense change a fitted patch makes (a whole-parameter difference, where supported, is its own)."""
+    delta = getattr(patch, "delta", None)
+    return delta.float() if delta is not None else _low_rank_delta(patch, (patch.out_features, -1))
+
+
+def _same_change(first, second) -> bool:
+    """Whether two patches of one module change it alike (within 1e-3 of the change's norm). Some files carry a
+    module twice under two names, e.g. Z-Image's fused ``attention.qkv`` beside its split ``to_q/k/v``: the same
+    delta, which diffusers and ComfyUI each apply once (each reads one of the two names)."""
+    a, b = _change(first), _change(second)
+    return a.shape == b.shape and bool((a - b).norm() <= 1e-3 * a.norm().clamp_min(1e-12))
+
+
 @dataclass
 class _Matching:
     fitted: dict[str, dict[str, ModulePatch]]
@@ -298,8 +312,14 @@ def _match(path: str, converted, family, indexes, models) -> _Matching:
             into = result.fitted.setdefault(component, {})
             for real, fit in parts:
                 if real in into:
-                    raise LoraFileError(path, f"patches {component} module {real} twice (e.g. as {name})",
-                                        "The file is malformed; re-export it from its trainer.")
+                    if not _same_change(into[real], fit):
+                        raise LoraFileError(path, f"patches {component} module {real} twice with different "
+                                            f"changes (e.g. as {name})", "The file is malformed; re-export it "
+                                            "from its trainer.")
+                    if getattr(fit, "rank", 0) < getattr(into[real], "rank", 0):  # the same change twice: once,
+                        # at the lower rank
+                        into[real] = fit
+                    continue
                 into[real] = fit
             matched += 1
         result.counts.append((component, matched, len(patches)))
@@ -324,8 +344,11 @@ def prepare(path: str, sha256: str, converted: ConvertedLora, metadata, family: 
             path, f"does not fit this {where}: {len(found.mismatched)} layers have other shapes, "
             f"e.g. {found.mismatched[0]}.{made_for}", f"Use a LoRA made for {family.title}.")
     skipped = tuple(sorted({c for c, _, _ in found.counts if c in family.components and c not in models}))
+    notes = converted.notes
+    if meta.base_model in family.lookalikes:
+        notes = (*notes, lookalike_note(meta, family))
     report = LoadReport(path, converted.format, tuple(sorted(found.counts)), tuple(found.unmatched),
-                        converted.unknown, meta.base_model or "unknown", converted.made_for, converted.notes, meta,
+                        converted.unknown, meta.base_model or "unknown", converted.made_for, notes, meta,
                         skipped, converted.ignored)
     denoiser = [(c, m, t) for c, m, t in found.counts if c in (family.denoiser, *DENOISERS)]
     if report.matched == 0 or (denoiser and not sum(m for _, m, _ in denoiser)):
@@ -343,11 +366,27 @@ PARTIAL_ADVICE = ("Use a LoRA made for {title}, or, to load only the parts that 
                   "(Python: Deck.add(..., allow_partial=True)).")
 
 
+def lookalike_note(meta: LoraMetadata, family: Family) -> str:
+    return (f"its metadata says it was made for {meta.base_model} ({meta.base_model_source}), whose module names "
+            f"and shapes {family.title} shares but not its weights")
+
+
 def check_complete(prepared: PreparedAdapter, family: Family, allow_partial: bool) -> None:
-    """Refuse a file that would apply only in part (IncompatibleLoraError), unless the caller opted in."""
+    """Refuse a file that would apply only in part, or that its metadata says was made for a model whose LoRAs
+    look like this family's (``Family.lookalikes``), with an IncompatibleLoraError, unless the caller opted in."""
     problems = prepared.report.problems()
     if not problems:
         return
+    meta = prepared.report.metadata
+    if not allow_partial and meta.base_model in family.lookalikes:
+        others = [p for p in problems if p != lookalike_note(meta, family)]
+        also = f"; besides, {'; '.join(others)}" if others else ""
+        raise IncompatibleLoraError(
+            prepared.path, f"was made for {meta.base_model} ({meta.base_model_source}), not for {family.title}: the "
+            f"two share module names and shapes but not weights, so it would load where it fits and change the "
+            f"picture in ways its trainer never saw{also}",
+            f"Use a LoRA made for {family.title}, or, to load it anyway where it fits, set LORADECK_ALLOW_PARTIAL=1 "
+            "(Python: Deck.add(..., allow_partial=True)).")
     if not allow_partial:
         base = prepared.report.base_text()
         made_for = f"; its base model: {base}" if base != "unknown" else ""

@@ -12,7 +12,9 @@ copied) and its up side sums their up projections at that configuration's scales
 is simply activated at that configuration, as a normal run would.
 
 Rows are the cells in order; a batch of k x cells rows repeats them, which keeps classifier-free guidance
-aligned (diffusers stacks the unconditional rows, then the conditional ones, each in prompt order).
+aligned (diffusers stacks the unconditional rows, then the conditional ones, each in prompt order). Inside a
+module that folds each row's tokens into the batch (``Family.folded_batches``: Krea 2's text fusion runs its
+layerwise blocks on batch x tokens rows), each of the module's own rows spans that many rows, one after another.
 Only the PipelineOwner installs and removes this (``PipelineOwner.rows``), under its lock.
 """
 
@@ -73,13 +75,38 @@ def peft_scale(layer, key: str, strength: float) -> float:
     return strength * layer.lora_alpha[key] / layer.r[key]
 
 
+class _Outer:
+    """A forward pre-hook keeping the batch a module was last called with (its first tensor's first dimension),
+    for the layers inside it that fold each row's tokens into their batch (``Family.folded_batches``)."""
+
+    def __init__(self):
+        self.batch = 0
+
+    def __call__(self, module, args, kwargs):
+        first = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        self.batch = 0 if first is None else len(first)
+
+
+def _row_names(rows: tuple, size: int, outer: _Outer | None) -> list:
+    """The adapter of each of ``size`` batch rows: the cells repeat (classifier-free guidance stacks whole
+    batches); inside a folding module each of its ``outer.batch`` rows is ``size // outer.batch`` rows here."""
+    if outer is not None and outer.batch and size != outer.batch:
+        if size % outer.batch or outer.batch % len(rows):
+            raise MixedBatchError(f"a LoRA layer got a batch of {size} inside a module run on a batch of "
+                                  f"{outer.batch}, which does not split into the {len(rows)} cells")
+        per = size // outer.batch
+        return [rows[b % len(rows)] for b in range(outer.batch) for _ in range(per)]
+    if size % len(rows):
+        raise MixedBatchError(f"a LoRA layer got a batch of {size}, not a whole number of the {len(rows)} cells")
+    return list(rows) * (size // len(rows))
+
+
 def _hook(module, args, kwargs):
     x = args[0] if args else kwargs.get("x")
-    rows = module._loradeck_rows
-    if x is None or len(x) % len(rows):
-        size = "?" if x is None else len(x)
-        raise MixedBatchError(f"a LoRA layer got a batch of {size}, not a whole number of the {len(rows)} cells")
-    return args, {**kwargs, "adapter_names": list(rows) * (len(x) // len(rows))}
+    if x is None:
+        raise MixedBatchError(f"a LoRA layer got no input to split into the {len(module._loradeck_rows)} cells")
+    names = _row_names(module._loradeck_rows, len(x), getattr(module, "_loradeck_outer", None))
+    return args, {**kwargs, "adapter_names": names}
 
 
 class Router:
@@ -89,6 +116,7 @@ class Router:
     def __init__(self, owner, stacks: Sequence[StackSpec]):
         self.owner, self.stacks = owner, tuple(stacks)
         self._routed: dict[int, tuple] = {}  # id(layer) -> (layer, hook handle, row adapter names)
+        self._outer: dict[str, tuple] = {}  # folding module name -> (_Outer, its hook handle)
 
     def update(self, t: float = 0.0) -> None:
         for component in self.owner.models():
@@ -100,9 +128,29 @@ class Router:
                 if len(set(configs)) == 1:
                     _activate(layer, configs[0])
                 else:
-                    self._route(name, layer, configs)
+                    self._route(component, name, layer, configs)
+                    layer._loradeck_outer = self._folding(component, name)
 
-    def _route(self, name: str, layer, configs: list[tuple]) -> None:
+    def _folding(self, component: str, name: str) -> _Outer | None:
+        """The batch keeper of the folding module (``Family.folded_batches``) that holds layer ``name``, if any."""
+        family = self.owner.family
+        if component != family.denoiser:
+            return None
+        for module in family.folded_batches:
+            if name.startswith(module + "."):
+                if module not in self._outer:
+                    outer = _Outer()
+                    handle = self.owner.models()[component].get_submodule(module).register_forward_pre_hook(
+                        outer, with_kwargs=True)
+                    self._outer[module] = (outer, handle)
+                return self._outer[module][0]
+        return None
+
+    def _route(self, component: str, name: str, layer, configs: list[tuple]) -> None:
+        family = self.owner.family
+        if component == family.denoiser and family.packed_inputs and name.startswith(family.packed_inputs):
+            raise MixedBatchError(f"layer {name} takes every row's tokens as one sequence ({family.title}), so a "
+                                  "batch cannot give each cell its own adapters there")
         if not isinstance(layer, ROUTABLE):
             raise MixedBatchError(f"layer {name} is a {type(layer).__name__}, which peft's mixed batches do not "
                                   "route here")
@@ -134,11 +182,16 @@ class Router:
                 del table[key]
             layer.scaling.pop(key, None)
         del layer._loradeck_rows
+        if hasattr(layer, "_loradeck_outer"):
+            del layer._loradeck_outer
 
     def remove(self) -> None:
         """Take every row adapter and hook out again (the owner then re-activates its applied stack)."""
         for layer, _, _ in list(self._routed.values()):
             self._unroute(layer)
+        for _, handle in self._outer.values():
+            handle.remove()
+        self._outer.clear()
 
     @property
     def routed_layers(self) -> int:

@@ -43,6 +43,8 @@ class PipelineOwner:
     """Wraps one diffusers pipeline object. Create it through a Runtime (``runtime.pipelines`` or ``Deck``)."""
 
     def __init__(self, pipe, family: Family, label: str, runtime, pipeline_id: str):
+        if family.fix is not None:  # before anything reads the pipeline: the repairs its family needs
+            family.fix(pipe)
         self.pipe = pipe
         self.family = family
         self.label = label

@@ -12,22 +12,34 @@ from __future__ import annotations
 from ..errors import PipelineLoadError, SpecError
 from ..models.family import Family
 from ..models.schedulers import DEFAULT
-from . import amused, flux, sd1, sd3, sdxl
+from . import amused, chroma, flux, flux2, flux2dev, krea2, qwenimage, sd1, sd3, sdxl, zimage
 
 _REGISTERED = (
     sd1.FAMILY,
     sdxl.FAMILY,
     sd3.FAMILY,
+    # before Flux: a Chroma file has every key a FLUX.1 schnell file has (single files are matched in this order),
+    # and Chroma's LoRA marker (its approximator) must be tried before Flux's shared block names
+    chroma.FAMILY,
+    # before Flux: FLUX.2 files share FLUX.1's block names, so FLUX.2's own key markers must be checked first, and
+    # its single-file variants named before FLUX.1's (a FLUX.2 img_in has a FLUX.1 Fill's width)
+    flux2.FAMILY,
+    flux2dev.FAMILY,
     flux.FAMILY,
     amused.FAMILY,
+    krea2.FAMILY,
+    qwenimage.FAMILY,
+    zimage.FAMILY,
 )
+# More built-in models of a registered family: rows that differ from it only in ``tiny`` and ``builtin``.
+_MORE_BUILTINS = (qwenimage.EDIT_BUILTIN,)
 
 FAMILIES: dict[str, Family] = {f.key: f for f in _REGISTERED}
 _BY_CLASS = {cls: f for f in FAMILIES.values() for cls in f.classes}
 
 BUILTIN_SUFFIX = " (built-in)"
-BUILTIN_NAMES = tuple(f"{f.builtin}{BUILTIN_SUFFIX}" for f in FAMILIES.values())
-BUILTINS = {f.builtin: f for f in FAMILIES.values()}
+BUILTINS = {f.builtin: f for f in (*FAMILIES.values(), *_MORE_BUILTINS)}
+BUILTIN_NAMES = tuple(f"{name}{BUILTIN_SUFFIX}" for name in BUILTINS)
 
 # Single files: every family's rows, in registration order (the first that matches a file wins), and the variants
 # no family here loads (a family's own first, then those of models this pack has no family for).

@@ -28,6 +28,10 @@ TRIGGER_KEYS = ("modelspec.trigger_phrase", "trainedWords", "trained_words", "ac
 DESCRIPTION_KEYS = ("modelspec.description", "description", "ss_training_comment")
 # A lower-cased base-model value containing the marker -> a human name (first match wins).
 BASE_LABELS = (
+    ("chroma", "Chroma"),
+    # FLUX.2 before FLUX.1: musubi-tuner writes "Flux.2-klein-4b/lora", ai-toolkit "flux2_klein_4b" / "flux2"
+    ("klein", "FLUX.2 [klein]"), ("flux.2-dev", "FLUX.2 [dev]"), ("flux_2_dev", "FLUX.2 [dev]"), ("flux.2", "FLUX.2"),
+    ("flux_2", "FLUX.2"), ("flux-2", "FLUX.2"), ("flux2", "FLUX.2"),
     ("flux", "Flux"), ("stable-diffusion-v3", "SD 3"), ("sd3", "SD 3"), ("pony", "SDXL (Pony)"),
     ("illustrious", "SDXL (Illustrious)"), ("stable-diffusion-xl", "SDXL"), ("sdxl", "SDXL"),
     ("stable-diffusion-v2", "SD 2.x"), ("sd_v2", "SD 2.x"), ("sd 2", "SD 2.x"), ("sd2", "SD 2.x"),

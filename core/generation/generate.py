@@ -26,7 +26,7 @@ from ..stacks.schedules import position
 from ..stacks.specs import GenerateParams, StackSpec
 from . import infotext, prompt_tags
 from .calls import StepCallback
-from .image_inputs import Source, make_source, mode_of
+from .image_inputs import Source, make_source, mode_of, pil_images
 from .output_checks import check_images
 
 SIZE_KEYS = ("width", "height")  # img2img pipelines without them take the size from the image
@@ -35,11 +35,17 @@ DENOISE_STEPS = {"floor": lambda steps, denoise: int(steps * denoise),
                  "rest": lambda steps, denoise: steps - int(steps - steps * denoise)}
 
 
-def source_kwargs(source: Source, p: GenerateParams, mode: str = IMG2IMG) -> dict:
+def source_kwargs(source: Source, p: GenerateParams, mode: str = IMG2IMG, pil: bool = False,
+                  references: bool = False) -> dict:
     """What an img2img/inpainting call adds: the image, its size, denoise as diffusers' strength, the mask; an
-    edit call takes the image and its size only."""
+    edit call takes the image and its size only. ``pil`` (edit classes, which read the image's ``.size`` and
+    resize it themselves): the image as a PIL image; ``references`` (an edit with reference images): the images as
+    a list of PIL reference images."""
     width, height = source.size
-    extra = {"image": source.image, "width": width, "height": height}
+    image = source.pil_images()[0] if pil else source.image
+    if mode == EDIT and references:
+        image = pil_images(source.image)
+    extra = {"image": image, "width": width, "height": height}
     if mode != EDIT:
         extra["strength"] = float(p.denoise)
     if source.mask is not None:
@@ -75,7 +81,11 @@ def _check(family: Family, p: GenerateParams, source: Source | None, mode: str, 
     elif p.denoise <= 0 or DENOISE_STEPS[family.denoise_steps](int(p.steps), p.denoise) < 1:
         raise SpecError(f"denoise {p.denoise:g} with {p.steps} steps leaves no step to run on {family.title} "
                         "(diffusers runs about steps x denoise of them); raise steps or denoise")
-    if source is not None and source.batch > 1 and p.batch_size > 1:
+    references = mode == EDIT and family.edit_references  # the batch is the references of one edit
+    if source is not None and source.batch > 1 and not references and family.edits(family.variant(mode, loaded)):
+        raise SpecError(f"an edit takes one image; the image holds a batch of {source.batch}: edit them one at "
+                        "a time")
+    if source is not None and source.batch > 1 and p.batch_size > 1 and not references:
         raise SpecError(f"batch_size must be 1 when the image holds a batch of {source.batch} (each image gives "
                         "one output); got batch_size {p.batch_size}")
 
@@ -91,13 +101,27 @@ def plan(owner: PipelineOwner, params: GenerateParams, image=None, mask=None,
     kwargs = family.call(params, on_step or (lambda step, total: None))
     class_name = family.variant(mode, loaded)
     if source is not None:
-        kwargs.update(source_kwargs(source, params, mode))
-        if source.batch > 1:  # one prompt per image
+        kwargs.update(source_kwargs(source, params, mode, pil=family.edits(class_name),
+                                    references=family.edit_references))
+        if mode == EDIT and family.edit_references:  # the batch is the references of one edit
+            _check_references(owner.pipe, kwargs["image"])
+        elif source.batch > 1:  # one prompt per image
             kwargs["prompt"] = [params.prompt] * source.batch
             if kwargs.get("negative_prompt"):
-                kwargs["negative_prompt"] = [params.negative_prompt] * source.batch
+                kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * source.batch
     scheduler = schedulers.build(family, params.scheduler, owner.pipe.scheduler, int(params.seed))
     return Run(class_name, scheduler, kwargs)
+
+
+def _check_references(pipe, images) -> None:
+    """An edit's reference images checked as its pipeline will (FLUX.2: each side >= 64 px, aspect <= 8), before
+    anything is applied."""
+    check = getattr(getattr(pipe, "image_processor", None), "check_image_input", None)
+    for image in images if callable(check) else ():
+        try:
+            check(image)
+        except ValueError as exc:
+            raise SpecError(f"image: {exc} ({type(pipe).__name__} takes it as the reference of an edit)") from None
 
 
 def pipeline_for(owner: PipelineOwner, run: Run):

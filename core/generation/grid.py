@@ -9,7 +9,8 @@ with the run's seed, so a cell equals the same configuration run alone through G
 Where a batch cannot do that, the cells run one after another through Generate, and the text output and
 the log say why: fused adapters that differ between cells (fused weights are shared by every row), a
 scheduler whose noise is drawn for the whole batch at once, a family whose pipeline cannot take one
-generator per row (aMUSEd), or a LoRA layer peft cannot route.
+generator per row (aMUSEd), a LoRA layer peft cannot route, or cells that differ on a layer whose input packs
+every row's tokens into one sequence (``Family.packed_inputs``: Z-Image's patch and caption embedders).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _batched(owner: PipelineOwner, stacks: list[StackSpec], params: GeneratePara
     kwargs = dict(checked.kwargs)
     kwargs["prompt"] = [params.prompt] * count
     if kwargs.get("negative_prompt"):
-        kwargs["negative_prompt"] = [params.negative_prompt] * count
+        kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * count
     # one generator per row, each seeded as a lone run's: row i draws exactly the noise cell i would alone
     kwargs["generator"] = [torch.Generator("cpu").manual_seed(int(params.seed)) for _ in range(count)]
     with owner.lock, torch.inference_mode(), owner.rows(stacks) as routed:

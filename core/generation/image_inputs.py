@@ -38,9 +38,25 @@ class Source:
         """(width, height) of the output."""
         return int(self.image.shape[-1]), int(self.image.shape[-2])
 
+    def pil_images(self) -> list:
+        """The images as 8-bit RGB PIL images, for pipelines that read only those (the edit pipelines take the
+        image's ``.size`` and resize it themselves)."""
+        from PIL import Image
+
+        pixels = (self.image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        return [Image.fromarray(np.ascontiguousarray(p.cpu().numpy())) for p in pixels]
+
 
 def mode_of(source: Source | None) -> str:
     return TXT2IMG if source is None else source.mode
+
+
+def pil_images(image: torch.Tensor) -> list:
+    """A checked image batch [B, 3, H, W] in 0..1 as PIL RGB images (8 bits per channel, rounded)."""
+    from PIL import Image
+
+    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    return [Image.fromarray(p) for p in pixels]
 
 
 def _tensor(value, what: str) -> torch.Tensor:

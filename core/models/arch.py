@@ -21,7 +21,7 @@ class Encoder:
     """A text-encoder slot: its pipeline component, what it is, and where all-in-one files keep it."""
 
     component: str  # "text_encoder_2"
-    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" (see ENCODER_KINDS)
+    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "qwen3_4b" (see ENCODER_KINDS)
     prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
     required: bool = True
 
@@ -51,6 +51,7 @@ ENCODER_KINDS = {
     "clip_h": ("OpenCLIP-H text encoder", "the SD 2.x text encoder", ("clip_h", "clip-h", "vit-h", "open_clip")),
     "clip_g": ("OpenCLIP-G text encoder", "clip_g.safetensors", ("clip_g", "clip-g", "bigg", "vit-g")),
     "t5xxl": ("T5-XXL text encoder", "t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors", ("t5",)),
+    "qwen3_4b": ("Qwen3-4B text encoder", "qwen_3_4b.safetensors", ("qwen_3_4b", "qwen3_4b", "qwen3", "qwen")),
 }
 
 # ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.
@@ -61,7 +62,6 @@ T5_PREFIX = "text_encoders.t5xxl.transformer."
 # A family's own (an SDXL refiner, a FLUX.1 Fill) are in its row (``Family.other_variants``).
 OTHER_MARKERS = (
     ("single_stream_modulation.lin.weight", None, "a FLUX.2 model"),
-    ("distilled_guidance_layer.in_proj.bias", None, "a Chroma model"),
     ("control_model.time_embed.0.weight", None, "a ControlNet"),
 )
 

@@ -1,14 +1,16 @@
 """Building each pipeline component from original-layout weights: diffusers does every conversion.
 
-Models come from diffusers' ``from_single_file`` (UNet, VAE, SD3/Flux transformers) and its single-file CLIP
-and T5 loaders, each configured from the pack's local config folder (``config=``, never the Hub), each given
-only its own keys (so two same-width tiny CLIP encoders cannot be mistaken for each other).
+Models come from diffusers' ``from_single_file`` (UNet, VAE, SD3/Flux/Z-Image transformers) and its single-file
+CLIP and T5 loaders, Qwen3 text encoders from their transformers names (``qwen3_model``), each configured from the
+pack's local config folder (``config=``, never the Hub), each given only its own keys (so two same-width tiny CLIP
+encoders cannot be mistaken for each other).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 
 import torch
 
@@ -39,6 +41,27 @@ def t5_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.d
     return model.eval()
 
 
+def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    """A transformers Qwen3Model from its weights under any prefix (ComfyUI's ``model.``, a checkpoint's
+    ``text_encoders.qwen3_4b.transformer.model.``): diffusers has no single-file loader for it. Built on the meta
+    device and given the file's tensors (no random initialisation of billions of weights); the rotary
+    frequencies, a buffer no file holds, are computed as the model's own constructor does."""
+    embed = next((k for k in tensors if k.endswith("embed_tokens.weight")), None)
+    if embed is None:
+        raise PipelineLoadError(f"the {component} holds no embed_tokens.weight; it is not a Qwen3 text encoder")
+    prefix = embed[: -len("embed_tokens.weight")]
+    state = {k[len(prefix):]: v.to(dtype) for k, v in tensors.items() if k.startswith(prefix)}
+    config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
+    with torch.device("meta"):
+        model = cls(config)
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if unexpected:
+        raise PipelineLoadError(f"the {component} has {len(unexpected)} weights a {cls.__name__} of this "
+                                f"architecture does not, e.g. {', '.join(unexpected[:3])}")
+    model.rotary_emb = type(model.rotary_emb)(config=config)  # non-persistent: computed, never stored
+    return model.eval()
+
+
 def scheduler(cls, config_dir: str, overrides: dict):
     return cls.from_pretrained(config_dir, subfolder="scheduler", **overrides)
 
@@ -46,7 +69,7 @@ def scheduler(cls, config_dir: str, overrides: dict):
 def builder_for(cls):
     """How a component class is built from original-layout weights (None: not a weight-bearing model)."""
     import diffusers
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, T5EncoderModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, Qwen3Model, T5EncoderModel
 
     if issubclass(cls, diffusers.ModelMixin):
         return diffusers_model
@@ -54,6 +77,8 @@ def builder_for(cls):
         return clip_model
     if issubclass(cls, T5EncoderModel):
         return t5_model
+    if issubclass(cls, Qwen3Model):
+        return qwen3_model
     return None
 
 

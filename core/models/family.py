@@ -53,11 +53,33 @@ class Family:
     # class, an image without a mask is the image to edit, in that loaded class (edit models) or ``edit``.
     edit: str = ""
     edit_models: tuple[str, ...] = ()
+    # the class that edits inside a mask on an edit model (an image and a mask); "": the family's ``inpaint``
+    edit_inpaint: str = ""
+    # denoiser modules (name prefixes) whose input packs every batch row's tokens into one sequence, so peft's
+    # mixed batch cannot route them by row: a grid whose cells differ there runs its cells one after another
+    packed_inputs: tuple[str, ...] = ()
+    # the edit class takes the image as reference images (PIL images, as FLUX.2's require): every image of a batch is
+    # one reference of the same edit, which gives batch_size images
+    edit_references: bool = False
     encoder_markers: tuple[tuple[str, str], ...] = ()  # text in a key of its text encoders -> what it was made for
     # module input widths that name it: {"cross-attention width" | "text-encoder width": {width: what}}
     lora_widths: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     # single-file variants of it that LoRA Deck does not load: (denoiser key, shape test or None, what it is)
     other_variants: tuple = ()
+    # base models (metadata labels, files.metadata.BASE_LABELS) whose LoRAs have this family's module names and
+    # shapes but were trained on other weights (Chroma and Flux): a file whose metadata names one is refused even
+    # where every module fits, unless partial loads are allowed
+    lookalikes: tuple[str, ...] = ()
+    # fix(pipe): repairs a pipeline of the family needs before it runs as its model was trained (diffusers bugs),
+    # applied to every pipeline LoRA Deck takes over (PipelineOwner) and by its tiny builder; must be idempotent
+    fix: Callable[[object], None] | None = None
+    # denoiser modules inside which some layers get each batch row's tokens folded into the batch dimension, one
+    # row's after another (Krea 2's text fusion attends across the text taps token by token): a grid (one cell per
+    # batch row) routes those layers' rows by the module's own batch
+    folded_batches: tuple[str, ...] = ()
+    # (diffusers folder, its model_index.json) -> components from_pretrained must be given because diffusers
+    # cannot load them offline by itself (Qwen-Image-Edit's processor needs torchvision otherwise); None: none
+    folder_components: Callable[[str, dict], dict] | None = None
 
     def aliases_for(self, component: str, model):
         """A function giving extra names for a module of ``component`` (None: no extra names)."""
@@ -68,6 +90,8 @@ class Family:
         class of the loaded pipeline (an edit model edits in its own class)."""
         if mode == EDIT and loaded in self.edit_models:
             return loaded
+        if mode == INPAINT and self.edit_inpaint and loaded in self.edit_models:
+            return self.edit_inpaint
         return {TXT2IMG: self.pipeline_classes[0], IMG2IMG: self.img2img, INPAINT: self.inpaint, EDIT: self.edit}[mode]
 
     def mode(self, with_image: str, loaded: str = "") -> str:
@@ -77,9 +101,14 @@ class Family:
             return EDIT
         return with_image
 
+    def edits(self, class_name: str) -> bool:
+        """Whether ``class_name`` is one of the family's edit classes (they read the image as a PIL image)."""
+        return bool(class_name) and class_name in (self.edit, *self.edit_models, self.edit_inpaint)
+
     @property
     def classes(self) -> tuple[str, ...]:
         """Every diffusers pipeline class of the family (text-to-image ones first)."""
+        found = (*self.pipeline_classes, self.img2img, self.inpaint, self.edit, *self.edit_models, self.edit_inpaint)
         found = (*self.pipeline_classes, self.img2img, self.inpaint, self.edit, *self.edit_models)
         return tuple(dict.fromkeys(c for c in found if c))
 

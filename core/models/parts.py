@@ -24,12 +24,16 @@ _HF_CLIP = "text_model.embeddings.token_embedding.weight"
 _FLAT_CLIP = "embeddings.token_embedding.weight"  # transformers >= 5.6 saves CLIPTextModel without text_model.
 _OPEN_CLIP = "transformer.resblocks.0.attn.in_proj_weight"
 _T5 = "encoder.block.0.layer.0.SelfAttention.q.weight"
+# Qwen3 (transformers / ComfyUI names, "model." in ComfyUI's text_encoders files): the q/k norms tell it from
+# Llama and Qwen2
+_QWEN3_EMBED, _QWEN3_NORM = "embed_tokens.weight", "layers.0.self_attn.q_norm.weight"
 _VAE = "decoder.conv_in.weight"
 # the layout diffusers' single-file CLIP/T5 loaders read a separate file in, per (file layout, encoder kind)
 _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("clip", "other"): "text_encoders.clip_g.transformer.",
                    ("open_clip", "other"): "conditioner.embedders.1.model.",
-                   ("t5", "other"): "text_encoders.t5xxl.transformer."}
+                   ("t5", "other"): "text_encoders.t5xxl.transformer.",
+                   ("qwen3", "other"): ""}  # build.qwen3_model takes the transformers names
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
 
@@ -46,7 +50,7 @@ class Part:
 
 @dataclass(frozen=True)
 class FoundEncoder:
-    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5"
+    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "qwen3"
     prefix: str
     width: int
     layers: int
@@ -128,6 +132,10 @@ def find_encoders(header: Header) -> list[FoundEncoder]:
             if shared and len(shared) == 2:
                 layers = _count(header, prefix + "encoder.block.")
                 found.append(FoundEncoder("t5", prefix, shared[1], layers, shared[0]))
+        elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and \
+                key[: -len(_QWEN3_EMBED)] + _QWEN3_NORM in header.shapes:
+            prefix = key[: -len(_QWEN3_EMBED)]
+            found.append(FoundEncoder("qwen3", prefix, shape[1], _count(header, prefix + "layers."), shape[0]))
     return found
 
 
@@ -143,7 +151,7 @@ def read_config(arch: Arch, component: str) -> dict:
 
 def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
     """Whether an encoder found in a file has the shapes this architecture's slot needs."""
-    if (found.layout == "t5") != (slot.kind == "t5xxl"):
+    if (found.layout == "t5") != (slot.kind == "t5xxl") or (found.layout == "qwen3") != (slot.kind == "qwen3_4b"):
         return False
     if found.layout == "t5":
         want = (config["d_model"], config["num_layers"], config["vocab_size"])
@@ -157,7 +165,7 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
 
 
 def describe(found: FoundEncoder) -> str:
-    name = "T5 encoder" if found.layout == "t5" else "CLIP text encoder"
+    name = {"t5": "T5 encoder", "qwen3": "Qwen3 text encoder"}.get(found.layout, "CLIP text encoder")
     return f"{name} (width {found.width}, {found.layers} layers)"
 
 

@@ -62,16 +62,35 @@ def load_folder(folder: str, dtype: torch.dtype, device: torch.device):
     from diffusers import DiffusionPipeline
 
     index = read_model_index(folder)
-    family_for_class(str(index.get("_class_name")))  # refuse unsupported families before loading
+    family = family_for_class(str(index.get("_class_name")))  # refuse unsupported families before loading
     kwargs = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in index else {}
     # components saved as None (SD3 without T5) must be passed as None again to reload
     kwargs.update({k: None for k, v in index.items() if isinstance(v, list) and v == [None, None]})
     kwargs[_dtype_keyword()] = dtype
+    if family.folder_components is not None:
+        kwargs.update(family.folder_components(folder, index))
     try:
         pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True, **kwargs)
     except Exception as exc:  # diffusers raises many types for damaged folders
-        raise PipelineLoadError(f"diffusers could not load {folder!r}: {exc}") from exc
+        raise PipelineLoadError(f"diffusers could not load {folder!r}: {_why(index, exc)}") from exc
     return pipe.to(device)
+
+
+def _why(index: dict, exc: Exception) -> str:
+    """The loader's error, or, when a transformers processor could not be made because torchvision is missing
+    (FLUX.2 [dev]'s PixtralProcessor: transformers stands in a placeholder class), what to install."""
+    import importlib.util
+
+    text = str(exc)
+    if importlib.util.find_spec("torchvision") is not None or not ("Placeholder" in text or "torchvision" in text):
+        return text
+    processors = [f"{name} ({spec[1]})" for name, spec in index.items()
+                  if isinstance(spec, list) and len(spec) == 2 and spec[0] == "transformers"
+                  and str(spec[1]).endswith("Processor")]
+    if not processors:
+        return text
+    return (f"its {', '.join(processors)} needs torchvision, which is not installed (transformers makes that "
+            "processor only with it): install the torchvision build that matches your torch (CPU or CUDA)")
 
 
 def build_pipeline(model: str, dtype_name: str = "auto", device: torch.device | None = None,

@@ -112,3 +112,48 @@ def flow_vae(latent_channels: int, seed: int):
                          layers_per_block=1, latent_channels=latent_channels, norm_num_groups=4,
                          use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609,
                          scaling_factor=1.5035).eval()
+
+
+# Qwen3's chat template for text messages (no tools), with the enable_thinking switch the pipelines pass; it
+# renders what the real Qwen3 tokenizers' template renders for such messages (Z-Image wraps a prompt as
+# "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n", as ComfyUI's llama_template does).
+QWEN3_CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- endif %}"
+    "{%- endif %}"
+)
+_QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
+
+
+def tiny_qwen_tokenizer():
+    """A Qwen2Tokenizer from an in-memory byte-level vocab (every byte a token, no merges) with Qwen's special
+    tokens and Qwen3's chat template (261 tokens)."""
+    from tokenizers import AddedToken
+    from transformers import Qwen2Tokenizer
+
+    vocab = {c: i for i, c in enumerate(_bytes_to_unicode())}
+    for token in _QWEN_SPECIAL:
+        vocab[token] = len(vocab)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token="<|endoftext|>", eos_token="<|im_end|>",
+                               pad_token="<|endoftext|>", model_max_length=131072, chat_template=QWEN3_CHAT_TEMPLATE)
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in _QWEN_SPECIAL[1:]],
+                         special_tokens=True)
+    return tokenizer
+
+
+def tiny_qwen3_encoder(vocab_size: int, seed: int = TINY_SEED):
+    """A Qwen3Model: hidden 32, 2 layers, 2 heads x 16 with 1 KV head (grouped-query like the real Qwen3s)."""
+    from transformers import Qwen3Config, Qwen3Model
+
+    config = Qwen3Config(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=1024,
+                         rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True,
+                         pad_token_id=vocab_size - 5, bos_token_id=None, eos_token_id=vocab_size - 3)
+    seeded(seed)
+    return Qwen3Model(config).eval()

@@ -1,8 +1,9 @@
 """Tokenizers for single-file checkpoints, which never contain them.
 
 Looked for, in order, in: the folders the caller names (API argument, the ``LORADECK_TOKENIZERS`` setting,
-the CLI's ``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bundled ``comfy/sd1_tokenizer`` and
-``comfy/text_encoders/t5_tokenizer``; headless: ``models/tokenizers`` and the local diffusers folders).
+the CLI's ``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bundled ``comfy/sd1_tokenizer``,
+``comfy/text_encoders/t5_tokenizer`` and ``comfy/text_encoders/qwen25_tokenizer``; headless: ``models/tokenizers``
+and the local diffusers folders).
 A folder may be a tokenizer folder itself, a ComfyUI checkout or its ``comfy`` package, a diffusers model
 folder (``tokenizer/``, ``tokenizer_2/``...) or a folder of such folders. The built-in tiny architectures use
 the in-memory tiny tokenizers of core/tiny.py and need no files.
@@ -19,32 +20,48 @@ from ..settings import TOKENIZERS_ENV
 
 log = logging.getLogger(__name__)
 
-# ComfyUI's bundled tokenizer folders, relative to its comfy/ package
-COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.join("text_encoders", "t5_tokenizer")}
+# ComfyUI's bundled tokenizer folders, relative to its comfy/ package (Qwen3 text encoders use Qwen2.5's
+# tokenizer files: the same byte-level BPE vocab)
+COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.join("text_encoders", "t5_tokenizer"),
+                        "qwen": os.path.join("text_encoders", "qwen25_tokenizer")}
 # encoder kind -> (tokenizer kind, pad token). OpenCLIP (SD 2.x, SDXL/SD3 clip_g) pads with "!" (id 0), as
 # ComfyUI's SD2/SDXL-G tokenizers (pad_with_end=False) and the diffusers repos' tokenizer_2 do.
 TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "clip_g": ("clip", "!"),
-                "t5xxl": ("t5", None)}
+                "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
-                "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)"}
+                "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
+                "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
+                        "naming Qwen2Tokenizer)"}
+
+
+def _tokenizer_class(folder: str) -> str | None:
+    """``tokenizer_class`` of the folder's tokenizer_config.json ("" without one; None when unreadable)."""
+    path = os.path.join(folder, "tokenizer_config.json")
+    if not os.path.isfile(path):
+        return ""
+    try:
+        with open(path, "rb") as f:  # a user's file: bounded parse
+            return str(safe_json.loads(f.read(safe_json.MAX_CHARS + 1)).get("tokenizer_class", ""))
+    except (OSError, ValueError, AttributeError):  # UntrustedJsonError is a ValueError
+        return None
 
 
 def kind_of(folder: str) -> str | None:
-    """'clip' or 't5' when ``folder`` holds that tokenizer's files, else None."""
+    """'clip', 't5' or 'qwen' when ``folder`` holds that tokenizer's files, else None."""
     try:
         names = set(os.listdir(folder))
     except OSError:
         return None
+    if not names & {"vocab.json", "spiece.model", "tokenizer.json"}:
+        return None
+    cls = _tokenizer_class(folder)  # None: unreadable
+    if cls and cls.startswith("Qwen2") and ({"vocab.json", "merges.txt"} <= names or "tokenizer.json" in names):
+        return "qwen"  # byte-level BPE files like CLIP's: its tokenizer_config tells them apart
     if {"vocab.json", "merges.txt"} <= names:
         return "clip"
     if "spiece.model" in names:
         return "t5"
-    if "tokenizer.json" in names and os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
-        try:
-            with open(os.path.join(folder, "tokenizer_config.json"), "rb") as f:  # a user's file: bounded parse
-                cls = str(safe_json.loads(f.read(safe_json.MAX_CHARS + 1)).get("tokenizer_class", ""))
-        except (OSError, ValueError, AttributeError):  # UntrustedJsonError is a ValueError
-            return None
+    if "tokenizer.json" in names and cls:
         return "t5" if cls.startswith("T5") else "clip" if cls.startswith("CLIP") else None
     return None
 
@@ -72,13 +89,19 @@ def find(kind: str, roots) -> str | None:
 
 
 def load(kind: str, folder: str, pad_token: str | None):
-    from transformers import CLIPTokenizer, T5Tokenizer
+    from transformers import CLIPTokenizer, Qwen2Tokenizer, T5Tokenizer
+
+    from .tiny_parts import QWEN3_CHAT_TEMPLATE
 
     try:
         if kind == "clip":
             # ComfyUI's copy says model_max_length 8192 (it chunks prompts); diffusers pipelines pad to it
             return CLIPTokenizer.from_pretrained(folder, model_max_length=77, pad_token=pad_token,
                                                  local_files_only=True)
+        if kind == "qwen":
+            # Qwen3 pipelines wrap prompts with the tokenizer's chat template: Qwen3's (ComfyUI's bundled Qwen2.5
+            # files carry Qwen2.5's, which adds a system prompt the model was not trained with)
+            return Qwen2Tokenizer.from_pretrained(folder, local_files_only=True, chat_template=QWEN3_CHAT_TEMPLATE)
         return T5Tokenizer.from_pretrained(folder, local_files_only=True)
     except Exception as exc:  # transformers raises many types for unreadable tokenizer files
         raise PipelineLoadError(f"the {FILES_NEEDED[kind]} in {folder!r} cannot be read ({exc})") from exc
@@ -87,7 +110,9 @@ def load(kind: str, folder: str, pad_token: str | None):
 def tiny(kind: str):
     from . import tiny_parts as tiny_models
 
-    return tiny_models.tiny_clip_tokenizer() if kind == "clip" else tiny_models.tiny_t5_tokenizer()
+    builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
+                "qwen": tiny_models.tiny_qwen_tokenizer}
+    return builders[kind]()
 
 
 def resolve(encoder_kinds: dict[str, str], roots, builtin: bool) -> tuple[dict, list[str]]:
@@ -114,7 +139,8 @@ def resolve(encoder_kinds: dict[str, str], roots, builtin: bool) -> tuple[dict, 
 def missing_message(missing: list[str], roots) -> str:
     looked = ", ".join(roots) if roots else "no folder"
     return (f"it needs tokenizer files, which checkpoints never contain: {' and '.join(missing)}. Looked in: {looked}. "
-            "Inside ComfyUI they come with ComfyUI itself (comfy/sd1_tokenizer, comfy/text_encoders/t5_tokenizer); "
+            "Inside ComfyUI they come with ComfyUI itself (comfy/sd1_tokenizer, comfy/text_encoders/t5_tokenizer, "
+            "comfy/text_encoders/qwen25_tokenizer); "
             f"headless, set {TOKENIZERS_ENV} (or pass --tokenizers to loradeck run, tokenizer_dirs= to "
             "open_pipeline) to a ComfyUI checkout or to a diffusers folder of this model, or put the tokenizer "
             "folders (e.g. ComfyUI's sd1_tokenizer and t5_tokenizer) in models/tokenizers/")

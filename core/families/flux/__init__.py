@@ -16,6 +16,7 @@ FAMILY = Family(
     tiny=tiny.build, builtin="tiny-flux", blocks=RANGES, schedulers=SCHEDULERS, call=call,
     single_files=single_file.ARCHS, original_names=flux_names,
     lora_markers=(("single_transformer_blocks", "Flux"), ("double_blocks", "Flux"), ("single_blocks", "Flux")),
+    lookalikes=("Chroma",),  # Chroma LoRAs have Flux's block names and shapes, not its weights
     other_variants=single_file.OTHER_VARIANTS,
     img2img="FluxImg2ImgPipeline", inpaint="FluxInpaintPipeline", patch=2, denoise_steps="rest",
 )
