@@ -723,22 +723,36 @@ def test_no_raw_node_id_in_what_the_user_reads_of_errors(comfyui, browser, vue):
     assert not ours, ours
 
 
-@RENDERERS
-def test_node_search_lists_our_nodes_with_distinct_names(comfyui, browser, vue):
-    """The frontend's node search (double-click on the canvas): ours and ComfyUI's own nodes of the same kind are
-    told apart by their names."""
-    page, problems = _open(browser, comfyui, vue)
-    listed = {}
-    for query in ("Load LoRA", "Save Image", "Generate"):
+def _search(page, query: str, tries: int = 3) -> list[str]:
+    """The names the node search box lists for `query` (opened by a double-click on an empty canvas); tried again
+    when the box did not open or list anything in time (a busy machine)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries):
         page.evaluate("() => { window.app.graph.clear(); window.app.canvas.setDirty(true, true); }")
         page.wait_for_timeout(300)
         page.mouse.dblclick(700, 500)
         page.wait_for_timeout(1000)
         page.keyboard.type(query, delay=30)
-        page.wait_for_timeout(2000)
+        try:
+            page.wait_for_function("(q) => [...document.querySelectorAll('[role=option]')].some((o) => "
+                                   "o.innerText.startsWith(q))", arg=query, timeout=15_000)
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            continue
+        page.wait_for_timeout(1000)  # the list settles
         names = [text.split("\n")[0].strip() for text in page.locator("[role=option]").all_inner_texts()]
-        listed[query] = [name for name in names if name]
         page.keyboard.press("Escape")
+        return [name for name in names if name]
+    return []
+
+
+@RENDERERS
+def test_node_search_lists_our_nodes_with_distinct_names(comfyui, browser, vue):
+    """The frontend's node search (double-click on the canvas): ours and ComfyUI's own nodes of the same kind are
+    told apart by their names."""
+    page, problems = _open(browser, comfyui, vue)
+    listed = {query: _search(page, query) for query in ("Load LoRA", "Save Image", "Generate")}
     _screenshot(page, "search-" + ("nodes-2.0" if vue else "classic"))
     page.close()
     assert {"Load LoRA", "Load LoRA (LoRA Deck)"} <= set(listed["Load LoRA"]), listed
