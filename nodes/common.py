@@ -63,11 +63,11 @@ def validate_lora_name(name: str, hashes=()):
 
 
 def has_preview(path: str) -> bool:
-    """Whether the LoRA at ``path`` has a preview picture (beside it or in its header)."""
+    """Whether the LoRA at ``path`` (the path it was found under) has a preview picture (beside it or in its
+    header)."""
     from ..core.files.previews import find_preview
-    from . import host
 
-    return find_preview(path, host.runtime().folders.roots("loras")) is not None
+    return find_preview(path) is not None
 
 
 TRIGGER_WORDS_TIP = ("The trigger words of the LoRA file(s) from their metadata, comma-separated (empty when "

@@ -18,7 +18,7 @@ from .common import (
 
 class LoadLoRA:
     NODE_ID = node_id("LoadLoRA")
-    DISPLAY_NAME = "Load LoRA"
+    DISPLAY_NAME = "Load LoRA (LoRA Deck)"  # ComfyUI's own LoraLoader is "Load LoRA": search lists both
     DESCRIPTION = ("Adds one LoRA file to the pipeline's stack with separate strengths for the denoiser and the "
                    "text encoders. The file is checked against the pipeline here; a wrong base model is refused "
                    "with the pipeline untouched.")
@@ -67,7 +67,7 @@ class LoadLoRA:
         found = host.locate_lora(lora_name, hashes)
         adapter, report = pipeline.owner.describe(found.path, adapter_name, strength_model, strength_clip)
         stack = pipeline.stack.add(adapter)
-        entry = (lora_name, found.name, stack.adapters[-1], report)
+        entry = (lora_name, found, stack.adapters[-1], report)
         ui = records.loader_ui([entry], has_preview, host.in_comfyui_lists)
         info = "\n".join(ui["loradeck_info"])  # match report, base model, trigger words, title
         return {"ui": ui, "result": (pipeline.with_stack(stack), info, records.trigger_words([report]))}

@@ -44,11 +44,13 @@ def _row(number: int, item) -> Row:
     if not isinstance(item, dict):
         raise SpecError(f"{where}: expected an object with lora_name and strengths, got {item!r:.80}")
     name = item.get("lora_name")
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str):
         raise SpecError(f"{where}: lora_name must be a file name, got {name!r:.80}")
     enabled = item.get("enabled", True)
     if not isinstance(enabled, bool):
         raise SpecError(f"{where}: enabled must be true or false, got {enabled!r:.40}")
+    if enabled and not name.strip():  # a row just added with "+ Add LoRA": the file is picked in the row
+        raise SpecError(f"{where}: no LoRA file chosen; pick one in the row, switch the row off or remove it")
     model = check_strength(item.get("strength_model", 1.0), f"{where}, strength_model")
     clip = check_strength(item.get("strength_clip", model), f"{where}, strength_clip")
     return Row(enabled, name, model, clip, normalise_hash(item.get("sha256")) or "")

@@ -19,6 +19,7 @@ from ..core.files.hashing import autov2
 log = logging.getLogger(__name__)
 
 LORAS = "loras"
+MISSING = "loradeck_missing"  # node property: recorded entries of files a machine lacked (web/shared_names.js)
 NONE_CHOICE = "None"
 # nodes whose lora_name / lora_name_N / lora_name_high / lora_name_low inputs name files
 LOADERS = ("LoadLoRA|LoRADeck", "StackLoRA|LoRADeck", "LoadLoRAPair|LoRADeck")
@@ -46,11 +47,14 @@ def _node(extra_pnginfo, unique_id) -> dict:
 
 
 def recorded_hashes(extra_pnginfo, unique_id) -> dict[str, tuple[str, ...]]:
-    """LoRA name -> hashes recorded in this node's ``properties.models`` (empty when there are none)."""
+    """LoRA name -> hashes recorded in this node's ``properties.models`` and ``properties.loradeck_missing`` (where
+    web/shared_names.js keeps the entries of files a machine lacked, out of the frontend's missing-model
+    reports); empty when there are none."""
     properties = _node(extra_pnginfo, unique_id).get("properties")
-    models = properties.get("models") if isinstance(properties, dict) else None
+    lists = [properties.get(key) for key in ("models", MISSING)] if isinstance(properties, dict) else []
+    models = [entry for entries in lists if isinstance(entries, list) for entry in entries]
     found: dict[str, list[str]] = {}
-    for entry in models if isinstance(models, list) else ():
+    for entry in models:
         if isinstance(entry, dict) and entry.get("directory", LORAS) == LORAS and entry.get("hash"):
             found.setdefault(str(entry.get("name", "")), []).append(str(entry["hash"]))
     return {name: tuple(hashes) for name, hashes in found.items()}
@@ -82,14 +86,15 @@ def part_view(spec, index: int):
 
 
 def loader_ui(entries, has_preview=lambda path: False, listed=lambda path: True) -> dict:
-    """The ``ui`` dict of a loader node for ``(lora_name, local name, AdapterSpec, LoadReport)`` entries:
-    info lines, the hashes to record, and per file its trigger words and whether it has a preview."""
+    """The ``ui`` dict of a loader node for ``(lora_name, Located, AdapterSpec, LoadReport)`` entries:
+    info lines, the hashes to record, and per file its trigger words and whether it has a preview (beside
+    the name it was found under: a symlinked LoRA's picture is beside the link)."""
     info, models, loras = [], [], []
-    for lora_name, local, spec, report in entries:
+    for lora_name, found, spec, report in entries:
         info.extend(info_lines(spec.name, report))
         models.append(model_entry(lora_name, spec.sha256, listed(spec.path)))
-        loras.append({"name": local, "adapter": spec.name, "title": report.metadata.title,
-                      "trigger_words": list(report.metadata.trigger_words), "preview": bool(has_preview(spec.path))})
+        loras.append({"name": found.name, "adapter": spec.name, "title": report.metadata.title,
+                      "trigger_words": list(report.metadata.trigger_words), "preview": bool(has_preview(found.path))})
     return {"loradeck_info": info, "loradeck_models": models, "loradeck_loras": loras}
 
 

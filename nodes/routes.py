@@ -25,7 +25,7 @@ from aiohttp import web
 
 from ..core.errors import LoraFileError
 from ..core.files.hashing import autov2
-from ..core.files.lookup import Located
+from ..core.files.lookup import Located, inside, listing
 from ..core.files.metadata import read_lora_metadata
 from ..core.files.previews import find_preview
 from ..core.files.reading import unusable
@@ -50,16 +50,29 @@ Locate = Callable[[str, list[str]], Located]  # (name, recorded hashes) -> where
 
 
 def lora_name(runtime) -> Callable[[str], str | None]:
-    """file path -> its name in the LoRA list ('sub/x.safetensors'), or None when it is not under a LoRA root."""
+    """file path -> its name in the LoRA list ('sub/x.safetensors'), or None when no LoRA root lists it. A
+    file under a root is named by its place there; one reached through a symlink that leads out of the roots
+    by the name the list gives it (the roots are listed once, the first time such a file is asked for)."""
     folders = getattr(runtime, "folders", None)
     if folders is None:
         return panel_payload.no_name
-    roots = [os.path.realpath(r) for r in folders.roots("loras")]
+    given = folders.roots("loras")
+    roots = [os.path.realpath(r) for r in given]
+    linked: dict[str, str] | None = None  # real path -> listed name, made when first needed
 
     def name_of(path: str) -> str | None:
+        nonlocal linked
         real = os.path.realpath(path) if path else ""
         root = next((r for r in roots if real.startswith(r + os.sep)), None)
-        return os.path.relpath(real, root).replace(os.sep, "/") if root else None
+        if root or not real:
+            return os.path.relpath(real, root).replace(os.sep, "/") if root else None
+        if linked is None:
+            linked = {}
+            for name in listing(given):
+                found = next((p for p in (inside(r, name) for r in given) if p), None)
+                if found:
+                    linked.setdefault(os.path.realpath(found), name)
+        return linked.get(real)
 
     return name_of
 
@@ -104,7 +117,7 @@ def lora_answer(runtime, locate: Locate, name: str, hashes: list[str], listed=la
     except LoraFileError as exc:  # 200: a missing file is an answer, not a fault (browsers log 404s as errors)
         return 200, {"name": name, "found": None, "error": _error_text(exc)}
     sha256 = runtime.hashes.sha256(found.path)
-    preview = find_preview(found.path, runtime.folders.roots("loras")) is not None
+    preview = find_preview(found.path) is not None
     return 200, {"name": name, "found": found.name, "how": found.how, "sha256": sha256,
                  "autov2": autov2(sha256) if sha256 else None, "title": meta.title,
                  "trigger_words": list(meta.trigger_words), "base_model": meta.base_model, "preview": preview,
@@ -117,7 +130,7 @@ def preview_answer(runtime, locate: Locate, name: str) -> web.Response:
         found = locate(name, [])
     except LoraFileError:
         return web.json_response({"error": "no such LoRA"}, status=404, headers=NO_STORE)
-    preview = find_preview(found.path, runtime.folders.roots("loras"))
+    preview = find_preview(found.path)
     if preview is None:
         return web.Response(status=204, headers=NO_STORE)
     return web.Response(body=preview.data, content_type=preview.media_type, headers=IMAGE_HEADERS)

@@ -32,6 +32,6 @@ def add_all(pipeline, entries: Iterable[Entry], hashes_for: Callable[[str], tupl
         except LoraDeckError as exc:
             raise LoraDeckError(f"{where}: {exc}") from exc
         stack = stack.add(adapter)
-        loaded.append((name, found.name, stack.adapters[-1], report))
+        loaded.append((name, found, stack.adapters[-1], report))
     ui = records.loader_ui(loaded, has_preview, host.in_comfyui_lists)
     return pipeline.with_stack(stack), ui, records.trigger_words(r for *_, r in loaded)

@@ -239,22 +239,25 @@ def _within(seconds: float, fn):
     return result.get("value")
 
 
-def test_listing_follows_no_loop_and_lists_only_what_resolves(hostile_models):
+def test_listing_walks_each_loop_once_and_lists_only_what_resolves(hostile_models):
     names = _within(30, host.lora_names)
-    assert {"good.safetensors", "linkfile.safetensors", "sub/b.safetensors"} <= set(names)
-    assert not [n for n in names if "out" in n or "loop" in n or "fifo" in n or n.startswith("dot")]
+    assert {"good.safetensors", "linkfile.safetensors", "sub/b.safetensors", "linkdir/b.safetensors",
+            "outfile.safetensors", "outdir/out.safetensors"} <= set(names)  # links followed, as ComfyUI lists them
+    # dot1, dot2 and sub/up lead back to a parent: walked once, under the parent's own name
+    assert not [n for n in names if "loop" in n or "fifo" in n or n.startswith("dot") or "/up/" in n]
     for name in names:
         if "demo" not in name:
-            assert host.locate_lora(name).path.startswith(str(hostile_models)), name
+            assert host.locate_lora(name).path.startswith(str(hostile_models)), name  # the name as listed
 
 
-def test_symlinked_files_and_folders_inside_a_root_resolve_everywhere(hostile_models):
+def test_symlinked_files_and_folders_resolve_everywhere_wherever_they_point(hostile_models, files):
+    shutil.copyfile(files["a"], hostile_models.parent.parent / "secret.safetensors")  # beside models/, no link to it
     handle = PipelineHandle(Deck(make_pipe()).owner)
     load = NODE_CLASS_MAPPINGS["LoadLoRA|LoRADeck"]
-    for name in ("linkfile.safetensors", "linkdir/b.safetensors"):
+    for name in ("linkfile.safetensors", "linkdir/b.safetensors", "outfile.safetensors", "outdir/out.safetensors"):
         assert load.VALIDATE_INPUTS(name) is True
         assert load().load(handle, name, 1.0, 1.0)["result"][0].stack.adapters
-    for name in ("outfile.safetensors", "outdir/out.safetensors"):
+    for name in ("../../secret.safetensors", "sub/../../../secret.safetensors"):  # a name never climbs out itself
         assert "not found" in load.VALIDATE_INPUTS(name)
 
 

@@ -206,6 +206,17 @@ def test_recent_activity_stays_open_through_live_updates(page, decks):
     assert "Recent activity (" in page.inner_text(PANEL)
 
 
+def test_branches_keep_their_order_after_refresh(page):
+    """Live events and the GET answer give the same order: newest first, the model's current branch on top."""
+    card = page.locator(f"{PANEL} section.loradeck-pipeline").filter(has_text="tiny-sd").first
+    order = "els => els.map(e => [e.dataset.source, e.dataset.current])"
+    live = card.locator(".loradeck-branch").evaluate_all(order)
+    _refresh(page)
+    page.wait_for_timeout(500)
+    card = page.locator(f"{PANEL} section.loradeck-pipeline").filter(has_text="tiny-sd").first
+    assert card.locator(".loradeck-branch").evaluate_all(order) == live and live[0][1] == "true"
+
+
 def test_release_drops_a_pipeline(page, server, decks):
     _, crowded = decks
     card = page.locator(f"{PANEL} section.loradeck-pipeline[data-pipeline='{crowded.owner.id}']")
@@ -262,6 +273,11 @@ def test_lora_list_rows_add_toggle_remove_and_keep_hashes(page, files):
         widget.value = JSON.stringify([{lora_name: 'a.safetensors', strength_model: 0.8, strength_clip: 0.5}]);
         seen.push(widget.value);
         node.box.querySelector('.loradeck-row-add').click();
+        seen.push(widget.value);  // a new row waits for its file
+        const select = node.box.querySelector('[data-row="1"] .loradeck-row-name');
+        const placeholder = select.value;
+        select.value = 'hostile.safetensors';
+        select.dispatchEvent(new Event('change'));
         const wait = () => new Promise((r) => setTimeout(r, 100));
         for (let i = 0; i < 50 && !JSON.parse(widget.value)[1]?.sha256; i++) await wait();
         seen.push(widget.value);
@@ -273,15 +289,16 @@ def test_lora_list_rows_add_toggle_remove_and_keep_hashes(page, files):
         node.onExecuted({loradeck_models: [{name: 'a.safetensors', sha256: sha, listed: true}]});
         seen.push(widget.value);
         const rows = node.box.querySelectorAll('.loradeck-row:not(.loradeck-row-head)').length;
-        return {seen: seen.map((v) => JSON.parse(v)), rows};
+        return {seen: seen.map((v) => JSON.parse(v)), rows, placeholder};
     }""", sha)
     seen = values["seen"]
     assert seen[0] == [{"enabled": True, "lora_name": "a.safetensors", "strength_model": 0.8, "strength_clip": 0.5,
                         "sha256": ""}]
-    added = seen[1][1]
-    assert added["lora_name"] == "hostile.safetensors" and len(added["sha256"]) == 64  # the next unused file
-    assert seen[2][0]["enabled"] is False and len(seen[3]) == 1 and values["rows"] == 1
-    assert seen[4][0]["sha256"] == sha
+    assert seen[1][1]["lora_name"] == "" and values["placeholder"] == ""  # no file guessed: picked in the row
+    added = seen[2][1]
+    assert added["lora_name"] == "hostile.safetensors" and len(added["sha256"]) == 64 and added["strength_model"] == 0.8
+    assert seen[3][0]["enabled"] is False and len(seen[4]) == 1 and values["rows"] == 1
+    assert seen[5][0]["sha256"] == sha
 
 
 def test_a_failing_route_shows_an_error(page):
@@ -304,17 +321,23 @@ def test_every_web_module_loads_on_its_own(page, server):
                                   "loradeck.SharedNames"]
 
 
+GONE = {"name": "nowhere.safetensors", "directory": "loras", "url": "urn:sha256:" + "ab" * 32, "hash": "ab" * 32,
+        "hash_type": "SHA256"}
+
+
 def test_shared_workflow_names_are_switched_before_the_graph_loads(page, server, lora_dir, files, use_models):
     """A workflow from another machine, as graph data before the frontend configures it: a Windows path (same file
     name, no hash), a renamed file found by its recorded hash, a LoRA List row found by its hash, a missing file.
-    Each change is told truthfully; what cannot be found is told too; old entries without `url` get one."""
+    Each change is told truthfully; what cannot be found is left to the node's box; old entries without `url` get
+    one."""
     server.names_runtime = use_models(str(lora_dir))  # the route runs on the server's thread
     sha_b, sha_k = (hashlib.sha256(Path(files[k]).read_bytes()).hexdigest() for k in ("b", "k"))
     graph = {"nodes": [
         {"id": 1, "type": "StackLoRA|LoRADeck", "widgets_values": [
             True, "C:\\loras\\k.safetensors", 1, 1, True, "friend/renamed.safetensors", 1, 1,
             True, "None", 1, 1, True, "nowhere.safetensors", 1, 1],
-         "properties": {"models": [{"name": "friend/renamed.safetensors", "directory": "loras", "hash": sha_b}]}},
+         "properties": {"models": [{"name": "friend/renamed.safetensors", "directory": "loras", "hash": sha_b},
+                                   GONE]}},
         {"id": 2, "type": "LoRAList|LoRADeck", "widgets_values": [json.dumps([
             {"lora_name": "old/place.safetensors", "sha256": sha_k}])]},
         {"id": 3, "type": "KSampler", "widgets_values": ["friend/renamed.safetensors"]}]}
@@ -329,13 +352,15 @@ def test_shared_workflow_names_are_switched_before_the_graph_loads(page, server,
         "k.safetensors", "sub/b.safetensors", "None", "nowhere.safetensors"]
     assert stack["properties"]["models"] == [{"name": "sub/b.safetensors", "directory": "loras", "hash": sha_b,
                                               "url": f"urn:sha256:{sha_b}"}]
+    # a file that is nowhere here: its hash is kept, out of the frontends' missing-model reports
+    assert stack["properties"]["loradeck_missing"] == [GONE]
     assert json.loads(rows["widgets_values"][0])[0]["lora_name"] == "k.safetensors"
     assert other["widgets_values"] == ["friend/renamed.safetensors"]  # not a LoRA Deck node: untouched
-    (info,), (warn,) = ([t["detail"] for t in result["toasts"] if t["severity"] == s] for s in ("info", "warn"))
+    (info,) = [t["detail"] for t in result["toasts"] if t["severity"] == "info"]
+    assert not [t for t in result["toasts"] if t["severity"] != "info"]  # a missing file is said by its node's box
     assert ('"C:\\loras\\k.safetensors" → "k.safetensors": the only file with that file name; the workflow '
             "recorded no hash, so its content was not checked.") in info
     assert ('"friend/renamed.safetensors" → "sub/b.safetensors": the file with the SHA-256 recorded in the '
             "workflow (same content, other name).") in info
     assert '"old/place.safetensors" → "k.safetensors"' in info
-    assert warn.startswith('"nowhere.safetensors": was not found') and ".." not in warn
     assert not page.errors, page.errors

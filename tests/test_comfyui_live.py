@@ -154,6 +154,28 @@ def _single_file_models(models: Path) -> str:
     return str(config)
 
 
+LINKED_FILE, LINKED_FOLDER_FILE = "linked_seed2.safetensors", "acc_linked/kohya_far.safetensors"
+LINKED_MODEL = "tiny-sd15"
+
+
+def _symlinked_models(base: Path) -> None:
+    """Models kept outside the model folders and linked in, as users share them between installs: a LoRA file, a
+    folder of LoRAs and a diffusers model folder (each of other content than the demo files)."""
+    from helpers import make_pipe
+    from lora_fixtures import save_diffusers_lora, save_kohya_lora
+
+    elsewhere = base / "elsewhere"
+    (elsewhere / "acc").mkdir(parents=True)
+    save_diffusers_lora(str(elsewhere / "seed2.safetensors"), seed=2)
+    save_kohya_lora(str(elsewhere / "acc" / "kohya_far.safetensors"), seed=3)
+    make_pipe().save_pretrained(str(elsewhere / LINKED_MODEL))
+    loras = base / "models" / "loras"
+    (loras / LINKED_FILE).symlink_to(elsewhere / "seed2.safetensors")
+    (loras / "acc_linked").symlink_to(elsewhere / "acc", target_is_directory=True)
+    (base / "models" / "diffusers").mkdir(parents=True, exist_ok=True)
+    (base / "models" / "diffusers" / LINKED_MODEL).symlink_to(elsewhere / LINKED_MODEL, target_is_directory=True)
+
+
 @pytest.fixture(scope="module")
 def comfyui(tmp_path_factory):
     """ComfyUI with this pack only: a private --base-directory whose custom_nodes/ links this pack (nothing else is
@@ -169,6 +191,7 @@ def comfyui(tmp_path_factory):
     moved.mkdir(parents=True)
     shutil.copyfile(PACK_ROOT / "demo" / "models" / "loras" / KOHYA, moved / MOVED_NAME)
     shutil.copyfile(FLUX_LORA, base / "models" / "loras" / FLUX_LORA.name)  # for the split-file model
+    _symlinked_models(base)
     log_path = base / "comfyui.log"
     port = _free_port()
     cmd = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory", str(base),
@@ -200,6 +223,33 @@ def test_pack_imports_and_nodes_are_listed(comfyui):
     lora_names = info["LoadLoRA|LoRADeck"]["input"]["required"]["lora_name"][0]
     for name in DEMO_LORAS:
         assert name in lora_names, f"{name} not offered by Load LoRA: {lora_names}"
+
+
+def test_symlinked_loras_and_model_folder_are_listed_and_run(comfyui):
+    """A linked LoRA file, a LoRA in a linked folder and a linked diffusers folder are offered as ComfyUI offers
+    them, and a graph using all three runs."""
+    info = _get_json(comfyui.base + "/object_info", timeout=60)
+    loras = info["LoadLoRA|LoRADeck"]["input"]["required"]["lora_name"][0]
+    assert {LINKED_FILE, LINKED_FOLDER_FILE} <= set(loras), loras
+    assert LINKED_MODEL in info["LoadPipeline|LoRADeck"]["input"]["required"]["model_name"][0]
+    gen = {"prompt": "a lighthouse", "negative_prompt": "", "seed": 1, "steps": 2, "cfg": 7.0, "width": 64,
+           "height": 64, "batch_size": 1}
+    prompt = {
+        "1": {"class_type": "LoadPipeline|LoRADeck", "inputs": {"model_name": LINKED_MODEL, "dtype": "float32"}},
+        "2": {"class_type": "LoadLoRA|LoRADeck", "inputs": {"pipeline": ["1", 0], "lora_name": LINKED_FILE,
+                                                              "strength_model": 1.0, "strength_clip": 1.0}},
+        "3": {"class_type": "LoadLoRA|LoRADeck", "inputs": {"pipeline": ["2", 0], "lora_name": LINKED_FOLDER_FILE,
+                                                              "strength_model": 0.5, "strength_clip": 1.0}},
+        "4": {"class_type": "Generate|LoRADeck", "inputs": {"pipeline": ["3", 0], **gen},
+              "_meta": {"title": "Generate linked"}},
+        "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
+    }
+    entry = _run_prompt(comfyui, prompt)
+    if entry["status"]["status_str"] != "success":
+        comfyui.fail(f"linked models failed: {json.dumps(entry['status'], indent=1)}")
+    (branch,) = [b for p in _get_json(comfyui.base + "/api/loradeck/snapshot")["pipelines"] for b in p["branches"]
+                 if b["source_title"] == "Generate linked"]
+    assert [a["name"] for a in branch["adapters"]] == ["linked_seed2", "kohya_far"], branch
 
 
 def test_demo_workflow_runs(comfyui):
@@ -377,16 +427,27 @@ def _screenshot(page, name: str) -> None:
 TAB = "[data-testid=loradeck-tab-button], .loradeck-tab-button"  # 1.58.1 dropped the class, 1.35.9 has no testid
 
 
-def test_panel_opens_in_the_real_frontend_without_errors(comfyui, browser):
-    """The real ComfyUI frontend in chromium: the LoRA Deck tab lists the demo pipeline's branches; our JS logs no
-    errors."""
-    page, problems = _open(browser, comfyui)
+RENDERERS = pytest.mark.parametrize("vue", [False, True], ids=["classic", "nodes-2.0"])
+BRANCHES = """() => [...document.querySelectorAll('[data-testid=loradeck-panel] section.loradeck-pipeline')]
+    .map((card) => [...card.querySelectorAll('.loradeck-branch')].map((b) => [b.dataset.source, b.dataset.current]))"""
+
+
+@RENDERERS
+def test_panel_opens_in_the_real_frontend_without_errors(comfyui, browser, vue):
+    """The real ComfyUI frontend in chromium: the LoRA Deck tab lists the demo pipeline's branches, newest first
+    (the model's current one on top), in the same order after Refresh; our JS logs no errors."""
+    page, problems = _open(browser, comfyui, vue)
     page.locator(TAB).first.click(timeout=60_000)
     page.wait_for_selector("[data-testid=loradeck-panel] .loradeck-branch", timeout=60_000)
     text = page.inner_text("[data-testid=loradeck-panel]")
-    _screenshot(page, "panel")
+    opened = page.evaluate(BRANCHES)
+    page.click("[data-testid=loradeck-panel] .loradeck-refresh")
+    page.wait_for_timeout(1500)
+    refreshed = page.evaluate(BRANCHES)
+    _screenshot(page, "panel-" + ("nodes-2.0" if vue else "classic"))
     page.close()
     assert "tiny-sd (built-in) [auto]" in text and "Generate (fused)" in text and "in the model now" in text
+    assert opened == refreshed and all(card[0][1] == "true" for card in opened if card), (opened, refreshed)
     assert not problems, problems
 
 
@@ -450,7 +511,7 @@ def _lora_names(page) -> dict:
 def test_a_shared_workflow_reopens_and_runs_in_the_real_frontend(comfyui, browser):
     """Names from another machine are switched to local files before the frontend checks for missing models (no
     missing-model report, no schema alert); the graph runs from the browser; the hashes it records are saved and the
-    saved workflow reopens cleanly too. A LoRA that is nowhere is reported by the frontend with its name."""
+    saved workflow reopens cleanly too. A LoRA that is nowhere is reported once, by its node's box, with its name."""
     page, problems = _open(browser, comfyui)
     _load(page, _workflow())
     assert not _missing_models_shown(page)
@@ -480,17 +541,17 @@ def test_a_shared_workflow_reopens_and_runs_in_the_real_frontend(comfyui, browse
                                                  "url": "urn:sha256:" + "ab" * 32, "hash": "ab" * 32}]
     _dismiss(page)
     _load(page, gone)
-    deadline = time.monotonic() + 30  # the report comes a moment after the graph (slower on a busy machine)
-    while "gone/nowhere.safetensors" not in (shown := _missing_models_shown(page)) and time.monotonic() < deadline:
-        page.wait_for_timeout(500)
-    assert "gone/nowhere.safetensors" in shown, shown  # not blank: the frontend names what is missing
+    # said once, by the node's own box (its name, the closest names, the fix), not by the frontend's report too
+    page.wait_for_function("document.body.innerText.includes('gone/nowhere.safetensors: was not found')",
+                           timeout=30_000)
+    assert not _missing_models_shown(page)
     _screenshot(page, "missing-lora")
     page.close()
     ours = [p for p in problems if "urn:sha256" not in p]  # the 1.35.9 dialog asks the file size of its url
     assert not ours, ours
 
 
-@pytest.mark.parametrize("vue", [False, True], ids=["classic", "nodes-2.0"])
+@RENDERERS
 def test_lora_list_rows_in_both_renderers(comfyui, browser, vue):
     """LoRA List's rows render and edit in the classic renderer and in Nodes 2.0; the widget value follows."""
     page, problems = _open(browser, comfyui, vue)
@@ -507,6 +568,218 @@ def test_lora_list_rows_in_both_renderers(comfyui, browser, vue):
     assert value()[0]["enabled"] is False
     _screenshot(page, "lora-list-" + ("nodes-2.0" if vue else "classic"))
     page.close()
+    assert not problems, problems
+
+
+BOXES = """() => [...window.app.graph._nodes].flatMap((node) => (node.widgets ?? [])
+    .filter((w) => w.name === 'loradeck_info' && w.element && w.body && node.mode === 0).map((w) => {
+      const box = w.element.getBoundingClientRect();
+      const scale = box.height / (w.element.offsetHeight || 1);
+      const card = document.querySelector(`[data-node-id="${node.id}"]`);
+      let bottom;  // the node's bottom edge on the screen
+      if (card) bottom = card.getBoundingClientRect().bottom;
+      else {
+        const canvas = window.app.canvas, top = canvas.canvas.getBoundingClientRect().top;
+        bottom = top + (node.pos[1] + node.size[1] + canvas.ds.offset[1]) * canvas.ds.scale;
+      }
+      return {title: node.title, box: w.element.offsetHeight, text: w.body.scrollHeight,
+              below: Math.round((bottom - box.bottom) / scale), lines: w.body.innerText.split('\\n').length};
+    }))"""
+
+
+@RENDERERS
+def test_info_boxes_are_as_tall_as_their_text(comfyui, browser, vue):
+    """The node's box shows all of its text and no more: an error (a file that is nowhere) and a long match report
+    (two LoRAs, after a run), in the classic renderer and Nodes 2.0; the node ends just below the box."""
+    page, problems = _open(browser, comfyui, vue)
+    gen = dict(_gen(), prompt="loradeck detail")
+    rows = [{"enabled": True, "lora_name": STYLE, "strength_model": 1.0, "strength_clip": 1.0, "sha256": ""},
+            {"enabled": True, "lora_name": LINKED_FOLDER_FILE, "strength_model": 0.6 if vue else 0.7,
+             "strength_clip": 0.5,  # other values in each renderer: a node ComfyUI reuses from its cache is not run
+             "sha256": ""}]
+    graph = {
+        1: ("LoadPipeline|LoRADeck", "Tiny SD", {"model_name": "tiny-sd (built-in)", "dtype": "auto"}, {}, (40, 300)),
+        2: ("LoRAList|LoRADeck", "LoRA list", {"loras": json.dumps(rows)}, {"pipeline": (1, 0)}, (400, 40)),
+        3: ("Generate|LoRADeck", "Generate list", gen, {"pipeline": (2, 0)}, (800, 40)),
+        4: ("PreviewImage", "Preview list", {}, {"images": (3, 0)}, (1200, 40)),
+        5: ("LoadLoRA|LoRADeck", "Missing LoRA", {"lora_name": "gone/nowhere.safetensors", "strength_model": 1.0,
+                                                  "strength_clip": 1.0, "adapter_name": ""}, {"pipeline": (1, 0)},
+            (40, 700)),
+    }
+    _load(page, _examples().to_ui(graph, "info boxes"))
+    page.wait_for_function("document.body.innerText.includes('was not found in your loras folders')",
+                           timeout=30_000)
+    page.keyboard.press("Escape")
+    page.evaluate("() => { window.app.graph.getNodeById(5).mode = 4; }")  # bypassed: the rest runs
+    before = set(_get_json(comfyui.base + "/history"))
+    page.evaluate("window.app.queuePrompt(0, 1)")
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (ran := set(_get_json(comfyui.base + "/history")) - before) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert ran and _wait_for_history(comfyui, ran.pop())["status"]["status_str"] == "success"
+    page.wait_for_function("document.body.innerText.includes('modules matched')", timeout=30_000)
+    page.wait_for_timeout(1500)
+    page.evaluate("() => { window.app.graph.getNodeById(5).mode = 0; window.app.canvas.setDirty(true, true); }")
+    page.wait_for_timeout(1000)
+    boxes = page.evaluate(BOXES)
+    _screenshot(page, "info-boxes-" + ("nodes-2.0" if vue else "classic"))
+    page.close()
+    assert {b["title"] for b in boxes} == {"LoRA list", "Missing LoRA"}, boxes
+    report = next(b for b in boxes if b["title"] == "LoRA list")
+    assert report["lines"] >= 8, boxes  # a long report: two LoRAs' match lines, base models, trigger words
+    for box in boxes:
+        assert abs(box["box"] - box["text"]) <= 10, boxes  # all of the text shows, with no blank space under it
+        assert -1 <= box["below"] <= 48, boxes  # inside its node, which ends right below it (a footer at most)
+    assert not problems, problems
+
+
+def _examples():
+    sys.path.insert(0, str(PACK_ROOT / "tools"))
+    import make_example_workflows as examples
+
+    return examples
+
+
+def _gen() -> dict:
+    return dict(_examples().GEN, steps=2, width=64, height=64)
+
+
+OVERLAPS = """() => {
+    const scale = window.app.canvas.ds.scale, vue = !!window.LiteGraph?.vueNodesMode;
+    const rects = window.app.graph._nodes.map((node) => {
+      const card = document.querySelector(`[data-node-id="${node.id}"]`);
+      if (vue && !card) return [node.title, NaN, NaN, NaN, NaN];  // not drawn: reported below
+      if (card) { const r = card.getBoundingClientRect(); return [node.title, r.left / scale, r.top / scale,
+                                                                  r.right / scale, r.bottom / scale]; }
+      const [x, y, w, h] = node.boundingRect;  // the title bar included
+      return [node.title, x, y, x + w, y + h];
+    });
+    const overlaps = rects.filter((r) => Number.isNaN(r[1])).map((r) => `${r[0]}: no card in Nodes 2.0`);
+    for (let i = 0; i < rects.length; i++) for (let j = i + 1; j < rects.length; j++) {
+      const [a, b] = [rects[i], rects[j]];
+      const w = Math.min(a[3], b[3]) - Math.max(a[1], b[1]), h = Math.min(a[4], b[4]) - Math.max(a[2], b[2]);
+      if (w > 0 && h > 0) overlaps.push(`${a[0]} / ${b[0]}: ${Math.round(w)} x ${Math.round(h)} px`);
+    }
+    return [rects.length, overlaps];
+}"""
+
+
+@RENDERERS
+def test_no_two_nodes_overlap_in_a_shipped_workflow(comfyui, browser, vue):
+    page, problems = _open(browser, comfyui, vue)
+    found = {}
+    shipped = sorted((PACK_ROOT / "example_workflows").glob("*.json"))
+    assert len(shipped) >= 10
+    for path in shipped:
+        workflow = json.loads(path.read_text())
+        _load(page, workflow)
+        _dismiss(page)
+        count, overlaps = page.evaluate(OVERLAPS)
+        assert count == len(workflow["nodes"]), path.name
+        if overlaps:
+            found[path.name] = overlaps
+    page.close()
+    assert not found, found
+
+
+RAW_IDS = re.compile(r"\w+\|LoRADeck|Lo RA Deck|Lo RA\b")
+
+
+def _texts_shown(page) -> str:
+    """What the user can read: dialogs, toasts, the nodes' boxes and error badges, the tab title. Of 1.58.1's error
+    report (a text for a GitHub issue) only its error details: its stack trace, log and attached workflow are
+    data, which name nodes by their IDs."""
+    text = "\n".join([page.title(), page.inner_text("body")])
+    return re.sub(r"## Stack Trace.*?(?=Get Help|For more help|$)", "", text, flags=re.S)
+
+
+@RENDERERS
+def test_no_raw_node_id_in_what_the_user_reads_of_errors(comfyui, browser, vue):
+    """A file that is nowhere, queued anyway (refused at queue time), and a run that fails: every message the
+    user sees names our nodes by their display names or titles, never by their IDs."""
+    page, problems = _open(browser, comfyui, vue)
+    gen = _gen()
+    graph = {
+        1: ("LoadPipeline|LoRADeck", "Tiny SD", {"model_name": "tiny-sd (built-in)", "dtype": "auto"}, {}, (40, 300)),
+        2: ("LoadLoRA|LoRADeck", "Missing LoRA", {"lora_name": "gone/nowhere.safetensors", "strength_model": 1.0,
+                                                  "strength_clip": 1.0, "adapter_name": ""}, {"pipeline": (1, 0)},
+            (400, 40)),
+        3: ("Generate|LoRADeck", "Generate missing", gen, {"pipeline": (2, 0)}, (800, 40)),
+        4: ("PreviewImage", "Preview missing", {}, {"images": (3, 0)}, (1200, 40)),
+    }
+    _load(page, _examples().to_ui(graph, "errors"))
+    page.wait_for_function("document.body.innerText.includes('gone/nowhere.safetensors: was not found')",
+                           timeout=30_000)
+    page.evaluate("window.app.queuePrompt(0, 1)")
+    page.wait_for_timeout(4000)
+    refused = _texts_shown(page)
+    _screenshot(page, "queue-error-" + ("nodes-2.0" if vue else "classic"))
+    _dismiss(page)
+    failing = dict(graph)
+    failing[2] = ("LoadLoRA|LoRADeck", "Wrong LoRA", {"lora_name": KOHYA, "strength_model": 1.0,
+                                                      "strength_clip": 1.0, "adapter_name": ""}, {"pipeline": (1, 0)},
+                  (400, 40))
+    failing[1] = ("LoadPipeline|LoRADeck", "Markers only", {"model_name": MARKERS_ONLY, "dtype": "auto"}, {},
+                  (40, 300))
+    _load(page, _examples().to_ui(failing, "a failing run"))
+    before = set(_get_json(comfyui.base + "/history"))
+    page.evaluate("window.app.queuePrompt(0, 1)")
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (ran := set(_get_json(comfyui.base + "/history")) - before) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert ran and _wait_for_history(comfyui, ran.pop())["status"]["status_str"] == "error"
+    page.wait_for_timeout(3000)
+    details = page.get_by_role("button", name="View details")  # 1.58.1: a toast, its details in a panel
+    if details.count():
+        details.first.click()
+        page.wait_for_timeout(1500)
+    failed = _texts_shown(page)
+    _screenshot(page, "run-error-" + ("nodes-2.0" if vue else "classic"))
+    page.close()
+    assert "gone/nowhere.safetensors" in refused and "Stable Diffusion 1.x checkpoint" in failed, (refused, failed)
+    assert not RAW_IDS.findall(refused) and not RAW_IDS.findall(failed), (refused, failed)
+    # the frontend's own report of the refused prompt, and the help links it cannot reach offline
+    ours = [p for p in problems if "PromptExecutionError" not in p and "ERR_NAME_NOT_RESOLVED" not in p]
+    assert not ours, ours
+
+
+def _search(page, query: str, tries: int = 3) -> list[str]:
+    """The names the node search box lists for `query` (opened by a double-click on an empty canvas); tried again
+    when the box did not open or list anything in time (a busy machine)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries):
+        page.evaluate("() => { window.app.graph.clear(); window.app.canvas.setDirty(true, true); }")
+        page.wait_for_timeout(300)
+        page.mouse.dblclick(700, 500)
+        page.wait_for_timeout(1000)
+        page.keyboard.type(query, delay=30)
+        try:
+            page.wait_for_function("(q) => [...document.querySelectorAll('[role=option]')].some((o) => "
+                                   "o.innerText.startsWith(q))", arg=query, timeout=15_000)
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            continue
+        page.wait_for_timeout(1000)  # the list settles
+        names = [text.split("\n")[0].strip() for text in page.locator("[role=option]").all_inner_texts()]
+        page.keyboard.press("Escape")
+        return [name for name in names if name]
+    return []
+
+
+@RENDERERS
+def test_node_search_lists_our_nodes_with_distinct_names(comfyui, browser, vue):
+    """The frontend's node search (double-click on the canvas): ours and ComfyUI's own nodes of the same kind are
+    told apart by their names."""
+    page, problems = _open(browser, comfyui, vue)
+    listed = {query: _search(page, query) for query in ("Load LoRA", "Save Image", "Generate")}
+    _screenshot(page, "search-" + ("nodes-2.0" if vue else "classic"))
+    page.close()
+    assert {"Load LoRA", "Load LoRA (LoRA Deck)"} <= set(listed["Load LoRA"]), listed
+    assert {"Save Image", "Save Image (LoRA Deck)"} <= set(listed["Save Image"]), listed
+    assert "Generate (LoRA Deck)" in listed["Generate"], listed
+    for names in listed.values():
+        assert len(names) == len(set(names)), listed
     assert not problems, problems
 
 

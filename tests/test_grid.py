@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import a1111_parser
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ from helpers import make_pipe
 from lora_fixtures import save_family_lora, write_dora, write_peft
 from loradeck.core import Deck, SpecError, run_grid
 from loradeck.core.generation.generate import generate
+from loradeck.core.generation.grid_axes import Cells, parse_axis
 
 TOLERANCE = 2 / 255
 # X: one adapter's strength (a number, per component, a schedule); Y: which adapters are on
@@ -115,6 +117,47 @@ def test_axis_errors_name_the_axis(files):
         run_grid(deck.owner, deck.stack, PARAMS, "weights: 1 | 2")
     with pytest.raises(SpecError, match="Y axis.*no adapter named 'nope'"):
         run_grid(deck.owner, deck.stack, PARAMS, "strength a: 0 | 1", "adapters: a | nope")
+
+
+OVERRIDING_Y = "stacks: soft = style: 0.5; kohya: off | strong = kohya: 1.2"
+
+
+def _cells_and_warnings(deck: Deck, x_axis: str, y_axis: str) -> list[str]:
+    x, y = parse_axis(x_axis, "X"), parse_axis(y_axis, "Y")
+    maker = Cells(deck.owner, deck.stack)
+    return maker.overrides(x, y, maker.build(x, y))
+
+
+def test_an_axis_value_the_other_axis_sets_again_is_warned(files):
+    """Y is applied after X: where a Y value sets the adapter the X values set, that row does not show X."""
+    deck = Deck(make_pipe()).add(files["a"], "style").add(files["k"], "kohya")
+    (soft,) = _cells_and_warnings(deck, "strength style: 0 | 1", OVERRIDING_Y)
+    assert soft == ("Y value 'soft' sets style again after the X value, so the X values do not change "
+                    "style in row 1: its 2 cells are the same picture under different X labels")
+    (off,) = _cells_and_warnings(deck, "strength style: 0 | 1", "adapters: none | style")  # Y switches style off
+    assert off.startswith("Y value 'none' sets style again") and "row 1" in off
+    partly = _cells_and_warnings(deck, "strength style: 0 | 1", "stacks: a = style: model=0.5 | b = kohya: 0")
+    assert partly == ["Y value 'a' sets style (model) again after the X value, so the X values do not "
+                      "change style (model) in row 1"]  # clip still follows X: the cells differ
+    assert _cells_and_warnings(deck, "strength style: 0 | 1", "strength kohya: 0 | 1") == []
+    assert _cells_and_warnings(deck, "strength style: 0 | 1", "") == []
+
+
+def test_the_grid_warns_in_its_text_and_log_and_its_png_records_each_cells_stack(files, caplog):
+    deck = Deck(make_pipe()).add(files["a"], "style").add(files["k"], "kohya")
+    params = dataclasses.replace(PARAMS, steps=1)
+    with caplog.at_level("WARNING", logger="loradeck.core.generation.grid"):
+        result = run_grid(deck.owner, deck.stack, params, "strength style: 0 | 1", OVERRIDING_Y)
+    assert "warning: Y value 'soft' sets style again" in result.text.splitlines()[1]
+    assert any(r.getMessage().startswith("LoRA Grid: Y value 'soft' sets style again") for r in caplog.records)
+    assert torch.equal(result.cells[0], result.cells[1]) and not torch.equal(result.cells[2], result.cells[3])
+    text = deck.owner.runtime.image_info.for_image(result.grid, 0)
+    fields = a1111_parser.parse(text)
+    assert fields["LoRA Deck"] == (
+        "cell 1 (style: 0 / soft): style: clip=0.5 model=0.5; cell 2 (style: 1 / soft): style: clip=0.5 model=0.5; "
+        "cell 3 (style: 0 / strong): style: clip=0 model=0, kohya: clip=1.2 model=1.2; "
+        "cell 4 (style: 1 / strong): style: clip=1 model=1, kohya: clip=1.2 model=1.2")
+    assert {r["name"] for r in fields["resources"] if r["type"] == "lora"} == {"style", "kohya"}
 
 
 def test_rows_inside_a_folding_module_follow_its_own_batch():

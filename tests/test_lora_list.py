@@ -35,11 +35,13 @@ def test_rows_round_trip_and_defaults():
                       '"strength_model": 0.5, "sha256": "' + "AB" * 32 + '"}]')
     assert rows == [Row(True, "a.safetensors", 1.0, 1.0, ""), Row(False, "b.safetensors", 0.5, 0.5, "ab" * 32)]
     assert parse_rows(rows_text(rows)) == rows and parse_rows("") == [] and parse_rows("[]") == []
+    assert parse_rows('[{"lora_name": "", "enabled": false}]') == [Row(False, "")]  # added, not picked yet, off
 
 
 @pytest.mark.parametrize("text,message", [
     ("{", "not valid JSON"), ('{"a": 1}', "a list"), ("[1]", "row 1: expected an object"),
-    ('[{"lora_name": ""}]', "row 1: lora_name"), ('[{"lora_name": "a"}, {"lora_name": 3}]', "row 2: lora_name"),
+    ('[{"lora_name": ""}]', "row 1: no LoRA file chosen; pick one in the row"),
+    ('[{"lora_name": "a"}, {"lora_name": 3}]', "row 2: lora_name"),
     ('[{"lora_name": "a", "enabled": "yes"}]', "row 1: enabled"),
     ('[{"lora_name": "a", "strength_model": "x"}]', "row 1, strength_model"),
     ('[{"lora_name": "a", "strength_clip": 1e9}]', "row 1, strength_clip"),

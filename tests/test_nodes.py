@@ -13,7 +13,7 @@ import loradeck
 from helpers import make_pipe, render
 from loradeck.core import Deck, LoraFileError, SpecError
 from loradeck.core.api import PipelineHandle
-from loradeck.core.errors import LoraDeckError
+from loradeck.core.errors import LoraDeckError, PipelineLoadError
 from loradeck.nodes import NODE_CLASS_MAPPINGS, host
 from loradeck.runner.registry import CONTROL, widget_names
 
@@ -68,7 +68,7 @@ def test_every_node_is_documented():
         assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES), node_id
         for name, spec in _inputs(cls).items():
             assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
-    assert loradeck.NODE_DISPLAY_NAME_MAPPINGS["LoadLoRA|LoRADeck"] == "Load LoRA"
+    assert loradeck.NODE_DISPLAY_NAME_MAPPINGS["LoadLoRA|LoRADeck"] == "Load LoRA (LoRA Deck)"
 
 
 def test_seed_gets_the_control_after_generate_slot():
@@ -184,6 +184,24 @@ def test_saved_diffusers_folder_loads_from_models_dir(tmp_path, use_models):
     assert "my-sd" in host.diffusers_models()
     handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("my-sd", "float32")[0]
     assert torch.equal(render(handle.owner.pipe), render(pipe))
+
+
+def test_symlinked_diffusers_folders_are_listed_and_load(tmp_path, use_models):
+    """A model folder kept elsewhere and linked into models/diffusers (directly or in a linked group folder) loads
+    as ComfyUI lists it; a name with '..' does not climb out."""
+    pipe = make_pipe()
+    pipe.save_pretrained(str(tmp_path / "elsewhere" / "tiny-sd15"))
+    (tmp_path / "models" / "diffusers").mkdir(parents=True)
+    (tmp_path / "models" / "diffusers" / "tiny-sd15").symlink_to(tmp_path / "elsewhere" / "tiny-sd15")
+    (tmp_path / "models" / "diffusers" / "group").symlink_to(tmp_path / "elsewhere")
+    use_models(str(tmp_path / "models"))
+    assert {"tiny-sd15", "group/tiny-sd15"} <= set(host.diffusers_models())
+    for name in ("tiny-sd15", "group/tiny-sd15"):
+        assert host.model_path(name) == str(tmp_path / "models" / "diffusers" / name)
+    handle = NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("tiny-sd15", "float32")[0]
+    assert torch.equal(render(handle.owner.pipe), render(pipe))
+    with pytest.raises(PipelineLoadError, match="was not found"):
+        host.model_path("../elsewhere/tiny-sd15")
 
 
 def test_save_lora_node_writes_a_reloadable_file(lora_dir, tmp_path, use_models):

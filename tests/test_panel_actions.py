@@ -25,7 +25,7 @@ from loradeck.nodes import NODE_CLASS_MAPPINGS, comfy_server, host, routes  # no
 
 HOSTILE = ["../../../../etc/passwd", "/etc/passwd", "..\\..\\windows\\win.ini", "a\x00b.safetensors", "x" * 1025,
            "", "%2e%2e/%2e%2e/etc/passwd", "sub/../../outside.safetensors", "sub", "k.safetensors/..",
-           "C:\\Windows\\win.ini", "\u202e.safetensors", "k.preview.png", "escape.safetensors"]
+           "C:\\Windows\\win.ini", "\u202e.safetensors", "k.preview.png"]
 
 
 def _png() -> bytes:
@@ -36,7 +36,8 @@ def _png() -> bytes:
 
 @pytest.fixture
 def models(tmp_path, files, use_models):
-    """models/loras with k (a preview beside it), t (a header thumbnail), plain a, and a symlink out of the root."""
+    """models/loras with k (a preview beside it), t (a header thumbnail), plain a, and a symlink out of the root
+    (models kept elsewhere), with a picture beside the link."""
     loras = tmp_path / "models" / "loras"
     (loras / "sub").mkdir(parents=True)
     for name, source in (("k.safetensors", "k"), ("a.safetensors", "a"), ("sub/t.safetensors", "b")):
@@ -50,6 +51,7 @@ def models(tmp_path, files, use_models):
     outside = tmp_path / "outside.safetensors"
     outside.write_bytes(Path(files["a"]).read_bytes())
     (loras / "escape.safetensors").symlink_to(outside)
+    (loras / "escape.preview.png").write_bytes(_png())
     runtime = use_models(str(tmp_path / "models"))
     return runtime, loras
 
@@ -100,6 +102,14 @@ def test_lora_route_gives_hash_title_trigger_words_and_preview(models, files):
     sha = hashlib.sha256((loras / "sub/t.safetensors").read_bytes()).hexdigest()
     assert status == 200 and (info["found"], info["sha256"], info["autov2"]) == ("sub/t.safetensors", sha, sha[:10])
     assert (info["title"], info["trigger_words"], info["preview"], info["listed"]) == ("T", ["tee", "hee"], True, True)
+    _, _, body = _call(runtime, "GET", routes.LORA_PATH, params={"name": "escape.safetensors"})
+    linked = json.loads(body)  # a symlink out of the roots, followed as ComfyUI follows it
+    assert (linked["found"], linked["preview"], linked["listed"]) == ("escape.safetensors", True, True)
+    status, headers, picture = _call(runtime, "GET", routes.PREVIEW_PATH, params={"name": "escape.safetensors"})
+    assert (status, picture) == (200, _png())
+    name_of = routes.lora_name(runtime)  # the panel names an adapter's (real) file as the LoRA list does
+    assert name_of(os.path.realpath(loras / "escape.safetensors")) == "escape.safetensors"
+    assert name_of(str(loras / "sub/t.safetensors")) == "sub/t.safetensors" and name_of("/etc/passwd") is None
     _, _, body = _call(runtime, "GET", routes.LORA_PATH, params={"name": "nowhere.safetensors"})
     missing = json.loads(body)
     assert missing["found"] is None and "not found" in missing["error"] and str(loras) not in body.decode()

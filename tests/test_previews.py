@@ -1,5 +1,5 @@
-"""LoRA previews: a picture beside the file or the header's modelspec.thumbnail; image types only, sizes capped,
-never outside the LoRA folders."""
+"""LoRA previews: a picture beside the file (beside the name it is listed under: a symlinked LoRA's picture is
+beside the link) or the header's modelspec.thumbnail; image types only, sizes capped."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_a_picture_beside_the_file_is_found(loras, suffix):
     root, lora = loras
     kind = "WEBP" if suffix.endswith("webp") else "JPEG" if "jp" in suffix else "PNG"
     (lora.parent / f"x{suffix}").write_bytes(_image(kind))
-    found = find_preview(str(lora), [str(root)])
+    found = find_preview(str(lora))
     assert found.source == "file" and found.media_type == image_type(_image(kind))
 
 
@@ -55,7 +55,7 @@ def test_header_thumbnail_is_used_when_there_is_no_file(loras):
     root, lora = loras
     uri = "data:image/png;base64," + base64.b64encode(_image()).decode()
     save_file(load_file(str(lora)), str(lora), metadata={"modelspec.thumbnail": uri})
-    found = find_preview(str(lora), [str(root)])
+    found = find_preview(str(lora))
     assert (found.source, found.media_type, found.data) == ("thumbnail", "image/png", _image())
 
 
@@ -75,15 +75,26 @@ def test_a_file_that_is_not_an_image_or_too_big_falls_back_to_the_header(loras, 
     root, lora = loras
     sidecar = lora.parent / "x.preview.png"
     sidecar.write_bytes(b"<html><script>alert(1)</script></html>")
-    assert find_preview(str(lora), [str(root)]) is None
+    assert find_preview(str(lora)) is None
     monkeypatch.setattr(previews, "MAX_PREVIEW_BYTES", 64)
     sidecar.write_bytes(_image(size=(64, 64)))
-    assert find_preview(str(lora), [str(root)]) is None
+    assert find_preview(str(lora)) is None
 
 
-def test_a_symlinked_picture_pointing_outside_the_roots_is_refused(loras, tmp_path):
+def test_a_symlinked_picture_is_followed_as_comfyui_follows_links_in_the_roots(loras, tmp_path):
     root, lora = loras
-    secret = tmp_path / "outside" / "secret.png"
-    secret.write_bytes(_image())
-    (lora.parent / "x.preview.png").symlink_to(secret)
-    assert find_preview(str(lora), [str(root)]) is None
+    shared = tmp_path / "outside" / "shared.png"
+    shared.write_bytes(_image())
+    (lora.parent / "x.preview.png").symlink_to(shared)
+    assert find_preview(str(lora)).data == _image()
+
+
+def test_a_symlinked_loras_picture_is_the_one_beside_the_link(loras, tmp_path):
+    root, lora = loras
+    elsewhere = tmp_path / "outside" / "real.safetensors"
+    elsewhere.write_bytes(lora.read_bytes())
+    (tmp_path / "outside" / "real.preview.png").write_bytes(_image(colour=(0, 0, 255)))
+    link = root / "linked.safetensors"
+    link.symlink_to(elsewhere)
+    (root / "linked.preview.png").write_bytes(_image(colour=(0, 255, 0)))
+    assert find_preview(str(link)).data == _image(colour=(0, 255, 0))

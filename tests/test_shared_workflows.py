@@ -115,14 +115,16 @@ def test_a_changed_file_is_hashed_again(tmp_path, files, index):
     assert len(index.hasher.paths) == 2
 
 
-def test_a_hash_never_resolves_outside_the_roots(lora_dir, tmp_path, files, index):
+def test_a_hash_finds_files_behind_links_in_the_roots_and_nothing_else_outside(lora_dir, tmp_path, files, index):
     outside = tmp_path / "outside.safetensors"
     outside.write_bytes(Path(files["a"]).read_bytes() + b"only outside")
+    with pytest.raises(LoraFileError):  # outside the roots and no link to it: never found
+        locate("gone.safetensors", [str(lora_dir / "loras")], [_sha(outside)], index)
     link = lora_dir / "loras" / "escape.safetensors"
     link.symlink_to(outside)
-    try:
-        with pytest.raises(LoraFileError):
-            locate("gone.safetensors", [str(lora_dir / "loras")], [_sha(outside)], index)
+    try:  # a link inside a root is followed, as ComfyUI follows it: the file is one of the user's LoRAs
+        found = locate("gone.safetensors", [str(lora_dir / "loras")], [_sha(outside)], index)
+        assert (found.name, found.how, found.path) == ("escape.safetensors", "hash", str(link))
     finally:
         link.unlink()
 

@@ -280,6 +280,16 @@ def socket_inputs(cls_name: str) -> list[tuple[str, str]]:
     return [(n, s[0]) for n, s in input_specs(CLASSES[cls_name]).items() if not is_widget(s)]
 
 
+# The graphs are drawn on a 340/380-px grid; nodes are taller (Generate: about 430 px in the classic renderer, 490 px
+# in Nodes 2.0) and wider (up to 410 px in Nodes 2.0) than that grid allows, so positions are spread out on saving.
+# tests/test_comfyui_live.py checks that no two nodes of a shipped workflow overlap in either renderer.
+SPREAD = (1.3, 1.5)
+
+
+def _spread(pos) -> list[int]:
+    return [round(pos[0] * SPREAD[0]), round(pos[1] * SPREAD[1])]
+
+
 def to_ui(graph: dict, note: str) -> dict:
     links, nodes = [], []
     outgoing: dict[tuple[int, int], list[int]] = {}
@@ -298,7 +308,7 @@ def to_ui(graph: dict, note: str) -> dict:
             inputs.append({"name": name, "type": kind, "link": link})
         outputs = [{"name": n, "type": t, "links": outgoing.get((node_id, i), []), "slot_index": i}
                    for i, (n, t) in enumerate(output_types(cls))]
-        nodes.append({"id": node_id, "type": cls, "title": title, "pos": list(pos), "size": [340, 200],
+        nodes.append({"id": node_id, "type": cls, "title": title, "pos": _spread(pos), "size": [340, 200],
                       "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
                       "properties": {"Node name for S&R": cls}, "widgets_values": widget_values(cls, widgets)})
     note_id = max(graph) + 1

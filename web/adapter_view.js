@@ -84,23 +84,25 @@ function matchLine(report) {
   return el("div", { cls: `loradeck-line ${kind}`.trim(), text, title: warnings.join("; ") || null });
 }
 
-function keyed(key, value, title = null, cls = "") {
+function keyed(key, value, title = null, cls = "", wrap = false) {
   if (!value) return null;
+  const shown = wrap ? el("span", { cls: "loradeck-wrap", text: value, title }) : ellipsis(value, "", title);
   return el("div", { cls: `loradeck-line ${cls}`.trim() }, [el("span", { cls: "loradeck-key", text: `${key} ` }),
-    ellipsis(value, "", title)]);
+    shown]);
 }
 
 function strengthLines(adapter, labels) {
   const state = stateOf(adapter);
   const set = formatWeights(adapter?.weights, labels);
   const weights = el("div", { cls: "loradeck-line loradeck-weights" }, [
-    el("span", { cls: "loradeck-key", text: "strength " }), ellipsis(state === "disabled" ? `${set} (off)` : set)]);
+    el("span", { cls: "loradeck-key", text: "strength " }),
+    el("span", { cls: "loradeck-wrap", text: state === "disabled" ? `${set} (off)` : set })]);
   const blocks = typeof adapter?.blocks === "string" ? adapter.blocks : "";
   const spread = formatSpread(adapter?.layer_strengths, labels);
   const differs = spread && spread !== set; // block weights (or a fuse scale) spread the strength over layers
-  return [weights, keyed("blocks", blocks, null, "loradeck-blocks"),
+  return [weights, keyed("blocks", blocks, null, "loradeck-blocks", true),
     blocks || differs ? keyed("layers", spread, "strength per layer, lowest–highest, as the model has it now",
-      "loradeck-layers") : null];
+      "loradeck-layers", true) : null];
 }
 
 /** A strength schedule over the steps: [["unet", "ramp(1.2, 0.2)"]] -> "unet ramp(1.2, 0.2)". */
@@ -147,7 +149,7 @@ export function adapterView(adapter, loadPreview = null, labels = {}) {
   const meta = metadataOf(adapter);
   const body = el("div", { cls: "loradeck-adapter-body" }, [
     head, file, ...partLines(adapter, labels), ...strengthLines(adapter, labels),
-    keyed("over steps", formatSchedule(adapter?.schedule, labels)),
+    keyed("over steps", formatSchedule(adapter?.schedule, labels), null, "", true),
     matchLine(adapter?.report),
     keyed("base", baseModel(adapter), meta.base_model_source || null),
     keyed("title", meta.title), wordsLine(adapter),

@@ -1,16 +1,24 @@
 // LoRA Deck: LoRA List's rows editor — one row per LoRA (on/off, file, model and clip strength, remove), plus
-// "Add LoRA". It is the node's `loras` widget (type LORADECK_LORA_LIST): its value is the rows as JSON text, so
-// rows are saved in widgets_values and queued like any widget value, in the classic and the Vue renderer.
+// "Add LoRA", which adds an empty row whose file is picked in the row. It is the node's `loras` widget (type
+// LORADECK_LORA_LIST): its value is the rows as JSON text, so rows are saved in widgets_values and queued like any
+// widget value, in the classic and the Vue renderer. A new node is made wide enough for typical file names; the
+// full name of a row's file is its tooltip.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { loraInfo } from "./api_client.js";
 import { el } from "./dom.js";
 import { normaliseRow, parseRows, rowsText } from "./lora_rows.js";
+import { fitNode, holdHeight, slotHeight } from "./node_info.js";
 import { ensureStyles } from "./styles.js";
 
 export const WIDGET_TYPE = "LORADECK_LORA_LIST";
-const ROW_HEIGHT = 30;
+export const DEFAULT_WIDTH = 480; // px: a new node shows names like "characters/kohya_style_v2.safetensors" whole
+const ROW_HEIGHT = 28; // .loradeck-row
+const HEAD_HEIGHT = 16; // .loradeck-row-head
+const FOOT_HEIGHT = 28; // .loradeck-rows-foot with its margin
+const PADDING = 4; // .loradeck-rows, top and bottom
 const MAX_ROWS = 200;
+const PICK = "Pick a LoRA…";
 
 function numberInput(value, title, onChange) {
   const input = el("input", { cls: "loradeck-row-number", title, attrs: { type: "number", step: "0.05",
@@ -25,8 +33,13 @@ function numberInput(value, title, onChange) {
 }
 
 function nameSelect(value, choices, onChange) {
-  const select = el("select", { cls: "loradeck-row-name", title: value || "Pick a LoRA file" });
+  const select = el("select", { cls: "loradeck-row-name", title: value || "Pick a LoRA file for this row" });
   const names = choices.includes(value) || !value ? choices : [value, ...choices];
+  if (!value) {
+    const placeholder = el("option", { text: PICK, attrs: { disabled: "" } });
+    placeholder.value = "";
+    select.append(placeholder);
+  }
   for (const name of names) {
     const option = el("option", { text: choices.includes(name) ? name : `${name} (not on this machine)` });
     option.value = name;
@@ -58,9 +71,7 @@ export class RowsEditor {
   changed() {
     this.render();
     this.widget?.callback?.(this.value);
-    const wanted = this.node.computeSize?.();
-    if (Array.isArray(wanted) && wanted[1] > this.node.size[1]) this.node.setSize([this.node.size[0], wanted[1]]);
-    this.node.setDirtyCanvas?.(true, true);
+    fitNode(this.node); // as tall as the rows, no more
   }
 
   update(index, change) {
@@ -76,13 +87,13 @@ export class RowsEditor {
     }
   }
 
+  /** A new row with no file yet (picked in the row: which files fit the pipeline is the user's call). */
   add() {
     if (this.rows.length >= MAX_ROWS) return;
     const last = this.rows.at(-1);
-    const name = this.choices.find((c) => !this.rows.some((r) => r.lora_name === c)) ?? this.choices[0] ?? "";
     this.rows.push(normaliseRow({ lora_name: "", strength_model: last?.strength_model ?? 1,
       strength_clip: last?.strength_clip ?? 1 }));
-    this.pick(this.rows.length - 1, name);
+    this.changed();
   }
 
   remove(index) {
@@ -128,10 +139,12 @@ export class RowsEditor {
     this.element.replaceChildren(...[head, ...this.rows.map((row, i) => this.rowView(row, i)),
       el("div", { cls: "loradeck-rows-foot" }, [add, el("span", { cls: "loradeck-muted",
         text: `${on} of ${this.rows.length} on` })])].filter(Boolean));
+    holdHeight(this.element, this.height());
   }
 
+  /** Its height in px, from the fixed heights in styles.js: padding, the column heads, the rows, the foot. */
   height() {
-    return 44 + ROW_HEIGHT * (this.rows.length + (this.rows.length ? 1 : 0));
+    return PADDING + (this.rows.length ? HEAD_HEIGHT : 0) + ROW_HEIGHT * this.rows.length + FOOT_HEIGHT;
   }
 }
 
@@ -142,6 +155,17 @@ function choicesOf(inputData) {
 
 app.registerExtension({
   name: "loradeck.LoRAList",
+  beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.name !== "LoRAList|LoRADeck") return;
+    // A node added from search or the menu is made wider once it is in the graph (a workflow that loads sets its
+    // own size afterwards: LiteGraph configures a node after adding it).
+    const added = nodeType.prototype.onAdded;
+    nodeType.prototype.onAdded = function () {
+      const result = added?.apply(this, arguments);
+      if (this.size?.length >= 2 && this.size[0] < DEFAULT_WIDTH) this.setSize?.([DEFAULT_WIDTH, this.size[1]]);
+      return result;
+    };
+  },
   getCustomWidgets() {
     return {
       [WIDGET_TYPE](node, inputName, inputData) {
@@ -150,8 +174,12 @@ app.registerExtension({
         const widget = node.addDOMWidget(inputName, WIDGET_TYPE, editor.element, {
           getValue: () => editor.value,
           setValue: (text) => { editor.value = text; },
-          getMinHeight: () => editor.height(),
+          getMinHeight: () => slotHeight(widget, editor.height()),
+          getMaxHeight: () => slotHeight(widget, editor.height()),
           hideOnZoom: false,
+          // 1.58.1's side panel would draw it as a canvas widget of the panel's width, and that width would then
+          // size it on the node too; the rows are edited on the node
+          hideInPanel: true,
         });
         editor.widget = widget;
         editor.value = inputData?.[1]?.default ?? "[]";

@@ -9,6 +9,7 @@
 // (`urn:sha256:<hex>`): true, offline, and what the dialog shows as the source when the file is missing.
 
 export const DIRECTORY = "loras";
+export const MISSING = "loradeck_missing"; // properties key: entries of files this machine lacks (shared_names.js)
 export const LOADER_TYPES = new Set(["LoadLoRA|LoRADeck", "StackLoRA|LoRADeck", "LoRAList|LoRADeck",
   "LoadLoRAPair|LoRADeck", "LoRALoader|LoRADeck"]);
 const SHA256 = /^[0-9a-f]{64}$/i;
@@ -46,10 +47,19 @@ export function repairModels(models) {
     && SHA256.test(String(m.hash ?? "")) ? { ...m, url: contentUrl(m.hash) } : m));
 }
 
-/** Hashes recorded for `name` in a node's properties.models. */
+/** A node's recorded LoRA entries: those in properties.models, then those kept for files this machine lacks. */
+export function recordedEntries(node) {
+  const lists = [node?.properties?.models, node?.properties?.[MISSING]].filter(Array.isArray);
+  return lists.flat().filter((m) => m && typeof m === "object" && (m.directory ?? DIRECTORY) === DIRECTORY);
+}
+
+/** Hashes recorded for `name` with a node (properties.models, or properties.loradeck_missing). */
 export function recordedHashes(node, name) {
-  const models = node?.properties?.models;
-  if (!Array.isArray(models)) return [];
-  return models.filter((m) => m?.name === name && (m.directory ?? DIRECTORY) === DIRECTORY && m.hash)
-    .map((m) => String(m.hash));
+  return recordedEntries(node).filter((m) => m.name === name && m.hash).map((m) => String(m.hash));
+}
+
+/** Entries kept for files this machine lacked, minus those now recorded under `names` (found after all). */
+export function stillMissing(node, names) {
+  const kept = node?.properties?.[MISSING];
+  return Array.isArray(kept) ? kept.filter((m) => !names.includes(m?.name)) : [];
 }

@@ -1,6 +1,7 @@
 // LoRA Deck: the panel's state — live pipelines by their stable id, each with the last snapshot of every
 // branch (Generate / Save node) that applied a stack to it, plus recent snapshots — fed by the GET route on
-// open and by websocket events. Pure: loading this module does nothing.
+// open and by websocket events. Each pipeline's branches are kept oldest first whichever fed them (the view shows
+// them newest first). Pure: loading this module does nothing.
 
 export const RECENT_MAX = 20;
 export const BRANCHES_MAX = 16;
@@ -14,14 +15,15 @@ function sourceKey(snapshot) {
   return typeof snapshot.source === "string" ? snapshot.source : "";
 }
 
-/** A pipeline entry of the GET answer -> {pipeline_id, label, ..., branches: Map(source -> snapshot), current}. */
+/** A pipeline entry of the GET answer -> {pipeline_id, label, ..., branches: Map(source -> snapshot), current}.
+ * The server sends branches newest first; the Map holds them oldest first, as live events add them (newest last). */
 function fromPayload(pipeline) {
   const branches = (Array.isArray(pipeline.branches) ? pipeline.branches : []).filter(isSnapshot);
   const current = branches.find((snapshot) => snapshot.current === true);
   return {
     pipeline_id: pipeline.pipeline_id, label: pipeline.label, family: pipeline.family, dtype: pipeline.dtype,
     device: pipeline.device, applied_at: pipeline.applied_at,
-    branches: new Map(branches.map((snapshot) => [sourceKey(snapshot), snapshot])),
+    branches: new Map([...branches].reverse().map((snapshot) => [sourceKey(snapshot), snapshot])),
     current: current ? sourceKey(current) : null, cut: Number(pipeline.branches_total) > branches.length,
   };
 }

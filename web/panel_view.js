@@ -26,7 +26,9 @@ export function sourceText(snapshot) {
 }
 
 function branchView(snapshot, isCurrent, loadPreview) {
-  const head = el("div", { cls: "loradeck-branch-head" }, [ellipsis(sourceText(snapshot), "loradeck-source"),
+  const source = sourceText(snapshot); // wraps rather than being cut: it says which node this branch is
+  const head = el("div", { cls: "loradeck-branch-head" }, [el("span", { cls: "loradeck-source", text: source,
+    title: source }),
     isCurrent ? badge("in the model now", "now") : null,
     el("span", { cls: "loradeck-muted", text: `${countText(snapshot)} · ${formatTime(snapshot.applied_at)}` })]);
   const body = snapshot.adapters.length
@@ -50,7 +52,7 @@ function pipelineView(entry, store, actions) {
   const head = el("div", { cls: "loradeck-pipeline-head" }, [ellipsis(entry.label, "loradeck-label"), release]);
   const meta = el("div", { cls: "loradeck-line loradeck-muted",
     text: `${facts} · ${entry.pipeline_id} · applied ${formatTime(entry.applied_at)}` });
-  const branches = [...entry.branches.values()].reverse(); // newest first
+  const branches = [...entry.branches.values()].reverse(); // the store keeps them oldest first: newest first here
   const body = branches.length
     ? branches.map((snapshot) => branchView(snapshot, (snapshot.source ?? "") === entry.current, actions.preview))
     : [el("div", { cls: "loradeck-empty-line", text: "Loaded; no stack applied yet." })];

@@ -25,8 +25,9 @@ const CSS = `
 .loradeck-preview { width: 48px; height: 48px; object-fit: cover; border-radius: 4px; flex: none; }
 .loradeck-branch { margin: 6px 0 0; padding: 4px 0 0 6px; border-left: 2px solid var(--border-color, #444); }
 .loradeck-branch[data-current="true"] { border-left-color: #2e8b57; }
-.loradeck-branch-head { display: flex; align-items: center; gap: 6px; min-width: 0; }
-.loradeck-source { font-weight: 600; flex: 0 1 auto; }
+.loradeck-branch-head { display: flex; flex-wrap: wrap; align-items: center; gap: 2px 6px; min-width: 0; }
+.loradeck-source { font-weight: 600; flex: 0 1 auto; min-width: 0; overflow-wrap: anywhere; }
+.loradeck-wrap { min-width: 0; overflow-wrap: anywhere; }
 .loradeck-muted, .loradeck-key { color: var(--descrip-text, #999); white-space: nowrap; }
 .loradeck-badge { font-size: 11px; padding: 0 5px; border-radius: 8px; white-space: nowrap;
   border: 1px solid var(--border-color, #555); }
@@ -47,12 +48,13 @@ const CSS = `
 .loradeck-empty-line { color: var(--descrip-text, #999); font-style: italic; margin: 4px 0; }
 .loradeck-recent ul { list-style: none; padding: 0; margin: 4px 0; }
 .loradeck-recent-item { display: flex; gap: 6px; min-width: 0; }
-.loradeck-node-info { font-size: 11px; line-height: 1.35; overflow: auto; max-height: 320px; padding: 2px 4px;
+.loradeck-node-info { font-size: 11px; line-height: 1.35; overflow: hidden; padding: 3px 4px;
   color: var(--fg-color, #ddd); white-space: pre-wrap; overflow-wrap: anywhere; box-sizing: border-box; }
+.loradeck-node-info-body { height: auto; }
 .loradeck-card { display: flex; gap: 6px; align-items: flex-start; margin-bottom: 3px; white-space: normal; }
 .loradeck-node-preview { width: 64px; height: 64px; object-fit: cover; border-radius: 4px; flex: none; }
 .loradeck-card-title { font-weight: 600; }
-.loradeck-rows { font-size: 12px; color: var(--fg-color, #ddd); box-sizing: border-box; padding: 2px 4px; }
+.loradeck-rows { font-size: 12px; color: var(--fg-color, #ddd); box-sizing: border-box; padding: 2px 4px; overflow: hidden; }
 .loradeck-row { display: grid; grid-template-columns: 18px minmax(60px, 1fr) 56px 56px 22px; gap: 4px;
   align-items: center; height: 28px; }
 .loradeck-row-head { height: 16px; font-size: 10px; color: var(--descrip-text, #999); }
@@ -60,7 +62,7 @@ const CSS = `
 .loradeck-row select, .loradeck-row input[type=number] { font: inherit; min-width: 0; width: 100%; box-sizing: border-box;
   background: var(--comfy-input-bg, #222); color: inherit; border: 1px solid var(--border-color, #555); border-radius: 4px; }
 .loradeck-row-remove { font: inherit; background: none; border: none; color: inherit; cursor: pointer; padding: 0; }
-.loradeck-rows-foot { display: flex; align-items: center; gap: 8px; margin-top: 4px; }
+.loradeck-rows-foot { display: flex; align-items: center; gap: 8px; margin-top: 4px; height: 24px; }
 `;
 
 /** Add the stylesheet to `doc` unless it is there already. */

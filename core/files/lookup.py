@@ -9,9 +9,14 @@ separators, renamed files. Resolution order (``locate``):
    or the 12-hex hash A1111 / Forge write in ``Lora hashes`` (hashing.py);
 4. a file with the same file name in another subfolder, only if it is the only one and (when a hash was
    recorded) its hash matches.
-Several same-named candidates, or a hash mismatch, is an error listing them. Names never leave the
-roots (``..``, absolute paths, symlinks pointing out), only allowed extensions resolve, names with
-control characters are refused, and listing never follows a symlink loop.
+Several same-named candidates, or a hash mismatch, is an error listing them.
+
+Symlinks are followed as ComfyUI's own model lists follow them: a link to a file or a folder anywhere
+under a root is used wherever it points (models kept on another disk, shared between installs). What a
+name itself can reach stays inside the roots: it is joined to a root as written, never with ``..`` or
+as an absolute path, so only a link that sits inside a root can lead out of it. A folder that links
+back to one of its own parents (a loop) is walked once; only allowed extensions resolve; names with
+control characters are refused.
 """
 
 from __future__ import annotations
@@ -53,34 +58,40 @@ def check_name(name) -> str:
     return name
 
 
-def _real_roots(roots: Iterable[str]) -> list[str]:
-    return [os.path.realpath(r) for r in roots if os.path.isdir(r)]
+MAX_FOLDERS = 20_000  # folders walked per listing: links that fan out (a -> b, b -> c, ...) cannot run away
 
 
-def _within(path: str, real_roots: list[str]) -> bool:
-    return any(path.startswith(root + os.sep) for root in real_roots)
+def _parts(name: str) -> list[str] | None:
+    """The path components of a workflow's name, or None when it would leave its root by itself (``..``)."""
+    parts = [p for p in normalise(name).split("/") if p not in ("", ".")]
+    return None if not parts or ".." in parts else parts
 
 
-def inside(root: str, name: str, allowed: Iterable[str] = ()) -> str | None:
-    """The real path of ``name`` under ``root`` if it is a regular file that stays inside ``root`` (or
-    one of the ``allowed`` roots, for symlinks between them), else None."""
-    real_root = os.path.realpath(root)
+def inside(root: str, name: str) -> str | None:
+    """The path of ``name`` under ``root`` (symlinks kept as they are, so a link's own name is what is
+    shown) if it names a regular file there, else None. The name is joined to the root as written: it
+    cannot climb out by itself (``..``, absolute paths), but a symlink inside the root is followed wherever
+    it points, as ComfyUI follows it."""
+    parts = _parts(name)
+    if parts is None:
+        return None
+    path = os.path.join(os.path.abspath(root), *parts)
     try:
-        path = os.path.realpath(os.path.join(real_root, normalise(name)))
+        return path if os.path.isfile(path) else None
     except (ValueError, OSError):  # embedded NUL, too long for the OS
         return None
-    if not _within(path, [real_root, *_real_roots(allowed)]) or not os.path.isfile(path):
-        return None
-    return path
 
 
 def _unusable_entry(roots: list[str], name: str) -> str | None:
     """Why an entry called ``name`` under a root cannot be a LoRA file although it exists (a symlink loop, a
-    FIFO, socket or device), or None. Never opens it, and never looks outside the roots."""
-    for root in roots:
-        real_root = os.path.realpath(root)
-        candidate = os.path.normpath(os.path.join(real_root, name))
-        if not _within(candidate, [real_root]) or not os.path.lexists(candidate):
+    FIFO, socket or device), or None. Never opens it."""
+    parts = _parts(name)
+    for root in roots if parts else ():
+        candidate = os.path.join(os.path.abspath(root), *parts)
+        try:
+            if not os.path.lexists(candidate):
+                continue
+        except (ValueError, OSError):
             continue
         try:
             mode = os.stat(candidate).st_mode
@@ -95,31 +106,28 @@ def _unusable_entry(roots: list[str], name: str) -> str | None:
 
 def listing(roots: Iterable[str], suffixes: tuple[str, ...] = SAFE_SUFFIXES) -> list[str]:
     """Names (``/``-separated, relative to their root) of the regular files under ``roots`` with an
-    allowed suffix; symlinks count only when their target stays inside a root; loops are never followed."""
-    roots = [r for r in roots if os.path.isdir(r)]
-    real_roots = _real_roots(roots)
+    allowed suffix, symlinked files and folders included as ComfyUI lists them; a loop is walked once."""
     names: dict[str, None] = {}
-    for root in roots:
-        for relative in _entries(root, real_roots):
-            if relative.lower().endswith(suffixes) and inside(root, relative, roots):
+    for root in (r for r in roots if os.path.isdir(r)):
+        for relative in _entries(root):
+            if relative.lower().endswith(suffixes) and inside(root, relative):
                 names.setdefault(relative.replace(os.sep, "/"), None)
     return sorted(names, key=str.lower)
 
 
-def _entries(root: str, real_roots: list[str]):
-    """Relative paths of everything under ``root`` that is not a folder. Each real folder is visited once,
-    under its own name when it has one: folders reached without a symlink go first (breadth-first), then
-    those reached through one; a symlink to a folder outside the roots, or back up the tree, is not followed."""
-    seen: set[str] = set()
-    queues: tuple[deque, deque] = (deque([""]), deque())  # (reached directly, reached through a symlink)
-    while queues[0] or queues[1]:
-        linked = not queues[0]
-        relative = queues[linked].popleft()
+def _entries(root: str):
+    """Relative paths of everything under ``root`` that is not a folder, following symlinked folders
+    (breadth-first). A folder whose real path is already one of its own parents' (a link back up the tree,
+    a loop) is not entered again, so every loop is walked once; at most MAX_FOLDERS folders are walked."""
+    queue: deque[tuple[str, frozenset[str]]] = deque([("", frozenset())])
+    walked = 0
+    while queue and walked < MAX_FOLDERS:
+        relative, parents = queue.popleft()
         folder = os.path.join(root, relative)
         real = os.path.realpath(folder)
-        if real in seen or not (real in real_roots or _within(real, real_roots)):
+        if real in parents:
             continue
-        seen.add(real)
+        walked += 1
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
@@ -127,7 +135,7 @@ def _entries(root: str, real_roots: list[str]):
         for entry in entries:
             path = os.path.join(relative, entry.name) if relative else entry.name
             if _is_folder(entry):
-                queues[linked or entry.is_symlink()].append(path)
+                queue.append((path, parents | {real}))
             else:
                 yield path
 
@@ -159,7 +167,7 @@ def _matches(path: str, wanted: set[str], index: HashIndex) -> bool:
 
 
 def _first(roots: list[str], name: str) -> str | None:
-    return next((p for p in (inside(r, name, roots) for r in roots) if p), None)
+    return next((p for p in (inside(r, name) for r in roots) if p), None)
 
 
 def _same_file_name(name: str, known: list[str]) -> list[str]:

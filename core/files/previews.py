@@ -2,7 +2,8 @@
 
 Where a picture is looked for, first found wins:
 1. a file beside the LoRA named ``<stem>.preview.png`` / ``.jpg`` / ``.jpeg`` / ``.webp`` (A1111, civitai
-   helpers, ComfyUI-Lora-Manager); it must stay inside the LoRA roots after resolving symlinks;
+   helpers, ComfyUI-Lora-Manager), beside the name the LoRA is listed under (a symlinked LoRA's picture is
+   beside the link; a symlinked picture is followed, as every link inside the LoRA roots is);
 2. the header's ``modelspec.thumbnail``: a ``data:image/...;base64,`` URI (Stability's model spec).
 
 Both come from strangers: only PNG, JPEG and WebP are served, recognised by their first bytes (never
@@ -51,11 +52,11 @@ def _stem(path: str) -> str:
     return base
 
 
-def sidecar(lora_path: str, roots: list[str]) -> str | None:
-    """The first preview file beside ``lora_path`` that is a regular file resolving inside one of ``roots``."""
+def sidecar(lora_path: str) -> str | None:
+    """The first preview file beside ``lora_path`` (the path the LoRA was found under) that is a regular file."""
     folder, stem = os.path.split(_stem(lora_path))
     for suffix in SIDECAR_SUFFIXES:
-        found = inside(folder, stem + suffix, roots)  # realpath within the LoRA's folder or a root
+        found = inside(folder, stem + suffix)
         if found:
             return found
     return None
@@ -86,9 +87,9 @@ def thumbnail(value: str) -> Preview | None:
     return Preview(data, found, "thumbnail") if found == declared and len(data) <= MAX_PREVIEW_BYTES else None
 
 
-def find_preview(lora_path: str, roots: list[str]) -> Preview | None:
-    """The preview picture of the LoRA file at ``lora_path`` (a real path inside ``roots``), or None."""
-    path = sidecar(lora_path, roots)
+def find_preview(lora_path: str) -> Preview | None:
+    """The preview picture of the LoRA file at ``lora_path`` (the path it was found under), or None."""
+    path = sidecar(lora_path)
     data = _read_capped(path) if path else None
     kind = image_type(data) if data else None
     if kind:

@@ -105,11 +105,15 @@ def _describe(stack: StackSpec) -> str:
     return ", ".join(used) or "no LoRA"
 
 
-def _text(x: Axis, y: Axis, cells: list[Cell], how: str) -> str:
-    lines = [how, x.title(), y.title()]
+def _where(x: Axis, y: Axis, cell: Cell) -> str:
+    return " / ".join(v for v in (x.labels[cell.column], y.labels[cell.row]) if v) or "the stack as it is"
+
+
+def _text(x: Axis, y: Axis, cells: list[Cell], how: str, warnings: list[str]) -> str:
+    lines = [how, *(f"warning: {w}" for w in warnings), x.title(), y.title()]
     for i, cell in enumerate(cells, start=1):
-        where = " / ".join(v for v in (x.labels[cell.column], y.labels[cell.row]) if v) or "the stack as it is"
-        lines.append(f"cell {i} (row {cell.row + 1}, column {cell.column + 1}) {where}: {_describe(cell.stack)}")
+        lines.append(f"cell {i} (row {cell.row + 1}, column {cell.column + 1}) {_where(x, y, cell)}: "
+                     f"{_describe(cell.stack)}")
     return "\n".join(lines)
 
 
@@ -122,7 +126,12 @@ def run_grid(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, x_a
     if owner.family.frames and params.num_frames is None:  # a video family's grid compares stills
         clean = replace(clean, num_frames=1)
     x, y = parse_axis(x_axis, "X"), parse_axis(y_axis, "Y")
-    cells = [Cell(*c) for c in Cells(owner, base, locate).build(x, y)]
+    maker = Cells(owner, base, locate)
+    built = maker.build(x, y)
+    cells = [Cell(*c) for c in built]
+    warnings = maker.overrides(x, y, built)
+    for warning in warnings:
+        log.warning("LoRA Grid: %s", warning)
     stacks = [c.stack for c in cells]
     reason = sequential_reason(owner, stacks, clean)
     images = None
@@ -143,10 +152,11 @@ def run_grid(owner: PipelineOwner, stack: StackSpec, params: GenerateParams, x_a
     grid = compose(images[::frames], len(x.values), x.labels, y.labels)
     info = owner.runtime.image_info
     info.remember(images, tuple(text for text in texts for _ in range(frames)))
+    per_cell = [(f"cell {i} ({_where(x, y, c)})", c.stack) for i, c in enumerate(cells, start=1)]
     info.remember(grid, infotext.parameters(params.prompt, params.negative_prompt, clean, _union(stacks), owner,
                                             (grid.shape[2], grid.shape[1]), (("LoRA Grid", infotext.quote(
-                                                f"{x.title()}; {y.title()}")),)))
-    return GridResult(grid, images, _text(x, y, cells, how), reason is None, texts)
+                                                f"{x.title()}; {y.title()}")),), per_cell))
+    return GridResult(grid, images, _text(x, y, cells, how, warnings), reason is None, texts)
 
 
 def _union(stacks: list[StackSpec]) -> StackSpec:

@@ -10,6 +10,9 @@
 
 Values are separated by ``|`` or by new lines; ``#`` starts a comment; a name with spaces or colons is
 quoted (``strength "my lora": 0 | 1``). An empty axis is one value that changes nothing.
+
+A cell's Y value is applied after its X value, so where both set the same adapter the Y value wins and
+that row's cells do not show the X values for it (``overrides`` says where, in words for the text output).
 """
 
 from __future__ import annotations
@@ -103,6 +106,29 @@ class Cells:
         return [(row, column, self.edit(x_stacks[column], y, row))
                 for row in range(len(y.values)) for column in range(len(x.values))]
 
+    def overrides(self, x: Axis, y: Axis, cells: list[tuple[int, int, StackSpec]]) -> list[str]:
+        """One warning per Y value that sets again an adapter the X values set (the Y value is applied last, so
+        the X values are lost for it in that row), naming the adapters and saying when the row's cells are
+        therefore all the same. Empty when the axes never set the same adapter."""
+        if not (x.kind and y.kind):
+            return []
+        x_stacks = [self.edit(self.base, x, column) for column in range(len(x.values))]
+        warnings = []
+        for row in range(len(y.values)):
+            alone = self.edit(self.base, y, row)  # what the Y value makes of the stack without any X value
+            finals = [stack for r, _, stack in cells if r == row]
+            lost = [what for name in dict.fromkeys(a.name for s in x_stacks for a in s.adapters)
+                    if (what := _lost(name, self.base, x_stacks, alone, finals))]
+            if not lost:
+                continue
+            same = len(x.values) > 1 and all(stack == finals[0] for stack in finals)
+            names = ", ".join(lost)
+            warnings.append(f"Y value {y.labels[row]!r} sets {names} again after the X value, so the X "
+                            f"values do not change {names} in row {row + 1}"
+                            + (f": its {len(finals)} cells are the same picture under different X labels" if same
+                               else ""))
+        return warnings
+
     def edit(self, stack: StackSpec, axis: Axis, index: int) -> StackSpec:
         if not axis.kind:
             return stack
@@ -139,6 +165,44 @@ class Cells:
             if text.strip():
                 lines.append(text)
         return self._weights(stack, "\n".join(lines))
+
+
+def _adapter(stack: StackSpec, name: str):
+    return next((a for a in stack.adapters if a.name == name), None)
+
+
+def _aspects(spec) -> dict:
+    """What an axis value can set on an adapter: each strength key (number and schedule), on/off, block
+    weights, fusing."""
+    schedules = dict(spec.schedules)
+    found = {key: (value, schedules.get(key)) for key, value in spec.weights}
+    found.update({"on/off": spec.enabled, "blocks": spec.blocks,
+                  "fusing": (spec.fused, spec.fuse_scale, spec.fuse_components)})
+    return found
+
+
+def _lost(name: str, base: StackSpec, x_stacks: list[StackSpec], by_y: StackSpec, finals: list[StackSpec]) -> str:
+    """``name`` (or ``name (model, clip)`` when only some of what the X values set) when the Y value, applied after
+    an X value, decided what that X value set on the adapter: the cell has the Y value's setting, or the Y value
+    switched off what the X value set. '' when the X values show in this row."""
+    before, y_set = _adapter(base, name), _adapter(by_y, name)
+    if before is None or y_set is None:
+        return ""
+    old, by_y_only = _aspects(before), _aspects(y_set)
+    changed, overridden = set(), set()
+    for by_x, final in zip(x_stacks, finals, strict=True):
+        x_set, after = _adapter(by_x, name), _adapter(final, name)
+        if x_set is None or after is None or x_set == before:
+            continue
+        set_by_x = {k for k, v in _aspects(x_set).items() if old.get(k) != v}
+        changed |= set_by_x
+        if x_set.enabled and not after.enabled:
+            overridden |= set_by_x
+        last = _aspects(after)
+        overridden |= {k for k in set_by_x if by_y_only.get(k) != old.get(k) and last.get(k) == by_y_only.get(k)}
+    if not overridden:
+        return ""
+    return name if overridden == changed else f"{name} ({', '.join(sorted(overridden))})"
 
 
 EDITS: dict[str, Callable] = {"strength": Cells.strength, "adapters": Cells.adapters, "stacks": Cells.stacks}

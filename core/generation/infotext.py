@@ -56,15 +56,22 @@ def lora_hash(spec, hashes=None) -> str:
     return shorthash(found) if found else autov2(spec.sha256)
 
 
-def lora_fields(stack, hashes=None) -> list[tuple[str, str]]:
-    """``Lora hashes`` (A1111's hash per enabled adapter, ``lora_hash``) and LoRA Deck's own adapter list with
-    weights."""
+def _weights(stack) -> str:
+    return ", ".join(f"{alias(a.name)}: {describe(a)}" for a in stack.adapters if a.enabled)
+
+
+def lora_fields(stack, hashes=None, cells=None) -> list[tuple[str, str]]:
+    """``Lora hashes`` (A1111's hash per enabled adapter, ``lora_hash``; a pair's second file its own entry) and
+    LoRA Deck's own adapter list with weights. ``cells`` (``(label, stack)`` pairs, a grid image's) makes the LoRA
+    Deck field each cell's own stack, ``;``-separated: 'cell 1 (style: 0 / soft): style: model=0.5 clip=0.5; cell 2
+    ...'."""
     used = [a for a in stack.adapters if a.enabled]
     if not used:
         return []
-    found = ", ".join([f"{alias(a.name)}: {lora_hash(a, hashes)}" for a in used]  # a pair's second file: its own
+    found = ", ".join([f"{alias(a.name)}: {lora_hash(a, hashes)}" for a in used]
                       + [f"{alias(a.name)}_{p.component}: {lora_hash(p, hashes)}" for a in used for p in a.part_files])
-    weights = ", ".join(f"{alias(a.name)}: {describe(a)}" for a in used)
+    weights = _weights(stack) if cells is None else "; ".join(
+        f"{label}: {_weights(cell) or 'no LoRA'}" for label, cell in cells)
     return [("Lora hashes", json.dumps(found)), ("LoRA Deck", json.dumps(weights))]
 
 
@@ -91,16 +98,17 @@ def model_name(owner) -> str:
 
 
 def parameters(prompt: str, negative_prompt: str, params, stack, owner, size: tuple[int, int],
-               extra: tuple[tuple[str, str], ...] = ()) -> str:
+               extra: tuple[tuple[str, str], ...] = (), cells=None) -> str:
     """The parameters text of one image: ``prompt`` as written (tags included, as A1111 keeps them), the
-    settings of ``params`` (GenerateParams), ``size`` (width, height) of the image, the LoRAs of ``stack``."""
+    settings of ``params`` (GenerateParams), ``size`` (width, height) of the image, the LoRAs of ``stack``
+    (``cells``: a grid's cells, see ``lora_fields``)."""
     sampler = sampler_name(owner, params.scheduler)
     fields = [("Steps", str(params.steps)), *([("Sampler", quote(sampler))] if sampler else []),
               ("Seed", str(params.seed)), ("CFG scale", f"{params.cfg:g}"), ("Size", f"{size[0]}x{size[1]}"),
               ("Model", quote(model_name(owner)))]
     if params.denoise < 1:
         fields.append(("Denoising strength", f"{params.denoise:g}"))
-    fields += [*lora_fields(stack, getattr(getattr(owner, "runtime", None), "hashes", None)), *extra]
+    fields += [*lora_fields(stack, getattr(getattr(owner, "runtime", None), "hashes", None), cells), *extra]
     lines = [str(prompt)]
     if negative_prompt:
         lines.append(f"Negative prompt: {negative_prompt}")

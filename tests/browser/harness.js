@@ -5,7 +5,7 @@ import { app } from "/scripts/app.js";
 import { api } from "/scripts/api.js";
 
 const NODE_TYPES = {
-  "LoadLoRA|LoRADeck": { display_name: "Load LoRA" },
+  "LoadLoRA|LoRADeck": { display_name: "Load LoRA (LoRA Deck)" },
   "StackLoRA|LoRADeck": { display_name: "Stack LoRAs" },
   "LoRAList|LoRADeck": { display_name: "LoRA List",
     input: { required: { loras: ["LORADECK_LORA_LIST", { default: "[]",
