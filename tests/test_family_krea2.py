@@ -377,8 +377,9 @@ def test_whole_parameter_differences_load_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("extra,match", [
-    # a block's modulation table as Krea's 1-D mod.lin: diffusers keeps it as a (6, width) scale_shift_table
-    ({"diffusion_model.blocks.0.mod.lin.diff_m": torch.ones(384)}, r"does not fit"),
+    # a modulation table on a module with none (Krea's mod.lin is a Linear; a diff_m names a table parameter)
+    ({"diffusion_model.blocks.0.mod.lin.diff_m": torch.ones(384)},
+     r"would apply only in part.*not in this pipeline \(e\.g\. transformer:blocks\.0\.mod\.lin\.modulation\)"),
     ({"diffusion_model.nothing_here.diff_b": torch.ones(64)}, r"would apply only in part"),
 ])
 def test_parameter_differences_that_fit_nothing_are_refused_whole(extra, match, tmp_path):

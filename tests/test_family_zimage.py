@@ -453,7 +453,7 @@ def test_a_real_size_file_without_its_parts_says_what_to_put_where(tmp_path):
         load_single_file(path, torch.float32, torch.device("cpu"), LocalFiles())
     message = str(caught.value)
     for words in ("is a Z-Image (Turbo) checkpoint", "Qwen tokenizer (vocab.json + merges.txt",
-                  "comfy/text_encoders/qwen25_tokenizer", "Qwen3-4B text encoder (text_encoder: width 2560, 36 layers)",
+                  "comfy/text_encoders/qwen25_tokenizer", "Qwen3-4B text encoder (text_encoder: width 2560, 36 layers",
                   "put qwen_3_4b.safetensors in models/text_encoders", "ae.safetensors (the FLUX.1 VAE) in models/vae"):
         assert words in message, (words, message)
 
