@@ -81,8 +81,8 @@ class LoadLoRAPair:
             high.path, low.path, adapter_name, strength_high, strength_low)
         stack = pipeline.stack.add(adapter)
         added = stack.adapters[-1]
-        entries = [(lora_name_high, high.name, added, high_report),
-                   (lora_name_low, low.name, records.part_view(added, 0), low_report)]
+        entries = [(lora_name_high, high, added, high_report),
+                   (lora_name_low, low, records.part_view(added, 0), low_report)]
         ui = records.loader_ui(entries, has_preview, host.in_comfyui_lists)
         info = "\n".join(ui["loradeck_info"])
         return {"ui": ui, "result": (pipeline.with_stack(stack), info,
