@@ -20,9 +20,7 @@ import json
 import os
 import platform
 import pstats
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,13 +29,13 @@ from dataclasses import asdict
 
 import torch
 
-import loradeck
 from loradeck.core.api import Deck
 from loradeck.core.runtime import Runtime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (  # noqa: E402
     ADAPTERS,
+    BUSY,
     DETAIL,
     FULL,
     RANK,
@@ -46,18 +44,24 @@ from common import (  # noqa: E402
     Config,
     Contention,
     Row,
+    base_state,
     build_pipeline,
+    code_version,
+    in_turn,
     log,
+    lora_layers,
+    max_drift,
+    outside_repo,
+    peak_rss_gb,
     start_up,
+    table,
     timed,
     write_lora,
 )
 
-REPO = os.path.dirname(os.path.abspath(loradeck.__file__))
 COMPONENTS = ("unet", "text_encoder")
 
 FUSE_CYCLES = 9  # fuse/unfuse timings swing +-40 % per call on a VM: enough samples for a stable median
-BUSY = 0.10  # other processes using more than this share of one core during a row's timings: flagged
 
 # Targets: LoRA Deck time / diffusers time must be at most this (or, for the reload row, the speedup at least).
 TARGET_LOAD = 0.5  # first load, cold store
@@ -104,16 +108,6 @@ class Profiler:
         return out.getvalue()
 
 
-def in_turn(i: int, side_d: Callable[[], object], side_l: Callable[[], object]) -> None:
-    """Repeat ``i`` of a timed step: diffusers' side first on even repeats, LoRA Deck's on odd ones (whoever goes
-    second meets the memory the first one just freed or left behind)."""
-    for side in (side_d, side_l) if i % 2 == 0 else (side_l, side_d):
-        side()
-
-
-
-
-
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -152,12 +146,6 @@ def readd_deck(deck: Deck, paths: dict[str, str]) -> None:
 
 
 # -- checks -------------------------------------------------------------------------------------
-def lora_layers(model: torch.nn.Module):
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
-
-
 def peft_layer_count(pipe) -> dict[str, int]:
     return {c: len(lora_layers(getattr(pipe, c))) for c in COMPONENTS}
 
@@ -180,50 +168,9 @@ def scale_mismatch(pipe_d, pipe_l, deck: Deck) -> float:
     return worst
 
 
-def base_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The model's own tensors under their original names (peft's ``base_layer`` unwrapped, LoRA tensors skipped)."""
-    out = {}
-    for key, value in model.state_dict().items():
-        if ".lora_" in key:
-            continue
-        out[key.replace(".base_layer.", ".")] = value
-    return out
-
-
-def max_drift(model: torch.nn.Module, reference: dict[str, torch.Tensor]) -> tuple[float, int]:
-    """Max |w - w_original| over every base tensor, and how many tensors differ at all."""
-    now = base_state(model)
-    if set(now) != set(reference):
-        missing, extra = sorted(set(reference) - set(now)), sorted(set(now) - set(reference))
-        raise AssertionError(f"state dict keys changed: missing {missing[:3]}, extra {extra[:3]}")
-    worst, changed = 0.0, 0
-    for key, ref in reference.items():
-        diff = (now[key].float() - ref.float()).abs().max().item() if ref.numel() else 0.0
-        if diff:
-            changed += 1
-        worst = max(worst, diff)
-    return worst, changed
-
-
 def max_diff_between(a: torch.nn.Module, b: torch.nn.Module) -> float:
     sa, sb = base_state(a), base_state(b)
     return max((sa[k].float() - sb[k].float()).abs().max().item() for k in sa if sa[k].numel())
-
-
-def code_version() -> str:
-    """The repository's commit, and whether core/ has uncommitted changes (the code measured)."""
-    try:
-        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "core"], capture_output=True,
-                               text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-    return head + (" + uncommitted changes in core/" if dirty else "")
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # ru_maxrss is KiB on Linux
 
 
 # -- the benchmark ------------------------------------------------------------------------------
@@ -386,31 +333,12 @@ def run(cfg: Config, tmp: str, profiler: Profiler, log: Callable[[str], None]) -
     worst = {who: max(d[0] for d in per.values()) for who, per in drift.items()}
     changed = {who: sum(d[1] for d in per.values()) for who, per in drift.items()}
     rows.append(Row(f"5. drift after {FUSE_CYCLES} fuse/unfuse cycles (max |dw|)", worst["diffusers"],
-                    worst["loradeck"], "LoRA Deck == 0", worst["loradeck"] == 0.0, None,
+                    worst["loradeck"], "LoRA Deck == 0", worst["loradeck"] == 0.0, None, fmt=".3g",
                     note=f"base tensors changed: diffusers {changed['diffusers']}, LoRA Deck {changed['loradeck']}"))
     return rows, info
 
 
 # -- output -------------------------------------------------------------------------------------
-def table(rows: list[Row]) -> str:
-    head = (f"{'measurement':<54} {'diffusers':>10} {'LoRA Deck':>10} {'ratio':>8}  {'target':<18} "
-            f"{'result':<6} {'busy':>5}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        drift = r.label.startswith("5.")
-        cells = [("-" if x is None else str(x) if isinstance(x, int) else f"{x:.3g}" if drift else f"{x:.4f}")
-                 for x in (r.diffusers, r.loradeck)]
-        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
-        result = "info" if r.passed is None else ("PASS" if r.passed else "FAIL")
-        busy = "" if r.busy is None else f"{100 * r.busy:.0f}%" + ("!" if r.busy > BUSY else "")
-        lines.append(f"{r.label:<54} {cells[0]:>10} {cells[1]:>10} {ratio:>8}  {r.target:<18} {result:<6} {busy:>5}")
-        if r.note:
-            lines.append(f"    {r.note}")
-    lines.append("seconds are medians; ratio = LoRA Deck / diffusers (lower is better) except 2c; busy = CPU "
-                 "other processes used during that phase, in % of one core ('!' = timings likely inflated)")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="small config for a quick smoke run")
@@ -426,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                              "to compile and counts recompiles the same way)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     args = parser.parse_args(argv)
-    if args.json and os.path.abspath(args.json).startswith(REPO + os.sep):
-        parser.error(f"--json {args.json}: please write results outside the repository ({REPO})")
+    if args.json and not outside_repo(args.json):
+        parser.error(f"--json {args.json}: please write results outside the repository")
     start_up(args.threads, quiet=not args.verbose)
 
     import diffusers
@@ -455,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     rss = peak_rss_gb()
     log("")
-    log(table(rows))
+    log(table(rows, "seconds are medians; ratio = LoRA Deck / diffusers (lower is better) except 2c; busy = CPU "
+                    "other processes used during that phase, in % of one core ('!' = timings likely inflated)"))
     log("")
     counts = info["loradeck_counts"]
     log(f"LoRA Deck store reads: {counts['file_reads_after_load']} after load, "

@@ -1,7 +1,8 @@
 """What the benchmarks share: the SD1.5-size and small configs, the pipeline and LoRA files they build from
-seeded configs (nothing is downloaded), timing, the machine's contention, result rows and start-up.
+seeded configs (nothing is downloaded), timing, the machine's contention, result rows and their table,
+the base-weight drift check, the code version and start-up.
 
-bench_lora.py, bench_compile.py and bench_grid.py import this module; it imports none of them.
+bench_lora.py, bench_compile.py, bench_grid.py and bench_family.py import this module; it imports none of them.
 """
 
 from __future__ import annotations
@@ -10,15 +11,21 @@ import contextlib
 import gc
 import logging
 import os
+import resource
+import subprocess
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 from safetensors.torch import save_file
 
+import loradeck
 from loradeck.core.models.tiny_parts import tiny_clip_tokenizer, tiny_vae
+
+REPO = os.path.dirname(os.path.abspath(loradeck.__file__))
+BUSY = 0.10  # other processes using more than this share of one core during a row's timings: flagged
 
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out")
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
@@ -171,6 +178,68 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def in_turn(i: int, side_d: Callable[[], object], side_l: Callable[[], object]) -> None:
+    """Repeat ``i`` of a timed step: diffusers' side first on even repeats, LoRA Deck's on odd ones (whoever goes
+    second meets the memory the first one just freed or left behind)."""
+    for side in (side_d, side_l) if i % 2 == 0 else (side_l, side_d):
+        side()
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # ru_maxrss is KiB on Linux
+
+
+def code_version() -> str:
+    """The repository's commit, and whether core/ has uncommitted changes (the code measured)."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "core"], capture_output=True,
+                               text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return head + (" + uncommitted changes in core/" if dirty else "")
+
+
+def outside_repo(path: str) -> bool:
+    return not os.path.abspath(path).startswith(REPO + os.sep)
+
+
+# -- the model's own weights --------------------------------------------------------------------
+def lora_layers(model: torch.nn.Module):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
+
+
+def base_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's own tensors under their original names (peft's ``base_layer`` unwrapped, LoRA tensors skipped)."""
+    out = {}
+    for key, value in model.state_dict().items():
+        if ".lora_" in key:
+            continue
+        out[key.replace(".base_layer.", ".")] = value
+    return out
+
+
+def max_drift(model: torch.nn.Module, reference: Mapping[str, torch.Tensor]) -> tuple[float, int]:
+    """Max |w - w_original| over every base tensor, and how many tensors differ at all. ``reference`` may be
+    lazy (e.g. read from a file one tensor at a time)."""
+    now = base_state(model)
+    if set(now) != set(reference):
+        missing, extra = sorted(set(reference) - set(now)), sorted(set(now) - set(reference))
+        raise AssertionError(f"state dict keys changed: missing {missing[:3]}, extra {extra[:3]}")
+    worst, changed = 0.0, 0
+    for key in now:
+        ref = reference[key]
+        if torch.equal(now[key], ref):
+            continue
+        changed += 1
+        worst = max(worst, (now[key].float() - ref.float()).abs().max().item())
+    return worst, changed
+
+
+# -- results ------------------------------------------------------------------------------------
 @dataclass
 class Row:
     label: str
@@ -182,6 +251,24 @@ class Row:
     note: str = ""
     busy: float | None = None  # other processes' share of one core while this row was timed
     samples: dict = field(default_factory=dict)
+    fmt: str = ".4f"  # how the two values print (".3g" for a drift, ".2f" for GiB)
+
+
+def table(rows: list[Row], footer: str) -> str:
+    head = (f"{'measurement':<54} {'diffusers':>10} {'LoRA Deck':>10} {'ratio':>8}  {'target':<18} "
+            f"{'result':<6} {'busy':>5}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cells = [("-" if x is None else str(x) if isinstance(x, int) else format(x, r.fmt))
+                 for x in (r.diffusers, r.loradeck)]
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
+        result = "info" if r.passed is None else ("PASS" if r.passed else "FAIL")
+        busy = "" if r.busy is None else f"{100 * r.busy:.0f}%" + ("!" if r.busy > BUSY else "")
+        lines.append(f"{r.label:<54} {cells[0]:>10} {cells[1]:>10} {ratio:>8}  {r.target:<18} {result:<6} {busy:>5}")
+        if r.note:
+            lines.append(f"    {r.note}")
+    lines.append(footer)
+    return "\n".join(lines)
 
 
 def log(msg: str) -> None:

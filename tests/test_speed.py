@@ -72,6 +72,35 @@ def test_direct_injection_builds_what_peft_builds(base):
     assert not peft_ops.adapters_of(ours) and ours.active_adapters == []
 
 
+@pytest.mark.parametrize("source,target", [(torch.float16, torch.bfloat16), (torch.bfloat16, torch.float16)])
+def test_half_casts_through_float32_equal_the_direct_cast(source, target):
+    """peft_ops casts float16 <-> bfloat16 factors through float32 on the CPU (faster there): every one of the
+    65536 values comes out bit for bit as ``.to`` gives it (NaN stays NaN; files with NaN are refused anyway)."""
+    every = torch.arange(-(1 << 15), 1 << 15, dtype=torch.int32).to(torch.int16).view(source)
+    ours, direct = peft_ops._cast(every, "cpu", target), every.to(target)
+    assert ours.dtype == target
+    nan = torch.isnan(direct)
+    assert torch.equal(torch.isnan(ours), nan)
+    assert torch.equal(ours[~nan].view(torch.int16), direct[~nan].view(torch.int16))
+    same = torch.randn(3, 4)
+    assert peft_ops._cast(same, "cpu", torch.float32) is same  # the same tensor when it already fits
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_the_quick_magnitude_bound_is_never_below_the_norm(dtype):
+    from loradeck.core.adapters.magnitude import norm, quick_bound
+
+    torch.manual_seed(0)
+    for tensor in (torch.randn(32, 3072), torch.randn(9216, 32) * 0.01, torch.zeros(4, 4), torch.ones(1, 7) * -3):
+        tensor = tensor.to(dtype)
+        assert quick_bound(tensor) >= norm(tensor) * (1 - 1e-6)
+    assert quick_bound(torch.ones(0, 4, dtype=dtype)) == 0.0
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        spoiled = torch.randn(8, 8).to(dtype)
+        spoiled[3, 5] = bad
+        assert not quick_bound(spoiled) <= 1e4  # never lets a non-finite factor pass as surely fine
+
+
 def test_strength_change_reads_no_file_and_injects_nothing(pipe, files, runtime, monkeypatch):
     deck = Deck(pipe).add(files["a"], name="a").add(files["k"], name="k")
     layers = {n: id(m) for n, m in _lora_layers(pipe.unet)}

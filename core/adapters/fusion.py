@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 
 from ..errors import FuseError
+from ..files.checks import finite  # one finiteness test for files and fused weights
 
 WeightFn = Callable[[str], float]  # module name -> strength
 
@@ -72,22 +73,6 @@ def _swappable(weight) -> bool:
 
 def _same_kind(a: torch.Tensor, b: torch.Tensor) -> bool:
     return (a.shape, a.stride(), a.dtype, a.device) == (b.shape, b.stride(), b.dtype, b.device)
-
-
-def finite(tensor: torch.Tensor) -> bool:
-    """Whether every value is finite, in one pass with no per-element conversion. Half precision: ``aminmax``
-    (min and max propagate NaN and show +-inf; a float32 sum of half values converts every element and is
-    ~5x slower). Wider floats: any NaN/inf makes the float32 (float64 for float64) sum non-finite; only a
-    non-finite sum (NaN, or a huge tensor overflowing) is checked element by element."""
-    if tensor.numel() == 0:
-        return True
-    if tensor.dtype in (torch.float16, torch.bfloat16):
-        low, high = torch.aminmax(tensor)
-        return bool(torch.isfinite(low) & torch.isfinite(high))
-    wide = torch.float64 if tensor.dtype == torch.float64 else torch.float32
-    if torch.isfinite(tensor.sum(dtype=wide)):
-        return True
-    return bool(torch.isfinite(tensor).all())
 
 
 def _plain(layer, key: str) -> bool:

@@ -6,8 +6,9 @@ norm of the weight it patches: more than ``MAX_RATIO`` times it (the weight's no
 large enough that its values could overflow the layer's dtype, is refused with the module named.
 
 Cheap for the files people use: ``|scale| * ||up|| * ||down||`` bounds the change from above in one pass over
-the factors, and at or below ``SURELY_FINE`` no weight and no float dtype can be troubled, so neither the exact
-norm nor the weight is looked at. Only above it is the exact norm computed (from the rank x rank Gram matrices
+the factors (first through ``sqrt(numel) * max|x|``, which needs no conversion, then through the norms), and at or
+below ``SURELY_FINE`` no weight and no float dtype can be troubled, so neither the exact norm nor the weight is
+looked at. Only above it is the exact norm computed (from the rank x rank Gram matrices
 or in row chunks, never as one big product) and the weight's norm read, once per module (``WeightStats``, which
 the owner keeps for its pipeline).
 """
@@ -32,6 +33,15 @@ def norm(tensor: torch.Tensor) -> float:
     """||tensor||_F as a Python float (float32 accumulation, float64 for float64 tensors; inf on overflow)."""
     dtype = torch.float64 if tensor.dtype == torch.float64 else torch.float32
     return float(torch.linalg.vector_norm(tensor.detach(), dtype=dtype))
+
+
+def quick_bound(tensor: torch.Tensor) -> float:
+    """An upper bound of ||tensor||_F: sqrt(numel) * max|x| from one ``aminmax`` (no per-element conversion,
+    several times faster than the norm on half-precision factors); inf or NaN when a value is."""
+    if tensor.numel() == 0:
+        return 0.0
+    low, high = torch.aminmax(tensor.detach())
+    return math.sqrt(tensor.numel()) * max(-float(low), float(high))
 
 
 class WeightStats:
@@ -84,6 +94,8 @@ def _change(path: str, component: str, name: str, patch) -> float | None:
     scale = abs(patch.scale)
     if not math.isfinite(scale) or scale == 0:
         raise LoraFileError(path, f"gives {component} module {name} a scale of {patch.scale!r}", _ADVICE)
+    if scale * quick_bound(patch.up) * quick_bound(patch.down) <= SURELY_FINE:
+        return None
     if scale * norm(patch.up) * norm(patch.down) <= SURELY_FINE:
         return None
     return scale * product_norm(patch.up, patch.down)

@@ -186,14 +186,27 @@ def _new_wrapper(module: torch.nn.Module) -> BaseTunerLayer | None:
     return layer
 
 
+_HALVES = (torch.float16, torch.bfloat16)
+
+
+def _cast(tensor: torch.Tensor, device, dtype: torch.dtype | None) -> torch.Tensor:
+    """``tensor.to(device, dtype)``. On the CPU, float16 <-> bfloat16 goes through float32: the same values (the
+    widening is exact and the narrowing rounds as the direct cast does), about 3x faster than torch's direct
+    cast, which is an unvectorised loop there (a FLUX.2 [klein] 4B-size LoRA: ~0.1 s of each load)."""
+    if (dtype in _HALVES and tensor.dtype in _HALVES and tensor.dtype != dtype and tensor.device.type == "cpu"
+            and torch.device(device).type == "cpu"):
+        tensor = tensor.float()
+    return tensor.to(device=device, dtype=dtype)
+
+
 def _add_adapter(layer, key: str, patch: ModulePatch) -> None:
     """What ``update_layer(key, r, alpha, config)`` does for a plain LoRA with ``init_lora_weights=False``
     and no dropout, then the weights assigned: in the base layer's device and (float) dtype, as peft's
     ``_move_adapter_to_device_of_base_layer`` puts them. The adapter starts inactive."""
     weight = base_weight(layer)
     dtype = weight.dtype if weight.dtype.is_floating_point else None
-    down = patch.down.to(device=weight.device, dtype=dtype)  # the same tensor when it already fits
-    up = patch.up.to(device=weight.device, dtype=dtype)
+    down = _cast(patch.down, weight.device, dtype)  # the same tensor when it already fits
+    up = _cast(patch.up, weight.device, dtype)
     rank, alpha = patch.rank, _alpha(patch)
     a, b = _lora_modules(layer, down, up)
     layer.r[key] = rank

@@ -61,9 +61,15 @@ def part_of(key: str) -> str:
 
 
 def finite(tensor: torch.Tensor) -> bool:
-    """Whether every value is finite. Any NaN/inf makes the sum non-finite, so a finite sum proves it
-    in one reduction; only a non-finite sum (NaN, or a huge bf16/fp32 tensor overflowing) is checked
-    element by element. Thousands of elementwise checks made loads crawl on a busy CPU."""
+    """Whether every value is finite, in one reduction (thousands of elementwise checks made loads crawl on a
+    busy CPU). Half precision: ``aminmax`` (min and max propagate NaN and show +-inf; a float32 sum converts
+    every element and is ~5x slower). Wider floats: any NaN/inf makes the float32 (float64 for float64) sum
+    non-finite; only a non-finite sum (NaN, or a huge tensor overflowing) is checked element by element."""
+    if tensor.numel() == 0:
+        return True
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        low, high = torch.aminmax(tensor)
+        return bool(torch.isfinite(low) & torch.isfinite(high))
     if torch.isfinite(tensor.sum(dtype=torch.float64 if tensor.dtype == torch.float64 else torch.float32)):
         return True
     return bool(torch.isfinite(tensor).all())
