@@ -348,3 +348,17 @@ def awaken(model, seed: int = TINY_SEED):
             if param.ndim >= 2 and not param.any():
                 param.copy_(torch.randn(param.shape, generator=generator) * param[0].numel() ** -0.5)
     return model
+
+
+def wan_vae(seed: int = TINY_SEED, wan22: bool = False):
+    """Wan's autoencoder at base width 8 (8x spatial, 4x temporal); ``wan22``: the Wan 2.2 VAE of TI2V-5B."""
+    from diffusers import AutoencoderKLWan
+
+    seeded(seed)
+    if wan22:  # the Wan 2.2 VAE (TI2V-5B): 48 latent channels, 2x2 pixel patches, 16x spatial
+        return AutoencoderKLWan(base_dim=8, z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
+                                latents_mean=[0.0] * 48, latents_std=[1.0] * 48, dim_mult=[1, 1, 1, 1],
+                                num_res_blocks=1, scale_factor_spatial=16, scale_factor_temporal=4,
+                                temperal_downsample=[False, True, True]).eval()
+    return AutoencoderKLWan(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                            temperal_downsample=[False, True, True]).eval()

@@ -28,19 +28,8 @@ from __future__ import annotations
 from ...models.tiny_parts import QWEN_SPECIALS, TINY_SEED, seeded, template_tokenizer
 from .processor import qwen_processor
 from .schedulers import QWEN_SCHEDULER_CONFIG
+from .templates import EDIT_TEMPLATE, EXTRA_TEXT, T2I_TEMPLATE
 
-# the pipelines' prompt templates (diffusers 0.42 pipeline_qwenimage*.py) and the Edit Plus image prefix
-T2I_TEMPLATE = (
-    "<|im_start|>system\nDescribe the image by detailing the color, shape, size, texture, quantity, text, spatial "
-    "relationships of the objects and background:<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
-)
-EDIT_TEMPLATE = (
-    "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, objects, "
-    "background), then explain how the user's text instruction should alter or modify the image. Generate a new image "
-    "that meets the user's requirements while maintaining consistency with the original input where appropriate."
-    "<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
-)
-EXTRA_TEXT = "Picture 1: assistant"
 DROPPED = {"t2i": 34, "edit": 64}  # the pipelines' prompt_template_encode_start_idx
 
 

@@ -15,7 +15,7 @@ scheduler: UniPC with flow sigmas, flow_shift 3.0 (the Wan-AI diffusers repos' s
 
 from __future__ import annotations
 
-from ...models.tiny_parts import TINY_SEED, seeded, tiny_t5_tokenizer
+from ...models.tiny_parts import TINY_SEED, seeded, tiny_t5_tokenizer, wan_vae
 
 VARIANTS = ("t2v", "i2v", "t2v22", "i2v22", "ti2v5b")
 INNER = 32  # 2 heads x 16
@@ -33,19 +33,6 @@ def umt5_encoder(vocab_size: int, seed: int = TINY_SEED):
                         relative_attention_num_buckets=8, feed_forward_proj="gated-gelu", pad_token_id=0,
                         eos_token_id=1, decoder_start_token_id=0, dropout_rate=0.0)
     return UMT5EncoderModel(config).eval()
-
-
-def wan_vae(seed: int = TINY_SEED, wan22: bool = False):
-    from diffusers import AutoencoderKLWan
-
-    seeded(seed)
-    if wan22:  # the Wan 2.2 VAE (TI2V-5B): 48 latent channels, 2x2 pixel patches, 16x spatial
-        return AutoencoderKLWan(base_dim=8, z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
-                                latents_mean=[0.0] * 48, latents_std=[1.0] * 48, dim_mult=[1, 1, 1, 1],
-                                num_res_blocks=1, scale_factor_spatial=16, scale_factor_temporal=4,
-                                temperal_downsample=[False, True, True]).eval()
-    return AutoencoderKLWan(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                            temperal_downsample=[False, True, True]).eval()
 
 
 def transformer(seed: int = TINY_SEED, in_channels: int = 16, out_channels: int = 16, image_dim: int | None = None):
