@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 UNET_PREFIX = "model.diffusion_model."
 
@@ -26,7 +26,7 @@ class Encoder:
     """A text-encoder slot: its pipeline component, what it is, and where all-in-one files keep it."""
 
     component: str  # "text_encoder_2"
-    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "qwen3_4b" (see ENCODER_KINDS)
+    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "qwen3_4b" | "qwen3_8b" (see ENCODER_KINDS)
     prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
     required: bool = True
 
@@ -51,6 +51,9 @@ class Arch:
     # (the configs {component: config}, source(component, key) -> "the shipped FLUX.1 dev config"): raises
     # ConfigMismatch naming a value the weights cannot tell and the configs got wrong (RoPE axes vs head width)
     check: Callable[[dict, Callable[[str, str], str]], None] | None = None
+    # component -> (cls, component, tensors, config_dir, dtype) -> model, for a component diffusers has no
+    # single-file loader for (the FLUX.2 VAE); the others are built by models/build.py
+    builders: dict[str, Callable] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def config_dir(self) -> str:
@@ -64,6 +67,7 @@ ENCODER_KINDS = {
     "clip_g": ("OpenCLIP-G text encoder", "clip_g.safetensors", ("clip_g", "clip-g", "bigg", "vit-g")),
     "t5xxl": ("T5-XXL text encoder", "t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors", ("t5",)),
     "qwen3_4b": ("Qwen3-4B text encoder", "qwen_3_4b.safetensors", ("qwen_3_4b", "qwen3_4b", "qwen3", "qwen")),
+    "qwen3_8b": ("Qwen3-8B text encoder", "qwen_3_8b.safetensors", ("qwen_3_8b", "qwen3_8b", "qwen3", "qwen")),
 }
 
 # ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.
@@ -73,7 +77,6 @@ T5_PREFIX = "text_encoders.t5xxl.transformer."
 # Variants diffusers knows but LoRA Deck does not load from single files, of no family here: marker -> what.
 # A family's own (an SDXL refiner, a FLUX.1 Fill) are in its row (``Family.other_variants``).
 OTHER_MARKERS = (
-    ("single_stream_modulation.lin.weight", None, "a FLUX.2 model"),
     ("control_model.time_embed.0.weight", None, "a ControlNet"),
 )
 

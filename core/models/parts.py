@@ -200,7 +200,7 @@ def read_config(arch: Arch, component: str) -> dict:
 
 def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
     """Whether an encoder found in a file has the shapes this architecture's slot needs."""
-    if (found.layout == "t5") != (slot.kind == "t5xxl") or (found.layout == "qwen3") != (slot.kind == "qwen3_4b"):
+    if (found.layout == "t5") != (slot.kind == "t5xxl") or (found.layout == "qwen3") != slot.kind.startswith("qwen3"):
         return False
     if found.layout == "t5":
         want = (config["d_model"], config["num_layers"], config["vocab_size"])

@@ -298,7 +298,8 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
             quantized.load(model, quantized.convert(model, tensors), dtype, label)
             quantized.install(model, quant, kept, dtype, label)
         else:
-            model = build.builder_for(cls)(cls, name, tensors, arch.config_dir, dtype)
+            builder = arch.builders.get(name) or build.builder_for(cls)
+            model = builder(cls, name, tensors, arch.config_dir, dtype)
     except PipelineLoadError:
         raise
     except Exception as exc:  # diffusers' converters raise KeyError/RuntimeError/ValueError on unexpected files
