@@ -300,12 +300,15 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
         else:
             builder = arch.builders.get(name) or build.builder_for(cls)
             model = builder(cls, name, tensors, arch.config_dir, dtype)
-    except PipelineLoadError:
-        raise
+    except PipelineLoadError as exc:
+        if os.path.basename(part.path) in str(exc):
+            raise
+        raise PipelineLoadError(f"{os.path.basename(part.path)!r} ({name}, from {part.label}): {exc}") from None
     except Exception as exc:  # diffusers' converters raise KeyError/RuntimeError/ValueError on unexpected files
         raise PipelineLoadError(f"{os.path.basename(part.path)!r}: diffusers could not convert the {name} "
                                 f"(from {part.label}) as {arch.title}: {type(exc).__name__}: {exc}") from exc
-    build.check_complete(model, name, part.label)
+    named = part.label if os.path.basename(part.path) in part.label else f"{part.label} {os.path.basename(part.path)!r}"
+    build.check_complete(model, name, named)
     if quant:
         log.info("%s: %s", label, quantized.summary(model))
     return model.eval()
