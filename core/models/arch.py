@@ -26,7 +26,8 @@ class Encoder:
     """A text-encoder slot: its pipeline component, what it is, and where all-in-one files keep it."""
 
     component: str  # "text_encoder_2"
-    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "qwen3_4b" | "qwen3_8b" (see ENCODER_KINDS)
+    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "qwen3_4b" | "qwen3_8b" | "mistral3" (see
+    # ENCODER_KINDS)
     prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
     required: bool = True
 
@@ -68,6 +69,8 @@ ENCODER_KINDS = {
     "t5xxl": ("T5-XXL text encoder", "t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors", ("t5",)),
     "qwen3_4b": ("Qwen3-4B text encoder", "qwen_3_4b.safetensors", ("qwen_3_4b", "qwen3_4b", "qwen3", "qwen")),
     "qwen3_8b": ("Qwen3-8B text encoder", "qwen_3_8b.safetensors", ("qwen_3_8b", "qwen3_8b", "qwen3", "qwen")),
+    "mistral3": ("Mistral Small 3 text encoder", "mistral_3_small_flux2_bf16.safetensors (or its fp8 file)",
+                 ("mistral_3", "mistral3", "mistral")),
 }
 
 # ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.
@@ -170,10 +173,15 @@ def describe_markers(header: Header, archs) -> str:
 
 def other_family(header: Header, markers) -> str | None:
     """A model diffusers knows but LoRA Deck does not load from single files, when one of ``markers``
-    ((key, shape test or None, what it is)) is there."""
+    ((key, shape test or None, what it is)) is there. ``key`` may be a tuple of keys that must all be there (the
+    first one's shape is tested): FLUX.1 Fill's 384-wide ``img_in`` with FLUX.1's ``vector_in``, which FLUX.2 lacks."""
+    def shape_of(key: str):
+        return header.denoiser_shape(key) or header.shapes.get(key)
+
     for key, test, what in markers:
-        shape = header.denoiser_shape(key) or header.shapes.get(key)
-        if shape is not None and (test is None or test(shape)):
+        keys = key if isinstance(key, tuple) else (key,)
+        shape = shape_of(keys[0])
+        if shape is not None and all(shape_of(k) is not None for k in keys[1:]) and (test is None or test(shape)):
             return what
     return None
 
