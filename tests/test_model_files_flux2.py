@@ -350,3 +350,32 @@ def test_the_mistral_tokenizer_comes_from_comfyuis_encoder_file(tmp_path):
                                           files={"text_encoder": save(_encoder(fresh("flux2dev"), "flux2dev"),
                                                                       str(tmp_path / "plain.safetensors"))})
     assert not without and missing == [tokenizers.FILES_NEEDED["mistral"]]
+
+
+def test_what_flux2_shapes_cannot_tell_comes_from_config_folders(tmp_path):
+    """A klein of another head width (2 heads x 32): the shapes give its config but not RoPE's axes; the shipped
+    tiny config's (4 x 4) cannot be right, and a diffusers folder of this model (config_folders) gives them."""
+    from diffusers import Flux2Transformer2DModel
+
+    from original_layout import flux2_to_original
+    from single_file_fixtures import save
+
+    source, models = fresh("flux2"), tmp_path / "models"
+    torch.manual_seed(5)
+    source.transformer = Flux2Transformer2DModel(
+        patch_size=1, in_channels=16, num_layers=1, num_single_layers=3, attention_head_dim=32, num_attention_heads=2,
+        joint_attention_dim=48, mlp_ratio=3.0, axes_dims_rope=(8, 8, 8, 8), rope_theta=2000,
+        guidance_embeds=False).eval()
+    _parts(source, models)
+    path = save(flux2_to_original(source.transformer.state_dict()), str(models / "diffusion_models" / "w.safetensors"))
+    with pytest.raises(PipelineLoadError) as err:
+        _load(path)
+    assert ("heads are 32 wide (the denoiser's double_blocks.0.img_attn.norm.query_norm.scale [32]), but "
+            "axes_dims_rope [4, 4, 4, 4] (the shipped tiny FLUX.2 [klein] (built-in) config) adds up to 16"
+            ) in str(err.value)
+    folder = str(tmp_path / "diffusers" / "klein-wide")
+    source.save_pretrained(folder)
+    pipe = _load(path, config_folders=(folder,))
+    config = pipe.transformer.config
+    assert (config.num_layers, config.num_single_layers, list(config.axes_dims_rope)) == (1, 3, [8, 8, 8, 8])
+    assert torch.equal(_render(pipe), _render(source))
