@@ -228,6 +228,15 @@ def _header(config: dict, name: str):
     return Header(f"/models/diffusion_models/{name}", shapes, {}, {}, None), model
 
 
+ENCODER_NEEDED = {  # what a missing text encoder of each real size is called, with the values that decided it
+    "klein-4b": "Qwen3-4B text encoder (text_encoder: width 2560, 36 layers; hidden_size from the denoiser's "
+                "txt_in.weight [3072, 7680]: 3 stacked text-encoder hidden states",
+    "klein-9b": "Qwen3-8B text encoder (text_encoder: width 4096, 36 layers; hidden_size from the denoiser's "
+                "txt_in.weight [4096, 12288]: 3 stacked text-encoder hidden states",
+    "dev": "Mistral Small 3 text encoder (text_encoder: width 5120, 40 layers; hidden_size from the shipped FLUX.2 "
+           "[dev] config"}
+
+
 @pytest.mark.parametrize("key,config", [
     ("klein-4b", dict(num_layers=5, num_single_layers=20, num_attention_heads=24, joint_attention_dim=7680,
                       guidance_embeds=False)),
@@ -246,7 +255,7 @@ def test_real_size_flux2_configs_come_from_the_weights(key, config):
     from diffusers.loaders.single_file_utils import convert_flux2_transformer_checkpoint_to_diffusers
 
     from loradeck.core.models import configs
-    from loradeck.core.models.single_file import identify
+    from loradeck.core.models.single_file import LocalFiles, identify, plan
 
     header, model = _header(config, "flux-2-klein.safetensors")
     arch = identify(header)
@@ -264,6 +273,10 @@ def test_real_size_flux2_configs_come_from_the_weights(key, config):
         if key != "dev":  # klein's encoder width is a requirement derived from txt_in (dev's is nested: checked when
             # its file is picked, by fits)
             assert resolved.source("text_encoder", "hidden_size").startswith("the denoiser's txt_in.weight")
+        problems = plan(header, resolved.arch, LocalFiles(), resolved).problems  # nothing beside it: both named
+        assert len(problems) == 2 and ENCODER_NEEDED[key] in problems[0]
+        assert "a VAE (32 latent channels; latent_channels from the denoiser's img_in.weight" in problems[1]
+        assert "put flux2-vae.safetensors (the FLUX.2 VAE) in models/vae" in problems[1]
         with torch.device("meta"):
             built = Flux2Transformer2DModel.from_config(got)
         converted = convert_flux2_transformer_checkpoint_to_diffusers(

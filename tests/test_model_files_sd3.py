@@ -75,24 +75,28 @@ def test_sd3_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_mo
     assert (_render(loaded) - _render(reference)).abs().max() <= 2 / 255
 
 
-def test_sd3_plain_fp8_split_files_keep_fp8_weights(tmp_path):
-    """``sd3.5_*_fp8_e4m3fn``-style files: the joint blocks' Linear weights cast to float8_e4m3fn with no scale at all
-    (nor a ``scaled_fp8`` marker): each stays fp8 on the Linear(s) SD3's table names (qkv split in q, k, v) with
-    exactly its weights in float32, and a LoRA on top equals it on the dequantized weights."""
+@pytest.mark.parametrize("fmt", ["plain", "comfy_quant"])
+def test_sd3_plain_and_comfy_quant_fp8_split_files_keep_fp8_weights(fmt, tmp_path):
+    """``sd3.5_*_fp8_e4m3fn``-style files (plain: the joint blocks' Linear weights cast to float8_e4m3fn with no scale
+    at all, nor a ``scaled_fp8`` marker) and ComfyUI 0.8.0's per-layer ``comfy_quant`` layout: each layer stays fp8 on
+    the Linear(s) SD3's table names (qkv split in q, k, v) with exactly its dequantized weights, and a LoRA on top
+    equals it on the dequantized weights."""
     from lora_fixtures import save_family_lora
     from original_layout import sd3_to_original
     from single_file_fixtures import save
 
     source, models = fresh("sd3"), tmp_path / "models"
-    denoiser = _scaled_fp8(sd3_to_original(source.transformer.state_dict(), prefix=""), fmt="plain")
-    assert "scaled_fp8" not in denoiser and not any(k.endswith(("scale_weight", "weight_scale")) for k in denoiser)
+    denoiser = _scaled_fp8(sd3_to_original(source.transformer.state_dict(), prefix=""), fmt=fmt)
+    assert "scaled_fp8" not in denoiser
+    assert any(k.endswith(".comfy_quant") for k in denoiser) == (fmt == "comfy_quant")
     _parts(source, models)
-    pipe = load_single_file(save(denoiser, str(models / "diffusion_models" / "sd3-tiny_fp8_e4m3fn.safetensors")),
+    pipe = load_single_file(save(denoiser, str(models / "diffusion_models" / f"sd3-tiny_fp8_e4m3fn_{fmt}.safetensors")),
                             torch.float32, CPU)
     layers = _fp8_layers(denoiser)
-    assert all(torch.equal(dense, denoiser[f"{layer}.weight"].float()) for layer, dense in layers.items())
+    if fmt == "plain":  # no scale: the weights are the fp8 values themselves
+        assert all(torch.equal(dense, denoiser[f"{layer}.weight"].float()) for layer, dense in layers.items())
     kept = _placed("sd3", pipe.transformer, layers)
-    assert set(kept.values()) == {"fp8 e4m3fn"} and len(kept) > 20
+    assert set(kept.values()) == {"fp8 e4m3fn" if fmt == "plain" else "fp8 e4m3fn scaled"} and len(kept) > 20
     lora = save_family_lora("sd3", str(tmp_path / "sd3-lora.safetensors"), seed=2)
     quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
     assert torch.equal(_render(quant_deck.pipe), _render(dense_deck.pipe))
