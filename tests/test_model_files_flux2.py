@@ -359,10 +359,21 @@ def test_the_mistral_tokenizer_comes_from_comfyuis_encoder_file(tmp_path):
     assert torch.equal(got["input_ids"], want["input_ids"])
     assert torch.equal(got["attention_mask"], want["attention_mask"])
     assert got["attention_mask"][0, 0] == 0 and got["input_ids"][0, -1] == SPECIALS.index("[/INST]")  # left padded
+    plain = save(_encoder(fresh("flux2dev"), "flux2dev"), str(tmp_path / "plain.safetensors"))
     without, missing = tokenizers.resolve({"text_encoder": "mistral3"}, (), builtin=False,
-                                          files={"text_encoder": save(_encoder(fresh("flux2dev"), "flux2dev"),
-                                                                      str(tmp_path / "plain.safetensors"))})
+                                          files={"text_encoder": plain})
     assert not without and missing == [tokenizers.FILES_NEEDED["mistral"]]
+    folder = tmp_path / "tokenizers" / "mistral"  # a tekken.json in the tokenizer folders (Mistral's own repos)
+    folder.mkdir(parents=True)
+    (folder / "tekken.json").write_bytes(data)
+    found, missing = tokenizers.resolve({"text_encoder": "mistral3"}, (str(folder.parent),), builtin=False,
+                                        files={"text_encoder": plain})
+    assert not missing and torch.equal(found["tokenizer"].apply_chat_template(messages, **kwargs)["input_ids"],
+                                       want["input_ids"])
+    tensors["tekken_model"] = torch.frombuffer(bytearray(b'{"config": [1, 2'), dtype=torch.uint8)  # damaged
+    bad = save(tensors, str(tmp_path / "damaged.safetensors"))
+    with pytest.raises(PipelineLoadError, match=r"damaged.safetensors.*tekken_model tokenizer data cannot be read"):
+        tokenizers.resolve({"text_encoder": "mistral3"}, (), builtin=False, files={"text_encoder": bad})
 
 
 def test_what_flux2_shapes_cannot_tell_comes_from_config_folders(tmp_path):
