@@ -271,3 +271,61 @@ def zimage_to_original(sd: dict, prefix: str = "model.diffusion_model.") -> dict
 def qwen3_to_comfy(sd: dict, prefix: str = "model.") -> dict:
     """Qwen3Model keys as ComfyUI's ``qwen_3_4b.safetensors`` holds them (transformers names under ``model.``)."""
     return {prefix + k: v for k, v in sd.items()}
+
+
+FLUX2_TOP = (("img_in", "x_embedder"), ("txt_in", "context_embedder"),
+             ("time_in.in_layer", "time_guidance_embed.timestep_embedder.linear_1"),
+             ("time_in.out_layer", "time_guidance_embed.timestep_embedder.linear_2"),
+             ("guidance_in.in_layer", "time_guidance_embed.guidance_embedder.linear_1"),
+             ("guidance_in.out_layer", "time_guidance_embed.guidance_embedder.linear_2"),
+             ("double_stream_modulation_img.lin", "double_stream_modulation_img.linear"),
+             ("double_stream_modulation_txt.lin", "double_stream_modulation_txt.linear"),
+             ("single_stream_modulation.lin", "single_stream_modulation.linear"), ("final_layer.linear", "proj_out"))
+FLUX2_DOUBLE = (("img_attn.proj", "attn.to_out.0"), ("txt_attn.proj", "attn.to_add_out"),
+                ("img_mlp.0", "ff.linear_in"), ("img_mlp.2", "ff.linear_out"), ("txt_mlp.0", "ff_context.linear_in"),
+                ("txt_mlp.2", "ff_context.linear_out"), ("img_attn.norm.query_norm", "attn.norm_q"),
+                ("img_attn.norm.key_norm", "attn.norm_k"), ("txt_attn.norm.query_norm", "attn.norm_added_q"),
+                ("txt_attn.norm.key_norm", "attn.norm_added_k"))
+FLUX2_SINGLE = (("linear1", "attn.to_qkv_mlp_proj"), ("linear2", "attn.to_out"), ("norm.query_norm", "attn.norm_q"),
+                ("norm.key_norm", "attn.norm_k"))
+
+
+def flux2_to_original(sd: dict, prefix: str = "") -> dict:
+    """Flux2Transformer2DModel keys -> BFL's FLUX.2 keys (``flux-2-klein-4b.safetensors``), as
+    ``convert_flux2_transformer_checkpoint_to_diffusers`` reads them: the double blocks' q, k, v stacked into
+    ``qkv``, RMSNorm weights as ``scale``, ``final_layer.adaLN_modulation.1`` with its halves swapped back."""
+    sd, out = dict(sd), {}
+
+    def move(new: str, old: str) -> None:
+        for kind in ("weight", "bias"):
+            if f"{old}.{kind}" in sd:
+                name = "scale" if new.endswith("_norm") else kind
+                out[f"{new}.{name}"] = sd.pop(f"{old}.{kind}")
+
+    for new, old in FLUX2_TOP:
+        move(new, old)
+    out["final_layer.adaLN_modulation.1.weight"] = _swap_halves(sd.pop("norm_out.linear.weight"))
+    for i in sorted({int(k.split(".")[1]) for k in sd if k.startswith("transformer_blocks.")}):
+        src, dst = f"transformer_blocks.{i}.", f"double_blocks.{i}."
+        out[f"{dst}img_attn.qkv.weight"] = torch.cat([sd.pop(f"{src}attn.to_{p}.weight") for p in "qkv"])
+        out[f"{dst}txt_attn.qkv.weight"] = torch.cat([sd.pop(f"{src}attn.add_{p}_proj.weight") for p in "qkv"])
+        for new, old in FLUX2_DOUBLE:
+            move(dst + new, src + old)
+    for i in sorted({int(k.split(".")[1]) for k in sd if k.startswith("single_transformer_blocks.")}):
+        for new, old in FLUX2_SINGLE:
+            move(f"single_blocks.{i}.{new}", f"single_transformer_blocks.{i}.{old}")
+    assert not sd, f"unmapped FLUX.2 keys: {sorted(sd)[:5]}"
+    return {prefix + k: v for k, v in out.items()}
+
+
+def flux2_vae_to_bfl(sd: dict) -> dict:
+    """AutoencoderKLFlux2 keys -> BFL's ``flux2-vae.safetensors`` keys: the LDM VAE's, with the quant convs inside
+    the encoder / decoder and the latent BatchNorm's statistics as they are (``bn.running_mean``)."""
+    out = {}
+    for key, value in vae_to_ldm(sd, prefix="").items():
+        if key.startswith("quant_conv."):
+            key = "encoder." + key
+        elif key.startswith("post_quant_conv."):
+            key = "decoder." + key
+        out[key] = value
+    return out

@@ -456,8 +456,8 @@ def test_a_text_encoder_part_loads_into_qwen3_with_its_own_strength(tmp_path):
 
 def test_pipeline_classes_it_does_not_run_and_single_files_are_named():
     """Flux2KleinKVPipeline (no guidance argument, cached reference K/V) is not a family class: refused by name.
-    FLUX.2 single files are refused by Load Pipeline as FLUX.2 klein 4B / 9B or dev (by width), never as the FLUX.1
-    Fill their img_in's width would suggest."""
+    FLUX.2 single files are FLUX.2 klein 4B / 9B or dev by their shapes (any other size: the nearest FLUX.2 row, its
+    config read off the weights), never the FLUX.1 Fill / Depth their 128-wide img_in would suggest."""
     import diffusers
 
     from loradeck.core import PipelineLoadError
@@ -468,13 +468,19 @@ def test_pipeline_classes_it_does_not_run_and_single_files_are_named():
     kv = diffusers.Flux2KleinKVPipeline(**{k: v for k, v in base.components.items() if k != "is_distilled"})
     with pytest.raises(PipelineLoadError, match=r"'Flux2KleinKVPipeline' pipelines are not supported.*FLUX.2 \[kl"):
         Deck(kv)
-    for width, what in ((3072, "FLUX.2 \\[klein\\] 4B"), (4096, "FLUX.2 \\[klein\\] 9B"), (6144, "FLUX.2 \\[dev\\]"),
-                        (32, "a FLUX.2 model")):
+    for width, guidance, row in ((3072, False, "klein-4b"), (4096, False, "klein-9b"), (6144, True, "dev"),
+                                 (2048, False, "klein-4b"), (32, False, "tiny-flux2")):
         shapes = {"img_in.weight": (width, 128), "single_stream_modulation.lin.weight": (3 * width, width),
+                  "double_stream_modulation_img.lin.weight": (6 * width, width),
                   "double_blocks.0.img_attn.qkv.weight": (3 * width, width)}
+        if guidance:
+            shapes["guidance_in.in_layer.weight"] = (width, 256)
         header = Header(f"flux-2-{width}.safetensors", shapes, {k: "BF16" for k in shapes}, {}, lambda key: None)
-        with pytest.raises(PipelineLoadError, match=f"looks like .*{what}.* does not load from a single file"):
-            identify(header)
+        assert identify(header).key == row
+    fill = {"img_in.weight": (3072, 384), "vector_in.in_layer.weight": (3072, 768),
+            "double_blocks.0.img_attn.qkv.weight": (9216, 3072)}
+    with pytest.raises(PipelineLoadError, match="looks like a FLUX.1 Fill or Depth model"):
+        identify(Header("flux1-fill-dev.safetensors", fill, {k: "BF16" for k in fill}, {}, lambda key: None))
 
 
 FLUX1 = FIXTURES.parent  # FLUX.1's trainer files

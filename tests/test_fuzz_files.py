@@ -499,7 +499,7 @@ def test_mutated_trainer_files_on_their_family(family, count, tmp_path):
 
 # -- model files (issue 24): GGUF and ComfyUI fp8 denoisers --------------------------------------------------------
 MODEL_FILES = os.path.join(os.path.dirname(__file__), "fixtures", "model_files")
-GGUF_NAME = b"double_blocks.0.img_attn.qkv.weight"
+GGUF_NAMES = (b"double_blocks.0.img_attn.qkv.weight", b"joint_blocks.0.x_block.attn.qkv.weight")  # FLUX.1/.2, SD3
 
 
 def _u64(data: bytearray, at: int, value: int) -> None:
@@ -507,8 +507,10 @@ def _u64(data: bytearray, at: int, value: int) -> None:
 
 
 def _info_at(data: bytes) -> int:
-    """Where the tensor info of ``GGUF_NAME`` starts its n_dims (after the u64 length and the name)."""
-    return data.index(GGUF_NAME) + len(GGUF_NAME)
+    """Where the tensor info of the file's first ``GGUF_NAMES`` starts its n_dims (after the u64 length and the
+    name)."""
+    name = next(n for n in GGUF_NAMES if n in data)
+    return data.index(name) + len(name)
 
 
 def gguf_mutation(rng: random.Random, data: bytes, data_offset: int) -> tuple[str, bytes]:
@@ -600,7 +602,8 @@ def test_mutated_gguf_denoisers_are_refused_naming_the_file(tmp_path):
 
     rng, seen, kinds = random.Random(f"gguf-{SEED}"), Counter(), Counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for name in ("flux_tiny-Q4_0.gguf", "flux_tiny-Q8_0.gguf", "flux_tiny-BF16.gguf"):
+    for name in ("flux_tiny-Q4_0.gguf", "flux_tiny-Q8_0.gguf", "flux_tiny-BF16.gguf", "flux2_tiny-Q4_0.gguf",
+                 "sd3_tiny-Q8_0.gguf"):
         with open(os.path.join(MODEL_FILES, name), "rb") as f:
             data = f.read()
         data_offset = read_gguf(os.path.join(MODEL_FILES, name)).data_offset

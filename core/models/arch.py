@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 UNET_PREFIX = "model.diffusion_model."
 
@@ -26,7 +26,8 @@ class Encoder:
     """A text-encoder slot: its pipeline component, what it is, and where all-in-one files keep it."""
 
     component: str  # "text_encoder_2"
-    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "qwen3_4b" (see ENCODER_KINDS)
+    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "qwen3_4b" | "qwen3_8b" | "mistral3" (see
+    # ENCODER_KINDS)
     prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
     required: bool = True
 
@@ -51,6 +52,9 @@ class Arch:
     # (the configs {component: config}, source(component, key) -> "the shipped FLUX.1 dev config"): raises
     # ConfigMismatch naming a value the weights cannot tell and the configs got wrong (RoPE axes vs head width)
     check: Callable[[dict, Callable[[str, str], str]], None] | None = None
+    # component -> (cls, component, tensors, config_dir, dtype) -> model, for a component diffusers has no
+    # single-file loader for (the FLUX.2 VAE); the others are built by models/build.py
+    builders: dict[str, Callable] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def config_dir(self) -> str:
@@ -64,6 +68,9 @@ ENCODER_KINDS = {
     "clip_g": ("OpenCLIP-G text encoder", "clip_g.safetensors", ("clip_g", "clip-g", "bigg", "vit-g")),
     "t5xxl": ("T5-XXL text encoder", "t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors", ("t5",)),
     "qwen3_4b": ("Qwen3-4B text encoder", "qwen_3_4b.safetensors", ("qwen_3_4b", "qwen3_4b", "qwen3", "qwen")),
+    "qwen3_8b": ("Qwen3-8B text encoder", "qwen_3_8b.safetensors", ("qwen_3_8b", "qwen3_8b", "qwen3", "qwen")),
+    "mistral3": ("Mistral Small 3 text encoder", "mistral_3_small_flux2_bf16.safetensors (or its fp8 file)",
+                 ("mistral_3", "mistral3", "mistral")),
 }
 
 # ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.
@@ -73,7 +80,6 @@ T5_PREFIX = "text_encoders.t5xxl.transformer."
 # Variants diffusers knows but LoRA Deck does not load from single files, of no family here: marker -> what.
 # A family's own (an SDXL refiner, a FLUX.1 Fill) are in its row (``Family.other_variants``).
 OTHER_MARKERS = (
-    ("single_stream_modulation.lin.weight", None, "a FLUX.2 model"),
     ("control_model.time_embed.0.weight", None, "a ControlNet"),
 )
 
@@ -167,10 +173,15 @@ def describe_markers(header: Header, archs) -> str:
 
 def other_family(header: Header, markers) -> str | None:
     """A model diffusers knows but LoRA Deck does not load from single files, when one of ``markers``
-    ((key, shape test or None, what it is)) is there."""
+    ((key, shape test or None, what it is)) is there. ``key`` may be a tuple of keys that must all be there (the
+    first one's shape is tested): FLUX.1 Fill's 384-wide ``img_in`` with FLUX.1's ``vector_in``, which FLUX.2 lacks."""
+    def shape_of(key: str):
+        return header.denoiser_shape(key) or header.shapes.get(key)
+
     for key, test, what in markers:
-        shape = header.denoiser_shape(key) or header.shapes.get(key)
-        if shape is not None and (test is None or test(shape)):
+        keys = key if isinstance(key, tuple) else (key,)
+        shape = shape_of(keys[0])
+        if shape is not None and all(shape_of(k) is not None for k in keys[1:]) and (test is None or test(shape)):
             return what
     return None
 

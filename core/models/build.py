@@ -54,11 +54,17 @@ def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
     config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
     with torch.device("meta"):
         model = cls(config)
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    inner = model.model if hasattr(model, "lm_head") else model  # Qwen3ForCausalLM (FLUX.2 [klein]'s) wraps one
+    missing, unexpected = inner.load_state_dict(state, strict=False, assign=True)
     if unexpected:
         raise PipelineLoadError(f"the {component} has {len(unexpected)} weights a {cls.__name__} of this "
                                 f"architecture does not, e.g. {', '.join(unexpected[:3])}")
-    model.rotary_emb = type(model.rotary_emb)(config=config)  # non-persistent: computed, never stored
+    inner.rotary_emb = type(inner.rotary_emb)(config=config)  # non-persistent: computed, never stored
+    if inner is not model:
+        if not config.tie_word_embeddings:
+            raise PipelineLoadError(f"the {component} is a {cls.__name__} with its own lm_head, which text-encoder "
+                                    "files do not hold; its config must tie it to the embeddings")
+        model.tie_weights()  # the LM head no pipeline reads is the embedding, as in the tied model
     return model.eval()
 
 
@@ -69,7 +75,7 @@ def scheduler(cls, config_dir: str, overrides: dict):
 def builder_for(cls):
     """How a component class is built from original-layout weights (None: not a weight-bearing model)."""
     import diffusers
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, Qwen3Model, T5EncoderModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, Qwen3ForCausalLM, Qwen3Model, T5EncoderModel
 
     if issubclass(cls, diffusers.ModelMixin):
         return diffusers_model
@@ -77,7 +83,7 @@ def builder_for(cls):
         return clip_model
     if issubclass(cls, T5EncoderModel):
         return t5_model
-    if issubclass(cls, Qwen3Model):
+    if issubclass(cls, (Qwen3Model, Qwen3ForCausalLM)):
         return qwen3_model
     return None
 

@@ -27,13 +27,17 @@ _T5 = "encoder.block.0.layer.0.SelfAttention.q.weight"
 # Qwen3 (transformers / ComfyUI names, "model." in ComfyUI's text_encoders files): the q/k norms tell it from
 # Llama and Qwen2
 _QWEN3_EMBED, _QWEN3_NORM = "embed_tokens.weight", "layers.0.self_attn.q_norm.weight"
+# Mistral (ComfyUI's FLUX.2 [dev] text encoder: the Mistral Small 3 text model under "model."): transformers' Llama
+# names without Qwen3's q/k norms and without Qwen2's q/k/v biases
+_MISTRAL_Q, _QWEN2_BIAS = "layers.0.self_attn.q_proj.weight", "layers.0.self_attn.q_proj.bias"
 _VAE = "decoder.conv_in.weight"
 # the layout diffusers' single-file CLIP/T5 loaders read a separate file in, per (file layout, encoder kind)
 _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("clip", "other"): "text_encoders.clip_g.transformer.",
                    ("open_clip", "other"): "conditioner.embedders.1.model.",
                    ("t5", "other"): "text_encoders.t5xxl.transformer.",
-                   ("qwen3", "other"): ""}  # build.qwen3_model takes the transformers names
+                   ("qwen3", "other"): "",  # build.qwen3_model takes the transformers names
+                   ("mistral", "other"): ""}  # so does FLUX.2 [dev]'s builder (flux2dev/text_encoder.py)
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
 GGUF_SUFFIXES = (".gguf",)
@@ -52,7 +56,7 @@ class Part:
 
 @dataclass(frozen=True)
 class FoundEncoder:
-    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "qwen3"
+    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "qwen3" | "mistral"
     prefix: str
     width: int
     layers: int
@@ -185,6 +189,10 @@ def find_encoders(header: Header) -> list[FoundEncoder]:
                 key[: -len(_QWEN3_EMBED)] + _QWEN3_NORM in header.shapes:
             prefix = key[: -len(_QWEN3_EMBED)]
             found.append(FoundEncoder("qwen3", prefix, shape[1], _count(header, prefix + "layers."), shape[0]))
+        elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and key[: -len(_QWEN3_EMBED)] + _MISTRAL_Q in \
+                header.shapes and key[: -len(_QWEN3_EMBED)] + _QWEN2_BIAS not in header.shapes:
+            prefix = key[: -len(_QWEN3_EMBED)]
+            found.append(FoundEncoder("mistral", prefix, shape[1], _count(header, prefix + "layers."), shape[0]))
     return found
 
 
@@ -200,11 +208,17 @@ def read_config(arch: Arch, component: str) -> dict:
 
 def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
     """Whether an encoder found in a file has the shapes this architecture's slot needs."""
-    if (found.layout == "t5") != (slot.kind == "t5xxl") or (found.layout == "qwen3") != (slot.kind == "qwen3_4b"):
+    if (found.layout == "t5") != (slot.kind == "t5xxl") or (found.layout == "qwen3") != slot.kind.startswith("qwen3"):
+        return False
+    if (found.layout == "mistral") != (slot.kind == "mistral3"):
         return False
     if found.layout == "t5":
         want = (config["d_model"], config["num_layers"], config["vocab_size"])
         return (found.width, found.layers, found.vocab) == want
+    if found.layout == "mistral":  # ComfyUI also ships it pruned to the layers FLUX.2 reads (no final norm)
+        text = config.get("text_config", config)
+        return (found.width, found.vocab) == (text["hidden_size"], text["vocab_size"]) and \
+            found.layers <= text["num_hidden_layers"]
     if found.layout == "open_clip" and slot.kind == "clip_l":
         return False
     # SD 2.x files carry OpenCLIP-H's 24th layer, which its diffusers config (23 layers) does not use
@@ -214,7 +228,8 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
 
 
 def describe(found: FoundEncoder) -> str:
-    name = {"t5": "T5 encoder", "qwen3": "Qwen3 text encoder"}.get(found.layout, "CLIP text encoder")
+    name = {"t5": "T5 encoder", "qwen3": "Qwen3 text encoder", "mistral": "Mistral text encoder"}.get(
+        found.layout, "CLIP text encoder")
     return f"{name} (width {found.width}, {found.layers} layers)"
 
 

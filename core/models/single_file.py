@@ -232,6 +232,7 @@ def _value(result: Plan, component: str, config: dict, *keys: str) -> tuple[obje
 
 def _missing_encoder(slot, config: dict, files: LocalFiles, others: list[Header], result: Plan) -> str:
     what, typical, _ = ENCODER_KINDS[slot.kind]
+    config = config.get("text_config", config)  # a multimodal encoder's text model (Mistral 3)
     width, width_source = _value(result, slot.component, config, "hidden_size", "d_model")
     layers, layers_source = _value(result, slot.component, config, "num_hidden_layers", "num_layers")
     found = "; ".join(f"{os.path.basename(h.path)}: {what_is(h)}" for h in others) or "no .safetensors files"
@@ -298,13 +299,17 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
             quantized.load(model, quantized.convert(model, tensors), dtype, label)
             quantized.install(model, quant, kept, dtype, label)
         else:
-            model = build.builder_for(cls)(cls, name, tensors, arch.config_dir, dtype)
-    except PipelineLoadError:
-        raise
+            builder = arch.builders.get(name) or build.builder_for(cls)
+            model = builder(cls, name, tensors, arch.config_dir, dtype)
+    except PipelineLoadError as exc:
+        if os.path.basename(part.path) in str(exc):
+            raise
+        raise PipelineLoadError(f"{os.path.basename(part.path)!r} ({name}, from {part.label}): {exc}") from None
     except Exception as exc:  # diffusers' converters raise KeyError/RuntimeError/ValueError on unexpected files
         raise PipelineLoadError(f"{os.path.basename(part.path)!r}: diffusers could not convert the {name} "
                                 f"(from {part.label}) as {arch.title}: {type(exc).__name__}: {exc}") from exc
-    build.check_complete(model, name, part.label)
+    named = part.label if os.path.basename(part.path) in part.label else f"{part.label} {os.path.basename(part.path)!r}"
+    build.check_complete(model, name, named)
     if quant:
         log.info("%s: %s", label, quantized.summary(model))
     return model.eval()
@@ -354,7 +359,8 @@ def _load(path: str, header: Header, configs: config_files.Configs, files: Local
     roots = tuple(files.tokenizer_dirs)
     kinds = {s.component: s.kind for s in arch.encoders
              if _component(result.index, s.component) and s.component not in result.skipped}
-    tokenizers, missing = tokenizer_files.resolve(kinds, roots, builtin=arch.tiny)
+    tokenizers, missing = tokenizer_files.resolve(kinds, roots, builtin=arch.tiny,
+                                                  files={c: result.parts[c].path for c in kinds if c in result.parts})
     if missing:
         result.problems.insert(0, tokenizer_files.missing_message(missing, roots))
     if result.problems:

@@ -1,4 +1,4 @@
-"""Tokenizers for single-file checkpoints, which never contain them.
+"""Tokenizers for single-file checkpoints, which hold none (ComfyUI's Mistral text-encoder files excepted).
 
 Looked for, in order, in: the folders the caller names (API argument, the ``LORADECK_TOKENIZERS`` setting,
 the CLI's ``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bundled ``comfy/sd1_tokenizer``,
@@ -6,7 +6,8 @@ the CLI's ``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bund
 and the local diffusers folders).
 A folder may be a tokenizer folder itself, a ComfyUI checkout or its ``comfy`` package, a diffusers model
 folder (``tokenizer/``, ``tokenizer_2/``...) or a folder of such folders. The built-in tiny architectures use
-the in-memory tiny tokenizers of core/tiny.py and need no files.
+the in-memory tiny tokenizers of core/tiny.py and need no files. Mistral's tekken tokenizer (FLUX.2 [dev]) also comes
+from inside ComfyUI's text-encoder file (its ``tekken_model`` tensor), read by transformers' own converter.
 """
 
 from __future__ import annotations
@@ -27,11 +28,17 @@ COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.joi
 # encoder kind -> (tokenizer kind, pad token). OpenCLIP (SD 2.x, SDXL/SD3 clip_g) pads with "!" (id 0), as
 # ComfyUI's SD2/SDXL-G tokenizers (pad_with_end=False) and the diffusers repos' tokenizer_2 do.
 TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "clip_g": ("clip", "!"),
-                "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None)}
+                "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None), "qwen3_8b": ("qwen", None),
+                "mistral3": ("mistral", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
                 "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
-                        "naming Qwen2Tokenizer)"}
+                        "naming Qwen2Tokenizer)",
+                "mistral": "Mistral tekken tokenizer (tekken.json; ComfyUI's Mistral text-encoder files carry it as "
+                           "their tekken_model tensor)"}
+TEKKEN = "tekken.json"
+EMBEDDED_TEKKEN = "tekken_model"  # ComfyUI's Mistral 3 text-encoder files: the tekken.json bytes as a uint8 tensor
+MAX_TEKKEN_BYTES = 64 * 1024 * 1024
 
 
 def _tokenizer_class(folder: str) -> str | None:
@@ -47,11 +54,13 @@ def _tokenizer_class(folder: str) -> str | None:
 
 
 def kind_of(folder: str) -> str | None:
-    """'clip', 't5' or 'qwen' when ``folder`` holds that tokenizer's files, else None."""
+    """'clip', 't5', 'qwen' or 'mistral' when ``folder`` holds that tokenizer's files, else None."""
     try:
         names = set(os.listdir(folder))
     except OSError:
         return None
+    if TEKKEN in names:
+        return "mistral"
     if not names & {"vocab.json", "spiece.model", "tokenizer.json"}:
         return None
     cls = _tokenizer_class(folder)  # None: unreadable
@@ -102,6 +111,8 @@ def load(kind: str, folder: str, pad_token: str | None):
             # Qwen3 pipelines wrap prompts with the tokenizer's chat template: Qwen3's (ComfyUI's bundled Qwen2.5
             # files carry Qwen2.5's, which adds a system prompt the model was not trained with)
             return Qwen2Tokenizer.from_pretrained(folder, local_files_only=True, chat_template=QWEN3_CHAT_TEMPLATE)
+        if kind == "mistral":
+            return tekken(os.path.join(folder, TEKKEN))
         return T5Tokenizer.from_pretrained(folder, local_files_only=True)
     except Exception as exc:  # transformers raises many types for unreadable tokenizer files
         raise PipelineLoadError(f"the {FILES_NEEDED[kind]} in {folder!r} cannot be read ({exc})") from exc
@@ -111,20 +122,64 @@ def tiny(kind: str):
     from . import tiny_parts as tiny_models
 
     builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
-                "qwen": tiny_models.tiny_qwen_tokenizer}
+                "qwen": tiny_models.tiny_qwen_tokenizer, "mistral": tiny_models.tiny_mistral_tokenizer}
     return builders[kind]()
 
 
-def resolve(encoder_kinds: dict[str, str], roots, builtin: bool) -> tuple[dict, list[str]]:
+def tekken(path: str, data: bytes | None = None):
+    """Mistral's tekken tokenizer (``tekken.json``, or its bytes from a text-encoder file) by transformers' own
+    converter (``convert_tekken_tokenizer``), with the chat template FLUX.2 [dev] renders and Mistral 3's left
+    padding."""
+    import tempfile
+
+    from transformers.integrations.mistral import convert_tekken_tokenizer
+
+    from .tiny_parts import MISTRAL3_CHAT_TEMPLATE
+
+    if data is not None:  # the converter reads a file named tekken.json
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, TEKKEN)
+            with open(path, "wb") as f:
+                f.write(data)
+            return tekken(path)
+    tokenizer = convert_tekken_tokenizer(path, chat_template=MISTRAL3_CHAT_TEMPLATE)
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def _embedded(kind: str, path: str | None):
+    """The tokenizer a text-encoder file carries (ComfyUI's Mistral files: ``tekken_model``), or None."""
+    if kind != "mistral" or not path:
+        return None
+    from .parts import read_header, read_tensors
+
+    shape = read_header(path).shapes.get(EMBEDDED_TEKKEN)
+    if shape is None or len(shape) != 1 or shape[0] > MAX_TEKKEN_BYTES:
+        return None
+    data = read_tensors(path, [EMBEDDED_TEKKEN])[EMBEDDED_TEKKEN]
+    log.info("single file: the Mistral tokenizer from %s", path)
+    try:
+        return tekken("", data.numpy().tobytes())
+    except Exception as exc:  # transformers raises many types for unreadable tokenizer data
+        raise PipelineLoadError(f"{path!r}: its tekken_model tokenizer data cannot be read ({exc}); re-download "
+                                "the file") from exc
+
+
+def resolve(encoder_kinds: dict[str, str], roots, builtin: bool, files: dict | None = None) -> tuple[dict, list[str]]:
     """Tokenizers per pipeline component (``tokenizer``, ``tokenizer_2``...) for ``{text_encoder*: kind}``,
-    and what is missing (as sentences). ``builtin``: the in-memory tiny tokenizers."""
-    roots = tuple(roots)
+    and what is missing (as sentences). ``builtin``: the in-memory tiny tokenizers. ``files``: each text encoder's
+    file, for tokenizers carried inside it."""
+    roots, files = tuple(roots), files or {}
     found, missing = {}, []
     for component, encoder_kind in encoder_kinds.items():
         kind, pad = TOKENIZER_OF[encoder_kind]
         name = component.replace("text_encoder", "tokenizer")
         if builtin:
             found[name] = tiny(kind)
+            continue
+        inside = _embedded(kind, files.get(component))
+        if inside is not None:
+            found[name] = inside
             continue
         folder = find(kind, roots)
         if folder is None:

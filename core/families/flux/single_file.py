@@ -84,7 +84,8 @@ _FLUX_TE = (CLIP_L, Encoder("text_encoder_2", "t5xxl", (T5_PREFIX,)))
 _FLUX = "double_blocks.0.img_attn.qkv.weight"
 _GUIDANCE = "guidance_in.in_layer.weight"
 # FLUX.2's and Chroma's keys: their files have every marker of a FLUX.1 file
-_NOT_FLUX1 = ("double_stream_modulation_img.lin.weight", "distilled_guidance_layer.in_proj.weight")
+_NOT_FLUX1 = ("double_stream_modulation_img.lin.weight", "single_stream_modulation.lin.weight",
+              "distilled_guidance_layer.in_proj.weight")
 _FLUX_FILES = {"configs": CONFIGS, "vae_file": "ae.safetensors", "prepare": state_dict, "derive": derive,
                "check": check}
 
@@ -96,4 +97,6 @@ ARCHS = (
     Arch("tiny-flux", "tiny Flux (built-in)", ((_FLUX, (96, 32)), ("img_in.weight", (32, 4))), _FLUX_TE, tiny=True,
          absent=_NOT_FLUX1, **_FLUX_FILES),
 )
-OTHER_VARIANTS = (("img_in.weight", lambda s: s[-1] in (128, 384), "a FLUX.1 Fill or Depth model"),)
+# FLUX.2 files also have a 128-wide img_in (and no vector_in): they load as FLUX.2, any size of it
+OTHER_VARIANTS = ((("img_in.weight", "vector_in.in_layer.weight"), lambda s: s[-1] in (128, 384),
+                   "a FLUX.1 Fill or Depth model"),)

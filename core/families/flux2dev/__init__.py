@@ -12,14 +12,12 @@ from ..flux2.blocks import BLOCKS
 from ..flux2.generate import call
 from ..flux2.names import flux2_names
 from ..flux2.schedulers import SCHEDULERS
-from . import tiny
-
-OTHER_VARIANTS = (("single_stream_modulation.lin.weight", lambda shape: shape[-1] == 6144, "a FLUX.2 [dev] model"),)
+from . import single_file, tiny
 
 FAMILY = Family(
     key="flux2dev", title="FLUX.2 [dev]", pipeline_classes=("Flux2Pipeline",), denoiser="transformer",
     text_encoders=("text_encoder",), kohya_prefixes=KOHYA_PREFIXES,
     tiny=tiny.build, builtin="tiny-flux2dev", blocks=BLOCKS, schedulers=SCHEDULERS, call=call,
-    single_files=(), original_names=flux2_names, lora_markers=MARKERS, other_variants=OTHER_VARIANTS,
+    single_files=single_file.ARCHS, original_names=flux2_names, lora_markers=MARKERS,
     edit="Flux2Pipeline", edit_references=True, patch=2, denoise_steps="rest",
 )
