@@ -43,13 +43,21 @@ class LoadDiffusionModel:
             "text_encoder_3": (encoders, {"default": AUTO, "tooltip": _ENCODER_TIP}),
             "vae": ([AUTO, *host.vae_files()], {
                 "default": AUTO, "tooltip": "The VAE file from models/vae. auto: the one whose latent channels fit."}),
+            "second_denoiser": ([AUTO, *host.diffusion_models()], {
+                "default": AUTO,
+                "tooltip": "Models with two denoisers (Wan 2.2 A14B: a high-noise and a low-noise expert): the other "
+                           "one's file. auto: found beside unet_name by ComfyUI's usual names (high_noise <-> "
+                           "low_noise); picked here, a file named neither is the low-noise expert."}),
         }}
 
     def load(self, unet_name: str, dtype: str, text_encoder_1: str = AUTO, text_encoder_2: str = AUTO,
-             text_encoder_3: str = AUTO, vae: str = AUTO):
+             text_encoder_3: str = AUTO, vae: str = AUTO, second_denoiser: str = AUTO):
         encoders = tuple(host.part_path(("text_encoders", "clip"), name, "text encoder")
                          for name in (text_encoder_1, text_encoder_2, text_encoder_3) if name and name != AUTO)
         vae_path = host.part_path(("vae",), vae, "VAE") if vae and vae != AUTO else ""
+        expert = host.part_path(("diffusion_models", "unet"), second_denoiser, "second denoiser") \
+            if second_denoiser and second_denoiser != AUTO else ""
         path = host.part_path(("diffusion_models", "unet"), unet_name, "diffusion model")
         return (open_pipeline(path, dtype, host.diffusers_folders(), host.runtime(),
-                              local_files=host.single_file_sources(), text_encoders=encoders, vae=vae_path),)
+                              local_files=host.single_file_sources(), text_encoders=encoders, vae=vae_path,
+                              expert=expert),)

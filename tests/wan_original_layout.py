@@ -1,8 +1,9 @@
-"""diffusers -> Wan-AI's original layout (what ComfyUI's Wan files hold), for test files: the transformer, the Wan 2.1
-VAE and the UMT5 encoder. Inverses of what LoRA Deck loads them with (diffusers' ``convert_wan_transformer_to_diffusers``
-and ``convert_wan_vae_to_diffusers`` through ``core.models.wan_vae``); the tests check each round trip, and the
-fixture generator (tools/fixtures/generators/model_files/make_wan_fixtures.py) loads these files with ComfyUI's own
-Wan model and VAE classes (strict) and compares their outputs with diffusers'."""
+"""diffusers -> Wan-AI's original layout (what ComfyUI's Wan files hold), for test files: the transformer, the
+Wan 2.1 VAE and the UMT5 encoder. Inverses of what LoRA Deck loads them with (diffusers'
+``convert_wan_transformer_to_diffusers``, and ``convert_wan_vae_to_diffusers`` through ``core.models.wan_vae``); the
+tests check each round trip, and the fixture generator (tools/fixtures/generators/model_files/make_wan_fixtures.py)
+loads these files with ComfyUI's own Wan model, VAE and UMT5 classes (strict) and compares their outputs with
+diffusers'."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ class Encoder:
     """A text-encoder slot: its pipeline component, what it is, and where all-in-one files keep it."""
 
     component: str  # "text_encoder_2"
-    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "qwen3_4b" (see ENCODER_KINDS)
+    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "umt5xxl" | "qwen3_4b" (see ENCODER_KINDS)
     prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
     required: bool = True
 
@@ -51,6 +51,11 @@ class Arch:
     # (the configs {component: config}, source(component, key) -> "the shipped FLUX.1 dev config"): raises
     # ConfigMismatch naming a value the weights cannot tell and the configs got wrong (RoPE axes vs head width)
     check: Callable[[dict, Callable[[str, str], str]], None] | None = None
+    # Pipelines with more than one denoiser file (Wan 2.2 A14B: the high-noise ``transformer`` and the low-noise
+    # ``transformer_2``): the denoiser file's path -> {component: path} of every denoiser, by the usual file names
+    # (the picked file is among them); None when the name does not tell
+    experts: Callable[[str], dict[str, str] | None] | None = None
+    paired: str = ""  # the key of the row to use when a second denoiser file is picked explicitly
 
     @property
     def config_dir(self) -> str:
@@ -64,6 +69,8 @@ ENCODER_KINDS = {
     "clip_g": ("OpenCLIP-G text encoder", "clip_g.safetensors", ("clip_g", "clip-g", "bigg", "vit-g")),
     "t5xxl": ("T5-XXL text encoder", "t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors", ("t5",)),
     "qwen3_4b": ("Qwen3-4B text encoder", "qwen_3_4b.safetensors", ("qwen_3_4b", "qwen3_4b", "qwen3", "qwen")),
+    "umt5xxl": ("UMT5-XXL text encoder", "umt5_xxl_fp8_e4m3fn_scaled.safetensors (or umt5_xxl_fp16.safetensors)",
+                ("umt5",)),
 }
 
 # ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.

@@ -62,6 +62,23 @@ def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
     return model.eval()
 
 
+def wan_vae_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    """A Wan 2.1-layout VAE (``AutoencoderKLWan``) from the original layout (renamed by ``models.wan_vae``: diffusers'
+    converter) or diffusers' own; ``check_complete`` then requires every weight."""
+    from . import wan_vae
+
+    found = wan_vae.find({k: tuple(v.shape) for k, v in tensors.items()})
+    if found is None or found[1] == "wan2.2":
+        raise PipelineLoadError(f"the {component} is not a Wan 2.1-layout VAE"
+                                + (" (it is the Wan 2.2 VAE in its original layout, which diffusers cannot convert "
+                                   "from a single file)" if found else ""))
+    state = {k[len(found[0]):]: v for k, v in tensors.items() if k.startswith(found[0])}
+    if found[1] == "original":
+        state = wan_vae.to_diffusers(state)
+    # diffusers' own loader from here: its converter leaves diffusers' names as they are
+    return diffusers_model(cls, component, state, config_dir, dtype)
+
+
 def scheduler(cls, config_dir: str, overrides: dict):
     return cls.from_pretrained(config_dir, subfolder="scheduler", **overrides)
 
@@ -69,13 +86,15 @@ def scheduler(cls, config_dir: str, overrides: dict):
 def builder_for(cls):
     """How a component class is built from original-layout weights (None: not a weight-bearing model)."""
     import diffusers
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, Qwen3Model, T5EncoderModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, Qwen3Model, T5EncoderModel, UMT5EncoderModel
 
+    if cls.__name__ == "AutoencoderKLWan":
+        return wan_vae_model
     if issubclass(cls, diffusers.ModelMixin):
         return diffusers_model
     if issubclass(cls, (CLIPTextModel, CLIPTextModelWithProjection)):
         return clip_model
-    if issubclass(cls, T5EncoderModel):
+    if issubclass(cls, (T5EncoderModel, UMT5EncoderModel)):  # diffusers' T5 loader takes UMT5's same names
         return t5_model
     if issubclass(cls, Qwen3Model):
         return qwen3_model

@@ -1,0 +1,108 @@
+"""Wan split files: ComfyUI's ``models/diffusion_models`` denoisers in Wan-AI's original names
+(``wan2.1_t2v_1.3B_bf16.safetensors``, ``wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors`` + ``..._low_noise_...``,
+their GGUF conversions), bare or under ``model.diffusion_model.``, with the UMT5-XXL text encoder
+(``models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors``, which carries its own tokenizer) and the Wan 2.1 VAE
+(``models/vae/wan_2.1_vae.safetensors``). diffusers' own ``convert_wan_transformer_to_diffusers`` converts the
+denoisers, ``convert_wan_vae_to_diffusers`` the VAE (``core/models/wan_vae.py``).
+
+Wan 2.2 A14B is two denoisers of Wan 2.1 14B's shapes: the high-noise expert (``transformer``) and the low-noise
+one (``transformer_2``). A file named as ComfyUI's and QuantStack's are (``high_noise`` / ``low_noise``,
+``HighNoise`` / ``LowNoise``) loads as A14B with its pair found by the other name beside it; a pair picked
+explicitly (Load Diffusion Model's second denoiser) makes any 14B file A14B.
+
+The config comes from the weights as ComfyUI's model detection reads it (``comfy/model_detection.py``, "Wan 2.1"):
+width from ``head.modulation``, 128-wide heads, depth, feed-forward width, input / output channels, text and
+frequency widths. Not loaded from split files yet: Wan 2.1 image-to-video (its CLIP-vision encoder), Wan 2.2
+image-to-video and TI2V-5B (the Wan 2.2 VAE's original layout has no diffusers converter), VACE and the other
+variants; each is named when refused.
+
+Config folders: ``configs/<key>/`` (sources in core/families/README.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ...models.arch import Arch, ConfigMismatch, Encoder, count_blocks
+
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+HEAD_WIDTH = 128  # Wan's attention head width (all released sizes; ComfyUI's detection: num_heads = dim // 128)
+
+_MOD, _PATCH, _IMG = "head.modulation", "patch_embedding.weight", "img_emb.proj.0.weight"
+_UMT5 = (Encoder("text_encoder", "umt5xxl", ()),)
+_FILES = {"configs": CONFIGS, "vae_file": "wan_2.1_vae.safetensors (the Wan 2.1 VAE)", "absent": (_IMG,)}
+_NOISE = re.compile(r"(high|low)([_\- ]?noise)", re.IGNORECASE)
+_SWAP = {"high": "low", "low": "high", "High": "Low", "Low": "High", "HIGH": "LOW", "LOW": "HIGH"}
+
+
+def experts(path: str) -> dict[str, str] | None:
+    """Wan 2.2 A14B's two denoiser files by ComfyUI's usual names: {"transformer": high noise, "transformer_2": low
+    noise}, the other one's name made by swapping high and low; None when the name names no expert."""
+    folder, name = os.path.split(path)
+    found = list(_NOISE.finditer(name))
+    if len(found) != 1:
+        return None
+    match = found[0]
+    word = match.group(1)
+    other = os.path.join(folder, name[: match.start(1)] + _SWAP.get(word, "low" if word.lower() == "high" else "high")
+                         + name[match.end(1):])
+    high = word.lower() == "high"
+    return {"transformer": path if high else other, "transformer_2": other if high else path}
+
+
+def _named(header, arch) -> bool:
+    return experts(header.path) is not None
+
+
+def derive(shapes: dict) -> dict:
+    """The transformer's config from its weights, as ComfyUI's model detection reads it."""
+    modulation, patch = shapes[_MOD], shapes[_PATCH]
+    dim = modulation[-1]
+    evidence = f"{_MOD} {list(modulation)}"
+    if dim % HEAD_WIDTH:
+        raise ConfigMismatch(f"its width {dim} ({evidence}) is not a multiple of Wan's {HEAD_WIDTH}-wide heads")
+    ffn = shapes["blocks.0.ffn.0.weight"]
+    head = shapes["head.head.weight"]
+    cells = patch[2] * patch[3] * patch[4]
+    text, time = shapes["text_embedding.0.weight"], shapes["time_embedding.0.weight"]
+    out = head[0] // cells
+    transformer = {
+        "num_attention_heads": (dim // HEAD_WIDTH, f"{evidence}: {dim} / {HEAD_WIDTH}-wide heads"),
+        "attention_head_dim": (HEAD_WIDTH, f"{evidence}: Wan's {HEAD_WIDTH}-wide heads"),
+        "num_layers": (count_blocks(shapes, "blocks."), f"{count_blocks(shapes, 'blocks.')} blocks.N"),
+        "ffn_dim": (ffn[0], f"blocks.0.ffn.0.weight {list(ffn)}"),
+        "in_channels": (patch[1], f"{_PATCH} {list(patch)}"),
+        "out_channels": (out, f"head.head.weight {list(head)}: {cells} cells per patch"),
+        "patch_size": ([patch[2], patch[3], patch[4]], f"{_PATCH} {list(patch)}"),
+        "text_dim": (text[1], f"text_embedding.0.weight {list(text)}"),
+        "freq_dim": (time[1], f"time_embedding.0.weight {list(time)}"),
+    }
+    return {"transformer": transformer,
+            "text_encoder": {"d_model": (text[1], f"text_embedding.0.weight {list(text)}")},
+            "vae": {"z_dim": (out, f"head.head.weight {list(head)}")}}
+
+
+def _row(key: str, title: str, dim: int, tiny: bool = False, pair: bool = False, paired: str = "") -> Arch:
+    markers = ((_MOD, (1, 2, dim)), (_PATCH, (dim, 16, 1, 2, 2)), ("text_embedding.0.weight", None))
+    return Arch(key, title, markers, _UMT5, tiny=tiny, rule=_named if pair else None,
+                derive=None if tiny else derive, experts=experts if pair else None, paired=paired, **_FILES)
+
+
+ARCHS = (
+    _row("wan21-t2v-1.3b", "Wan 2.1 T2V 1.3B", 1536),
+    _row("wan22-t2v-a14b", "Wan 2.2 T2V A14B", 5120, pair=True),
+    _row("wan21-t2v-14b", "Wan 2.1 T2V 14B", 5120, paired="wan22-t2v-a14b"),
+    _row("tiny-wan22", "tiny Wan 2.2 A14B (built-in)", 32, tiny=True, pair=True),
+    _row("tiny-wan", "tiny Wan 2.1 (built-in)", 32, tiny=True, paired="tiny-wan22"),
+)
+OTHER_VARIANTS = (
+    (_IMG, None, "a Wan 2.1 image-to-video model (LoRA Deck does not load its CLIP-vision image encoder from split "
+                 "files yet: use its diffusers folder)"),
+    (_PATCH, lambda s: len(s) == 5 and s[1] == 48, "Wan 2.2 TI2V-5B (its Wan 2.2 VAE has no diffusers single-file "
+                                                   "converter yet: use its diffusers folder)"),
+    (_PATCH, lambda s: len(s) == 5 and s[1] == 36, "a Wan 2.2 image-to-video model (not loaded from split files "
+                                                   "yet: use its diffusers folder)"),
+    ("vace_patch_embedding.weight", None, "a Wan VACE model"),
+    ("face_adapter.fuser_blocks.0.k_norm.weight", None, "a Wan Animate model"),
+)
