@@ -214,19 +214,17 @@ def _plan_experts(header: Header, arch: Arch, files: LocalFiles, result: Plan, d
         other = read_header(path) if path != header.path else header
         result.parts[component] = Part(path, other.denoiser_prefix, other.denoiser_prefix,
                                        "the file" if path == header.path else path)
-        if arch.derive is not None and path != header.path and _derived(arch, other) != _derived(arch, header):
+        if path != header.path and _weights(other) != _weights(header):
             result.problems.append(f"the {labels.get(component, component)} expert {os.path.basename(path)!r} "
                                    f"has another architecture than {os.path.basename(header.path)!r} "
                                    "(other shapes); pick the pair of one model")
 
 
-def _derived(arch: Arch, header: Header) -> dict:
+def _weights(header: Header) -> dict:
+    """The denoiser's weight shapes (scales and other quantization keys aside): one architecture's experts agree."""
     from .arch import denoiser_shapes
 
-    try:
-        return arch.derive(denoiser_shapes(header, _NOT_DENOISER)).get("transformer", {})
-    except (ConfigMismatch, KeyError, ValueError, IndexError) as exc:
-        return {"error": str(exc)}
+    return {k: v for k, v in denoiser_shapes(header, _NOT_DENOISER).items() if k.endswith((".weight", ".bias"))}
 
 
 def _plan_encoders(header: Header, arch: Arch, files: LocalFiles, result: Plan) -> None:
@@ -371,9 +369,39 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
         raise PipelineLoadError(f"{os.path.basename(part.path)!r}: diffusers could not convert the {name} "
                                 f"(from {part.label}) as {arch.title}: {type(exc).__name__}: {exc}") from exc
     build.check_complete(model, name, part.label)
+    _keep_fp32(model, dtype)
     if quant:
         log.info("%s: %s", label, quantized.summary(model))
     return model.eval()
+
+
+def _keep_fp32(model, dtype: torch.dtype) -> None:
+    """The modules a diffusers model keeps in float32 (``_keep_in_fp32_modules``: Wan's norms, time embedder and
+    modulation tables) kept so at any dtype, as ``from_pretrained`` loads them (diffusers' single-file loader does it
+    for float16 only): a split file then computes as the diffusers folder does. Quantized weights stay as stored."""
+    import diffusers
+
+    keep = getattr(model, "_keep_in_fp32_modules", None) if dtype != torch.float32 else None
+    if not keep or not isinstance(model, diffusers.ModelMixin):  # transformers' T5 keeps wo in fp32 for fp16 only
+        return
+    keep = [keep] if isinstance(keep, str) else keep
+
+    def kept(name: str, tensor) -> bool:
+        return tensor.is_floating_point() and tensor.element_size() > 1 and any(m in name.split(".") for m in keep)
+
+    for name, param in model.named_parameters():
+        if kept(name, param):
+            param.data = param.data.to(torch.float32)
+    buffers = [name for name, buffer in model.named_buffers() if kept(name, buffer)]
+    if buffers:  # computed in __init__ (Wan's RoPE tables): computed again in float32, not cast back from dtype
+        from accelerate import init_empty_weights
+
+        with init_empty_weights():  # parameters on the meta device, buffers computed
+            fresh = dict(type(model).from_config(model.config).named_buffers())
+        for name in buffers:
+            module, _, leaf = name.rpartition(".")
+            owner = model.get_submodule(module) if module else model
+            owner._buffers[leaf] = fresh[name].to(owner._buffers[leaf].device, torch.float32)
 
 
 def _configs(path: str, header: Header, config_folders, paired: bool = False) -> config_files.Configs:

@@ -1,0 +1,329 @@
+"""Wan from the files ComfyUI users have: the denoiser(s) alone in diffusion_models/ (bf16, ComfyUI's fp8 layouts,
+ComfyUI-GGUF), UMT5 in text_encoders/ (carrying its tokenizer), the Wan 2.1 VAE in vae/; Wan 2.2 A14B as its two
+expert files. The original-layout files are written by tests/wan_original_layout.py, whose output ComfyUI's own
+WanModel, WanVAE and UMT5 load strictly and compute as diffusers does (tests/fixtures/model_files/MANIFEST_wan.json,
+made by tools/fixtures/generators/model_files/make_wan_fixtures.py); the GGUF fixtures are ComfyUI-GGUF's
+convert.py + lcpp.patch's rules, their references gguf-py's dequantization."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+
+import pytest
+import torch
+from model_file_fixtures import bits_equal, dequantized_copy, expected, fixture, quantized_layers
+from safetensors.torch import load_file
+from single_file_fixtures import save
+from wan_original_layout import umt5_to_comfy, wan_to_original, wan_vae_to_original
+
+from family_fixtures import PARAMS, fresh
+from family_fixtures import render as render_with
+from loradeck.core import Deck, FuseError, PipelineLoadError
+from loradeck.core.families import BUILTINS
+from loradeck.core.models.pipelines import load_folder
+from loradeck.core.models.single_file import LocalFiles, load_single_file
+
+CPU = torch.device("cpu")
+FAST = dataclasses.replace(PARAMS, steps=2, width=32, height=32)
+HIGH, LOW = "wan2.2_t2v_high_noise_tiny_bf16.safetensors", "wan2.2_t2v_low_noise_tiny_bf16.safetensors"
+
+
+def render(pipe) -> torch.Tensor:
+    return render_with("wan", pipe, FAST)
+
+
+def _load(path: str, dtype=torch.float32, **kwargs):
+    return load_single_file(path, dtype, CPU, **kwargs)
+
+
+def _a14b():
+    """The built-in tiny Wan 2.2 A14B (two experts), a fresh copy."""
+    pipe = BUILTINS["tiny-wan22"].tiny()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _parts(pipe, models, encoder=None, denoiser=None) -> None:
+    """UMT5 in text_encoders/ and the VAE in vae/, in ComfyUI's layouts."""
+    save(encoder if encoder is not None else umt5_to_comfy(pipe.text_encoder.state_dict()),
+         str(models / "text_encoders" / "umt5_xxl_tiny.safetensors"))
+    save(wan_vae_to_original(pipe.vae.state_dict()), str(models / "vae" / "wan_2.1_vae.safetensors"))
+
+
+# --- the layouts: round trips through diffusers' own converters ---------------------------------------------------
+def test_wan_vae_layout_is_diffusers_converter_on_the_released_shape_and_any_stage_size():
+    from diffusers import AutoencoderKLWan
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    from loradeck.core.models import wan_vae
+
+    with torch.device("meta"):  # the released Wan 2.1 VAE: 4 stages x (3 blocks + up-sampler), 384 wide
+        released = AutoencoderKLWan()
+    state = released.state_dict()
+    original = wan_vae_to_original(state)
+    assert "decoder.upsamples.14.residual.6.weight" in original and "decoder.upsamples.4.shortcut.weight" in original
+    theirs, ours = convert_wan_vae_to_diffusers(dict(original)), wan_vae.to_diffusers(dict(original))
+    assert theirs.keys() == ours.keys() == state.keys()
+    assert all(theirs[k] is ours[k] for k in ours)
+    shapes = {k: tuple(v.shape) for k, v in original.items()}
+    assert wan_vae.find(shapes) == ("", "original", (384, 16)) == ("", "original", wan_vae.wanted(released.config))
+    tiny = fresh("wan").vae.state_dict()  # 2 blocks per stage: diffusers' numbering does not fit, ours does
+    assert wan_vae.to_diffusers(wan_vae_to_original(tiny)).keys() == tiny.keys()
+
+
+def test_wan_transformer_layout_round_trips_through_diffusers_converter():
+    from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+
+    state = fresh("wan").transformer.state_dict()
+    original = wan_to_original(state, prefix="model.diffusion_model.")
+    assert "model.diffusion_model.blocks.1.norm3.weight" in original and "model.diffusion_model.head.modulation" \
+        in original
+    back = convert_wan_transformer_to_diffusers(dict(original))
+    assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)
+
+
+# --- bf16 split files: the diffusers folder's videos ----------------------------------------------------------------
+@pytest.mark.parametrize("variant", ["t2v", "a14b"])
+def test_bf16_split_files_give_the_diffusers_folders_videos(variant, tmp_path, use_models):
+    """ComfyUI's bf16 split files (Wan 2.1: one denoiser; Wan 2.2 A14B: high- and low-noise experts by ComfyUI's
+    names), listed and loaded by Load Diffusion Model (the low-noise file picked: its pair found by name): the frames
+    of the diffusers folder of the same weights."""
+    from loradeck.nodes import NODE_CLASS_MAPPINGS
+
+    pipe, models = (fresh("wan") if variant == "t2v" else _a14b()), tmp_path / "models"
+    for component in (pipe.transformer, pipe.transformer_2, pipe.text_encoder, pipe.vae):
+        if component is not None:
+            component.to(torch.bfloat16)
+    folder = str(tmp_path / "diffusers" / variant)
+    pipe.save_pretrained(folder)
+    _parts(pipe, models)
+    if variant == "t2v":
+        name = "wan2.1_t2v_tiny_bf16.safetensors"
+        save(wan_to_original(pipe.transformer.state_dict()), str(models / "diffusion_models" / name))
+    else:
+        save(wan_to_original(pipe.transformer.state_dict()), str(models / "diffusion_models" / HIGH))
+        save(wan_to_original(pipe.transformer_2.state_dict()), str(models / "diffusion_models" / LOW))
+        name = LOW
+    use_models(str(models))
+    node = NODE_CLASS_MAPPINGS["LoadDiffusionModel|LoRADeck"]()
+    assert name in node.INPUT_TYPES()["required"]["unet_name"][0]
+    loaded = node.load(name, "bfloat16")[0].owner.pipe
+    reference = Deck(load_folder(folder, torch.bfloat16, CPU)).pipe
+    assert (loaded.transformer_2 is None) == (variant == "t2v")
+    if variant == "a14b":  # each expert where it belongs
+        for component in ("transformer", "transformer_2"):
+            mine, theirs = getattr(loaded, component).state_dict(), getattr(reference, component).state_dict()
+            assert all(torch.equal(mine[k], theirs[k]) for k in theirs), component
+        assert loaded.config.boundary_ratio == reference.config.boundary_ratio == 0.875
+    assert (render(loaded) - render(reference)).abs().max() <= 2 / 255
+
+
+def test_a_missing_expert_is_named_in_one_sentence_and_a_picked_one_is_used(tmp_path):
+    source, models = _a14b(), tmp_path / "models"
+    _parts(source, models)
+    high = save(wan_to_original(source.transformer.state_dict()), str(models / "diffusion_models" / HIGH))
+    with pytest.raises(PipelineLoadError) as err:
+        _load(high)
+    message = str(err.value)
+    assert message.count("expert") == 3 and f"{LOW!r} is not beside it" in message
+    assert "this file is the high noise expert (transformer)" in message and "low noise expert (transformer_2)" \
+        in message
+    # picked explicitly, under any name (a file named neither high nor low is the low-noise expert), and a Wan 2.1
+    # 14B-named file with a picked pair becomes the two-expert model
+    other = save(wan_to_original(source.transformer_2.state_dict()), str(tmp_path / "elsewhere" / "expert.safetensors"))
+    files = LocalFiles.beside(high).picked(expert=other)
+    pipe = _load(high, files=files)
+    for component in ("transformer", "transformer_2"):
+        mine, theirs = getattr(pipe, component).state_dict(), getattr(source, component).state_dict()
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), component
+    plain = shutil.copyfile(high, models / "diffusion_models" / "wan_tiny.safetensors")
+    assert _load(str(plain)).transformer_2 is None  # no pair named or picked: Wan 2.1
+    assert _load(str(plain), files=LocalFiles.beside(str(plain)).picked(expert=other)).transformer_2 is not None
+    # an expert of another architecture is refused
+    wrong = {k: v for k, v in wan_to_original(source.transformer_2.state_dict()).items() if not k.startswith("blocks.1.")}
+    save(wrong, str(models / "diffusion_models" / LOW))
+    with pytest.raises(PipelineLoadError, match="has another architecture than"):
+        _load(high)
+
+
+# --- fp8: ComfyUI's three layouts, kept in 8 bits where the name table places them ---------------------------------
+@pytest.mark.parametrize("fmt", ["scaled", "comfy_quant", "plain"])
+def test_fp8_split_files_keep_fp8_weights(fmt, tmp_path):
+    """A Wan denoiser in ComfyUI's fp8 layouts (wan2.1_t2v_1.3B_fp8_e4m3fn / *_fp8_scaled) with UMT5 in the same
+    layout (umt5_xxl_fp8_e4m3fn_scaled): every fp8 block layer stays fp8 on the Linear Wan's table names with exactly
+    the dequantized rows, UMT5's Linear layers too, and (scaled) a LoRA on top equals it on the dequantized weights."""
+    from lora_fixtures import save_family_lora
+    from test_model_files import _fp8_layers, _placed, _scaled_fp8
+
+    source, models = fresh("wan"), tmp_path / "models"
+    denoiser = _scaled_fp8(wan_to_original(source.transformer.state_dict()), ("blocks.",), fmt)
+    encoder = _scaled_fp8(umt5_to_comfy(source.text_encoder.state_dict()), ("encoder.block.",), fmt)
+    _parts(source, models, encoder=encoder)
+    pipe = _load(save(denoiser, str(models / "diffusion_models" / f"wan_tiny_fp8_e4m3fn_{fmt}.safetensors")))
+    kind = "fp8 e4m3fn" if fmt == "plain" else "fp8 e4m3fn scaled"
+    assert set(_placed("wan", pipe.transformer, _fp8_layers(denoiser)).values()) == {kind}
+    te, linear = dict(pipe.text_encoder.named_modules()), 0
+    for layer, dense in _fp8_layers(encoder).items():
+        assert torch.equal(te[layer].weight, dense), layer
+        linear += not isinstance(te[layer], torch.nn.Embedding)  # each block's relative_attention_bias: dequantized
+    assert len(quantized_layers(pipe.text_encoder)) == linear == 14
+    if fmt == "scaled":
+        lora = save_family_lora("wan", str(tmp_path / "wan-lora.safetensors"), seed=2)
+        quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
+        assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
+
+
+# --- GGUF: ComfyUI-GGUF's files, equal to gguf-py's dequantization ------------------------------------------------
+@pytest.mark.parametrize("name", ["wan_tiny-Q8_0.gguf", "wan_tiny-Q4_0.gguf"])
+def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
+    """ComfyUI-GGUF files of the tiny Wan 2.1 (convert.py, lcpp.patch's LLM_ARCH_WAN rules, fix_5d_tensors for the
+    5-D patch embedding): every quantized tensor stays quantized on the Linear Wan's table names with exactly
+    gguf-py's dequantization (Q4_0 files keep ffn.2 in Q4_1, as llama-quantize upgrades it), a LoRA on top equals it
+    on the dequantized weights, and fusing is refused."""
+    from lora_fixtures import save_family_lora
+    from test_model_files import _placed
+
+    source, models = fresh("wan"), tmp_path / "models"
+    if name.endswith("Q8_0.gguf"):  # the files' source is the built-in tiny model in the original names
+        want = {k: v.to(torch.bfloat16) for k, v in wan_to_original(source.transformer.state_dict()).items()}
+        stored = load_file(fixture("wan_tiny_bf16.safetensors"))
+        assert stored.keys() == want.keys() and all(bits_equal(v, want[k]) for k, v in stored.items())
+    _parts(source, models)
+    os.makedirs(models / "diffusion_models")
+    path = shutil.copyfile(fixture(name), models / "diffusion_models" / name)
+    pipe = _load(str(path))
+    kept = _placed("wan", pipe.transformer, {k.removesuffix(".weight"): v for k, v in expected(name).items()})
+    kinds = {"wan_tiny-Q8_0.gguf": {"GGUF Q8_0"}, "wan_tiny-Q4_0.gguf": {"GGUF Q4_0", "GGUF Q4_1"}}[name]
+    assert set(kept.values()) == kinds and len(kept) == 20
+    with open(fixture("MANIFEST_wan.json"), encoding="utf-8") as f:
+        assert name in json.load(f)["files"]
+    lora = save_family_lora("wan", str(tmp_path / "wan-lora.safetensors"), seed=2)
+    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
+    assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
+    with pytest.raises(FuseError, match=r"keeps its weight quantized \(GGUF .*nothing was fused"):
+        quant_deck.fuse()
+
+
+def test_comfyuis_own_classes_loaded_the_original_layout_files():
+    """What the generator measured with ComfyUI 0.8.0's WanModel, WanVAE and UMT5 on these layouts."""
+    with open(fixture("MANIFEST_wan.json"), encoding="utf-8") as f:
+        checks = json.load(f)["comfyui_checks"]
+    assert checks["comfy_model_config"] == "WAN21_T2V" and checks["comfy_detected"]["num_layers"] == 2
+    for key in ("transformer", "vae", "released_shape_vae", "umt5"):
+        assert checks[f"{key}_strict_load_missing_unexpected"] == [0, 0], key
+    assert checks["transformer_max_abs_diff_vs_comfy_WanModel"] < 1e-3
+    assert max(checks["vae_decode_max_abs_diff_vs_comfy_WanVAE"], checks["umt5_max_abs_diff_vs_comfy_T5"],
+               checks["released_shape_vae_decode_max_abs_diff_vs_comfy_WanVAE"]) < 1e-4
+
+
+# --- real sizes on the meta device: the config read off the shapes ------------------------------------------------
+@pytest.mark.parametrize("size,name,key,heads,ffn", [
+    ("1.3B", "wan2.1_t2v_1.3B_bf16.safetensors", "wan21-t2v-1.3b", 12, 8960),
+    ("14B", "wan2.1_t2v_14B_bf16.safetensors", "wan21-t2v-14b", 40, 13824),
+    ("A14B", "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "wan22-t2v-a14b", 40, 13824),
+    ("20 blocks", "wan_1.3B_20_blocks.safetensors", "wan21-t2v-1.3b", 12, 8960),
+])
+def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
+    from diffusers import WanTransformer3DModel
+
+    from loradeck.core.models import configs
+    from loradeck.core.models.arch import Header
+    from loradeck.core.models.build import meta_component
+    from loradeck.core.models.single_file import identify
+
+    shipped = "wan21-t2v-14b" if heads == 40 else "wan21-t2v-1.3b"
+    config = WanTransformer3DModel.load_config(os.path.join(_configs(), shipped), subfolder="transformer")
+    layers = 20 if size == "20 blocks" else config["num_layers"]
+    with torch.device("meta"):
+        model = WanTransformer3DModel.from_config({**config, "num_layers": layers})
+    shapes = {k: tuple(v.shape) for k, v in wan_to_original(model.state_dict()).items()}
+    header = Header(f"/models/diffusion_models/{name}", shapes, {}, {}, None)
+    arch = identify(header)
+    assert arch.key == key
+    resolved = configs.resolve(arch, header)
+    try:
+        built = WanTransformer3DModel.load_config(resolved.arch.config_dir, subfolder="transformer")
+        assert (built["num_attention_heads"], built["attention_head_dim"], built["ffn_dim"], built["num_layers"],
+                built["text_dim"]) == (heads, 128, ffn, layers, 4096)
+        assert resolved.source("transformer", "num_layers") == f"the denoiser's {layers} blocks.N"
+        assert resolved.source("text_encoder", "d_model").startswith("the denoiser's text_embedding.0.weight")
+        with torch.device("meta"):
+            real = meta_component(resolved.arch.config_dir, "transformer")
+        assert {k: tuple(v.shape) for k, v in real.state_dict().items()} == \
+            {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        encoder = meta_component(resolved.arch.config_dir, "text_encoder")
+        assert encoder.shared.weight.shape == (256384, 4096) and len(encoder.encoder.block) == 24
+    finally:
+        resolved.cleanup()
+
+
+def _configs() -> str:
+    from loradeck.core.families.wan.single_file import CONFIGS
+
+    return CONFIGS
+
+
+def test_a_width_off_wans_head_grid_is_refused_naming_the_value(tmp_path):
+    state = wan_to_original(fresh("wan").transformer.state_dict())
+    state = {k: (v[..., :24] if k == "head.modulation" else v) for k, v in state.items()}
+    path = save(state, str(tmp_path / "models" / "diffusion_models" / "odd.safetensors"))
+    with pytest.raises(PipelineLoadError, match=r"width 24 \(head.modulation \[1, 2, 24\]\) is not a multiple of "):
+        _load(path)
+
+
+@pytest.mark.parametrize("variant,what", [("i2v", "Wan 2.1 image-to-video"), ("ti2v5b", "TI2V-5B"),
+                                          ("i2v22", "Wan 2.2 image-to-video")])
+def test_variants_not_loaded_from_split_files_are_named(variant, what, tmp_path):
+    pipe = BUILTINS[{"i2v": "tiny-wan-i2v", "ti2v5b": "tiny-wan22-ti2v", "i2v22": "tiny-wan22-i2v"}[variant]].tiny()
+    path = save(wan_to_original(pipe.transformer.state_dict()), str(tmp_path / "models" / "diffusion_models" /
+                                                                    f"{variant}.safetensors"))
+    with pytest.raises(PipelineLoadError, match=what):
+        _load(path)
+
+
+# --- UMT5's tokenizer: the sentencepiece model ComfyUI's files carry ---------------------------------------------
+def _spiece(pieces) -> bytes:
+    """A Unigram sentencepiece model (protobuf, as sentencepiece writes it) of ``pieces``."""
+    from transformers.convert_slow_tokenizer import import_protobuf
+
+    proto = import_protobuf().ModelProto()
+    for i, piece in enumerate(pieces):
+        entry = proto.pieces.add()
+        entry.piece, entry.score, entry.type = piece, -float(i), {0: 3, 1: 3, 2: 2}.get(i, 1)
+    proto.trainer_spec.model_type, proto.trainer_spec.unk_id = 1, 2
+    proto.normalizer_spec.add_dummy_prefix = True
+    return proto.SerializeToString()
+
+
+def test_the_umt5_tokenizer_comes_from_the_encoder_files_spiece_model(tmp_path):
+    from loradeck.core.models import tokenizers
+    from loradeck.core.models.tiny_parts import tiny_t5_tokenizer
+
+    reference = tiny_t5_tokenizer()
+    pieces = [reference.convert_ids_to_tokens(i) for i in range(len(reference))]
+    source = fresh("wan").text_encoder.state_dict()
+    path = save(umt5_to_comfy(source, _spiece(pieces)), str(tmp_path / "umt5_xxl_tiny.safetensors"))
+    tokenizer = tokenizers.in_file(path)
+    for text in ("a photo of the cat", "lighthouse at night, xyz", ""):
+        assert tokenizer(text).input_ids == reference(text).input_ids
+    found, missing = tokenizers.resolve({"text_encoder": "umt5xxl"}, (), builtin=False,
+                                        files={"text_encoder": path})
+    assert not missing and found["tokenizer"](("the cat")).input_ids == reference("the cat").input_ids
+    assert tokenizers.in_file(save(umt5_to_comfy(source), str(tmp_path / "no_spiece.safetensors"))) is None
+    _, missing = tokenizers.resolve({"text_encoder": "umt5xxl"}, (), builtin=False,
+                                    files={"text_encoder": str(tmp_path / "no_spiece.safetensors")})
+    assert missing == [tokenizers.FILES_NEEDED["umt5"]]
+
+
+@pytest.mark.parametrize("data", [b"\x00\x01garbage", b"", _spiece(["a", "b", "c"]), b"\xff" * 64])
+def test_a_hostile_spiece_model_is_refused_naming_the_file(data, tmp_path):
+    from loradeck.core.models import tokenizers
+
+    tensors = umt5_to_comfy(fresh("wan").text_encoder.state_dict(), data) if data else \
+        {**umt5_to_comfy(fresh("wan").text_encoder.state_dict()), "spiece_model": torch.zeros(0, dtype=torch.uint8)}
+    path = save(tensors, str(tmp_path / "umt5_bad.safetensors"))
+    with pytest.raises(PipelineLoadError, match="umt5_bad.safetensors"):
+        tokenizers.in_file(path)
