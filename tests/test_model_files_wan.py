@@ -16,7 +16,6 @@ import pytest
 import torch
 from model_file_fixtures import bits_equal, dequantized_copy, expected, fixture, quantized_layers
 from safetensors.torch import load_file
-from single_file_fixtures import save
 from wan_original_layout import umt5_to_comfy, wan_to_original, wan_vae_to_original
 
 from family_fixtures import PARAMS, fresh
@@ -25,6 +24,7 @@ from loradeck.core import Deck, FuseError, PipelineLoadError
 from loradeck.core.families import BUILTINS
 from loradeck.core.models.pipelines import load_folder
 from loradeck.core.models.single_file import LocalFiles, load_single_file
+from single_file_fixtures import save
 
 CPU = torch.device("cpu")
 FAST = dataclasses.replace(PARAMS, steps=2, width=32, height=32)
@@ -143,7 +143,8 @@ def test_a_missing_expert_is_named_in_one_sentence_and_a_picked_one_is_used(tmp_
     assert _load(str(plain)).transformer_2 is None  # no pair named or picked: Wan 2.1
     assert _load(str(plain), files=LocalFiles.beside(str(plain)).picked(expert=other)).transformer_2 is not None
     # an expert of another architecture is refused
-    wrong = {k: v for k, v in wan_to_original(source.transformer_2.state_dict()).items() if not k.startswith("blocks.1.")}
+    wrong = {k: v for k, v in wan_to_original(source.transformer_2.state_dict()).items()
+             if not k.startswith("blocks.1.")}
     save(wrong, str(models / "diffusion_models" / LOW))
     with pytest.raises(PipelineLoadError, match="has another architecture than"):
         _load(high)
@@ -155,8 +156,9 @@ def test_fp8_split_files_keep_fp8_weights(fmt, tmp_path):
     """A Wan denoiser in ComfyUI's fp8 layouts (wan2.1_t2v_1.3B_fp8_e4m3fn / *_fp8_scaled) with UMT5 in the same
     layout (umt5_xxl_fp8_e4m3fn_scaled): every fp8 block layer stays fp8 on the Linear Wan's table names with exactly
     the dequantized rows, UMT5's Linear layers too, and (scaled) a LoRA on top equals it on the dequantized weights."""
-    from lora_fixtures import save_family_lora
     from test_model_files import _fp8_layers, _placed, _scaled_fp8
+
+    from lora_fixtures import save_family_lora
 
     source, models = fresh("wan"), tmp_path / "models"
     denoiser = _scaled_fp8(wan_to_original(source.transformer.state_dict()), ("blocks.",), fmt)
@@ -183,8 +185,9 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     5-D patch embedding): every quantized tensor stays quantized on the Linear Wan's table names with exactly
     gguf-py's dequantization (Q4_0 files keep ffn.2 in Q4_1, as llama-quantize upgrades it), a LoRA on top equals it
     on the dequantized weights, and fusing is refused."""
-    from lora_fixtures import save_family_lora
     from test_model_files import _placed
+
+    from lora_fixtures import save_family_lora
 
     source, models = fresh("wan"), tmp_path / "models"
     if name.endswith("Q8_0.gguf"):  # the files' source is the built-in tiny model in the original names
@@ -311,7 +314,7 @@ def test_the_umt5_tokenizer_comes_from_the_encoder_files_spiece_model(tmp_path):
         assert tokenizer(text).input_ids == reference(text).input_ids
     found, missing = tokenizers.resolve({"text_encoder": "umt5xxl"}, (), builtin=False,
                                         files={"text_encoder": path})
-    assert not missing and found["tokenizer"](("the cat")).input_ids == reference("the cat").input_ids
+    assert not missing and found["tokenizer"]("the cat").input_ids == reference("the cat").input_ids
     assert tokenizers.in_file(save(umt5_to_comfy(source), str(tmp_path / "no_spiece.safetensors"))) is None
     _, missing = tokenizers.resolve({"text_encoder": "umt5xxl"}, (), builtin=False,
                                     files={"text_encoder": str(tmp_path / "no_spiece.safetensors")})
