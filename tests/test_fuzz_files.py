@@ -506,12 +506,12 @@ def _u64(data: bytearray, at: int, value: int) -> None:
     data[at: at + 8] = struct.pack("<Q", value % 2**64)
 
 
-def _info_at(data: bytes) -> int:
-    """Where the tensor info of ``GGUF_NAME`` starts its n_dims (after the u64 length and the name)."""
-    return data.index(GGUF_NAME) + len(GGUF_NAME)
+def _info_at(data: bytes, name: bytes = GGUF_NAME) -> int:
+    """Where the tensor info of ``name`` starts its n_dims (after the u64 length and the name)."""
+    return data.index(name) + len(name)
 
 
-def gguf_mutation(rng: random.Random, data: bytes, data_offset: int) -> tuple[str, bytes]:
+def gguf_mutation(rng: random.Random, data: bytes, data_offset: int, name: bytes = GGUF_NAME) -> tuple[str, bytes]:
     out = bytearray(data)
     kind = rng.choice(("truncated", "header bytes", "tensor count", "metadata count", "shape", "n_dims", "type",
                        "offset", "data bytes"))
@@ -524,16 +524,16 @@ def gguf_mutation(rng: random.Random, data: bytes, data_offset: int) -> tuple[st
         real = struct.unpack_from("<Q", data, 8 if kind == "tensor count" else 16)[0]
         _u64(out, 8 if kind == "tensor count" else 16, rng.choice((real + 1, real - 1, 2**31, 2**40, 2**63, 2**64 - 1)))
     elif kind in ("shape", "n_dims"):
-        at = _info_at(data)
+        at = _info_at(data, name)
         if kind == "n_dims":
             out[at: at + 4] = struct.pack("<I", rng.choice((0, 1, 3, 9, 2**31)))
         else:
             _u64(out, at + 4 + 8 * rng.randrange(2), rng.choice((0, 1, 33, 64, 2**20, 2**40, 2**62)))
     elif kind == "type":
-        at = _info_at(data) + 4 + 16
+        at = _info_at(data, name) + 4 + 16
         out[at: at + 4] = struct.pack("<I", rng.choice((1, 3, 9, 12, 16, 33, 99, 2**31)))
     elif kind == "offset":
-        _u64(out, _info_at(data) + 4 + 16 + 4, rng.choice((1, 31, 2**20, 2**40, 2**63)))
+        _u64(out, _info_at(data, name) + 4 + 16 + 4, rng.choice((1, 31, 2**20, 2**40, 2**63)))
     else:  # values only: a valid file with other weights, which loads
         for _ in range(8):
             out[rng.randrange(data_offset, len(data))] = rng.randrange(256)
@@ -600,12 +600,14 @@ def test_mutated_gguf_denoisers_are_refused_naming_the_file(tmp_path):
 
     rng, seen, kinds = random.Random(f"gguf-{SEED}"), Counter(), Counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for name in ("flux_tiny-Q4_0.gguf", "flux_tiny-Q8_0.gguf", "flux_tiny-BF16.gguf"):
+    wan = b"blocks.0.self_attn.q.weight"  # Wan (ComfyUI-GGUF arch wan, with its 5-D patch embedding)
+    for name, tensor in (("flux_tiny-Q4_0.gguf", GGUF_NAME), ("flux_tiny-Q8_0.gguf", GGUF_NAME),
+                         ("flux_tiny-BF16.gguf", GGUF_NAME), ("wan_tiny-Q4_0.gguf", wan), ("wan_tiny-Q8_0.gguf", wan)):
         with open(os.path.join(MODEL_FILES, name), "rb") as f:
             data = f.read()
         data_offset = read_gguf(os.path.join(MODEL_FILES, name)).data_offset
         for i in range(round(40 * SCALE)):
-            kind, mutated = gguf_mutation(rng, data, data_offset)
+            kind, mutated = gguf_mutation(rng, data, data_offset, tensor)
             kinds[kind] += 1
             path = tmp_path / f"{name[:-5]}-{i}.gguf"
             path.write_bytes(mutated)

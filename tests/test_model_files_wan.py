@@ -72,6 +72,14 @@ def test_wan_vae_layout_is_diffusers_converter_on_the_released_shape_and_any_sta
     assert wan_vae.find(shapes) == ("", "original", (384, 16)) == ("", "original", wan_vae.wanted(released.config))
     tiny = fresh("wan").vae.state_dict()  # 2 blocks per stage: diffusers' numbering does not fit, ours does
     assert wan_vae.to_diffusers(wan_vae_to_original(tiny)).keys() == tiny.keys()
+    with torch.device("meta"):  # the Wan 2.2 VAE (TI2V-5B): 160 / 256 wide, 48 latent channels, residual stages
+        wan22 = AutoencoderKLWan(base_dim=160, decoder_base_dim=256, z_dim=48, in_channels=12, out_channels=12,
+                                 is_residual=True, patch_size=2, scale_factor_spatial=16)
+    state = wan22.state_dict()
+    original = wan_vae_to_original(state)
+    assert "decoder.upsamples.0.upsamples.3.resample.1.weight" in original
+    assert wan_vae.to_diffusers(dict(original)).keys() == state.keys()
+    assert wan_vae.find({k: tuple(v.shape) for k, v in original.items()}) == ("", "wan2.2", (1024, 48))
 
 
 def test_wan_transformer_layout_round_trips_through_diffusers_converter():
@@ -86,22 +94,24 @@ def test_wan_transformer_layout_round_trips_through_diffusers_converter():
 
 
 # --- bf16 split files: the diffusers folder's videos ----------------------------------------------------------------
-@pytest.mark.parametrize("variant", ["t2v", "a14b"])
+@pytest.mark.parametrize("variant", ["t2v", "a14b", "ti2v"])
 def test_bf16_split_files_give_the_diffusers_folders_videos(variant, tmp_path, use_models):
     """ComfyUI's bf16 split files (Wan 2.1: one denoiser; Wan 2.2 A14B: high- and low-noise experts by ComfyUI's
-    names), listed and loaded by Load Diffusion Model (the low-noise file picked: its pair found by name): the frames
-    of the diffusers folder of the same weights."""
+    names; TI2V-5B with the Wan 2.2 VAE), listed and loaded by Load Diffusion Model (the low-noise file picked: its
+    pair found by name): the frames of the diffusers folder of the same weights."""
     from loradeck.nodes import NODE_CLASS_MAPPINGS
 
-    pipe, models = (fresh("wan") if variant == "t2v" else _a14b()), tmp_path / "models"
+    pipe = {"t2v": lambda: fresh("wan"), "a14b": _a14b, "ti2v": lambda: BUILTINS["tiny-wan22-ti2v"].tiny()}[variant]()
+    pipe.set_progress_bar_config(disable=True)
+    models = tmp_path / "models"
     for component in (pipe.transformer, pipe.transformer_2, pipe.text_encoder, pipe.vae):
         if component is not None:
             component.to(torch.bfloat16)
     folder = str(tmp_path / "diffusers" / variant)
     pipe.save_pretrained(folder)
     _parts(pipe, models)
-    if variant == "t2v":
-        name = "wan2.1_t2v_tiny_bf16.safetensors"
+    if variant != "a14b":
+        name = f"wan2.x_{variant}_tiny_bf16.safetensors"
         save(wan_to_original(pipe.transformer.state_dict()), str(models / "diffusion_models" / name))
     else:
         save(wan_to_original(pipe.transformer.state_dict()), str(models / "diffusion_models" / HIGH))
@@ -112,7 +122,9 @@ def test_bf16_split_files_give_the_diffusers_folders_videos(variant, tmp_path, u
     assert name in node.INPUT_TYPES()["required"]["unet_name"][0]
     loaded = node.load(name, "bfloat16")[0].owner.pipe
     reference = Deck(load_folder(folder, torch.bfloat16, CPU)).pipe
-    assert (loaded.transformer_2 is None) == (variant == "t2v")
+    assert (loaded.transformer_2 is None) == (variant != "a14b")
+    assert loaded.config.expand_timesteps == (variant == "ti2v") and loaded.vae.config.z_dim == (48 if variant ==
+                                                                                                  "ti2v" else 16)
     if variant == "a14b":  # each expert where it belongs
         for component in ("transformer", "transformer_2"):
             mine, theirs = getattr(loaded, component).state_dict(), getattr(reference, component).state_dict()
@@ -215,11 +227,13 @@ def test_comfyuis_own_classes_loaded_the_original_layout_files():
     with open(fixture("MANIFEST_wan.json"), encoding="utf-8") as f:
         checks = json.load(f)["comfyui_checks"]
     assert checks["comfy_model_config"] == "WAN21_T2V" and checks["comfy_detected"]["num_layers"] == 2
-    for key in ("transformer", "vae", "released_shape_vae", "umt5"):
+    for key in ("transformer", "vae", "released_shape_vae", "wan22_vae", "umt5"):
         assert checks[f"{key}_strict_load_missing_unexpected"] == [0, 0], key
     assert checks["transformer_max_abs_diff_vs_comfy_WanModel"] < 1e-3
     assert max(checks["vae_decode_max_abs_diff_vs_comfy_WanVAE"], checks["umt5_max_abs_diff_vs_comfy_T5"],
-               checks["released_shape_vae_decode_max_abs_diff_vs_comfy_WanVAE"]) < 1e-4
+               checks["released_shape_vae_decode_max_abs_diff_vs_comfy_WanVAE"],
+               checks["wan22_vae_decode_max_abs_diff_vs_comfy"],
+               checks["wan22_vae_encode_max_abs_diff_vs_comfy"]) < 1e-4
 
 
 # --- real sizes on the meta device: the config read off the shapes ------------------------------------------------
@@ -228,6 +242,7 @@ def test_comfyuis_own_classes_loaded_the_original_layout_files():
     ("14B", "wan2.1_t2v_14B_bf16.safetensors", "wan21-t2v-14b", 40, 13824),
     ("A14B", "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "wan22-t2v-a14b", 40, 13824),
     ("20 blocks", "wan_1.3B_20_blocks.safetensors", "wan21-t2v-1.3b", 12, 8960),
+    ("5B", "wan2.2_ti2v_5B_fp16.safetensors", "wan22-ti2v-5b", 24, 14336),
 ])
 def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
     from diffusers import WanTransformer3DModel
@@ -237,7 +252,7 @@ def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
     from loradeck.core.models.build import meta_component
     from loradeck.core.models.single_file import identify
 
-    shipped = "wan21-t2v-14b" if heads == 40 else "wan21-t2v-1.3b"
+    shipped = {40: "wan21-t2v-14b", 12: "wan21-t2v-1.3b", 24: "wan22-ti2v-5b"}[heads]
     config = WanTransformer3DModel.load_config(os.path.join(_configs(), shipped), subfolder="transformer")
     layers = 20 if size == "20 blocks" else config["num_layers"]
     with torch.device("meta"):
@@ -263,6 +278,13 @@ def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
         resolved.cleanup()
 
 
+def test_every_real_wan_row_is_read_off_the_shapes_above():
+    from loradeck.core.families.wan.single_file import ARCHS
+
+    tested = {"wan21-t2v-1.3b", "wan21-t2v-14b", "wan22-t2v-a14b", "wan22-ti2v-5b"}
+    assert {a.key for a in ARCHS if not a.tiny} == tested
+
+
 def _configs() -> str:
     from loradeck.core.families.wan.single_file import CONFIGS
 
@@ -277,10 +299,9 @@ def test_a_width_off_wans_head_grid_is_refused_naming_the_value(tmp_path):
         _load(path)
 
 
-@pytest.mark.parametrize("variant,what", [("i2v", "Wan 2.1 image-to-video"), ("ti2v5b", "TI2V-5B"),
-                                          ("i2v22", "Wan 2.2 image-to-video")])
+@pytest.mark.parametrize("variant,what", [("i2v", "Wan 2.1 image-to-video"), ("i2v22", "Wan 2.2 image-to-video")])
 def test_variants_not_loaded_from_split_files_are_named(variant, what, tmp_path):
-    pipe = BUILTINS[{"i2v": "tiny-wan-i2v", "ti2v5b": "tiny-wan22-ti2v", "i2v22": "tiny-wan22-i2v"}[variant]].tiny()
+    pipe = BUILTINS[{"i2v": "tiny-wan-i2v", "i2v22": "tiny-wan22-i2v"}[variant]].tiny()
     path = save(wan_to_original(pipe.transformer.state_dict()), str(tmp_path / "models" / "diffusion_models" /
                                                                     f"{variant}.safetensors"))
     with pytest.raises(PipelineLoadError, match=what):

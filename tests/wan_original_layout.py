@@ -40,10 +40,37 @@ def _resnet(rest: str) -> str:
     return names[rest]
 
 
-def wan_vae_to_original(sd: dict, prefix: str = "") -> dict:
-    """An ``AutoencoderKLWan`` (Wan 2.1 layout) state dict in Wan-AI's names, as ``wan_2.1_vae.safetensors``."""
-    resnets = 1 + max(int(m.group(1)) for m in map(re.compile(r"decoder\.up_blocks\.0\.resnets\.(\d+)\.").match, sd)
-                      if m)
+def _wan22_vae_to_original(sd: dict, prefix: str) -> dict:
+    """The Wan 2.2 VAE (``is_residual``): stages nested as ``encoder.downsamples.N.downsamples.M``, the re-sampler
+    after the stage's residual blocks, as ``wan2.2_vae.safetensors``."""
+    stage = re.compile(r"(encoder|decoder)\.(down|up)_blocks\.(\d+)\.(resnets\.(\d+)|downsampler|upsampler)\.(.*)")
+    count: dict = {}
+    for key in sd:
+        if (m := stage.match(key)) and m.group(5) is not None:
+            count[(m.group(1), m.group(3))] = max(count.get((m.group(1), m.group(3)), 0), int(m.group(5)) + 1)
+    rest = {}
+    out = {}
+    for key, value in sd.items():
+        m = stage.match(key)
+        if not m:
+            rest[key] = value
+            continue
+        part, direction, i, slot, j, leaf = m.groups()
+        entry = j if j is not None else count[(part, i)]
+        name = leaf if j is None else _resnet(leaf)
+        out[f"{prefix}{part}.{direction}samples.{i}.{direction}samples.{entry}.{name}"] = value
+    out.update(wan_vae_to_original(rest, prefix, resnets=0))
+    return out
+
+
+def wan_vae_to_original(sd: dict, prefix: str = "", resnets: int | None = None) -> dict:
+    """An ``AutoencoderKLWan`` state dict in Wan-AI's names, as ``wan_2.1_vae.safetensors`` (or, for the Wan 2.2 VAE,
+    ``wan2.2_vae.safetensors``)."""
+    if resnets is None and any(".downsampler." in k for k in sd):
+        return _wan22_vae_to_original(sd, prefix)
+    if resnets is None:
+        pattern = re.compile(r"decoder\.up_blocks\.0\.resnets\.(\d+)\.")
+        resnets = 1 + max(int(m.group(1)) for m in map(pattern.match, sd) if m)
     out = {}
     for key, value in sd.items():
         name = key

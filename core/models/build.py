@@ -63,17 +63,15 @@ def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
 
 
 def wan_vae_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
-    """A Wan 2.1-layout VAE (``AutoencoderKLWan``) from the original layout (renamed by ``models.wan_vae``: diffusers'
+    """A Wan VAE (``AutoencoderKLWan``: 2.1 or 2.2) from the original layout (renamed by ``models.wan_vae``: diffusers'
     converter) or diffusers' own; ``check_complete`` then requires every weight."""
     from . import wan_vae
 
     found = wan_vae.find({k: tuple(v.shape) for k, v in tensors.items()})
-    if found is None or found[1] == "wan2.2":
-        raise PipelineLoadError(f"the {component} is not a Wan 2.1-layout VAE"
-                                + (" (it is the Wan 2.2 VAE in its original layout, which diffusers cannot convert "
-                                   "from a single file)" if found else ""))
+    if found is None:
+        raise PipelineLoadError(f"the {component} is not a Wan VAE")
     state = {k[len(found[0]):]: v for k, v in tensors.items() if k.startswith(found[0])}
-    if found[1] == "original":
+    if found[1] != "diffusers":
         state = wan_vae.to_diffusers(state)
     # diffusers' own loader from here: its converter leaves diffusers' names as they are
     return diffusers_model(cls, component, state, config_dir, dtype)

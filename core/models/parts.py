@@ -314,7 +314,7 @@ def _pick_wan_vae(config: dict, headers: list[Header]) -> Part | None:
     want = wan_vae.wanted(config)
     for header in headers:
         found = wan_vae.find(header.shapes)
-        if found is not None and found[2] == want and found[1] != "wan2.2":
+        if found is not None and found[2] == want:
             return Part(header.path, found[0], "", header.path)
     return None
 

@@ -8,8 +8,11 @@ pack's tiny models, 2 blocks per stage) take the same rule for any stage size: s
 ``decoder.upsamples.[s*(r+1), s*(r+1)+r)`` as ``up_blocks.s.resnets.*`` and the next index as its up-sampler
 (``upsamplers.0``), ``r`` the blocks per stage; the tests check both give the same names on the released shape.
 
-The Wan 2.2 VAE (TI2V-5B, ``wan2.2_vae.safetensors``: nested ``decoder.upsamples.N.upsamples.M`` blocks) has another
-layout, which diffusers has no single-file converter for: it is recognised and named, not converted.
+The Wan 2.2 VAE (TI2V-5B, ``wan2.2_vae.safetensors``: residual stages, nested ``encoder.downsamples.N.downsamples.M``
+and ``decoder.upsamples.N.upsamples.M``) has no diffusers single-file converter: its stages are renamed here
+(``N.downsamples.M`` -> ``down_blocks.N.resnets.M``, the stage's last entry, a re-sampler, -> ``downsampler`` /
+``upsampler``), everything else (middle blocks, heads, the quant convs) by diffusers' converter as above. The tests
+check it against ComfyUI's own Wan 2.2 VAE (``comfy/ldm/wan/vae2_2.py``) on the same weights.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ DIFFUSERS = "decoder.conv_in.weight"  # diffusers' layout: AutoencoderKLWan.save
 _DIFFUSERS_MIDDLE = "decoder.mid_block.resnets.0.norm1.gamma"
 _WAN22 = "decoder.upsamples.0.upsamples.0.residual.0.gamma"  # the Wan 2.2 VAE's nested stages
 _UPSAMPLE = re.compile(r"decoder\.upsamples\.(\d+)\.(.*)")
+_STAGE22 = re.compile(r"(encoder|decoder)\.(down|up)samples\.(\d+)\.(?:down|up)samples\.(\d+)\.(.*)")
 _RESNET = {"residual.0.gamma": "norm1.gamma", "residual.2.weight": "conv1.weight", "residual.2.bias": "conv1.bias",
            "residual.3.gamma": "norm2.gamma", "residual.6.weight": "conv2.weight", "residual.6.bias": "conv2.bias",
            "shortcut.weight": "conv_shortcut.weight", "shortcut.bias": "conv_shortcut.bias"}
@@ -59,10 +63,13 @@ def _stage_size(keys) -> int:
 
 
 def to_diffusers(state: dict) -> dict:
-    """An original-layout Wan 2.1 VAE state dict (no prefix) in diffusers' names: diffusers' converter, with the
-    decoder's stages numbered for the file's own stage size (see the module docstring)."""
+    """An original-layout Wan 2.1 or 2.2 VAE state dict (no prefix) in diffusers' names: diffusers' converter, with
+    the decoder's stages numbered for the file's own stage size, or the 2.2 stages renamed (see the module
+    docstring)."""
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
+    if any(_STAGE22.match(k) for k in state):
+        return _wan22_to_diffusers(state, convert_wan_vae_to_diffusers)
     size = _stage_size(state)
     decoder = {k: v for k, v in state.items() if _UPSAMPLE.match(k)}
     out = convert_wan_vae_to_diffusers({k: v for k, v in state.items() if k not in decoder})
@@ -80,3 +87,18 @@ def decoder_name(key: str, size: int) -> str:
     if rest not in _RESNET:
         raise ValueError(f"{key}: not a key of the Wan 2.1 VAE's decoder")
     return f"decoder.up_blocks.{stage}.resnets.{slot}.{_RESNET[rest]}"
+
+
+def _wan22_to_diffusers(state: dict, convert) -> dict:
+    stages = {k: v for k, v in state.items() if _STAGE22.match(k)}
+    out = convert({k: v for k, v in state.items() if k not in stages})
+    for key, value in stages.items():
+        part, direction, stage, entry, rest = _STAGE22.match(key).groups()
+        block = "down_blocks" if direction == "down" else "up_blocks"
+        if rest.startswith(("resample.", "time_conv.")):
+            out[f"{part}.{block}.{stage}.{direction}sampler.{rest}"] = value
+        elif rest in _RESNET:
+            out[f"{part}.{block}.{stage}.resnets.{entry}.{_RESNET[rest]}"] = value
+        else:
+            raise ValueError(f"{key}: not a key of the Wan 2.2 VAE")
+    return out

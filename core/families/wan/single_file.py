@@ -2,8 +2,9 @@
 (``wan2.1_t2v_1.3B_bf16.safetensors``, ``wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors`` + ``..._low_noise_...``,
 their GGUF conversions), bare or under ``model.diffusion_model.``, with the UMT5-XXL text encoder
 (``models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors``, which carries its own tokenizer) and the Wan 2.1 VAE
-(``models/vae/wan_2.1_vae.safetensors``). diffusers' own ``convert_wan_transformer_to_diffusers`` converts the
-denoisers, ``convert_wan_vae_to_diffusers`` the VAE (``core/models/wan_vae.py``).
+(``models/vae/wan_2.1_vae.safetensors``; TI2V-5B: ``wan2.2_ti2v_5B_fp16.safetensors`` with ``wan2.2_vae.safetensors``).
+diffusers' own ``convert_wan_transformer_to_diffusers`` converts the denoisers, ``convert_wan_vae_to_diffusers`` the
+VAE (``core/models/wan_vae.py``, which also renames the Wan 2.2 VAE's stages).
 
 Wan 2.2 A14B is two denoisers of Wan 2.1 14B's shapes: the high-noise expert (``transformer``) and the low-noise
 one (``transformer_2``). A file named as ComfyUI's and QuantStack's are (``high_noise`` / ``low_noise``,
@@ -12,9 +13,10 @@ explicitly (Load Diffusion Model's second denoiser) makes any 14B file A14B.
 
 The config comes from the weights as ComfyUI's model detection reads it (``comfy/model_detection.py``, "Wan 2.1"):
 width from ``head.modulation``, 128-wide heads, depth, feed-forward width, input / output channels, text and
-frequency widths. Not loaded from split files yet: Wan 2.1 image-to-video (its CLIP-vision encoder), Wan 2.2
-image-to-video and TI2V-5B (the Wan 2.2 VAE's original layout has no diffusers converter), VACE and the other
-variants; each is named when refused.
+frequency widths. TI2V-5B (48 latent channels) loads as diffusers' ``WanPipeline`` with ``expand_timesteps`` (text
+to video; an image makes it image-to-video, Generate's edit mode). Not loaded from split files yet: Wan 2.1
+image-to-video (its CLIP-vision encoder), Wan 2.2 image-to-video, VACE and the other variants; each is named when
+refused.
 
 Config folders: ``configs/<key>/`` (sources in core/families/README.md).
 """
@@ -83,24 +85,26 @@ def derive(shapes: dict) -> dict:
             "vae": {"z_dim": (out, f"head.head.weight {list(head)}")}}
 
 
-def _row(key: str, title: str, dim: int, tiny: bool = False, pair: bool = False, paired: str = "") -> Arch:
-    markers = ((_MOD, (1, 2, dim)), (_PATCH, (dim, 16, 1, 2, 2)), ("text_embedding.0.weight", None))
+def _row(key: str, title: str, dim: int, tiny: bool = False, pair: bool = False, paired: str = "",
+         channels: int = 16) -> Arch:
+    markers = ((_MOD, (1, 2, dim)), (_PATCH, (dim, channels, 1, 2, 2)), ("text_embedding.0.weight", None))
+    files = dict(_FILES, vae_file="wan2.2_vae.safetensors (the Wan 2.2 VAE)") if channels == 48 else _FILES
     return Arch(key, title, markers, _UMT5, tiny=tiny, rule=_named if pair else None,
-                derive=None if tiny else derive, experts=experts if pair else None, paired=paired, **_FILES)
+                derive=None if tiny else derive, experts=experts if pair else None, paired=paired, **files)
 
 
 ARCHS = (
     _row("wan21-t2v-1.3b", "Wan 2.1 T2V 1.3B", 1536),
     _row("wan22-t2v-a14b", "Wan 2.2 T2V A14B", 5120, pair=True),
     _row("wan21-t2v-14b", "Wan 2.1 T2V 14B", 5120, paired="wan22-t2v-a14b"),
+    _row("wan22-ti2v-5b", "Wan 2.2 TI2V-5B", 3072, channels=48),
     _row("tiny-wan22", "tiny Wan 2.2 A14B (built-in)", 32, tiny=True, pair=True),
+    _row("tiny-wan22-ti2v", "tiny Wan 2.2 TI2V-5B (built-in)", 32, tiny=True, channels=48),
     _row("tiny-wan", "tiny Wan 2.1 (built-in)", 32, tiny=True, paired="tiny-wan22"),
 )
 OTHER_VARIANTS = (
     (_IMG, None, "a Wan 2.1 image-to-video model (LoRA Deck does not load its CLIP-vision image encoder from split "
                  "files yet: use its diffusers folder)"),
-    (_PATCH, lambda s: len(s) == 5 and s[1] == 48, "Wan 2.2 TI2V-5B (its Wan 2.2 VAE has no diffusers single-file "
-                                                   "converter yet: use its diffusers folder)"),
     (_PATCH, lambda s: len(s) == 5 and s[1] == 36, "a Wan 2.2 image-to-video model (not loaded from split files "
                                                    "yet: use its diffusers folder)"),
     ("vace_patch_embedding.weight", None, "a Wan VACE model"),
