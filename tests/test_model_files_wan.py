@@ -133,6 +133,37 @@ def test_bf16_split_files_give_the_diffusers_folders_videos(variant, tmp_path, u
     assert (render(loaded) - render(reference)).abs().max() <= 2 / 255
 
 
+def test_wan22_i2v_a14b_experts_give_the_diffusers_folders_video_from_an_image(tmp_path):
+    """Wan 2.2 I2V A14B (36 input channels, no image encoder) from its two bf16 expert files: the diffusers folder's
+    frames from the same start image; a file whose name tells no pair asks for the other expert."""
+    from PIL import Image
+
+    pipe, models = BUILTINS["tiny-wan22-i2v"].tiny(), tmp_path / "models"
+    for component in (pipe.transformer, pipe.transformer_2, pipe.text_encoder, pipe.vae):
+        component.to(torch.bfloat16)
+    folder = str(tmp_path / "diffusers" / "i2v22")
+    pipe.save_pretrained(folder)
+    _parts(pipe, models)
+    names = ("wan2.2_i2v_high_noise_tiny_bf16.safetensors", "wan2.2_i2v_low_noise_tiny_bf16.safetensors")
+    for name, expert in zip(names, (pipe.transformer, pipe.transformer_2), strict=True):
+        save(wan_to_original(expert.state_dict()), str(models / "diffusion_models" / name))
+    loaded = _load(str(models / "diffusion_models" / names[0]), torch.bfloat16)
+    reference = load_folder(folder, torch.bfloat16, CPU)
+    assert type(loaded).__name__ == "WanImageToVideoPipeline" and loaded.config.boundary_ratio == 0.9
+    image = Image.fromarray((torch.rand(32, 32, 3) * 255).to(torch.uint8).numpy())
+
+    def frames(p):
+        p.set_progress_bar_config(disable=True)
+        with torch.inference_mode():
+            return p(image=image, prompt="a cat", num_frames=5, height=32, width=32, num_inference_steps=2,
+                     generator=torch.Generator().manual_seed(0), output_type="pt").frames
+
+    assert (frames(loaded) - frames(reference)).abs().max() <= 2 / 255
+    plain = shutil.copyfile(models / "diffusion_models" / names[0], models / "diffusion_models" / "i2v.safetensors")
+    with pytest.raises(PipelineLoadError, match=r"low noise expert \(transformer_2\) \(its file\) is not beside it"):
+        _load(str(plain))
+
+
 def test_a_missing_expert_is_named_in_one_sentence_and_a_picked_one_is_used(tmp_path):
     source, models = _a14b(), tmp_path / "models"
     _parts(source, models)
@@ -243,6 +274,7 @@ def test_comfyuis_own_classes_loaded_the_original_layout_files():
     ("A14B", "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "wan22-t2v-a14b", 40, 13824),
     ("20 blocks", "wan_1.3B_20_blocks.safetensors", "wan21-t2v-1.3b", 12, 8960),
     ("5B", "wan2.2_ti2v_5B_fp16.safetensors", "wan22-ti2v-5b", 24, 14336),
+    ("I2V A14B", "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", "wan22-i2v-a14b", 40, 13824),
 ])
 def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
     from diffusers import WanTransformer3DModel
@@ -252,7 +284,8 @@ def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
     from loradeck.core.models.build import meta_component
     from loradeck.core.models.single_file import identify
 
-    shipped = {40: "wan21-t2v-14b", 12: "wan21-t2v-1.3b", 24: "wan22-ti2v-5b"}[heads]
+    shipped = "wan22-i2v-a14b" if size == "I2V A14B" else \
+        {40: "wan21-t2v-14b", 12: "wan21-t2v-1.3b", 24: "wan22-ti2v-5b"}[heads]
     config = WanTransformer3DModel.load_config(os.path.join(_configs(), shipped), subfolder="transformer")
     layers = 20 if size == "20 blocks" else config["num_layers"]
     with torch.device("meta"):
@@ -281,7 +314,7 @@ def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
 def test_every_real_wan_row_is_read_off_the_shapes_above():
     from loradeck.core.families.wan.single_file import ARCHS
 
-    tested = {"wan21-t2v-1.3b", "wan21-t2v-14b", "wan22-t2v-a14b", "wan22-ti2v-5b"}
+    tested = {"wan21-t2v-1.3b", "wan21-t2v-14b", "wan22-t2v-a14b", "wan22-ti2v-5b", "wan22-i2v-a14b"}
     assert {a.key for a in ARCHS if not a.tiny} == tested
 
 
@@ -299,9 +332,9 @@ def test_a_width_off_wans_head_grid_is_refused_naming_the_value(tmp_path):
         _load(path)
 
 
-@pytest.mark.parametrize("variant,what", [("i2v", "Wan 2.1 image-to-video"), ("i2v22", "Wan 2.2 image-to-video")])
+@pytest.mark.parametrize("variant,what", [("i2v", "Wan 2.1 image-to-video")])
 def test_variants_not_loaded_from_split_files_are_named(variant, what, tmp_path):
-    pipe = BUILTINS[{"i2v": "tiny-wan-i2v", "i2v22": "tiny-wan22-i2v"}[variant]].tiny()
+    pipe = BUILTINS[{"i2v": "tiny-wan-i2v"}[variant]].tiny()
     path = save(wan_to_original(pipe.transformer.state_dict()), str(tmp_path / "models" / "diffusion_models" /
                                                                     f"{variant}.safetensors"))
     with pytest.raises(PipelineLoadError, match=what):

@@ -368,7 +368,9 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
     except Exception as exc:  # diffusers' converters raise KeyError/RuntimeError/ValueError on unexpected files
         raise PipelineLoadError(f"{os.path.basename(part.path)!r}: diffusers could not convert the {name} "
                                 f"(from {part.label}) as {arch.title}: {type(exc).__name__}: {exc}") from exc
-    build.check_complete(model, name, part.label)
+    # the label names the file (a denoiser alone says "the file": the message must say which)
+    build.check_complete(model, name, part.label if part.label == part.path
+                         else f"{part.label} {os.path.basename(part.path)!r}")
     _keep_fp32(model, dtype)
     if quant:
         log.info("%s: %s", label, quantized.summary(model))

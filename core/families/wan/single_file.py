@@ -14,9 +14,9 @@ explicitly (Load Diffusion Model's second denoiser) makes any 14B file A14B.
 The config comes from the weights as ComfyUI's model detection reads it (``comfy/model_detection.py``, "Wan 2.1"):
 width from ``head.modulation``, 128-wide heads, depth, feed-forward width, input / output channels, text and
 frequency widths. TI2V-5B (48 latent channels) loads as diffusers' ``WanPipeline`` with ``expand_timesteps`` (text
-to video; an image makes it image-to-video, Generate's edit mode). Not loaded from split files yet: Wan 2.1
-image-to-video (its CLIP-vision encoder), Wan 2.2 image-to-video, VACE and the other variants; each is named when
-refused.
+to video; an image makes it image-to-video, Generate's edit mode); Wan 2.2 I2V A14B (36 input channels, no image
+encoder) as ``WanImageToVideoPipeline`` with its two experts. Not loaded from split files yet: Wan 2.1
+image-to-video (its CLIP-vision encoder), VACE and the other variants; each is named when refused.
 
 Config folders: ``configs/<key>/`` (sources in core/families/README.md).
 """
@@ -89,8 +89,10 @@ def _row(key: str, title: str, dim: int, tiny: bool = False, pair: bool = False,
          channels: int = 16) -> Arch:
     markers = ((_MOD, (1, 2, dim)), (_PATCH, (dim, channels, 1, 2, 2)), ("text_embedding.0.weight", None))
     files = dict(_FILES, vae_file="wan2.2_vae.safetensors (the Wan 2.2 VAE)") if channels == 48 else _FILES
-    return Arch(key, title, markers, _UMT5, tiny=tiny, rule=_named if pair else None,
-                derive=None if tiny else derive, experts=experts if pair else None, paired=paired, **files)
+    # Wan 2.2 I2V (36 channels) is always two experts: no name rule, a file whose name tells no pair needs one picked
+    rule = _named if pair and channels == 16 else None
+    return Arch(key, title, markers, _UMT5, tiny=tiny, rule=rule, derive=None if tiny else derive,
+                experts=experts if pair else None, paired=paired, **files)
 
 
 ARCHS = (
@@ -98,15 +100,17 @@ ARCHS = (
     _row("wan22-t2v-a14b", "Wan 2.2 T2V A14B", 5120, pair=True),
     _row("wan21-t2v-14b", "Wan 2.1 T2V 14B", 5120, paired="wan22-t2v-a14b"),
     _row("wan22-ti2v-5b", "Wan 2.2 TI2V-5B", 3072, channels=48),
+    _row("wan22-i2v-a14b", "Wan 2.2 I2V A14B", 5120, pair=True, channels=36),
     _row("tiny-wan22", "tiny Wan 2.2 A14B (built-in)", 32, tiny=True, pair=True),
     _row("tiny-wan22-ti2v", "tiny Wan 2.2 TI2V-5B (built-in)", 32, tiny=True, channels=48),
+    _row("tiny-wan22-i2v", "tiny Wan 2.2 I2V A14B (built-in)", 32, tiny=True, pair=True, channels=36),
     _row("tiny-wan", "tiny Wan 2.1 (built-in)", 32, tiny=True, paired="tiny-wan22"),
 )
 OTHER_VARIANTS = (
     (_IMG, None, "a Wan 2.1 image-to-video model (LoRA Deck does not load its CLIP-vision image encoder from split "
                  "files yet: use its diffusers folder)"),
-    (_PATCH, lambda s: len(s) == 5 and s[1] == 36, "a Wan 2.2 image-to-video model (not loaded from split files "
-                                                   "yet: use its diffusers folder)"),
+    (_PATCH, lambda s: len(s) == 5 and s[1] == 36, "a Wan image-to-video model of another size than Wan 2.2 I2V "
+                                                   "A14B (not loaded from split files: use its diffusers folder)"),
     ("vace_patch_embedding.weight", None, "a Wan VACE model"),
     ("face_adapter.fuser_blocks.0.k_norm.weight", None, "a Wan Animate model"),
 )
