@@ -16,7 +16,9 @@ class LoadDiffusionModel:
     DESCRIPTION = ("Loads a model kept as ComfyUI keeps it in separate files: the denoiser from "
                    "models/diffusion_models (or models/unet) as .safetensors in fp16/bf16, fp8 or ComfyUI's scaled "
                    "fp8, or as a GGUF file; its text encoders from models/text_encoders (or models/clip) and its VAE "
-                   "from models/vae, found by their keys and shapes or picked here. fp8 and GGUF weights stay "
+                   "from models/vae (Wan 2.1 image-to-video: its CLIP vision encoder from models/clip_vision), found "
+                   "by their keys and shapes or picked here; a two-expert model (Wan 2.2 A14B) takes its other "
+                   "expert from beside it or picked. fp8 and GGUF weights stay "
                    "quantized in memory and LoRAs run unfused on top of them. Any depth and width of a known "
                    "architecture loads: its config is read off the weights, and what they cannot tell comes from a "
                    "diffusers folder of the model in models/diffusers, else from the pack's own configs.")

@@ -133,6 +133,51 @@ def test_bf16_split_files_give_the_diffusers_folders_videos(variant, tmp_path, u
     assert (render(loaded) - render(reference)).abs().max() <= 2 / 255
 
 
+def _frames(pipe, image):
+    pipe.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        return pipe(image=image, prompt="a cat", num_frames=5, height=32, width=32, num_inference_steps=2,
+                    generator=torch.Generator().manual_seed(0), output_type="pt").frames
+
+
+def test_wan21_i2v_with_comfyuis_clip_vision_file_gives_the_diffusers_folders_video(tmp_path, use_models):
+    """Wan 2.1 I2V from split files through Load Diffusion Model: the denoiser, UMT5, the VAE and the CLIP vision
+    encoder in models/clip_vision as ComfyUI's clip_vision_h.safetensors holds it (transformers' names under
+    vision_model., with the projection): the diffusers folder's frames from the same image; without the encoder
+    file, one sentence says where to put it."""
+    from PIL import Image
+    from transformers import CLIPVisionModelWithProjection
+
+    from loradeck.nodes import NODE_CLASS_MAPPINGS
+
+    pipe, models = BUILTINS["tiny-wan-i2v"].tiny(), tmp_path / "models"
+    for component in (pipe.transformer, pipe.text_encoder, pipe.vae, pipe.image_encoder):
+        component.to(torch.bfloat16)
+    folder = str(tmp_path / "diffusers" / "i2v")
+    pipe.save_pretrained(folder)
+    _parts(pipe, models)
+    clip = CLIPVisionModelWithProjection(pipe.image_encoder.config).to(torch.bfloat16)
+    clip.vision_model.load_state_dict(pipe.image_encoder.state_dict())
+    state = {("" if k.startswith("visual_projection") else "vision_model.") + k.removeprefix("vision_model."): v
+             for k, v in clip.state_dict().items()}
+    assert "vision_model.encoder.layers.1.self_attn.q_proj.weight" in state and "visual_projection.weight" in state
+    vision = save(state, str(models / "clip_vision" / "clip_vision_h.safetensors"))
+    save(wan_to_original(pipe.transformer.state_dict()),
+         str(models / "diffusion_models" / "wan2.1_i2v_tiny.safetensors"))
+    use_models(str(models))
+    loaded = NODE_CLASS_MAPPINGS["LoadDiffusionModel|LoRADeck"]().load("wan2.1_i2v_tiny.safetensors",
+                                                                     "bfloat16")[0].owner.pipe
+    reference = load_folder(folder, torch.bfloat16, CPU)
+    assert type(loaded).__name__ == "WanImageToVideoPipeline" and loaded.transformer.config.image_dim == 32
+    image = Image.fromarray((torch.rand(32, 32, 3) * 255).to(torch.uint8).numpy())
+    assert (_frames(loaded, image) - _frames(reference, image)).abs().max() <= 2 / 255
+    os.remove(vision)
+    with pytest.raises(PipelineLoadError) as err:
+        _load(str(models / "diffusion_models" / "wan2.1_i2v_tiny.safetensors"))
+    assert "needs a CLIP vision image encoder (image_encoder: width 32, 2 layers, patch 4;" in str(err.value)
+    assert "put clip_vision_h.safetensors in models/clip_vision" in str(err.value)
+
+
 def test_wan22_i2v_a14b_experts_give_the_diffusers_folders_video_from_an_image(tmp_path):
     """Wan 2.2 I2V A14B (36 input channels, no image encoder) from its two bf16 expert files: the diffusers folder's
     frames from the same start image; a file whose name tells no pair asks for the other expert."""
@@ -151,14 +196,7 @@ def test_wan22_i2v_a14b_experts_give_the_diffusers_folders_video_from_an_image(t
     reference = load_folder(folder, torch.bfloat16, CPU)
     assert type(loaded).__name__ == "WanImageToVideoPipeline" and loaded.config.boundary_ratio == 0.9
     image = Image.fromarray((torch.rand(32, 32, 3) * 255).to(torch.uint8).numpy())
-
-    def frames(p):
-        p.set_progress_bar_config(disable=True)
-        with torch.inference_mode():
-            return p(image=image, prompt="a cat", num_frames=5, height=32, width=32, num_inference_steps=2,
-                     generator=torch.Generator().manual_seed(0), output_type="pt").frames
-
-    assert (frames(loaded) - frames(reference)).abs().max() <= 2 / 255
+    assert (_frames(loaded, image) - _frames(reference, image)).abs().max() <= 2 / 255
     plain = shutil.copyfile(models / "diffusion_models" / names[0], models / "diffusion_models" / "i2v.safetensors")
     with pytest.raises(PipelineLoadError, match=r"low noise expert \(transformer_2\) \(its file\) is not beside it"):
         _load(str(plain))
@@ -260,11 +298,13 @@ def test_comfyuis_own_classes_loaded_the_original_layout_files():
     assert checks["comfy_model_config"] == "WAN21_T2V" and checks["comfy_detected"]["num_layers"] == 2
     for key in ("transformer", "vae", "released_shape_vae", "wan22_vae", "umt5"):
         assert checks[f"{key}_strict_load_missing_unexpected"] == [0, 0], key
+    assert checks["clip_vision_load_missing_unexpected"] == [0, 0]
     assert checks["transformer_max_abs_diff_vs_comfy_WanModel"] < 1e-3
     assert max(checks["vae_decode_max_abs_diff_vs_comfy_WanVAE"], checks["umt5_max_abs_diff_vs_comfy_T5"],
                checks["released_shape_vae_decode_max_abs_diff_vs_comfy_WanVAE"],
                checks["wan22_vae_decode_max_abs_diff_vs_comfy"],
-               checks["wan22_vae_encode_max_abs_diff_vs_comfy"]) < 1e-4
+               checks["wan22_vae_encode_max_abs_diff_vs_comfy"],
+               checks["clip_vision_penultimate_max_abs_diff_vs_comfy"]) < 1e-4
 
 
 # --- real sizes on the meta device: the config read off the shapes ------------------------------------------------
@@ -275,6 +315,7 @@ def test_comfyuis_own_classes_loaded_the_original_layout_files():
     ("20 blocks", "wan_1.3B_20_blocks.safetensors", "wan21-t2v-1.3b", 12, 8960),
     ("5B", "wan2.2_ti2v_5B_fp16.safetensors", "wan22-ti2v-5b", 24, 14336),
     ("I2V A14B", "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", "wan22-i2v-a14b", 40, 13824),
+    ("I2V 14B", "wan2.1_i2v_480p_14B_fp16.safetensors", "wan21-i2v-14b", 40, 13824),
 ])
 def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
     from diffusers import WanTransformer3DModel
@@ -284,7 +325,7 @@ def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
     from loradeck.core.models.build import meta_component
     from loradeck.core.models.single_file import identify
 
-    shipped = "wan22-i2v-a14b" if size == "I2V A14B" else \
+    shipped = {"I2V A14B": "wan22-i2v-a14b", "I2V 14B": "wan21-i2v-14b"}.get(size) or \
         {40: "wan21-t2v-14b", 12: "wan21-t2v-1.3b", 24: "wan22-ti2v-5b"}[heads]
     config = WanTransformer3DModel.load_config(os.path.join(_configs(), shipped), subfolder="transformer")
     layers = 20 if size == "20 blocks" else config["num_layers"]
@@ -307,6 +348,11 @@ def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
             {k: tuple(v.shape) for k, v in model.state_dict().items()}
         encoder = meta_component(resolved.arch.config_dir, "text_encoder")
         assert encoder.shared.weight.shape == (256384, 4096) and len(encoder.encoder.block) == 24
+        if size == "I2V 14B":  # CLIP ViT-H/14, ComfyUI's clip_vision_h: 1280 wide, 32 layers
+            assert resolved.source("image_encoder", "hidden_size").startswith("the denoiser's img_emb.proj.0.weight")
+            vision = meta_component(resolved.arch.config_dir, "image_encoder")
+            assert vision.embeddings.patch_embedding.weight.shape == (1280, 3, 14, 14)
+            assert len(vision.encoder.layers) == 32
     finally:
         resolved.cleanup()
 
@@ -314,7 +360,8 @@ def test_real_size_configs_are_read_off_the_shapes(size, name, key, heads, ffn):
 def test_every_real_wan_row_is_read_off_the_shapes_above():
     from loradeck.core.families.wan.single_file import ARCHS
 
-    tested = {"wan21-t2v-1.3b", "wan21-t2v-14b", "wan22-t2v-a14b", "wan22-ti2v-5b", "wan22-i2v-a14b"}
+    tested = {"wan21-t2v-1.3b", "wan21-t2v-14b", "wan22-t2v-a14b", "wan22-ti2v-5b", "wan22-i2v-a14b",
+              "wan21-i2v-14b"}
     assert {a.key for a in ARCHS if not a.tiny} == tested
 
 
@@ -332,11 +379,12 @@ def test_a_width_off_wans_head_grid_is_refused_naming_the_value(tmp_path):
         _load(path)
 
 
-@pytest.mark.parametrize("variant,what", [("i2v", "Wan 2.1 image-to-video")])
-def test_variants_not_loaded_from_split_files_are_named(variant, what, tmp_path):
-    pipe = BUILTINS[{"i2v": "tiny-wan-i2v"}[variant]].tiny()
-    path = save(wan_to_original(pipe.transformer.state_dict()), str(tmp_path / "models" / "diffusion_models" /
-                                                                    f"{variant}.safetensors"))
+@pytest.mark.parametrize("extra,what", [("img_emb.emb_pos", "first-last-frame"),
+                                        ("vace_patch_embedding.weight", "Wan VACE")])
+def test_variants_not_loaded_from_split_files_are_named(extra, what, tmp_path):
+    state = wan_to_original(BUILTINS["tiny-wan-i2v"].tiny().transformer.state_dict())
+    path = save({**state, extra: torch.zeros(1, 2, 32)},
+                str(tmp_path / "models" / "diffusion_models" / "v.safetensors"))
     with pytest.raises(PipelineLoadError, match=what):
         _load(path)
 

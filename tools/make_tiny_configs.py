@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 
-CONFIG_FILES = ("model_index.json", "config.json", "scheduler_config.json")
+CONFIG_FILES = ("model_index.json", "config.json", "scheduler_config.json", "preprocessor_config.json")
 # bookkeeping fields that change with the library versions, not with the model
 DROP = ("_name_or_path", "_diffusers_version", "transformers_version", "_use_default_values")
 

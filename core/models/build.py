@@ -77,6 +77,28 @@ def wan_vae_model(cls, component: str, tensors: dict, config_dir: str, dtype: to
     return diffusers_model(cls, component, state, config_dir, dtype)
 
 
+def clip_vision_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    """A transformers ``CLIPVisionModel`` from ComfyUI's clip_vision file (transformers' names, ``vision_model.``
+    or not), its projection and any layers beyond the config's depth left out, every weight of the model required."""
+    from accelerate import init_empty_weights
+
+    config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
+    with init_empty_weights():  # parameters on the meta device, buffers (position ids) computed
+        model = cls(config)
+    own = set(model.state_dict())
+    state = {}
+    for key, value in tensors.items():
+        name = key if key in own else key.removeprefix("vision_model.")
+        if name in own:
+            state[name] = value.to(dtype)
+    missing = own - set(state)
+    if missing:
+        raise PipelineLoadError(f"the {component} lacks {len(missing)} weights of a {cls.__name__} of this size, "
+                                f"e.g. {', '.join(sorted(missing)[:3])}")
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval()
+
+
 def scheduler(cls, config_dir: str, overrides: dict):
     return cls.from_pretrained(config_dir, subfolder="scheduler", **overrides)
 
@@ -84,7 +106,14 @@ def scheduler(cls, config_dir: str, overrides: dict):
 def builder_for(cls):
     """How a component class is built from original-layout weights (None: not a weight-bearing model)."""
     import diffusers
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, Qwen3Model, T5EncoderModel, UMT5EncoderModel
+    from transformers import (
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPVisionModel,
+        Qwen3Model,
+        T5EncoderModel,
+        UMT5EncoderModel,
+    )
 
     if cls.__name__ == "AutoencoderKLWan":
         return wan_vae_model
@@ -96,6 +125,8 @@ def builder_for(cls):
         return t5_model
     if issubclass(cls, Qwen3Model):
         return qwen3_model
+    if issubclass(cls, CLIPVisionModel):
+        return clip_vision_model
     return None
 
 

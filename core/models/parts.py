@@ -310,6 +310,23 @@ def pick_vae(config: dict, headers: list[Header]) -> Part | None:
     return None
 
 
+_VISION = "embeddings.patch_embedding.weight"  # CLIP vision (ComfyUI's clip_vision files: transformers' names)
+
+
+def pick_image_encoder(config: dict, headers: list[Header]) -> Part | None:
+    """A CLIP vision encoder file (``vision_model.`` names, as ComfyUI's clip_vision_h) whose width, patch and depth
+    fit ``config`` (a file may hold more layers than the model uses)."""
+    want = (config["hidden_size"], config.get("num_channels", 3), config["patch_size"], config["patch_size"])
+    for header in headers:
+        for key, shape in header.shapes.items():
+            if not key.endswith(_VISION) or tuple(shape) != want:
+                continue
+            prefix = key[: -len(_VISION)]
+            if _count(header, prefix + "encoder.layers.") >= config["num_hidden_layers"]:
+                return Part(header.path, prefix, "", header.path)
+    return None
+
+
 def _pick_wan_vae(config: dict, headers: list[Header]) -> Part | None:
     want = wan_vae.wanted(config)
     for header in headers:

@@ -44,6 +44,7 @@ from .parts import (
     find_encoders,
     part_keys,
     pick_encoder,
+    pick_image_encoder,
     pick_vae,
     read_config,
     read_header,
@@ -77,6 +78,7 @@ class LocalFiles:
     text_encoder_files: tuple[str, ...] = ()
     vae_file: str = ""
     expert_file: str = ""  # the other denoiser of a two-expert model (Wan 2.2 A14B's low-noise expert)
+    clip_vision_dirs: tuple[str, ...] = ()  # image encoders (models/clip_vision: Wan 2.1 I2V's clip_vision_h)
 
     @classmethod
     def beside(cls, path: str, tokenizer_dirs=()) -> LocalFiles:
@@ -96,7 +98,7 @@ class LocalFiles:
         model_folders = tuple(e.path for d in diffusers for e in sorted(os.scandir(d), key=lambda e: e.name)
                               if e.is_dir())
         return cls(tuple(tokenizer_dirs) + present("tokenizers") + model_folders, present("text_encoders", "clip"),
-                   present("vae"))
+                   present("vae"), clip_vision_dirs=present("clip_vision"))
 
     def tokenizers_first(self, dirs) -> LocalFiles:
         """The same folders, with ``dirs`` searched for tokenizers before the others."""
@@ -172,8 +174,26 @@ def plan(header: Header, arch: Arch, files: LocalFiles, configs: config_files.Co
     result.parts[denoiser] = Part(header.path, header.denoiser_prefix, header.denoiser_prefix, label)
     _plan_experts(header, arch, files, result, denoiser)
     _plan_encoders(header, arch, files, result)
+    _plan_image_encoder(arch, files, result)
     _plan_vae(header, arch, files, result)
     return result
+
+
+def _plan_image_encoder(arch: Arch, files: LocalFiles, result: Plan) -> None:
+    """A CLIP-vision image encoder (Wan 2.1 I2V: ComfyUI's clip_vision_h) from models/clip_vision, by its shapes."""
+    if _component(result.index, "image_encoder") is None:
+        return
+    config = read_config(arch, "image_encoder")
+    part = pick_image_encoder(config, _Lazy(files.clip_vision_dirs)())
+    if part is not None:
+        result.parts["image_encoder"] = part
+        return
+    width, width_source = _value(result, "image_encoder", config, "hidden_size")
+    looked = ", ".join(files.clip_vision_dirs) or "no folder (models/clip_vision does not exist)"
+    result.problems.append(
+        f"it needs a CLIP vision image encoder (image_encoder: width {width}, {config['num_hidden_layers']} layers, "
+        f"patch {config['patch_size']}; {width_source}): put clip_vision_h.safetensors in models/clip_vision. "
+        f"Looked in: {looked}")
 
 
 def _experts(result: Plan) -> tuple[str, ...]:
@@ -304,7 +324,7 @@ def _missing_encoder(slot, config: dict, files: LocalFiles, others: list[Header]
 
 
 def _vae_wanted(config: dict, result: Plan) -> str:
-    channels, source = _value(result, "vae", config, "latent_channels")
+    channels, source = _value(result, "vae", config, "latent_channels", "z_dim")
     return f"a VAE ({channels} latent channel{'s' * (channels != 1)}; {source})"
 
 
@@ -330,6 +350,9 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
         cls = build.component_class(*spec)
         if name == "scheduler":
             components[name] = build.scheduler(cls, arch.config_dir, scheduler_overrides(header))
+            continue
+        if name == "image_processor":  # configs only (Wan 2.1 I2V's CLIP preprocessing)
+            components[name] = cls.from_pretrained(os.path.join(arch.config_dir, name), local_files_only=True)
             continue
         denoiser = name in ("unet", "transformer", *family.experts)
         names = family.original_names if denoiser else quantized.same_names
