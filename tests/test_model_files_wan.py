@@ -259,6 +259,38 @@ def test_fp8_split_files_keep_fp8_weights(fmt, tmp_path):
         assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
 
 
+def test_fp8_embedders_in_modules_wan_keeps_in_float32_stay_fp8_in_bf16(tmp_path):
+    """A file with every Linear in fp8, the time embedder too (a module diffusers keeps in float32): in bfloat16 those
+    layers stay fp8 and compute at the model's dtype, and the video equals the dequantized model's."""
+    from test_model_files import _scaled_fp8
+
+    source, models = fresh("wan"), tmp_path / "models"
+    parts = ("blocks.", "time_embedding.", "text_embedding.", "time_projection.", "head.")
+    denoiser = _scaled_fp8(wan_to_original(source.transformer.state_dict()), parts, "scaled")
+    _parts(source, models)
+    pipe = _load(save(denoiser, str(models / "diffusion_models" / "wan_all_fp8_scaled.safetensors")), torch.bfloat16)
+    kept = quantized_layers(pipe.transformer)
+    assert len(kept) == 26 and "condition_embedder.time_embedder.linear_1" in kept
+    assert pipe.transformer.condition_embedder.time_embedder.linear_1.bias.dtype == torch.bfloat16
+    assert pipe.transformer.blocks[0].norm2.weight.dtype == torch.float32  # not quantized: kept in float32
+    assert torch.equal(render(pipe), render(dequantized_copy(pipe)))
+
+
+def test_both_a14b_experts_in_fp8_stay_fp8_with_their_own_weights(tmp_path):
+    from test_model_files import _fp8_layers, _placed, _scaled_fp8
+
+    source, models = _a14b(), tmp_path / "models"
+    _parts(source, models)
+    stored = {}
+    for name, expert in ((HIGH, source.transformer), (LOW, source.transformer_2)):
+        stored[name] = _scaled_fp8(wan_to_original(expert.state_dict()), ("blocks.",), "scaled")
+        save(stored[name], str(models / "diffusion_models" / name.replace("bf16", "fp8_scaled")))
+    pipe = _load(str(models / "diffusion_models" / HIGH.replace("bf16", "fp8_scaled")))
+    for name, component in ((HIGH, pipe.transformer), (LOW, pipe.transformer_2)):
+        assert set(_placed("wan", component, _fp8_layers(stored[name])).values()) == {"fp8 e4m3fn scaled"}
+    assert not torch.equal(pipe.transformer.blocks[0].attn1.to_q.weight, pipe.transformer_2.blocks[0].attn1.to_q.weight)
+
+
 # --- GGUF: ComfyUI-GGUF's files, equal to gguf-py's dequantization ------------------------------------------------
 @pytest.mark.parametrize("name", ["wan_tiny-Q8_0.gguf", "wan_tiny-Q4_0.gguf"])
 def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):

@@ -410,9 +410,14 @@ def _keep_fp32(model, dtype: torch.dtype) -> None:
     if not keep or not isinstance(model, diffusers.ModelMixin):  # transformers' T5 keeps wo in fp32 for fp16 only
         return
     keep = [keep] if isinstance(keep, str) else keep
+    from .quantized.linear import QuantizedLinear
+
+    # layers kept quantized compute at the model's dtype, bias included (a ComfyUI fp8 file's time embedder)
+    quantized = tuple(f"{n}." for n, m in model.named_modules() if isinstance(m, QuantizedLinear))
 
     def kept(name: str, tensor) -> bool:
-        return tensor.is_floating_point() and tensor.element_size() > 1 and any(m in name.split(".") for m in keep)
+        return tensor.is_floating_point() and tensor.element_size() > 1 and not name.startswith(quantized) \
+            and any(m in name.split(".") for m in keep)
 
     for name, param in model.named_parameters():
         if kept(name, param):
