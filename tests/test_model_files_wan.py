@@ -403,6 +403,40 @@ def _configs() -> str:
     return CONFIGS
 
 
+def test_another_size_loads_from_files_with_a_config_folder_and_the_tokenizer_in_the_umt5_file(tmp_path):
+    """A Wan of another width and depth (128 wide: one 128-wide head, 1 block): its config read off the weights, what
+    the shapes cannot tell (the UMT5 and VAE configs of a small model) from a diffusers folder in config_folders, the
+    tokenizer from the UMT5 file's spiece_model: the folder's frames."""
+    from diffusers import WanPipeline
+
+    from loradeck.core.families.wan.tiny import transformer as tiny_transformer
+    from loradeck.core.models.tiny_parts import tiny_t5_tokenizer
+
+    source = fresh("wan")
+    config = dict(tiny_transformer().config)
+    with torch.random.fork_rng():
+        torch.manual_seed(7)
+        wide = type(source.transformer).from_config({**config, "num_attention_heads": 1, "attention_head_dim": 128,
+                                                     "num_layers": 1, "ffn_dim": 96}).eval()
+    pipe = WanPipeline(vae=source.vae, transformer=wide, transformer_2=None, text_encoder=source.text_encoder,
+                       tokenizer=source.tokenizer, scheduler=source.scheduler)
+    folder = str(tmp_path / "diffusers" / "wan-128")
+    pipe.save_pretrained(folder)
+    models = tmp_path / "models"
+    reference = tiny_t5_tokenizer()
+    pieces = [reference.convert_ids_to_tokens(i) for i in range(len(reference))]
+    _parts(pipe, models, encoder=umt5_to_comfy(pipe.text_encoder.state_dict(), _spiece(pieces)))
+    path = save(wan_to_original(wide.state_dict()), str(models / "diffusion_models" / "wan_128.safetensors"))
+    with pytest.raises(PipelineLoadError, match=r"needs text_encoder with d_model 32 \(text_embedding.0.weight"):
+        _load(path)  # the shipped 1.3B config's UMT5 is 4096 wide: the shapes cannot tell the rest
+    loaded = _load(path, config_folders=(folder,), files=LocalFiles.beside(path))
+    assert loaded.transformer.config.num_attention_heads == 1 and loaded.transformer.config.num_layers == 1
+    assert loaded.tokenizer("a photo of the cat").input_ids == reference("a photo of the cat").input_ids
+    mine = load_folder(folder, torch.float32, CPU)
+    mine.set_progress_bar_config(disable=True)
+    assert (render(loaded) - render(mine)).abs().max() <= 1e-5
+
+
 def test_a_width_off_wans_head_grid_is_refused_naming_the_value(tmp_path):
     state = wan_to_original(fresh("wan").transformer.state_dict())
     state = {k: (v[..., :24] if k == "head.modulation" else v) for k, v in state.items()}
