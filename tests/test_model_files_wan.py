@@ -202,6 +202,23 @@ def test_wan22_i2v_a14b_experts_give_the_diffusers_folders_video_from_an_image(t
         _load(str(plain))
 
 
+@pytest.mark.parametrize("name,other", [
+    ("wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"),
+    ("Wan2.2-T2V-A14B-LowNoise-Q4_K_S.gguf", "Wan2.2-T2V-A14B-HighNoise-Q4_K_S.gguf"),
+    ("wan2.2_i2v_high-noise_14B.safetensors", "wan2.2_i2v_low-noise_14B.safetensors"),
+    ("wan2.1_t2v_14B_bf16.safetensors", None), ("high_noise_and_low_noise.safetensors", None),
+])
+def test_expert_pairs_by_comfyuis_and_quantstacks_names(name, other):
+    from loradeck.core.families.wan.single_file import experts
+
+    found = experts(os.path.join("/m", name))
+    if other is None:
+        assert found is None
+    else:
+        high, low = (name, other) if "high" in name.lower() else (other, name)
+        assert found == {"transformer": f"/m/{high}", "transformer_2": f"/m/{low}"}
+
+
 def test_a_missing_expert_is_named_in_one_sentence_and_a_picked_one_is_used(tmp_path):
     source, models = _a14b(), tmp_path / "models"
     _parts(source, models)
