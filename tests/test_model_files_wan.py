@@ -82,6 +82,24 @@ def test_wan_vae_layout_is_diffusers_converter_on_the_released_shape_and_any_sta
     assert wan_vae.find({k: tuple(v.shape) for k, v in original.items()}) == ("", "wan2.2", (1024, 48))
 
 
+def test_a_qwen_image_vae_in_the_wan_layout_builds_through_the_shared_path(tmp_path):
+    """Qwen-Image's VAE (qwen_image_vae.safetensors) is the Wan 2.1 layout; diffusers has no single-file loader for
+    ``AutoencoderKLQwenImage``: the shared builder renames it and loads every weight."""
+    from diffusers import AutoencoderKLQwenImage
+
+    from loradeck.core.models.build import builder_for
+
+    torch.manual_seed(0)
+    source = AutoencoderKLQwenImage(base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2).eval()
+    source.save_pretrained(str(tmp_path / "vae"))
+    original = {"first_stage_model." + k: v for k, v in wan_vae_to_original(source.state_dict()).items()}
+    model = builder_for(AutoencoderKLQwenImage)(AutoencoderKLQwenImage, "vae", original, str(tmp_path),
+                                                torch.bfloat16)
+    state = model.state_dict()
+    assert state.keys() == source.state_dict().keys()
+    assert all(torch.equal(state[k], v.to(torch.bfloat16)) for k, v in source.state_dict().items())
+
+
 def test_wan_transformer_layout_round_trips_through_diffusers_converter():
     from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 

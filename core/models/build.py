@@ -63,8 +63,11 @@ def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
 
 
 def wan_vae_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
-    """A Wan VAE (``AutoencoderKLWan``: 2.1 or 2.2) from the original layout (renamed by ``models.wan_vae``: diffusers'
-    converter) or diffusers' own; ``check_complete`` then requires every weight."""
+    """A Wan-layout VAE (``AutoencoderKLWan``: Wan 2.1 or 2.2; ``AutoencoderKLQwenImage``: the same module names and
+    shapes as the Wan 2.1 VAE) from the original layout (renamed by ``models.wan_vae``: diffusers' converter) or
+    diffusers' own; ``check_complete`` then requires every weight."""
+    from diffusers.loaders.single_file_model import _get_single_file_loadable_mapping_class
+
     from . import wan_vae
 
     found = wan_vae.find({k: tuple(v.shape) for k, v in tensors.items()})
@@ -73,8 +76,11 @@ def wan_vae_model(cls, component: str, tensors: dict, config_dir: str, dtype: to
     state = {k[len(found[0]):]: v for k, v in tensors.items() if k.startswith(found[0])}
     if found[1] != "diffusers":
         state = wan_vae.to_diffusers(state)
-    # diffusers' own loader from here: its converter leaves diffusers' names as they are
-    return diffusers_model(cls, component, state, config_dir, dtype)
+    if _get_single_file_loadable_mapping_class(cls):  # diffusers' own loader: its converter keeps these names
+        return diffusers_model(cls, component, state, config_dir, dtype)
+    model = cls.from_config(cls.load_config(config_dir, subfolder=component))  # no single-file loader (Qwen-Image)
+    model.load_state_dict(state, strict=True)
+    return model.to(dtype=dtype).eval()
 
 
 def clip_vision_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
@@ -115,7 +121,7 @@ def builder_for(cls):
         UMT5EncoderModel,
     )
 
-    if cls.__name__ == "AutoencoderKLWan":
+    if cls.__name__ in ("AutoencoderKLWan", "AutoencoderKLQwenImage"):
         return wan_vae_model
     if issubclass(cls, diffusers.ModelMixin):
         return diffusers_model
