@@ -43,15 +43,18 @@ class PipelineHandle:
 
 def open_pipeline(model: str, dtype: str = "auto", config_folders: tuple[str, ...] = (),
                   runtime: Runtime | None = None, *, tokenizer_dirs: tuple[str, ...] = (),
-                  local_files=None, text_encoders: Sequence[str] = (), vae: str = "") -> PipelineHandle:
+                  local_files=None, text_encoders: Sequence[str] = (), vae: str = "",
+                  expert: str = "") -> PipelineHandle:
     """A handle with an empty stack for a built-in name, a diffusers folder or a single-file model (a checkpoint,
     or a denoiser alone from ``models/diffusion_models`` / ``models/unet``: ``.safetensors`` or ``.gguf``), cached
     in the runtime. For single files: ``tokenizer_dirs`` (and the local diffusers folders in ``config_folders``) are
     where tokenizers are looked for, besides ``LORADECK_TOKENIZERS``; ``config_folders`` also give the config values
     a denoiser's shapes cannot tell; ``text_encoders`` / ``vae`` pick those files instead of the ones found beside
-    it by keys and shapes; ``local_files`` (a ``core.models.single_file.LocalFiles``) names every folder explicitly."""
+    it by keys and shapes; ``expert`` picks a two-expert model's other denoiser file (Wan 2.2 A14B's low-noise
+    expert), else it is found beside the denoiser by its usual name; ``local_files`` (a
+    ``core.models.single_file.LocalFiles``) names every folder explicitly."""
     runtime = runtime or default_runtime()
-    picked = tuple(p for p in text_encoders if p), vae or ""
+    picked = tuple(p for p in text_encoders if p), vae or "", expert or ""
     if local_files is None and (tokenizer_dirs or any(picked)):
         from .models.single_file import LocalFiles
 

@@ -183,7 +183,8 @@ def single_file_sources() -> LocalFiles:
     ``models/clip``) and VAE (``models/vae``) are, in ComfyUI's folder layout."""
     folders = runtime().folders
     encoders = tuple(dict.fromkeys(folders.roots("text_encoders") + folders.roots("clip")))
-    return LocalFiles(tokenizer_dirs(), encoders, tuple(folders.roots("vae")))
+    return LocalFiles(tokenizer_dirs(), encoders, tuple(folders.roots("vae")),
+                      clip_vision_dirs=tuple(folders.roots("clip_vision")))
 
 
 def _subfolders(folder: str) -> list[str]:

@@ -118,7 +118,8 @@ def dequantized_copy(pipe):
     import copy
 
     dense = copy.deepcopy(pipe)
-    for component in (getattr(dense, c, None) for c in ("transformer", "text_encoder", "text_encoder_2")):
+    for component in (getattr(dense, c, None) for c in ("transformer", "transformer_2", "text_encoder",
+                                                         "text_encoder_2")):
         if component is None:
             continue
         for name, module in list(component.named_modules()):

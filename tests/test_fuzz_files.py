@@ -499,7 +499,10 @@ def test_mutated_trainer_files_on_their_family(family, count, tmp_path):
 
 # -- model files (issue 24): GGUF and ComfyUI fp8 denoisers --------------------------------------------------------
 MODEL_FILES = os.path.join(os.path.dirname(__file__), "fixtures", "model_files")
-GGUF_NAMES = (b"double_blocks.0.img_attn.qkv.weight", b"joint_blocks.0.x_block.attn.qkv.weight")  # FLUX.1/.2, SD3
+# the tensor whose info the shape / n_dims / type / offset mutations change: FLUX.1/.2, SD3, Wan (ComfyUI-GGUF arch
+# wan, with its 5-D patch embedding)
+GGUF_NAMES = (b"double_blocks.0.img_attn.qkv.weight", b"joint_blocks.0.x_block.attn.qkv.weight",
+              b"blocks.0.self_attn.q.weight")
 
 
 def _u64(data: bytearray, at: int, value: int) -> None:
@@ -603,7 +606,7 @@ def test_mutated_gguf_denoisers_are_refused_naming_the_file(tmp_path):
     rng, seen, kinds = random.Random(f"gguf-{SEED}"), Counter(), Counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for name in ("flux_tiny-Q4_0.gguf", "flux_tiny-Q8_0.gguf", "flux_tiny-BF16.gguf", "flux2_tiny-Q4_0.gguf",
-                 "sd3_tiny-Q8_0.gguf"):
+                 "sd3_tiny-Q8_0.gguf", "wan_tiny-Q4_0.gguf", "wan_tiny-Q8_0.gguf"):
         with open(os.path.join(MODEL_FILES, name), "rb") as f:
             data = f.read()
         data_offset = read_gguf(os.path.join(MODEL_FILES, name)).data_offset

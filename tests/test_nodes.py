@@ -39,7 +39,7 @@ FROZEN = {
                               "adapter_name"],  # after 0.2.0
     "LoRALoader|LoRADeck": ["model", "clip", "loras", "lora_stack", "weights"],  # new: ComfyUI's MODEL and CLIP
     "LoadDiffusionModel|LoRADeck": ["unet_name", "dtype", "text_encoder_1", "text_encoder_2", "text_encoder_3",
-                                    "vae"],  # new with the split-file loader (issue 24)
+                                    "vae", "second_denoiser"],  # new with the split-file loader (issue 24)
 }
 # Outputs are linked by slot number: they may only ever grow at the end too.
 FROZEN_OUTPUTS = {

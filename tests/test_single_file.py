@@ -322,8 +322,8 @@ def _original_layout(arch) -> tuple[dict, dict]:
     return tensors, models
 
 
-# all-in-one checkpoints; split-only rows (no encoder inside the file: FLUX.2) are checked at real size on the meta
-# device in their family's model-file tests (tests/test_model_files_flux2.py)
+# all-in-one checkpoints; split-only rows (no encoder inside the file: FLUX.2, Wan) are checked at real size on the
+# meta device in their family's model-file tests (tests/test_model_files_flux2.py, tests/test_model_files_wan.py)
 @pytest.mark.parametrize("key", [a.key for a in ARCHS if not a.tiny and all(s.prefixes for s in a.encoders)])
 def test_real_architecture_configs_markers_and_converters_agree(key):
     from diffusers.loaders.single_file_utils import infer_diffusers_model_type

@@ -13,16 +13,18 @@ import os
 import sys
 import tempfile
 
-CONFIG_FILES = ("model_index.json", "config.json", "scheduler_config.json")
+CONFIG_FILES = ("model_index.json", "config.json", "scheduler_config.json", "preprocessor_config.json")
 # bookkeeping fields that change with the library versions, not with the model
 DROP = ("_name_or_path", "_diffusers_version", "transformers_version", "_use_default_values")
 
 
 def tiny_archs() -> dict:
-    """The single-file rows of the built-in tiny models -> the family each belongs to."""
-    from loradeck.core.families import FAMILIES
+    """The single-file rows of the built-in tiny models -> the family row that builds each (a second built-in of a
+    family, such as tiny-wan22, by its own row: the row whose ``builtin`` is the arch's key)."""
+    from loradeck.core.families import BUILTINS, FAMILIES
 
-    return {arch: family for family in FAMILIES.values() for arch in family.single_files if arch.tiny}
+    return {arch: BUILTINS.get(arch.key, family) for family in FAMILIES.values() for arch in family.single_files
+            if arch.tiny}
 
 
 def tiny_config_files(arch, family) -> dict[str, dict]:

@@ -26,7 +26,7 @@ class Encoder:
     """A text-encoder slot: its pipeline component, what it is, and where all-in-one files keep it."""
 
     component: str  # "text_encoder_2"
-    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "qwen3_4b" | "qwen3_8b" | "mistral3" (see
+    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "umt5xxl" | "qwen3_4b" | "qwen3_8b" | "mistral3" (see
     # ENCODER_KINDS)
     prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
     required: bool = True
@@ -55,6 +55,11 @@ class Arch:
     # component -> (cls, component, tensors, config_dir, dtype) -> model, for a component diffusers has no
     # single-file loader for (the FLUX.2 VAE); the others are built by models/build.py
     builders: dict[str, Callable] = field(default_factory=dict, hash=False, compare=False)
+    # Pipelines with more than one denoiser file (Wan 2.2 A14B: the high-noise ``transformer`` and the low-noise
+    # ``transformer_2``): the denoiser file's path -> {component: path} of every denoiser, by the usual file names
+    # (the picked file is among them); None when the name does not tell
+    experts: Callable[[str], dict[str, str] | None] | None = None
+    paired: str = ""  # the key of the row to use when a second denoiser file is picked explicitly
 
     @property
     def config_dir(self) -> str:
@@ -71,6 +76,8 @@ ENCODER_KINDS = {
     "qwen3_8b": ("Qwen3-8B text encoder", "qwen_3_8b.safetensors", ("qwen_3_8b", "qwen3_8b", "qwen3", "qwen")),
     "mistral3": ("Mistral Small 3 text encoder", "mistral_3_small_flux2_bf16.safetensors (or its fp8 file)",
                  ("mistral_3", "mistral3", "mistral")),
+    "umt5xxl": ("UMT5-XXL text encoder", "umt5_xxl_fp8_e4m3fn_scaled.safetensors (or umt5_xxl_fp16.safetensors)",
+                ("umt5",)),
 }
 
 # ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.

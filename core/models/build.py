@@ -68,6 +68,49 @@ def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
     return model.eval()
 
 
+def wan_vae_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    """A Wan-layout VAE (``AutoencoderKLWan``: Wan 2.1 or 2.2; ``AutoencoderKLQwenImage``: the same module names and
+    shapes as the Wan 2.1 VAE) from the original layout (renamed by ``models.wan_vae``: diffusers' converter) or
+    diffusers' own; ``check_complete`` then requires every weight."""
+    from diffusers.loaders.single_file_model import _get_single_file_loadable_mapping_class
+
+    from . import wan_vae
+
+    found = wan_vae.find({k: tuple(v.shape) for k, v in tensors.items()})
+    if found is None:
+        raise PipelineLoadError(f"the {component} is not a Wan VAE")
+    state = {k[len(found[0]):]: v for k, v in tensors.items() if k.startswith(found[0])}
+    if found[1] != "diffusers":
+        state = wan_vae.to_diffusers(state)
+    if _get_single_file_loadable_mapping_class(cls):  # diffusers' own loader: its converter keeps these names
+        return diffusers_model(cls, component, state, config_dir, dtype)
+    model = cls.from_config(cls.load_config(config_dir, subfolder=component))  # no single-file loader (Qwen-Image)
+    model.load_state_dict(state, strict=True)
+    return model.to(dtype=dtype).eval()
+
+
+def clip_vision_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    """A transformers ``CLIPVisionModel`` from ComfyUI's clip_vision file (transformers' names, ``vision_model.``
+    or not), its projection and any layers beyond the config's depth left out, every weight of the model required."""
+    from accelerate import init_empty_weights
+
+    config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
+    with init_empty_weights():  # parameters on the meta device, buffers (position ids) computed
+        model = cls(config)
+    own = set(model.state_dict())
+    state = {}
+    for key, value in tensors.items():
+        name = key if key in own else key.removeprefix("vision_model.")
+        if name in own:
+            state[name] = value.to(dtype)
+    missing = own - set(state)
+    if missing:
+        raise PipelineLoadError(f"the {component} lacks {len(missing)} weights of a {cls.__name__} of this size, "
+                                f"e.g. {', '.join(sorted(missing)[:3])}")
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval()
+
+
 def scheduler(cls, config_dir: str, overrides: dict):
     return cls.from_pretrained(config_dir, subfolder="scheduler", **overrides)
 
@@ -75,16 +118,28 @@ def scheduler(cls, config_dir: str, overrides: dict):
 def builder_for(cls):
     """How a component class is built from original-layout weights (None: not a weight-bearing model)."""
     import diffusers
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, Qwen3ForCausalLM, Qwen3Model, T5EncoderModel
+    from transformers import (
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPVisionModel,
+        Qwen3ForCausalLM,
+        Qwen3Model,
+        T5EncoderModel,
+        UMT5EncoderModel,
+    )
 
+    if cls.__name__ in ("AutoencoderKLWan", "AutoencoderKLQwenImage"):
+        return wan_vae_model
     if issubclass(cls, diffusers.ModelMixin):
         return diffusers_model
     if issubclass(cls, (CLIPTextModel, CLIPTextModelWithProjection)):
         return clip_model
-    if issubclass(cls, T5EncoderModel):
+    if issubclass(cls, (T5EncoderModel, UMT5EncoderModel)):  # diffusers' T5 loader takes UMT5's same names
         return t5_model
     if issubclass(cls, (Qwen3Model, Qwen3ForCausalLM)):
         return qwen3_model
+    if issubclass(cls, CLIPVisionModel):
+        return clip_vision_model
     return None
 
 

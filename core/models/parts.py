@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import LoraFileError, PipelineLoadError
 from ..files.reading import MAX_HEADER_BYTES, SAFE_SUFFIXES, parse_header
+from . import wan_vae
 from .arch import ENCODER_KINDS, Arch, Encoder, Header
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ _HF_CLIP = "text_model.embeddings.token_embedding.weight"
 _FLAT_CLIP = "embeddings.token_embedding.weight"  # transformers >= 5.6 saves CLIPTextModel without text_model.
 _OPEN_CLIP = "transformer.resblocks.0.attn.in_proj_weight"
 _T5 = "encoder.block.0.layer.0.SelfAttention.q.weight"
+# UMT5 (Wan's text encoder) has T5's names with a relative-attention bias in every block, not only the first
+_UMT5_BIAS = "encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight"
 # Qwen3 (transformers / ComfyUI names, "model." in ComfyUI's text_encoders files): the q/k norms tell it from
 # Llama and Qwen2
 _QWEN3_EMBED, _QWEN3_NORM = "embed_tokens.weight", "layers.0.self_attn.q_norm.weight"
@@ -36,6 +39,7 @@ _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("clip", "other"): "text_encoders.clip_g.transformer.",
                    ("open_clip", "other"): "conditioner.embedders.1.model.",
                    ("t5", "other"): "text_encoders.t5xxl.transformer.",
+                   ("umt5", "other"): "text_encoders.t5xxl.transformer.",
                    ("qwen3", "other"): "",  # build.qwen3_model takes the transformers names
                    ("mistral", "other"): ""}  # so does FLUX.2 [dev]'s builder (flux2dev/text_encoder.py)
 VAE_PREFIXES = ("first_stage_model.", "vae.")
@@ -56,7 +60,7 @@ class Part:
 
 @dataclass(frozen=True)
 class FoundEncoder:
-    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "qwen3" | "mistral"
+    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "umt5" | "qwen3" | "mistral"
     prefix: str
     width: int
     layers: int
@@ -184,7 +188,8 @@ def find_encoders(header: Header) -> list[FoundEncoder]:
                 prefix + "encoder.embed_tokens.weight")
             if shared and len(shared) == 2:
                 layers = _count(header, prefix + "encoder.block.")
-                found.append(FoundEncoder("t5", prefix, shared[1], layers, shared[0]))
+                layout = "umt5" if prefix + _UMT5_BIAS in header.shapes else "t5"
+                found.append(FoundEncoder(layout, prefix, shared[1], layers, shared[0]))
         elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and \
                 key[: -len(_QWEN3_EMBED)] + _QWEN3_NORM in header.shapes:
             prefix = key[: -len(_QWEN3_EMBED)]
@@ -206,13 +211,16 @@ def read_config(arch: Arch, component: str) -> dict:
         return json.load(f)
 
 
+# layouts that fit their own encoder kinds only
+_OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl",)), ("qwen3", ("qwen3_4b", "qwen3_8b")),
+             ("mistral", ("mistral3",)))
+
+
 def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
     """Whether an encoder found in a file has the shapes this architecture's slot needs."""
-    if (found.layout == "t5") != (slot.kind == "t5xxl") or (found.layout == "qwen3") != slot.kind.startswith("qwen3"):
+    if any((found.layout == layout) != (slot.kind in kinds) for layout, kinds in _OWN_KIND):
         return False
-    if (found.layout == "mistral") != (slot.kind == "mistral3"):
-        return False
-    if found.layout == "t5":
+    if found.layout in ("t5", "umt5"):
         want = (config["d_model"], config["num_layers"], config["vocab_size"])
         return (found.width, found.layers, found.vocab) == want
     if found.layout == "mistral":  # ComfyUI also ships it pruned to the layers FLUX.2 reads (no final norm)
@@ -228,8 +236,8 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
 
 
 def describe(found: FoundEncoder) -> str:
-    name = {"t5": "T5 encoder", "qwen3": "Qwen3 text encoder", "mistral": "Mistral text encoder"}.get(
-        found.layout, "CLIP text encoder")
+    name = {"t5": "T5 encoder", "umt5": "UMT5 encoder", "qwen3": "Qwen3 text encoder",
+            "mistral": "Mistral text encoder"}.get(found.layout, "CLIP text encoder")
     return f"{name} (width {found.width}, {found.layers} layers)"
 
 
@@ -301,7 +309,10 @@ def vae_in_checkpoint(header: Header) -> Part | None:
 
 
 def pick_vae(config: dict, headers: list[Header]) -> Part | None:
-    """A separate VAE file (LDM or diffusers layout) whose latent and widest channels fit ``config``."""
+    """A separate VAE file (LDM or diffusers layout; Wan's VAEs: original or diffusers layout) whose latent and
+    widest channels fit ``config``."""
+    if "z_dim" in config:  # AutoencoderKLWan / AutoencoderKLQwenImage
+        return _pick_wan_vae(config, headers)
     want = (config["block_out_channels"][-1], config["latent_channels"])
     for header in headers:
         for key, shape in header.shapes.items():
@@ -313,6 +324,32 @@ def pick_vae(config: dict, headers: list[Header]) -> Part | None:
     return None
 
 
+_VISION = "embeddings.patch_embedding.weight"  # CLIP vision (ComfyUI's clip_vision files: transformers' names)
+
+
+def pick_image_encoder(config: dict, headers: list[Header]) -> Part | None:
+    """A CLIP vision encoder file (``vision_model.`` names, as ComfyUI's clip_vision_h) whose width, patch and depth
+    fit ``config`` (a file may hold more layers than the model uses)."""
+    want = (config["hidden_size"], config.get("num_channels", 3), config["patch_size"], config["patch_size"])
+    for header in headers:
+        for key, shape in header.shapes.items():
+            if not key.endswith(_VISION) or tuple(shape) != want:
+                continue
+            prefix = key[: -len(_VISION)]
+            if _count(header, prefix + "encoder.layers.") >= config["num_hidden_layers"]:
+                return Part(header.path, prefix, "", header.path)
+    return None
+
+
+def _pick_wan_vae(config: dict, headers: list[Header]) -> Part | None:
+    want = wan_vae.wanted(config)
+    for header in headers:
+        found = wan_vae.find(header.shapes)
+        if found is not None and found[2] == want:
+            return Part(header.path, found[0], "", header.path)
+    return None
+
+
 def what_is(header: Header) -> str:
     """A short description of a separate file, for 'found there' lists in messages."""
     found = find_encoders(header)
@@ -321,4 +358,10 @@ def what_is(header: Header) -> str:
     if found:
         return ", ".join(describe(f) for f in found)
     vae = next((s for k, s in header.shapes.items() if k.endswith(_VAE) and len(s) == 4), None)
-    return f"VAE ({vae[1]} latent channels)" if vae else "not a text encoder or VAE"
+    if vae:
+        return f"VAE ({vae[1]} latent channels)"
+    wan = wan_vae.find(header.shapes)
+    if wan is not None:
+        kind = "Wan 2.2 VAE (original layout)" if wan[1] == "wan2.2" else "Wan 2.1-layout VAE"
+        return f"{kind} ({wan[2][1]} latent channels, {wan[2][0]} wide)"
+    return "not a text encoder or VAE"

@@ -44,6 +44,7 @@ from .parts import (
     find_encoders,
     part_keys,
     pick_encoder,
+    pick_image_encoder,
     pick_vae,
     read_config,
     read_header,
@@ -76,6 +77,8 @@ class LocalFiles:
     vae_dirs: tuple[str, ...] = ()
     text_encoder_files: tuple[str, ...] = ()
     vae_file: str = ""
+    expert_file: str = ""  # the other denoiser of a two-expert model (Wan 2.2 A14B's low-noise expert)
+    clip_vision_dirs: tuple[str, ...] = ()  # image encoders (models/clip_vision: Wan 2.1 I2V's clip_vision_h)
 
     @classmethod
     def beside(cls, path: str, tokenizer_dirs=()) -> LocalFiles:
@@ -95,15 +98,16 @@ class LocalFiles:
         model_folders = tuple(e.path for d in diffusers for e in sorted(os.scandir(d), key=lambda e: e.name)
                               if e.is_dir())
         return cls(tuple(tokenizer_dirs) + present("tokenizers") + model_folders, present("text_encoders", "clip"),
-                   present("vae"))
+                   present("vae"), clip_vision_dirs=present("clip_vision"))
 
     def tokenizers_first(self, dirs) -> LocalFiles:
         """The same folders, with ``dirs`` searched for tokenizers before the others."""
         return replace(self, tokenizer_dirs=tuple(dirs) + tuple(d for d in self.tokenizer_dirs if d not in dirs))
 
-    def picked(self, text_encoders=(), vae: str = "") -> LocalFiles:
+    def picked(self, text_encoders=(), vae: str = "", expert: str = "") -> LocalFiles:
         """The same folders, with these files used first (``""`` entries: none picked)."""
-        return replace(self, text_encoder_files=tuple(p for p in text_encoders if p), vae_file=vae or "")
+        return replace(self, text_encoder_files=tuple(p for p in text_encoders if p), vae_file=vae or "",
+                       expert_file=expert or "")
 
 
 @dataclass
@@ -119,8 +123,16 @@ class Plan:
         return self.configs.source(component, key) if self.configs else f"the shipped {self.arch.title} config"
 
 
-def identify(header: Header) -> Arch:
-    """The architecture of a model file, or a PipelineLoadError saying what the file seems to be instead."""
+def identify(header: Header, paired: bool = False) -> Arch:
+    """The architecture of a model file, or a PipelineLoadError saying what the file seems to be instead;
+    ``paired``: a second denoiser file was picked (a two-expert model's row, where the row names one)."""
+    arch = _identify(header)
+    if paired and arch.paired:
+        return next(a for a in SINGLE_FILE_ARCHS if a.key == arch.paired)
+    return arch
+
+
+def _identify(header: Header) -> Arch:
     arch = detect(header, SINGLE_FILE_ARCHS)
     if arch is not None:
         return arch
@@ -160,9 +172,79 @@ def plan(header: Header, arch: Arch, files: LocalFiles, configs: config_files.Co
     denoiser = "unet" if "unet" in result.index else "transformer"
     label = "the checkpoint" if os.path.basename(os.path.dirname(header.path)) == "checkpoints" else "the file"
     result.parts[denoiser] = Part(header.path, header.denoiser_prefix, header.denoiser_prefix, label)
+    _plan_experts(header, arch, files, result, denoiser)
     _plan_encoders(header, arch, files, result)
+    _plan_image_encoder(arch, files, result)
     _plan_vae(header, arch, files, result)
     return result
+
+
+def _plan_image_encoder(arch: Arch, files: LocalFiles, result: Plan) -> None:
+    """A CLIP-vision image encoder (Wan 2.1 I2V: ComfyUI's clip_vision_h) from models/clip_vision, by its shapes."""
+    if _component(result.index, "image_encoder") is None:
+        return
+    config = read_config(arch, "image_encoder")
+    part = pick_image_encoder(config, _Lazy(files.clip_vision_dirs)())
+    if part is not None:
+        result.parts["image_encoder"] = part
+        return
+    width, width_source = _value(result, "image_encoder", config, "hidden_size")
+    looked = ", ".join(files.clip_vision_dirs) or "no folder (models/clip_vision does not exist)"
+    result.problems.append(
+        f"it needs a CLIP vision image encoder (image_encoder: width {width}, {config['num_hidden_layers']} layers, "
+        f"patch {config['patch_size']}; {width_source}): put clip_vision_h.safetensors in models/clip_vision. "
+        f"Looked in: {looked}")
+
+
+def _experts(result: Plan) -> tuple[str, ...]:
+    family = family_for_class(result.index["_class_name"])
+    return tuple(c for c in family.experts if _component(result.index, c))
+
+
+def _plan_experts(header: Header, arch: Arch, files: LocalFiles, result: Plan, denoiser: str) -> None:
+    """The other denoiser files of a two-expert model: picked, else found by the usual names beside the file;
+    each must have the denoiser's architecture (the same values read off its shapes)."""
+    experts = _experts(result)
+    if not experts:
+        if files.expert_file:
+            result.problems.append(f"a second denoiser {os.path.basename(files.expert_file)!r} was picked, but "
+                                   f"{arch.title} has one denoiser; pick none")
+        return
+    named = arch.experts(header.path) if arch.experts else None
+    if files.expert_file:  # the picked one is the other expert; the names say which is which, else it is the second
+        paths = dict(named) if named else {}
+        if not named or os.path.realpath(files.expert_file) not in map(os.path.realpath, paths.values()):
+            paths = {denoiser: header.path, experts[0]: files.expert_file}
+            if named:
+                own = next(c for c, p in named.items() if p == header.path)
+                paths = {own: header.path, (experts[0] if own == denoiser else denoiser): files.expert_file}
+    else:
+        paths = named or {denoiser: header.path}
+    labels = dict(family_for_class(result.index["_class_name"]).labels)
+    own = next((c for c, p in paths.items() if p == header.path), denoiser)
+    for component in (denoiser, *experts):
+        path = paths.get(component)
+        if path is None or not os.path.isfile(path):
+            wanted = repr(os.path.basename(path)) if path else "(its file)"
+            result.problems.append(
+                f"this file is the {labels.get(own, own)} expert ({own}) of a model with {1 + len(experts)} "
+                f"denoisers, and the {labels.get(component, component)} expert ({component}) {wanted} is not beside "
+                f"it in {os.path.dirname(header.path)}: put it there, or pick it as the second denoiser")
+            continue
+        other = read_header(path) if path != header.path else header
+        result.parts[component] = Part(path, other.denoiser_prefix, other.denoiser_prefix,
+                                       "the file" if path == header.path else path)
+        if path != header.path and _weights(other) != _weights(header):
+            result.problems.append(f"the {labels.get(component, component)} expert {os.path.basename(path)!r} "
+                                   f"has another architecture than {os.path.basename(header.path)!r} "
+                                   "(other shapes); pick the pair of one model")
+
+
+def _weights(header: Header) -> dict:
+    """The denoiser's weight shapes (scales and other quantization keys aside): one architecture's experts agree."""
+    from .arch import denoiser_shapes
+
+    return {k: v for k, v in denoiser_shapes(header, _NOT_DENOISER).items() if k.endswith((".weight", ".bias"))}
 
 
 def _plan_encoders(header: Header, arch: Arch, files: LocalFiles, result: Plan) -> None:
@@ -243,7 +325,7 @@ def _missing_encoder(slot, config: dict, files: LocalFiles, others: list[Header]
 
 
 def _vae_wanted(config: dict, result: Plan) -> str:
-    channels, source = _value(result, "vae", config, "latent_channels")
+    channels, source = _value(result, "vae", config, "latent_channels", "z_dim")
     return f"a VAE ({channels} latent channel{'s' * (channels != 1)}; {source})"
 
 
@@ -270,20 +352,25 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
         if name == "scheduler":
             components[name] = build.scheduler(cls, arch.config_dir, scheduler_overrides(header))
             continue
-        denoiser = name in ("unet", "transformer")
+        if name == "image_processor":  # configs only (Wan 2.1 I2V's CLIP preprocessing)
+            components[name] = cls.from_pretrained(os.path.join(arch.config_dir, name), local_files_only=True)
+            continue
+        denoiser = name in ("unet", "transformer", *family.experts)
         names = family.original_names if denoiser else quantized.same_names
-        components[name] = _build_model(cls, name, result.parts[name], header, arch, dtype, names)
+        components[name] = _build_model(cls, name, result.parts[name], header, arch, dtype, names, denoiser)
     kwargs = {k: v for k, v in result.index.items() if not k.startswith("_") and not isinstance(v, list)}
     return pipeline_cls(**components, **kwargs)
 
 
-def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: torch.dtype, names):
+def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: torch.dtype, names,
+                 denoiser: bool | None = None):
     """One component from its part of a file. Linear weights the file quantized stay quantized where the module
     table (``names(model)``: original layer -> diffusers Linear(s)) places them (``models.quantized.loading``); in a
     component that module cannot build they are dequantized exactly and the component is built dense."""
     source = header if part.path == header.path else read_header(part.path)
-    denoiser = name in ("unet", "transformer")
-    exclude = _NOT_DENOISER if denoiser and not part.prefix else ()
+    denoiser = name in ("unet", "transformer") if denoiser is None else denoiser
+    # ComfyUI's UMT5 files carry their tokenizer (spiece_model): not a weight
+    exclude = _NOT_DENOISER if denoiser and not part.prefix else (tokenizer_files.SPIECE,)
     tensors, quant = read_part(source, part_keys(source, part, exclude), (part.prefix, part.target), dtype,
                                read_tensors)
     label = f"{os.path.basename(part.path)!r} ({name})"
@@ -308,15 +395,51 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
     except Exception as exc:  # diffusers' converters raise KeyError/RuntimeError/ValueError on unexpected files
         raise PipelineLoadError(f"{os.path.basename(part.path)!r}: diffusers could not convert the {name} "
                                 f"(from {part.label}) as {arch.title}: {type(exc).__name__}: {exc}") from exc
+    # the label names the file (a denoiser alone says "the file": the message must say which)
     named = part.label if os.path.basename(part.path) in part.label else f"{part.label} {os.path.basename(part.path)!r}"
     build.check_complete(model, name, named)
+    _keep_fp32(model, dtype)
     if quant:
         log.info("%s: %s", label, quantized.summary(model))
     return model.eval()
 
 
-def _configs(path: str, header: Header, config_folders) -> config_files.Configs:
-    arch = identify(header)
+def _keep_fp32(model, dtype: torch.dtype) -> None:
+    """The modules a diffusers model keeps in float32 (``_keep_in_fp32_modules``: Wan's norms, time embedder and
+    modulation tables) kept so at any dtype, as ``from_pretrained`` loads them (diffusers' single-file loader does it
+    for float16 only): a split file then computes as the diffusers folder does. Quantized weights stay as stored."""
+    import diffusers
+
+    keep = getattr(model, "_keep_in_fp32_modules", None) if dtype != torch.float32 else None
+    if not keep or not isinstance(model, diffusers.ModelMixin):  # transformers' T5 keeps wo in fp32 for fp16 only
+        return
+    keep = [keep] if isinstance(keep, str) else keep
+    from .quantized.linear import QuantizedLinear
+
+    # layers kept quantized compute at the model's dtype, bias included (a ComfyUI fp8 file's time embedder)
+    quantized = tuple(f"{n}." for n, m in model.named_modules() if isinstance(m, QuantizedLinear))
+
+    def kept(name: str, tensor) -> bool:
+        return tensor.is_floating_point() and tensor.element_size() > 1 and not name.startswith(quantized) \
+            and any(m in name.split(".") for m in keep)
+
+    for name, param in model.named_parameters():
+        if kept(name, param):
+            param.data = param.data.to(torch.float32)
+    buffers = [name for name, buffer in model.named_buffers() if kept(name, buffer)]
+    if buffers:  # computed in __init__ (Wan's RoPE tables): computed again in float32, not cast back from dtype
+        from accelerate import init_empty_weights
+
+        with init_empty_weights():  # parameters on the meta device, buffers computed
+            fresh = dict(type(model).from_config(model.config).named_buffers())
+        for name in buffers:
+            module, _, leaf = name.rpartition(".")
+            owner = model.get_submodule(module) if module else model
+            owner._buffers[leaf] = fresh[name].to(owner._buffers[leaf].device, torch.float32)
+
+
+def _configs(path: str, header: Header, config_folders, paired: bool = False) -> config_files.Configs:
+    arch = identify(header, paired)
     try:
         return config_files.resolve(arch, header, config_folders, _NOT_DENOISER)
     except ConfigMismatch as exc:
@@ -329,7 +452,7 @@ def load_single_file(path: str, dtype: torch.dtype, device: torch.device, files:
     ``config_folders``: diffusers folders whose configs give what a derived architecture's shapes cannot tell."""
     files = files or LocalFiles.beside(path)
     header = read_header(path)
-    configs = _configs(path, header, config_folders)
+    configs = _configs(path, header, config_folders, bool(files.expert_file))
     try:
         return _load(path, header, configs, files, dtype, device)
     finally:
@@ -359,8 +482,8 @@ def _load(path: str, header: Header, configs: config_files.Configs, files: Local
     roots = tuple(files.tokenizer_dirs)
     kinds = {s.component: s.kind for s in arch.encoders
              if _component(result.index, s.component) and s.component not in result.skipped}
-    tokenizers, missing = tokenizer_files.resolve(kinds, roots, builtin=arch.tiny,
-                                                  files={c: result.parts[c].path for c in kinds if c in result.parts})
+    encoder_files = {c: result.parts[c].path for c in kinds if c in result.parts}
+    tokenizers, missing = tokenizer_files.resolve(kinds, roots, builtin=arch.tiny, files=encoder_files)
     if missing:
         result.problems.insert(0, tokenizer_files.missing_message(missing, roots))
     if result.problems:

@@ -1,4 +1,4 @@
-"""Tokenizers for single-file checkpoints, which hold none (ComfyUI's Mistral text-encoder files excepted).
+"""Tokenizers for single-file checkpoints, which hold none (ComfyUI's Mistral and UMT5 text-encoder files excepted).
 
 Looked for, in order, in: the folders the caller names (API argument, the ``LORADECK_TOKENIZERS`` setting,
 the CLI's ``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bundled ``comfy/sd1_tokenizer``,
@@ -6,8 +6,12 @@ the CLI's ``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bund
 and the local diffusers folders).
 A folder may be a tokenizer folder itself, a ComfyUI checkout or its ``comfy`` package, a diffusers model
 folder (``tokenizer/``, ``tokenizer_2/``...) or a folder of such folders. The built-in tiny architectures use
-the in-memory tiny tokenizers of core/tiny.py and need no files. Mistral's tekken tokenizer (FLUX.2 [dev]) also comes
-from inside ComfyUI's text-encoder file (its ``tekken_model`` tensor), read by transformers' own converter.
+the in-memory tiny tokenizers of core/tiny.py and need no files.
+
+Two kinds also come from inside ComfyUI's text-encoder files. Mistral's tekken tokenizer (FLUX.2 [dev]): the file's
+``tekken_model`` tensor, read by transformers' own converter. UMT5 (Wan): ComfyUI's ``umt5_xxl_*.safetensors`` carry
+the sentencepiece model as the uint8 tensor ``spiece_model`` (what ComfyUI's ``WanT5Tokenizer`` reads), so it comes
+from the encoder file; else from the ``tokenizer/`` folder of a diffusers Wan model among the folders.
 """
 
 from __future__ import annotations
@@ -29,16 +33,20 @@ COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.joi
 # ComfyUI's SD2/SDXL-G tokenizers (pad_with_end=False) and the diffusers repos' tokenizer_2 do.
 TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "clip_g": ("clip", "!"),
                 "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None), "qwen3_8b": ("qwen", None),
-                "mistral3": ("mistral", None)}
+                "mistral3": ("mistral", None), "umt5xxl": ("umt5", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
                 "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
                         "naming Qwen2Tokenizer)",
                 "mistral": "Mistral tekken tokenizer (tekken.json; ComfyUI's Mistral text-encoder files carry it as "
-                           "their tekken_model tensor)"}
+                           "their tekken_model tensor)",
+                "umt5": "UMT5 tokenizer (the spiece_model inside ComfyUI's umt5_xxl text-encoder files, or the "
+                        "tokenizer/ folder of a diffusers Wan model)"}
 TEKKEN = "tekken.json"
 EMBEDDED_TEKKEN = "tekken_model"  # ComfyUI's Mistral 3 text-encoder files: the tekken.json bytes as a uint8 tensor
 MAX_TEKKEN_BYTES = 64 * 1024 * 1024
+SPIECE = "spiece_model"  # the sentencepiece model ComfyUI's UMT5 / Gemma files carry (uint8 tensor)
+MAX_SPIECE_BYTES = 64 * 1024 * 1024
 
 
 def _tokenizer_class(folder: str) -> str | None:
@@ -88,8 +96,25 @@ def _candidates(root: str):
         yield os.path.join(root, child)
 
 
+def _wan_folder(root: str) -> str | None:
+    """``root/tokenizer`` when ``root`` is a diffusers folder of a Wan pipeline (its UMT5 tokenizer)."""
+    path = os.path.join(root, "model_index.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            index = safe_json.loads(f.read(safe_json.MAX_CHARS + 1))
+    except (OSError, ValueError):
+        return None
+    name = index.get("_class_name", "") if isinstance(index, dict) else ""
+    folder = os.path.join(root, "tokenizer")
+    return folder if str(name).startswith("Wan") and kind_of(folder) == "t5" else None
+
+
 def find(kind: str, roots) -> str | None:
     """The first folder under ``roots`` holding a tokenizer of ``kind``."""
+    if kind == "umt5":
+        return next((f for f in map(_wan_folder, roots) if f), None)
     for root in roots:
         for folder in _candidates(root):
             if kind_of(folder) == kind:
@@ -107,6 +132,8 @@ def load(kind: str, folder: str, pad_token: str | None):
             # ComfyUI's copy says model_max_length 8192 (it chunks prompts); diffusers pipelines pad to it
             return CLIPTokenizer.from_pretrained(folder, model_max_length=77, pad_token=pad_token,
                                                  local_files_only=True)
+        if kind == "umt5":
+            return T5Tokenizer.from_pretrained(folder, local_files_only=True)
         if kind == "qwen":
             # Qwen3 pipelines wrap prompts with the tokenizer's chat template: Qwen3's (ComfyUI's bundled Qwen2.5
             # files carry Qwen2.5's, which adds a system prompt the model was not trained with)
@@ -118,10 +145,50 @@ def load(kind: str, folder: str, pad_token: str | None):
         raise PipelineLoadError(f"the {FILES_NEEDED[kind]} in {folder!r} cannot be read ({exc})") from exc
 
 
+def from_spiece(data: bytes, label: str):
+    """A T5 tokenizer from a sentencepiece model's bytes (a Unigram model: its pieces, scores and normalizer map),
+    built as transformers' own sentencepiece converter builds it; ids equal sentencepiece's."""
+    from transformers import T5Tokenizer
+
+    try:
+        from transformers.convert_slow_tokenizer import import_protobuf
+
+        proto = import_protobuf().ModelProto()
+        proto.ParseFromString(data)
+    except ImportError as exc:
+        raise PipelineLoadError(f"reading the UMT5 tokenizer in {label} needs the protobuf package "
+                                f"(pip install protobuf): {exc}") from None
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise PipelineLoadError(f"the {SPIECE} in {label} is not a sentencepiece model ({exc}); re-download the "
+                                "text-encoder file") from None
+    pieces = [(p.piece, p.score) for p in proto.pieces]
+    if proto.trainer_spec.model_type != 1 or [p for p, _ in pieces[:3]] != ["<pad>", "</s>", "<unk>"]:
+        raise PipelineLoadError(f"the {SPIECE} in {label} is not a UMT5 tokenizer (a Unigram model starting with "
+                                "<pad>, </s>, <unk>); re-download the text-encoder file")
+    charsmap = proto.normalizer_spec.precompiled_charsmap or None
+    return T5Tokenizer(vocab=pieces, extra_ids=0, _spm_precompiled_charsmap=charsmap)
+
+
+def in_file(path: str):
+    """The tokenizer a text-encoder file carries (ComfyUI's ``spiece_model``), or None."""
+    from .parts import read_header, read_tensors
+
+    header = read_header(path)
+    shape = header.shapes.get(SPIECE)
+    if shape is None or header.dtypes.get(SPIECE) != "U8" or len(shape) != 1:
+        return None
+    if shape[0] > MAX_SPIECE_BYTES:
+        raise PipelineLoadError(f"{path!r}: its {SPIECE} has {shape[0]} bytes, more than a tokenizer holds "
+                                f"({MAX_SPIECE_BYTES}); the file is damaged, re-download it")
+    data = read_tensors(path, [SPIECE])[SPIECE]
+    return from_spiece(data.numpy().tobytes(), repr(path))
+
+
 def tiny(kind: str):
     from . import tiny_parts as tiny_models
 
     builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
+                "umt5": tiny_models.tiny_t5_tokenizer,
                 "qwen": tiny_models.tiny_qwen_tokenizer, "mistral": tiny_models.tiny_mistral_tokenizer}
     return builders[kind]()
 
@@ -168,7 +235,7 @@ def _embedded(kind: str, path: str | None):
 def resolve(encoder_kinds: dict[str, str], roots, builtin: bool, files: dict | None = None) -> tuple[dict, list[str]]:
     """Tokenizers per pipeline component (``tokenizer``, ``tokenizer_2``...) for ``{text_encoder*: kind}``,
     and what is missing (as sentences). ``builtin``: the in-memory tiny tokenizers. ``files``: each text encoder's
-    file, for tokenizers carried inside it."""
+    file, for tokenizers carried inside it (Mistral's tekken, UMT5's spiece_model)."""
     roots, files = tuple(roots), files or {}
     found, missing = {}, []
     for component, encoder_kind in encoder_kinds.items():
@@ -178,6 +245,10 @@ def resolve(encoder_kinds: dict[str, str], roots, builtin: bool, files: dict | N
             found[name] = tiny(kind)
             continue
         inside = _embedded(kind, files.get(component))
+        if inside is None and kind == "umt5" and files.get(component):
+            inside = in_file(files[component])
+            if inside is not None:
+                log.info("single file: %s from %s (%s)", name, files[component], SPIECE)
         if inside is not None:
             found[name] = inside
             continue

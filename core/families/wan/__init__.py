@@ -7,14 +7,14 @@ strengths set each alone), a high/low pair goes in one each (Load LoRA Pair). Bl
 the same in each expert. Generate makes ``num_frames`` frames (4k + 1), handed on as one IMAGE batch; an image on an
 image-to-video model is its first frame (Generate's edit mode). diffusers' video-to-video pipeline is not offered:
 it drops the low-noise expert and miscomputes the Wan 2.2 VAE's scale, so an image on a text-to-video model is
-refused (``generate.cannot_run``). No single-file rows yet: Wan's denoiser, UMT5 and VAE come as separate files.
+refused (``generate.cannot_run``). Split files (ComfyUI's denoiser, UMT5 and VAE files): ``single_file.py``.
 """
 
 from dataclasses import replace
 
 from ...models.family import Family
 from ...stacks.block_weights import RANGES
-from . import tiny
+from . import single_file, tiny
 from .generate import FRAMES, I2V, call, cannot_run
 from .names import wan_names
 from .schedulers import SCHEDULERS
@@ -24,8 +24,8 @@ FAMILY = Family(
     text_encoders=("text_encoder",),
     # musubi-tuner writes lora_unet_ (its Wan networks have no text-encoder part)
     kohya_prefixes=(("lora_unet_", "transformer"), ("lora_te_", "text_encoder"), ("lora_te1_", "text_encoder")),
-    tiny=tiny.build, builtin="tiny-wan", blocks=RANGES, schedulers=SCHEDULERS, call=call, single_files=(),
-    original_names=wan_names,
+    tiny=tiny.build, builtin="tiny-wan", blocks=RANGES, schedulers=SCHEDULERS, call=call,
+    single_files=single_file.ARCHS, other_variants=single_file.OTHER_VARIANTS, original_names=wan_names,
     # Wan's own module names: original (self_attn_q, not CLIP's self_attn_q_proj), diffusers (ffn.net, not ff.net)
     lora_markers=(("self_attn.q.", "Wan"), ("self_attn_q.", "Wan"), ("cross_attn.k_img", "Wan 2.1 I2V"),
                   ("cross_attn_k_img", "Wan 2.1 I2V"), ("ffn.net.0.proj", "Wan"), ("ffn_net_0_proj", "Wan"),

@@ -54,12 +54,12 @@ def empty_model(cls, config_dir: str, component: str):
     """``cls`` configured from ``config_dir/component``, parameters on the meta device; None when this module cannot
     convert a checkpoint for it (see ``convert``)."""
     import diffusers
-    from transformers import T5EncoderModel
+    from transformers import T5EncoderModel, UMT5EncoderModel
 
     with _parameters_on_meta():
         if issubclass(cls, diffusers.ModelMixin) and _mapping(cls) is not None:
             return cls.from_config(cls.load_config(config_dir, subfolder=component))
-        if issubclass(cls, T5EncoderModel):
+        if issubclass(cls, (T5EncoderModel, UMT5EncoderModel)):
             return cls(cls.config_class.from_pretrained(config_dir, subfolder=component))
     return None
 
@@ -78,9 +78,9 @@ def convert(model, tensors: dict) -> dict:
     """The checkpoint in diffusers' names, by the converter diffusers' single-file loaders use for this class."""
     from diffusers.loaders.single_file_model import _should_convert_state_dict_to_diffusers
     from diffusers.loaders.single_file_utils import convert_sd3_t5_checkpoint_to_diffusers
-    from transformers import T5EncoderModel
+    from transformers import T5EncoderModel, UMT5EncoderModel
 
-    if isinstance(model, T5EncoderModel):
+    if isinstance(model, (T5EncoderModel, UMT5EncoderModel)):
         return convert_sd3_t5_checkpoint_to_diffusers(tensors)
     if not _should_convert_state_dict_to_diffusers(model.state_dict(), tensors):
         return tensors  # the family's prepare already converted it

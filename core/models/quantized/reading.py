@@ -114,6 +114,8 @@ def _gguf_part(path: str, keys: list[str], dtype) -> tuple[dict, dict]:
         for name, raw in read_raw(gf, keys):
             info = gf.tensors[name]
             kind = info.type_name
+            if 0 in info.shape:  # a weight with no rows or columns: no model has one
+                raise refused(path, f"tensor {name!r} has the empty shape {list(info.shape)}")
             if kind in _DENSE:
                 tensors[name] = raw.view(_DENSE[kind]).reshape(info.shape)
             elif kind == "F64":
