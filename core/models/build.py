@@ -1,7 +1,8 @@
 """Building each pipeline component from original-layout weights: diffusers does every conversion.
 
 Models come from diffusers' ``from_single_file`` (UNet, VAE, SD3/Flux/Z-Image transformers) and its single-file
-CLIP and T5 loaders, Qwen3 text encoders from their transformers names (``qwen3_model``), each configured from the
+CLIP and T5 loaders, Qwen3 / Qwen-VL text encoders from their transformers or original names (``qwen3_model``,
+``qwen_vl_model``), Wan-layout VAEs by diffusers' Wan VAE converter (``wan_vae``), each configured from the
 pack's local config folder (``config=``, never the Hub), each given only its own keys (so two same-width tiny CLIP
 encoders cannot be mistaken for each other).
 """
@@ -62,6 +63,39 @@ def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
     return model.eval()
 
 
+def qwen_vl_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    """A transformers Qwen-VL text encoder (``Qwen2_5_VLForConditionalGeneration``: Qwen-Image; ``Qwen3VLModel``:
+    Krea 2) from its weights in Qwen's original names (``model.layers.*``, ``visual.*``, ``lm_head.*``: ComfyUI's
+    files) or transformers' (``model.language_model.*``, ``model.visual.*``), the part's prefix already removed.
+    Made with its parameters on the meta device (buffers computed as its constructor does) and given the tensors.
+    A file without ``lm_head`` (ComfyUI's model has none: the pipelines read hidden states only) gets the input
+    embedding in its place, as a tied model would; the logits it feeds are never read."""
+    from .quantized.loading import _parameters_on_meta
+
+    own = "model.language_model." if "ForConditionalGeneration" in cls.__name__ else "language_model."
+    visual, head = own.replace("language_model.", "visual."), "lm_head." if own.startswith("model.") else None
+    state = {}
+    for key, value in tensors.items():
+        for tail, target in (("model.language_model.", own), ("language_model.", own), ("model.visual.", visual),
+                             ("visual.", visual), ("lm_head.", head), ("model.", own)):
+            if key.startswith(tail):
+                if target is not None:
+                    state[target + key[len(tail):]] = value.to(dtype)
+                break
+        else:
+            state[key] = value
+    config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
+    with _parameters_on_meta():
+        model = cls(config)
+    if head and head + "weight" not in state and own + "embed_tokens.weight" in state:
+        state[head + "weight"] = state[own + "embed_tokens.weight"]
+    _, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if unexpected:
+        raise PipelineLoadError(f"the {component} has {len(unexpected)} weights a {cls.__name__} of this "
+                                f"architecture does not, e.g. {', '.join(sorted(unexpected)[:3])}")
+    return model.eval()  # buffers (rotary frequencies) stay float32, as transformers' from_pretrained keeps them
+
+
 def scheduler(cls, config_dir: str, overrides: dict):
     return cls.from_pretrained(config_dir, subfolder="scheduler", **overrides)
 
@@ -71,6 +105,10 @@ def builder_for(cls):
     import diffusers
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, Qwen3Model, T5EncoderModel
 
+    from . import wan_vae
+
+    if issubclass(cls, (diffusers.AutoencoderKLWan, diffusers.AutoencoderKLQwenImage)):
+        return wan_vae.build
     if issubclass(cls, diffusers.ModelMixin):
         return diffusers_model
     if issubclass(cls, (CLIPTextModel, CLIPTextModelWithProjection)):
@@ -79,6 +117,8 @@ def builder_for(cls):
         return t5_model
     if issubclass(cls, Qwen3Model):
         return qwen3_model
+    if cls.__name__ in ("Qwen2_5_VLForConditionalGeneration", "Qwen3VLModel", "Qwen3VLForConditionalGeneration"):
+        return qwen_vl_model
     return None
 
 

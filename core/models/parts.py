@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import LoraFileError, PipelineLoadError
 from ..files.reading import MAX_HEADER_BYTES, SAFE_SUFFIXES, parse_header
+from . import wan_vae
 from .arch import ENCODER_KINDS, Arch, Encoder, Header
 
 log = logging.getLogger(__name__)
@@ -27,13 +28,21 @@ _T5 = "encoder.block.0.layer.0.SelfAttention.q.weight"
 # Qwen3 (transformers / ComfyUI names, "model." in ComfyUI's text_encoders files): the q/k norms tell it from
 # Llama and Qwen2
 _QWEN3_EMBED, _QWEN3_NORM = "embed_tokens.weight", "layers.0.self_attn.q_norm.weight"
+# Qwen-VL text encoders (Qwen2.5-VL: Qwen-Image; Qwen3-VL: Krea 2) carry a vision tower beside the language model,
+# in Qwen's original names (model.layers.*, visual.*: ComfyUI's qwen_2.5_vl_7b files) or transformers' (since 4.52:
+# model.language_model.*, model.visual.*); Qwen3-VL's language model has Qwen3's q/k norms
+_VISUAL = "patch_embed.proj.weight"
+_VL_ROOTS = ("model.language_model.", "language_model.", "model.")
 _VAE = "decoder.conv_in.weight"
 # the layout diffusers' single-file CLIP/T5 loaders read a separate file in, per (file layout, encoder kind)
 _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("clip", "other"): "text_encoders.clip_g.transformer.",
                    ("open_clip", "other"): "conditioner.embedders.1.model.",
                    ("t5", "other"): "text_encoders.t5xxl.transformer.",
-                   ("qwen3", "other"): ""}  # build.qwen3_model takes the transformers names
+                   ("qwen3", "other"): "",  # build.qwen3_model takes the transformers names
+                   ("qwen25_vl", "other"): "", ("qwen3_vl", "other"): ""}  # build.qwen_vl_model: any of its layouts
+# encoder kind -> the layout its files have (kinds not listed: CLIP layouts)
+LAYOUT_OF_KIND = {"t5xxl": "t5", "qwen3_4b": "qwen3", "qwen25_vl_7b": "qwen25_vl", "qwen3_vl_4b": "qwen3_vl"}
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
 GGUF_SUFFIXES = (".gguf",)
@@ -52,7 +61,7 @@ class Part:
 
 @dataclass(frozen=True)
 class FoundEncoder:
-    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "qwen3"
+    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "qwen3" | "qwen25_vl" | "qwen3_vl"
     prefix: str
     width: int
     layers: int
@@ -182,10 +191,27 @@ def find_encoders(header: Header) -> list[FoundEncoder]:
                 layers = _count(header, prefix + "encoder.block.")
                 found.append(FoundEncoder("t5", prefix, shared[1], layers, shared[0]))
         elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and \
+                _vl_root(header, key[: -len(_QWEN3_EMBED)]) is not None:
+            prefix = key[: -len(_QWEN3_EMBED)]
+            layout = "qwen3_vl" if prefix + _QWEN3_NORM in header.shapes else "qwen25_vl"
+            found.append(FoundEncoder(layout, _vl_root(header, prefix), shape[1], _count(header, prefix + "layers."),
+                                      shape[0]))
+        elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and \
                 key[: -len(_QWEN3_EMBED)] + _QWEN3_NORM in header.shapes:
             prefix = key[: -len(_QWEN3_EMBED)]
             found.append(FoundEncoder("qwen3", prefix, shape[1], _count(header, prefix + "layers."), shape[0]))
     return found
+
+
+def _vl_root(header: Header, language: str) -> str | None:
+    """The key prefix of a Qwen-VL encoder whose language model's keys start with ``language``, when its vision
+    tower is there too (``visual.*`` or ``model.visual.*`` beside the language model), else None."""
+    for tail in _VL_ROOTS:
+        if language.endswith(tail):
+            root = language[: -len(tail)]
+            if any(root + v + _VISUAL in header.shapes for v in ("visual.", "model.visual.")):
+                return root
+    return None
 
 
 def _count(header: Header, stem: str) -> int:
@@ -200,8 +226,12 @@ def read_config(arch: Arch, component: str) -> dict:
 
 def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
     """Whether an encoder found in a file has the shapes this architecture's slot needs."""
-    if (found.layout == "t5") != (slot.kind == "t5xxl") or (found.layout == "qwen3") != (slot.kind == "qwen3_4b"):
+    if LAYOUT_OF_KIND.get(slot.kind) != (found.layout if found.layout in LAYOUT_OF_KIND.values() else None):
         return False
+    if found.layout in ("qwen25_vl", "qwen3_vl"):  # transformers' VL configs nest the language model's
+        text = config.get("text_config", config)
+        return (found.width, found.layers, found.vocab) == (text["hidden_size"], text["num_hidden_layers"],
+                                                            text["vocab_size"])
     if found.layout == "t5":
         want = (config["d_model"], config["num_layers"], config["vocab_size"])
         return (found.width, found.layers, found.vocab) == want
@@ -214,7 +244,8 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
 
 
 def describe(found: FoundEncoder) -> str:
-    name = {"t5": "T5 encoder", "qwen3": "Qwen3 text encoder"}.get(found.layout, "CLIP text encoder")
+    name = {"t5": "T5 encoder", "qwen3": "Qwen3 text encoder", "qwen25_vl": "Qwen2.5-VL text encoder",
+            "qwen3_vl": "Qwen3-VL text encoder"}.get(found.layout, "CLIP text encoder")
     return f"{name} (width {found.width}, {found.layers} layers)"
 
 
@@ -282,11 +313,18 @@ def vae_in_checkpoint(header: Header) -> Part | None:
     for prefix in VAE_PREFIXES:
         if prefix + _VAE in header.shapes:
             return Part(header.path, prefix, prefix, "the checkpoint")
+        if prefix + wan_vae.MARKER in header.shapes:  # wan_vae.build takes the Wan names without a prefix
+            return Part(header.path, prefix, "", "the checkpoint")
     return None
 
 
 def pick_vae(config: dict, headers: list[Header]) -> Part | None:
-    """A separate VAE file (LDM or diffusers layout) whose latent and widest channels fit ``config``."""
+    """A separate VAE file (LDM or diffusers layout; for Wan-layout configs the Wan layout, ``wan_vae``) whose latent
+    and widest channels fit ``config``."""
+    if wan_vae.is_wan_config(config):
+        want = wan_vae.wanted(config)
+        return next((Part(h.path, prefix, "", h.path) for h in headers for prefix, found in wan_vae.find(h.shapes)
+                     if found == want), None)
     want = (config["block_out_channels"][-1], config["latent_channels"])
     for header in headers:
         for key, shape in header.shapes.items():
@@ -306,4 +344,7 @@ def what_is(header: Header) -> str:
     if found:
         return ", ".join(describe(f) for f in found)
     vae = next((s for k, s in header.shapes.items() if k.endswith(_VAE) and len(s) == 4), None)
+    wan = wan_vae.find(header.shapes)
+    if wan and not vae:
+        return f"VAE in the Wan layout ({wan[0][1][1]} latent channels)"
     return f"VAE ({vae[1]} latent channels)" if vae else "not a text encoder or VAE"

@@ -232,6 +232,7 @@ def _value(result: Plan, component: str, config: dict, *keys: str) -> tuple[obje
 
 def _missing_encoder(slot, config: dict, files: LocalFiles, others: list[Header], result: Plan) -> str:
     what, typical, _ = ENCODER_KINDS[slot.kind]
+    config = config.get("text_config", config)  # transformers' VL configs nest the language model's
     width, width_source = _value(result, slot.component, config, "hidden_size", "d_model")
     layers, layers_source = _value(result, slot.component, config, "num_hidden_layers", "num_layers")
     found = "; ".join(f"{os.path.basename(h.path)}: {what_is(h)}" for h in others) or "no .safetensors files"
@@ -242,7 +243,7 @@ def _missing_encoder(slot, config: dict, files: LocalFiles, others: list[Header]
 
 
 def _vae_wanted(config: dict, result: Plan) -> str:
-    channels, source = _value(result, "vae", config, "latent_channels")
+    channels, source = _value(result, "vae", config, "latent_channels", "z_dim")
     return f"a VAE ({channels} latent channel{'s' * (channels != 1)}; {source})"
 
 

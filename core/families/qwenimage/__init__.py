@@ -26,7 +26,7 @@ FAMILY = Family(
     denoiser="transformer", text_encoders=("text_encoder",),
     kohya_prefixes=(("lora_unet_", "transformer"),),
     tiny=tiny.build, builtin="tiny-qwenimage", blocks=RANGES, schedulers=SCHEDULERS, call=call,
-    single_files=(), other_variants=single_file.OTHER_VARIANTS, original_names=None,
+    single_files=single_file.ARCHS, other_variants=single_file.OTHER_VARIANTS, original_names=None,
     # Flux's BFL names are img_mlp.0 / img_mod.lin; Qwen's are img_mlp.net.* / img_mod.1, dotted or flattened
     lora_markers=(("img_mlp.net", "Qwen-Image"), ("img_mlp_net", "Qwen-Image"), ("txt_mlp.net", "Qwen-Image"),
                   ("txt_mlp_net", "Qwen-Image"), ("img_mod.1", "Qwen-Image"), ("img_mod_1", "Qwen-Image"),
