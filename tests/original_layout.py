@@ -327,3 +327,37 @@ def qwen25_vl_to_comfy(sd: dict, prefix: str = "") -> dict:
         elif key.startswith("model.visual."):
             out[prefix + "visual." + key[len("model.visual."):]] = value
     return out
+
+
+_KREA2_TOP = (("img_in.", "first."), ("time_embed.linear_1.", "tmlp.0."), ("time_embed.linear_2.", "tmlp.2."),
+              ("time_mod_proj.", "tproj.1."), ("txt_in.norm.weight", "txtmlp.0.scale"),
+              ("txt_in.linear_1.", "txtmlp.1."), ("txt_in.linear_2.", "txtmlp.3."), ("text_fusion.", "txtfusion."),
+              ("transformer_blocks.", "blocks."), ("final_layer.linear.", "last.linear."),
+              ("final_layer.norm.weight", "last.norm.scale"), ("final_layer.scale_shift_table", "last.modulation.lin"))
+_KREA2_BLOCK = ((".attn.to_q.", ".attn.wq."), (".attn.to_k.", ".attn.wk."), (".attn.to_v.", ".attn.wv."),
+                (".attn.to_out.0.", ".attn.wo."), (".attn.to_gate.", ".attn.gate."),
+                (".attn.norm_q.weight", ".attn.qknorm.qnorm.scale"),
+                (".attn.norm_k.weight", ".attn.qknorm.knorm.scale"),
+                (".ff.", ".mlp."), (".norm1.weight", ".prenorm.scale"), (".norm2.weight", ".postnorm.scale"),
+                (".scale_shift_table", ".mod.lin"))
+
+
+def qwen3_vl_to_hf(sd: dict, prefix: str = "") -> dict:
+    """transformers' Qwen3VLModel names -> the released Qwen3-VL checkpoint's (``model.language_model.*``,
+    ``model.visual.*``; the tied lm_head is not stored)."""
+    return {prefix + "model." + k: v for k, v in sd.items()}
+
+
+def krea2_to_original(sd: dict, prefix: str = "") -> dict:
+    """diffusers' Krea2Transformer2DModel -> krea-ai/krea-2's SingleStreamDiT names (ComfyUI's, the trainers'): the
+    inverse of diffusers' ``convert_krea2_transformer_checkpoint_to_diffusers`` (a block's six modulation vectors
+    flattened into one)."""
+    out = {}
+    for key, value in sd.items():
+        new = next((o + key[len(d):] for d, o in _KREA2_TOP if key.startswith(d)), key)
+        for diffusers_name, original in _KREA2_BLOCK:
+            new = new.replace(diffusers_name, original)
+        if new.startswith("blocks.") and new.endswith(".mod.lin"):
+            value = value.reshape(-1)
+        out[prefix + new] = value
+    return out

@@ -619,7 +619,9 @@ def test_mutated_gguf_denoisers_are_refused_naming_the_file(tmp_path):
 # the key prefixes its fp8 variants quantize)
 FAMILY_GGUF = {"qwenimage": (("qwenimage_tiny-Q4_0.gguf", "qwenimage_tiny-Q8_0.gguf"),
                              b"transformer_blocks.0.attn.to_q.weight", "qwenimage_tiny_bf16.safetensors",
-                             ("transformer_blocks.",))}
+                             ("transformer_blocks.",)),
+               "krea2": (("krea2_tiny-Q4_0.gguf", "krea2_tiny-Q8_0.gguf"), b"blocks.0.attn.wq.weight",
+                         "krea2_tiny_bf16.safetensors", ("blocks.", "txtfusion."))}
 
 
 @pytest.mark.parametrize("family", list(FAMILY_GGUF))

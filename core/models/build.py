@@ -143,6 +143,22 @@ def meta_component(config_dir: str, name: str):
         return cls(cls.config_class.from_pretrained(config_dir, subfolder=name))
 
 
+def keep_fp32_modules(model) -> None:
+    """Parameters of the modules a diffusers class keeps in float32 (``_keep_in_fp32_modules``: Krea 2's and Wan's
+    norms, Wan's time embedder...) back in float32, as its ``from_pretrained`` loads them: ``from_single_file`` casts
+    the whole model to the load dtype, so a bf16 split file would otherwise run those norms in bf16 where the
+    diffusers folder runs them in float32. The values are the stored ones (bf16 -> float32 is exact)."""
+    import diffusers
+
+    keep = getattr(type(model), "_keep_in_fp32_modules", None) or ()
+    if not keep or not isinstance(model, diffusers.ModelMixin):  # transformers' own rule differs (T5's "wo": fp16)
+        return
+    for name, param in model.named_parameters():
+        if param.is_floating_point() and param.dtype != torch.float32 and param.device.type != "meta" \
+                and any(m in name.split(".") for m in keep):
+            param.data = param.data.to(torch.float32)
+
+
 def check_complete(model, component: str, label: str) -> None:
     """Weights diffusers found no tensor for stay on the meta device: name them instead of failing later."""
     empty = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.device.type == "meta"]

@@ -219,9 +219,15 @@ class _Lazy:
         return self.headers
 
 
+def _is_component(spec) -> bool:
+    """A model_index.json entry naming a component ([library, class] or [null, null]), not a pipeline setting
+    (Krea 2's ``text_encoder_select_layers`` list)."""
+    return isinstance(spec, list) and len(spec) == 2 and all(v is None or isinstance(v, str) for v in spec)
+
+
 def _component(index: dict, name: str):
     value = index.get(name)
-    return value if isinstance(value, list) and value[0] is not None else None
+    return value if _is_component(value) and value[0] is not None else None
 
 
 def _value(result: Plan, component: str, config: dict, *keys: str) -> tuple[object, str]:
@@ -261,7 +267,7 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
     pipeline_cls = getattr(diffusers, result.index["_class_name"])
     family = family_for_class(result.index["_class_name"])
     for name, spec in result.index.items():
-        if name.startswith("_") or name in components or not isinstance(spec, list):
+        if name.startswith("_") or name in components or not _is_component(spec):
             continue
         if spec[0] is None or name in result.skipped:
             components[name] = None
@@ -273,7 +279,7 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
         denoiser = name in ("unet", "transformer")
         names = family.original_names if denoiser else quantized.same_names
         components[name] = _build_model(cls, name, result.parts[name], header, arch, dtype, names)
-    kwargs = {k: v for k, v in result.index.items() if not k.startswith("_") and not isinstance(v, list)}
+    kwargs = {k: v for k, v in result.index.items() if not k.startswith("_") and not _is_component(v)}
     return pipeline_cls(**components, **kwargs)
 
 
@@ -305,7 +311,9 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
     except Exception as exc:  # diffusers' converters raise KeyError/RuntimeError/ValueError on unexpected files
         raise PipelineLoadError(f"{os.path.basename(part.path)!r}: diffusers could not convert the {name} "
                                 f"(from {part.label}) as {arch.title}: {type(exc).__name__}: {exc}") from exc
-    build.check_complete(model, name, part.label)
+    named = part.label if part.label == part.path else f"{part.label} {os.path.basename(part.path)!r}"
+    build.check_complete(model, name, named)  # the refusal names the file
+    build.keep_fp32_modules(model)
     if quant:
         log.info("%s: %s", label, quantized.summary(model))
     return model.eval()

@@ -36,10 +36,10 @@ _EDIT_2511, _LAYERED = "__index_timestep_zero__", "time_text_embed.addition_t_em
 def derive(shapes: dict) -> dict:
     """The transformer's config from its shapes (and the Wan VAE's latent channels it needs)."""
     inner, in_channels = shapes[_IMG_IN]
-    head = shapes.get("transformer_blocks.0.attn.norm_q.weight")
-    if head is None or inner % head[0]:
+    head = shapes["transformer_blocks.0.attn.norm_q.weight"]  # a missing key: "lacks" (models/configs.py)
+    if inner % head[0]:
         raise ConfigMismatch(f"its blocks' attention width {inner} (img_in.weight [{inner}, {in_channels}]) is no "
-                             f"whole number of heads of transformer_blocks.0.attn.norm_q.weight {head}")
+                             f"whole number of heads of transformer_blocks.0.attn.norm_q.weight {list(head)}")
     out = shapes["proj_out.weight"][0]
     if out % 4 or in_channels % 4:
         raise ConfigMismatch(f"proj_out.weight [{out}, ...] and img_in.weight [..., {in_channels}] are not 2 x 2 "
