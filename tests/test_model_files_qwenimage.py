@@ -241,3 +241,23 @@ def test_edit_2511_and_layered_files_are_named_not_loaded(tmp_path):
         path = save({**sd, marker: torch.zeros(1, 32)}, str(tmp_path / "diffusion_models" / f"{what}.safetensors"))
         with pytest.raises(PipelineLoadError, match=f"looks like a {what} model"):
             load_single_file(path, torch.float32, CPU)
+
+
+@pytest.mark.skipif(not os.environ.get("COMFYUI_ROOT"), reason="needs a ComfyUI checkout (COMFYUI_ROOT)")
+def test_comfyuis_bundled_qwen25_tokenizer_serves_qwen_image_and_krea2():
+    """The real tokenizer files users have: ComfyUI's comfy/text_encoders/qwen25_tokenizer, found for the Qwen2.5-VL
+    and Qwen3-VL encoder kinds, tokenizes each pipeline's prompt template as the real vocab does: the system prefix is
+    exactly the tokens the pipelines drop (34; Krea 2's assistant suffix 5)."""
+    from loradeck.core.families.krea2.tiny import PREFIX_TOKENS, SUFFIX_TOKENS
+    from loradeck.core.families.krea2.tiny import TEMPLATE as KREA2_TEMPLATE
+    from loradeck.core.families.qwenimage.templates import T2I_TEMPLATE
+    from loradeck.core.families.qwenimage.tiny import DROPPED
+    from loradeck.core.models import tokenizers
+
+    found, missing = tokenizers.resolve({"text_encoder": "qwen25_vl_7b", "text_encoder_2": "qwen3_vl_4b"},
+                                        [os.environ["COMFYUI_ROOT"]], builtin=False)
+    assert not missing and len(found["tokenizer"]) > 151000
+    tok = found["tokenizer"]
+    assert len(tok(T2I_TEMPLATE.split("{}")[0]).input_ids) == DROPPED["t2i"]
+    prefix, suffix = KREA2_TEMPLATE.split("{}")
+    assert (len(tok(prefix).input_ids), len(tok(suffix).input_ids)) == (PREFIX_TOKENS, SUFFIX_TOKENS)
