@@ -98,19 +98,21 @@ def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models
     assert (render(loaded) - render(reference)).abs().max() <= 2 / 255
 
 
-@pytest.mark.parametrize("fmt", ["scaled", "comfy_quant", "plain"])
-def test_fp8_split_files_keep_fp8_weights_through_its_name_table(fmt, tmp_path):
+@pytest.mark.parametrize("fmt,prefix", [("scaled", ""), ("comfy_quant", ""), ("plain", ""),
+                                        ("comfy_quant", "model.diffusion_model.")])
+def test_fp8_split_files_keep_fp8_weights_through_its_name_table(fmt, prefix, tmp_path):
     """A Krea 2 denoiser in ComfyUI's fp8 layouts (its blocks and text-fusion blocks in fp8) with a Qwen3-VL encoder
     in the same layout: every fp8 layer stays fp8 on the diffusers Linear Krea 2's table names with exactly the
     dequantized weight, the encoder's weights equal the dequantization, and (scaled) a LoRA on top equals it on the
-    dequantized weights."""
+    dequantized weights. Bare or under ``model.diffusion_model.``."""
     from lora_fixtures import save_family_lora
 
     source = fresh(KEY)
-    denoiser = _scaled_fp8(krea2_to_original(source.transformer.state_dict()), ("blocks.", "txtfusion."), fmt)
+    denoiser = _scaled_fp8(krea2_to_original(source.transformer.state_dict(), prefix),
+                           (prefix + "blocks.", prefix + "txtfusion."), fmt)
     encoder = _scaled_fp8(qwen3_vl_to_hf(source.text_encoder.state_dict()), ("model.language_model.layers.",), fmt)
     pipe = load_single_file(_models(tmp_path, denoiser, te=encoder), torch.float32, CPU)
-    kept = _placed(pipe.transformer, _fp8_layers(denoiser))
+    kept = _placed(pipe.transformer, {k.removeprefix(prefix): v for k, v in _fp8_layers(denoiser).items()})
     assert set(kept.values()) == {"fp8 e4m3fn" if fmt == "plain" else "fp8 e4m3fn scaled"}
     te = dict(pipe.text_encoder.named_modules())
     encoder_layers = _fp8_layers(encoder)

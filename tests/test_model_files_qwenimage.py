@@ -89,19 +89,22 @@ def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models
     assert (render(loaded) - render(reference)).abs().max() <= 2 / 255
 
 
-@pytest.mark.parametrize("fmt", ["scaled", "comfy_quant", "plain"])
-def test_fp8_split_files_keep_fp8_weights_on_their_own_linears(fmt, tmp_path):
+@pytest.mark.parametrize("fmt,prefix", [("scaled", ""), ("comfy_quant", ""), ("plain", ""),
+                                        ("comfy_quant", "model.diffusion_model.")])
+def test_fp8_split_files_keep_fp8_weights_on_their_own_linears(fmt, prefix, tmp_path):
     """A Qwen-Image denoiser in ComfyUI's fp8 layouts (legacy scaled_fp8, per-layer comfy_quant, plain) with a
     Qwen2.5-VL encoder in the same layout: every fp8 block layer stays fp8 on the Linear of its own name (ComfyUI's
     files use diffusers' names) with exactly the dequantized rows, the encoder's weights equal the dequantization
-    (dequantized at load), and (scaled) a LoRA on top equals it on the dequantized weights."""
+    (dequantized at load), and (scaled) a LoRA on top equals it on the dequantized weights. Bare or under
+    ``model.diffusion_model.``."""
     from lora_fixtures import save_family_lora
 
     source = fresh(KEY)
-    denoiser = _scaled_fp8(source.transformer.state_dict(), ("transformer_blocks.",), fmt)
+    denoiser = _scaled_fp8({prefix + k: v for k, v in source.transformer.state_dict().items()},
+                           (prefix + "transformer_blocks.",), fmt)
     encoder = _scaled_fp8(qwen25_vl_to_comfy(source.text_encoder.state_dict()), ("model.layers.",), fmt)
     pipe = load_single_file(_models(tmp_path, denoiser, te=encoder), torch.float32, CPU)
-    layers = _fp8_layers(denoiser)
+    layers = {k.removeprefix(prefix): v for k, v in _fp8_layers(denoiser).items()}
     kept = quantized_layers(pipe.transformer)
     assert set(kept) == set(layers) and len(kept) == 28  # 14 Linear layers in each of the 2 blocks
     assert set(kept.values()) == {"fp8 e4m3fn" if fmt == "plain" else "fp8 e4m3fn scaled"}
@@ -261,3 +264,22 @@ def test_comfyuis_bundled_qwen25_tokenizer_serves_qwen_image_and_krea2():
     assert len(tok(T2I_TEMPLATE.split("{}")[0]).input_ids) == DROPPED["t2i"]
     prefix, suffix = KREA2_TEMPLATE.split("{}")
     assert (len(tok(prefix).input_ids), len(tok(suffix).input_ids)) == (PREFIX_TOKENS, SUFFIX_TOKENS)
+
+
+def test_an_all_in_one_checkpoint_in_comfyuis_layout_loads_every_part_from_itself(tmp_path):
+    """ComfyUI's checkpoint layout (its CheckpointSave): the transformer under model.diffusion_model., the Qwen2.5-VL
+    under text_encoders.qwen25_7b.transformer., the Wan-layout VAE under first_stage_model.; nothing looked for
+    elsewhere, every weight the tiny pipeline's."""
+    from single_file_fixtures import save
+
+    pipe = fresh(KEY)
+    tensors = {**{"model.diffusion_model." + k: v for k, v in pipe.transformer.state_dict().items()},
+               **qwen25_vl_to_comfy(pipe.text_encoder.state_dict(), "text_encoders.qwen25_7b.transformer."),
+               **{"first_stage_model." + k: v for k, v in wan_vae_to_original(pipe.vae.state_dict(), 1).items()}}
+    loaded = load_single_file(save(tensors, str(tmp_path / "checkpoints" / "qwen_image_aio.safetensors")),
+                              torch.float32, CPU)
+    for name in ("transformer", "vae"):
+        want = getattr(pipe, name).state_dict()
+        assert all(torch.equal(v, want[k]) for k, v in getattr(loaded, name).state_dict().items()), name
+    got, want = loaded.text_encoder.state_dict(), pipe.text_encoder.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in want.items() if k != "lm_head.weight")

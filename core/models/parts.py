@@ -256,7 +256,9 @@ def encoder_in_checkpoint(header: Header, slot: Encoder, config: dict) -> Part |
             if not fits(found, slot, config):
                 return (f"the {ENCODER_KINDS[slot.kind][0]} in the file is a {describe(found)}, "
                         "which does not fit this architecture")
-            return Part(header.path, found.prefix, found.prefix, "the checkpoint")
+            # build.qwen_vl_model reads the Qwen-VL names without the checkpoint's prefix; the others keep it
+            target = "" if found.layout in ("qwen25_vl", "qwen3_vl") else found.prefix
+            return Part(header.path, found.prefix, target, "the checkpoint")
     return None
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 
-from ...models.arch import Arch, ConfigMismatch, Encoder, count_blocks
+from ...models.arch import UNET_PREFIX, Arch, ConfigMismatch, Encoder, count_blocks
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
@@ -55,6 +55,12 @@ def derive(shapes: dict) -> dict:
     }, "vae": {"z_dim": (out // 4, f"proj_out.weight [{out}, {inner}]: 2 x 2 patches")}}
 
 
+def prepare(tensors: dict, config: dict) -> dict:
+    """diffusers' single-file mapping for this class is the identity: a ComfyUI checkpoint's or prefixed file's
+    ``model.diffusion_model.`` goes here (the tensors pass through as they are, views)."""
+    return {k.removeprefix(UNET_PREFIX): v for k, v in tensors.items()}
+
+
 def check(configs: dict, source) -> None:
     transformer = configs["transformer"]
     axes, head = transformer["axes_dims_rope"], transformer["attention_head_dim"]
@@ -72,7 +78,7 @@ def check(configs: dict, source) -> None:
 
 
 _FILES = {"configs": CONFIGS, "vae_file": "qwen_image_vae.safetensors (the Qwen-Image VAE, Wan 2.1 layout)",
-          "absent": (_EDIT_2511, _LAYERED), "derive": derive, "check": check}
+          "absent": (_EDIT_2511, _LAYERED), "derive": derive, "check": check, "prepare": prepare}
 
 ARCHS = (
     Arch("qwen-image", "Qwen-Image", ((_NORM, None), (_IMG_IN, (3072, 64)), (_MOD, (18432, 3072))), _QWEN25_VL,
