@@ -5,9 +5,9 @@
 Recognised by keys and shapes (``decoder.middle.0.residual.0.gamma``: diffusers' own detection key "wan_vae";
 ``decoder.conv1.weight`` [top channels, latent channels (, 3, 3, 3)]) and converted by diffusers' own
 ``convert_wan_vae_to_diffusers``. That converter numbers the decoder's ``upsamples`` as the real models have them
-(2 res blocks per level: 3 residual blocks, then the resample, per level); for other depths (the tiny test models'
-1) ``build`` first renumbers them to that scheme (``_renumbered``), so the converter places each block where the
-config's ``num_res_blocks`` puts it. ``AutoencoderKLQwenImage`` has the same modules under the same names as
+(2 res blocks per level: 3 residual blocks, then the resample, per level) and places only the real models'
+residual shortcut; ``build`` first renumbers other depths (the tiny test models' 1) to that scheme and names every
+shortcut for diffusers (``_renumbered``), so each block lands where the config puts it. ``AutoencoderKLQwenImage`` has the same modules under the same names as
 ``AutoencoderKLWan`` but no single-file entry in diffusers, so both are built from their config with parameters on
 the meta device and given the converted tensors (no random initialisation, no copy).
 """
@@ -49,10 +49,10 @@ _UP = "decoder.upsamples."
 
 
 def _renumbered(tensors: dict, res_blocks: int, levels: int) -> dict:
-    """The decoder's ``upsamples.<i>`` renumbered from ``res_blocks`` per level to the real models' 2 (level l, block
-    b -> 4 l + b; a level's resample -> 4 l + 3), the numbering diffusers' converter maps; others as they are."""
-    if res_blocks == 2:
-        return tensors
+    """The decoder's ``upsamples.<i>`` in the numbering diffusers' converter maps: from ``res_blocks`` per level to
+    the real models' 2 (level l, block b -> 4 l + b; a level's resample -> 4 l + 3). Residual shortcuts are named
+    for diffusers here (``up_blocks.<l>.resnets.<b>.conv_shortcut``): the converter places only the one the real
+    models have (level 1's first block), and other channel multipliers put them at other levels."""
     if res_blocks > 2:
         from ..errors import PipelineLoadError
 
@@ -63,8 +63,11 @@ def _renumbered(tensors: dict, res_blocks: int, levels: int) -> dict:
         if key.startswith(_UP) and key[len(_UP):].split(".", 1)[0].isdigit():
             index, rest = key[len(_UP):].split(".", 1)
             level, block = divmod(int(index), step)
-            block = 3 if block == res_blocks + 1 and level < levels - 1 else block
-            key = f"{_UP}{4 * level + block}.{rest}"
+            if rest.startswith("shortcut."):
+                key = f"decoder.up_blocks.{level}.resnets.{block}.conv_{rest}"
+            else:
+                block = 3 if block == res_blocks + 1 and level < levels - 1 else block
+                key = f"{_UP}{4 * level + block}.{rest}"
         out[key] = value
     return out
 
@@ -81,6 +84,9 @@ def build(cls, component: str, tensors: dict, config_dir: str, dtype):
 
     with open(os.path.join(config_dir, component, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
+    if config.get("is_residual"):  # Wan 2.2's VAE (TI2V-5B): residual up/down blocks diffusers has no converter for
+        raise PipelineLoadError(f"the {component} is Wan 2.2's VAE (is_residual), whose Wan-layout file LoRA Deck "
+                                "does not convert yet; load the model's diffusers folder")
     tensors = _renumbered(tensors, config.get("num_res_blocks", 2), len(config.get("dim_mult", [1, 2, 4, 4])))
     converted = {k: v.to(dtype) for k, v in convert_wan_vae_to_diffusers(tensors).items()}
     with _parameters_on_meta():
