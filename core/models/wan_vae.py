@@ -1,15 +1,17 @@
-"""VAE files in the Wan 2.1 / 2.2 layout (Wan-AI's ``Wan2.1_VAE.pth`` names), as ComfyUI users keep them in
-``models/vae``: ``wan_2.1_vae.safetensors``, ``wan2.2_vae.safetensors`` and Qwen-Image's ``qwen_image_vae.safetensors``
-(Krea 2 ships the same VAE). ComfyUI's own ``comfy/ldm/wan/vae.py`` (``WanVAE``) reads these names as they are.
+"""VAE files in the Wan 2.1 layout (Wan-AI's ``Wan2.1_VAE.pth`` names), as ComfyUI users keep them in ``models/vae``:
+``wan_2.1_vae.safetensors`` and Qwen-Image's ``qwen_image_vae.safetensors`` (Krea 2 ships the same VAE). ComfyUI's
+own ``comfy/ldm/wan/vae.py`` (``WanVAE``) reads these names as they are. Wan 2.2's residual VAE
+(``wan2.2_vae.safetensors``, ``is_residual``) is refused by name: diffusers has no converter for its layout.
 
 Recognised by keys and shapes (``decoder.middle.0.residual.0.gamma``: diffusers' own detection key "wan_vae";
 ``decoder.conv1.weight`` [top channels, latent channels (, 3, 3, 3)]) and converted by diffusers' own
 ``convert_wan_vae_to_diffusers``. That converter numbers the decoder's ``upsamples`` as the real models have them
 (2 res blocks per level: 3 residual blocks, then the resample, per level) and places only the real models'
 residual shortcut; ``build`` first renumbers other depths (the tiny test models' 1) to that scheme and names every
-shortcut for diffusers (``_renumbered``), so each block lands where the config puts it. ``AutoencoderKLQwenImage`` has the same modules under the same names as
-``AutoencoderKLWan`` but no single-file entry in diffusers, so both are built from their config with parameters on
-the meta device and given the converted tensors (no random initialisation, no copy).
+shortcut for diffusers (``_renumbered``), so each block lands where the config puts it. ``AutoencoderKLQwenImage``
+has the same modules under the same names as ``AutoencoderKLWan`` but no single-file entry in diffusers, so both are
+built from their config with parameters on the meta device and given the converted tensors (no random
+initialisation, no copy).
 """
 
 from __future__ import annotations
