@@ -17,6 +17,7 @@ import pytest
 import torch
 from model_file_fixtures import bits_equal, dequantized_copy, fixture, quantized_layers
 from safetensors.torch import load_file
+from test_family_qwenimage import _direct_edit, small_edits  # noqa: F401 (small_edits: a fixture)
 from test_model_files import _fp8_layers, _scaled_fp8
 
 from family_fixtures import PARAMS, fresh
@@ -235,15 +236,69 @@ def test_missing_parts_are_named_in_one_sentence_each(tmp_path):
     assert "put qwen_image_vae.safetensors (the Qwen-Image VAE, Wan 2.1 layout) in models/vae" in message
 
 
-def test_edit_2511_and_layered_files_are_named_not_loaded(tmp_path):
+def test_layered_files_are_named_not_loaded(tmp_path):
     from single_file_fixtures import save
 
     sd = {k: v.to(torch.bfloat16) for k, v in fresh(KEY).transformer.state_dict().items()}
-    for marker, what in (("__index_timestep_zero__", "Qwen-Image-Edit-2511"),
-                         ("time_text_embed.addition_t_embedding.weight", "Qwen-Image-Layered")):
-        path = save({**sd, marker: torch.zeros(1, 32)}, str(tmp_path / "diffusion_models" / f"{what}.safetensors"))
-        with pytest.raises(PipelineLoadError, match=f"looks like a {what} model"):
-            load_single_file(path, torch.float32, CPU)
+    path = save({**sd, "time_text_embed.addition_t_embedding.weight": torch.zeros(1, 32)},
+                str(tmp_path / "diffusion_models" / "qwen_image_layered.safetensors"))
+    with pytest.raises(PipelineLoadError, match="looks like a Qwen-Image-Layered model"):
+        load_single_file(path, torch.float32, CPU)
+
+
+@pytest.mark.usefixtures("small_edits")
+def test_an_edit_file_edits_as_the_edit_pipeline_of_the_same_weights(tmp_path):
+    """Qwen-Image-Edit files have Qwen-Image's keys: the name decides (ComfyUI's own names: qwen_image_edit_2509_*),
+    and the pipeline is diffusers' Edit Plus class with the Edit repos' processor over the tokenizer; its edit of an
+    image equals the built-in tiny edit pipeline's (same weights, bf16)."""
+    from loradeck.core.families.qwenimage import tiny
+
+    path = _models(tmp_path, DENOISER)
+    edit_path = os.path.join(os.path.dirname(path), "qwen_image_edit_2509_tiny_bf16.safetensors")
+    os.rename(path, edit_path)
+    loaded = load_single_file(edit_path, torch.bfloat16, CPU)
+    assert type(loaded).__name__ == "QwenImageEditPlusPipeline" and type(loaded.processor).__name__ == \
+        "Qwen2VLProcessor"
+    reference = tiny.build_edit(0)  # in bf16 as from_pretrained loads it: weights bf16, rotary buffers float32
+    for component in (reference.transformer, reference.text_encoder, reference.vae):
+        for param in component.parameters():
+            param.data = param.data.to(torch.bfloat16)
+    for name in ("transformer", "vae"):
+        want = getattr(reference, name).state_dict()
+        assert all(torch.equal(v, want[k]) for k, v in getattr(loaded, name).state_dict().items()), name
+    loaded.set_progress_bar_config(disable=True)
+    reference.set_progress_bar_config(disable=True)
+    assert (_direct_edit(loaded) - _direct_edit(reference)).abs().max() <= 2 / 255
+
+
+@pytest.mark.parametrize("name,marker,want,zero_cond_t", [
+    ("qwen_image_edit_bf16.safetensors", False, "QwenImageEditPipeline", None),
+    ("qwen_image_edit_2511_bf16.safetensors", True, "QwenImageEditPlusPipeline", True),
+    ("some_finetune.safetensors", True, "QwenImageEditPlusPipeline", True),  # 2511's own marker
+    ("qwen_image_bf16.safetensors", False, "QwenImagePipeline", None),
+])
+def test_which_qwen_image_class_a_file_loads_in(name, marker, want, zero_cond_t, tmp_path):
+    """Real-size files (shapes only): the edit rows by name, Edit-2511 by its marker (zero_cond_t on)."""
+    from diffusers import QwenImageTransformer2DModel
+
+    from loradeck.core.models import configs
+    from loradeck.core.models.arch import Header
+    from loradeck.core.models.single_file import identify
+
+    with torch.device("meta"):
+        model = QwenImageTransformer2DModel()
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if marker:
+        shapes["__index_timestep_zero__"] = (0,)
+    header = Header(f"/models/diffusion_models/{name}", shapes, {}, {}, None)
+    resolved = configs.resolve(identify(header), header)
+    try:
+        with open(os.path.join(resolved.arch.config_dir, "model_index.json"), encoding="utf-8") as f:
+            assert __import__("json").load(f)["_class_name"] == want
+        config = QwenImageTransformer2DModel.load_config(resolved.arch.config_dir, subfolder="transformer")
+        assert config.get("zero_cond_t") == zero_cond_t
+    finally:
+        resolved.cleanup()
 
 
 @pytest.mark.skipif(not os.environ.get("COMFYUI_ROOT"), reason="needs a ComfyUI checkout (COMFYUI_ROOT)")

@@ -301,7 +301,7 @@ def _meta_component(arch, name: str):
 REAL_FAMILY = {"sd15": "sd1", "sd2-base": "sd1", "sd2-v": "sd1", "sdxl-base": "sdxl", "sd3-medium": "sd3",
                "sd35-medium": "sd3", "sd35-large": "sd3", "flux-dev": "flux", "flux-schnell": "flux",
                "chroma1-hd": "chroma", "z-image": "zimage", "qwen-image": "qwenimage",
-               "krea2": "krea2"}
+               "qwen-image-edit": "qwenimage", "qwen-image-edit-plus": "qwenimage", "krea2": "krea2"}
 
 
 def _original_layout(arch) -> tuple[dict, dict]:
@@ -349,7 +349,7 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
     expected = {"sd15": "v1", "sd2-base": "v2", "sd2-v": "v2", "sdxl-base": "xl_base", "sd3-medium": "sd3",
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
                 "flux-schnell": "flux-schnell", "chroma1-hd": "chroma", "z-image": "z-image-turbo",
-                "qwen-image": None, "krea2": "krea2"}[key]
+                "qwen-image": None, "qwen-image-edit": None, "qwen-image-edit-plus": None, "krea2": "krea2"}[key]
     if expected:  # diffusers' own detection agrees (it has no key for Qwen-Image, only for 2.1)
         assert infer_diffusers_model_type(tensors) == expected
     if arch.derive is not None:  # what the family reads off the weights is what its shipped config says

@@ -266,6 +266,8 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
     arch, components = result.arch, dict(tokenizers)
     pipeline_cls = getattr(diffusers, result.index["_class_name"])
     family = family_for_class(result.index["_class_name"])
+    if family.file_components is not None:
+        components.update(family.file_components(result.index, components))
     for name, spec in result.index.items():
         if name.startswith("_") or name in components or not _is_component(spec):
             continue

@@ -17,7 +17,7 @@ from ...models.family import Family
 from ...stacks.block_weights import RANGES
 from . import single_file, tiny
 from .generate import call
-from .processor import folder_components
+from .processor import file_components, folder_components
 from .schedulers import SCHEDULERS
 
 FAMILY = Family(
@@ -34,7 +34,7 @@ FAMILY = Family(
     img2img="QwenImageImg2ImgPipeline", inpaint="QwenImageInpaintPipeline", patch="patch_size",
     denoise_steps="rest", edit_models=("QwenImageEditPlusPipeline", "QwenImageEditPipeline"),
     edit_inpaint="QwenImageEditInpaintPipeline",
-    folder_components=folder_components,
+    folder_components=folder_components, file_components=file_components,
 )
 # the second built-in: the same family and weights in the Edit Plus class
 EDIT_BUILTIN = replace(FAMILY, tiny=tiny.build_edit, builtin="tiny-qwenimage-edit")

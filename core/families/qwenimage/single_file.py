@@ -11,10 +11,13 @@ ComfyUI's model detection does (``comfy/model_detection.py``: ``txt_norm.weight`
 the input channels, the block count the depth); the RoPE axes come from the shipped config or a config folder
 (``check``: they must add up to the head width).
 
-Qwen-Image-Edit and Edit-2509 files have the same keys and shapes as the text-to-image model, so a file cannot tell
-them apart: a split file loads in the text-to-image class (QwenImagePipeline; with an image: img2img). Edit-2511
-(``__index_timestep_zero__``) and Qwen-Image-Layered (``time_text_embed.addition_t_embedding``) need their own
-pipelines' settings and are named, not loaded.
+Qwen-Image-Edit and Edit-2509 files have the same keys and shapes as the text-to-image model (ComfyUI runs them as one
+model class; its edit nodes make the difference). Only the file name can break that tie: a file whose name says
+``edit`` loads in diffusers' edit class (``2509`` / ``2511`` / ``plus`` in the name, or Edit-2511's own marker
+``__index_timestep_zero__``: QwenImageEditPlusPipeline, with ``zero_cond_t`` for 2511; else QwenImageEditPipeline),
+with the Edit repos' image processor over the tokenizer (``processor.file_components``); any other loads in the
+text-to-image class (with an image: img2img). Qwen-Image-Layered (``time_text_embed.addition_t_embedding``) is named,
+not loaded.
 
 Config folders: ``configs/<key>/`` (sources in core/families/README.md).
 """
@@ -55,10 +58,40 @@ def derive(shapes: dict) -> dict:
     }, "vae": {"z_dim": (out // 4, f"proj_out.weight [{out}, {inner}]: 2 x 2 patches")}}
 
 
+def derive_edit(shapes: dict) -> dict:
+    """``derive``, plus Edit-2511's ``zero_cond_t`` from its marker (diffusers' name for ComfyUI's
+    ``index_timestep_zero`` reference method)."""
+    derived = derive(shapes)
+    if _EDIT_2511 in shapes:
+        derived["transformer"]["zero_cond_t"] = (True, f"{_EDIT_2511} present (Edit-2511)")
+    return derived
+
+
 def prepare(tensors: dict, config: dict) -> dict:
     """diffusers' single-file mapping for this class is the identity: a ComfyUI checkpoint's or prefixed file's
-    ``model.diffusion_model.`` goes here (the tensors pass through as they are, views)."""
-    return {k.removeprefix(UNET_PREFIX): v for k, v in tensors.items()}
+    ``model.diffusion_model.`` goes here, and Edit-2511's marker (no weight) is dropped (the tensors pass through as
+    they are, views)."""
+    return {k.removeprefix(UNET_PREFIX): v for k, v in tensors.items() if not k.endswith(_EDIT_2511)}
+
+
+def _named_edit(header) -> bool:
+    return "edit" in os.path.basename(header.path).lower()
+
+
+def _edit_plus(header, arch) -> bool:
+    """Edit-2509 / 2511 (QwenImageEditPlusPipeline): 2511's marker, or an edit file named for the Plus releases."""
+    name = os.path.basename(header.path).lower()
+    return header.denoiser_shape(_EDIT_2511) is not None or (
+        _named_edit(header) and any(t in name for t in ("2509", "2511", "plus")))
+
+
+def _edit(header, arch) -> bool:
+    """The first Qwen-Image-Edit (QwenImageEditPipeline): an edit file named for no later release."""
+    return _named_edit(header) and not _edit_plus(header, arch)
+
+
+def _text_to_image(header, arch) -> bool:
+    return not _named_edit(header)
 
 
 def check(configs: dict, source) -> None:
@@ -78,16 +111,24 @@ def check(configs: dict, source) -> None:
 
 
 _FILES = {"configs": CONFIGS, "vae_file": "qwen_image_vae.safetensors (the Qwen-Image VAE, Wan 2.1 layout)",
-          "absent": (_EDIT_2511, _LAYERED), "derive": derive, "check": check, "prepare": prepare}
+          "check": check, "prepare": prepare}
+_REAL = ((_NORM, None), (_IMG_IN, (3072, 64)), (_MOD, (18432, 3072)))
+_TINY = ((_NORM, None), (_IMG_IN, (32, 64)), (_MOD, (192, 32)))
 
-ARCHS = (
-    Arch("qwen-image", "Qwen-Image", ((_NORM, None), (_IMG_IN, (3072, 64)), (_MOD, (18432, 3072))), _QWEN25_VL,
-         **_FILES),
-    Arch("tiny-qwenimage", "tiny Qwen-Image (built-in)", ((_NORM, None), (_IMG_IN, (32, 64)), (_MOD, (192, 32))),
-         _QWEN25_VL, tiny=True, **_FILES),
+ARCHS = (  # the edit rows first: a file's name decides between rows of equal keys
+    Arch("qwen-image-edit-plus", "Qwen-Image-Edit-2509/2511", _REAL, _QWEN25_VL, absent=(_LAYERED,),
+         rule=_edit_plus, derive=derive_edit, **_FILES),
+    Arch("qwen-image-edit", "Qwen-Image-Edit", _REAL, _QWEN25_VL, absent=(_EDIT_2511, _LAYERED), rule=_edit,
+         derive=derive, **_FILES),
+    Arch("tiny-qwenimage-edit", "tiny Qwen-Image-Edit (built-in)", _TINY, _QWEN25_VL, absent=(_LAYERED,),
+         rule=lambda header, arch: _named_edit(header) or header.denoiser_shape(_EDIT_2511) is not None,
+         derive=derive_edit, tiny=True, **_FILES),
+    Arch("qwen-image", "Qwen-Image", _REAL, _QWEN25_VL, absent=(_EDIT_2511, _LAYERED), rule=_text_to_image,
+         derive=derive, **_FILES),
+    Arch("tiny-qwenimage", "tiny Qwen-Image (built-in)", _TINY, _QWEN25_VL, absent=(_EDIT_2511, _LAYERED),
+         rule=_text_to_image, derive=derive, tiny=True, **_FILES),
 )
 OTHER_VARIANTS = (
-    (_EDIT_2511, None, "a Qwen-Image-Edit-2511 model (load it as a diffusers folder in models/diffusers)"),
     (_LAYERED, None, "a Qwen-Image-Layered model"),
     ("txt_in.text_norm.weight", None, "a Qwen-Image 2.1 model"),
 )
