@@ -329,3 +329,93 @@ def flux2_vae_to_bfl(sd: dict) -> dict:
             key = "decoder." + key
         out[key] = value
     return out
+
+
+def wan_vae_to_original(sd: dict, res_blocks: int, levels: int = 4) -> dict:
+    """A diffusers AutoencoderKLWan / AutoencoderKLQwenImage state dict in Wan-AI's original names (ComfyUI's
+    ``comfy/ldm/wan/vae.py`` WanVAE; ``qwen_image_vae.safetensors``, ``wan_2.1_vae.safetensors``): the inverse of
+    diffusers' ``convert_wan_vae_to_diffusers``, for any number of res blocks per level."""
+    fixed = {"quant_conv.": "conv1.", "post_quant_conv.": "conv2.", "encoder.conv_in.": "encoder.conv1.",
+             "decoder.conv_in.": "decoder.conv1.", "encoder.norm_out.": "encoder.head.0.",
+             "encoder.conv_out.": "encoder.head.2.", "decoder.norm_out.": "decoder.head.0.",
+             "decoder.conv_out.": "decoder.head.2."}
+    resnet = {"norm1.": "residual.0.", "conv1.": "residual.2.", "norm2.": "residual.3.", "conv2.": "residual.6.",
+              "conv_shortcut.": "shortcut."}
+    out = {}
+    for key, value in sd.items():
+        new = next((new + key[len(old):] for old, new in fixed.items() if key.startswith(old)), None)
+        if new is None:
+            parts = key.split(".")
+            if parts[1] == "mid_block":  # resnets.0 -> middle.0, attentions.0 -> middle.1, resnets.1 -> middle.2
+                index = {"resnets": 2 * int(parts[3]), "attentions": 1}[parts[2]]
+                rest = ".".join(parts[4:])
+                if parts[2] == "resnets":
+                    rest = next(n + rest[len(o):] for o, n in resnet.items() if rest.startswith(o))
+                new = f"{parts[0]}.middle.{index}.{rest}"
+            elif parts[1] == "down_blocks":  # one flat list in both layouts
+                rest = ".".join(parts[3:])
+                rest = next((n + rest[len(o):] for o, n in resnet.items() if rest.startswith(o)), rest)
+                new = f"encoder.downsamples.{parts[2]}.{rest}"
+            elif parts[1] == "up_blocks":  # level l: res_blocks + 1 residual blocks, then its resample
+                level, step = int(parts[2]), res_blocks + 2
+                if parts[3] == "resnets":
+                    rest = ".".join(parts[5:])
+                    rest = next(n + rest[len(o):] for o, n in resnet.items() if rest.startswith(o))
+                    new = f"decoder.upsamples.{level * step + int(parts[4])}.{rest}"
+                else:  # upsamplers.0.<resample | time_conv>
+                    new = f"decoder.upsamples.{level * step + res_blocks + 1}.{'.'.join(parts[5:])}"
+            else:
+                raise KeyError(key)
+        out[new] = value
+    return out
+
+
+def qwenimage_to_original(sd: dict, prefix: str = "model.diffusion_model.") -> dict:
+    """Qwen-Image's transformer as ComfyUI keeps it: diffusers' own names (ComfyUI's model uses them), prefixed."""
+    return {prefix + k: v for k, v in sd.items()}
+
+
+def qwen25_vl_to_comfy(sd: dict, prefix: str = "") -> dict:
+    """transformers' Qwen2.5-VL names -> ComfyUI's ``qwen_2.5_vl_7b`` layout (``model.*``, ``visual.*``; ComfyUI's
+    model has no lm_head, so none is written)."""
+    out = {}
+    for key, value in sd.items():
+        if key.startswith("model.language_model."):
+            out[prefix + "model." + key[len("model.language_model."):]] = value
+        elif key.startswith("model.visual."):
+            out[prefix + "visual." + key[len("model.visual."):]] = value
+    return out
+
+
+_KREA2_TOP = (("img_in.", "first."), ("time_embed.linear_1.", "tmlp.0."), ("time_embed.linear_2.", "tmlp.2."),
+              ("time_mod_proj.", "tproj.1."), ("txt_in.norm.weight", "txtmlp.0.scale"),
+              ("txt_in.linear_1.", "txtmlp.1."), ("txt_in.linear_2.", "txtmlp.3."), ("text_fusion.", "txtfusion."),
+              ("transformer_blocks.", "blocks."), ("final_layer.linear.", "last.linear."),
+              ("final_layer.norm.weight", "last.norm.scale"), ("final_layer.scale_shift_table", "last.modulation.lin"))
+_KREA2_BLOCK = ((".attn.to_q.", ".attn.wq."), (".attn.to_k.", ".attn.wk."), (".attn.to_v.", ".attn.wv."),
+                (".attn.to_out.0.", ".attn.wo."), (".attn.to_gate.", ".attn.gate."),
+                (".attn.norm_q.weight", ".attn.qknorm.qnorm.scale"),
+                (".attn.norm_k.weight", ".attn.qknorm.knorm.scale"),
+                (".ff.", ".mlp."), (".norm1.weight", ".prenorm.scale"), (".norm2.weight", ".postnorm.scale"),
+                (".scale_shift_table", ".mod.lin"))
+
+
+def qwen3_vl_to_hf(sd: dict, prefix: str = "") -> dict:
+    """transformers' Qwen3VLModel names -> the released Qwen3-VL checkpoint's (``model.language_model.*``,
+    ``model.visual.*``; the tied lm_head is not stored)."""
+    return {prefix + "model." + k: v for k, v in sd.items()}
+
+
+def krea2_to_original(sd: dict, prefix: str = "") -> dict:
+    """diffusers' Krea2Transformer2DModel -> krea-ai/krea-2's SingleStreamDiT names (ComfyUI's, the trainers'): the
+    inverse of diffusers' ``convert_krea2_transformer_checkpoint_to_diffusers`` (a block's six modulation vectors
+    flattened into one)."""
+    out = {}
+    for key, value in sd.items():
+        new = next((o + key[len(d):] for d, o in _KREA2_TOP if key.startswith(d)), key)
+        for diffusers_name, original in _KREA2_BLOCK:
+            new = new.replace(diffusers_name, original)
+        if new.startswith("blocks.") and new.endswith(".mod.lin"):
+            value = value.reshape(-1)
+        out[prefix + new] = value
+    return out

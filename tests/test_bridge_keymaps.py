@@ -40,7 +40,8 @@ MODEL_PARAMETERS = {"z-image": {"diffusion_model.x_pad_token", "diffusion_model.
 EXTRA_IN_COMFYUI = {"text_projection"} | {f"encoder.layers.23.{m}" for m in (
     "layer_norm1", "layer_norm2", "mlp.fc1", "mlp.fc2", "self_attn.k_proj", "self_attn.q_proj", "self_attn.v_proj",
     "self_attn.out_proj")}
-TIED_IN_COMFYUI = {"encoder.embed_tokens"}
+# T5's tied embedding; Qwen2.5-VL's lm_head, which ComfyUI's model does not have (its pipelines read hidden states)
+TIED_IN_COMFYUI = {"encoder.embed_tokens", "lm_head"}
 
 
 def swap_scale_shift(weight: torch.Tensor) -> torch.Tensor:  # what ComfyUI's comfy.utils function does
@@ -56,14 +57,7 @@ def recorded(key: str) -> dict:
         return json.load(f)
 
 
-# recorded from diffusers' class defaults (the released sizes; tools/comfyui/record_keymaps.py DIFFUSERS_NAMED):
-# families LoRA Deck ships no single-file configs for
-WITHOUT_CONFIGS = {"qwen-image": "qwenimage"}
-
-
 def family_of(key: str):
-    if key in WITHOUT_CONFIGS:
-        return FAMILIES[WITHOUT_CONFIGS[key]]
     return FAMILIES[os.path.basename(os.path.dirname(ARCHS[key].configs))]
 
 
@@ -74,7 +68,8 @@ def names_of(data: dict, family):
 
 def test_every_family_with_single_file_configs_was_recorded():
     real = {a.key for a in SINGLE_FILE_ARCHS if not a.tiny and family_of(a.key).key in COMFY_FAMILIES.values()}
-    assert real - {"sd2-v", "sd35-medium"} <= set(RECORDED), real  # v-prediction and 3.5 Medium: same names
+    # v-prediction, 3.5 Medium and Qwen-Image-Edit (Qwen-Image's model class in ComfyUI): the same names
+    assert real - {"sd2-v", "sd35-medium", "qwen-image-edit", "qwen-image-edit-plus"} <= set(RECORDED), real
     for key in RECORDED:
         data = recorded(key)
         assert data["comfyui_commit"] and COMFY_FAMILIES[data["model_config"]] == family_of(key).key

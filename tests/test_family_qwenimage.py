@@ -284,7 +284,9 @@ def test_a_parameter_difference_that_fits_nothing_is_refused_whole(tmp_path):
     assert_bit_identical(before, _weights(pipe))
 
 
-def test_a_single_file_qwen_image_is_named_and_pointed_to_a_diffusers_folder(tmp_path, use_models):
+def test_a_single_file_qwen_image_without_its_parts_names_each_missing_part(tmp_path, use_models):
+    """A Qwen-Image transformer alone (split files: tests/test_model_files_qwenimage.py) with no text encoder or VAE
+    beside it: both named in one error, with the files to put where."""
     from loradeck.core import PipelineLoadError
     from loradeck.nodes import NODE_CLASS_MAPPINGS
 
@@ -292,7 +294,8 @@ def test_a_single_file_qwen_image_is_named_and_pointed_to_a_diffusers_folder(tmp
     tensors = {f"model.diffusion_model.{k}": v for k, v in fresh(KEY).transformer.state_dict().items()}
     save_file(tensors, str(tmp_path / "checkpoints" / "qwen_image.safetensors"))
     use_models(str(tmp_path))
-    with pytest.raises(PipelineLoadError, match="looks like a Qwen-Image or Qwen-Image-Edit transformer.*diffusers"):
+    with pytest.raises(PipelineLoadError, match=r"is a tiny Qwen-Image \(built-in\) checkpoint, but it needs the "
+                       r"Qwen2.5-VL-7B text encoder .*; and it needs a VAE .*qwen_image_vae.safetensors"):
         NODE_CLASS_MAPPINGS["LoadPipeline|LoRADeck"]().load("qwen_image.safetensors", "float32")
 
 

@@ -509,14 +509,15 @@ def _u64(data: bytearray, at: int, value: int) -> None:
     data[at: at + 8] = struct.pack("<Q", value % 2**64)
 
 
-def _info_at(data: bytes) -> int:
-    """Where the tensor info of the file's first ``GGUF_NAMES`` starts its n_dims (after the u64 length and the
-    name)."""
-    name = next(n for n in GGUF_NAMES if n in data)
+def _info_at(data: bytes, name: bytes | None = None) -> int:
+    """Where the tensor info of ``name`` (default: the file's first ``GGUF_NAMES``) starts its n_dims (after the u64
+    length and the name)."""
+    name = name or next(n for n in GGUF_NAMES if n in data)
     return data.index(name) + len(name)
 
 
-def gguf_mutation(rng: random.Random, data: bytes, data_offset: int) -> tuple[str, bytes]:
+def gguf_mutation(rng: random.Random, data: bytes, data_offset: int,
+                  name: bytes | None = None) -> tuple[str, bytes]:
     out = bytearray(data)
     kind = rng.choice(("truncated", "header bytes", "tensor count", "metadata count", "shape", "n_dims", "type",
                        "offset", "data bytes"))
@@ -529,16 +530,16 @@ def gguf_mutation(rng: random.Random, data: bytes, data_offset: int) -> tuple[st
         real = struct.unpack_from("<Q", data, 8 if kind == "tensor count" else 16)[0]
         _u64(out, 8 if kind == "tensor count" else 16, rng.choice((real + 1, real - 1, 2**31, 2**40, 2**63, 2**64 - 1)))
     elif kind in ("shape", "n_dims"):
-        at = _info_at(data)
+        at = _info_at(data, name)
         if kind == "n_dims":
             out[at: at + 4] = struct.pack("<I", rng.choice((0, 1, 3, 9, 2**31)))
         else:
             _u64(out, at + 4 + 8 * rng.randrange(2), rng.choice((0, 1, 33, 64, 2**20, 2**40, 2**62)))
     elif kind == "type":
-        at = _info_at(data) + 4 + 16
+        at = _info_at(data, name) + 4 + 16
         out[at: at + 4] = struct.pack("<I", rng.choice((1, 3, 9, 12, 16, 33, 99, 2**31)))
     elif kind == "offset":
-        _u64(out, _info_at(data) + 4 + 16 + 4, rng.choice((1, 31, 2**20, 2**40, 2**63)))
+        _u64(out, _info_at(data, name) + 4 + 16 + 4, rng.choice((1, 31, 2**20, 2**40, 2**63)))
     else:  # values only: a valid file with other weights, which loads
         for _ in range(8):
             out[rng.randrange(data_offset, len(data))] = rng.randrange(256)
@@ -619,6 +620,46 @@ def test_mutated_gguf_denoisers_are_refused_naming_the_file(tmp_path):
     assert seen["refused"] > seen["loaded"] > 0 and len(kinds) == 9, (seen, kinds)
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak  # KiB
     assert grown < 512 * 1024, f"peak memory grew by {grown // 1024} MiB on files of a few hundred KiB"
+
+
+# each family's own split files: (GGUF fixtures, the quantized tensor the mutations aim at, the bf16 fixture and
+# the key prefixes its fp8 variants quantize)
+FAMILY_GGUF = {"qwenimage": (("qwenimage_tiny-Q4_0.gguf", "qwenimage_tiny-Q8_0.gguf"),
+                             b"transformer_blocks.0.attn.to_q.weight", "qwenimage_tiny_bf16.safetensors",
+                             ("transformer_blocks.",)),
+               "krea2": (("krea2_tiny-Q4_0.gguf", "krea2_tiny-Q8_0.gguf"), b"blocks.0.attn.wq.weight",
+                         "krea2_tiny_bf16.safetensors", ("blocks.", "txtfusion."))}
+
+
+@pytest.mark.parametrize("family", list(FAMILY_GGUF))
+def test_mutated_family_gguf_and_fp8_denoisers_are_refused_naming_the_file(family, tmp_path):
+    """The same mutations on a family's own GGUF fixtures, and the fp8 ones on its bf16 fixture in ComfyUI's two
+    scaled layouts: a refusal naming the file or a load, never a foreign exception."""
+    from test_model_files import _scaled_fp8
+
+    from loradeck.core.models.quantized.gguf import read_gguf
+
+    names, target, bf16, blocks = FAMILY_GGUF[family]
+    rng, seen, kinds = random.Random(f"{family}-gguf-{SEED}"), Counter(), Counter()
+    for name in names:
+        with open(os.path.join(MODEL_FILES, name), "rb") as f:
+            data = f.read()
+        data_offset = read_gguf(os.path.join(MODEL_FILES, name)).data_offset
+        for i in range(round(20 * SCALE)):
+            kind, mutated = gguf_mutation(rng, data, data_offset, target)
+            kinds[kind] += 1
+            path = tmp_path / f"{name[:-5]}-{i}.gguf"
+            path.write_bytes(mutated)
+            _refused_or_loaded(str(path), f"{kind} #{i} of {name}", seen)
+    assert seen["refused"] > seen["loaded"] > 0, (seen, kinds)
+    source, seen = load_file(os.path.join(MODEL_FILES, bf16)), Counter()
+    for fmt in ("scaled", "comfy_quant"):
+        tensors = _scaled_fp8(source, blocks, fmt)
+        for i in range(round(20 * SCALE)):
+            kind, mutation = fp8_mutation(rng, tensors, {})
+            path = _write(str(tmp_path / f"{family}-{fmt}-{i}.safetensors"), mutation)
+            _refused_or_loaded(path, f"{kind} #{i} of {family} {fmt}", seen)
+    assert seen["refused"] > 0, seen
 
 
 def test_mutated_comfyui_fp8_denoisers_are_refused_naming_the_file(tmp_path):

@@ -300,12 +300,22 @@ def _meta_component(arch, name: str):
 
 REAL_FAMILY = {"sd15": "sd1", "sd2-base": "sd1", "sd2-v": "sd1", "sdxl-base": "sdxl", "sd3-medium": "sd3",
                "sd35-medium": "sd3", "sd35-large": "sd3", "flux-dev": "flux", "flux-schnell": "flux",
-               "chroma1-hd": "chroma", "z-image": "zimage"}
+               "chroma1-hd": "chroma", "z-image": "zimage", "qwen-image": "qwenimage",
+               "qwen-image-edit": "qwenimage", "qwen-image-edit-plus": "qwenimage", "krea2": "krea2"}
 
 
 def _original_layout(arch) -> tuple[dict, dict]:
     """A meta-tensor checkpoint of ``arch`` in its original layout, and its meta models by component."""
-    from original_layout import clip_to_ldm, clip_to_open_clip, qwen3_to_comfy, t5_to_ldm, vae_to_ldm
+    from original_layout import (
+        clip_to_ldm,
+        clip_to_open_clip,
+        qwen3_to_comfy,
+        qwen3_vl_to_hf,
+        qwen25_vl_to_comfy,
+        t5_to_ldm,
+        vae_to_ldm,
+        wan_vae_to_original,
+    )
     from single_file_fixtures import denoiser
 
     family = REAL_FAMILY[arch.key]
@@ -313,10 +323,14 @@ def _original_layout(arch) -> tuple[dict, dict]:
     names += [slot.component for slot in arch.encoders]
     models = {n: _meta_component(arch, n) for n in names}
     holder = type("Pipe", (), models)
-    tensors = {**denoiser(family, holder), **vae_to_ldm(models["vae"].state_dict())}
+    vae = models["vae"]
+    vae = {"first_stage_model." + k: v for k, v in wan_vae_to_original(vae.state_dict(), vae.config.num_res_blocks)
+           .items()} if family in ("qwenimage", "krea2") else vae_to_ldm(vae.state_dict())
+    tensors = {**denoiser(family, holder), **vae}
     for slot in arch.encoders:
         sd, prefix = models[slot.component].state_dict(), slot.prefixes[0]
         writer = t5_to_ldm if slot.kind == "t5xxl" else qwen3_to_comfy if slot.kind == "qwen3_4b" \
+            else qwen25_vl_to_comfy if slot.kind == "qwen25_vl_7b" else qwen3_vl_to_hf if slot.kind == "qwen3_vl_4b" \
             else clip_to_open_clip if prefix.endswith(".model.") else clip_to_ldm
         tensors.update(writer(sd, prefix))
     return tensors, models
@@ -336,8 +350,10 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
     assert detect(header, ARCHS) is arch and identify(header) is arch
     expected = {"sd15": "v1", "sd2-base": "v2", "sd2-v": "v2", "sdxl-base": "xl_base", "sd3-medium": "sd3",
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
-                "flux-schnell": "flux-schnell", "chroma1-hd": "chroma", "z-image": "z-image-turbo"}[key]
-    assert infer_diffusers_model_type(tensors) == expected  # diffusers' own detection agrees
+                "flux-schnell": "flux-schnell", "chroma1-hd": "chroma", "z-image": "z-image-turbo",
+                "qwen-image": None, "qwen-image-edit": None, "qwen-image-edit-plus": None, "krea2": "krea2"}[key]
+    if expected:  # diffusers' own detection agrees (it has no key for Qwen-Image, only for 2.1)
+        assert infer_diffusers_model_type(tensors) == expected
     if arch.derive is not None:  # what the family reads off the weights is what its shipped config says
         from loradeck.core.models.configs import resolve
 
@@ -368,6 +384,10 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
         config = dict(model.config) if hasattr(model.config, "keys") else None
         if name == "unet":
             out[name] = sfu.convert_ldm_unet_checkpoint(dict(tensors), config)
+        elif name == "vae" and arch.key.startswith(("qwen", "krea2")):
+            out[name] = sfu.convert_wan_vae_to_diffusers({k.removeprefix("first_stage_model."): v
+                                                          for k, v in tensors.items()
+                                                          if k.startswith("first_stage_model.")})
         elif name == "vae":
             out[name] = sfu.convert_ldm_vae_checkpoint({k: v for k, v in tensors.items()
                                                         if k.startswith("first_stage_model.")}, config)
@@ -377,6 +397,12 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
         elif name == "transformer" and arch.key.startswith("flux"):
             out[name] = sfu.convert_flux_transformer_checkpoint_to_diffusers(flux_state_dict(
                 {k: v for k, v in tensors.items() if k.startswith("model.")}, config))
+        elif name == "transformer" and arch.key.startswith("krea2"):
+            out[name] = sfu.convert_krea2_transformer_checkpoint_to_diffusers(
+                {k: v for k, v in tensors.items() if k.startswith("model.")})
+        elif name == "transformer" and arch.key.startswith("qwen"):  # diffusers' mapping for it: the identity
+            out[name] = {k.removeprefix("model.diffusion_model."): v for k, v in tensors.items()
+                         if k.startswith("model.diffusion_model.")}
         elif name == "transformer" and arch.key.startswith("z-image"):
             out[name] = sfu.convert_z_image_transformer_checkpoint_to_diffusers(
                 {k: v for k, v in tensors.items() if k.startswith("model.")})
@@ -395,6 +421,12 @@ def _converted_encoder(arch, name: str, model, tensors: dict) -> dict:
     own = {k: v for k, v in tensors.items() if k.startswith(slot.prefixes[0])}
     if slot.kind == "qwen3_4b":  # no diffusers converter: transformers names under the slot's prefix
         return {k[len(slot.prefixes[0]):]: v for k, v in own.items()}
+    if slot.kind == "qwen25_vl_7b":  # ComfyUI's names under the prefix: what build.qwen_vl_model renames
+        renamed = {("model.language_model." + k[6:] if k.startswith("model.") else "model." + k): v
+                   for k, v in ((k[len(slot.prefixes[0]):], v) for k, v in own.items())}
+        return {**renamed, "lm_head.weight": renamed["model.language_model.embed_tokens.weight"]}
+    if slot.kind == "qwen3_vl_4b":  # the released checkpoint's names under the prefix -> Qwen3VLModel's
+        return {k[len(slot.prefixes[0]) + len("model."):]: v for k, v in own.items()}
     if slot.kind == "t5xxl":
         converted = sfu.convert_sd3_t5_checkpoint_to_diffusers(own)
         converted["encoder.embed_tokens.weight"] = converted["shared.weight"]  # tied after loading

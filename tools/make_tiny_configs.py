@@ -20,7 +20,7 @@ DROP = ("_name_or_path", "_diffusers_version", "transformers_version", "_use_def
 
 def tiny_archs() -> dict:
     """The single-file rows of the built-in tiny models -> the family row that builds each (a second built-in of a
-    family, such as tiny-wan22, by its own row: the row whose ``builtin`` is the arch's key)."""
+    family, such as tiny-wan22 or tiny-qwenimage-edit, by its own row: the row whose ``builtin`` is the arch's key)."""
     from loradeck.core.families import BUILTINS, FAMILIES
 
     return {arch: BUILTINS.get(arch.key, family) for family in FAMILIES.values() for arch in family.single_files
@@ -31,8 +31,17 @@ def tiny_config_files(arch, family) -> dict[str, dict]:
     """{relative path: JSON} of the configs diffusers/transformers save for one tiny pipeline."""
     pipe = family.tiny()
     files = {}
+    # a processor without a video processor (Qwen-Image-Edit's, processor.py) cannot be saved; it holds no config
+    # of its own here, only its class name in model_index.json
+    unsaved = {k: getattr(pipe, k) for k in ("processor",) if getattr(pipe, k, None) is not None}
     with tempfile.TemporaryDirectory() as tmp:
-        pipe.save_pretrained(tmp)
+        for key in unsaved:
+            setattr(pipe, key, None)
+        try:
+            pipe.save_pretrained(tmp)
+        finally:
+            for key, value in unsaved.items():
+                setattr(pipe, key, value)
         for folder, _, names in os.walk(tmp):
             sub = os.path.relpath(folder, tmp)
             if sub.startswith("tokenizer"):
@@ -43,7 +52,7 @@ def tiny_config_files(arch, family) -> dict[str, dict]:
                 rel = os.path.normpath(os.path.join(sub, file)).replace(os.sep, "/")
                 files[rel] = {k: v for k, v in data.items() if k not in DROP}
     index = files["model_index.json"]
-    for key in [k for k in index if k.startswith("tokenizer")]:
+    for key in [k for k in index if k.startswith("tokenizer") or k in unsaved]:
         index[key] = ["transformers", type(getattr(pipe, key)).__name__] if getattr(pipe, key) is not None \
             else [None, None]
     return files

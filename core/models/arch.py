@@ -26,8 +26,8 @@ class Encoder:
     """A text-encoder slot: its pipeline component, what it is, and where all-in-one files keep it."""
 
     component: str  # "text_encoder_2"
-    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "umt5xxl" | "qwen3_4b" | "qwen3_8b" | "mistral3" (see
-    # ENCODER_KINDS)
+    kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "umt5xxl" | "qwen3_4b" | "qwen3_8b" | "mistral3" |
+    # "qwen25_vl_7b" | "qwen3_vl_4b" (see ENCODER_KINDS)
     prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
     required: bool = True
 
@@ -78,6 +78,10 @@ ENCODER_KINDS = {
                  ("mistral_3", "mistral3", "mistral")),
     "umt5xxl": ("UMT5-XXL text encoder", "umt5_xxl_fp8_e4m3fn_scaled.safetensors (or umt5_xxl_fp16.safetensors)",
                 ("umt5",)),
+    "qwen25_vl_7b": ("Qwen2.5-VL-7B text encoder", "qwen_2.5_vl_7b.safetensors (or qwen_2.5_vl_7b_fp8_scaled"
+                     ".safetensors)", ("qwen_2.5_vl", "qwen2.5_vl", "qwen25_vl", "qwen2_5_vl", "qwen")),
+    "qwen3_vl_4b": ("Qwen3-VL-4B text encoder", "qwen_3_vl_4b.safetensors", ("qwen_3_vl", "qwen3_vl", "qwen3-vl",
+                                                                             "qwen")),
 }
 
 # ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.

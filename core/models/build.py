@@ -1,9 +1,11 @@
 """Building each pipeline component from original-layout weights: diffusers does every conversion.
 
 Models come from diffusers' ``from_single_file`` (UNet, VAE, SD3/Flux/Z-Image transformers) and its single-file
-CLIP and T5 loaders, Qwen3 text encoders from their transformers names (``qwen3_model``), each configured from the
-pack's local config folder (``config=``, never the Hub), each given only its own keys (so two same-width tiny CLIP
-encoders cannot be mistaken for each other).
+CLIP and T5 loaders, Qwen3 / Qwen-VL text encoders from their transformers or original names (``qwen3_model``,
+``qwen_vl_model``), CLIP vision image encoders (``clip_vision_model``), Wan-layout VAEs (Wan 2.1 / 2.2,
+Qwen-Image's) by diffusers' Wan VAE converter (``models.wan_vae``), each configured from the pack's local config
+folder (``config=``, never the Hub), each given only its own keys (so two same-width tiny CLIP encoders cannot be
+mistaken for each other).
 """
 
 from __future__ import annotations
@@ -68,27 +70,6 @@ def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
     return model.eval()
 
 
-def wan_vae_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
-    """A Wan-layout VAE (``AutoencoderKLWan``: Wan 2.1 or 2.2; ``AutoencoderKLQwenImage``: the same module names and
-    shapes as the Wan 2.1 VAE) from the original layout (renamed by ``models.wan_vae``: diffusers' converter) or
-    diffusers' own; ``check_complete`` then requires every weight."""
-    from diffusers.loaders.single_file_model import _get_single_file_loadable_mapping_class
-
-    from . import wan_vae
-
-    found = wan_vae.find({k: tuple(v.shape) for k, v in tensors.items()})
-    if found is None:
-        raise PipelineLoadError(f"the {component} is not a Wan VAE")
-    state = {k[len(found[0]):]: v for k, v in tensors.items() if k.startswith(found[0])}
-    if found[1] != "diffusers":
-        state = wan_vae.to_diffusers(state)
-    if _get_single_file_loadable_mapping_class(cls):  # diffusers' own loader: its converter keeps these names
-        return diffusers_model(cls, component, state, config_dir, dtype)
-    model = cls.from_config(cls.load_config(config_dir, subfolder=component))  # no single-file loader (Qwen-Image)
-    model.load_state_dict(state, strict=True)
-    return model.to(dtype=dtype).eval()
-
-
 def clip_vision_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
     """A transformers ``CLIPVisionModel`` from ComfyUI's clip_vision file (transformers' names, ``vision_model.``
     or not), its projection and any layers beyond the config's depth left out, every weight of the model required."""
@@ -111,6 +92,39 @@ def clip_vision_model(cls, component: str, tensors: dict, config_dir: str, dtype
     return model.eval()
 
 
+def qwen_vl_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    """A transformers Qwen-VL text encoder (``Qwen2_5_VLForConditionalGeneration``: Qwen-Image; ``Qwen3VLModel``:
+    Krea 2) from its weights in Qwen's original names (``model.layers.*``, ``visual.*``, ``lm_head.*``: ComfyUI's
+    files) or transformers' (``model.language_model.*``, ``model.visual.*``), the part's prefix already removed.
+    Made with its parameters on the meta device (buffers computed as its constructor does) and given the tensors.
+    A file without ``lm_head`` (ComfyUI's model has none: the pipelines read hidden states only) gets the input
+    embedding in its place, as a tied model would; the logits it feeds are never read."""
+    from .quantized.loading import _parameters_on_meta
+
+    own = "model.language_model." if "ForConditionalGeneration" in cls.__name__ else "language_model."
+    visual, head = own.replace("language_model.", "visual."), "lm_head." if own.startswith("model.") else None
+    state = {}
+    for key, value in tensors.items():
+        for tail, target in (("model.language_model.", own), ("language_model.", own), ("model.visual.", visual),
+                             ("visual.", visual), ("lm_head.", head), ("model.", own)):
+            if key.startswith(tail):
+                if target is not None:
+                    state[target + key[len(tail):]] = value.to(dtype)
+                break
+        else:
+            state[key] = value
+    config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
+    with _parameters_on_meta():
+        model = cls(config)
+    if head and head + "weight" not in state and own + "embed_tokens.weight" in state:
+        state[head + "weight"] = state[own + "embed_tokens.weight"]
+    _, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if unexpected:
+        raise PipelineLoadError(f"the {component} has {len(unexpected)} weights a {cls.__name__} of this "
+                                f"architecture does not, e.g. {', '.join(sorted(unexpected)[:3])}")
+    return model.eval()  # buffers (rotary frequencies) stay float32, as transformers' from_pretrained keeps them
+
+
 def scheduler(cls, config_dir: str, overrides: dict):
     return cls.from_pretrained(config_dir, subfolder="scheduler", **overrides)
 
@@ -128,8 +142,10 @@ def builder_for(cls):
         UMT5EncoderModel,
     )
 
-    if cls.__name__ in ("AutoencoderKLWan", "AutoencoderKLQwenImage"):
-        return wan_vae_model
+    from . import wan_vae
+
+    if issubclass(cls, (diffusers.AutoencoderKLWan, diffusers.AutoencoderKLQwenImage)):
+        return wan_vae.build
     if issubclass(cls, diffusers.ModelMixin):
         return diffusers_model
     if issubclass(cls, (CLIPTextModel, CLIPTextModelWithProjection)):
@@ -140,6 +156,8 @@ def builder_for(cls):
         return qwen3_model
     if issubclass(cls, CLIPVisionModel):
         return clip_vision_model
+    if cls.__name__ in ("Qwen2_5_VLForConditionalGeneration", "Qwen3VLModel", "Qwen3VLForConditionalGeneration"):
+        return qwen_vl_model
     return None
 
 

@@ -104,7 +104,7 @@ def resolve(arch: Arch, header: Header, config_folders=(), not_denoiser: tuple[s
     with open(os.path.join(arch.config_dir, "model_index.json"), encoding="utf-8") as f:
         index = json.load(f)
     denoiser = "unet" if "unet" in index else "transformer"
-    derived = arch.derive(denoiser_shapes(header, not_denoiser))
+    derived = _derive(arch, denoiser_shapes(header, not_denoiser))
     result = Configs(arch, shipped)
     folder, found = _folder(config_folders, index["_class_name"], denoiser, derived.get(denoiser, {}), files)
     for component, values in found.items():
@@ -128,6 +128,20 @@ def resolve(arch: Arch, header: Header, config_folders=(), not_denoiser: tuple[s
         else arch.title
     result.arch = replace(arch, configs=result.temp, key="configs", title=title)
     return result
+
+
+def _derive(arch: Arch, shapes: dict) -> dict:
+    """The family's hook on the file's shapes; a key it needs that is not there, or a shape of another rank, is a
+    ConfigMismatch naming it (a file with the markers but not the rest of the model)."""
+    try:
+        return arch.derive(shapes)
+    except ConfigMismatch:
+        raise
+    except KeyError as exc:
+        raise ConfigMismatch(f"its denoiser lacks {exc.args[0]}, which a {arch.title} denoiser has: the file is "
+                             "incomplete or another model") from None
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ConfigMismatch(f"its denoiser's shapes are not those of a {arch.title} denoiser ({exc})") from None
 
 
 def _requirements(derived: dict, denoiser: str, configs: dict, result: Configs) -> None:

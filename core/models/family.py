@@ -92,6 +92,9 @@ class Family:
     # (diffusers folder, its model_index.json) -> components from_pretrained must be given because diffusers
     # cannot load them offline by itself (Qwen-Image-Edit's processor needs torchvision otherwise); None: none
     folder_components: Callable[[str, dict], dict] | None = None
+    # (a single file's model_index.json, the components built so far) -> components its split files cannot hold
+    # (Qwen-Image-Edit's processor, made over the tokenizer); None: none
+    file_components: Callable[[dict, dict], dict] | None = None
     # settings its pipelines keep as attributes set in __init__ rather than config (HiDream's default_sample_size):
     # Generate's variant pipelines (another scheduler or mode, made by from_pipe) take the loaded pipeline's values
     pipeline_attributes: tuple[str, ...] = ()

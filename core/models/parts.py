@@ -33,6 +33,11 @@ _QWEN3_EMBED, _QWEN3_NORM = "embed_tokens.weight", "layers.0.self_attn.q_norm.we
 # Mistral (ComfyUI's FLUX.2 [dev] text encoder: the Mistral Small 3 text model under "model."): transformers' Llama
 # names without Qwen3's q/k norms and without Qwen2's q/k/v biases
 _MISTRAL_Q, _QWEN2_BIAS = "layers.0.self_attn.q_proj.weight", "layers.0.self_attn.q_proj.bias"
+# Qwen-VL text encoders (Qwen2.5-VL: Qwen-Image; Qwen3-VL: Krea 2) carry a vision tower beside the language model,
+# in Qwen's original names (model.layers.*, visual.*: ComfyUI's qwen_2.5_vl_7b files) or transformers' (since 4.52:
+# model.language_model.*, model.visual.*); Qwen3-VL's language model has Qwen3's q/k norms
+_VISUAL = "patch_embed.proj.weight"
+_VL_ROOTS = ("model.language_model.", "language_model.", "model.")
 _VAE = "decoder.conv_in.weight"
 # the layout diffusers' single-file CLIP/T5 loaders read a separate file in, per (file layout, encoder kind)
 _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
@@ -41,7 +46,8 @@ _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("t5", "other"): "text_encoders.t5xxl.transformer.",
                    ("umt5", "other"): "text_encoders.t5xxl.transformer.",
                    ("qwen3", "other"): "",  # build.qwen3_model takes the transformers names
-                   ("mistral", "other"): ""}  # so does FLUX.2 [dev]'s builder (flux2dev/text_encoder.py)
+                   ("mistral", "other"): "",  # so does FLUX.2 [dev]'s builder (flux2dev/text_encoder.py)
+                   ("qwen25_vl", "other"): "", ("qwen3_vl", "other"): ""}  # build.qwen_vl_model: any of its layouts
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
 GGUF_SUFFIXES = (".gguf",)
@@ -60,7 +66,7 @@ class Part:
 
 @dataclass(frozen=True)
 class FoundEncoder:
-    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "umt5" | "qwen3" | "mistral"
+    layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "umt5" | "qwen3" | "mistral" | "qwen25_vl" | "qwen3_vl"
     prefix: str
     width: int
     layers: int
@@ -191,6 +197,12 @@ def find_encoders(header: Header) -> list[FoundEncoder]:
                 layout = "umt5" if prefix + _UMT5_BIAS in header.shapes else "t5"
                 found.append(FoundEncoder(layout, prefix, shared[1], layers, shared[0]))
         elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and \
+                _vl_root(header, key[: -len(_QWEN3_EMBED)]) is not None:
+            prefix = key[: -len(_QWEN3_EMBED)]
+            layout = "qwen3_vl" if prefix + _QWEN3_NORM in header.shapes else "qwen25_vl"
+            found.append(FoundEncoder(layout, _vl_root(header, prefix), shape[1], _count(header, prefix + "layers."),
+                                      shape[0]))
+        elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and \
                 key[: -len(_QWEN3_EMBED)] + _QWEN3_NORM in header.shapes:
             prefix = key[: -len(_QWEN3_EMBED)]
             found.append(FoundEncoder("qwen3", prefix, shape[1], _count(header, prefix + "layers."), shape[0]))
@@ -199,6 +211,17 @@ def find_encoders(header: Header) -> list[FoundEncoder]:
             prefix = key[: -len(_QWEN3_EMBED)]
             found.append(FoundEncoder("mistral", prefix, shape[1], _count(header, prefix + "layers."), shape[0]))
     return found
+
+
+def _vl_root(header: Header, language: str) -> str | None:
+    """The key prefix of a Qwen-VL encoder whose language model's keys start with ``language``, when its vision
+    tower is there too (``visual.*`` or ``model.visual.*`` beside the language model), else None."""
+    for tail in _VL_ROOTS:
+        if language.endswith(tail):
+            root = language[: -len(tail)]
+            if any(root + v + _VISUAL in header.shapes for v in ("visual.", "model.visual.")):
+                return root
+    return None
 
 
 def _count(header: Header, stem: str) -> int:
@@ -211,15 +234,19 @@ def read_config(arch: Arch, component: str) -> dict:
         return json.load(f)
 
 
-# layouts that fit their own encoder kinds only
+# layouts that fit their own encoder kinds only (kinds not listed: CLIP layouts)
 _OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl",)), ("qwen3", ("qwen3_4b", "qwen3_8b")),
-             ("mistral", ("mistral3",)))
+             ("mistral", ("mistral3",)), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)))
 
 
 def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
     """Whether an encoder found in a file has the shapes this architecture's slot needs."""
     if any((found.layout == layout) != (slot.kind in kinds) for layout, kinds in _OWN_KIND):
         return False
+    if found.layout in ("qwen25_vl", "qwen3_vl"):  # transformers' VL configs nest the language model's
+        text = config.get("text_config", config)
+        return (found.width, found.layers, found.vocab) == (text["hidden_size"], text["num_hidden_layers"],
+                                                            text["vocab_size"])
     if found.layout in ("t5", "umt5"):
         want = (config["d_model"], config["num_layers"], config["vocab_size"])
         return (found.width, found.layers, found.vocab) == want
@@ -237,7 +264,8 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
 
 def describe(found: FoundEncoder) -> str:
     name = {"t5": "T5 encoder", "umt5": "UMT5 encoder", "qwen3": "Qwen3 text encoder",
-            "mistral": "Mistral text encoder"}.get(found.layout, "CLIP text encoder")
+            "mistral": "Mistral text encoder", "qwen25_vl": "Qwen2.5-VL text encoder",
+            "qwen3_vl": "Qwen3-VL text encoder"}.get(found.layout, "CLIP text encoder")
     return f"{name} (width {found.width}, {found.layers} layers)"
 
 
@@ -248,7 +276,9 @@ def encoder_in_checkpoint(header: Header, slot: Encoder, config: dict) -> Part |
             if not fits(found, slot, config):
                 return (f"the {ENCODER_KINDS[slot.kind][0]} in the file is a {describe(found)}, "
                         "which does not fit this architecture")
-            return Part(header.path, found.prefix, found.prefix, "the checkpoint")
+            # build.qwen_vl_model reads the Qwen-VL names without the checkpoint's prefix; the others keep it
+            target = "" if found.layout in ("qwen25_vl", "qwen3_vl") else found.prefix
+            return Part(header.path, found.prefix, target, "the checkpoint")
     return None
 
 
@@ -305,13 +335,16 @@ def vae_in_checkpoint(header: Header) -> Part | None:
     for prefix in VAE_PREFIXES:
         if prefix + _VAE in header.shapes:
             return Part(header.path, prefix, prefix, "the checkpoint")
+        if prefix + wan_vae.MARKER in header.shapes:  # wan_vae.build takes the Wan names without a prefix
+            return Part(header.path, prefix, "", "the checkpoint")
     return None
 
 
 def pick_vae(config: dict, headers: list[Header]) -> Part | None:
-    """A separate VAE file (LDM or diffusers layout; Wan's VAEs: original or diffusers layout) whose latent and
-    widest channels fit ``config``."""
-    if "z_dim" in config:  # AutoencoderKLWan / AutoencoderKLQwenImage
+    """A separate VAE file (LDM or diffusers layout; for Wan-layout configs, AutoencoderKLWan /
+    AutoencoderKLQwenImage, a Wan-layout or diffusers-layout file: ``wan_vae``) whose latent and widest channels fit
+    ``config``."""
+    if wan_vae.is_wan_config(config):
         return _pick_wan_vae(config, headers)
     want = (config["block_out_channels"][-1], config["latent_channels"])
     for header in headers:
@@ -362,6 +395,7 @@ def what_is(header: Header) -> str:
         return f"VAE ({vae[1]} latent channels)"
     wan = wan_vae.find(header.shapes)
     if wan is not None:
-        kind = "Wan 2.2 VAE (original layout)" if wan[1] == "wan2.2" else "Wan 2.1-layout VAE"
-        return f"{kind} ({wan[2][1]} latent channels, {wan[2][0]} wide)"
+        kind = {"original": "VAE in the Wan layout", "wan2.2": "VAE in the Wan 2.2 layout",
+                "diffusers": "Wan VAE in diffusers' layout"}[wan[1]]
+        return f"{kind} ({wan[2][1]} latent channels)"
     return "not a text encoder or VAE"

@@ -301,9 +301,15 @@ class _Lazy:
         return self.headers
 
 
+def _is_component(spec) -> bool:
+    """A model_index.json entry naming a component ([library, class] or [null, null]), not a pipeline setting
+    (Krea 2's ``text_encoder_select_layers`` list)."""
+    return isinstance(spec, list) and len(spec) == 2 and all(v is None or isinstance(v, str) for v in spec)
+
+
 def _component(index: dict, name: str):
     value = index.get(name)
-    return value if isinstance(value, list) and value[0] is not None else None
+    return value if _is_component(value) and value[0] is not None else None
 
 
 def _value(result: Plan, component: str, config: dict, *keys: str) -> tuple[object, str]:
@@ -314,7 +320,7 @@ def _value(result: Plan, component: str, config: dict, *keys: str) -> tuple[obje
 
 def _missing_encoder(slot, config: dict, files: LocalFiles, others: list[Header], result: Plan) -> str:
     what, typical, _ = ENCODER_KINDS[slot.kind]
-    config = config.get("text_config", config)  # a multimodal encoder's text model (Mistral 3)
+    config = config.get("text_config", config)  # multimodal encoders nest the language model's (Mistral 3, Qwen-VL)
     width, width_source = _value(result, slot.component, config, "hidden_size", "d_model")
     layers, layers_source = _value(result, slot.component, config, "num_hidden_layers", "num_layers")
     found = "; ".join(f"{os.path.basename(h.path)}: {what_is(h)}" for h in others) or "no .safetensors files"
@@ -342,8 +348,10 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
     arch, components = result.arch, dict(tokenizers)
     pipeline_cls = getattr(diffusers, result.index["_class_name"])
     family = family_for_class(result.index["_class_name"])
+    if family.file_components is not None:
+        components.update(family.file_components(result.index, components))
     for name, spec in result.index.items():
-        if name.startswith("_") or name in components or not isinstance(spec, list):
+        if name.startswith("_") or name in components or not _is_component(spec):
             continue
         if spec[0] is None or name in result.skipped:
             components[name] = None
@@ -358,7 +366,7 @@ def build_pipeline(header: Header, result: Plan, tokenizers: dict, dtype: torch.
         denoiser = name in ("unet", "transformer", *family.experts)
         names = family.original_names if denoiser else quantized.same_names
         components[name] = _build_model(cls, name, result.parts[name], header, arch, dtype, names, denoiser)
-    kwargs = {k: v for k, v in result.index.items() if not k.startswith("_") and not isinstance(v, list)}
+    kwargs = {k: v for k, v in result.index.items() if not k.startswith("_") and not _is_component(v)}
     return pipeline_cls(**components, **kwargs)
 
 
@@ -406,8 +414,9 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
 
 def _keep_fp32(model, dtype: torch.dtype) -> None:
     """The modules a diffusers model keeps in float32 (``_keep_in_fp32_modules``: Wan's norms, time embedder and
-    modulation tables) kept so at any dtype, as ``from_pretrained`` loads them (diffusers' single-file loader does it
-    for float16 only): a split file then computes as the diffusers folder does. Quantized weights stay as stored."""
+    modulation tables, Krea 2's norms) kept so at any dtype, as ``from_pretrained`` loads them (diffusers'
+    single-file loader does it for float16 only): a split file then computes as the diffusers folder does (a bf16
+    file gives the folder's images). Quantized weights stay as stored."""
     import diffusers
 
     keep = getattr(model, "_keep_in_fp32_modules", None) if dtype != torch.float32 else None

@@ -33,7 +33,8 @@ COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.joi
 # ComfyUI's SD2/SDXL-G tokenizers (pad_with_end=False) and the diffusers repos' tokenizer_2 do.
 TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "clip_g": ("clip", "!"),
                 "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None), "qwen3_8b": ("qwen", None),
-                "mistral3": ("mistral", None), "umt5xxl": ("umt5", None)}
+                "mistral3": ("mistral", None), "umt5xxl": ("umt5", None), "qwen25_vl_7b": ("qwen", None),
+                "qwen3_vl_4b": ("qwen", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
                 "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
@@ -184,9 +185,19 @@ def in_file(path: str):
     return from_spiece(data.numpy().tobytes(), repr(path))
 
 
-def tiny(kind: str):
+def tiny(kind: str, encoder_kind: str = ""):
+    """The built-in tiny tokenizer of a tokenizer kind; the tiny Qwen-VL pipelines' own (their prompt templates'
+    words as single tokens, as the real vocab makes them) for their encoder kinds."""
     from . import tiny_parts as tiny_models
 
+    if encoder_kind == "qwen25_vl_7b":
+        from ..families.qwenimage.tiny import tiny_qwen_tokenizer
+
+        return tiny_qwen_tokenizer()
+    if encoder_kind == "qwen3_vl_4b":
+        from ..families.krea2.tiny import tiny_qwen_tokenizer as krea2_tokenizer
+
+        return krea2_tokenizer()
     builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
                 "umt5": tiny_models.tiny_t5_tokenizer,
                 "qwen": tiny_models.tiny_qwen_tokenizer, "mistral": tiny_models.tiny_mistral_tokenizer}
@@ -242,7 +253,7 @@ def resolve(encoder_kinds: dict[str, str], roots, builtin: bool, files: dict | N
         kind, pad = TOKENIZER_OF[encoder_kind]
         name = component.replace("text_encoder", "tokenizer")
         if builtin:
-            found[name] = tiny(kind)
+            found[name] = tiny(kind, encoder_kind)
             continue
         inside = _embedded(kind, files.get(component))
         if inside is None and kind == "umt5" and files.get(component):

@@ -1,27 +1,36 @@
-"""The Wan 2.1 VAE's original layout (Wan-AI's ``WanVAE``, ComfyUI's ``wan_2.1_vae.safetensors``; Qwen-Image's
-``qwen_image_vae.safetensors`` has the same one): recognising such a file and renaming it for diffusers'
-``AutoencoderKLWan`` (and ``AutoencoderKLQwenImage``, whose modules have the same names).
+"""VAE files in the Wan layout (Wan-AI's ``WanVAE`` names), as ComfyUI users keep them in ``models/vae``: the
+Wan 2.1 VAE's (``wan_2.1_vae.safetensors``; Qwen-Image's ``qwen_image_vae.safetensors`` and Krea 2's VAE have the
+same one) and the Wan 2.2 VAE's (TI2V-5B, ``wan2.2_vae.safetensors``). ComfyUI's own ``comfy/ldm/wan/vae.py`` and
+``vae2_2.py`` read these names as they are. Recognised by keys and shapes (``find``), renamed for diffusers'
+``AutoencoderKLWan`` / ``AutoencoderKLQwenImage`` (the same module names) and built (``build``).
 
 diffusers' own ``convert_wan_vae_to_diffusers`` does the renaming; it numbers the decoder's up-sampling stages for
-the released shape only (3 residual blocks per stage, ``decoder.upsamples.0-14``). Files of other shapes (the
-pack's tiny models, 2 blocks per stage) take the same rule for any stage size: stage ``s`` holds original
+the released shape only (3 residual blocks per stage, ``decoder.upsamples.0-14``) and places only the released
+models' residual shortcut. Files of other shapes (the pack's tiny models, 1 or 2 residual blocks per stage; other
+channel multipliers) take the same rule for any stage size: stage ``s`` holds original
 ``decoder.upsamples.[s*(r+1), s*(r+1)+r)`` as ``up_blocks.s.resnets.*`` and the next index as its up-sampler
-(``upsamplers.0``), ``r`` the blocks per stage; the tests check both give the same names on the released shape.
+(``upsamplers.0``), ``r`` the blocks per stage, and every shortcut is named where its block is; the tests check
+both give the same names on the released shape.
 
-The Wan 2.2 VAE (TI2V-5B, ``wan2.2_vae.safetensors``: residual stages, nested ``encoder.downsamples.N.downsamples.M``
-and ``decoder.upsamples.N.upsamples.M``) has no diffusers single-file converter: its stages are renamed here
+The Wan 2.2 VAE (residual stages, nested ``encoder.downsamples.N.downsamples.M`` and
+``decoder.upsamples.N.upsamples.M``) has no diffusers single-file converter: its stages are renamed here
 (``N.downsamples.M`` -> ``down_blocks.N.resnets.M``, the stage's last entry, a re-sampler, -> ``downsampler`` /
 ``upsampler``), everything else (middle blocks, heads, the quant convs) by diffusers' converter as above. The tests
 check it against ComfyUI's own Wan 2.2 VAE (``comfy/ldm/wan/vae2_2.py``) on the same weights.
+
+``AutoencoderKLQwenImage`` has no single-file entry in diffusers, so both classes are built from their config with
+parameters on the meta device and given the converted tensors (no random initialisation, no copy).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 
 # original-layout keys: the decoder's input conv [widest, z_dim, 3, 3, 3] and its middle block
 ORIGINAL = "decoder.conv1.weight"
-_ORIGINAL_MIDDLE = "decoder.middle.0.residual.0.gamma"
+MARKER = _ORIGINAL_MIDDLE = "decoder.middle.0.residual.0.gamma"  # diffusers' own detection key "wan_vae"
 DIFFUSERS = "decoder.conv_in.weight"  # diffusers' layout: AutoencoderKLWan.save_pretrained
 _DIFFUSERS_MIDDLE = "decoder.mid_block.resnets.0.norm1.gamma"
 _WAN22 = "decoder.upsamples.0.upsamples.0.residual.0.gamma"  # the Wan 2.2 VAE's nested stages
@@ -49,10 +58,16 @@ def find(shapes: dict) -> tuple[str, str, tuple[int, int]] | None:
     return None
 
 
+def is_wan_config(config: dict) -> bool:
+    """Whether a diffusers VAE config is of a Wan-layout class (``base_dim`` / ``z_dim`` instead of
+    ``block_out_channels`` / ``latent_channels``)."""
+    return "z_dim" in config and "base_dim" in config
+
+
 def wanted(config: dict) -> tuple[int, int]:
     """(widest channels, latent channels) an ``AutoencoderKLWan`` / ``AutoencoderKLQwenImage`` config needs."""
     base = config.get("decoder_base_dim") or config["base_dim"]
-    return int(base * config["dim_mult"][-1]), int(config["z_dim"])
+    return int(base * config.get("dim_mult", [1, 2, 4, 4])[-1]), int(config["z_dim"])
 
 
 def _stage_size(keys) -> int:
@@ -102,3 +117,32 @@ def _wan22_to_diffusers(state: dict, convert) -> dict:
         else:
             raise ValueError(f"{key}: not a key of the Wan 2.2 VAE")
     return out
+
+
+def build(cls, component: str, tensors: dict, config_dir: str, dtype):
+    """A Wan-layout VAE class (``AutoencoderKLWan``: Wan 2.1 or 2.2; ``AutoencoderKLQwenImage``) from its tensors in
+    the original or diffusers' layout (under any prefix), configured from ``config_dir/component``: renamed by
+    ``to_diffusers``, made with its parameters on the meta device and given the tensors. Weights the file lacks stay
+    on the meta device for ``build.check_complete`` to name."""
+    import torch
+
+    from ..errors import PipelineLoadError
+    from .quantized.loading import _parameters_on_meta
+
+    found = find({k: tuple(v.shape) for k, v in tensors.items()})
+    if found is None:
+        raise PipelineLoadError(f"the {component} is not a Wan-layout VAE (no {ORIGINAL} or {DIFFUSERS} beside its "
+                                "middle block)")
+    prefix, layout, _ = found
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if layout != "diffusers":
+        state = to_diffusers(state)
+    with open(os.path.join(config_dir, component, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    with _parameters_on_meta():
+        model = cls.from_config(config)
+    _, unexpected = model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False, assign=True)
+    if unexpected:
+        raise PipelineLoadError(f"the {component} has {len(unexpected)} weights a {cls.__name__} of this "
+                                f"configuration does not, e.g. {', '.join(sorted(unexpected)[:3])}")
+    return torch.nn.Module.to(model, dtype).eval()  # (buffers too; diffusers' own .to warns without cause)

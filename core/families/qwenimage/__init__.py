@@ -17,7 +17,7 @@ from ...models.family import Family
 from ...stacks.block_weights import RANGES
 from . import single_file, tiny
 from .generate import call
-from .processor import folder_components
+from .processor import file_components, folder_components
 from .schedulers import SCHEDULERS
 
 FAMILY = Family(
@@ -26,7 +26,7 @@ FAMILY = Family(
     denoiser="transformer", text_encoders=("text_encoder",),
     kohya_prefixes=(("lora_unet_", "transformer"),),
     tiny=tiny.build, builtin="tiny-qwenimage", blocks=RANGES, schedulers=SCHEDULERS, call=call,
-    single_files=(), other_variants=single_file.OTHER_VARIANTS, original_names=None,
+    single_files=single_file.ARCHS, other_variants=single_file.OTHER_VARIANTS, original_names=None,
     # Flux's BFL names are img_mlp.0 / img_mod.lin; Qwen's are img_mlp.net.* / img_mod.1, dotted or flattened
     lora_markers=(("img_mlp.net", "Qwen-Image"), ("img_mlp_net", "Qwen-Image"), ("txt_mlp.net", "Qwen-Image"),
                   ("txt_mlp_net", "Qwen-Image"), ("img_mod.1", "Qwen-Image"), ("img_mod_1", "Qwen-Image"),
@@ -34,7 +34,7 @@ FAMILY = Family(
     img2img="QwenImageImg2ImgPipeline", inpaint="QwenImageInpaintPipeline", patch="patch_size",
     denoise_steps="rest", edit_models=("QwenImageEditPlusPipeline", "QwenImageEditPipeline"),
     edit_inpaint="QwenImageEditInpaintPipeline",
-    folder_components=folder_components,
+    folder_components=folder_components, file_components=file_components,
 )
 # the second built-in: the same family and weights in the Edit Plus class
 EDIT_BUILTIN = replace(FAMILY, tiny=tiny.build_edit, builtin="tiny-qwenimage-edit")

@@ -56,6 +56,15 @@ def qwen_processor(tokenizer, images=None, class_name: str = "Qwen2VLProcessor")
     return processor
 
 
+def file_components(index: dict, components: dict) -> dict:
+    """A split-file Edit pipeline's ``processor``: the Edit repos' image processor over the tokenizer found for it
+    (no file holds a processor)."""
+    spec = index.get("processor")
+    if not (isinstance(spec, list) and len(spec) == 2 and spec[0] is not None):
+        return {}
+    return {"processor": qwen_processor(components["tokenizer"], class_name=str(spec[1]))}
+
+
 def folder_components(folder: str, index: dict) -> dict:
     """What ``from_pretrained`` of a saved Qwen-Image folder needs passed in: the Edit pipelines' ``processor``,
     built offline from its ``processor/`` subfolder (tokenizer files and preprocessor_config.json)."""
