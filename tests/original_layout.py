@@ -331,43 +331,14 @@ def flux2_vae_to_bfl(sd: dict) -> dict:
     return out
 
 
-def wan_vae_to_original(sd: dict, res_blocks: int, levels: int = 4) -> dict:
+def wan_vae_to_original(sd: dict, res_blocks: int) -> dict:
     """A diffusers AutoencoderKLWan / AutoencoderKLQwenImage state dict in Wan-AI's original names (ComfyUI's
-    ``comfy/ldm/wan/vae.py`` WanVAE; ``qwen_image_vae.safetensors``, ``wan_2.1_vae.safetensors``): the inverse of
-    diffusers' ``convert_wan_vae_to_diffusers``, for any number of res blocks per level."""
-    fixed = {"quant_conv.": "conv1.", "post_quant_conv.": "conv2.", "encoder.conv_in.": "encoder.conv1.",
-             "decoder.conv_in.": "decoder.conv1.", "encoder.norm_out.": "encoder.head.0.",
-             "encoder.conv_out.": "encoder.head.2.", "decoder.norm_out.": "decoder.head.0.",
-             "decoder.conv_out.": "decoder.head.2."}
-    resnet = {"norm1.": "residual.0.", "conv1.": "residual.2.", "norm2.": "residual.3.", "conv2.": "residual.6.",
-              "conv_shortcut.": "shortcut."}
-    out = {}
-    for key, value in sd.items():
-        new = next((new + key[len(old):] for old, new in fixed.items() if key.startswith(old)), None)
-        if new is None:
-            parts = key.split(".")
-            if parts[1] == "mid_block":  # resnets.0 -> middle.0, attentions.0 -> middle.1, resnets.1 -> middle.2
-                index = {"resnets": 2 * int(parts[3]), "attentions": 1}[parts[2]]
-                rest = ".".join(parts[4:])
-                if parts[2] == "resnets":
-                    rest = next(n + rest[len(o):] for o, n in resnet.items() if rest.startswith(o))
-                new = f"{parts[0]}.middle.{index}.{rest}"
-            elif parts[1] == "down_blocks":  # one flat list in both layouts
-                rest = ".".join(parts[3:])
-                rest = next((n + rest[len(o):] for o, n in resnet.items() if rest.startswith(o)), rest)
-                new = f"encoder.downsamples.{parts[2]}.{rest}"
-            elif parts[1] == "up_blocks":  # level l: res_blocks + 1 residual blocks, then its resample
-                level, step = int(parts[2]), res_blocks + 2
-                if parts[3] == "resnets":
-                    rest = ".".join(parts[5:])
-                    rest = next(n + rest[len(o):] for o, n in resnet.items() if rest.startswith(o))
-                    new = f"decoder.upsamples.{level * step + int(parts[4])}.{rest}"
-                else:  # upsamplers.0.<resample | time_conv>
-                    new = f"decoder.upsamples.{level * step + res_blocks + 1}.{'.'.join(parts[5:])}"
-            else:
-                raise KeyError(key)
-        out[new] = value
-    return out
+    ``comfy/ldm/wan/vae.py`` WanVAE; ``qwen_image_vae.safetensors``, ``wan_2.1_vae.safetensors``), for any number of
+    res blocks per level: tests/wan_original_layout.py's inverse (one helper for both families' files; the decoder
+    has ``res_blocks + 1`` residual blocks per level)."""
+    from wan_original_layout import wan_vae_to_original as to_original
+
+    return to_original(sd, resnets=res_blocks + 1)
 
 
 def qwenimage_to_original(sd: dict, prefix: str = "model.diffusion_model.") -> dict:
