@@ -250,7 +250,7 @@ def _entry(path: str, key: str, entry, body: int) -> tuple[torch.dtype, list[int
     def corrupt(why: str) -> LoraFileError:
         return LoraFileError(path, f"is corrupt ({why} in the header entry {key[:100]!r})", _CORRUPT)
 
-    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+    if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
         raise corrupt("not a {dtype, shape, data_offsets} object")
     dtype = DTYPES.get(entry["dtype"]) if isinstance(entry["dtype"], str) else None
     if dtype is None:
