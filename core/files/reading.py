@@ -29,7 +29,7 @@ import torch
 
 from ..errors import LoraFileError
 from . import safe_json
-from .checks import check_metadata, check_tensors
+from .checks import FLOAT8, check_metadata, check_tensors, finite
 
 log = logging.getLogger(__name__)
 
@@ -290,16 +290,35 @@ def _safetensors(path: str, data: memoryview) -> tuple[dict, dict[str, str]]:
         covered = end
     if covered != body:
         raise LoraFileError(path, f"is corrupt (its tensors hold {covered} of the {body} data bytes)", _CORRUPT)
-    tensors = {}
-    for (dtype, shape, start, end), key in entries:
-        count = (end - start) // dtype.itemsize
-        if count == 0:
-            tensors[key] = torch.empty(shape, dtype=dtype)
-        elif (base + start) % dtype.itemsize:  # misaligned for its type: a copy of its own
-            tensors[key] = torch.frombuffer(bytearray(view[base + start : base + end]), dtype=dtype).view(shape)
+    tensors, known_finite = {}, set()
+    for run in _runs(entries, base):
+        (dtype, _, first, _), _ = run[0]
+        last = run[-1][0][3]
+        if last == first:  # empty tensors only (refused by check_tensors)
+            tensors.update((key, torch.empty(shape, dtype=dtype)) for (_, shape, _, _), key in run)
+            continue
+        whole = torch.frombuffer(data, dtype=dtype, count=(last - first) // dtype.itemsize, offset=base + first) \
+            if (base + first) % dtype.itemsize == 0 else \
+            torch.frombuffer(bytearray(view[base + first : base + last]), dtype=dtype)  # misaligned: a copy
+        for (_, shape, start, end), key in run:
+            a, b = (start - first) // dtype.itemsize, (end - first) // dtype.itemsize
+            tensors[key] = whole[a:b].view(shape)
+        if dtype.is_floating_point and dtype not in FLOAT8 and finite(whole):
+            known_finite.update(key for _, key in run)
+    return check_tensors(path, tensors, known_finite), header["__metadata__"]
+
+
+def _runs(entries: list, base: int) -> list[list]:
+    """The (offset-ordered) entries in runs of one dtype: each run is read as one tensor and its entries are views
+    of it, so whatever works on a whole file's factors (a finiteness check here, a cast to the pipeline's dtype
+    when injected: ``adapters.peft_ops``) is one operation on one storage, not one per tensor."""
+    runs: list[list] = []
+    for entry in entries:
+        if runs and runs[-1][-1][0][0] == entry[0][0]:
+            runs[-1].append(entry)
         else:
-            tensors[key] = torch.frombuffer(data, dtype=dtype, count=count, offset=base + start).view(shape)
-    return check_tensors(path, tensors), header["__metadata__"]
+            runs.append([entry])
+    return runs
 
 
 def _pickle(path: str, data: bytes) -> tuple[dict, dict[str, str]]:
