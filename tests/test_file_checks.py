@@ -135,3 +135,64 @@ def test_a_file_truncated_inside_its_header_length_is_refused(tmp_path, files):
     with pytest.raises(LoraFileError, match="header"):
         read_lora_file(str(path))
     assert load_file(files["k"])  # the original is untouched
+
+
+# -- the tensors of a .safetensors file: views of the bytes read, each header entry checked first ------------------
+def _entry(dtype="F16", shape=(2, 2), offsets=(0, 8)) -> dict:
+    return {"dtype": dtype, "shape": list(shape), "data_offsets": list(offsets)}
+
+
+@pytest.mark.parametrize("entries,data,problem", [
+    ({DOWN: _entry(dtype="F4")}, 8, "dtype 'F4' is not one LoRA Deck reads"),
+    ({DOWN: _entry(dtype=7)}, 8, "dtype '7' is not one"),
+    ({DOWN: {"dtype": "F16", "shape": [2, 2]}}, 8, r"not a \{dtype, shape, data_offsets\} object"),
+    ({DOWN: _entry(shape=(2, -2))}, 8, "is not a list of at most 8 sizes"),
+    ({DOWN: _entry(shape=[1] * 9)}, 8, "is not a list of at most 8 sizes"),
+    ({DOWN: _entry(shape=(2, 2.0))}, 8, "is not a list of at most 8 sizes"),
+    ({DOWN: _entry(offsets=(0, 6))}, 8, r"data_offsets \[0, 6\] do not hold 4 F16 values"),
+    ({DOWN: _entry(offsets=(0, 8))}, 6, r"data_offsets \[0, 8\] do not hold 4 F16 values within the 6 data bytes"),
+    ({DOWN: _entry(offsets=(8, 0))}, 8, "do not hold"),
+    ({DOWN: _entry(offsets=(0,))}, 8, r"data_offsets is not \[start, end\]"),
+    ({DOWN: _entry(), UP: _entry(offsets=(4, 12))}, 12, "overlaps the one before it"),
+    ({DOWN: _entry(), UP: _entry(offsets=(12, 20))}, 20, "leaves bytes 8-12 unused"),
+    ({DOWN: _entry()}, 12, "its tensors hold 8 of the 12 data bytes"),
+    ({DOWN: _entry(shape=(1 << 39, 1 << 39), offsets=(0, 8))}, 8, "do not hold"),
+])
+def test_a_header_entry_that_breaks_the_format_is_refused_naming_it(tmp_path, entries, data, problem):
+    path = fx.write_raw_safetensors(str(tmp_path / "bad.safetensors"), json.dumps(entries).encode(),
+                                    b"\x00" * data)
+    with pytest.raises(LoraFileError, match=f"is corrupt \\(.*{problem}"):
+        read_lora_file(path)
+
+
+def test_tensors_are_the_files_values_and_a_misaligned_one_is_copied(tmp_path):
+    """Each tensor equals what safetensors itself reads from the file; a float32 value at an offset that is not
+    a multiple of 4 (possible in a hand-written file) is still read exactly."""
+    down, up, alpha = torch.randn(4, 8, dtype=torch.float16), torch.randn(8, 4), torch.tensor(3.0, dtype=torch.float16)
+    entries = {"a.alpha": _entry(shape=(), offsets=(0, 2)), DOWN: _entry(shape=(4, 8), offsets=(2, 66)),
+               UP: _entry("F32", (8, 4), (66, 194))}
+    header = json.dumps(entries).encode()
+    header += b" " * (-len(header) % 8)
+    data = alpha.numpy().tobytes() + down.numpy().tobytes() + up.numpy().tobytes()
+    path = fx.write_raw_safetensors(str(tmp_path / "odd.safetensors"), header, data)
+    _, lora = read_lora_file(path)
+    assert torch.equal(lora.tensors[DOWN], down) and torch.equal(lora.tensors[UP], up)
+    assert lora.tensors["a.alpha"].item() == 3.0
+    assert (8 + len(header) + 66) % 4 and lora.tensors[UP].data_ptr() % 4 == 0  # misaligned in the file, not here
+    reference = load_file(path)
+    assert all(torch.equal(lora.tensors[k].to(v.dtype), v) for k, v in reference.items())
+
+
+def test_a_file_that_changes_size_while_it_is_read_is_refused(tmp_path, monkeypatch):
+    from loradeck.core.files import reading
+
+    path = fx.write_state(str(tmp_path / "growing.safetensors"), {DOWN: torch.ones(4, 8), UP: torch.ones(8, 4)})
+    real = reading.stamp
+
+    def stale(p):  # the size seen before the read: 16 bytes less than what is on disk when it is read
+        found = real(p)
+        return reading.FileStamp(found.path, found.size - 16, found.mtime_ns)
+
+    monkeypatch.setattr(reading, "stamp", stale)
+    with pytest.raises(LoraFileError, match="changed while it was read.*completely written"):
+        read_lora_file(path)

@@ -86,6 +86,44 @@ def test_half_casts_through_float32_equal_the_direct_cast(source, target):
     assert peft_ops._cast(same, "cpu", torch.float32) is same  # the same tensor when it already fits
 
 
+def test_a_files_factors_are_cast_in_one_operation_exactly_and_stay_separate_tensors(tmp_path):
+    """A float16 LoRA file on a bfloat16 pipeline (ai-toolkit's FLUX.2 file: each fused qkv's down serves q, k and
+    v): the factors are cast as one storage (files.reading makes them views of one tensor per dtype run), and each
+    layer's lora_A / lora_B equals ``.to(bfloat16)`` of its factor bit for bit; q, k and v hold separate tensors
+    (peft's state dict saves with safetensors, which refuses tensors sharing memory)."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file, save_file
+
+    from family_fixtures import fresh
+
+    source = "tests/fixtures/trainers/flux2/flux2_aitoolkit_lora.safetensors"
+    half = str(tmp_path / "half.safetensors")
+    save_file({k: v.half() for k, v in load_file(source).items()}, half, {"format": "pt"})
+    pipe = fresh("flux2")
+    pipe.transformer.to(torch.bfloat16)
+    calls = []
+    real = peft_ops._cast_storages
+    peft_ops._cast_storages = lambda factors: calls.append(real(factors)) or calls[-1]
+    try:
+        deck = Deck(pipe).add(half, name="h")
+    finally:
+        peft_ops._cast_storages = real
+    key = next(k for k, _ in deck.stack.keyed())
+    layers = _lora_layers(pipe.transformer)
+    assert len(calls) == 1 and len(calls[0]) >= len(layers) > 6  # every factor of the file cast whole
+    storages = {layer.lora_B[key].weight.untyped_storage().data_ptr() for _, layer in layers}
+    assert len(storages) == 1  # one cast storage for every lora_B
+    prepared = deck.owner.runtime.store.prepared(deck.stack.adapters[0].sha256, deck.owner.id)
+    patches = prepared.patches["transformer"]
+    for name, layer in layers:
+        for side, factor in (("lora_A", patches[name].down), ("lora_B", patches[name].up)):
+            weight = getattr(layer, side)[key].weight
+            assert weight.dtype == torch.bfloat16 and torch.equal(weight.view(torch.int16),
+                                                                   factor.to(torch.bfloat16).view(torch.int16))
+    state = get_peft_model_state_dict(pipe.transformer, adapter_name=key)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "saved.safetensors"))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 def test_the_quick_magnitude_bound_is_never_below_the_norm(dtype):
     from loradeck.core.adapters.magnitude import norm, quick_bound

@@ -79,21 +79,66 @@ def product_norm(up: torch.Tensor, down: torch.Tensor) -> float:
     return math.sqrt(sum(float((u[i : i + step] @ d).square().sum()) for i in range(0, out, step)))
 
 
+def storage_bounds(fitted: dict[str, dict]) -> dict[tuple, float]:
+    """max |x| over each storage that holds the factors of several patches (a file's run of one dtype: the factors
+    are views of it, ``files.reading``), from one ``aminmax`` per storage instead of one per factor: with two torch
+    threads each small parallel op waits for both, which on a busy CPU made these checks a large part of a load.
+    An upper bound of every factor's max |x| (other values of the file count too: a kohya alpha can make it loose,
+    and then the factor's own bound is taken)."""
+    factors: dict[tuple, int] = {}
+    for patches in fitted.values():
+        for patch in patches.values():
+            for factor in () if isinstance(patch, ParamDelta) else (patch.up, patch.down):
+                if isinstance(factor, torch.Tensor) and factor.dtype.is_floating_point:
+                    key = _storage(factor)
+                    factors[key] = factors.get(key, 0) + 1
+    bounds = {}
+    for (ptr, dtype), count in factors.items():
+        if count < 4:
+            continue
+        storage = next(f.untyped_storage() for f in _factors(fitted) if _storage(f) == (ptr, dtype))
+        whole = torch.empty(0, dtype=dtype).set_(storage, 0, (storage.nbytes() // dtype.itemsize,), (1,))
+        low, high = torch.aminmax(whole)
+        bounds[(ptr, dtype)] = max(-float(low), float(high))
+    return bounds
+
+
+def _storage(tensor: torch.Tensor) -> tuple:
+    return tensor.untyped_storage().data_ptr(), tensor.dtype
+
+
+def _factors(fitted: dict[str, dict]):
+    for patches in fitted.values():
+        for patch in patches.values():
+            if not isinstance(patch, ParamDelta):
+                yield from (f for f in (patch.up, patch.down) if isinstance(f, torch.Tensor))
+
+
 def check_magnitudes(path: str, fitted: dict[str, dict], weights: WeightStats) -> None:
     """LoraFileError naming the first module whose change is zero-scaled, non-finite, or dwarfs its weight."""
+    bounds = storage_bounds(fitted)
     for component, patches in fitted.items():
         for name, patch in patches.items():
-            _check(path, component, name, patch, weights)
+            _check(path, component, name, patch, weights, bounds)
 
 
-def _change(path: str, component: str, name: str, patch) -> float | None:
-    """||dW||_F of a patch, or None when it surely is fine (see the module docstring)."""
+def _shared_bound(tensor, bounds: dict) -> float | None:
+    found = bounds.get(_storage(tensor)) if isinstance(tensor, torch.Tensor) else None
+    return None if found is None else math.sqrt(tensor.numel()) * found
+
+
+def _change(path: str, component: str, name: str, patch, bounds: dict | None = None) -> float | None:
+    """||dW||_F of a patch, or None when it surely is fine (see the module docstring; ``bounds``: from
+    ``storage_bounds``)."""
     if isinstance(patch, ParamDelta):  # a whole difference: its own norm
         change = norm(patch.delta)
         return None if change <= SURELY_FINE else change
     scale = abs(patch.scale)
     if not math.isfinite(scale) or scale == 0:
         raise LoraFileError(path, f"gives {component} module {name} a scale of {patch.scale!r}", _ADVICE)
+    up, down = _shared_bound(patch.up, bounds or {}), _shared_bound(patch.down, bounds or {})
+    if up is not None and down is not None and scale * up * down <= SURELY_FINE:
+        return None
     if scale * quick_bound(patch.up) * quick_bound(patch.down) <= SURELY_FINE:
         return None
     if scale * norm(patch.up) * norm(patch.down) <= SURELY_FINE:
@@ -101,8 +146,8 @@ def _change(path: str, component: str, name: str, patch) -> float | None:
     return scale * product_norm(patch.up, patch.down)
 
 
-def _check(path: str, component: str, name: str, patch, weights: WeightStats) -> None:
-    change = _change(path, component, name, patch)
+def _check(path: str, component: str, name: str, patch, weights: WeightStats, bounds: dict | None = None) -> None:
+    change = _change(path, component, name, patch, bounds)
     if change is None:
         return
     weight, dtype = weights(component, name)

@@ -51,6 +51,7 @@ class PipelineOwner:
         self.id = pipeline_id
         self.runtime = runtime
         self.lock = threading.RLock()
+        self._probe: tuple | None = None  # (denoiser, one of its weights, the module holding it): probe_parameter
         self.loads = 0  # adapters injected over the owner's life (tests count reloads)
         self._indexes = {c: module_index(m, family, c) for c, m in self.models().items()}
         self._block_rules: dict[tuple, object] = {}
@@ -67,6 +68,23 @@ class PipelineOwner:
         self._branch_lock = threading.Lock()  # routes read branches while the executor applies
 
     # -- reading -------------------------------------------------------------------------
+    def probe_parameter(self) -> torch.nn.Parameter | None:
+        """A parameter of the denoiser, whose ``dtype`` and ``device`` the snapshot reads (the Parameter object
+        is kept: ``Module.to`` changes its data in place, so reading it stays a read of the model); found again
+        when the denoiser module is replaced or the parameter left it."""
+        denoiser = self.models().get(self.family.denoiser)
+        if denoiser is None:
+            return None
+        kept = self._probe
+        if kept is not None and kept[0] is denoiser and kept[1] is getattr(kept[2], "weight", None):
+            return kept[1]
+        for module in denoiser.modules():
+            weight = module._parameters.get("weight")
+            if weight is not None:
+                self._probe = (denoiser, weight, module)
+                return weight
+        return next(denoiser.parameters(), None)
+
     def models(self) -> dict[str, torch.nn.Module]:
         """The LoRA-able components this pipeline has (a family component set to None is absent)."""
         return {c: getattr(self.pipe, c) for c in self.family.components if getattr(self.pipe, c, None) is not None}

@@ -199,14 +199,61 @@ def _cast(tensor: torch.Tensor, device, dtype: torch.dtype | None) -> torch.Tens
     return tensor.to(device=device, dtype=dtype)
 
 
-def _add_adapter(layer, key: str, patch: ModulePatch) -> None:
+def _storage_key(tensor: torch.Tensor) -> tuple[int, torch.dtype]:
+    return tensor.untyped_storage().data_ptr(), tensor.dtype
+
+
+def _cast_storages(factors: list[tuple[torch.Tensor, torch.device, torch.dtype | None]]) -> dict[int, tuple]:
+    """CPU factors that change dtype, cast a whole storage at a time: a file's factors are views of one tensor per
+    run of one dtype (``files.reading``), so the cast of a 92 MB FLUX.2 LoRA is one operation instead of two per
+    factor (hundreds of small parallel ones, each of which waits for every torch thread: on a CPU another process
+    keeps busy, those waits were most of a load; bench/README.md). Only storages the factors cover at least half
+    of are cast whole (``components=`` may take a few of a file's modules). Returns ``id(factor)`` -> (its cast,
+    False); a region two factors share is cast once and copied for the second (``_take`` copies a factor used
+    twice), as separate ``.to`` calls would give."""
+    groups: dict[tuple, list] = {}
+    for factor, device, dtype in factors:
+        if (dtype is not None and factor.dtype != dtype and device.type == "cpu" and factor.device.type == "cpu"
+                and factor.dtype.is_floating_point):
+            groups.setdefault((*_storage_key(factor), dtype), []).append(factor)
+    casts: dict[int, torch.Tensor] = {}
+    for (_, source, target), members in groups.items():
+        storage = members[0].untyped_storage()
+        total = storage.nbytes() // source.itemsize
+        regions = {(f.storage_offset(), tuple(f.shape), f.stride()): f.numel() for f in members}
+        if len(members) < 2 or 2 * sum(regions.values()) < total:
+            continue
+        whole = torch.empty(0, dtype=source).set_(storage, 0, (total,), (1,))
+        out = torch.empty(total, dtype=target).copy_(whole)  # one operation (the same values as through float32)
+        seen = set()
+        for f in members:
+            region = (f.storage_offset(), tuple(f.shape), f.stride())
+            view = out.as_strided(f.shape, f.stride(), f.storage_offset())
+            casts[id(f)] = (view if region not in seen else view.clone(), False)  # (cast, handed out yet)
+            seen.add(region)
+    return casts
+
+
+def _take(casts: dict, factor: torch.Tensor) -> torch.Tensor | None:
+    """``factor``'s cast from ``_cast_storages`` (None: not cast there); a factor used again (a fused qkv's down
+    serves q, k and v) gets a copy each further time, so no two layers share a weight."""
+    found = casts.get(id(factor))
+    if found is None:
+        return None
+    if found[1]:
+        return found[0].clone()
+    casts[id(factor)] = (found[0], True)
+    return found[0]
+
+
+def _add_adapter(layer, key: str, patch: ModulePatch, casts: dict[int, tuple]) -> None:
     """What ``update_layer(key, r, alpha, config)`` does for a plain LoRA with ``init_lora_weights=False``
     and no dropout, then the weights assigned: in the base layer's device and (float) dtype, as peft's
-    ``_move_adapter_to_device_of_base_layer`` puts them. The adapter starts inactive."""
+    ``_move_adapter_to_device_of_base_layer`` puts them (``casts``: factors already cast, by id). The adapter
+    starts inactive."""
     weight = base_weight(layer)
     dtype = weight.dtype if weight.dtype.is_floating_point else None
-    down = _cast(patch.down, weight.device, dtype)  # the same tensor when it already fits
-    up = _cast(patch.up, weight.device, dtype)
+    down, up = (_cast(f, weight.device, dtype) if (c := _take(casts, f)) is None else c for f in (patch.down, patch.up))
     rank, alpha = patch.rank, _alpha(patch)
     a, b = _lora_modules(layer, down, up)
     layer.r[key] = rank
@@ -254,6 +301,13 @@ def _parent(model: torch.nn.Module, name: str, modules=None) -> tuple[torch.nn.M
     return (parent if parent is not None else model.get_submodule(parent_name)), child
 
 
+def _module(model: torch.nn.Module, name: str, modules=None) -> torch.nn.Module:
+    """The module at ``name`` now (a peft wrapper if it is wrapped); raises with the path that is missing."""
+    parent, child = _parent(model, name, modules)
+    module = parent._modules.get(child)
+    return module if module is not None else model.get_submodule(name)
+
+
 def wrap(model: torch.nn.Module, name: str, modules=None) -> BaseTunerLayer | None:
     """The peft layer at ``name``, wrapping the plain module there first if needed (None: not wrappable)."""
     parent, child = _parent(model, name, modules)
@@ -274,12 +328,18 @@ def inject(model: torch.nn.Module, key: str, patches: dict[str, ModulePatch],
     everywhere. Returns the (name, layer) pairs now carrying it. On failure the caller deletes ``key``.
     ``modules``: name -> module of ``model`` (parents are looked up there instead of walking paths)."""
     carriers = []
+    factors = []
+    for name, patch in patches.items():
+        weight = base_weight(_module(model, name, modules))
+        dtype = weight.dtype if weight.dtype.is_floating_point else None
+        factors += [(patch.down, weight.device, dtype), (patch.up, weight.device, dtype)]
+    casts = _cast_storages(factors)
     for name, patch in patches.items():
         layer = wrap(model, name, modules)
         if layer is None:
             layer = _peft_inject(model, name, key, patch)
         else:
-            _add_adapter(layer, key, patch)
+            _add_adapter(layer, key, patch, casts)
         carriers.append((name, layer))
     peft_config = dict(getattr(model, "peft_config", {}) or {})
     peft_config[key] = _config(patches)

@@ -166,14 +166,13 @@ def reread_strengths(owner, previous: PipelineSnapshot, old_stack, stack, report
 
 def _restrengthened(owner, view: AdapterView, key: str, spec, models) -> AdapterView:
     """An active adapter's view after its strengths alone changed: only its layers' scales are read again."""
-    per_component = [(c, [*(_strength(slot, key) for slot in owner.index(c).slots(key)),
-                          *(w for w, _ in owner.param_strengths(key, c))]) for c, _ in view.weights]
+    per_component = [(c, [*[slot.scaling[key] * slot.divisor / slot.alpha for slot in owner.index(c).slots(key)],
+                          *(w for w, _ in owner.param_strengths(key, c))]) for c, _ in view.weights]  # _strength
     return _as_set(view, owner, spec, models, per_component)
 
 
 def _snapshot(owner, models, views: tuple, source: str, source_title: str) -> PipelineSnapshot:
-    denoiser = models.get(owner.family.denoiser)
-    param = next(denoiser.parameters()) if denoiser is not None else None
+    param = owner.probe_parameter()
     return PipelineSnapshot(
         pipeline_id=owner.id,
         label=owner.label,

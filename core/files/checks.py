@@ -105,8 +105,9 @@ def _shape(path: str, key: str, tensor: torch.Tensor) -> None:
         raise LoraFileError(path, f"holds {_shown(key)} with {tensor.numel()} values (limit {MAX_ELEMENTS})", _ADVICE)
 
 
-def check_tensor(path: str, key, tensor) -> torch.Tensor:
-    """One entry of a file, checked and in a dtype the math takes (see the module docstring)."""
+def check_tensor(path: str, key, tensor, known_finite: bool = False) -> torch.Tensor:
+    """One entry of a file, checked and in a dtype the math takes (see the module docstring); ``known_finite``:
+    its values were checked already, with others, in one pass (``files.reading``: a run of one dtype)."""
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
         raise LoraFileError(path, f"has a key that is not a name of 1 to {MAX_KEY_CHARS} characters: "
                             f"{str(key)[:60]!r}", _ADVICE)
@@ -116,15 +117,16 @@ def check_tensor(path: str, key, tensor) -> torch.Tensor:
     _shape(path, key, tensor)
     if part_of(key) == "alpha" and bool(torch.isposinf(tensor).all()):
         return tensor  # full-rank LoKr (ai-toolkit: 9999999999, inf in fp16); formats.patch.alpha_of decides
-    if not finite(tensor):
+    if not known_finite and not finite(tensor):
         raise LoraFileError(path, f"contains NaN or infinite values in {_shown(key)}",
                             "The file is damaged or was saved from a diverged training run; do not use it.")
     return tensor
 
 
-def check_tensors(path: str, tensors: Mapping) -> dict[str, torch.Tensor]:
-    """Every entry checked; a new dict (float8 widened, integer alphas as floats), or LoraFileError."""
-    return {key: check_tensor(path, key, tensor) for key, tensor in tensors.items()}
+def check_tensors(path: str, tensors: Mapping, known_finite=frozenset()) -> dict[str, torch.Tensor]:
+    """Every entry checked; a new dict (float8 widened, integer alphas as floats), or LoraFileError.
+    ``known_finite``: keys whose values are known finite already."""
+    return {key: check_tensor(path, key, tensor, key in known_finite) for key, tensor in tensors.items()}
 
 
 def check_metadata(path: str, metadata) -> dict[str, str]:

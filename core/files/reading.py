@@ -2,7 +2,8 @@
 
 Files are checked (size, header bytes, tensor count) before parsing, read fully into memory
 (never left memory-mapped: a file changed on disk later cannot crash the process) and hashed
-while they are parsed. Caching is the adapter store's job (store.py), not this module's.
+while they are read; a .safetensors file's tensors are views of that memory, each header entry checked as the
+format requires first (no second copy). Caching is the adapter store's job (store.py), not this module's.
 
 Pickle files (.pt/.ckpt/.bin/.pth) are refused unless the caller opts in (``allow_pickle=True``,
 which the runtime passes from the ``LORADECK_ALLOW_PICKLE`` setting); then they are read with
@@ -20,16 +21,15 @@ import logging
 import os
 import stat as stat_mode
 import struct
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import torch
-from safetensors.torch import load as load_safetensors_bytes
 
 from ..errors import LoraFileError
 from . import safe_json
-from .checks import check_metadata, check_tensors
+from .checks import FLOAT8, check_metadata, check_tensors, finite
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,9 @@ class LoraFile:
     metadata: MappingProxyType
     tensors: MappingProxyType
     companion: FileStamp | None = None
-    tensors_sha256: str = ""  # SHA-256 of the bytes after the safetensors header (A1111's hash; files/hashing.py)
+    # SHA-256 of the bytes after the safetensors header (A1111's hash; files/hashing.py): known for in-memory and
+    # pickle files; "" for a .safetensors file read from disk (HashIndex.a1111 streams it when asked)
+    tensors_sha256: str = ""
 
 
 PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -231,13 +233,92 @@ def read_metadata(path: str, allow_pickle: bool = False) -> dict[str, str]:
     return parse_header(path, head, st.size)["__metadata__"]
 
 
-def _safetensors(path: str, data: bytes) -> tuple[dict, dict[str, str]]:
-    header = parse_header(path, data[: 8 + MAX_HEADER_BYTES], len(data))
-    try:
-        tensors = load_safetensors_bytes(data)
-    except Exception as exc:  # safetensors raises its own SafetensorError and others for bad bytes
-        raise LoraFileError(path, f"is corrupt ({exc})", "Re-download the file.") from None
-    return check_tensors(path, tensors), header["__metadata__"]
+# safetensors dtype names -> torch dtypes (safetensors.torch's own table; checks.py then refuses the non-float
+# ones by key, and widens float8)
+DTYPES = {name: getattr(torch, attr) for name, attr in (
+    ("F64", "float64"), ("F32", "float32"), ("F16", "float16"), ("BF16", "bfloat16"), ("I64", "int64"),
+    ("I32", "int32"), ("I16", "int16"), ("I8", "int8"), ("U8", "uint8"), ("BOOL", "bool"), ("C64", "complex64"),
+    ("F8_E4M3", "float8_e4m3fn"), ("F8_E4M3FNUZ", "float8_e4m3fnuz"), ("F8_E5M2", "float8_e5m2"),
+    ("F8_E5M2FNUZ", "float8_e5m2fnuz"), ("U64", "uint64"), ("U32", "uint32"), ("U16", "uint16"))
+    if hasattr(torch, attr)}
+MAX_DIMS = 8
+_CORRUPT = "Re-download the file."
+
+
+def _entry(path: str, key: str, entry, body: int) -> tuple[torch.dtype, list[int], int, int]:
+    """One header entry checked against the format: (dtype, shape, start, end) in the data after the header."""
+    def corrupt(why: str) -> LoraFileError:
+        return LoraFileError(path, f"is corrupt ({why} in the header entry {key[:100]!r})", _CORRUPT)
+
+    if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
+        raise corrupt("not a {dtype, shape, data_offsets} object")
+    dtype = DTYPES.get(entry["dtype"]) if isinstance(entry["dtype"], str) else None
+    if dtype is None:
+        raise corrupt(f"dtype {str(entry['dtype'])[:20]!r} is not one LoRA Deck reads")
+    shape, offsets = entry["shape"], entry["data_offsets"]
+    if (not isinstance(shape, list) or len(shape) > MAX_DIMS
+            or not all(type(n) is int and 0 <= n < 1 << 40 for n in shape)):
+        raise corrupt(f"shape {str(shape)[:40]} is not a list of at most {MAX_DIMS} sizes")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(n) is int for n in offsets):
+        raise corrupt("data_offsets is not [start, end]")
+    start, end = offsets
+    numel = 1
+    for n in shape:
+        numel *= n
+    if not 0 <= start <= end <= body or end - start != numel * dtype.itemsize:
+        raise corrupt(f"data_offsets {offsets} do not hold {numel} {entry['dtype']} values within the "
+                      f"{body} data bytes")
+    return dtype, shape, start, end
+
+
+def _safetensors(path: str, data: memoryview) -> tuple[dict, dict[str, str]]:
+    """Tensors as views of ``data`` (a writable buffer: no copy; a value not aligned to its size is copied), after
+    checking every header entry as the safetensors format requires: known dtype, offsets that tile the data
+    exactly."""
+    view = data
+    (length,) = struct.unpack("<Q", view[:8]) if len(data) >= 8 else (0,)
+    header = parse_header(path, bytes(view[: 8 + min(length, MAX_HEADER_BYTES)]), len(data))
+    base = 8 + length
+    body = len(data) - base
+    entries = sorted(((_entry(path, key, entry, body), key) for key, entry in header.items() if key != "__metadata__"),
+                     key=lambda found: found[0][2:])
+    covered = 0
+    for (_dtype, _shape, start, end), key in entries:
+        if start != covered:
+            why = "overlaps the one before it" if start < covered else f"leaves bytes {covered}-{start} unused"
+            raise LoraFileError(path, f"is corrupt (the data of {key[:100]!r} {why})", _CORRUPT)
+        covered = end
+    if covered != body:
+        raise LoraFileError(path, f"is corrupt (its tensors hold {covered} of the {body} data bytes)", _CORRUPT)
+    tensors, known_finite = {}, set()
+    for run in _runs(entries, base):
+        (dtype, _, first, _), _ = run[0]
+        last = run[-1][0][3]
+        if last == first:  # empty tensors only (refused by check_tensors)
+            tensors.update((key, torch.empty(shape, dtype=dtype)) for (_, shape, _, _), key in run)
+            continue
+        whole = torch.frombuffer(data, dtype=dtype, count=(last - first) // dtype.itemsize, offset=base + first) \
+            if (base + first) % dtype.itemsize == 0 else \
+            torch.frombuffer(bytearray(view[base + first : base + last]), dtype=dtype)  # misaligned: a copy
+        for (_, shape, start, end), key in run:
+            a, b = (start - first) // dtype.itemsize, (end - first) // dtype.itemsize
+            tensors[key] = whole[a:b].view(shape)
+        if dtype.is_floating_point and dtype not in FLOAT8 and finite(whole):
+            known_finite.update(key for _, key in run)
+    return check_tensors(path, tensors, known_finite), header["__metadata__"]
+
+
+def _runs(entries: list, base: int) -> list[list]:
+    """The (offset-ordered) entries in runs of one dtype: each run is read as one tensor and its entries are views
+    of it, so whatever works on a whole file's factors (a finiteness check here, a cast to the pipeline's dtype
+    when injected: ``adapters.peft_ops``) is one operation on one storage, not one per tensor."""
+    runs: list[list] = []
+    for entry in entries:
+        if runs and runs[-1][-1][0][0] == entry[0][0]:
+            runs[-1].append(entry)
+        else:
+            runs.append([entry])
+    return runs
 
 
 def _pickle(path: str, data: bytes) -> tuple[dict, dict[str, str]]:
@@ -256,37 +337,52 @@ def _pickle(path: str, data: bytes) -> tuple[dict, dict[str, str]]:
 
 
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loradeck-sha256")
+CHUNK = 8 * 1024 * 1024
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()  # hashlib releases the GIL: this overlaps with parsing
+def _read_hashing(path: str, st: FileStamp) -> tuple[memoryview, Future]:
+    """The file's bytes, read in chunks into one buffer (not zero-filled first, as a ``bytearray`` would be: every
+    page written once), each chunk hashed (SHA-256, on the hasher thread, in order;
+    hashlib releases the GIL) while the next is read: the digest is ready about when the read ends. A file whose
+    size changes while it is read is refused (it is still being written)."""
+    view = memoryview(torch.empty(st.size, dtype=torch.uint8).numpy()).cast("B")  # uninitialised
+    digest, got = hashlib.sha256(), 0
+    with open_regular(path, st.path) as f:
+        while got < st.size:
+            n = f.readinto(view[got : got + CHUNK])
+            if not n:
+                break
+            _HASHER.submit(digest.update, view[got : got + n])
+            got += n
+        grew = bool(f.read(1))
+    done = _HASHER.submit(digest.hexdigest)
+    if got != st.size or grew:
+        done.result()  # the hasher is done with the buffer
+        raise LoraFileError(path, "changed while it was read", "Wait until the file is completely written, "
+                            "then run again.")
+    return view, done
 
 
 def read_lora_file(path: str, allow_pickle: bool = False) -> tuple[FileStamp, LoraFile]:
     """Read, hash and parse one .safetensors (or, when opted in, pickle) file fully into memory.
 
-    Returns the stamp the file had when read (the hash index records the hash under it)."""
+    Returns the stamp the file had when read (the hash index records the hash under it). A1111's hash of a
+    .safetensors file (its bytes after the header) is left to ``HashIndex.a1111``, which streams it only when
+    something asks (a saved image's ``Lora hashes``): no second hash on the load path."""
     check_suffix(check_path(path), allow_pickle)
     st = stamp(path)
     if st.size > MAX_FILE_BYTES:
         raise LoraFileError(path, f"is {st.size} bytes (limit {MAX_FILE_BYTES})", "This is not a LoRA-sized file.")
-    data = read_bytes(path, st.path, MAX_FILE_BYTES)
-    if len(data) > MAX_FILE_BYTES:
-        raise LoraFileError(path, f"grew beyond {MAX_FILE_BYTES} bytes", "This is not a LoRA-sized file.")
-    digest = _HASHER.submit(_sha256, data)
-    body = _HASHER.submit(_sha256, _after_header(data)) if not is_pickle(path) else digest
-    tensors, meta = (_pickle if is_pickle(path) else _safetensors)(path, data)
+    data, digest = _read_hashing(path, st)
+    try:
+        tensors, meta = (_pickle if is_pickle(path) else _safetensors)(path, data)
+    finally:
+        sha256 = digest.result()
     if not tensors:
         raise LoraFileError(path, "contains no tensors", "The file is empty; re-download or re-export it.")
     companion = peft_companion(path)
     if companion is not None:
         meta[PEFT_CONFIG_KEY] = companion[1]
-    return st, LoraFile(path=path, sha256=digest.result(), size=len(data), metadata=MappingProxyType(meta),
+    return st, LoraFile(path=path, sha256=sha256, size=len(data), metadata=MappingProxyType(meta),
                         tensors=MappingProxyType(tensors), companion=companion[0] if companion else None,
-                        tensors_sha256=body.result())
-
-
-def _after_header(data: bytes) -> memoryview:
-    """The bytes after a safetensors file's 8-byte length and JSON header (checked by parse_header)."""
-    (length,) = struct.unpack("<Q", data[:8]) if len(data) >= 8 else (0,)
-    return memoryview(data)[8 + min(length, len(data)) :]
+                        tensors_sha256=sha256 if is_pickle(path) else "")

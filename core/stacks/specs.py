@@ -236,14 +236,19 @@ class StackSpec:
 
     def keyed(self) -> tuple[tuple[str, AdapterSpec], ...]:
         """(internal adapter key, spec) pairs. The key is derived from file content, so the same file
-        in two graph branches is one loaded adapter; a second copy in one stack gets ``_2``."""
+        in two graph branches is one loaded adapter; a second copy in one stack gets ``_2``. Worked out once per
+        (immutable) stack: applying one asks for it several times."""
+        found = self.__dict__.get("_keyed")
+        if found is not None:
+            return found
         seen: dict[str, int] = {}
         out = []
         for adapter in self.adapters:
             base = base_key(adapter)
             seen[base] = seen.get(base, 0) + 1
             out.append((base if seen[base] == 1 else f"{base}_{seen[base]}", adapter))
-        return tuple(out)
+        self.__dict__["_keyed"] = found = tuple(out)  # not a field: equality and hashing ignore it
+        return found
 
 
 MAX_FRAMES = 4097  # frames per video Generate asks for (Wan's 81 at 16 fps is 5 s; 4097 is over 4 minutes)
