@@ -10,9 +10,12 @@ them the same way; after that ``convert_ldm_vae_checkpoint`` converts the rest, 
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ...errors import PipelineLoadError
+
+if TYPE_CHECKING:  # torch is imported where a model is built: commands that read the rows must not import it
+    import torch
 
 _MOVED = (("encoder.quant_conv.", "quant_conv."), ("decoder.post_quant_conv.", "post_quant_conv."))
 _BATCH_NORM = ("bn.running_mean", "bn.running_var", "bn.num_batches_tracked")
@@ -42,6 +45,8 @@ def to_diffusers(tensors: dict, config: dict) -> dict:
 
 def vae_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
     """An ``AutoencoderKLFlux2`` from the FLUX.2 VAE file's tensors (a builder for ``Arch.builders``)."""
+    import torch
+
     config = cls.load_config(config_dir, subfolder=component)
     state = to_diffusers(tensors, config)
     with torch.device("meta"):

@@ -11,9 +11,12 @@ model: the encoder is built as that language model, a transformers ``MistralMode
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ...errors import PipelineLoadError
+
+if TYPE_CHECKING:  # torch is imported where a model is built: commands that read the rows must not import it
+    import torch
 
 READ_LAYER = 30  # the deepest hidden state Flux2Pipeline stacks (text_encoder_out_layers (10, 20, 30))
 
@@ -23,6 +26,7 @@ def mistral_model(cls, component: str, tensors: dict, config_dir: str, dtype: to
     import json
     import os
 
+    import torch
     from transformers import MistralConfig, MistralModel
 
     embed = next((k for k in tensors if k.endswith("embed_tokens.weight")), None)
