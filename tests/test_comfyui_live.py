@@ -683,20 +683,39 @@ def test_no_two_nodes_overlap_in_a_shipped_workflow(comfyui, browser, vue):
 
 
 RAW_IDS = re.compile(r"\w+\|LoRADeck|Lo RA Deck|Lo RA\b")
+MISSING_REASON = "was not found in your loras folders"
+# The error report's sections (both frontends: generateErrorReport in src/utils/errorReportUtil.ts)
+WORKFLOW_SECTION = re.compile(r"## Attached Workflow.*?(?=## Additional Context|$)", flags=re.S)
+HISTORY_ERRORS = """async () => {
+    const api = window.comfyAPI?.api?.api ?? window.app.api;
+    const history = await api.getHistory(20);
+    const items = Array.isArray(history) ? history : history?.History ?? [];
+    return items.flatMap((item) => [item.execution_error,
+        ...(item.status?.messages ?? []).filter((m) => m[0] === 'execution_error').map((m) => m[1])])
+        .filter(Boolean).map((e) => e.node_type);
+}"""
 
 
 def _texts_shown(page) -> str:
-    """What the user can read: dialogs, toasts, the nodes' boxes and error badges, the tab title. Of 1.58.1's error
-    report (a text for a GitHub issue) only its error details: its stack trace, log and attached workflow are
-    data, which name nodes by their IDs."""
-    text = "\n".join([page.title(), page.inner_text("body")])
-    return re.sub(r"## Stack Trace.*?(?=Get Help|For more help|$)", "", text, flags=re.S)
+    """What the user can read: dialogs, toasts, the nodes' boxes and error badges, the error report (1.58.1: in the
+    errors panel; 1.35.9: behind the dialog's Show Report), the tab title."""
+    return "\n".join([page.title(), page.inner_text("body")])
+
+
+def _report_sections(text: str) -> tuple[str, str]:
+    """(the text without the report's Attached Workflow section, that section): the attached workflow is the graph
+    as it is saved, whose nodes are stored by their IDs (node "type"), so it is the one part that keeps them."""
+    attached = "\n".join(WORKFLOW_SECTION.findall(text))
+    return WORKFLOW_SECTION.sub("", text), attached
 
 
 @RENDERERS
 def test_no_raw_node_id_in_what_the_user_reads_of_errors(comfyui, browser, vue):
     """A file that is nowhere, queued anyway (refused at queue time), and a run that fails: every message the
-    user sees names our nodes by their display names or titles, never by their IDs."""
+    user sees names our nodes by their display names or titles, never by their IDs: the refusal, the failed run's
+    dialog or panel, its error report (node type, message, stack trace, the server log in it) and the failed job
+    as the queue reports it again. Only the report's attached workflow keeps the IDs (the workflow as saved). The
+    missing file's reason is said once, in the node's box, at queue time too."""
     page, problems = _open(browser, comfyui, vue)
     gen = _gen()
     graph = {
@@ -729,17 +748,33 @@ def test_no_raw_node_id_in_what_the_user_reads_of_errors(comfyui, browser, vue):
         time.sleep(1)
     assert ran and _wait_for_history(comfyui, ran.pop())["status"]["status_str"] == "error"
     page.wait_for_timeout(3000)
-    details = page.get_by_role("button", name="View details")  # 1.58.1: a toast, its details in a panel
-    if details.count():
-        details.first.click()
-        page.wait_for_timeout(1500)
-    failed = _texts_shown(page)
+    for button in ("View details", "Show Report"):  # 1.58.1: a toast, its report in a panel; 1.35.9: a dialog
+        found = page.get_by_role("button", name=button)
+        if found.count():
+            found.first.click()
+            page.wait_for_timeout(2000)
+    page.wait_for_function("document.body.innerText.includes('## Attached Workflow')", timeout=30_000)
+    failed, attached = _report_sections(_texts_shown(page))
     _screenshot(page, "run-error-" + ("nodes-2.0" if vue else "classic"))
+    # what the queue's "Report error" on the failed job shows: 1.58.1 asks /api/jobs for completed, failed and
+    # cancelled jobs, a status ComfyUI 0.8 refuses (HTTP 400, an empty list); it gets the server's own answer for
+    # completed and failed jobs instead
+    page.route("**/api/jobs?status=completed,failed,cancelled*", lambda route: route.fulfill(
+        json=_get_json(route.request.url.replace("completed,failed,cancelled", "completed,failed"))))
+    reported = page.evaluate(HISTORY_ERRORS)
     page.close()
     assert "gone/nowhere.safetensors" in refused and "Stable Diffusion 1.x checkpoint" in failed, (refused, failed)
-    assert not RAW_IDS.findall(refused) and not RAW_IDS.findall(failed), (refused, failed)
-    # the frontend's own report of the refused prompt, and the help links it cannot reach offline
-    ours = [p for p in problems if "PromptExecutionError" not in p and "ERR_NAME_NOT_RESOLVED" not in p]
+    assert refused.count(MISSING_REASON) == 1, refused  # in the node's box, not in the refusal too
+    # the report's sections: its node type, and ComfyUI's log of the refused prompt (execution.py names each node
+    # by its class_type), with display names; the attached workflow as saved
+    assert "Node Type:** Load Diffusers Pipeline" in failed and "* Load LoRA (LoRA Deck) 2:" in failed, failed
+    assert '"type":"LoadPipeline|LoRADeck"' in attached, attached[:2000]
+    assert not RAW_IDS.findall(refused) and not RAW_IDS.findall(failed), (RAW_IDS.findall(refused + failed))
+    assert "Load Diffusers Pipeline" in reported and not RAW_IDS.findall(" ".join(reported)), reported
+    # the frontend's own report of the refused prompt, the help links it cannot reach offline, and 1.58.1's jobs
+    # request ComfyUI 0.8 refuses (its stack passes through our wrapped getHistory)
+    ours = [p for p in problems if "PromptExecutionError" not in p and "ERR_NAME_NOT_RESOLVED" not in p
+            and "Failed to fetch jobs: 400" not in p]
     assert not ours, ours
 
 
