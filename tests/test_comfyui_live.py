@@ -420,7 +420,9 @@ def _open(browser, comfyui, vue: bool = False):
 def _screenshot(page, name: str) -> None:
     out = Path(os.environ.get("LORADECK_TEST_OUTPUT") or PACK_ROOT / "tests" / "_output")
     out.mkdir(parents=True, exist_ok=True)
-    version = Path(FRONTEND).name if FRONTEND else "default"
+    # the frontend version: the folder a wheel was unpacked into (<ver>/comfyui_frontend_package/static), or its name
+    versions = [p.name for p in Path(FRONTEND).parents if re.fullmatch(r"\d+(\.\d+)+", p.name)] if FRONTEND else []
+    version = versions[0] if versions else Path(FRONTEND).name if FRONTEND else "default"
     page.screenshot(path=str(out / f"comfyui-live-{version}-{name}.png"))
 
 
