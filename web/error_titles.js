@@ -40,15 +40,16 @@ function boxLines(id) {
   return body ? [...body.children].map((line) => line.textContent ?? "").filter(Boolean) : [];
 }
 
-/** Whether `details` (a validation reason) says what one of `lines` already says: the box's "<file>: <reason>" and
- * the server's "lora_name - lora_name: LoRA file '<file>': <reason>" share the file and the reason. */
+/** Whether every line of `details` (a validation reason; LoRA List's has one line per row) says what one of
+ * `lines` already says: the box's "<file>: <reason>" and the server's "lora_name - lora_name: LoRA file '<file>':
+ * <reason>" share the file and the reason. */
 export function saidIn(lines, details) {
-  if (typeof details !== "string") return false;
-  return lines.some((line) => {
+  if (typeof details !== "string" || !details) return false;
+  return details.split("\n").every((part) => lines.some((line) => {
     const cut = line.indexOf(": ");
     const [file, reason] = cut > 0 ? [line.slice(0, cut), line.slice(cut + 2)] : ["", line];
-    return reason.length >= 20 && details.includes(reason) && details.includes(file);
-  });
+    return reason.length >= 20 && part.includes(reason) && part.includes(file);
+  }));
 }
 
 /** node_errors of a /prompt answer ({id: {class_type, errors}}) with display names as class_type, in place; with
