@@ -390,7 +390,9 @@ ERROR_TEXTS = """async () => {
     m.renameHistoryErrors(history158);
     return {nodeErrors, history135: history135.History[0].status.messages[1][1].node_type,
             history158: history158.map((item) => item.execution_error.node_type),
-            logs: m.withDisplayNames('* LoadLoRA|LoRADeck 2:\\n* KSampler 4:\\n* Unknown|LoRADeck 5:')};
+            logs: m.withDisplayNames('* LoadLoRA|LoRADeck 2:\\n* KSampler 4:\\n* Unknown|LoRADeck 5:'),
+            rawLogs: m.renameLogEntries({size: 300, entries: [{t: '1', m: '* LoadLoRA|LoRADeck 2:\\n'},
+                                                              {t: '2', m: '* KSampler 4:\\n'}, {t: '3', m: 7}]})};
 }"""
 
 
@@ -408,3 +410,6 @@ def test_error_texts_name_our_nodes_by_display_name_and_point_to_the_box(page):
     assert got["history135"] == "Load LoRA (LoRA Deck)"
     assert got["history158"] == ["LoRA List (LoRA Deck)", "VAEDecode"]
     assert got["logs"] == "* Load LoRA (LoRA Deck) 2:\n* KSampler 4:\n* Unknown|LoRADeck 5:"
+    # the Logs terminal's entries (getRawLogs answer, "logs" message): only the text changes
+    assert got["rawLogs"] == {"size": 300, "entries": [{"t": "1", "m": "* Load LoRA (LoRA Deck) 2:\n"},
+                                                       {"t": "2", "m": "* KSampler 4:\n"}, {"t": "3", "m": 7}]}

@@ -700,6 +700,19 @@ HISTORY_ERRORS = """async () => {
 }"""
 
 
+def _missing_lora_graph(lora_id: int = 2) -> dict:
+    """Tiny SD -> Load LoRA (node `lora_id`) of a file that is nowhere -> Generate -> Preview: ComfyUI refuses it at
+    queue time."""
+    return {
+        1: ("LoadPipeline|LoRADeck", "Tiny SD", {"model_name": "tiny-sd (built-in)", "dtype": "auto"}, {}, (40, 300)),
+        lora_id: ("LoadLoRA|LoRADeck", "Missing LoRA", {"lora_name": "gone/nowhere.safetensors", "strength_model": 1.0,
+                                                        "strength_clip": 1.0, "adapter_name": ""}, {"pipeline": (1, 0)},
+                  (400, 40)),
+        3: ("Generate|LoRADeck", "Generate missing", _gen(), {"pipeline": (lora_id, 0)}, (800, 40)),
+        4: ("PreviewImage", "Preview missing", {}, {"images": (3, 0)}, (1200, 40)),
+    }
+
+
 def _texts_shown(page) -> str:
     """What the user can read: dialogs, toasts, the nodes' boxes and error badges, the error report (1.58.1: in the
     errors panel; 1.35.9: behind the dialog's Show Report), the tab title."""
@@ -721,15 +734,7 @@ def test_no_raw_node_id_in_what_the_user_reads_of_errors(comfyui, browser, vue):
     as the queue reports it again. Only the report's attached workflow keeps the IDs (the workflow as saved). The
     missing file's reason is said once, in the node's box, at queue time too."""
     page, problems = _open(browser, comfyui, vue)
-    gen = _gen()
-    graph = {
-        1: ("LoadPipeline|LoRADeck", "Tiny SD", {"model_name": "tiny-sd (built-in)", "dtype": "auto"}, {}, (40, 300)),
-        2: ("LoadLoRA|LoRADeck", "Missing LoRA", {"lora_name": "gone/nowhere.safetensors", "strength_model": 1.0,
-                                                  "strength_clip": 1.0, "adapter_name": ""}, {"pipeline": (1, 0)},
-            (400, 40)),
-        3: ("Generate|LoRADeck", "Generate missing", gen, {"pipeline": (2, 0)}, (800, 40)),
-        4: ("PreviewImage", "Preview missing", {}, {"images": (3, 0)}, (1200, 40)),
-    }
+    graph = _missing_lora_graph()
     _load(page, _examples().to_ui(graph, "errors"))
     page.wait_for_function("document.body.innerText.includes('gone/nowhere.safetensors: was not found')",
                            timeout=30_000)
@@ -776,6 +781,43 @@ def test_no_raw_node_id_in_what_the_user_reads_of_errors(comfyui, browser, vue):
     assert not RAW_IDS.findall(refused) and not RAW_IDS.findall(failed), (RAW_IDS.findall(refused + failed))
     assert "Load Diffusers Pipeline" in reported and not RAW_IDS.findall(" ".join(reported)), reported
     # the frontend's own report of the refused prompt, and the help links it cannot reach offline
+    ours = [p for p in problems if "PromptExecutionError" not in p and "ERR_NAME_NOT_RESOLVED" not in p]
+    assert not ours, ours
+
+
+# the text of the bottom panel's Logs terminal (xterm's DOM renderer: one div per row on screen)
+TERMINAL = """() => [...document.querySelectorAll('.xterm-rows > div')].map((row) => row.textContent).join('\\n')
+    .replaceAll('\\u00a0', ' ')"""
+REFUSAL_LOGGED = """(id) => [...document.querySelectorAll('.xterm-rows > div')].some((row) =>
+    new RegExp('^\\\\* .*(\\\\|LoRADeck|\\\\(LoRA Deck\\\\)) ' + id + ':')
+        .test(row.textContent.replaceAll('\\u00a0', ' ')))"""
+
+
+@RENDERERS
+def test_no_raw_node_id_in_the_logs_terminal(comfyui, browser, vue):
+    """The bottom panel's Logs terminal shows ComfyUI's log, which names a refused prompt's nodes by class_type
+    (execution.py: "* LoadLoRA|LoRADeck 2:"): our nodes are named there by display name, both in the log the terminal
+    loads when it opens (getRawLogs) and in the lines it is sent while open ("logs" messages). The rest of the log
+    is as ComfyUI wrote it."""
+    page, problems = _open(browser, comfyui, vue)
+    _load(page, _examples().to_ui(_missing_lora_graph(2), "errors"))
+    page.evaluate("window.app.queuePrompt(0, 1)")
+    page.wait_for_timeout(3000)
+    _dismiss(page)
+    page.evaluate("window.app.extensionManager.command.execute('Workspace.ToggleBottomPanelTab.logs-terminal')")
+    page.wait_for_function(REFUSAL_LOGGED, arg="2", timeout=30_000)
+    loaded = page.evaluate(TERMINAL)
+    sent_id = 7 if vue else 5  # the same refusal, its Load LoRA numbered as in no other test: only sent to this tab
+    _load(page, _examples().to_ui(_missing_lora_graph(sent_id), "errors"))
+    page.evaluate("window.app.queuePrompt(0, 1)")
+    page.wait_for_function(REFUSAL_LOGGED, arg=str(sent_id), timeout=30_000)
+    page.wait_for_timeout(1000)  # the rest of that refusal's lines
+    sent = page.evaluate(TERMINAL)
+    _screenshot(page, "logs-terminal-" + ("nodes-2.0" if vue else "classic"))
+    page.close()
+    assert "* Load LoRA (LoRA Deck) 2:" in loaded and "Failed to validate prompt for output 4:" in loaded, loaded
+    assert f"* Load LoRA (LoRA Deck) {sent_id}:" in sent and "Output will be ignored" in sent, sent
+    assert not RAW_IDS.findall(loaded) and not RAW_IDS.findall(sent), RAW_IDS.findall(loaded + sent)
     ours = [p for p in problems if "PromptExecutionError" not in p and "ERR_NAME_NOT_RESOLVED" not in p]
     assert not ours, ours
 

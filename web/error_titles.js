@@ -9,6 +9,8 @@
 //   ("* LoadLoRA|LoRADeck 2:", execution.py), so the wrapped getLogs gives that text with display names. The
 //   report's "Attached Workflow" keeps the IDs: it is the graph as saved (node "type" is the ID), and a renamed
 //   copy would not load;
+// - the bottom panel's Logs terminal shows the same server log: what it loads when it opens (api.getRawLogs) and
+//   what it is sent afterwards (the "logs" messages) have the IDs replaced likewise, in the log entries' text only;
 // - queue-time errors: both frontends head each node's validation errors with the class_type of POST /prompt's
 //   node_errors (1.35.9: "LoadLoRA|LoRADeck:\n- Custom validation failed…"); no event carries them, so
 //   api.queuePrompt is wrapped once to put the display name into that field of the error it throws. A reason the
@@ -89,7 +91,16 @@ export function renameHistoryErrors(history) {
   return history;
 }
 
+/** A raw log answer or "logs" message ({entries: [{t, m}]}) with display names in each entry's text, in place. */
+export function renameLogEntries(logs) {
+  for (const entry of Array.isArray(logs?.entries) ? logs.entries : []) {
+    if (typeof entry?.m === "string") entry.m = withDisplayNames(entry.m);
+  }
+  return logs;
+}
+
 api.addEventListener("execution_error", ({ detail }) => renameExecutionError(detail));
+api.addEventListener("logs", ({ detail }) => renameLogEntries(detail));
 
 function wrapQueuePrompt() {
   const original = api.queuePrompt;
@@ -136,6 +147,7 @@ function watchTabTitle() {
 wrapQueuePrompt();
 wrapAnswer("getHistory", renameHistoryErrors);
 wrapAnswer("getLogs", withDisplayNames);
+wrapAnswer("getRawLogs", renameLogEntries);
 
 app.registerExtension({
   name: "loradeck.ErrorTitles",
