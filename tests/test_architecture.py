@@ -130,3 +130,62 @@ def test_pyproject_installs_every_package_and_family_config():
     for configs in (PACK / "core" / "families").glob("*/configs"):
         name = _module_name(configs.parent / "__init__.py")
         assert "configs/**/*.json" in data.get(name, []), f"pyproject.toml's package-data lacks {name}'s configs"
+
+
+# What a node ID is made of: node_id() builds one (a plain `node_id` is a graph node's number), NODE_ID / LOADER(S)
+# hold them, a literal spells one out.
+ID_NAMES = {"NODE_ID", "LOADER", "LOADERS"}
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
+
+
+def _names_an_id(expr: ast.AST) -> bool:
+    for sub in ast.walk(expr):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "node_id":
+            return True
+        if isinstance(sub, ast.Name) and sub.id in ID_NAMES or isinstance(sub, ast.Attribute) and sub.attr in ID_NAMES:
+            return True
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and "|LoRADeck" in sub.value:
+            return True
+    return False
+
+
+def messages_naming_an_id(source: str, where: str = "<source>") -> list[str]:
+    """The raise, log and VALIDATE_INPUTS return statements of `source` whose text is built from a node ID: what
+    ComfyUI shows the user (the exception message and its traceback's line, the log in the error report, the
+    queue-time reason)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        parts: list[ast.AST] = []
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            parts = [node.exc]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LOG_METHODS
+              and isinstance(node.func.value, ast.Name) and node.func.value.id in {"logger", "log", "logging"}):
+            parts = [*node.args, *(k.value for k in node.keywords)]
+        elif isinstance(node, ast.FunctionDef) and node.name == "VALIDATE_INPUTS":
+            parts = [r.value for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
+        found += [(part.lineno, where) for part in parts if _names_an_id(part)]
+    return [f"{where}:{line}" for line, where in sorted(found)]
+
+
+def test_no_message_names_a_node_by_its_id():
+    """Errors, logs and queue-time reasons name nodes as the user sees them (display names, titles), never by their
+    frozen IDs ("LoadLoRA|LoRADeck"): the frontends show these texts, and their error reports quote them."""
+    found = [hit for package in ("nodes", "core") for path in sorted((PACK / package).rglob("*.py"))
+             for hit in messages_naming_an_id(path.read_text(), str(path.relative_to(PACK)))]
+    assert found == []
+
+
+def test_the_id_finder_finds_ids_in_messages():
+    source = '''
+def f(name):
+    raise ValueError(f"{NODE_ID}: bad {name}")
+def g(node_id):
+    logger.warning("%s failed", node_id("LoadLoRA"))
+    logger.info("node %s failed", node_id)
+class N:
+    def VALIDATE_INPUTS(cls, x):
+        return "LoadLoRA|LoRADeck: no"
+def h():
+    raise ValueError("no such file")
+'''
+    assert messages_naming_an_id(source) == ["<source>:3", "<source>:5", "<source>:9"]

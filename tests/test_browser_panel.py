@@ -364,3 +364,52 @@ def test_shared_workflow_names_are_switched_before_the_graph_loads(page, server,
             "workflow (same content, other name).") in info
     assert '"old/place.safetensors" → "k.safetensors"' in info
     assert not page.errors, page.errors
+
+
+ERROR_TEXTS = """async () => {
+    const m = await import('/extensions/loradeck/error_titles.js');
+    const ext = window.__app.extensions.find((e) => e.name === 'loradeck.ErrorTitles');
+    ext.beforeRegisterNodeDef({}, {name: 'LoadLoRA|LoRADeck', display_name: 'Load LoRA (LoRA Deck)'});
+    ext.beforeRegisterNodeDef({}, {name: 'LoRAList|LoRADeck', display_name: 'LoRA List (LoRA Deck)'});
+    const why = ': was not found in your loras folders. Put the file in models/loras or pick one.';
+    const box = ['gone/x.safetensors' + why];
+    const said = "LoRA file 'gone/x.safetensors'" + why, other = "LoRA file 'y.safetensors'" + why;
+    const reason = (details) => ({message: 'Custom validation failed for node', details,
+                                  extra_info: {input_name: details.split(' - ')[0]}});
+    const nodeErrors = {
+        '2': {class_type: 'LoadLoRA|LoRADeck', errors: [reason('lora_name - lora_name: ' + said)]},
+        '3': {class_type: 'LoRAList|LoRADeck', errors: [reason('loras - row 1: ' + said + '\\nrow 2: ' + other)]},
+        '4': {class_type: 'KSampler', errors: [reason('seed - ' + said)]},
+    };
+    m.renameNodeErrors(nodeErrors, (id) => box);
+    const history135 = {History: [{status: {messages: [['execution_start', {}],
+        ['execution_error', {node_type: 'LoadLoRA|LoRADeck', node_id: '2'}]]}}]};
+    const history158 = [{execution_error: {node_type: 'LoRAList|LoRADeck'}},
+                        {execution_error: {node_type: 'VAEDecode'}}];
+    m.renameHistoryErrors(history135);
+    m.renameHistoryErrors(history158);
+    return {nodeErrors, history135: history135.History[0].status.messages[1][1].node_type,
+            history158: history158.map((item) => item.execution_error.node_type),
+            logs: m.withDisplayNames('* LoadLoRA|LoRADeck 2:\\n* KSampler 4:\\n* Unknown|LoRADeck 5:'),
+            rawLogs: m.renameLogEntries({size: 300, entries: [{t: '1', m: '* LoadLoRA|LoRADeck 2:\\n'},
+                                                              {t: '2', m: '* KSampler 4:\\n'}, {t: '3', m: 7}]})};
+}"""
+
+
+def test_error_texts_name_our_nodes_by_display_name_and_point_to_the_box(page):
+    """error_titles.js's renaming, as the wrapped api methods apply it: node_errors (display name; a reason the node's
+    box already says, on every line, points to the box), history errors in 1.35.9's and 1.58.1's shapes, log text.
+    Other nodes and unknown IDs stay as they are."""
+    got = page.evaluate(ERROR_TEXTS)
+    errors = got["nodeErrors"]
+    assert errors["2"]["class_type"] == "Load LoRA (LoRA Deck)"
+    assert errors["2"]["errors"][0]["details"] == "lora_name: see this node's box"
+    assert errors["3"]["class_type"] == "LoRA List (LoRA Deck)"  # row 2 is not in the box: said in full
+    assert "row 2: LoRA file 'y.safetensors'" in errors["3"]["errors"][0]["details"]
+    assert errors["4"]["class_type"] == "KSampler" and errors["4"]["errors"][0]["details"].startswith("seed - LoRA")
+    assert got["history135"] == "Load LoRA (LoRA Deck)"
+    assert got["history158"] == ["LoRA List (LoRA Deck)", "VAEDecode"]
+    assert got["logs"] == "* Load LoRA (LoRA Deck) 2:\n* KSampler 4:\n* Unknown|LoRADeck 5:"
+    # the Logs terminal's entries (getRawLogs answer, "logs" message): only the text changes
+    assert got["rawLogs"] == {"size": 300, "entries": [{"t": "1", "m": "* Load LoRA (LoRA Deck) 2:\n"},
+                                                       {"t": "2", "m": "* KSampler 4:\n"}, {"t": "3", "m": 7}]}

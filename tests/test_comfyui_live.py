@@ -383,7 +383,9 @@ def _close_dialogs(page, tries: int = 20) -> None:
 
 
 def _ours(message: str, url: str | None) -> bool:
-    return "loradeck" in (message + (url or "")).lower()
+    """A console message from our JS. Not: 1.58.1's own error for its history request, which ComfyUI 0.8 refuses
+    (/api/jobs with status 'cancelled': HTTP 400); its stack names our file since getHistory is wrapped."""
+    return "loradeck" in (message + (url or "")).lower() and "Failed to fetch jobs: 400" not in message
 
 
 @pytest.fixture(scope="module")
@@ -420,7 +422,9 @@ def _open(browser, comfyui, vue: bool = False):
 def _screenshot(page, name: str) -> None:
     out = Path(os.environ.get("LORADECK_TEST_OUTPUT") or PACK_ROOT / "tests" / "_output")
     out.mkdir(parents=True, exist_ok=True)
-    version = Path(FRONTEND).name if FRONTEND else "default"
+    # the frontend version: the folder a wheel was unpacked into (<ver>/comfyui_frontend_package/static), or its name
+    versions = [p.name for p in Path(FRONTEND).parents if re.fullmatch(r"\d+(\.\d+)+", p.name)] if FRONTEND else []
+    version = versions[0] if versions else Path(FRONTEND).name if FRONTEND else "default"
     page.screenshot(path=str(out / f"comfyui-live-{version}-{name}.png"))
 
 
@@ -683,30 +687,54 @@ def test_no_two_nodes_overlap_in_a_shipped_workflow(comfyui, browser, vue):
 
 
 RAW_IDS = re.compile(r"\w+\|LoRADeck|Lo RA Deck|Lo RA\b")
+MISSING_REASON = "was not found in your loras folders"
+# The error report's sections (both frontends: generateErrorReport in src/utils/errorReportUtil.ts)
+WORKFLOW_SECTION = re.compile(r"## Attached Workflow.*?(?=## Additional Context|$)", flags=re.S)
+HISTORY_ERRORS = """async () => {
+    const api = window.comfyAPI?.api?.api ?? window.app.api;
+    const history = await api.getHistory(20);
+    const items = Array.isArray(history) ? history : history?.History ?? [];
+    return items.flatMap((item) => [item.execution_error,
+        ...(item.status?.messages ?? []).filter((m) => m[0] === 'execution_error').map((m) => m[1])])
+        .filter(Boolean).map((e) => e.node_type);
+}"""
+
+
+def _missing_lora_graph(lora_id: int = 2) -> dict:
+    """Tiny SD -> Load LoRA (node `lora_id`) of a file that is nowhere -> Generate -> Preview: ComfyUI refuses it at
+    queue time."""
+    return {
+        1: ("LoadPipeline|LoRADeck", "Tiny SD", {"model_name": "tiny-sd (built-in)", "dtype": "auto"}, {}, (40, 300)),
+        lora_id: ("LoadLoRA|LoRADeck", "Missing LoRA", {"lora_name": "gone/nowhere.safetensors", "strength_model": 1.0,
+                                                        "strength_clip": 1.0, "adapter_name": ""}, {"pipeline": (1, 0)},
+                  (400, 40)),
+        3: ("Generate|LoRADeck", "Generate missing", _gen(), {"pipeline": (lora_id, 0)}, (800, 40)),
+        4: ("PreviewImage", "Preview missing", {}, {"images": (3, 0)}, (1200, 40)),
+    }
 
 
 def _texts_shown(page) -> str:
-    """What the user can read: dialogs, toasts, the nodes' boxes and error badges, the tab title. Of 1.58.1's error
-    report (a text for a GitHub issue) only its error details: its stack trace, log and attached workflow are
-    data, which name nodes by their IDs."""
-    text = "\n".join([page.title(), page.inner_text("body")])
-    return re.sub(r"## Stack Trace.*?(?=Get Help|For more help|$)", "", text, flags=re.S)
+    """What the user can read: dialogs, toasts, the nodes' boxes and error badges, the error report (1.58.1: in the
+    errors panel; 1.35.9: behind the dialog's Show Report), the tab title."""
+    return "\n".join([page.title(), page.inner_text("body")])
+
+
+def _report_sections(text: str) -> tuple[str, str]:
+    """(the text without the report's Attached Workflow section, that section): the attached workflow is the graph
+    as it is saved, whose nodes are stored by their IDs (node "type"), so it is the one part that keeps them."""
+    attached = "\n".join(WORKFLOW_SECTION.findall(text))
+    return WORKFLOW_SECTION.sub("", text), attached
 
 
 @RENDERERS
 def test_no_raw_node_id_in_what_the_user_reads_of_errors(comfyui, browser, vue):
     """A file that is nowhere, queued anyway (refused at queue time), and a run that fails: every message the
-    user sees names our nodes by their display names or titles, never by their IDs."""
+    user sees names our nodes by their display names or titles, never by their IDs: the refusal, the failed run's
+    dialog or panel, its error report (node type, message, stack trace, the server log in it) and the failed job
+    as the queue reports it again. Only the report's attached workflow keeps the IDs (the workflow as saved). The
+    missing file's reason is said once, in the node's box, at queue time too."""
     page, problems = _open(browser, comfyui, vue)
-    gen = _gen()
-    graph = {
-        1: ("LoadPipeline|LoRADeck", "Tiny SD", {"model_name": "tiny-sd (built-in)", "dtype": "auto"}, {}, (40, 300)),
-        2: ("LoadLoRA|LoRADeck", "Missing LoRA", {"lora_name": "gone/nowhere.safetensors", "strength_model": 1.0,
-                                                  "strength_clip": 1.0, "adapter_name": ""}, {"pipeline": (1, 0)},
-            (400, 40)),
-        3: ("Generate|LoRADeck", "Generate missing", gen, {"pipeline": (2, 0)}, (800, 40)),
-        4: ("PreviewImage", "Preview missing", {}, {"images": (3, 0)}, (1200, 40)),
-    }
+    graph = _missing_lora_graph()
     _load(page, _examples().to_ui(graph, "errors"))
     page.wait_for_function("document.body.innerText.includes('gone/nowhere.safetensors: was not found')",
                            timeout=30_000)
@@ -729,16 +757,67 @@ def test_no_raw_node_id_in_what_the_user_reads_of_errors(comfyui, browser, vue):
         time.sleep(1)
     assert ran and _wait_for_history(comfyui, ran.pop())["status"]["status_str"] == "error"
     page.wait_for_timeout(3000)
-    details = page.get_by_role("button", name="View details")  # 1.58.1: a toast, its details in a panel
-    if details.count():
-        details.first.click()
-        page.wait_for_timeout(1500)
-    failed = _texts_shown(page)
+    for button in ("View details", "Show Report"):  # 1.58.1: a toast, its report in a panel; 1.35.9: a dialog
+        found = page.get_by_role("button", name=button)
+        if found.count():
+            found.first.click()
+            page.wait_for_timeout(2000)
+    page.wait_for_function("document.body.innerText.includes('## Attached Workflow')", timeout=30_000)
+    failed, attached = _report_sections(_texts_shown(page))
     _screenshot(page, "run-error-" + ("nodes-2.0" if vue else "classic"))
+    # what the queue's "Report error" on the failed job shows: 1.58.1 asks /api/jobs for completed, failed and
+    # cancelled jobs, a status ComfyUI 0.8 refuses (HTTP 400, an empty list); it gets the server's own answer for
+    # completed and failed jobs instead
+    page.route("**/api/jobs?status=completed,failed,cancelled*", lambda route: route.fulfill(
+        json=_get_json(route.request.url.replace("completed,failed,cancelled", "completed,failed"))))
+    reported = page.evaluate(HISTORY_ERRORS)
     page.close()
     assert "gone/nowhere.safetensors" in refused and "Stable Diffusion 1.x checkpoint" in failed, (refused, failed)
-    assert not RAW_IDS.findall(refused) and not RAW_IDS.findall(failed), (refused, failed)
+    assert refused.count(MISSING_REASON) == 1, refused  # in the node's box, not in the refusal too
+    # the report's sections: its node type, and ComfyUI's log of the refused prompt (execution.py names each node
+    # by its class_type), with display names; the attached workflow as saved
+    assert "Node Type:** Load Diffusers Pipeline" in failed and "* Load LoRA (LoRA Deck) 2:" in failed, failed
+    assert '"type":"LoadPipeline|LoRADeck"' in attached, attached[:2000]
+    assert not RAW_IDS.findall(refused) and not RAW_IDS.findall(failed), (RAW_IDS.findall(refused + failed))
+    assert "Load Diffusers Pipeline" in reported and not RAW_IDS.findall(" ".join(reported)), reported
     # the frontend's own report of the refused prompt, and the help links it cannot reach offline
+    ours = [p for p in problems if "PromptExecutionError" not in p and "ERR_NAME_NOT_RESOLVED" not in p]
+    assert not ours, ours
+
+
+# the text of the bottom panel's Logs terminal (xterm's DOM renderer: one div per row on screen)
+TERMINAL = """() => [...document.querySelectorAll('.xterm-rows > div')].map((row) => row.textContent).join('\\n')
+    .replaceAll('\\u00a0', ' ')"""
+REFUSAL_LOGGED = """(id) => [...document.querySelectorAll('.xterm-rows > div')].some((row) =>
+    new RegExp('^\\\\* .*(\\\\|LoRADeck|\\\\(LoRA Deck\\\\)) ' + id + ':')
+        .test(row.textContent.replaceAll('\\u00a0', ' ')))"""
+
+
+@RENDERERS
+def test_no_raw_node_id_in_the_logs_terminal(comfyui, browser, vue):
+    """The bottom panel's Logs terminal shows ComfyUI's log, which names a refused prompt's nodes by class_type
+    (execution.py: "* LoadLoRA|LoRADeck 2:"): our nodes are named there by display name, both in the log the terminal
+    loads when it opens (getRawLogs) and in the lines it is sent while open ("logs" messages). The rest of the log
+    is as ComfyUI wrote it."""
+    page, problems = _open(browser, comfyui, vue)
+    _load(page, _examples().to_ui(_missing_lora_graph(2), "errors"))
+    page.evaluate("window.app.queuePrompt(0, 1)")
+    page.wait_for_timeout(3000)
+    _dismiss(page)
+    page.evaluate("window.app.extensionManager.command.execute('Workspace.ToggleBottomPanelTab.logs-terminal')")
+    page.wait_for_function(REFUSAL_LOGGED, arg="2", timeout=30_000)
+    loaded = page.evaluate(TERMINAL)
+    sent_id = 7 if vue else 5  # the same refusal, its Load LoRA numbered as in no other test: only sent to this tab
+    _load(page, _examples().to_ui(_missing_lora_graph(sent_id), "errors"))
+    page.evaluate("window.app.queuePrompt(0, 1)")
+    page.wait_for_function(REFUSAL_LOGGED, arg=str(sent_id), timeout=30_000)
+    page.wait_for_timeout(1000)  # the rest of that refusal's lines
+    sent = page.evaluate(TERMINAL)
+    _screenshot(page, "logs-terminal-" + ("nodes-2.0" if vue else "classic"))
+    page.close()
+    assert "* Load LoRA (LoRA Deck) 2:" in loaded and "Failed to validate prompt for output 4:" in loaded, loaded
+    assert f"* Load LoRA (LoRA Deck) {sent_id}:" in sent and "Output will be ignored" in sent, sent
+    assert not RAW_IDS.findall(loaded) and not RAW_IDS.findall(sent), RAW_IDS.findall(loaded + sent)
     ours = [p for p in problems if "PromptExecutionError" not in p and "ERR_NAME_NOT_RESOLVED" not in p]
     assert not ours, ours
 
