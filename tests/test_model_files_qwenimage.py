@@ -183,8 +183,8 @@ def test_what_the_shapes_cannot_tell_comes_from_a_config_folder(tmp_path):
         load_single_file(path, torch.float32, CPU)
     message = str(err.value)
     assert "is a tiny Qwen-Image (built-in) checkpoint" in message
-    assert ("axes_dims_rope [4, 6, 6] (the shipped tiny Qwen-Image (built-in) config) do not add up to the head "
-            "width 32 (the denoiser's transformer_blocks.0.attn.norm_q.weight [32])") in message
+    assert ("its attention heads are 32 wide (the denoiser's transformer_blocks.0.attn.norm_q.weight [32]), but "
+            "axes_dims_rope [4, 6, 6] (the shipped tiny Qwen-Image (built-in) config) adds up to 16") in message
     folder = str(tmp_path / "diffusers" / "wide")
     pipe.save_pretrained(folder)
     loaded = load_single_file(path, torch.float32, CPU, config_folders=(folder,))

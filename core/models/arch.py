@@ -118,6 +118,31 @@ class ConfigMismatch(ValueError):
     """The weights need a config value the configs at hand do not have (the message names it and its source)."""
 
 
+def check_rope_axes(configs: dict, source) -> None:
+    """An ``Arch.check`` piece: RoPE's axes are not in the weights; they must add up to the head width the weights
+    have (FLUX.1, FLUX.2, Qwen-Image, Krea 2). ``source(component, key)`` says where a value came from."""
+    config = configs["transformer"]
+    head, axes = config["attention_head_dim"], list(config["axes_dims_rope"])
+    if sum(axes) != head:
+        raise ConfigMismatch(f"its attention heads are {head} wide ({source('transformer', 'attention_head_dim')}), "
+                             f"but axes_dims_rope {axes} ({source('transformer', 'axes_dims_rope')}) adds up to "
+                             f"{sum(axes)}: the weights cannot tell RoPE's axes; name a diffusers folder of this model "
+                             "in config_folders (models/diffusers)")
+
+
+def check_text_width(configs: dict, source, key: str) -> None:
+    """An ``Arch.check`` piece: the text encoder's width (``hidden_size``, in a ``text_config`` where it has one) must
+    be the width the denoiser's config ``key`` takes (Qwen-Image's ``joint_attention_dim``, Krea 2's
+    ``text_hidden_dim``)."""
+    width = configs["transformer"][key]
+    text = configs["text_encoder"].get("text_config", configs["text_encoder"])
+    if text.get("hidden_size") != width:
+        raise ConfigMismatch(f"its denoiser needs text_encoder with hidden_size {width} "
+                             f"({source('transformer', key)}), but {source('text_encoder', 'hidden_size')} has "
+                             f"hidden_size {text.get('hidden_size')}: name a diffusers folder of this model in "
+                             "config_folders (models/diffusers)")
+
+
 def denoiser_shapes(header: Header, not_denoiser: tuple[str, ...] = ()) -> dict[str, tuple[int, ...]]:
     """The denoiser's keys without their prefix, with shapes (BFL files: every key but those of other parts)."""
     prefix = header.denoiser_prefix

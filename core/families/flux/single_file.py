@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from ...models.arch import CLIP_L, T5_PREFIX, UNET_PREFIX, Arch, ConfigMismatch, Encoder, count_blocks
+from ...models.arch import CLIP_L, T5_PREFIX, UNET_PREFIX, Arch, ConfigMismatch, Encoder, check_rope_axes, count_blocks
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 FLUX1_WIDTH = 3072  # diffusers' Flux converter splits single_blocks.N.linear1 with FLUX.1's fixed sizes
@@ -69,15 +69,7 @@ def derive(shapes: dict) -> dict:
     return out
 
 
-def check(configs: dict, source) -> None:
-    """RoPE's axes are not in the weights; they must add up to the head width the weights have."""
-    config = configs["transformer"]
-    head, axes = config["attention_head_dim"], list(config["axes_dims_rope"])
-    if sum(axes) != head:
-        raise ConfigMismatch(f"its attention heads are {head} wide ({source('transformer', 'attention_head_dim')}), "
-                             f"but axes_dims_rope {axes} ({source('transformer', 'axes_dims_rope')}) adds up to "
-                             f"{sum(axes)}: the weights cannot tell RoPE's axes; name a diffusers folder of this model "
-                             "in config_folders (models/diffusers)")
+check = check_rope_axes  # RoPE's axes are not in the weights (models/arch.py)
 
 
 _FLUX_TE = (CLIP_L, Encoder("text_encoder_2", "t5xxl", (T5_PREFIX,)))

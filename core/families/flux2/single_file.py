@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from ...models.arch import Arch, ConfigMismatch, Encoder, count_blocks
+from ...models.arch import Arch, ConfigMismatch, Encoder, check_rope_axes, count_blocks
 from .vae import vae_model
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -70,15 +70,7 @@ def derive(shapes: dict) -> dict:
     return out
 
 
-def check(configs: dict, source) -> None:
-    """RoPE's axes are not in the weights; they must add up to the head width the weights have."""
-    config = configs["transformer"]
-    head, axes = config["attention_head_dim"], list(config["axes_dims_rope"])
-    if sum(axes) != head:
-        raise ConfigMismatch(f"its attention heads are {head} wide ({source('transformer', 'attention_head_dim')}), "
-                             f"but axes_dims_rope {axes} ({source('transformer', 'axes_dims_rope')}) adds up to "
-                             f"{sum(axes)}: the weights cannot tell RoPE's axes; name a diffusers folder of this model "
-                             "in config_folders (models/diffusers)")
+check = check_rope_axes  # RoPE's axes are not in the weights (models/arch.py)
 
 
 def files(configs: str, vae_file: str = "flux2-vae.safetensors (the FLUX.2 VAE)") -> dict:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from ...models.arch import Arch, ConfigMismatch, Encoder, count_blocks
+from ...models.arch import Arch, ConfigMismatch, Encoder, check_rope_axes, check_text_width, count_blocks
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
@@ -69,19 +69,9 @@ def derive(shapes: dict) -> dict:
 
 
 def check(configs: dict, source) -> None:
-    transformer = configs["transformer"]
-    axes, head = transformer["axes_dims_rope"], transformer["attention_head_dim"]
-    if sum(axes) != head:
-        raise ConfigMismatch(f"its RoPE axes_dims_rope {list(axes)} ({source('transformer', 'axes_dims_rope')}) "
-                             f"do not add up to the head width {head} "
-                             f"({source('transformer', 'attention_head_dim')}); name a diffusers folder of this "
-                             "model in config_folders (models/diffusers)")
-    text = configs["text_encoder"].get("text_config", configs["text_encoder"])
-    if text.get("hidden_size") != transformer["text_hidden_dim"]:
-        raise ConfigMismatch(f"its denoiser needs text_encoder with hidden_size {transformer['text_hidden_dim']} "
-                             f"({source('transformer', 'text_hidden_dim')}), but "
-                             f"{source('text_encoder', 'hidden_size')} has hidden_size {text.get('hidden_size')}: "
-                             "name a diffusers folder of this model in config_folders (models/diffusers)")
+    """RoPE's axes add up to the head width; the text encoder is as wide as the denoiser's text input."""
+    check_rope_axes(configs, source)
+    check_text_width(configs, source, "text_hidden_dim")
 
 
 _FILES = {"configs": CONFIGS, "vae_file": "qwen_image_vae.safetensors (the Qwen-Image VAE, Wan 2.1 layout)",

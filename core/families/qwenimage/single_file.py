@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 
-from ...models.arch import UNET_PREFIX, Arch, ConfigMismatch, Encoder, count_blocks
+from ...models.arch import UNET_PREFIX, Arch, ConfigMismatch, Encoder, check_rope_axes, check_text_width, count_blocks
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
@@ -95,19 +95,9 @@ def _text_to_image(header, arch) -> bool:
 
 
 def check(configs: dict, source) -> None:
-    transformer = configs["transformer"]
-    axes, head = transformer["axes_dims_rope"], transformer["attention_head_dim"]
-    if sum(axes) != head:
-        raise ConfigMismatch(f"its RoPE axes_dims_rope {list(axes)} ({source('transformer', 'axes_dims_rope')}) "
-                             f"do not add up to the head width {head} "
-                             f"({source('transformer', 'attention_head_dim')}); name a diffusers folder of this "
-                             "model in config_folders (models/diffusers)")
-    text = configs["text_encoder"].get("text_config", configs["text_encoder"])
-    if text.get("hidden_size") != transformer["joint_attention_dim"]:
-        raise ConfigMismatch(f"its denoiser needs text_encoder with hidden_size {transformer['joint_attention_dim']} "
-                             f"({source('transformer', 'joint_attention_dim')}), but "
-                             f"{source('text_encoder', 'hidden_size')} has hidden_size {text.get('hidden_size')}: "
-                             "name a diffusers folder of this model in config_folders (models/diffusers)")
+    """RoPE's axes add up to the head width; the text encoder is as wide as the denoiser's text input."""
+    check_rope_axes(configs, source)
+    check_text_width(configs, source, "joint_attention_dim")
 
 
 _FILES = {"configs": CONFIGS, "vae_file": "qwen_image_vae.safetensors (the Qwen-Image VAE, Wan 2.1 layout)",
