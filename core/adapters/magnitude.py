@@ -85,33 +85,23 @@ def storage_bounds(fitted: dict[str, dict]) -> dict[tuple, float]:
     threads each small parallel op waits for both, which on a busy CPU made these checks a large part of a load.
     An upper bound of every factor's max |x| (other values of the file count too: a kohya alpha can make it loose,
     and then the factor's own bound is taken)."""
-    factors: dict[tuple, int] = {}
+    storages: dict[tuple, list] = {}  # (data_ptr, dtype) -> [storage, factors on it]
     for patches in fitted.values():
         for patch in patches.values():
             for factor in () if isinstance(patch, ParamDelta) else (patch.up, patch.down):
                 if isinstance(factor, torch.Tensor) and factor.dtype.is_floating_point:
-                    key = _storage(factor)
-                    factors[key] = factors.get(key, 0) + 1
+                    storages.setdefault(_storage(factor), [factor.untyped_storage(), 0])[1] += 1
     bounds = {}
-    for (ptr, dtype), count in factors.items():
-        if count < 4:
-            continue
-        storage = next(f.untyped_storage() for f in _factors(fitted) if _storage(f) == (ptr, dtype))
-        whole = torch.empty(0, dtype=dtype).set_(storage, 0, (storage.nbytes() // dtype.itemsize,), (1,))
-        low, high = torch.aminmax(whole)
-        bounds[(ptr, dtype)] = max(-float(low), float(high))
+    for (ptr, dtype), (storage, count) in storages.items():
+        if count >= 4:
+            whole = torch.empty(0, dtype=dtype).set_(storage, 0, (storage.nbytes() // dtype.itemsize,), (1,))
+            low, high = torch.aminmax(whole)
+            bounds[(ptr, dtype)] = max(-float(low), float(high))
     return bounds
 
 
 def _storage(tensor: torch.Tensor) -> tuple:
     return tensor.untyped_storage().data_ptr(), tensor.dtype
-
-
-def _factors(fitted: dict[str, dict]):
-    for patches in fitted.values():
-        for patch in patches.values():
-            if not isinstance(patch, ParamDelta):
-                yield from (f for f in (patch.up, patch.down) if isinstance(f, torch.Tensor))
 
 
 def check_magnitudes(path: str, fitted: dict[str, dict], weights: WeightStats) -> None:
