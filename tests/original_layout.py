@@ -390,3 +390,8 @@ def krea2_to_original(sd: dict, prefix: str = "") -> dict:
             value = value.reshape(-1)
         out[prefix + new] = value
     return out
+
+
+def kandinsky5_to_original(sd: dict, prefix: str = "model.diffusion_model.") -> dict:
+    """Kandinsky 5's transformer as Kandinsky Lab's checkpoints and ComfyUI keep it: diffusers' own names, prefixed."""
+    return {prefix + k: v for k, v in sd.items()}

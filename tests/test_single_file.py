@@ -302,6 +302,7 @@ REAL_FAMILY = {"sd15": "sd1", "sd2-base": "sd1", "sd2-v": "sd1", "sdxl-base": "s
                "sd35-medium": "sd3", "sd35-large": "sd3", "flux-dev": "flux", "flux-schnell": "flux",
                "chroma1-hd": "chroma", "z-image": "zimage", "qwen-image": "qwenimage",
                "qwen-image-edit": "qwenimage", "qwen-image-edit-plus": "qwenimage", "krea2": "krea2"}
+REAL_FAMILY["kandinsky5-lite"] = "kandinsky5"
 
 
 def _original_layout(arch) -> tuple[dict, dict]:
@@ -351,7 +352,7 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
     expected = {"sd15": "v1", "sd2-base": "v2", "sd2-v": "v2", "sdxl-base": "xl_base", "sd3-medium": "sd3",
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
                 "flux-schnell": "flux-schnell", "chroma1-hd": "chroma", "z-image": "z-image-turbo",
-                "qwen-image": None, "qwen-image-edit": None, "qwen-image-edit-plus": None, "krea2": "krea2"}[key]
+                "qwen-image": None, "qwen-image-edit": None, "qwen-image-edit-plus": None, "krea2": "krea2"}.get(key)
     if expected:  # diffusers' own detection agrees (it has no key for Qwen-Image, only for 2.1)
         assert infer_diffusers_model_type(tensors) == expected
     if arch.derive is not None:  # what the family reads off the weights is what its shipped config says
@@ -359,7 +360,8 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
 
         resolved = resolve(arch, header)
         assert resolved.temp is None and resolved.arch is arch, resolved.arch.title
-        assert resolved.source("transformer", "num_layers").startswith("the denoiser's")
+        depth = "num_visual_blocks" if key == "kandinsky5-lite" else "num_layers"
+        assert resolved.source("transformer", depth).startswith("the denoiser's")
     result = plan(header, arch, LocalFiles())
     assert not result.problems and {p.label for p in result.parts.values()} == {"the checkpoint"}
     if REAL_FAMILY[key] == "sd3":  # SD3 files without T5 ("incl_clips") load without it
@@ -400,7 +402,8 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
         elif name == "transformer" and arch.key.startswith("krea2"):
             out[name] = sfu.convert_krea2_transformer_checkpoint_to_diffusers(
                 {k: v for k, v in tensors.items() if k.startswith("model.")})
-        elif name == "transformer" and arch.key.startswith("qwen"):  # diffusers' mapping for it: the identity
+        elif name == "transformer" and arch.key.startswith(("qwen", "kandinsky5")):  # the identity (Kandinsky 5:
+            # no diffusers mapping; core/families/kandinsky5/single_file.py's builder takes its own names)
             out[name] = {k.removeprefix("model.diffusion_model."): v for k, v in tensors.items()
                          if k.startswith("model.diffusion_model.")}
         elif name == "transformer" and arch.key.startswith("z-image"):

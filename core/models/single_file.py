@@ -384,7 +384,9 @@ def _build_model(cls, name: str, part: Part, header: Header, arch: Arch, dtype: 
     label = f"{os.path.basename(part.path)!r} ({name})"
     log.info("single file: %s from %s", name, part.label)
     try:
-        model = quantized.empty_model(cls, arch.config_dir, name) if quant else None
+        # a denoiser the row builds itself (no diffusers converter) comes out of prepare in the model's own names
+        own_names = denoiser and name in arch.builders
+        model = quantized.empty_model(cls, arch.config_dir, name, own_names) if quant else None
         kept = quantized.plan(quant, (names or (lambda m: {}))(model) or {}, model, part.target) if model else {}
         if quant:
             tensors = quantized.with_placeholders(tensors, quant, kept, dtype)

@@ -2,9 +2,11 @@
 
 The transformer keeps Kandinsky 5.0 Image Lite's layout (text blocks, then visual blocks with self- and
 cross-attention, each modulated by the time and pooled CLIP embeddings; patch 1x2x2) at 32 wide (real: 2560,
-2 text + 50 visual blocks); the text encoders are a 2-layer Qwen2.5-VL (real: 7B) with an in-memory Qwen2
-tokenizer (the real model ships a Qwen2-VL processor; the pipeline only tokenizes text with it) and a tiny CLIP-L.
-The pipeline fixes the VAE scale factor at 8, so the VAE has four levels (16 latent channels, FLUX.1's scaling).
+2 text + 50 visual blocks); the text encoders are a 2-layer Qwen2.5-VL (real: 7B) with the tiny Qwen-Image's
+in-memory Qwen2 tokenizer (the real models share Qwen2.5-VL's vocabulary, so split files of either find the one
+built-in tokenizer; the real model ships a Qwen2-VL processor, and the pipeline only tokenizes text with it) and a
+tiny CLIP-L. The pipeline fixes the VAE scale factor at 8, so the VAE has four levels (16 latent channels, FLUX.1's
+scaling and, as FLUX.1's ``ae.safetensors``, a mid-block attention).
 Its modulation layers start at zero, which would make the untrained model ignore its blocks: they get seeded
 random values. ``resolutions`` (a pipeline attribute) gets the tiny size 64 x 64 in front.
 """
@@ -19,7 +21,6 @@ from ...models.tiny_parts import (
     seeded,
     tiny_clip_text_encoder,
     tiny_clip_tokenizer,
-    tiny_qwen_vl_tokenizer,
 )
 
 TINY_SIZE = (64, 64)
@@ -48,7 +49,9 @@ def tiny_qwen25_vl(tokenizer, seed: int = TINY_SEED):
 def build(seed: int = TINY_SEED):
     from diffusers import FlowMatchEulerDiscreteScheduler, Kandinsky5T2IPipeline, Kandinsky5Transformer3DModel
 
-    tokenizer, clip = tiny_qwen_vl_tokenizer(), tiny_clip_tokenizer()
+    from ..qwenimage.tiny import tiny_qwen_tokenizer
+
+    tokenizer, clip = tiny_qwen_tokenizer(), tiny_clip_tokenizer()
     seeded(seed)
     transformer = Kandinsky5Transformer3DModel(
         in_visual_dim=16, in_text_dim=32, in_text_dim2=32, time_dim=16, out_visual_dim=16, patch_size=(1, 2, 2),
@@ -57,7 +60,7 @@ def build(seed: int = TINY_SEED):
     ).eval()
     awaken(transformer, seed)
     pipe = Kandinsky5T2IPipeline(
-        transformer=transformer, vae=flux_vae8(16, seed, mid_attention=False),
+        transformer=transformer, vae=flux_vae8(16, seed),
         text_encoder=tiny_qwen25_vl(tokenizer, seed), tokenizer=tokenizer,
         text_encoder_2=tiny_clip_text_encoder(len(clip), seed=seed), tokenizer_2=clip,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),

@@ -50,14 +50,15 @@ def _parameters_on_meta():
         torch.nn.Module.register_parameter = register
 
 
-def empty_model(cls, config_dir: str, component: str):
+def empty_model(cls, config_dir: str, component: str, own_names: bool = False):
     """``cls`` configured from ``config_dir/component``, parameters on the meta device; None when this module cannot
-    convert a checkpoint for it (see ``convert``)."""
+    convert a checkpoint for it (see ``convert``). ``own_names``: the family's ``prepare`` gives the tensors in the
+    model's own names (a denoiser diffusers has no single-file converter for: Kandinsky 5)."""
     import diffusers
     from transformers import T5EncoderModel, UMT5EncoderModel
 
     with _parameters_on_meta():
-        if issubclass(cls, diffusers.ModelMixin) and _mapping(cls) is not None:
+        if issubclass(cls, diffusers.ModelMixin) and (own_names or _mapping(cls) is not None):
             return cls.from_config(cls.load_config(config_dir, subfolder=component))
         if issubclass(cls, (T5EncoderModel, UMT5EncoderModel)):
             return cls(cls.config_class.from_pretrained(config_dir, subfolder=component))
@@ -82,8 +83,8 @@ def convert(model, tensors: dict) -> dict:
 
     if isinstance(model, (T5EncoderModel, UMT5EncoderModel)):
         return convert_sd3_t5_checkpoint_to_diffusers(tensors)
-    if not _should_convert_state_dict_to_diffusers(model.state_dict(), tensors):
-        return tensors  # the family's prepare already converted it
+    if _mapping(type(model)) is None or not _should_convert_state_dict_to_diffusers(model.state_dict(), tensors):
+        return tensors  # the family's prepare already converted it (or gives the model's own names: own_names)
     return _mapping(type(model))(config=dict(model.config), checkpoint=tensors)
 
 
