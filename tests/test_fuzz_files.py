@@ -628,7 +628,10 @@ FAMILY_GGUF = {"qwenimage": (("qwenimage_tiny-Q4_0.gguf", "qwenimage_tiny-Q8_0.g
                              b"transformer_blocks.0.attn.to_q.weight", "qwenimage_tiny_bf16.safetensors",
                              ("transformer_blocks.",)),
                "krea2": (("krea2_tiny-Q4_0.gguf", "krea2_tiny-Q8_0.gguf"), b"blocks.0.attn.wq.weight",
-                         "krea2_tiny_bf16.safetensors", ("blocks.", "txtfusion."))}
+                         "krea2_tiny_bf16.safetensors", ("blocks.", "txtfusion.")),
+               "hidream": (("hidream_tiny-Q4_0.gguf", "hidream_tiny-Q8_0.gguf"),
+                           b"double_stream_blocks.0.block.ff_i.experts.0.w1.weight", "hidream_tiny_bf16.safetensors",
+                           ("double_stream_blocks.", "single_stream_blocks."))}
 
 
 @pytest.mark.parametrize("family", list(FAMILY_GGUF))
