@@ -173,6 +173,33 @@ def _sha256(weight: torch.Tensor) -> str:
     return hashlib.sha256(weight.float().contiguous().numpy().tobytes()).hexdigest()
 
 
+FP8 = "hidream_tiny_fp8_e4m3fn_mixed.safetensors"
+
+
+def _legacy(stored: dict) -> dict:
+    """ComfyUI's comfy_quant layout as its pre-0.8 scaled_fp8 layout (the inverse of comfy/utils.py
+    convert_old_quants, as make_fp8_fixtures.py's to_legacy writes it)."""
+    out = {k.removesuffix(".weight_scale") + ".scale_weight" if k.endswith(".weight_scale") else k: v
+           for k, v in stored.items() if not k.endswith(".comfy_quant")}
+    return {**out, "scaled_fp8": torch.tensor([], dtype=torch.float8_e4m3fn)}
+
+
+@pytest.mark.parametrize("layout", ["comfy_quant", "scaled_fp8"])
+def test_comfyuis_own_fp8_file_keeps_comfyuis_own_weights(layout, tmp_path):
+    """The fp8 file ComfyUI's own quantizer wrote (every block Linear; the routers, plain parameters in ComfyUI's
+    model too, left bf16), in its comfy_quant layout and in the legacy scaled_fp8 one: every layer stays fp8 on the
+    Linear of its name and computes with exactly the weight ComfyUI 0.8.0 computes with (cast_bias_weight, float32;
+    recorded as sha256 by make_hidream_fp8_fixtures.py)."""
+    stored = load_file(fixture(FP8))
+    pipe = load_single_file(_models(tmp_path, _legacy(stored) if layout == "scaled_fp8" else stored), torch.float32,
+                            CPU)
+    with open(fixture(FP8.replace(".safetensors", ".expected.json")), encoding="utf-8") as f:
+        expected = json.load(f)["layers"]
+    kept = quantized_layers(pipe.transformer)
+    assert set(kept) == set(expected) and len(kept) == BLOCK_LINEARS and set(kept.values()) == {"fp8 e4m3fn scaled"}
+    assert all(_sha256(pipe.transformer.get_submodule(k).weight) == v for k, v in expected.items())
+
+
 @pytest.mark.usefixtures("lora_on_experts")
 @pytest.mark.parametrize("name", ["hidream_tiny-Q8_0.gguf", "hidream_tiny-Q4_0.gguf"])
 def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
