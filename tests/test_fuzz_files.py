@@ -632,7 +632,10 @@ FAMILY_GGUF = {"qwenimage": (("qwenimage_tiny-Q4_0.gguf", "qwenimage_tiny-Q8_0.g
                "kandinsky5": (("kandinsky5_tiny-Q4_0.gguf", "kandinsky5_tiny-Q8_0.gguf"),
                               b"visual_transformer_blocks.0.self_attention.to_query.weight",
                               "kandinsky5_tiny_bf16.safetensors",
-                              ("text_transformer_blocks.", "visual_transformer_blocks."))}
+                              ("text_transformer_blocks.", "visual_transformer_blocks.")),
+               "hidream": (("hidream_tiny-Q4_0.gguf", "hidream_tiny-Q8_0.gguf"),
+                           b"double_stream_blocks.0.block.ff_i.experts.0.w1.weight", "hidream_tiny_bf16.safetensors",
+                           ("double_stream_blocks.", "single_stream_blocks."))}
 
 
 @pytest.mark.parametrize("family", list(FAMILY_GGUF))

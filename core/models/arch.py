@@ -82,6 +82,13 @@ ENCODER_KINDS = {
                      ".safetensors)", ("qwen_2.5_vl", "qwen2.5_vl", "qwen25_vl", "qwen2_5_vl", "qwen")),
     "qwen3_vl_4b": ("Qwen3-VL-4B text encoder", "qwen_3_vl_4b.safetensors", ("qwen_3_vl", "qwen3_vl", "qwen3-vl",
                                                                              "qwen")),
+    # HiDream-I1's: Long-CLIP L / G (248 positions) and Llama 3.1 8B Instruct
+    "long_clip_l": ("Long-CLIP-L text encoder (248 positions)", "clip_l_hidream.safetensors",
+                    ("clip_l", "clip-l", "long_clip", "longclip")),
+    "long_clip_g": ("Long-CLIP-G text encoder (248 positions)", "clip_g_hidream.safetensors",
+                    ("clip_g", "clip-g", "long_clip", "longclip")),
+    "llama31_8b": ("Llama 3.1 8B text encoder", "llama_3.1_8b_instruct_fp8_scaled.safetensors",
+                   ("llama_3.1", "llama3.1", "llama31", "llama")),
 }
 
 # ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.

@@ -71,6 +71,7 @@ class FoundEncoder:
     width: int
     layers: int
     vocab: int
+    positions: int = 0  # CLIP layouts: the position embedding's length (77; Long-CLIP 248); 0: not read
 
 
 def read_header(path: str) -> Header:
@@ -176,12 +177,13 @@ def find_encoders(header: Header) -> list[FoundEncoder]:
         if key.endswith(_HF_CLIP) and len(shape) == 2:
             prefix = key[: -len(_HF_CLIP)]
             layers = _count(header, prefix + "text_model.encoder.layers.")
-            found.append(FoundEncoder("clip", prefix, shape[1], layers, shape[0]))
+            found.append(FoundEncoder("clip", prefix, shape[1], layers, shape[0],
+                                      _positions(header, prefix + "text_model.")))
         elif key.endswith(_FLAT_CLIP) and not key.endswith(_HF_CLIP) and len(shape) == 2:
             prefix = key[: -len(_FLAT_CLIP)]
             if prefix + "encoder.layers.0.self_attn.q_proj.weight" in header.shapes:
                 layers = _count(header, prefix + "encoder.layers.")
-                found.append(FoundEncoder("flat_clip", prefix, shape[1], layers, shape[0]))
+                found.append(FoundEncoder("flat_clip", prefix, shape[1], layers, shape[0], _positions(header, prefix)))
         elif key.endswith(_OPEN_CLIP):
             prefix = key[: -len(_OPEN_CLIP)]
             token = header.shapes.get(prefix + "token_embedding.weight")
@@ -224,6 +226,11 @@ def _vl_root(header: Header, language: str) -> str | None:
     return None
 
 
+def _positions(header: Header, prefix: str) -> int:
+    shape = header.shapes.get(prefix + "embeddings.position_embedding.weight")
+    return shape[0] if shape and len(shape) == 2 else 0
+
+
 def _count(header: Header, stem: str) -> int:
     pattern = re.compile(re.escape(stem) + r"(\d+)\.")
     return len({m.group(1) for m in map(pattern.match, header.shapes) if m})
@@ -236,7 +243,8 @@ def read_config(arch: Arch, component: str) -> dict:
 
 # layouts that fit their own encoder kinds only (kinds not listed: CLIP layouts)
 _OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl",)), ("qwen3", ("qwen3_4b", "qwen3_8b")),
-             ("mistral", ("mistral3",)), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)))
+             ("mistral", ("mistral3", "llama31_8b")), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)))
+_CLIP_L_KINDS = ("clip_l", "long_clip_l")  # the CLIP-L slots (the rest of the CLIP kinds are OpenCLIP's)
 
 
 def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
@@ -250,12 +258,17 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
     if found.layout in ("t5", "umt5"):
         want = (config["d_model"], config["num_layers"], config["vocab_size"])
         return (found.width, found.layers, found.vocab) == want
+    if found.layout == "mistral" and slot.kind == "llama31_8b":  # HiDream reads every layer's hidden states
+        return (found.width, found.layers, found.vocab) == (config["hidden_size"], config["num_hidden_layers"],
+                                                            config["vocab_size"])
     if found.layout == "mistral":  # ComfyUI also ships it pruned to the layers FLUX.2 reads (no final norm)
         text = config.get("text_config", config)
         return (found.width, found.vocab) == (text["hidden_size"], text["vocab_size"]) and \
             found.layers <= text["num_hidden_layers"]
-    if found.layout == "open_clip" and slot.kind == "clip_l":
+    if found.layout == "open_clip" and slot.kind in _CLIP_L_KINDS:
         return False
+    if found.positions and config.get("max_position_embeddings") not in (None, found.positions):
+        return False  # a 77-position CLIP cannot take HiDream's Long-CLIP weights, nor the other way round
     # SD 2.x files carry OpenCLIP-H's 24th layer, which its diffusers config (23 layers) does not use
     layers_ok = found.layers >= config["num_hidden_layers"] if found.layout == "open_clip" \
         else found.layers == config["num_hidden_layers"]
@@ -264,7 +277,7 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
 
 def describe(found: FoundEncoder) -> str:
     name = {"t5": "T5 encoder", "umt5": "UMT5 encoder", "qwen3": "Qwen3 text encoder",
-            "mistral": "Mistral text encoder", "qwen25_vl": "Qwen2.5-VL text encoder",
+            "mistral": "Mistral / Llama text encoder", "qwen25_vl": "Qwen2.5-VL text encoder",
             "qwen3_vl": "Qwen3-VL text encoder"}.get(found.layout, "CLIP text encoder")
     return f"{name} (width {found.width}, {found.layers} layers)"
 
@@ -283,6 +296,7 @@ def encoder_in_checkpoint(header: Header, slot: Encoder, config: dict) -> Part |
 
 
 def separate_part(found: FoundEncoder, slot: Encoder, header: Header) -> Part:
+    # (HiDream's Long-CLIP-L keeps its projection: diffusers replaces SD3 clip_l's by the identity)
     kind = "clip_l" if slot.kind == "clip_l" and found.layout in ("clip", "flat_clip") else "other"
     layout = "clip" if found.layout == "flat_clip" else found.layout
     target = _ENCODER_TARGET.get((layout, kind)) or _ENCODER_TARGET[(layout, "other")]

@@ -28,13 +28,15 @@ log = logging.getLogger(__name__)
 # ComfyUI's bundled tokenizer folders, relative to its comfy/ package (Qwen3 text encoders use Qwen2.5's
 # tokenizer files: the same byte-level BPE vocab)
 COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.join("text_encoders", "t5_tokenizer"),
-                        "qwen": os.path.join("text_encoders", "qwen25_tokenizer")}
+                        "qwen": os.path.join("text_encoders", "qwen25_tokenizer"),
+                        "llama": os.path.join("text_encoders", "llama_tokenizer")}  # Llama 3 (HiDream)
 # encoder kind -> (tokenizer kind, pad token). OpenCLIP (SD 2.x, SDXL/SD3 clip_g) pads with "!" (id 0), as
 # ComfyUI's SD2/SDXL-G tokenizers (pad_with_end=False) and the diffusers repos' tokenizer_2 do.
 TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "clip_g": ("clip", "!"),
                 "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None), "qwen3_8b": ("qwen", None),
                 "mistral3": ("mistral", None), "umt5xxl": ("umt5", None), "qwen25_vl_7b": ("qwen", None),
-                "qwen3_vl_4b": ("qwen", None)}
+                "qwen3_vl_4b": ("qwen", None), "long_clip_l": ("clip", "<|endoftext|>"), "long_clip_g": ("clip", "!"),
+                "llama31_8b": ("llama", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
                 "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
@@ -42,7 +44,11 @@ FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.j
                 "mistral": "Mistral tekken tokenizer (tekken.json; ComfyUI's Mistral text-encoder files carry it as "
                            "their tekken_model tensor)",
                 "umt5": "UMT5 tokenizer (the spiece_model inside ComfyUI's umt5_xxl text-encoder files, or the "
-                        "tokenizer/ folder of a diffusers Wan model)"}
+                        "tokenizer/ folder of a diffusers Wan model)",
+                "llama": "Llama 3 tokenizer (tokenizer.json with a tokenizer_config.json naming LlamaTokenizer or "
+                         "PreTrainedTokenizerFast: ComfyUI's comfy/text_encoders/llama_tokenizer, or the tokenizer_4/ "
+                         "folder of a diffusers HiDream model)"}
+LLAMA3_TOKENS = ("<|begin_of_text|>", "<|eot_id|>")  # what tells a Llama 3 tokenizer from Llama 2's
 TEKKEN = "tekken.json"
 EMBEDDED_TEKKEN = "tekken_model"  # ComfyUI's Mistral 3 text-encoder files: the tekken.json bytes as a uint8 tensor
 MAX_TEKKEN_BYTES = 64 * 1024 * 1024
@@ -62,8 +68,18 @@ def _tokenizer_class(folder: str) -> str | None:
         return None
 
 
+def _llama3(path: str) -> bool:
+    """Whether a tokenizer.json is Llama 3's: its added tokens (at the top of the file) hold <|begin_of_text|>."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return b'"<|begin_of_text|>"' in head
+
+
 def kind_of(folder: str) -> str | None:
-    """'clip', 't5', 'qwen' or 'mistral' when ``folder`` holds that tokenizer's files, else None."""
+    """'clip', 't5', 'qwen', 'mistral' or 'llama' when ``folder`` holds that tokenizer's files, else None."""
     try:
         names = set(os.listdir(folder))
     except OSError:
@@ -75,6 +91,9 @@ def kind_of(folder: str) -> str | None:
     cls = _tokenizer_class(folder)  # None: unreadable
     if cls and cls.startswith("Qwen2") and ({"vocab.json", "merges.txt"} <= names or "tokenizer.json" in names):
         return "qwen"  # byte-level BPE files like CLIP's: its tokenizer_config tells them apart
+    if "tokenizer.json" in names and cls and (cls.startswith("Llama") or cls in (
+            "PreTrainedTokenizerFast", "TokenizersBackend")) and _llama3(os.path.join(folder, "tokenizer.json")):
+        return "llama"
     if {"vocab.json", "merges.txt"} <= names:
         return "clip"
     if "spiece.model" in names:
@@ -141,9 +160,25 @@ def load(kind: str, folder: str, pad_token: str | None):
             return Qwen2Tokenizer.from_pretrained(folder, local_files_only=True, chat_template=QWEN3_CHAT_TEMPLATE)
         if kind == "mistral":
             return tekken(os.path.join(folder, TEKKEN))
+        if kind == "llama":
+            return llama3(folder)
         return T5Tokenizer.from_pretrained(folder, local_files_only=True)
     except Exception as exc:  # transformers raises many types for unreadable tokenizer files
         raise PipelineLoadError(f"the {FILES_NEEDED[kind]} in {folder!r} cannot be read ({exc})") from exc
+
+
+def llama3(folder: str):
+    """A Llama 3 tokenizer from its tokenizer.json as it is (transformers' fast tokenizer: ComfyUI's own
+    LlamaTokenizerFast reads the same file), ending and padding with ``<|eot_id|>`` as Llama 3.1 Instruct does
+    (HiDream's pipeline pads with the eos token; ComfyUI's HiDream tokenizer pads with 128009, ``<|eot_id|>``)."""
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
+    vocab = tokenizer.get_vocab()
+    if not all(t in vocab for t in LLAMA3_TOKENS):
+        raise ValueError(f"it has no {' / '.join(LLAMA3_TOKENS)} tokens: not a Llama 3 tokenizer")
+    tokenizer.eos_token = tokenizer.pad_token = "<|eot_id|>"
+    return tokenizer
 
 
 def from_spiece(data: bytes, label: str):
@@ -194,6 +229,10 @@ def tiny(kind: str, encoder_kind: str = ""):
         from ..families.qwenimage.tiny import tiny_qwen_tokenizer
 
         return tiny_qwen_tokenizer()
+    if encoder_kind == "llama31_8b":
+        from ..families.hidream.tiny import tiny_llama_tokenizer
+
+        return tiny_llama_tokenizer()
     if encoder_kind == "qwen3_vl_4b":
         from ..families.krea2.tiny import tiny_qwen_tokenizer as krea2_tokenizer
 
@@ -277,7 +316,7 @@ def missing_message(missing: list[str], roots) -> str:
     looked = ", ".join(roots) if roots else "no folder"
     return (f"it needs tokenizer files, which checkpoints never contain: {' and '.join(missing)}. Looked in: {looked}. "
             "Inside ComfyUI they come with ComfyUI itself (comfy/sd1_tokenizer, comfy/text_encoders/t5_tokenizer, "
-            "comfy/text_encoders/qwen25_tokenizer); "
+            "comfy/text_encoders/qwen25_tokenizer, comfy/text_encoders/llama_tokenizer); "
             f"headless, set {TOKENIZERS_ENV} (or pass --tokenizers to loradeck run, tokenizer_dirs= to "
             "open_pipeline) to a ComfyUI checkout or to a diffusers folder of this model, or put the tokenizer "
             "folders (e.g. ComfyUI's sd1_tokenizer and t5_tokenizer) in models/tokenizers/")

@@ -37,14 +37,19 @@ def _clip(vocab_size: int, hidden: int, seed: int):
     return CLIPTextModelWithProjection(config).eval()
 
 
+def tiny_llama_tokenizer():
+    """The tiny Llama's in-memory byte-level tokenizer with Llama 3's special tokens (also what single files of the
+    tiny model use: models/tokenizers.py)."""
+    return tiny_bytes_tokenizer(("<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"), pad="<|end_of_text|>",
+                                eos="<|end_of_text|>", bos="<|begin_of_text|>", prefix=("<|begin_of_text|>",))
+
+
 def build(seed: int = TINY_SEED):
     from diffusers import FlowMatchEulerDiscreteScheduler, HiDreamImagePipeline, HiDreamImageTransformer2DModel
     from transformers import LlamaConfig, LlamaForCausalLM
 
     clip, t5 = tiny_clip_tokenizer(), tiny_t5_tokenizer()
-    llama_tokenizer = tiny_bytes_tokenizer(("<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"),
-                                           pad="<|end_of_text|>", eos="<|end_of_text|>", bos="<|begin_of_text|>",
-                                           prefix=("<|begin_of_text|>",))
+    llama_tokenizer = tiny_llama_tokenizer()
     seeded(seed)
     transformer = HiDreamImageTransformer2DModel(
         patch_size=2, in_channels=4, out_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=8,
