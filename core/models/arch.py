@@ -27,7 +27,7 @@ class Encoder:
 
     component: str  # "text_encoder_2"
     kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "umt5xxl" | "qwen3_4b" | "qwen3_8b" | "mistral3" |
-    # "qwen25_vl_7b" | "qwen3_vl_4b" (see ENCODER_KINDS)
+    # "qwen25_vl_7b" | "qwen3_vl_4b" | "gemma2_2b" (see ENCODER_KINDS)
     prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
     required: bool = True
 
@@ -82,6 +82,7 @@ ENCODER_KINDS = {
                      ".safetensors)", ("qwen_2.5_vl", "qwen2.5_vl", "qwen25_vl", "qwen2_5_vl", "qwen")),
     "qwen3_vl_4b": ("Qwen3-VL-4B text encoder", "qwen_3_vl_4b.safetensors", ("qwen_3_vl", "qwen3_vl", "qwen3-vl",
                                                                              "qwen")),
+    "gemma2_2b": ("Gemma 2 2B text encoder", "gemma_2_2b_fp16.safetensors", ("gemma_2_2b", "gemma2_2b", "gemma")),
 }
 
 # ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.
