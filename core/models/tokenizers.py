@@ -185,8 +185,8 @@ def gemma_from_spiece(data: bytes, label: str):
     vocab = {piece: i for i, piece in enumerate(pieces)}
     special = [AddedToken(p.piece, normalized=False, special=p.type == 3) for p in proto.pieces if p.type in (3, 4)]
     unk = pieces[proto.trainer_spec.unk_id] if 0 <= proto.trainer_spec.unk_id < len(pieces) else "<unk>"
-    return GemmaTokenizer(vocab=vocab, merges=generate_merges(vocab), unk_token=unk,
-                          additional_special_tokens=special)
+    return GemmaTokenizer(vocab=vocab, merges=generate_merges(vocab), unk_token=unk, additional_special_tokens=special,
+                          add_bos_token=True, add_eos_token=False)  # as ComfyUI's Gemma2BTokenizer and Gemma's own
 
 
 def _spiece_proto(data: bytes, label: str, what: str):

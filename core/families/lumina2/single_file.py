@@ -103,19 +103,22 @@ def check(configs: dict, source) -> None:
 
 def prepare(tensors: dict, config: dict) -> dict:
     """Each fused ``attention.qkv`` split into ``attention.to_q/k/v`` by the config's heads (views: quantized
-    placeholders pass through on the meta device), and every context refiner's ``attention_norm1`` named
-    ``norm1`` (diffusers' converter renames refiners 0 and 1 only); diffusers' converter does the rest."""
+    placeholders pass through on the meta device), every context refiner's ``attention_norm1`` named ``norm1``
+    (diffusers' converter renames refiners 0 and 1 only), ``model.diffusion_model.`` dropped (a ComfyUI checkpoint's
+    or prefixed file's: diffusers' converter strips it from the dict but then reads the prefixed keys);
+    diffusers' converter does the rest."""
     head = config["hidden_size"] // config["num_attention_heads"]
     sizes = [config["hidden_size"], config["num_kv_heads"] * head, config["num_kv_heads"] * head]
     out = {}
     for key, tensor in tensors.items():
+        key = key.removeprefix(UNET_PREFIX)  # diffusers' converter fails on the prefix it means to strip (0.42.1)
         if key.endswith(".attention.qkv.weight"):
             if tensor.shape[0] != sum(sizes):
                 raise ConfigMismatch(f"{key} has {tensor.shape[0]} rows, not the {sum(sizes)} of {sizes}")
             stem = key[: -len("qkv.weight")]
             for part, rows in zip("qkv", tensor.split(sizes), strict=True):
                 out[f"{stem}to_{part}.weight"] = rows
-        elif ".attention_norm1." in key and key.removeprefix(UNET_PREFIX).startswith("context_refiner."):
+        elif ".attention_norm1." in key and key.startswith("context_refiner."):
             out[key.replace(".attention_norm1.", ".norm1.")] = tensor
         else:
             out[key] = tensor
