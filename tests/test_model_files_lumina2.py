@@ -142,7 +142,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     reference = {k.removesuffix(".weight"): v for k, v in load_file(fixture(name.replace(
         ".gguf", ".expected.safetensors"))).items()}
     kept = _placed(KEY, pipe.transformer, reference)
-    # lcpp.patch's img_tensor_get_type: Q4_0 files keep some layers in Q4_1, as ComfyUI-GGUF's Q4_0 files do
+    # lcpp.patch's img_tensor_get_type: a Q4_0 file keeps feed_forward.w2 in Q4_1, as ComfyUI-GGUF's Q4_0 files do
     want = {"GGUF Q8_0"} if kind == "Q8_0" else {"GGUF Q4_0", "GGUF Q4_1"}
     assert len(reference) == 12 and len(kept) == 16 and set(kept.values()) == want
     lora = save_family_lora(KEY, str(tmp_path / "lumina-lora.safetensors"), seed=2)
