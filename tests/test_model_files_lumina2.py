@@ -350,3 +350,43 @@ def test_an_all_in_one_checkpoint_in_comfyuis_layout_loads_every_part_from_itsel
         want = getattr(pipe, name).state_dict()
         assert all(torch.equal(v, want[k]) for k, v in getattr(loaded, name).state_dict().items()), name
     assert (render(loaded) - render(pipe)).abs().max() <= 2 / 255
+
+
+def test_a_lora_in_comfyuis_names_equals_the_same_lora_in_diffusers_names(tmp_path):
+    """The name table serves LoRA files in ComfyUI's names too (diffusion-pipe's and ComfyUI's own layout on the
+    NextDiT): a fused ``attention.qkv`` LoRA is its B rows on to_q / to_k / to_v, ``w1`` / ``adaLN_modulation.1`` /
+    ``t_embedder.mlp.0`` are linear_1 / norm1.linear / the timestep embedder's linear_1. Same images as the file in
+    diffusers' names."""
+    from safetensors.torch import save_file
+
+    pipe = fresh(KEY)
+    g = torch.Generator().manual_seed(5)
+    comfy, peft = {}, {}
+    for original, target, rows in (("layers.1.attention.qkv", ("attn.to_q", "attn.to_k", "attn.to_v"), (32, 16, 16)),
+                                   ("noise_refiner.0.attention.qkv", ("attn.to_q", "attn.to_k", "attn.to_v"),
+                                    (32, 16, 16)),
+                                   ("layers.0.feed_forward.w1", ("feed_forward.linear_1",), (128,)),
+                                   ("layers.0.adaLN_modulation.1", ("norm1.linear",), (128,)),
+                                   ("t_embedder.mlp.0", ("time_caption_embed.timestep_embedder.linear_1",), (32,))):
+        block = original.rpartition(".")[0].rpartition(".")[0] + "." if original.count(".") > 2 else ""
+        fan_in = 256 if original.startswith("t_embedder") else 32
+        down, up = torch.randn(4, fan_in, generator=g) * 0.1, torch.randn(sum(rows), 4, generator=g) * 0.1
+        comfy[f"diffusion_model.{original}.lora_A.weight"] = down
+        comfy[f"diffusion_model.{original}.lora_B.weight"] = up
+        start = 0
+        for name, n in zip(target, rows, strict=True):
+            peft[f"transformer.{block}{name}.lora_A.weight"] = down.clone()
+            peft[f"transformer.{block}{name}.lora_B.weight"] = up[start:start + n].contiguous()
+            start += n
+    files = {}
+    for label, tensors in (("comfy", comfy), ("peft", peft)):
+        files[label] = str(tmp_path / f"{label}.safetensors")
+        save_file(tensors, files[label])
+    images = {}
+    for label, file in files.items():
+        deck = Deck(fresh(KEY)).add(file, name="l", model=0.8)
+        report = deck.owner.prepare(file).report
+        assert report.matched == report.total == {"comfy": 5, "peft": 9}[label] and not report.partial, label
+        images[label] = render(deck.pipe)
+    assert (images["comfy"] - images["peft"]).abs().max() <= 1e-5
+    assert (images["comfy"] - render(pipe)).abs().max() > 1e-3
