@@ -395,3 +395,40 @@ def krea2_to_original(sd: dict, prefix: str = "") -> dict:
 def kandinsky5_to_original(sd: dict, prefix: str = "model.diffusion_model.") -> dict:
     """Kandinsky 5's transformer as Kandinsky Lab's checkpoints and ComfyUI keep it: diffusers' own names, prefixed."""
     return {prefix + k: v for k, v in sd.items()}
+
+
+# Lumina 2 (Lumina2Transformer2DModel -> ComfyUI's NextDiT / Alpha-VLLM's names): per block, diffusers name -> original
+LUMINA2_BLOCK = (("attn.to_out.0", "attention.out"), ("attn.norm_q", "attention.q_norm"),
+                 ("attn.norm_k", "attention.k_norm"), ("feed_forward.linear_1", "feed_forward.w1"),
+                 ("feed_forward.linear_2", "feed_forward.w2"), ("feed_forward.linear_3", "feed_forward.w3"),
+                 ("norm1.linear", "adaLN_modulation.1"), ("norm1.norm", "attention_norm1"),
+                 ("norm1", "attention_norm1"), ("norm2", "attention_norm2"))
+LUMINA2_TOP = (("time_caption_embed.timestep_embedder.linear_1", "t_embedder.mlp.0"),
+               ("time_caption_embed.timestep_embedder.linear_2", "t_embedder.mlp.2"),
+               ("time_caption_embed.caption_embedder", "cap_embedder"),
+               ("norm_out.linear_1", "final_layer.adaLN_modulation.1"), ("norm_out.linear_2", "final_layer.linear"))
+
+
+def lumina2_to_original(sd: dict, prefix: str = "") -> dict:
+    """Lumina2Transformer2DModel keys -> ComfyUI's Lumina 2 ``NextDiT`` keys (``lumina_2_model_bf16.safetensors``), as
+    ``convert_lumina2_to_diffusers`` reads them: ``attention.qkv`` = to_q, to_k, to_v stacked (grouped-query: k and
+    v have the KV heads' rows), ``attention.out``, ``feed_forward.w1/w2/w3``, ``adaLN_modulation.1``,
+    ``attention_norm1/2``, ``t_embedder``, ``cap_embedder``, ``final_layer``."""
+    sd, out = dict(sd), {}
+    for key in [k for k in sd if k.endswith(".attn.to_q.weight")]:
+        stem = key[: -len("attn.to_q.weight")]
+        out[stem + "attention.qkv.weight"] = torch.cat([sd.pop(f"{stem}attn.to_{p}.weight") for p in "qkv"])
+    for key in list(sd):
+        head, _, rest = key.partition(".")
+        if head in ("layers", "noise_refiner", "context_refiner"):
+            index, _, name = rest.partition(".")
+            out[f"{head}.{index}.{_rename(name, dict(LUMINA2_BLOCK))}"] = sd.pop(key)
+        else:
+            out[_rename(key, dict(LUMINA2_TOP))] = sd.pop(key)
+    return {prefix + k: v for k, v in out.items()}
+
+
+def gemma2_to_comfy(sd: dict, prefix: str = "model.") -> dict:
+    """Gemma2Model keys as ComfyUI's ``gemma_2_2b_fp16.safetensors`` holds them (transformers' names under
+    ``model.``)."""
+    return {prefix + k: v for k, v in sd.items()}

@@ -16,6 +16,7 @@ from original_layout import (
     flux_to_original,
     kandinsky5_to_original,
     krea2_to_original,
+    lumina2_to_original,
     qwen3_to_comfy,
     qwenimage_to_original,
     sd3_to_original,
@@ -42,7 +43,7 @@ def denoiser(key: str, pipe, prefix: str = PREFIX) -> dict:
         return unet_to_ldm(unet.state_dict(), unet.config.layers_per_block, _up_with_attention(unet))
     convert = {"sd3": sd3_to_original, "flux": flux_to_original, "chroma": chroma_to_original,
                "zimage": zimage_to_original, "qwenimage": qwenimage_to_original,
-               "krea2": krea2_to_original,
+               "krea2": krea2_to_original, "lumina2": lumina2_to_original,
                "kandinsky5": kandinsky5_to_original}[key]
     return convert(pipe.transformer.state_dict(), prefix)
 

@@ -461,8 +461,11 @@ def test_a_real_size_file_without_its_parts_says_what_to_put_where(tmp_path):
 @pytest.mark.parametrize("shapes,what", [
     ({**Z_IMAGE, "siglip_embedder.1.weight": (3840, 1152)}, "a Z-Image Omni model"),
     ({"control_all_x_embedder.2-1.weight": (3840, 64)}, "a Z-Image ControlNet"),
-    ({"layers.0.attention.qkv.weight": (6912, 2304), "x_embedder.weight": (2304, 64),
-      "cap_embedder.1.weight": (2304, 2304)}, "a Lumina Image 2.0 model"),
+    # Lumina 2 files load as Lumina 2 (tests/test_model_files_lumina2.py); NewBie, a Lumina 2 with a pooled CLIP input,
+    # is named
+    ({"layers.0.attention.qkv.weight": (3840, 2304), "x_embedder.weight": (2304, 64),
+      "cap_embedder.1.weight": (2304, 2304), "layers.0.adaLN_modulation.1.weight": (9216, 1024),
+      "clip_text_pooled_proj.0.weight": (1024,)}, "a NewBie image model"),
 ])
 def test_other_z_image_files_are_named(shapes, what, tmp_path):
     from loradeck.core import PipelineLoadError

@@ -301,8 +301,8 @@ def _meta_component(arch, name: str):
 REAL_FAMILY = {"sd15": "sd1", "sd2-base": "sd1", "sd2-v": "sd1", "sdxl-base": "sdxl", "sd3-medium": "sd3",
                "sd35-medium": "sd3", "sd35-large": "sd3", "flux-dev": "flux", "flux-schnell": "flux",
                "chroma1-hd": "chroma", "z-image": "zimage", "qwen-image": "qwenimage",
-               "qwen-image-edit": "qwenimage", "qwen-image-edit-plus": "qwenimage", "krea2": "krea2"}
-REAL_FAMILY["kandinsky5-lite"] = "kandinsky5"
+               "qwen-image-edit": "qwenimage", "qwen-image-edit-plus": "qwenimage", "krea2": "krea2",
+               "lumina2": "lumina2", "kandinsky5-lite": "kandinsky5"}
 
 
 def _original_layout(arch) -> tuple[dict, dict]:
@@ -310,6 +310,7 @@ def _original_layout(arch) -> tuple[dict, dict]:
     from original_layout import (
         clip_to_ldm,
         clip_to_open_clip,
+        gemma2_to_comfy,
         qwen3_to_comfy,
         qwen3_vl_to_hf,
         qwen25_vl_to_comfy,
@@ -332,6 +333,7 @@ def _original_layout(arch) -> tuple[dict, dict]:
         sd, prefix = models[slot.component].state_dict(), slot.prefixes[0]
         writer = t5_to_ldm if slot.kind == "t5xxl" else qwen3_to_comfy if slot.kind == "qwen3_4b" \
             else qwen25_vl_to_comfy if slot.kind == "qwen25_vl_7b" else qwen3_vl_to_hf if slot.kind == "qwen3_vl_4b" \
+            else gemma2_to_comfy if slot.kind == "gemma2_2b" \
             else clip_to_open_clip if prefix.endswith(".model.") else clip_to_ldm
         tensors.update(writer(sd, prefix))
     return tensors, models
@@ -352,7 +354,8 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
     expected = {"sd15": "v1", "sd2-base": "v2", "sd2-v": "v2", "sdxl-base": "xl_base", "sd3-medium": "sd3",
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
                 "flux-schnell": "flux-schnell", "chroma1-hd": "chroma", "z-image": "z-image-turbo",
-                "qwen-image": None, "qwen-image-edit": None, "qwen-image-edit-plus": None, "krea2": "krea2"}.get(key)
+                "qwen-image": None, "qwen-image-edit": None, "qwen-image-edit-plus": None, "krea2": "krea2",
+                "lumina2": "lumina2"}.get(key)
     if expected:  # diffusers' own detection agrees (it has no key for Qwen-Image, only for 2.1)
         assert infer_diffusers_model_type(tensors) == expected
     if arch.derive is not None:  # what the family reads off the weights is what its shipped config says
@@ -402,6 +405,11 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
         elif name == "transformer" and arch.key.startswith("krea2"):
             out[name] = sfu.convert_krea2_transformer_checkpoint_to_diffusers(
                 {k: v for k, v in tensors.items() if k.startswith("model.")})
+        elif name == "transformer" and arch.key.startswith("lumina2"):  # its prepare splits q/k/v first
+            from loradeck.core.families.lumina2.single_file import prepare
+
+            out[name] = sfu.convert_lumina2_to_diffusers(prepare(
+                {k: v for k, v in tensors.items() if k.startswith("model.")}, config))
         elif name == "transformer" and arch.key.startswith(("qwen", "kandinsky5")):  # the identity (Kandinsky 5:
             # no diffusers mapping; core/families/kandinsky5/single_file.py's builder takes its own names)
             out[name] = {k.removeprefix("model.diffusion_model."): v for k, v in tensors.items()
@@ -422,7 +430,7 @@ def _converted_encoder(arch, name: str, model, tensors: dict) -> dict:
 
     slot = next(s for s in arch.encoders if s.component == name)
     own = {k: v for k, v in tensors.items() if k.startswith(slot.prefixes[0])}
-    if slot.kind == "qwen3_4b":  # no diffusers converter: transformers names under the slot's prefix
+    if slot.kind in ("qwen3_4b", "gemma2_2b"):  # no diffusers converter: transformers names under the slot's prefix
         return {k[len(slot.prefixes[0]):]: v for k, v in own.items()}
     if slot.kind == "qwen25_vl_7b":  # ComfyUI's names under the prefix: what build.qwen_vl_model renames
         renamed = {("model.language_model." + k[6:] if k.startswith("model.") else "model." + k): v

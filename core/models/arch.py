@@ -27,7 +27,7 @@ class Encoder:
 
     component: str  # "text_encoder_2"
     kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "umt5xxl" | "qwen3_4b" | "qwen3_8b" | "mistral3" |
-    # "qwen25_vl_7b" | "qwen3_vl_4b" (see ENCODER_KINDS)
+    # "qwen25_vl_7b" | "qwen3_vl_4b" | "gemma2_2b" (see ENCODER_KINDS)
     prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
     required: bool = True
 
@@ -89,6 +89,7 @@ ENCODER_KINDS = {
                     ("clip_g", "clip-g", "long_clip", "longclip")),
     "llama31_8b": ("Llama 3.1 8B text encoder", "llama_3.1_8b_instruct_fp8_scaled.safetensors",
                    ("llama_3.1", "llama3.1", "llama31", "llama")),
+    "gemma2_2b": ("Gemma 2 2B text encoder", "gemma_2_2b_fp16.safetensors", ("gemma_2_2b", "gemma2_2b", "gemma")),
 }
 
 # ComfyUI's all-in-one files (SD3, Flux) keep each text encoder under text_encoders.<kind>.transformer.

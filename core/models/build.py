@@ -70,6 +70,27 @@ def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
     return model.eval()
 
 
+def gemma2_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
+    """A transformers Gemma2Model from its weights under any prefix (ComfyUI's ``gemma_2_2b`` files: ``model.``; its
+    checkpoints: ``text_encoders.gemma2_2b.transformer.model.``), made with its parameters on the meta device and its
+    buffers (rotary frequencies, the embedding scale: never stored) computed as its constructor does."""
+    from .quantized.loading import _parameters_on_meta
+
+    embed = next((k for k in tensors if k.endswith("embed_tokens.weight")), None)
+    if embed is None:
+        raise PipelineLoadError(f"the {component} holds no embed_tokens.weight; it is not a Gemma 2 text encoder")
+    prefix = embed[: -len("embed_tokens.weight")]
+    state = {k[len(prefix):]: v.to(dtype) for k, v in tensors.items() if k.startswith(prefix)}
+    config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
+    with _parameters_on_meta():
+        model = cls(config)
+    _, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if unexpected:
+        raise PipelineLoadError(f"the {component} has {len(unexpected)} weights a {cls.__name__} of this "
+                                f"architecture does not, e.g. {', '.join(sorted(unexpected)[:3])}")
+    return model.eval()
+
+
 def clip_vision_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
     """A transformers ``CLIPVisionModel`` from ComfyUI's clip_vision file (transformers' names, ``vision_model.``
     or not), its projection and any layers beyond the config's depth left out, every weight of the model required."""
@@ -154,6 +175,8 @@ def builder_for(cls):
         return t5_model
     if issubclass(cls, (Qwen3Model, Qwen3ForCausalLM)):
         return qwen3_model
+    if cls.__name__ == "Gemma2Model":  # Lumina 2's
+        return gemma2_model
     if issubclass(cls, CLIPVisionModel):
         return clip_vision_model
     if cls.__name__ in ("Qwen2_5_VLForConditionalGeneration", "Qwen3VLModel", "Qwen3VLForConditionalGeneration"):

@@ -36,6 +36,9 @@ _MISTRAL_Q, _QWEN2_BIAS = "layers.0.self_attn.q_proj.weight", "layers.0.self_att
 # Qwen-VL text encoders (Qwen2.5-VL: Qwen-Image; Qwen3-VL: Krea 2) carry a vision tower beside the language model,
 # in Qwen's original names (model.layers.*, visual.*: ComfyUI's qwen_2.5_vl_7b files) or transformers' (since 4.52:
 # model.language_model.*, model.visual.*); Qwen3-VL's language model has Qwen3's q/k norms
+# Gemma 2 (ComfyUI's gemma_2_2b files: transformers' names under "model."): Llama's names with a norm before and after
+# each feed-forward, no q/k norms (Gemma 3 has them)
+_GEMMA2_NORM = "layers.0.pre_feedforward_layernorm.weight"
 _VISUAL = "patch_embed.proj.weight"
 _VL_ROOTS = ("model.language_model.", "language_model.", "model.")
 _VAE = "decoder.conv_in.weight"
@@ -47,7 +50,8 @@ _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("umt5", "other"): "text_encoders.t5xxl.transformer.",
                    ("qwen3", "other"): "",  # build.qwen3_model takes the transformers names
                    ("mistral", "other"): "",  # so does FLUX.2 [dev]'s builder (flux2dev/text_encoder.py)
-                   ("qwen25_vl", "other"): "", ("qwen3_vl", "other"): ""}  # build.qwen_vl_model: any of its layouts
+                   ("qwen25_vl", "other"): "", ("qwen3_vl", "other"): "",  # build.qwen_vl_model: any of its layouts
+                   ("gemma2", "other"): ""}  # build.gemma2_model: transformers' names under any prefix
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
 GGUF_SUFFIXES = (".gguf",)
@@ -67,6 +71,7 @@ class Part:
 @dataclass(frozen=True)
 class FoundEncoder:
     layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "umt5" | "qwen3" | "mistral" | "qwen25_vl" | "qwen3_vl"
+    # | "gemma2"
     prefix: str
     width: int
     layers: int
@@ -208,6 +213,10 @@ def find_encoders(header: Header) -> list[FoundEncoder]:
                 key[: -len(_QWEN3_EMBED)] + _QWEN3_NORM in header.shapes:
             prefix = key[: -len(_QWEN3_EMBED)]
             found.append(FoundEncoder("qwen3", prefix, shape[1], _count(header, prefix + "layers."), shape[0]))
+        elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and key[: -len(_QWEN3_EMBED)] + _GEMMA2_NORM in \
+                header.shapes and key[: -len(_QWEN3_EMBED)] + _QWEN3_NORM not in header.shapes:
+            prefix = key[: -len(_QWEN3_EMBED)]
+            found.append(FoundEncoder("gemma2", prefix, shape[1], _count(header, prefix + "layers."), shape[0]))
         elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and key[: -len(_QWEN3_EMBED)] + _MISTRAL_Q in \
                 header.shapes and key[: -len(_QWEN3_EMBED)] + _QWEN2_BIAS not in header.shapes:
             prefix = key[: -len(_QWEN3_EMBED)]
@@ -243,7 +252,8 @@ def read_config(arch: Arch, component: str) -> dict:
 
 # layouts that fit their own encoder kinds only (kinds not listed: CLIP layouts)
 _OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl",)), ("qwen3", ("qwen3_4b", "qwen3_8b")),
-             ("mistral", ("mistral3", "llama31_8b")), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)))
+             ("mistral", ("mistral3", "llama31_8b")), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)),
+             ("gemma2", ("gemma2_2b",)))
 _CLIP_L_KINDS = ("clip_l", "long_clip_l")  # the CLIP-L slots (the rest of the CLIP kinds are OpenCLIP's)
 
 
@@ -278,7 +288,8 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
 def describe(found: FoundEncoder) -> str:
     name = {"t5": "T5 encoder", "umt5": "UMT5 encoder", "qwen3": "Qwen3 text encoder",
             "mistral": "Mistral / Llama text encoder", "qwen25_vl": "Qwen2.5-VL text encoder",
-            "qwen3_vl": "Qwen3-VL text encoder"}.get(found.layout, "CLIP text encoder")
+            "qwen3_vl": "Qwen3-VL text encoder", "gemma2": "Gemma 2 text encoder"}.get(found.layout,
+                                                                                         "CLIP text encoder")
     return f"{name} (width {found.width}, {found.layers} layers)"
 
 

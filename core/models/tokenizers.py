@@ -36,7 +36,7 @@ TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "c
                 "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None), "qwen3_8b": ("qwen", None),
                 "mistral3": ("mistral", None), "umt5xxl": ("umt5", None), "qwen25_vl_7b": ("qwen", None),
                 "qwen3_vl_4b": ("qwen", None), "long_clip_l": ("clip", "<|endoftext|>"), "long_clip_g": ("clip", "!"),
-                "llama31_8b": ("llama", None)}
+                "llama31_8b": ("llama", None), "gemma2_2b": ("gemma", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
                 "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
@@ -47,7 +47,10 @@ FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.j
                         "tokenizer/ folder of a diffusers Wan model)",
                 "llama": "Llama 3 tokenizer (tokenizer.json with a tokenizer_config.json naming LlamaTokenizer or "
                          "PreTrainedTokenizerFast: ComfyUI's comfy/text_encoders/llama_tokenizer, or the tokenizer_4/ "
-                         "folder of a diffusers HiDream model)"}
+                         "folder of a diffusers HiDream model)",
+                "gemma": "Gemma tokenizer (the spiece_model inside ComfyUI's gemma_2_2b text-encoder files, or a "
+                         "tokenizer.json with a tokenizer_config.json naming GemmaTokenizer: a diffusers Lumina 2 "
+                         "folder's tokenizer/)"}
 LLAMA3_TOKENS = ("<|begin_of_text|>", "<|eot_id|>")  # what tells a Llama 3 tokenizer from Llama 2's
 TEKKEN = "tekken.json"
 EMBEDDED_TEKKEN = "tekken_model"  # ComfyUI's Mistral 3 text-encoder files: the tekken.json bytes as a uint8 tensor
@@ -79,7 +82,7 @@ def _llama3(path: str) -> bool:
 
 
 def kind_of(folder: str) -> str | None:
-    """'clip', 't5', 'qwen', 'mistral' or 'llama' when ``folder`` holds that tokenizer's files, else None."""
+    """'clip', 't5', 'qwen', 'mistral', 'llama' or 'gemma' when ``folder`` holds that tokenizer's files, else None."""
     try:
         names = set(os.listdir(folder))
     except OSError:
@@ -98,6 +101,8 @@ def kind_of(folder: str) -> str | None:
         return "clip"
     if "spiece.model" in names:
         return "t5"
+    if "tokenizer.json" in names and cls and cls.startswith("Gemma"):
+        return "gemma"
     if "tokenizer.json" in names and cls:
         return "t5" if cls.startswith("T5") else "clip" if cls.startswith("CLIP") else None
     return None
@@ -162,6 +167,10 @@ def load(kind: str, folder: str, pad_token: str | None):
             return tekken(os.path.join(folder, TEKKEN))
         if kind == "llama":
             return llama3(folder)
+        if kind == "gemma":
+            from transformers import GemmaTokenizer
+
+            return GemmaTokenizer.from_pretrained(folder, local_files_only=True)
         return T5Tokenizer.from_pretrained(folder, local_files_only=True)
     except Exception as exc:  # transformers raises many types for unreadable tokenizer files
         raise PipelineLoadError(f"the {FILES_NEEDED[kind]} in {folder!r} cannot be read ({exc})") from exc
@@ -186,17 +195,7 @@ def from_spiece(data: bytes, label: str):
     built as transformers' own sentencepiece converter builds it; ids equal sentencepiece's."""
     from transformers import T5Tokenizer
 
-    try:
-        from transformers.convert_slow_tokenizer import import_protobuf
-
-        proto = import_protobuf().ModelProto()
-        proto.ParseFromString(data)
-    except ImportError as exc:
-        raise PipelineLoadError(f"reading the UMT5 tokenizer in {label} needs the protobuf package "
-                                f"(pip install protobuf): {exc}") from None
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise PipelineLoadError(f"the {SPIECE} in {label} is not a sentencepiece model ({exc}); re-download the "
-                                "text-encoder file") from None
+    proto = _spiece_proto(data, label, "UMT5")
     pieces = [(p.piece, p.score) for p in proto.pieces]
     if proto.trainer_spec.model_type != 1 or [p for p, _ in pieces[:3]] != ["<pad>", "</s>", "<unk>"]:
         raise PipelineLoadError(f"the {SPIECE} in {label} is not a UMT5 tokenizer (a Unigram model starting with "
@@ -205,7 +204,42 @@ def from_spiece(data: bytes, label: str):
     return T5Tokenizer(vocab=pieces, extra_ids=0, _spm_precompiled_charsmap=charsmap)
 
 
-def in_file(path: str):
+def gemma_from_spiece(data: bytes, label: str):
+    """A Gemma tokenizer from a sentencepiece BPE model's bytes (ComfyUI's Gemma files), built as transformers 5
+    builds ``GemmaTokenizer`` from a ``tokenizer.model`` (``TokenizersBackend._convert_from_sentencepiece``: the pieces
+    in id order, merges by ``generate_merges``, control pieces special), without the sentencepiece package."""
+    from transformers import AddedToken, GemmaTokenizer
+    from transformers.tokenization_utils_base import generate_merges
+
+    proto = _spiece_proto(data, label, "Gemma")
+    pieces = [p.piece for p in proto.pieces]
+    if proto.trainer_spec.model_type != 2 or pieces[:3] != ["<pad>", "<eos>", "<bos>"] or len(set(pieces)) != \
+            len(pieces):
+        raise PipelineLoadError(f"the {SPIECE} in {label} is not a Gemma tokenizer (a BPE model starting with <pad>, "
+                                "<eos>, <bos>); re-download the text-encoder file")
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    special = [AddedToken(p.piece, normalized=False, special=p.type == 3) for p in proto.pieces if p.type in (3, 4)]
+    unk = pieces[proto.trainer_spec.unk_id] if 0 <= proto.trainer_spec.unk_id < len(pieces) else "<unk>"
+    return GemmaTokenizer(vocab=vocab, merges=generate_merges(vocab), unk_token=unk, additional_special_tokens=special,
+                          add_bos_token=True, add_eos_token=False)  # as ComfyUI's Gemma2BTokenizer and Gemma's own
+
+
+def _spiece_proto(data: bytes, label: str, what: str):
+    try:
+        from transformers.convert_slow_tokenizer import import_protobuf
+
+        proto = import_protobuf().ModelProto()
+        proto.ParseFromString(data)
+    except ImportError as exc:
+        raise PipelineLoadError(f"reading the {what} tokenizer in {label} needs the protobuf package "
+                                f"(pip install protobuf): {exc}") from None
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise PipelineLoadError(f"the {SPIECE} in {label} is not a sentencepiece model ({exc}); re-download the "
+                                "text-encoder file") from None
+    return proto
+
+
+def in_file(path: str, kind: str = "umt5"):
     """The tokenizer a text-encoder file carries (ComfyUI's ``spiece_model``), or None."""
     from .parts import read_header, read_tensors
 
@@ -217,7 +251,7 @@ def in_file(path: str):
         raise PipelineLoadError(f"{path!r}: its {SPIECE} has {shape[0]} bytes, more than a tokenizer holds "
                                 f"({MAX_SPIECE_BYTES}); the file is damaged, re-download it")
     data = read_tensors(path, [SPIECE])[SPIECE]
-    return from_spiece(data.numpy().tobytes(), repr(path))
+    return (gemma_from_spiece if kind == "gemma" else from_spiece)(data.numpy().tobytes(), repr(path))
 
 
 def tiny(kind: str, encoder_kind: str = ""):
@@ -238,7 +272,7 @@ def tiny(kind: str, encoder_kind: str = ""):
 
         return krea2_tokenizer()
     builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
-                "umt5": tiny_models.tiny_t5_tokenizer,
+                "umt5": tiny_models.tiny_t5_tokenizer, "gemma": tiny_models.tiny_gemma_tokenizer,
                 "qwen": tiny_models.tiny_qwen_tokenizer, "mistral": tiny_models.tiny_mistral_tokenizer}
     return builders[kind]()
 
@@ -295,8 +329,8 @@ def resolve(encoder_kinds: dict[str, str], roots, builtin: bool, files: dict | N
             found[name] = tiny(kind, encoder_kind)
             continue
         inside = _embedded(kind, files.get(component))
-        if inside is None and kind == "umt5" and files.get(component):
-            inside = in_file(files[component])
+        if inside is None and kind in ("umt5", "gemma") and files.get(component):
+            inside = in_file(files[component], kind)
             if inside is not None:
                 log.info("single file: %s from %s (%s)", name, files[component], SPIECE)
         if inside is not None:

@@ -34,5 +34,4 @@ OTHER_VARIANTS = (
     (_OMNI, None, "a Z-Image Omni model"),
     ("control_all_x_embedder.2-1.weight", None, "a Z-Image ControlNet (Fun ControlNet Union)"),
     ("control_layers.0.adaLN_modulation.0.weight", None, "a Z-Image ControlNet (Fun ControlNet Union)"),
-    ("cap_embedder.1.weight", lambda s: s[0] == 2304, "a Lumina Image 2.0 model"),
 )
