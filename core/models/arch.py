@@ -80,6 +80,8 @@ ENCODER_KINDS = {
                 ("umt5",)),
     "qwen25_vl_7b": ("Qwen2.5-VL-7B text encoder", "qwen_2.5_vl_7b.safetensors (or qwen_2.5_vl_7b_fp8_scaled"
                      ".safetensors)", ("qwen_2.5_vl", "qwen2.5_vl", "qwen25_vl", "qwen2_5_vl", "qwen")),
+    "pile_t5xl": ("Pile-T5-XL text encoder (AuraFlow's UMT5)", "the Pile-T5-XL text encoder (ComfyUI's pile_t5xl "
+                  "part of aura_flow_0.3.safetensors, saved alone)", ("pile_t5", "pile-t5", "t5xl", "pile")),
     "qwen3_vl_4b": ("Qwen3-VL-4B text encoder", "qwen_3_vl_4b.safetensors", ("qwen_3_vl", "qwen3_vl", "qwen3-vl",
                                                                              "qwen")),
 }

@@ -235,7 +235,7 @@ def read_config(arch: Arch, component: str) -> dict:
 
 
 # layouts that fit their own encoder kinds only (kinds not listed: CLIP layouts)
-_OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl",)), ("qwen3", ("qwen3_4b", "qwen3_8b")),
+_OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl", "pile_t5xl")), ("qwen3", ("qwen3_4b", "qwen3_8b")),
              ("mistral", ("mistral3",)), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)))
 
 
@@ -276,8 +276,11 @@ def encoder_in_checkpoint(header: Header, slot: Encoder, config: dict) -> Part |
             if not fits(found, slot, config):
                 return (f"the {ENCODER_KINDS[slot.kind][0]} in the file is a {describe(found)}, "
                         "which does not fit this architecture")
-            # build.qwen_vl_model reads the Qwen-VL names without the checkpoint's prefix; the others keep it
-            target = "" if found.layout in ("qwen25_vl", "qwen3_vl") else found.prefix
+            # build.qwen_vl_model reads the Qwen-VL names without the checkpoint's prefix; diffusers' T5 loader reads
+            # T5 / UMT5 under T5-XXL's (AuraFlow's checkpoints keep Pile-T5-XL as text_encoders.pile_t5xl.); the others
+            # keep theirs
+            target = "" if found.layout in ("qwen25_vl", "qwen3_vl") else _ENCODER_TARGET[(found.layout, "other")] \
+                if found.layout in ("t5", "umt5") else found.prefix
             return Part(header.path, found.prefix, target, "the checkpoint")
     return None
 

@@ -28,13 +28,14 @@ log = logging.getLogger(__name__)
 # ComfyUI's bundled tokenizer folders, relative to its comfy/ package (Qwen3 text encoders use Qwen2.5's
 # tokenizer files: the same byte-level BPE vocab)
 COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.join("text_encoders", "t5_tokenizer"),
-                        "qwen": os.path.join("text_encoders", "qwen25_tokenizer")}
+                        "qwen": os.path.join("text_encoders", "qwen25_tokenizer"),
+                        "pile_t5": os.path.join("text_encoders", "t5_pile_tokenizer")}
 # encoder kind -> (tokenizer kind, pad token). OpenCLIP (SD 2.x, SDXL/SD3 clip_g) pads with "!" (id 0), as
 # ComfyUI's SD2/SDXL-G tokenizers (pad_with_end=False) and the diffusers repos' tokenizer_2 do.
 TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "clip_g": ("clip", "!"),
                 "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None), "qwen3_8b": ("qwen", None),
                 "mistral3": ("mistral", None), "umt5xxl": ("umt5", None), "qwen25_vl_7b": ("qwen", None),
-                "qwen3_vl_4b": ("qwen", None)}
+                "qwen3_vl_4b": ("qwen", None), "pile_t5xl": ("pile_t5", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
                 "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
@@ -42,7 +43,9 @@ FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.j
                 "mistral": "Mistral tekken tokenizer (tekken.json; ComfyUI's Mistral text-encoder files carry it as "
                            "their tekken_model tensor)",
                 "umt5": "UMT5 tokenizer (the spiece_model inside ComfyUI's umt5_xxl text-encoder files, or the "
-                        "tokenizer/ folder of a diffusers Wan model)"}
+                        "tokenizer/ folder of a diffusers Wan model)",
+                "pile_t5": "Pile-T5 tokenizer (ComfyUI's comfy/text_encoders/t5_pile_tokenizer/tokenizer.model, or the "
+                           "tokenizer/ folder of a diffusers AuraFlow model)"}
 TEKKEN = "tekken.json"
 EMBEDDED_TEKKEN = "tekken_model"  # ComfyUI's Mistral 3 text-encoder files: the tekken.json bytes as a uint8 tensor
 MAX_TEKKEN_BYTES = 64 * 1024 * 1024
@@ -70,6 +73,10 @@ def kind_of(folder: str) -> str | None:
         return None
     if TEKKEN in names:
         return "mistral"
+    if names.isdisjoint({"vocab.json", "spiece.model", "tokenizer.json"}) and "tokenizer.model" in names:
+        from ..families.auraflow.tokenizer import is_pile_t5  # ComfyUI's t5_pile_tokenizer: the model file alone
+
+        return "pile_t5" if is_pile_t5(folder) else None
     if not names & {"vocab.json", "spiece.model", "tokenizer.json"}:
         return None
     cls = _tokenizer_class(folder)  # None: unreadable
@@ -80,7 +87,8 @@ def kind_of(folder: str) -> str | None:
     if "spiece.model" in names:
         return "t5"
     if "tokenizer.json" in names and cls:
-        return "t5" if cls.startswith("T5") else "clip" if cls.startswith("CLIP") else None
+        return "t5" if cls.startswith("T5") else "clip" if cls.startswith("CLIP") else \
+            "pile_t5" if cls.startswith("Llama") else None  # diffusers' AuraFlow tokenizer/
     return None
 
 
@@ -141,6 +149,10 @@ def load(kind: str, folder: str, pad_token: str | None):
             return Qwen2Tokenizer.from_pretrained(folder, local_files_only=True, chat_template=QWEN3_CHAT_TEMPLATE)
         if kind == "mistral":
             return tekken(os.path.join(folder, TEKKEN))
+        if kind == "pile_t5":
+            from ..families.auraflow.tokenizer import load as pile_t5
+
+            return pile_t5(folder)
         return T5Tokenizer.from_pretrained(folder, local_files_only=True)
     except Exception as exc:  # transformers raises many types for unreadable tokenizer files
         raise PipelineLoadError(f"the {FILES_NEEDED[kind]} in {folder!r} cannot be read ({exc})") from exc
@@ -199,7 +211,7 @@ def tiny(kind: str, encoder_kind: str = ""):
 
         return krea2_tokenizer()
     builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
-                "umt5": tiny_models.tiny_t5_tokenizer,
+                "umt5": tiny_models.tiny_t5_tokenizer, "pile_t5": tiny_models.tiny_t5_tokenizer,
                 "qwen": tiny_models.tiny_qwen_tokenizer, "mistral": tiny_models.tiny_mistral_tokenizer}
     return builders[kind]()
 
