@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from original_layout import (
+    auraflow_to_original,
     chroma_to_original,
     clip_to_ldm,
     clip_to_open_clip,
@@ -41,7 +42,7 @@ def denoiser(key: str, pipe, prefix: str = PREFIX) -> dict:
         return unet_to_ldm(unet.state_dict(), unet.config.layers_per_block, _up_with_attention(unet))
     convert = {"sd3": sd3_to_original, "flux": flux_to_original, "chroma": chroma_to_original,
                "zimage": zimage_to_original, "qwenimage": qwenimage_to_original,
-               "krea2": krea2_to_original}[key]
+               "krea2": krea2_to_original, "auraflow": auraflow_to_original}[key]
     return convert(pipe.transformer.state_dict(), prefix)
 
 

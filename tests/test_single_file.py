@@ -301,7 +301,8 @@ def _meta_component(arch, name: str):
 REAL_FAMILY = {"sd15": "sd1", "sd2-base": "sd1", "sd2-v": "sd1", "sdxl-base": "sdxl", "sd3-medium": "sd3",
                "sd35-medium": "sd3", "sd35-large": "sd3", "flux-dev": "flux", "flux-schnell": "flux",
                "chroma1-hd": "chroma", "z-image": "zimage", "qwen-image": "qwenimage",
-               "qwen-image-edit": "qwenimage", "qwen-image-edit-plus": "qwenimage", "krea2": "krea2"}
+               "qwen-image-edit": "qwenimage", "qwen-image-edit-plus": "qwenimage", "krea2": "krea2",
+               "auraflow": "auraflow"}
 
 
 def _original_layout(arch) -> tuple[dict, dict]:
@@ -329,7 +330,7 @@ def _original_layout(arch) -> tuple[dict, dict]:
     tensors = {**denoiser(family, holder), **vae}
     for slot in arch.encoders:
         sd, prefix = models[slot.component].state_dict(), slot.prefixes[0]
-        writer = t5_to_ldm if slot.kind == "t5xxl" else qwen3_to_comfy if slot.kind == "qwen3_4b" \
+        writer = t5_to_ldm if slot.kind in ("t5xxl", "pile_t5xl") else qwen3_to_comfy if slot.kind == "qwen3_4b" \
             else qwen25_vl_to_comfy if slot.kind == "qwen25_vl_7b" else qwen3_vl_to_hf if slot.kind == "qwen3_vl_4b" \
             else clip_to_open_clip if prefix.endswith(".model.") else clip_to_ldm
         tensors.update(writer(sd, prefix))
@@ -351,7 +352,8 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
     expected = {"sd15": "v1", "sd2-base": "v2", "sd2-v": "v2", "sdxl-base": "xl_base", "sd3-medium": "sd3",
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
                 "flux-schnell": "flux-schnell", "chroma1-hd": "chroma", "z-image": "z-image-turbo",
-                "qwen-image": None, "qwen-image-edit": None, "qwen-image-edit-plus": None, "krea2": "krea2"}[key]
+                "qwen-image": None, "qwen-image-edit": None, "qwen-image-edit-plus": None, "krea2": "krea2",
+                "auraflow": None}[key]  # diffusers detects AuraFlow by bare keys only, not a checkpoint's
     if expected:  # diffusers' own detection agrees (it has no key for Qwen-Image, only for 2.1)
         assert infer_diffusers_model_type(tensors) == expected
     if arch.derive is not None:  # what the family reads off the weights is what its shipped config says
@@ -359,7 +361,8 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
 
         resolved = resolve(arch, header)
         assert resolved.temp is None and resolved.arch is arch, resolved.arch.title
-        assert resolved.source("transformer", "num_layers").startswith("the denoiser's")
+        depth = "num_mmdit_layers" if key == "auraflow" else "num_layers"
+        assert resolved.source("transformer", depth).startswith("the denoiser's")
     result = plan(header, arch, LocalFiles())
     assert not result.problems and {p.label for p in result.parts.values()} == {"the checkpoint"}
     if REAL_FAMILY[key] == "sd3":  # SD3 files without T5 ("incl_clips") load without it
@@ -397,6 +400,9 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
         elif name == "transformer" and arch.key.startswith("flux"):
             out[name] = sfu.convert_flux_transformer_checkpoint_to_diffusers(flux_state_dict(
                 {k: v for k, v in tensors.items() if k.startswith("model.")}, config))
+        elif name == "transformer" and arch.key == "auraflow":
+            out[name] = sfu.convert_auraflow_transformer_checkpoint_to_diffusers(
+                {k.removeprefix("model.diffusion_model."): v for k, v in tensors.items() if k.startswith("model.")})
         elif name == "transformer" and arch.key.startswith("krea2"):
             out[name] = sfu.convert_krea2_transformer_checkpoint_to_diffusers(
                 {k: v for k, v in tensors.items() if k.startswith("model.")})
@@ -427,7 +433,8 @@ def _converted_encoder(arch, name: str, model, tensors: dict) -> dict:
         return {**renamed, "lm_head.weight": renamed["model.language_model.embed_tokens.weight"]}
     if slot.kind == "qwen3_vl_4b":  # the released checkpoint's names under the prefix -> Qwen3VLModel's
         return {k[len(slot.prefixes[0]) + len("model."):]: v for k, v in own.items()}
-    if slot.kind == "t5xxl":
+    if slot.kind in ("t5xxl", "pile_t5xl"):  # diffusers' T5 loader reads T5-XXL's prefix (parts.py renames to it)
+        own = {"text_encoders.t5xxl.transformer." + k[len(slot.prefixes[0]):]: v for k, v in own.items()}
         converted = sfu.convert_sd3_t5_checkpoint_to_diffusers(own)
         converted["encoder.embed_tokens.weight"] = converted["shared.weight"]  # tied after loading
         return converted
