@@ -628,7 +628,9 @@ FAMILY_GGUF = {"qwenimage": (("qwenimage_tiny-Q4_0.gguf", "qwenimage_tiny-Q8_0.g
                              b"transformer_blocks.0.attn.to_q.weight", "qwenimage_tiny_bf16.safetensors",
                              ("transformer_blocks.",)),
                "krea2": (("krea2_tiny-Q4_0.gguf", "krea2_tiny-Q8_0.gguf"), b"blocks.0.attn.wq.weight",
-                         "krea2_tiny_bf16.safetensors", ("blocks.", "txtfusion."))}
+                         "krea2_tiny_bf16.safetensors", ("blocks.", "txtfusion.")),
+               "auraflow": (("auraflow_tiny-Q4_0.gguf", "auraflow_tiny-Q8_0.gguf"), b"double_layers.0.attn.w2q.weight",
+                            "auraflow_tiny_bf16.safetensors", ("double_layers.", "single_layers."))}
 
 
 @pytest.mark.parametrize("family", list(FAMILY_GGUF))
