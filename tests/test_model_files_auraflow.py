@@ -139,6 +139,18 @@ def test_fp8_split_files_keep_fp8_weights_through_its_name_table(fmt, prefix, tm
             quant_deck.fuse()
 
 
+@pytest.mark.parametrize("name", ["auraflow_tiny_fp8_e4m3fn_mixed.safetensors",
+                                  "auraflow_tiny_fp8_e4m3fn_scaled.safetensors"])
+def test_comfyuis_own_fp8_files_equal_comfyuis_dequantization(name, tmp_path):
+    """fp8 files quantized by ComfyUI's own code (comfy_quant layers, and the same data as legacy scaled_fp8): every
+    block Linear stays fp8 on the Linear the table names, holding exactly the float32 weight ComfyUI 0.8.0's load path
+    computes with (make_auraflow_fixtures.py --fp8)."""
+    pipe = load_single_file(_models(tmp_path, name), torch.float32, CPU)
+    reference = load_file(fixture("auraflow_tiny_fp8_e4m3fn.expected.safetensors"))
+    kept = _placed(KEY, pipe.transformer, {k.removesuffix(".weight"): v for k, v in reference.items()})
+    assert len(kept) == len(reference) == 1 * 16 + 2 * 8 and set(kept.values()) == {"fp8 e4m3fn scaled"}
+
+
 @pytest.mark.parametrize("name", ["auraflow_tiny-Q8_0.gguf", "auraflow_tiny-Q4_0.gguf"])
 def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     from lora_fixtures import save_family_lora
