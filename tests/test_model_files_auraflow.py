@@ -248,6 +248,14 @@ def test_a_real_size_auraflow_config_is_derived_from_its_shapes_on_the_meta_devi
             {k: tuple(v.shape) for k, v in model.state_dict().items()}
         text = meta_component(resolved.arch.config_dir, "text_encoder")
         assert text.shared.weight.shape == (32128, 2048) and len(text.encoder.block) == 24
+        # ComfyUI's Pile-T5-XL file (T5 names, a relative-attention bias in every block) fits the slot by shapes
+        from loradeck.core.models.parts import find_encoders, fits, read_config
+
+        te = Header("/models/text_encoders/pile_t5xl.safetensors",
+                    {k: tuple(v.shape) for k, v in t5_to_ldm(text.state_dict(), "").items()}, {}, {}, None)
+        (found,) = find_encoders(te)
+        assert (found.layout, found.width, found.layers, found.vocab) == ("umt5", 2048, 24, 32128)
+        assert fits(found, arch.encoders[0], read_config(resolved.arch, "text_encoder"))
         assert meta_component(resolved.arch.config_dir, "vae").config.latent_channels == 4
     finally:
         resolved.cleanup()
@@ -316,6 +324,28 @@ def test_comfyuis_t5_pile_tokenizer_folder_is_found_and_encodes_as_comfyui(tmp_p
     assert ids.input_ids == [tokenizer.convert_tokens_to_ids("▁a"), tokenizer.convert_tokens_to_ids("▁cat"), 2, 1, 1,
                              1]  # no BOS, EOS, padded with id 1 at the end (ComfyUI's PT5XlTokenizer)
     assert ids.attention_mask == [1, 1, 1, 0, 0, 0]
+
+
+def test_a_diffusers_auraflow_folders_tokenizer_is_found_by_its_pipeline_class(tmp_path):
+    """A diffusers AuraFlow folder's tokenizer/ (LlamaTokenizerFast's files) serves; the same files in a folder of
+    another pipeline (HunyuanVideo's Llama tokenizer has the same class) do not."""
+    import json
+
+    from loradeck.core.models import tokenizers as tokenizer_files
+
+    source = tmp_path / "spm"
+    os.makedirs(source)
+    _llama_spm(str(source / "tokenizer.model"))
+    tokenizer = tokenizer_files.load("pile_t5", str(source), None)
+    for name, cls in (("other", "HunyuanVideoPipeline"), ("AuraFlow-v0.3", "AuraFlowPipeline")):
+        tokenizer.save_pretrained(str(tmp_path / name / "tokenizer"))
+        (tmp_path / name / "model_index.json").write_text(json.dumps({"_class_name": cls}))
+    assert tokenizer_files.find("pile_t5", [str(tmp_path / "other")]) is None
+    folder = tokenizer_files.find("pile_t5", [str(tmp_path / "other"), str(tmp_path / "AuraFlow-v0.3")])
+    assert folder == str(tmp_path / "AuraFlow-v0.3" / "tokenizer")
+    loaded = tokenizer_files.load("pile_t5", folder, None)
+    assert loaded("a cat", padding="max_length", max_length=6).input_ids == \
+        tokenizer("a cat", padding="max_length", max_length=6).input_ids
 
 
 @pytest.mark.skipif(not os.environ.get("COMFYUI_ROOT"), reason="set COMFYUI_ROOT to a ComfyUI checkout")

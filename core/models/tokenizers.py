@@ -3,7 +3,8 @@
 Looked for, in order, in: the folders the caller names (API argument, the ``LORADECK_TOKENIZERS`` setting,
 the CLI's ``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bundled ``comfy/sd1_tokenizer``,
 ``comfy/text_encoders/t5_tokenizer`` and ``comfy/text_encoders/qwen25_tokenizer``; headless: ``models/tokenizers``
-and the local diffusers folders).
+and the local diffusers folders). AuraFlow's Pile-T5 tokenizer: ComfyUI's ``comfy/text_encoders/t5_pile_tokenizer``
+(a sentencepiece model alone) or a diffusers AuraFlow folder's ``tokenizer/`` (``families/auraflow/tokenizer.py``).
 A folder may be a tokenizer folder itself, a ComfyUI checkout or its ``comfy`` package, a diffusers model
 folder (``tokenizer/``, ``tokenizer_2/``...) or a folder of such folders. The built-in tiny architectures use
 the in-memory tiny tokenizers of core/tiny.py and need no files.
@@ -87,8 +88,7 @@ def kind_of(folder: str) -> str | None:
     if "spiece.model" in names:
         return "t5"
     if "tokenizer.json" in names and cls:
-        return "t5" if cls.startswith("T5") else "clip" if cls.startswith("CLIP") else \
-            "pile_t5" if cls.startswith("Llama") else None  # diffusers' AuraFlow tokenizer/
+        return "t5" if cls.startswith("T5") else "clip" if cls.startswith("CLIP") else None
     return None
 
 
@@ -125,6 +125,11 @@ def find(kind: str, roots) -> str | None:
     if kind == "umt5":
         return next((f for f in map(_wan_folder, roots) if f), None)
     for root in roots:
+        if kind == "pile_t5":  # a diffusers AuraFlow folder's tokenizer/ (Llama's files: told apart by the folder)
+            from ..families.auraflow.tokenizer import diffusers_folder
+
+            if diffusers_folder(root):
+                return diffusers_folder(root)
         for folder in _candidates(root):
             if kind_of(folder) == kind:
                 return folder

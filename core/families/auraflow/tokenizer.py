@@ -44,6 +44,21 @@ def is_pile_t5(folder: str) -> bool:
         [p.piece for p in proto.pieces[:3]] == _SPECIAL
 
 
+def diffusers_folder(root: str) -> str | None:
+    """``root/tokenizer`` when ``root`` is a diffusers AuraFlow folder (its Llama tokenizer files, which only the
+    folder's pipeline class tells apart from another Llama tokenizer's)."""
+    from ...files import safe_json
+
+    try:
+        with open(os.path.join(root, "model_index.json"), "rb") as f:
+            index = safe_json.loads(f.read(safe_json.MAX_CHARS + 1))
+    except (OSError, ValueError):
+        return None
+    folder = os.path.join(root, "tokenizer")
+    named = isinstance(index, dict) and str(index.get("_class_name", "")).startswith("AuraFlow")
+    return folder if named and os.path.isfile(os.path.join(folder, "tokenizer.json")) else None
+
+
 def load(folder: str):
     """The tokenizer of a diffusers ``tokenizer/`` folder (its own config), else of ComfyUI's ``tokenizer.model``."""
     from transformers import LlamaTokenizerFast
