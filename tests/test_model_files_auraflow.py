@@ -274,6 +274,20 @@ def test_missing_parts_are_named_in_one_sentence_each(tmp_path):
            "patches), which is not in the file: put the SDXL VAE (sdxl_vae.safetensors) in models/vae" in message
 
 
+def test_the_sdxl_vae_wins_over_an_sd15_vae_of_the_same_shapes(tmp_path):
+    """SD 1.5's VAE has the SDXL VAE's shapes: the file named for SDXL is taken, whatever the name order."""
+    pipe = fresh(KEY)
+    path = _models(tmp_path, DENOISER)
+    other = _vae(pipe)
+    other = {k: (v + 1 if k.endswith("conv_in.weight") else v) for k, v in other.items()}
+    from single_file_fixtures import save
+
+    save(other, str(tmp_path / "models" / "vae" / "a_vae-ft-mse-840000.safetensors"))
+    loaded = load_single_file(path, torch.float32, CPU)
+    want = pipe.vae.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in loaded.vae.state_dict().items())
+
+
 def test_an_encoder_of_another_model_is_not_taken_for_pile_t5(tmp_path):
     """Wan's UMT5 layout with other shapes is no Pile-T5; the file is named as found."""
     pipe = fresh(KEY)

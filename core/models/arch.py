@@ -43,6 +43,8 @@ class Arch:
     rule: Callable[[Header, Arch], bool] | None = None  # a test that must also hold
     tiny: bool = False  # the pack's built-in tiny models: tokenizers come from models/tiny_parts.py
     vae_file: str = "the model's VAE .safetensors"  # what to put in models/vae when the VAE is missing
+    # words in a VAE file's name that make it win over another VAE of the same shapes (the SDXL VAE's over SD 1.5's)
+    vae_hints: tuple[str, ...] = ()
     # (denoiser tensors, its diffusers config) -> what diffusers' single-file converter takes (None: as read)
     prepare: Callable[[dict, dict], dict] | None = None
     # denoiser shapes (no prefix) -> {component: {config key: (value, evidence)}}: the denoiser's values override

@@ -343,12 +343,15 @@ def vae_in_checkpoint(header: Header) -> Part | None:
     return None
 
 
-def pick_vae(config: dict, headers: list[Header]) -> Part | None:
+def pick_vae(config: dict, headers: list[Header], hints: tuple[str, ...] = ()) -> Part | None:
     """A separate VAE file (LDM or diffusers layout; for Wan-layout configs, AutoencoderKLWan /
     AutoencoderKLQwenImage, a Wan-layout or diffusers-layout file: ``wan_vae``) whose latent and widest channels fit
-    ``config``."""
+    ``config``; among those, the first whose name has one of ``hints`` (SD 1.5's and SDXL's VAEs have one shape)."""
     if wan_vae.is_wan_config(config):
         return _pick_wan_vae(config, headers)
+    named = [h for h in headers if any(w in os.path.basename(h.path).lower() for w in hints)]
+    if named and named != headers:
+        return pick_vae(config, named) or pick_vae(config, headers)
     want = (config["block_out_channels"][-1], config["latent_channels"])
     for header in headers:
         for key, shape in header.shapes.items():

@@ -88,8 +88,9 @@ def prepare(tensors: dict, config: dict) -> dict:
     return {k.removeprefix(UNET_PREFIX): v for k, v in tensors.items()}
 
 
-_FILES = {"configs": CONFIGS, "vae_file": "the SDXL VAE (sdxl_vae.safetensors)", "derive": derive, "check": check,
-          "prepare": prepare}
+# the SD 1.5 VAE has the SDXL VAE's shapes: a file named for SDXL wins
+_FILES = {"configs": CONFIGS, "vae_file": "the SDXL VAE (sdxl_vae.safetensors)", "vae_hints": ("sdxl",),
+          "derive": derive, "check": check, "prepare": prepare}
 
 ARCHS = (
     Arch("auraflow", "AuraFlow", ((_COND, (3072, 2048)), (_W1Q, (3072, 3072))), _PILE_T5, **_FILES),
