@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 
 import pytest
@@ -259,6 +260,20 @@ def test_a_real_size_auraflow_config_is_derived_from_its_shapes_on_the_meta_devi
         assert meta_component(resolved.arch.config_dir, "vae").config.latent_channels == 4
     finally:
         resolved.cleanup()
+
+
+@pytest.mark.parametrize("key,shape,says", [
+    ("positional_encoding", (1, 200, 32), "positional_encoding [1, 200, ...] is not a square grid of positions"),
+    ("single_layers.0.mlp.c_fc1.weight", (128, 32), "is not the feed-forward width 256 a 32-wide AuraFlow has"),
+    ("init_x_linear.weight", (32, 18), "are not 2 x 2 patches of latent channels"),
+])
+def test_shapes_no_auraflow_config_can_take_are_refused_naming_the_file(key, shape, says, tmp_path):
+    tensors = load_file(fixture(DENOISER))
+    tensors[key] = torch.zeros(shape, dtype=torch.bfloat16)
+    path = _models(tmp_path, tensors, name="lying.safetensors")
+    with pytest.raises(PipelineLoadError, match=r"'lying.safetensors' is a tiny AuraFlow \(built-in\) checkpoint, "
+                                                r"but .*" + re.escape(says)):
+        load_single_file(path, torch.float32, CPU)
 
 
 def test_missing_parts_are_named_in_one_sentence_each(tmp_path):

@@ -53,11 +53,13 @@ def derive(shapes: dict) -> dict:
     side = round(max_seq ** 0.5)
     if side * side != max_seq:
         raise ConfigMismatch(f"positional_encoding [1, {max_seq}, ...] is not a square grid of positions")
-    mlp = next((k for k in ("double_layers.0.mlpX.c_fc1.weight", "single_layers.0.mlp.c_fc1.weight") if k in shapes),
-               None)
-    if mlp is not None and shapes[mlp][0] != _hidden(width):
-        raise ConfigMismatch(f"{mlp} {list(shapes[mlp])} is not the feed-forward width {_hidden(width)} a "
-                             f"{width}-wide AuraFlow has (fixed by the width in diffusers and ComfyUI)")
+    hidden = _hidden(width)
+    for key, shape in shapes.items():  # every feed-forward: its width is fixed by the model's in both classes
+        want = (hidden, width) if key.endswith((".c_fc1.weight", ".c_fc2.weight")) else \
+            (width, hidden) if key.endswith(".c_proj.weight") else None
+        if want is not None and tuple(shape) != want:
+            raise ConfigMismatch(f"{key} {list(shape)} is not the feed-forward width {hidden} a {width}-wide "
+                                 "AuraFlow has (fixed by the width in diffusers and ComfyUI)")
     double, single = count_blocks(shapes, "double_layers."), count_blocks(shapes, "single_layers.")
     return {"transformer": {
         "num_mmdit_layers": (double, f"{double} double_layers"),
