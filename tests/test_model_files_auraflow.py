@@ -69,6 +69,21 @@ def test_the_fixtures_hold_the_tiny_auraflow_in_comfyuis_layouts():
         assert all(bits_equal(v, want[k].to(torch.bfloat16)) for k, v in stored.items()), name
 
 
+def test_the_manifest_lists_every_auraflow_fixture_as_its_generator_made_it():
+    import hashlib
+    import json
+
+    with open(fixture("MANIFEST_auraflow.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
+    folder = os.path.dirname(fixture(DENOISER))
+    assert sorted(manifest["files"]) == sorted(n for n in os.listdir(folder) if n.startswith("auraflow_tiny"))
+    for name, entry in manifest["files"].items():
+        with open(os.path.join(folder, name), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == entry["sha256"], name
+    made_by = manifest["files"][DENOISER]["made_by"]
+    assert "strict load into comfy MMDiT" in made_by and "maps it back exactly" in made_by
+
+
 def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models):
     """Load Diffusion Model loads the bf16 MMDiT with the Pile-T5 encoder and the SDXL-layout VAE found beside it by
     keys and shapes: the diffusers folder's weights and images."""
