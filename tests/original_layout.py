@@ -432,3 +432,41 @@ def gemma2_to_comfy(sd: dict, prefix: str = "model.") -> dict:
     """Gemma2Model keys as ComfyUI's ``gemma_2_2b_fp16.safetensors`` holds them (transformers' names under
     ``model.``)."""
     return {prefix + k: v for k, v in sd.items()}
+
+
+# diffusers' AuraFlowTransformer2DModel -> fal's / ComfyUI's MMDiT names (comfy/ldm/aura/mmdit.py), read backwards from
+# convert_auraflow_transformer_checkpoint_to_diffusers
+_AURA_TOP = (("time_step_proj.linear_1", "t_embedder.mlp.0"), ("time_step_proj.linear_2", "t_embedder.mlp.2"),
+             ("context_embedder", "cond_seq_linear"), ("pos_embed.proj", "init_x_linear"), ("proj_out", "final_linear"),
+             ("pos_embed.pos_embed", "positional_encoding"), ("register_tokens", "register_tokens"))
+_AURA_FF = (("ff.linear_1", "c_fc1"), ("ff.linear_2", "c_fc2"), ("ff.out_projection", "c_proj"))
+_AURA_JOINT = (("attn.to_q", "attn.w2q"), ("attn.to_k", "attn.w2k"), ("attn.to_v", "attn.w2v"),
+               ("attn.to_out.0", "attn.w2o"), ("attn.add_q_proj", "attn.w1q"), ("attn.add_k_proj", "attn.w1k"),
+               ("attn.add_v_proj", "attn.w1v"), ("attn.to_add_out", "attn.w1o"), ("norm1.linear", "modX.1"),
+               ("norm1_context.linear", "modC.1"), *((f"{d}", f"mlpX.{o}") for d, o in _AURA_FF),
+               *((d.replace("ff.", "ff_context."), f"mlpC.{o}") for d, o in _AURA_FF))
+_AURA_SINGLE = (("attn.to_q", "attn.w1q"), ("attn.to_k", "attn.w1k"), ("attn.to_v", "attn.w1v"),
+                ("attn.to_out.0", "attn.w1o"), ("norm1.linear", "modCX.1"), *((d, f"mlp.{o}") for d, o in _AURA_FF))
+
+
+def auraflow_to_original(sd: dict, prefix: str = "") -> dict:
+    """diffusers' AuraFlowTransformer2DModel -> the original MMDiT's names (``double_layers``, ``single_layers``,
+    ``modF.1`` with shift and scale swapped back)."""
+    out = {}
+    for key, value in sd.items():
+        if key == "norm_out.linear.weight":
+            out[prefix + "modF.1.weight"] = _swap_halves(value)
+            continue
+        new = None
+        for stem, table, original in (("joint_transformer_blocks.", _AURA_JOINT, "double_layers."),
+                                      ("single_transformer_blocks.", _AURA_SINGLE, "single_layers.")):
+            if key.startswith(stem):
+                index, _, rest = key[len(stem):].partition(".")
+                module, _, leaf = rest.rpartition(".")
+                new = f"{original}{index}.{dict(table)[module]}.{leaf}"
+        if new is None:
+            module, _, leaf = key.rpartition(".")
+            top = dict(_AURA_TOP)
+            new = top[key] if key in top else f"{top[module]}.{leaf}"
+        out[prefix + new] = value
+    return out

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from original_layout import (
+    auraflow_to_original,
     chroma_to_original,
     clip_to_ldm,
     clip_to_open_clip,
@@ -44,7 +45,7 @@ def denoiser(key: str, pipe, prefix: str = PREFIX) -> dict:
     convert = {"sd3": sd3_to_original, "flux": flux_to_original, "chroma": chroma_to_original,
                "zimage": zimage_to_original, "qwenimage": qwenimage_to_original,
                "krea2": krea2_to_original, "lumina2": lumina2_to_original,
-               "kandinsky5": kandinsky5_to_original}[key]
+               "kandinsky5": kandinsky5_to_original, "auraflow": auraflow_to_original}[key]
     return convert(pipe.transformer.state_dict(), prefix)
 
 

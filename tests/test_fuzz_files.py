@@ -637,7 +637,9 @@ FAMILY_GGUF = {"qwenimage": (("qwenimage_tiny-Q4_0.gguf", "qwenimage_tiny-Q8_0.g
                            b"double_stream_blocks.0.block.ff_i.experts.0.w1.weight", "hidream_tiny_bf16.safetensors",
                            ("double_stream_blocks.", "single_stream_blocks.")),
                "lumina2": (("lumina2_tiny-Q4_0.gguf", "lumina2_tiny-Q8_0.gguf"), b"layers.0.attention.qkv.weight",
-                           "lumina2_tiny_bf16.safetensors", ("layers.", "noise_refiner.", "context_refiner."))}
+                           "lumina2_tiny_bf16.safetensors", ("layers.", "noise_refiner.", "context_refiner.")),
+               "auraflow": (("auraflow_tiny-Q4_0.gguf", "auraflow_tiny-Q8_0.gguf"), b"double_layers.0.attn.w2q.weight",
+                            "auraflow_tiny_bf16.safetensors", ("double_layers.", "single_layers."))}
 
 
 @pytest.mark.parametrize("family", list(FAMILY_GGUF))

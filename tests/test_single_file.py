@@ -302,7 +302,7 @@ REAL_FAMILY = {"sd15": "sd1", "sd2-base": "sd1", "sd2-v": "sd1", "sdxl-base": "s
                "sd35-medium": "sd3", "sd35-large": "sd3", "flux-dev": "flux", "flux-schnell": "flux",
                "chroma1-hd": "chroma", "z-image": "zimage", "qwen-image": "qwenimage",
                "qwen-image-edit": "qwenimage", "qwen-image-edit-plus": "qwenimage", "krea2": "krea2",
-               "lumina2": "lumina2", "kandinsky5-lite": "kandinsky5"}
+               "lumina2": "lumina2", "kandinsky5-lite": "kandinsky5", "auraflow": "auraflow"}
 
 
 def _original_layout(arch) -> tuple[dict, dict]:
@@ -331,7 +331,7 @@ def _original_layout(arch) -> tuple[dict, dict]:
     tensors = {**denoiser(family, holder), **vae}
     for slot in arch.encoders:
         sd, prefix = models[slot.component].state_dict(), slot.prefixes[0]
-        writer = t5_to_ldm if slot.kind == "t5xxl" else qwen3_to_comfy if slot.kind == "qwen3_4b" \
+        writer = t5_to_ldm if slot.kind in ("t5xxl", "pile_t5xl") else qwen3_to_comfy if slot.kind == "qwen3_4b" \
             else qwen25_vl_to_comfy if slot.kind == "qwen25_vl_7b" else qwen3_vl_to_hf if slot.kind == "qwen3_vl_4b" \
             else gemma2_to_comfy if slot.kind == "gemma2_2b" \
             else clip_to_open_clip if prefix.endswith(".model.") else clip_to_ldm
@@ -355,7 +355,8 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
                 "sd35-medium": "sd35_medium", "sd35-large": "sd35_large", "flux-dev": "flux-dev",
                 "flux-schnell": "flux-schnell", "chroma1-hd": "chroma", "z-image": "z-image-turbo",
                 "qwen-image": None, "qwen-image-edit": None, "qwen-image-edit-plus": None, "krea2": "krea2",
-                "lumina2": "lumina2"}.get(key)
+                "lumina2": "lumina2",
+                "auraflow": None}.get(key)  # diffusers detects AuraFlow by bare keys only, not a checkpoint's
     if expected:  # diffusers' own detection agrees (it has no key for Qwen-Image, only for 2.1)
         assert infer_diffusers_model_type(tensors) == expected
     if arch.derive is not None:  # what the family reads off the weights is what its shipped config says
@@ -363,7 +364,7 @@ def test_real_architecture_configs_markers_and_converters_agree(key):
 
         resolved = resolve(arch, header)
         assert resolved.temp is None and resolved.arch is arch, resolved.arch.title
-        depth = "num_visual_blocks" if key == "kandinsky5-lite" else "num_layers"
+        depth = {"kandinsky5-lite": "num_visual_blocks", "auraflow": "num_mmdit_layers"}.get(key, "num_layers")
         assert resolved.source("transformer", depth).startswith("the denoiser's")
     result = plan(header, arch, LocalFiles())
     assert not result.problems and {p.label for p in result.parts.values()} == {"the checkpoint"}
@@ -402,6 +403,9 @@ def _converted(arch, tensors: dict, models: dict) -> dict[str, dict]:
         elif name == "transformer" and arch.key.startswith("flux"):
             out[name] = sfu.convert_flux_transformer_checkpoint_to_diffusers(flux_state_dict(
                 {k: v for k, v in tensors.items() if k.startswith("model.")}, config))
+        elif name == "transformer" and arch.key == "auraflow":
+            out[name] = sfu.convert_auraflow_transformer_checkpoint_to_diffusers(
+                {k.removeprefix("model.diffusion_model."): v for k, v in tensors.items() if k.startswith("model.")})
         elif name == "transformer" and arch.key.startswith("krea2"):
             out[name] = sfu.convert_krea2_transformer_checkpoint_to_diffusers(
                 {k: v for k, v in tensors.items() if k.startswith("model.")})
@@ -438,7 +442,8 @@ def _converted_encoder(arch, name: str, model, tensors: dict) -> dict:
         return {**renamed, "lm_head.weight": renamed["model.language_model.embed_tokens.weight"]}
     if slot.kind == "qwen3_vl_4b":  # the released checkpoint's names under the prefix -> Qwen3VLModel's
         return {k[len(slot.prefixes[0]) + len("model."):]: v for k, v in own.items()}
-    if slot.kind == "t5xxl":
+    if slot.kind in ("t5xxl", "pile_t5xl"):  # diffusers' T5 loader reads T5-XXL's prefix (parts.py renames to it)
+        own = {"text_encoders.t5xxl.transformer." + k[len(slot.prefixes[0]):]: v for k, v in own.items()}
         converted = sfu.convert_sd3_t5_checkpoint_to_diffusers(own)
         converted["encoder.embed_tokens.weight"] = converted["shared.weight"]  # tied after loading
         return converted

@@ -43,6 +43,8 @@ class Arch:
     rule: Callable[[Header, Arch], bool] | None = None  # a test that must also hold
     tiny: bool = False  # the pack's built-in tiny models: tokenizers come from models/tiny_parts.py
     vae_file: str = "the model's VAE .safetensors"  # what to put in models/vae when the VAE is missing
+    # words in a VAE file's name that make it win over another VAE of the same shapes (the SDXL VAE's over SD 1.5's)
+    vae_hints: tuple[str, ...] = ()
     # (denoiser tensors, its diffusers config) -> what diffusers' single-file converter takes (None: as read)
     prepare: Callable[[dict, dict], dict] | None = None
     # denoiser shapes (no prefix) -> {component: {config key: (value, evidence)}}: the denoiser's values override
@@ -80,6 +82,8 @@ ENCODER_KINDS = {
                 ("umt5",)),
     "qwen25_vl_7b": ("Qwen2.5-VL-7B text encoder", "qwen_2.5_vl_7b.safetensors (or qwen_2.5_vl_7b_fp8_scaled"
                      ".safetensors)", ("qwen_2.5_vl", "qwen2.5_vl", "qwen25_vl", "qwen2_5_vl", "qwen")),
+    "pile_t5xl": ("Pile-T5-XL text encoder (AuraFlow's UMT5)", "the Pile-T5-XL text encoder (ComfyUI's pile_t5xl "
+                  "part of aura_flow_0.3.safetensors, saved alone)", ("pile_t5", "pile-t5", "t5xl", "pile")),
     "qwen3_vl_4b": ("Qwen3-VL-4B text encoder", "qwen_3_vl_4b.safetensors", ("qwen_3_vl", "qwen3_vl", "qwen3-vl",
                                                                              "qwen")),
     # HiDream-I1's: Long-CLIP L / G (248 positions) and Llama 3.1 8B Instruct

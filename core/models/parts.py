@@ -251,7 +251,7 @@ def read_config(arch: Arch, component: str) -> dict:
 
 
 # layouts that fit their own encoder kinds only (kinds not listed: CLIP layouts)
-_OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl",)), ("qwen3", ("qwen3_4b", "qwen3_8b")),
+_OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl", "pile_t5xl")), ("qwen3", ("qwen3_4b", "qwen3_8b")),
              ("mistral", ("mistral3", "llama31_8b")), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)),
              ("gemma2", ("gemma2_2b",)))
 _CLIP_L_KINDS = ("clip_l", "long_clip_l")  # the CLIP-L slots (the rest of the CLIP kinds are OpenCLIP's)
@@ -300,8 +300,11 @@ def encoder_in_checkpoint(header: Header, slot: Encoder, config: dict) -> Part |
             if not fits(found, slot, config):
                 return (f"the {ENCODER_KINDS[slot.kind][0]} in the file is a {describe(found)}, "
                         "which does not fit this architecture")
-            # build.qwen_vl_model reads the Qwen-VL names without the checkpoint's prefix; the others keep it
-            target = "" if found.layout in ("qwen25_vl", "qwen3_vl") else found.prefix
+            # build.qwen_vl_model reads the Qwen-VL names without the checkpoint's prefix; diffusers' T5 loader reads
+            # T5 / UMT5 under T5-XXL's (AuraFlow's checkpoints keep Pile-T5-XL as text_encoders.pile_t5xl.); the others
+            # keep theirs
+            target = "" if found.layout in ("qwen25_vl", "qwen3_vl") else _ENCODER_TARGET[(found.layout, "other")] \
+                if found.layout in ("t5", "umt5") else found.prefix
             return Part(header.path, found.prefix, target, "the checkpoint")
     return None
 
@@ -365,12 +368,15 @@ def vae_in_checkpoint(header: Header) -> Part | None:
     return None
 
 
-def pick_vae(config: dict, headers: list[Header]) -> Part | None:
+def pick_vae(config: dict, headers: list[Header], hints: tuple[str, ...] = ()) -> Part | None:
     """A separate VAE file (LDM or diffusers layout; for Wan-layout configs, AutoencoderKLWan /
     AutoencoderKLQwenImage, a Wan-layout or diffusers-layout file: ``wan_vae``) whose latent and widest channels fit
-    ``config``."""
+    ``config``; among those, the first whose name has one of ``hints`` (SD 1.5's and SDXL's VAEs have one shape)."""
     if wan_vae.is_wan_config(config):
         return _pick_wan_vae(config, headers)
+    named = [h for h in headers if any(w in os.path.basename(h.path).lower() for w in hints)]
+    if named and named != headers:
+        return pick_vae(config, named) or pick_vae(config, headers)
     want = (config["block_out_channels"][-1], config["latent_channels"])
     for header in headers:
         for key, shape in header.shapes.items():

@@ -282,7 +282,7 @@ def _plan_vae(header: Header, arch: Arch, files: LocalFiles, result: Plan) -> No
                                    f"{what_is(read_header(files.vae_file))}, not {_vae_wanted(config, result)}")
             return
     else:
-        vae = vae_in_checkpoint(header) or pick_vae(config, _Lazy(files.vae_dirs)())
+        vae = vae_in_checkpoint(header) or pick_vae(config, _Lazy(files.vae_dirs)(), arch.vae_hints)
     if vae is None:
         result.problems.append(_missing_vae(arch, files, result))
     else:

@@ -3,7 +3,8 @@
 Looked for, in order, in: the folders the caller names (API argument, the ``LORADECK_TOKENIZERS`` setting,
 the CLI's ``--tokenizers``), then the host's (inside ComfyUI: ComfyUI's own bundled ``comfy/sd1_tokenizer``,
 ``comfy/text_encoders/t5_tokenizer`` and ``comfy/text_encoders/qwen25_tokenizer``; headless: ``models/tokenizers``
-and the local diffusers folders).
+and the local diffusers folders). AuraFlow's Pile-T5 tokenizer: ComfyUI's ``comfy/text_encoders/t5_pile_tokenizer``
+(a sentencepiece model alone) or a diffusers AuraFlow folder's ``tokenizer/`` (``families/auraflow/tokenizer.py``).
 A folder may be a tokenizer folder itself, a ComfyUI checkout or its ``comfy`` package, a diffusers model
 folder (``tokenizer/``, ``tokenizer_2/``...) or a folder of such folders. The built-in tiny architectures use
 the in-memory tiny tokenizers of core/tiny.py and need no files.
@@ -29,14 +30,15 @@ log = logging.getLogger(__name__)
 # tokenizer files: the same byte-level BPE vocab)
 COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.join("text_encoders", "t5_tokenizer"),
                         "qwen": os.path.join("text_encoders", "qwen25_tokenizer"),
-                        "llama": os.path.join("text_encoders", "llama_tokenizer")}  # Llama 3 (HiDream)
+                        "llama": os.path.join("text_encoders", "llama_tokenizer"),  # Llama 3 (HiDream)
+                        "pile_t5": os.path.join("text_encoders", "t5_pile_tokenizer")}
 # encoder kind -> (tokenizer kind, pad token). OpenCLIP (SD 2.x, SDXL/SD3 clip_g) pads with "!" (id 0), as
 # ComfyUI's SD2/SDXL-G tokenizers (pad_with_end=False) and the diffusers repos' tokenizer_2 do.
 TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "clip_g": ("clip", "!"),
                 "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None), "qwen3_8b": ("qwen", None),
                 "mistral3": ("mistral", None), "umt5xxl": ("umt5", None), "qwen25_vl_7b": ("qwen", None),
                 "qwen3_vl_4b": ("qwen", None), "long_clip_l": ("clip", "<|endoftext|>"), "long_clip_g": ("clip", "!"),
-                "llama31_8b": ("llama", None), "gemma2_2b": ("gemma", None)}
+                "llama31_8b": ("llama", None), "gemma2_2b": ("gemma", None), "pile_t5xl": ("pile_t5", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
                 "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
@@ -50,7 +52,9 @@ FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.j
                          "folder of a diffusers HiDream model)",
                 "gemma": "Gemma tokenizer (the spiece_model inside ComfyUI's gemma_2_2b text-encoder files, or a "
                          "tokenizer.json with a tokenizer_config.json naming GemmaTokenizer: a diffusers Lumina 2 "
-                         "folder's tokenizer/)"}
+                         "folder's tokenizer/)",
+                "pile_t5": "Pile-T5 tokenizer (ComfyUI's comfy/text_encoders/t5_pile_tokenizer/tokenizer.model, or the "
+                           "tokenizer/ folder of a diffusers AuraFlow model)"}
 LLAMA3_TOKENS = ("<|begin_of_text|>", "<|eot_id|>")  # what tells a Llama 3 tokenizer from Llama 2's
 TEKKEN = "tekken.json"
 EMBEDDED_TEKKEN = "tekken_model"  # ComfyUI's Mistral 3 text-encoder files: the tekken.json bytes as a uint8 tensor
@@ -89,6 +93,10 @@ def kind_of(folder: str) -> str | None:
         return None
     if TEKKEN in names:
         return "mistral"
+    if names.isdisjoint({"vocab.json", "spiece.model", "tokenizer.json"}) and "tokenizer.model" in names:
+        from ..families.auraflow.tokenizer import is_pile_t5  # ComfyUI's t5_pile_tokenizer: the model file alone
+
+        return "pile_t5" if is_pile_t5(folder) else None
     if not names & {"vocab.json", "spiece.model", "tokenizer.json"}:
         return None
     cls = _tokenizer_class(folder)  # None: unreadable
@@ -141,6 +149,11 @@ def find(kind: str, roots) -> str | None:
     if kind == "umt5":
         return next((f for f in map(_wan_folder, roots) if f), None)
     for root in roots:
+        if kind == "pile_t5":  # a diffusers AuraFlow folder's tokenizer/ (Llama's files: told apart by the folder)
+            from ..families.auraflow.tokenizer import diffusers_folder
+
+            if diffusers_folder(root):
+                return diffusers_folder(root)
         for folder in _candidates(root):
             if kind_of(folder) == kind:
                 return folder
@@ -171,6 +184,10 @@ def load(kind: str, folder: str, pad_token: str | None):
             from transformers import GemmaTokenizer
 
             return GemmaTokenizer.from_pretrained(folder, local_files_only=True)
+        if kind == "pile_t5":
+            from ..families.auraflow.tokenizer import load as pile_t5
+
+            return pile_t5(folder)
         return T5Tokenizer.from_pretrained(folder, local_files_only=True)
     except Exception as exc:  # transformers raises many types for unreadable tokenizer files
         raise PipelineLoadError(f"the {FILES_NEEDED[kind]} in {folder!r} cannot be read ({exc})") from exc
@@ -272,7 +289,8 @@ def tiny(kind: str, encoder_kind: str = ""):
 
         return krea2_tokenizer()
     builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
-                "umt5": tiny_models.tiny_t5_tokenizer, "gemma": tiny_models.tiny_gemma_tokenizer,
+                "umt5": tiny_models.tiny_t5_tokenizer, "pile_t5": tiny_models.tiny_t5_tokenizer,
+                "gemma": tiny_models.tiny_gemma_tokenizer,
                 "qwen": tiny_models.tiny_qwen_tokenizer, "mistral": tiny_models.tiny_mistral_tokenizer}
     return builders[kind]()
 
