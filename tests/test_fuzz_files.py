@@ -628,7 +628,9 @@ FAMILY_GGUF = {"qwenimage": (("qwenimage_tiny-Q4_0.gguf", "qwenimage_tiny-Q8_0.g
                              b"transformer_blocks.0.attn.to_q.weight", "qwenimage_tiny_bf16.safetensors",
                              ("transformer_blocks.",)),
                "krea2": (("krea2_tiny-Q4_0.gguf", "krea2_tiny-Q8_0.gguf"), b"blocks.0.attn.wq.weight",
-                         "krea2_tiny_bf16.safetensors", ("blocks.", "txtfusion."))}
+                         "krea2_tiny_bf16.safetensors", ("blocks.", "txtfusion.")),
+               "ernieimage": (("ernieimage_tiny-Q4_0.gguf", "ernieimage_tiny-Q8_0.gguf"),
+                              b"layers.0.self_attention.to_q.weight", "ernieimage_tiny_bf16.safetensors", ("layers.",))}
 
 
 @pytest.mark.parametrize("family", list(FAMILY_GGUF))

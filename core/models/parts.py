@@ -236,7 +236,7 @@ def read_config(arch: Arch, component: str) -> dict:
 
 # layouts that fit their own encoder kinds only (kinds not listed: CLIP layouts)
 _OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl",)), ("qwen3", ("qwen3_4b", "qwen3_8b")),
-             ("mistral", ("mistral3",)), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)))
+             ("mistral", ("mistral3", "ministral3")), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)))
 
 
 def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:

@@ -34,7 +34,7 @@ COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.joi
 TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "clip_g": ("clip", "!"),
                 "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None), "qwen3_8b": ("qwen", None),
                 "mistral3": ("mistral", None), "umt5xxl": ("umt5", None), "qwen25_vl_7b": ("qwen", None),
-                "qwen3_vl_4b": ("qwen", None)}
+                "qwen3_vl_4b": ("qwen", None), "ministral3": ("mistral", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
                 "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
@@ -198,6 +198,10 @@ def tiny(kind: str, encoder_kind: str = ""):
         from ..families.krea2.tiny import tiny_qwen_tokenizer as krea2_tokenizer
 
         return krea2_tokenizer()
+    if encoder_kind == "ministral3":
+        from ..families.ernieimage.tiny import tiny_tokenizer as ernie_tokenizer
+
+        return ernie_tokenizer()
     builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
                 "umt5": tiny_models.tiny_t5_tokenizer,
                 "qwen": tiny_models.tiny_qwen_tokenizer, "mistral": tiny_models.tiny_mistral_tokenizer}
