@@ -128,6 +128,20 @@ def test_fp8_split_files_keep_fp8_weights_on_their_own_linears(fmt, prefix, tmp_
             quant_deck.fuse()
 
 
+@pytest.mark.parametrize("name", ["ernieimage_tiny_fp8_e4m3fn_mixed.safetensors",
+                                  "ernieimage_tiny_fp8_e4m3fn_scaled.safetensors"])
+def test_comfyuis_own_fp8_files_equal_comfyuis_dequantization(name, tmp_path):
+    """The fp8 files ComfyUI 0.8.0's quantizer wrote (per-layer comfy_quant, and the same data in the legacy
+    scaled_fp8 layout): every block Linear stays fp8 on the Linear of its name, its weight exactly ComfyUI's own
+    float32 dequantization (make_ernieimage_fp8_fixtures.py)."""
+    pipe = load_single_file(_models(tmp_path, name), torch.float32, CPU)
+    reference = {k.removesuffix(".weight"): v for k, v in load_file(fixture(
+        "ernieimage_tiny_fp8_e4m3fn.expected.safetensors")).items()}
+    kept = quantized_layers(pipe.transformer)
+    assert set(kept) == set(reference) and len(kept) == 14 and set(kept.values()) == {"fp8 e4m3fn scaled"}
+    assert all(torch.equal(pipe.transformer.get_submodule(k).weight, v) for k, v in reference.items())
+
+
 @pytest.mark.parametrize("name", ["ernieimage_tiny-Q8_0.gguf", "ernieimage_tiny-Q4_0.gguf"])
 def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     """ComfyUI-GGUF files of the tiny ERNIE-Image alone in diffusion_models/: every quantized tensor stays quantized
