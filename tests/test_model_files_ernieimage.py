@@ -265,3 +265,14 @@ def test_a_text_encoder_without_every_layer_is_refused(tmp_path):
     with pytest.raises(PipelineLoadError, match=r"ministral-3-3b.safetensors.*has 1 layers, the Ministral 3 text "
                                                 r"encoder 2"):
         load_single_file(_models(tmp_path, DENOISER, te=te), torch.float32, CPU)
+
+
+def test_a_pickled_sana_original_is_refused_naming_why(tmp_path):
+    """Sana's and Sana Sprint's original checkpoints are pickled .pth files: refused before anything is read, saying
+    why (LoRA Deck never unpickles a user's file)."""
+    path = tmp_path / "models" / "diffusion_models" / "Sana_1600M_1024px.pth"
+    os.makedirs(path.parent)
+    path.write_bytes(b"not read")
+    with pytest.raises(PipelineLoadError, match=r"Sana_1600M_1024px\.pth.*is not a \.safetensors or \.gguf file.*"
+                                                r"pickle \.ckpt / \.pth files.*can run code"):
+        load_single_file(str(path), torch.float32, CPU)

@@ -78,7 +78,8 @@ def read_header(path: str) -> Header:
     a .gguf denoiser from its tensor infos (dense shapes)."""
     if not path.lower().endswith(MODEL_SUFFIXES):
         raise PipelineLoadError(f"{path!r} is not a .safetensors or .gguf file; LoRA Deck reads models only as "
-                                ".safetensors or GGUF (pickle .ckpt files can run code when loaded)")
+                                ".safetensors or GGUF (pickle .ckpt / .pth files, such as Sana's originals, can run "
+                                "code when loaded)")
     if not os.path.isfile(path):  # also keeps FIFOs and devices from blocking the open below
         raise PipelineLoadError(f"{path!r} is not a file; pick a .safetensors or .gguf model file")
     if path.lower().endswith(GGUF_SUFFIXES):
