@@ -181,7 +181,9 @@ def _variant(**config):
 def test_an_ernieimage_of_other_depth_and_width_loads_from_files_alone(tmp_path):
     variant = _variant()
     assert "text_proj.weight" in variant.transformer.state_dict()
-    pipe = load_single_file(_models(tmp_path, variant.transformer.state_dict()), torch.float32, CPU)
+    pipe = load_single_file(_models(tmp_path, variant.transformer.state_dict(),
+                                    te=_comfy_te(variant.text_encoder.state_dict()),
+                                    vae=flux2_vae_to_bfl(variant.vae.state_dict())), torch.float32, CPU)
     config = pipe.transformer.config
     assert (config.num_layers, config.hidden_size, config.num_attention_heads, config.ffn_hidden_size,
             config.text_in_dim) == (3, 48, 3, 96, 32)
@@ -266,13 +268,3 @@ def test_a_text_encoder_without_every_layer_is_refused(tmp_path):
                                                 r"encoder 2"):
         load_single_file(_models(tmp_path, DENOISER, te=te), torch.float32, CPU)
 
-
-def test_a_pickled_sana_original_is_refused_naming_why(tmp_path):
-    """Sana's and Sana Sprint's original checkpoints are pickled .pth files: refused before anything is read, saying
-    why (LoRA Deck never unpickles a user's file)."""
-    path = tmp_path / "models" / "diffusion_models" / "Sana_1600M_1024px.pth"
-    os.makedirs(path.parent)
-    path.write_bytes(b"not read")
-    with pytest.raises(PipelineLoadError, match=r"Sana_1600M_1024px\.pth.*is not a \.safetensors or \.gguf file.*"
-                                                r"pickle \.ckpt / \.pth files.*can run code"):
-        load_single_file(str(path), torch.float32, CPU)

@@ -33,6 +33,8 @@ _QWEN3_EMBED, _QWEN3_NORM = "embed_tokens.weight", "layers.0.self_attn.q_norm.we
 # Mistral (ComfyUI's FLUX.2 [dev] text encoder: the Mistral Small 3 text model under "model."): transformers' Llama
 # names without Qwen3's q/k norms and without Qwen2's q/k/v biases
 _MISTRAL_Q, _QWEN2_BIAS = "layers.0.self_attn.q_proj.weight", "layers.0.self_attn.q_proj.bias"
+# Gemma 2 (Sana's text encoder; ComfyUI's gemma_2_2b files: "model." + transformers' names): its norms around the MLP
+_GEMMA2 = "layers.0.pre_feedforward_layernorm.weight"
 # Qwen-VL text encoders (Qwen2.5-VL: Qwen-Image; Qwen3-VL: Krea 2) carry a vision tower beside the language model,
 # in Qwen's original names (model.layers.*, visual.*: ComfyUI's qwen_2.5_vl_7b files) or transformers' (since 4.52:
 # model.language_model.*, model.visual.*); Qwen3-VL's language model has Qwen3's q/k norms
@@ -47,6 +49,7 @@ _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("umt5", "other"): "text_encoders.t5xxl.transformer.",
                    ("qwen3", "other"): "",  # build.qwen3_model takes the transformers names
                    ("mistral", "other"): "",  # so does FLUX.2 [dev]'s builder (flux2dev/text_encoder.py)
+                   ("gemma2", "other"): "",  # and Sana's (sana/text_encoder.py)
                    ("qwen25_vl", "other"): "", ("qwen3_vl", "other"): ""}  # build.qwen_vl_model: any of its layouts
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
@@ -67,6 +70,7 @@ class Part:
 @dataclass(frozen=True)
 class FoundEncoder:
     layout: str  # "clip" | "flat_clip" | "open_clip" | "t5" | "umt5" | "qwen3" | "mistral" | "qwen25_vl" | "qwen3_vl"
+    # | "gemma2"
     prefix: str
     width: int
     layers: int
@@ -207,6 +211,9 @@ def find_encoders(header: Header) -> list[FoundEncoder]:
                 key[: -len(_QWEN3_EMBED)] + _QWEN3_NORM in header.shapes:
             prefix = key[: -len(_QWEN3_EMBED)]
             found.append(FoundEncoder("qwen3", prefix, shape[1], _count(header, prefix + "layers."), shape[0]))
+        elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and key[: -len(_QWEN3_EMBED)] + _GEMMA2 in header.shapes:
+            prefix = key[: -len(_QWEN3_EMBED)]
+            found.append(FoundEncoder("gemma2", prefix, shape[1], _count(header, prefix + "layers."), shape[0]))
         elif key.endswith(_QWEN3_EMBED) and len(shape) == 2 and key[: -len(_QWEN3_EMBED)] + _MISTRAL_Q in \
                 header.shapes and key[: -len(_QWEN3_EMBED)] + _QWEN2_BIAS not in header.shapes:
             prefix = key[: -len(_QWEN3_EMBED)]
@@ -237,7 +244,8 @@ def read_config(arch: Arch, component: str) -> dict:
 
 # layouts that fit their own encoder kinds only (kinds not listed: CLIP layouts)
 _OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl",)), ("qwen3", ("qwen3_4b", "qwen3_8b")),
-             ("mistral", ("mistral3", "ministral3")), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)))
+             ("mistral", ("mistral3", "ministral3")), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)),
+             ("gemma2", ("gemma2_2b",)))
 
 
 def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
@@ -248,6 +256,9 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
         text = config.get("text_config", config)
         return (found.width, found.layers, found.vocab) == (text["hidden_size"], text["num_hidden_layers"],
                                                             text["vocab_size"])
+    if found.layout == "gemma2":
+        return (found.width, found.layers, found.vocab) == (config["hidden_size"], config["num_hidden_layers"],
+                                                            config["vocab_size"])
     if found.layout in ("t5", "umt5"):
         want = (config["d_model"], config["num_layers"], config["vocab_size"])
         return (found.width, found.layers, found.vocab) == want
@@ -266,7 +277,8 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
 def describe(found: FoundEncoder) -> str:
     name = {"t5": "T5 encoder", "umt5": "UMT5 encoder", "qwen3": "Qwen3 text encoder",
             "mistral": "Mistral text encoder", "qwen25_vl": "Qwen2.5-VL text encoder",
-            "qwen3_vl": "Qwen3-VL text encoder"}.get(found.layout, "CLIP text encoder")
+            "qwen3_vl": "Qwen3-VL text encoder", "gemma2": "Gemma 2 text encoder"}.get(found.layout,
+                                                                                         "CLIP text encoder")
     return f"{name} (width {found.width}, {found.layers} layers)"
 
 
@@ -347,6 +359,8 @@ def pick_vae(config: dict, headers: list[Header]) -> Part | None:
     ``config``."""
     if wan_vae.is_wan_config(config):
         return _pick_wan_vae(config, headers)
+    if config.get("_class_name") == "AutoencoderDC":  # Sana's: mit-han-lab's original names
+        return _pick_dc_ae(config, headers)
     want = (config["block_out_channels"][-1], config["latent_channels"])
     for header in headers:
         for key, shape in header.shapes.items():
@@ -375,6 +389,20 @@ def pick_image_encoder(config: dict, headers: list[Header]) -> Part | None:
     return None
 
 
+# the DC-AE (Sana's VAE) in mit-han-lab/efficientvit's names, which diffusers' convert_autoencoder_dc_checkpoint_to_
+# diffusers reads: the decoder's input conv maps the latents to its deepest width
+_DC_AE = "decoder.project_in.main.conv.weight"
+
+
+def _pick_dc_ae(config: dict, headers: list[Header]) -> Part | None:
+    want = (config["decoder_block_out_channels"][-1], config["latent_channels"])
+    for header in headers:
+        for key, shape in header.shapes.items():
+            if key.endswith(_DC_AE) and len(shape) == 4 and tuple(shape[:2]) == want:
+                return Part(header.path, key[: -len(_DC_AE)], "", header.path)
+    return None
+
+
 def _pick_wan_vae(config: dict, headers: list[Header]) -> Part | None:
     want = wan_vae.wanted(config)
     for header in headers:
@@ -394,6 +422,9 @@ def what_is(header: Header) -> str:
     vae = next((s for k, s in header.shapes.items() if k.endswith(_VAE) and len(s) == 4), None)
     if vae:
         return f"VAE ({vae[1]} latent channels)"
+    dc_ae = next((s for k, s in header.shapes.items() if k.endswith(_DC_AE) and len(s) == 4), None)
+    if dc_ae:
+        return f"DC-AE VAE ({dc_ae[1]} latent channels)"
     wan = wan_vae.find(header.shapes)
     if wan is not None:
         kind = {"original": "VAE in the Wan layout", "wan2.2": "VAE in the Wan 2.2 layout",

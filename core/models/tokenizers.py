@@ -34,13 +34,15 @@ COMFY_TOKENIZER_DIRS = {"clip": os.path.join("sd1_tokenizer"), "t5": os.path.joi
 TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "clip_g": ("clip", "!"),
                 "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None), "qwen3_8b": ("qwen", None),
                 "mistral3": ("mistral", None), "umt5xxl": ("umt5", None), "qwen25_vl_7b": ("qwen", None),
-                "qwen3_vl_4b": ("qwen", None), "ministral3": ("mistral", None)}
+                "qwen3_vl_4b": ("qwen", None), "ministral3": ("mistral", None),
+                "gemma2_2b": ("gemma", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
                 "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
                         "naming Qwen2Tokenizer)",
                 "mistral": "Mistral tekken tokenizer (tekken.json; ComfyUI's Mistral text-encoder files carry it as "
                            "their tekken_model tensor)",
+                "gemma": "Gemma tokenizer (the spiece_model inside ComfyUI's Gemma text-encoder files)",
                 "umt5": "UMT5 tokenizer (the spiece_model inside ComfyUI's umt5_xxl text-encoder files, or the "
                         "tokenizer/ folder of a diffusers Wan model)"}
 TEKKEN = "tekken.json"
@@ -185,6 +187,53 @@ def in_file(path: str):
     return from_spiece(data.numpy().tobytes(), repr(path))
 
 
+def gemma_in_file(path: str):
+    """The Gemma tokenizer a Gemma text-encoder file carries (ComfyUI's ``spiece_model``: Gemma's sentencepiece BPE
+    model), converted by transformers' own ``GemmaConverter``; None without one."""
+    from .parts import read_header, read_tensors
+
+    header = read_header(path)
+    shape = header.shapes.get(SPIECE)
+    if shape is None or header.dtypes.get(SPIECE) != "U8" or len(shape) != 1:
+        return None
+    if shape[0] > MAX_SPIECE_BYTES:
+        raise PipelineLoadError(f"{path!r}: its {SPIECE} has {shape[0]} bytes, more than a tokenizer holds "
+                                f"({MAX_SPIECE_BYTES}); the file is damaged, re-download it")
+    data = read_tensors(path, [SPIECE])[SPIECE].numpy().tobytes()
+    log.info("single file: the Gemma tokenizer from %s (%s)", path, SPIECE)
+    return gemma_from_spiece(data, repr(path))
+
+
+def gemma_from_spiece(data: bytes, label: str):
+    """A ``GemmaTokenizer`` from sentencepiece model bytes (a BPE model), built as transformers' own
+    ``GemmaConverter`` builds it (its pieces in id order, merges from ``generate_merges``, Gemma's tab fix), padding on
+    the right as Sana's pipeline pads."""
+    from transformers import GemmaTokenizer
+    from transformers.tokenization_utils_base import generate_merges
+
+    try:
+        from transformers.convert_slow_tokenizer import import_protobuf
+
+        proto = import_protobuf().ModelProto()
+        proto.ParseFromString(data)
+    except ImportError as exc:
+        raise PipelineLoadError(f"reading the Gemma tokenizer in {label} needs the protobuf package "
+                                f"(pip install protobuf): {exc}") from None
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise PipelineLoadError(f"the {SPIECE} in {label} is not a sentencepiece model ({exc}); re-download the "
+                                "text-encoder file") from None
+    pieces = [p.piece for p in proto.pieces]
+    if proto.trainer_spec.model_type != 2 or pieces[:3] != ["<pad>", "<eos>", "<bos>"]:
+        raise PipelineLoadError(f"the {SPIECE} in {label} is not a Gemma tokenizer (a BPE model starting with "
+                                "<pad>, <eos>, <bos>); re-download the text-encoder file")
+    if "\t" not in pieces and "<0x09>" in pieces:  # GemmaConverter: older Gemma tokenizers lack the tab token
+        pieces[pieces.index("<0x09>")] = "\t"
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=generate_merges(vocab))
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
 def tiny(kind: str, encoder_kind: str = ""):
     """The built-in tiny tokenizer of a tokenizer kind; the tiny Qwen-VL pipelines' own (their prompt templates'
     words as single tokens, as the real vocab makes them) for their encoder kinds."""
@@ -202,6 +251,8 @@ def tiny(kind: str, encoder_kind: str = ""):
         from ..families.ernieimage.tiny import tiny_tokenizer as ernie_tokenizer
 
         return ernie_tokenizer()
+    if encoder_kind == "gemma2_2b":
+        return tiny_models.tiny_gemma_tokenizer()
     builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
                 "umt5": tiny_models.tiny_t5_tokenizer,
                 "qwen": tiny_models.tiny_qwen_tokenizer, "mistral": tiny_models.tiny_mistral_tokenizer}
@@ -260,6 +311,8 @@ def resolve(encoder_kinds: dict[str, str], roots, builtin: bool, files: dict | N
             found[name] = tiny(kind, encoder_kind)
             continue
         inside = _embedded(kind, files.get(component))
+        if inside is None and kind == "gemma" and files.get(component):
+            inside = gemma_in_file(files[component])
         if inside is None and kind == "umt5" and files.get(component):
             inside = in_file(files[component])
             if inside is not None:
