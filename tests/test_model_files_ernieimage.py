@@ -268,3 +268,24 @@ def test_a_text_encoder_without_every_layer_is_refused(tmp_path):
                                                 r"encoder 2"):
         load_single_file(_models(tmp_path, DENOISER, te=te), torch.float32, CPU)
 
+
+
+def test_the_tekken_tokenizer_comes_from_the_file_and_puts_bos_first(tmp_path):
+    """ComfyUI's ministral-3-3b file carries the tekken tokenizer (``tekken_model``): read from the file, it encodes
+    a prompt as ERNIE-Image's pipeline asks (``add_special_tokens=True``, no template) with ``<s>`` first, as
+    ComfyUI's ERNIE tokenizer does (start token 1), then the text's tokens."""
+    from test_model_files_flux2 import _tekken
+
+    from loradeck.core.models import tokenizers
+    from loradeck.core.models.tiny_parts import SPECIALS
+    from single_file_fixtures import save
+
+    data = _tekken(list(SPECIALS), [bytes([b]) for b in range(256)])
+    tensors = {**load_file(fixture(TE)), "tekken_model": torch.frombuffer(bytearray(data), dtype=torch.uint8)}
+    path = save(tensors, str(tmp_path / "text_encoders" / "ministral-3-3b.safetensors"))
+    found, missing = tokenizers.resolve({"text_encoder": "ministral3"}, (), builtin=False, files={"text_encoder": path})
+    assert not missing
+    tokenizer = found["tokenizer"]
+    ids = tokenizer("a cat", add_special_tokens=True).input_ids
+    assert ids[0] == SPECIALS.index("<s>") == 1 and ids[1:] == tokenizer("a cat", add_special_tokens=False).input_ids
+    assert tokenizer.decode(ids[1:]) == "a cat"

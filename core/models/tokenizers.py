@@ -319,15 +319,29 @@ def resolve(encoder_kinds: dict[str, str], roots, builtin: bool, files: dict | N
                 log.info("single file: %s from %s (%s)", name, files[component], SPIECE)
         if inside is not None:
             found[name] = inside
-            continue
-        folder = find(kind, roots)
-        if folder is None:
-            if FILES_NEEDED[kind] not in missing:
-                missing.append(FILES_NEEDED[kind])
-            continue
-        log.info("single file: %s from %s", name, folder)
-        found[name] = load(kind, folder, pad)
+        else:
+            folder = find(kind, roots)
+            if folder is None:
+                if FILES_NEEDED[kind] not in missing:
+                    missing.append(FILES_NEEDED[kind])
+                continue
+            log.info("single file: %s from %s", name, folder)
+            found[name] = load(kind, folder, pad)
+        if encoder_kind == "ministral3":
+            found[name] = with_bos(found[name])
     return found, missing
+
+
+def with_bos(tokenizer):
+    """The tekken tokenizer as ERNIE-Image's pipeline calls it (``tokenizer(prompt, add_special_tokens=True)``, no chat
+    template): the BOS token ``<s>`` before the text, as ComfyUI's ERNIE tokenizer puts ``start_token`` 1 there
+    (``comfy/text_encoders/ernie.py``); transformers' tekken converter adds none on its own."""
+    from tokenizers import processors
+
+    bos = tokenizer.bos_token
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tokenizer.bos_token_id)])
+    return tokenizer
 
 
 def missing_message(missing: list[str], roots) -> str:
