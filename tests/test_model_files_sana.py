@@ -317,8 +317,8 @@ def test_a_pickled_sana_original_is_refused_naming_why(tmp_path):
 
 def test_the_gemma_tokenizer_comes_from_the_files_spiece_model(tmp_path):
     """ComfyUI's Gemma files carry Gemma's sentencepiece BPE model as ``spiece_model``: the tokenizer built from it
-    (transformers' GemmaConverter's way) encodes as the tokenizer of the same vocabulary; bytes that are no Gemma
-    model are refused naming the file."""
+    (transformers' GemmaConverter's way) encodes as the tokenizer of the same vocabulary, with ``<bos>`` first as
+    Gemma's own tokenizer.json puts it; bytes that are no Gemma model are refused naming the file."""
     from safetensors.torch import save_file
     from transformers.convert_slow_tokenizer import import_protobuf
 
@@ -336,8 +336,10 @@ def test_the_gemma_tokenizer_comes_from_the_files_spiece_model(tmp_path):
     path = str(tmp_path / "gemma_2_2b_it.safetensors")
     save_file(te, path)
     tokenizer = gemma_in_file(path)
-    for text in ("a cat", "Given a user prompt, generate an image"):
-        assert tokenizer(text).input_ids == reference(text).input_ids, text
+    for text in ("a cat", "Given a user prompt, generate an image"):  # <bos> first, as Gemma's tokenizer.json
+        assert tokenizer(text).input_ids == [reference.convert_tokens_to_ids("<bos>"), *reference(text).input_ids]
+        assert tokenizer(text, add_special_tokens=False).input_ids == reference(text).input_ids, text
+    assert tokenizer.padding_side == "right" and tokenizer.pad_token_id == 0
     te["spiece_model"] = torch.frombuffer(bytearray(b"\x00\x01not a model"), dtype=torch.uint8)
     save_file(te, path)
     with pytest.raises(PipelineLoadError, match="gemma_2_2b_it.safetensors"):

@@ -229,9 +229,10 @@ def gemma_from_spiece(data: bytes, label: str):
     if "\t" not in pieces and "<0x09>" in pieces:  # GemmaConverter: older Gemma tokenizers lack the tab token
         pieces[pieces.index("<0x09>")] = "\t"
     vocab = {piece: i for i, piece in enumerate(pieces)}
-    tokenizer = GemmaTokenizer(vocab=vocab, merges=generate_merges(vocab))
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=generate_merges(vocab), bos_token="<bos>", eos_token="<eos>",
+                               pad_token="<pad>")
     tokenizer.padding_side = "right"
-    return tokenizer
+    return with_bos(tokenizer)  # Gemma's tokenizer.json puts <bos> first (add_bos_token), as ComfyUI's (start 2)
 
 
 def tiny(kind: str, encoder_kind: str = ""):
@@ -333,9 +334,10 @@ def resolve(encoder_kinds: dict[str, str], roots, builtin: bool, files: dict | N
 
 
 def with_bos(tokenizer):
-    """The tekken tokenizer as ERNIE-Image's pipeline calls it (``tokenizer(prompt, add_special_tokens=True)``, no chat
-    template): the BOS token ``<s>`` before the text, as ComfyUI's ERNIE tokenizer puts ``start_token`` 1 there
-    (``comfy/text_encoders/ernie.py``); transformers' tekken converter adds none on its own."""
+    """``tokenizer`` putting its BOS token before the text when called with special tokens (as pipelines call it
+    without a chat template). ERNIE-Image's tekken tokenizer: ``<s>``, as ComfyUI's ERNIE tokenizer puts
+    ``start_token`` 1 there (``comfy/text_encoders/ernie.py``); transformers' tekken converter adds none on its own.
+    Gemma's (Sana): ``<bos>``, as its ``tokenizer.json`` does."""
     from tokenizers import processors
 
     bos = tokenizer.bos_token
