@@ -470,3 +470,84 @@ def auraflow_to_original(sd: dict, prefix: str = "") -> dict:
             new = top[key] if key in top else f"{top[module]}.{leaf}"
         out[prefix + new] = value
     return out
+
+
+_SANA_TOP = (("patch_embed.proj.", "x_embedder.proj."),
+             ("time_embed.emb.timestep_embedder.linear_1.", "t_embedder.mlp.0."),
+             ("time_embed.emb.timestep_embedder.linear_2.", "t_embedder.mlp.2."), ("time_embed.linear.", "t_block.1."),
+             ("caption_projection.linear_1.", "y_embedder.y_proj.fc1."),
+             ("caption_projection.linear_2.", "y_embedder.y_proj.fc2."), ("caption_norm.", "attention_y_norm."),
+             ("proj_out.", "final_layer.linear."), ("scale_shift_table", "final_layer.scale_shift_table"))
+_SANA_BLOCK = (("attn1.to_out.0.", "attn.proj."), ("attn2.to_q.", "cross_attn.q_linear."),
+               ("attn2.to_out.0.", "cross_attn.proj."), ("ff.conv_inverted.", "mlp.inverted_conv.conv."),
+               ("ff.conv_depth.", "mlp.depth_conv.conv."), ("ff.conv_point.", "mlp.point_conv.conv."),
+               ("scale_shift_table", "scale_shift_table"))
+
+
+def sana_to_original(sd: dict, prefix: str = "") -> dict:
+    """diffusers' SanaTransformer2DModel (Sana 1.0) -> NVlabs Sana's original names (``x_embedder``, ``blocks.N.attn.
+    qkv``, ``cross_attn.kv_linear``, ``mlp.inverted_conv.conv``...): the inverse of diffusers'
+    ``convert_sana_transformer_to_diffusers`` (self-attention q/k/v fused, cross-attention k/v fused). The original's
+    ``pos_embed`` and ``y_embedder.y_embedding``, which the converter drops, are not written."""
+    out = {}
+    for key, value in sd.items():
+        if not key.startswith("transformer_blocks."):
+            old = next(o + key[len(d):] for d, o in _SANA_TOP if key.startswith(d))
+            out[prefix + old] = value
+            continue
+        block, rest = key[len("transformer_blocks."):].split(".", 1)
+        stem = f"{prefix}blocks.{block}."
+        if rest in ("attn1.to_k.weight", "attn1.to_v.weight", "attn2.to_v.weight", "attn2.to_v.bias"):
+            continue
+        if rest == "attn1.to_q.weight":
+            out[stem + "attn.qkv.weight"] = torch.cat([sd[f"transformer_blocks.{block}.attn1.to_{n}.weight"]
+                                                       for n in "qkv"])
+        elif rest.startswith("attn2.to_k."):
+            leaf = rest.rsplit(".", 1)[1]
+            out[stem + "cross_attn.kv_linear." + leaf] = torch.cat(
+                [sd[f"transformer_blocks.{block}.attn2.to_{n}.{leaf}"] for n in "kv"])
+        else:
+            out[stem + next(o + rest[len(d):] for d, o in _SANA_BLOCK if rest.startswith(d))] = value
+    return out
+
+
+_DC_AE_TOP = (("encoder.conv_in.", "encoder.project_in.conv."),
+              ("encoder.conv_out.", "encoder.project_out.main.op_list.0.conv."),
+              ("decoder.conv_in.", "decoder.project_in.main.conv."),
+              ("decoder.norm_out.", "decoder.project_out.op_list.0."),
+              ("decoder.conv_out.", "decoder.project_out.op_list.2.conv."))
+_DC_AE_BLOCK = (("conv1.", "main.conv1.conv."), ("conv2.", "main.conv2.conv."), ("norm.", "main.conv2.norm."),
+                ("attn.to_qkv_multiscale.0.proj_in.", "context_module.main.aggreg.0.0."),
+                ("attn.to_qkv_multiscale.0.proj_out.", "context_module.main.aggreg.0.1."),
+                ("attn.to_out.", "context_module.main.proj.conv."),
+                ("attn.norm_out.", "context_module.main.proj.norm."),
+                ("conv_out.conv_inverted.", "local_module.main.inverted_conv.conv."),
+                ("conv_out.conv_depth.", "local_module.main.depth_conv.conv."),
+                ("conv_out.conv_point.", "local_module.main.point_conv.conv."),
+                ("conv_out.norm.", "local_module.main.point_conv.norm."))
+
+
+def dc_ae_to_original(sd: dict) -> dict:
+    """diffusers' AutoencoderDC -> mit-han-lab/efficientvit's DCAE names (``encoder.stages.S.op_list.I.main...``,
+    ``context_module.main.qkv.conv``; the Sana DC-AE's ``model.safetensors``), for encoders with a ``conv``
+    down-sampling and decoders with an interpolating up-sampling (Sana's): the inverse of diffusers'
+    ``convert_autoencoder_dc_checkpoint_to_diffusers`` (q/k/v fused into one 1x1 conv, 1x1 convs 4-D again)."""
+    out = {}
+    for key, value in sd.items():
+        top = next((o + key[len(d):] for d, o in _DC_AE_TOP if key.startswith(d)), None)
+        if top is not None:
+            out[top] = value
+            continue
+        part, kind, stage, index, rest = key.split(".", 4)
+        stem = f"{part}.stages.{stage}.op_list.{index}."
+        if rest in ("attn.to_k.weight", "attn.to_v.weight"):
+            continue
+        if rest == "attn.to_q.weight":
+            qkv = torch.cat([sd[f"{part}.{kind}.{stage}.{index}.attn.to_{n}.weight"] for n in "qkv"])
+            out[stem + "context_module.main.qkv.conv.weight"] = qkv[:, :, None, None]
+        elif rest.startswith("conv."):  # the down- (a conv) or up-sampling block (an interpolation and a conv)
+            out[stem + ("main.conv." if part == "encoder" else "main.conv.conv.") + rest[len("conv."):]] = value
+        else:
+            new = next(o + rest[len(d):] for d, o in _DC_AE_BLOCK if rest.startswith(d))
+            out[stem + new] = value[:, :, None, None] if rest == "attn.to_out.weight" else value
+    return out

@@ -78,6 +78,7 @@ ENCODER_KINDS = {
     "qwen3_8b": ("Qwen3-8B text encoder", "qwen_3_8b.safetensors", ("qwen_3_8b", "qwen3_8b", "qwen3", "qwen")),
     "mistral3": ("Mistral Small 3 text encoder", "mistral_3_small_flux2_bf16.safetensors (or its fp8 file)",
                  ("mistral_3", "mistral3", "mistral")),
+    "ministral3": ("Ministral 3 3B text encoder", "ministral-3-3b.safetensors", ("ministral",)),
     "umt5xxl": ("UMT5-XXL text encoder", "umt5_xxl_fp8_e4m3fn_scaled.safetensors (or umt5_xxl_fp16.safetensors)",
                 ("umt5",)),
     "qwen25_vl_7b": ("Qwen2.5-VL-7B text encoder", "qwen_2.5_vl_7b.safetensors (or qwen_2.5_vl_7b_fp8_scaled"

@@ -72,6 +72,13 @@ def _read(path: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def _shipped(path: str) -> dict:
+    """A shipped config file (the pack's own): read as diffusers reads it, so values such as a scheduler's
+    ``lambda_min_clipped: -Infinity`` (Sana's DPM-Solver), which the bounded reader of users' files refuses, survive."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def _same(a, b) -> bool:
     """Config values equal as diffusers reads them: lists and tuples alike, a missing list the same as an empty one."""
     if a is None and isinstance(b, (list, tuple)):
@@ -100,7 +107,7 @@ def resolve(arch: Arch, header: Header, config_folders=(), not_denoiser: tuple[s
     if arch.derive is None:
         return Configs(arch, shipped)
     files = _files(arch.config_dir)
-    configs = {c: _read(os.path.join(arch.config_dir, rel)) or {} for c, rel in files.items()}
+    configs = {c: _shipped(os.path.join(arch.config_dir, rel)) for c, rel in files.items()}
     with open(os.path.join(arch.config_dir, "model_index.json"), encoding="utf-8") as f:
         index = json.load(f)
     denoiser = "unet" if "unet" in index else "transformer"

@@ -36,8 +36,8 @@ _MISTRAL_Q, _QWEN2_BIAS = "layers.0.self_attn.q_proj.weight", "layers.0.self_att
 # Qwen-VL text encoders (Qwen2.5-VL: Qwen-Image; Qwen3-VL: Krea 2) carry a vision tower beside the language model,
 # in Qwen's original names (model.layers.*, visual.*: ComfyUI's qwen_2.5_vl_7b files) or transformers' (since 4.52:
 # model.language_model.*, model.visual.*); Qwen3-VL's language model has Qwen3's q/k norms
-# Gemma 2 (ComfyUI's gemma_2_2b files: transformers' names under "model."): Llama's names with a norm before and after
-# each feed-forward, no q/k norms (Gemma 3 has them)
+# Gemma 2 (Lumina 2's and Sana's text encoder; ComfyUI's gemma_2_2b files: transformers' names under "model."): Llama's
+# names with a norm before and after each feed-forward, no q/k norms (Gemma 3 has them)
 _GEMMA2_NORM = "layers.0.pre_feedforward_layernorm.weight"
 _VISUAL = "patch_embed.proj.weight"
 _VL_ROOTS = ("model.language_model.", "language_model.", "model.")
@@ -51,7 +51,7 @@ _ENCODER_TARGET = {("clip", "clip_l"): "text_encoders.clip_l.transformer.",
                    ("qwen3", "other"): "",  # build.qwen3_model takes the transformers names
                    ("mistral", "other"): "",  # so does FLUX.2 [dev]'s builder (flux2dev/text_encoder.py)
                    ("qwen25_vl", "other"): "", ("qwen3_vl", "other"): "",  # build.qwen_vl_model: any of its layouts
-                   ("gemma2", "other"): ""}  # build.gemma2_model: transformers' names under any prefix
+                   ("gemma2", "other"): ""}  # build.gemma2_model (Lumina 2's, Sana's): transformers' names, any prefix
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 SCALED_FP8 = "scaled_fp8"  # the marker key of ComfyUI's fp8 files with per-tensor weight scales
 GGUF_SUFFIXES = (".gguf",)
@@ -84,7 +84,8 @@ def read_header(path: str) -> Header:
     a .gguf denoiser from its tensor infos (dense shapes)."""
     if not path.lower().endswith(MODEL_SUFFIXES):
         raise PipelineLoadError(f"{path!r} is not a .safetensors or .gguf file; LoRA Deck reads models only as "
-                                ".safetensors or GGUF (pickle .ckpt files can run code when loaded)")
+                                ".safetensors or GGUF (pickle .ckpt / .pth files, such as Sana's originals, can run "
+                                "code when loaded)")
     if not os.path.isfile(path):  # also keeps FIFOs and devices from blocking the open below
         raise PipelineLoadError(f"{path!r} is not a file; pick a .safetensors or .gguf model file")
     if path.lower().endswith(GGUF_SUFFIXES):
@@ -252,8 +253,8 @@ def read_config(arch: Arch, component: str) -> dict:
 
 # layouts that fit their own encoder kinds only (kinds not listed: CLIP layouts)
 _OWN_KIND = (("t5", ("t5xxl",)), ("umt5", ("umt5xxl", "pile_t5xl")), ("qwen3", ("qwen3_4b", "qwen3_8b")),
-             ("mistral", ("mistral3", "llama31_8b")), ("qwen25_vl", ("qwen25_vl_7b",)), ("qwen3_vl", ("qwen3_vl_4b",)),
-             ("gemma2", ("gemma2_2b",)))
+             ("mistral", ("mistral3", "llama31_8b", "ministral3")), ("qwen25_vl", ("qwen25_vl_7b",)),
+             ("qwen3_vl", ("qwen3_vl_4b",)), ("gemma2", ("gemma2_2b",)))
 _CLIP_L_KINDS = ("clip_l", "long_clip_l")  # the CLIP-L slots (the rest of the CLIP kinds are OpenCLIP's)
 
 
@@ -265,6 +266,9 @@ def fits(found: FoundEncoder, slot: Encoder, config: dict) -> bool:
         text = config.get("text_config", config)
         return (found.width, found.layers, found.vocab) == (text["hidden_size"], text["num_hidden_layers"],
                                                             text["vocab_size"])
+    if found.layout == "gemma2":
+        return (found.width, found.layers, found.vocab) == (config["hidden_size"], config["num_hidden_layers"],
+                                                            config["vocab_size"])
     if found.layout in ("t5", "umt5"):
         want = (config["d_model"], config["num_layers"], config["vocab_size"])
         return (found.width, found.layers, found.vocab) == want
@@ -374,6 +378,8 @@ def pick_vae(config: dict, headers: list[Header], hints: tuple[str, ...] = ()) -
     ``config``; among those, the first whose name has one of ``hints`` (SD 1.5's and SDXL's VAEs have one shape)."""
     if wan_vae.is_wan_config(config):
         return _pick_wan_vae(config, headers)
+    if config.get("_class_name") == "AutoencoderDC":  # Sana's: mit-han-lab's original names
+        return _pick_dc_ae(config, headers)
     named = [h for h in headers if any(w in os.path.basename(h.path).lower() for w in hints)]
     if named and named != headers:
         return pick_vae(config, named) or pick_vae(config, headers)
@@ -405,6 +411,20 @@ def pick_image_encoder(config: dict, headers: list[Header]) -> Part | None:
     return None
 
 
+# the DC-AE (Sana's VAE) in mit-han-lab/efficientvit's names, which diffusers' convert_autoencoder_dc_checkpoint_to_
+# diffusers reads: the decoder's input conv maps the latents to its deepest width
+_DC_AE = "decoder.project_in.main.conv.weight"
+
+
+def _pick_dc_ae(config: dict, headers: list[Header]) -> Part | None:
+    want = (config["decoder_block_out_channels"][-1], config["latent_channels"])
+    for header in headers:
+        for key, shape in header.shapes.items():
+            if key.endswith(_DC_AE) and len(shape) == 4 and tuple(shape[:2]) == want:
+                return Part(header.path, key[: -len(_DC_AE)], "", header.path)
+    return None
+
+
 def _pick_wan_vae(config: dict, headers: list[Header]) -> Part | None:
     want = wan_vae.wanted(config)
     for header in headers:
@@ -424,6 +444,9 @@ def what_is(header: Header) -> str:
     vae = next((s for k, s in header.shapes.items() if k.endswith(_VAE) and len(s) == 4), None)
     if vae:
         return f"VAE ({vae[1]} latent channels)"
+    dc_ae = next((s for k, s in header.shapes.items() if k.endswith(_DC_AE) and len(s) == 4), None)
+    if dc_ae:
+        return f"DC-AE VAE ({dc_ae[1]} latent channels)"
     wan = wan_vae.find(header.shapes)
     if wan is not None:
         kind = {"original": "VAE in the Wan layout", "wan2.2": "VAE in the Wan 2.2 layout",

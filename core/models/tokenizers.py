@@ -38,7 +38,8 @@ TOKENIZER_OF = {"clip_l": ("clip", "<|endoftext|>"), "clip_h": ("clip", "!"), "c
                 "t5xxl": ("t5", None), "qwen3_4b": ("qwen", None), "qwen3_8b": ("qwen", None),
                 "mistral3": ("mistral", None), "umt5xxl": ("umt5", None), "qwen25_vl_7b": ("qwen", None),
                 "qwen3_vl_4b": ("qwen", None), "long_clip_l": ("clip", "<|endoftext|>"), "long_clip_g": ("clip", "!"),
-                "llama31_8b": ("llama", None), "gemma2_2b": ("gemma", None), "pile_t5xl": ("pile_t5", None)}
+                "llama31_8b": ("llama", None), "gemma2_2b": ("gemma", None), "pile_t5xl": ("pile_t5", None),
+                "ministral3": ("mistral", None)}
 FILES_NEEDED = {"clip": "CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json with tokenizer_config.json)",
                 "t5": "T5 tokenizer (tokenizer.json or spiece.model, with tokenizer_config.json)",
                 "qwen": "Qwen tokenizer (vocab.json + merges.txt or tokenizer.json, with a tokenizer_config.json "
@@ -271,6 +272,23 @@ def in_file(path: str, kind: str = "umt5"):
     return (gemma_from_spiece if kind == "gemma" else from_spiece)(data.numpy().tobytes(), repr(path))
 
 
+def gemma_in_file(path: str):
+    """The Gemma tokenizer a Gemma text-encoder file carries (ComfyUI's ``spiece_model``: Gemma's sentencepiece BPE
+    model), converted by transformers' own ``GemmaConverter``; None without one."""
+    from .parts import read_header, read_tensors
+
+    header = read_header(path)
+    shape = header.shapes.get(SPIECE)
+    if shape is None or header.dtypes.get(SPIECE) != "U8" or len(shape) != 1:
+        return None
+    if shape[0] > MAX_SPIECE_BYTES:
+        raise PipelineLoadError(f"{path!r}: its {SPIECE} has {shape[0]} bytes, more than a tokenizer holds "
+                                f"({MAX_SPIECE_BYTES}); the file is damaged, re-download it")
+    data = read_tensors(path, [SPIECE])[SPIECE].numpy().tobytes()
+    log.info("single file: the Gemma tokenizer from %s (%s)", path, SPIECE)
+    return gemma_from_spiece(data, repr(path))
+
+
 def tiny(kind: str, encoder_kind: str = ""):
     """The built-in tiny tokenizer of a tokenizer kind; the tiny Qwen-VL pipelines' own (their prompt templates'
     words as single tokens, as the real vocab makes them) for their encoder kinds."""
@@ -288,6 +306,12 @@ def tiny(kind: str, encoder_kind: str = ""):
         from ..families.krea2.tiny import tiny_qwen_tokenizer as krea2_tokenizer
 
         return krea2_tokenizer()
+    if encoder_kind == "ministral3":
+        from ..families.ernieimage.tiny import tiny_tokenizer as ernie_tokenizer
+
+        return ernie_tokenizer()
+    if encoder_kind == "gemma2_2b":
+        return tiny_models.tiny_gemma_tokenizer()
     builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
                 "umt5": tiny_models.tiny_t5_tokenizer, "pile_t5": tiny_models.tiny_t5_tokenizer,
                 "gemma": tiny_models.tiny_gemma_tokenizer,
@@ -353,15 +377,30 @@ def resolve(encoder_kinds: dict[str, str], roots, builtin: bool, files: dict | N
                 log.info("single file: %s from %s (%s)", name, files[component], SPIECE)
         if inside is not None:
             found[name] = inside
-            continue
-        folder = find(kind, roots)
-        if folder is None:
-            if FILES_NEEDED[kind] not in missing:
-                missing.append(FILES_NEEDED[kind])
-            continue
-        log.info("single file: %s from %s", name, folder)
-        found[name] = load(kind, folder, pad)
+        else:
+            folder = find(kind, roots)
+            if folder is None:
+                if FILES_NEEDED[kind] not in missing:
+                    missing.append(FILES_NEEDED[kind])
+                continue
+            log.info("single file: %s from %s", name, folder)
+            found[name] = load(kind, folder, pad)
+        if encoder_kind == "ministral3":
+            found[name] = with_bos(found[name])
     return found, missing
+
+
+def with_bos(tokenizer):
+    """``tokenizer`` putting its BOS token before the text when called with special tokens (as pipelines call it
+    without a chat template). ERNIE-Image's tekken tokenizer: ``<s>``, as ComfyUI's ERNIE tokenizer puts
+    ``start_token`` 1 there (``comfy/text_encoders/ernie.py``); transformers' tekken converter adds none on its own.
+    Gemma's (Sana): ``<bos>``, as its ``tokenizer.json`` does."""
+    from tokenizers import processors
+
+    bos = tokenizer.bos_token
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tokenizer.bos_token_id)])
+    return tokenizer
 
 
 def missing_message(missing: list[str], roots) -> str:

@@ -12,6 +12,12 @@ from __future__ import annotations
 from ...models.tiny_parts import TINY_SEED, awaken, patchified_vae, seeded, tiny_bytes_tokenizer
 
 
+def tiny_tokenizer():
+    """The tiny pipeline's in-memory byte-level tokenizer (also the split files' tokenizer for the tiny row)."""
+    return tiny_bytes_tokenizer(("<s>", "</s>", "<pad>", "[IMG]"), pad="<pad>", eos="</s>", bos="<s>",
+                                prefix=("<s>",))
+
+
 def build(seed: int = TINY_SEED):
     from diffusers import (
         ErnieImagePipeline,
@@ -20,8 +26,7 @@ def build(seed: int = TINY_SEED):
     )
     from transformers import Mistral3Config, Mistral3Model
 
-    tokenizer = tiny_bytes_tokenizer(("<s>", "</s>", "<pad>", "[IMG]"), pad="<pad>", eos="</s>", bos="<s>",
-                                     prefix=("<s>",))
+    tokenizer = tiny_tokenizer()
     seeded(seed)
     text_encoder = Mistral3Model(Mistral3Config(
         text_config={"model_type": "ministral3", "vocab_size": len(tokenizer), "hidden_size": 32,
