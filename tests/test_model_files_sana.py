@@ -323,7 +323,7 @@ def test_the_gemma_tokenizer_comes_from_the_files_spiece_model(tmp_path):
     from transformers.convert_slow_tokenizer import import_protobuf
 
     from loradeck.core.models.tiny_parts import tiny_gemma_tokenizer
-    from loradeck.core.models.tokenizers import gemma_in_file
+    from loradeck.core.models.tokenizers import in_file
 
     reference = tiny_gemma_tokenizer()
     proto = import_protobuf().ModelProto()
@@ -335,7 +335,7 @@ def test_the_gemma_tokenizer_comes_from_the_files_spiece_model(tmp_path):
     te["spiece_model"] = torch.frombuffer(bytearray(proto.SerializeToString()), dtype=torch.uint8)
     path = str(tmp_path / "gemma_2_2b_it.safetensors")
     save_file(te, path)
-    tokenizer = gemma_in_file(path)
+    tokenizer = in_file(path, "gemma")
     for text in ("a cat", "Given a user prompt, generate an image"):  # <bos> first, as Gemma's tokenizer.json
         assert tokenizer(text).input_ids == [reference.convert_tokens_to_ids("<bos>"), *reference(text).input_ids]
         assert tokenizer(text, add_special_tokens=False).input_ids == reference(text).input_ids, text
@@ -343,7 +343,7 @@ def test_the_gemma_tokenizer_comes_from_the_files_spiece_model(tmp_path):
     te["spiece_model"] = torch.frombuffer(bytearray(b"\x00\x01not a model"), dtype=torch.uint8)
     save_file(te, path)
     with pytest.raises(PipelineLoadError, match="gemma_2_2b_it.safetensors"):
-        gemma_in_file(path)
+        in_file(path, "gemma")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "scale 0", "scale nan", "bad comfy_quant"])

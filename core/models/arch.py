@@ -27,9 +27,12 @@ class Encoder:
 
     component: str  # "text_encoder_2"
     kind: str  # "clip_l" | "clip_h" | "clip_g" | "t5xxl" | "umt5xxl" | "qwen3_4b" | "qwen3_8b" | "mistral3" |
-    # "qwen25_vl_7b" | "qwen3_vl_4b" | "gemma2_2b" (see ENCODER_KINDS)
+    # "qwen25_vl_7b" | "qwen3_vl_4b" | "gemma2_2b" | ... (see ENCODER_KINDS)
     prefixes: tuple[str, ...]  # key prefixes inside a checkpoint, in diffusers' single-file layout
     required: bool = True
+    # what to put in models/text_encoders when it is missing, where not the kind's usual file (ENCODER_KINDS): Sana
+    # needs Gemma 2 2B IT, Lumina 2 the base model ComfyUI ships, and the two have the same keys and shapes
+    file: str = ""
 
 
 @dataclass(frozen=True)

@@ -71,9 +71,10 @@ def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
 
 
 def gemma2_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
-    """A transformers Gemma2Model from its weights under any prefix (ComfyUI's ``gemma_2_2b`` files: ``model.``; its
-    checkpoints: ``text_encoders.gemma2_2b.transformer.model.``), made with its parameters on the meta device and its
-    buffers (rotary frequencies, the embedding scale: never stored) computed as its constructor does."""
+    """A transformers Gemma2Model (Lumina 2's and Sana's text encoder) from its weights under any prefix (ComfyUI's
+    ``gemma_2_2b`` files: ``model.``; its checkpoints: ``text_encoders.gemma2_2b.transformer.model.``), made with its
+    parameters on the meta device and its buffers (rotary frequencies, the embedding scale: never stored) computed as
+    its constructor does; every weight of its config required."""
     from .quantized.loading import _parameters_on_meta
 
     embed = next((k for k in tensors if k.endswith("embed_tokens.weight")), None)
@@ -84,10 +85,11 @@ def gemma2_model(cls, component: str, tensors: dict, config_dir: str, dtype: tor
     config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
     with _parameters_on_meta():
         model = cls(config)
-    _, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    if unexpected:
-        raise PipelineLoadError(f"the {component} has {len(unexpected)} weights a {cls.__name__} of this "
-                                f"architecture does not, e.g. {', '.join(sorted(unexpected)[:3])}")
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if unexpected or missing:  # a parameter left on the meta device would fail only when the pipeline runs
+        raise PipelineLoadError(f"the {component} does not hold the Gemma 2 model of its config: {len(missing)} "
+                                f"weights missing ({', '.join(sorted(missing)[:3])}), {len(unexpected)} unexpected "
+                                f"({', '.join(sorted(unexpected)[:3])})")
     return model.eval()
 
 
@@ -175,7 +177,7 @@ def builder_for(cls):
         return t5_model
     if issubclass(cls, (Qwen3Model, Qwen3ForCausalLM)):
         return qwen3_model
-    if cls.__name__ == "Gemma2Model":  # Lumina 2's
+    if cls.__name__ == "Gemma2Model":  # Lumina 2's and Sana's
         return gemma2_model
     if issubclass(cls, CLIPVisionModel):
         return clip_vision_model

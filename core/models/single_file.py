@@ -320,6 +320,7 @@ def _value(result: Plan, component: str, config: dict, *keys: str) -> tuple[obje
 
 def _missing_encoder(slot, config: dict, files: LocalFiles, others: list[Header], result: Plan) -> str:
     what, typical, _ = ENCODER_KINDS[slot.kind]
+    typical = slot.file or typical
     config = config.get("text_config", config)  # multimodal encoders nest the language model's (Mistral 3, Qwen-VL)
     width, width_source = _value(result, slot.component, config, "hidden_size", "d_model")
     layers, layers_source = _value(result, slot.component, config, "num_hidden_layers", "num_layers")

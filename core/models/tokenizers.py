@@ -223,9 +223,13 @@ def from_spiece(data: bytes, label: str):
 
 
 def gemma_from_spiece(data: bytes, label: str):
-    """A Gemma tokenizer from a sentencepiece BPE model's bytes (ComfyUI's Gemma files), built as transformers 5
-    builds ``GemmaTokenizer`` from a ``tokenizer.model`` (``TokenizersBackend._convert_from_sentencepiece``: the pieces
-    in id order, merges by ``generate_merges``, control pieces special), without the sentencepiece package."""
+    """A Gemma tokenizer from a sentencepiece BPE model's bytes (ComfyUI's Gemma 2 files: Lumina 2's and Sana's text
+    encoders), built as transformers 5 builds ``GemmaTokenizer`` from a ``tokenizer.model``
+    (``TokenizersBackend._convert_from_sentencepiece``: the pieces in id order, merges by ``generate_merges``, control
+    pieces special; an older model's missing tab piece is ``<0x09>`` renamed, as transformers' ``GemmaConverter``
+    does, the same id), without the sentencepiece package. ``<bos>`` goes first (``add_bos_token``), as Gemma's
+    ``tokenizer.json`` and ComfyUI's ``Gemma2BTokenizer`` (start token 2) put it; padding on the right, as Lumina 2's
+    and Sana's pipelines pad."""
     from transformers import AddedToken, GemmaTokenizer
     from transformers.tokenization_utils_base import generate_merges
 
@@ -235,11 +239,16 @@ def gemma_from_spiece(data: bytes, label: str):
             len(pieces):
         raise PipelineLoadError(f"the {SPIECE} in {label} is not a Gemma tokenizer (a BPE model starting with <pad>, "
                                 "<eos>, <bos>); re-download the text-encoder file")
+    if "\t" not in pieces and "<0x09>" in pieces:  # older Gemma models lack the tab piece: GemmaConverter's fix
+        pieces[pieces.index("<0x09>")] = "\t"
     vocab = {piece: i for i, piece in enumerate(pieces)}
     special = [AddedToken(p.piece, normalized=False, special=p.type == 3) for p in proto.pieces if p.type in (3, 4)]
     unk = pieces[proto.trainer_spec.unk_id] if 0 <= proto.trainer_spec.unk_id < len(pieces) else "<unk>"
-    return GemmaTokenizer(vocab=vocab, merges=generate_merges(vocab), unk_token=unk, additional_special_tokens=special,
-                          add_bos_token=True, add_eos_token=False)  # as ComfyUI's Gemma2BTokenizer and Gemma's own
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=generate_merges(vocab), unk_token=unk, bos_token="<bos>",
+                               eos_token="<eos>", pad_token="<pad>", additional_special_tokens=special,
+                               add_bos_token=True, add_eos_token=False)
+    tokenizer.padding_side = "right"
+    return tokenizer
 
 
 def _spiece_proto(data: bytes, label: str, what: str):
@@ -258,7 +267,8 @@ def _spiece_proto(data: bytes, label: str, what: str):
 
 
 def in_file(path: str, kind: str = "umt5"):
-    """The tokenizer a text-encoder file carries (ComfyUI's ``spiece_model``), or None."""
+    """The tokenizer a text-encoder file carries (ComfyUI's ``spiece_model``: UMT5's Unigram model, or Gemma 2's BPE
+    model for ``kind`` 'gemma'), or None."""
     from .parts import read_header, read_tensors
 
     header = read_header(path)
@@ -270,23 +280,6 @@ def in_file(path: str, kind: str = "umt5"):
                                 f"({MAX_SPIECE_BYTES}); the file is damaged, re-download it")
     data = read_tensors(path, [SPIECE])[SPIECE]
     return (gemma_from_spiece if kind == "gemma" else from_spiece)(data.numpy().tobytes(), repr(path))
-
-
-def gemma_in_file(path: str):
-    """The Gemma tokenizer a Gemma text-encoder file carries (ComfyUI's ``spiece_model``: Gemma's sentencepiece BPE
-    model), converted by transformers' own ``GemmaConverter``; None without one."""
-    from .parts import read_header, read_tensors
-
-    header = read_header(path)
-    shape = header.shapes.get(SPIECE)
-    if shape is None or header.dtypes.get(SPIECE) != "U8" or len(shape) != 1:
-        return None
-    if shape[0] > MAX_SPIECE_BYTES:
-        raise PipelineLoadError(f"{path!r}: its {SPIECE} has {shape[0]} bytes, more than a tokenizer holds "
-                                f"({MAX_SPIECE_BYTES}); the file is damaged, re-download it")
-    data = read_tensors(path, [SPIECE])[SPIECE].numpy().tobytes()
-    log.info("single file: the Gemma tokenizer from %s (%s)", path, SPIECE)
-    return gemma_from_spiece(data, repr(path))
 
 
 def tiny(kind: str, encoder_kind: str = ""):
@@ -310,8 +303,6 @@ def tiny(kind: str, encoder_kind: str = ""):
         from ..families.ernieimage.tiny import tiny_tokenizer as ernie_tokenizer
 
         return ernie_tokenizer()
-    if encoder_kind == "gemma2_2b":
-        return tiny_models.tiny_gemma_tokenizer()
     builders = {"clip": tiny_models.tiny_clip_tokenizer, "t5": tiny_models.tiny_t5_tokenizer,
                 "umt5": tiny_models.tiny_t5_tokenizer, "pile_t5": tiny_models.tiny_t5_tokenizer,
                 "gemma": tiny_models.tiny_gemma_tokenizer,
@@ -394,7 +385,7 @@ def with_bos(tokenizer):
     """``tokenizer`` putting its BOS token before the text when called with special tokens (as pipelines call it
     without a chat template). ERNIE-Image's tekken tokenizer: ``<s>``, as ComfyUI's ERNIE tokenizer puts
     ``start_token`` 1 there (``comfy/text_encoders/ernie.py``); transformers' tekken converter adds none on its own.
-    Gemma's (Sana): ``<bos>``, as its ``tokenizer.json`` does."""
+    (Gemma's tokenizer puts its ``<bos>`` first by itself: ``gemma_from_spiece``.)"""
     from tokenizers import processors
 
     bos = tokenizer.bos_token

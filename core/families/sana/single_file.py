@@ -1,7 +1,8 @@
 """Sana split files: a Sana 1.0 denoiser in NVlabs' original names (``x_embedder``, ``blocks.N.attn.qkv``,
 ``cross_attn.kv_linear``, ``mlp.inverted_conv.conv``...; bare or under ``model.diffusion_model.``) as a
 ``.safetensors`` (or fp8 / GGUF) file in ``models/diffusion_models``, converted by diffusers' own
-``convert_sana_transformer_to_diffusers``; the Gemma 2 2B IT text encoder in ComfyUI's layout (``text_encoder.py``) in
+``convert_sana_transformer_to_diffusers``; the Gemma 2 2B IT text encoder in ComfyUI's layout (transformers' Gemma 2
+names under ``model.``, its tokenizer as ``spiece_model``; built as Lumina 2's, ``models/build.py: gemma2_model``) in
 ``models/text_encoders``; the DC-AE in mit-han-lab's original names (``dc-ae-f32c32-sana-1.0``'s
 ``model.safetensors``: ``encoder.stages.S.op_list.I.main...``, converted by diffusers'
 ``convert_autoencoder_dc_checkpoint_to_diffusers``) in ``models/vae``.
@@ -16,6 +17,10 @@ width, MLP ratio); the attention heads are not in the weights (linear attention,
 shipped config or a config folder (``check``: heads x head width must be the width the weights have). A file cannot
 tell 512 px from 1024 px or 2K models (the same shapes): a split file runs the 1024 px config.
 
+``SanaPipeline`` reads the encoder's last hidden state only. Sana was trained with Gemma 2 2B IT; the base Gemma 2 2B
+(ComfyUI's ``gemma_2_2b_fp16.safetensors`` for Lumina 2) has the same keys and shapes, so a file cannot tell them
+apart: a missing encoder names the IT weights (``Encoder.file``).
+
 Config folders: ``configs/<key>/`` (sources in core/families/README.md).
 """
 
@@ -24,10 +29,10 @@ from __future__ import annotations
 import os
 
 from ...models.arch import UNET_PREFIX, Arch, ConfigMismatch, Encoder, check_text_width, count_blocks
-from .text_encoder import gemma2_model
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
-_GEMMA = (Encoder("text_encoder", "gemma2_2b", ()),)
+_GEMMA = (Encoder("text_encoder", "gemma2_2b", (),
+                  file="a Gemma 2 2B IT file in ComfyUI's layout (model.*, spiece_model)"),)
 _X, _QKV, _KV = "x_embedder.proj.weight", "blocks.0.attn.qkv.weight", "blocks.0.cross_attn.kv_linear.weight"
 QK_NORM = "blocks.0.attn.q_norm.weight"  # Sana 1.5 / Sana Sprint: diffusers' converter has no mapping for it
 # what the original files carry and diffusers' converter drops (it pops them unconditionally)
@@ -83,7 +88,7 @@ def prepare(tensors: dict, config: dict) -> dict:
 
 _FILES = {"configs": CONFIGS, "vae_file": "the Sana DC-AE (dc-ae-f32c32-sana-1.0's model.safetensors, mit-han-lab's "
                                          "names)", "derive": derive, "check": check, "prepare": prepare,
-          "absent": (QK_NORM,), "builders": {"text_encoder": gemma2_model}}
+          "absent": (QK_NORM,)}
 
 ARCHS = (
     Arch("sana-1600m", "Sana 1.6B", ((_KV, None), (_X, (2240, 32, 1, 1)), (_QKV, (6720, 2240))), _GEMMA, **_FILES),
