@@ -292,6 +292,8 @@ def test_missing_parts_are_named_in_one_sentence_each(tmp_path):
     message = str(err.value)
     assert "'sana_tiny_bf16.safetensors' is a tiny Sana (built-in) checkpoint" in message
     assert "Gemma 2 2B text encoder (text_encoder: width 16, 2 layers;" in message
+    # the IT weights Sana was trained with, not Lumina 2's base gemma_2_2b_fp16 (one encoder kind serves both)
+    assert "put a Gemma 2 2B IT file in ComfyUI's layout (model.*, spiece_model) in models/text_encoders" in message
     assert "put the Sana DC-AE (dc-ae-f32c32-sana-1.0's model.safetensors, mit-han-lab's names) in models/vae" \
         in message
 
