@@ -20,6 +20,19 @@ from ..errors import PipelineLoadError
 
 log = logging.getLogger(__name__)
 
+
+def text_state(component: str, tensors: dict, dtype: torch.dtype, what: str) -> dict:
+    """A transformers text model's weights (``embed_tokens.weight``, ``layers.N...``, ``norm.weight``) without the
+    prefix the file gives them (ComfyUI's ``model.``, a checkpoint's ``text_encoders.<kind>.transformer.model.``), in
+    ``dtype``: what the Qwen3, Gemma 2, Mistral, Ministral 3 and Llama builders load. Refused, naming ``what``, without
+    an embedding."""
+    embed = next((k for k in tensors if k.endswith("embed_tokens.weight")), None)
+    if embed is None:
+        raise PipelineLoadError(f"the {component} holds no embed_tokens.weight; it is not a {what}")
+    prefix = embed[: -len("embed_tokens.weight")]
+    return {k[len(prefix):]: v.to(dtype) for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def diffusers_model(cls, component: str, tensors: dict, config_dir: str, dtype: torch.dtype):
     return cls.from_single_file(tensors, config=config_dir, subfolder=component, local_files_only=True,
                                 torch_dtype=dtype)
@@ -48,11 +61,7 @@ def qwen3_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
     ``text_encoders.qwen3_4b.transformer.model.``): diffusers has no single-file loader for it. Built on the meta
     device and given the file's tensors (no random initialisation of billions of weights); the rotary
     frequencies, a buffer no file holds, are computed as the model's own constructor does."""
-    embed = next((k for k in tensors if k.endswith("embed_tokens.weight")), None)
-    if embed is None:
-        raise PipelineLoadError(f"the {component} holds no embed_tokens.weight; it is not a Qwen3 text encoder")
-    prefix = embed[: -len("embed_tokens.weight")]
-    state = {k[len(prefix):]: v.to(dtype) for k, v in tensors.items() if k.startswith(prefix)}
+    state = text_state(component, tensors, dtype, "Qwen3 text encoder")
     config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
     with torch.device("meta"):
         model = cls(config)
@@ -77,11 +86,7 @@ def gemma2_model(cls, component: str, tensors: dict, config_dir: str, dtype: tor
     its constructor does; every weight of its config required."""
     from .quantized.loading import _parameters_on_meta
 
-    embed = next((k for k in tensors if k.endswith("embed_tokens.weight")), None)
-    if embed is None:
-        raise PipelineLoadError(f"the {component} holds no embed_tokens.weight; it is not a Gemma 2 text encoder")
-    prefix = embed[: -len("embed_tokens.weight")]
-    state = {k[len(prefix):]: v.to(dtype) for k, v in tensors.items() if k.startswith(prefix)}
+    state = text_state(component, tensors, dtype, "Gemma 2 text encoder")
     config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
     with _parameters_on_meta():
         model = cls(config)

@@ -27,11 +27,9 @@ def ministral_model(cls, component: str, tensors: dict, config_dir: str, dtype: 
     import torch
     from transformers import Ministral3Config, Ministral3Model
 
-    embed = next((k for k in tensors if k.endswith("embed_tokens.weight")), None)
-    if embed is None:
-        raise PipelineLoadError(f"the {component} holds no embed_tokens.weight; it is not a Ministral 3 text encoder")
-    prefix = embed[: -len("embed_tokens.weight")]
-    state = {k[len(prefix):]: v.to(dtype) for k, v in tensors.items() if k.startswith(prefix)}
+    from ...models.build import text_state
+
+    state = text_state(component, tensors, dtype, "Ministral 3 text encoder")
     with open(os.path.join(config_dir, component, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
     config = Ministral3Config(**config.get("text_config", config))

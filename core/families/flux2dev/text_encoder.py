@@ -29,11 +29,9 @@ def mistral_model(cls, component: str, tensors: dict, config_dir: str, dtype: to
     import torch
     from transformers import MistralConfig, MistralModel
 
-    embed = next((k for k in tensors if k.endswith("embed_tokens.weight")), None)
-    if embed is None:
-        raise PipelineLoadError(f"the {component} holds no embed_tokens.weight; it is not a Mistral text encoder")
-    prefix = embed[: -len("embed_tokens.weight")]
-    state = {k[len(prefix):]: v.to(dtype) for k, v in tensors.items() if k.startswith(prefix)}
+    from ...models.build import text_state
+
+    state = text_state(component, tensors, dtype, "Mistral text encoder")
     layers = len({k.split(".")[1] for k in state if k.startswith("layers.")})
     if layers < READ_LAYER:
         raise PipelineLoadError(f"the {component} has {layers} layers; FLUX.2 reads hidden state {READ_LAYER}")

@@ -24,13 +24,10 @@ def llama_model(cls, component: str, tensors: dict, config_dir: str, dtype: torc
     """A ``LlamaForCausalLM`` from the text-encoder file's tensors (a builder for ``Arch.builders``)."""
     import os
 
+    from ...models.build import text_state
     from ...models.quantized.loading import _parameters_on_meta
 
-    embed = next((k for k in tensors if k.endswith("embed_tokens.weight")), None)
-    if embed is None:
-        raise PipelineLoadError(f"the {component} holds no embed_tokens.weight; it is not a Llama text encoder")
-    prefix = embed[: -len("embed_tokens.weight")]
-    state = {"model." + k[len(prefix):]: v.to(dtype) for k, v in tensors.items() if k.startswith(prefix)}
+    state = {"model." + k: v for k, v in text_state(component, tensors, dtype, "Llama text encoder").items()}
     config = cls.config_class.from_json_file(os.path.join(config_dir, component, "config.json"))
     with _parameters_on_meta():  # parameters on the meta device; the rotary frequencies computed as usual
         model = cls(config)
