@@ -137,3 +137,46 @@ def test_a_strength_change_checks_what_init_checks():
     renamed = dataclasses.replace(adapter, name="b")
     with pytest.raises(SpecError, match="unique"):  # a new name still goes through __post_init__
         stack.replace_adapter("a", renamed)
+
+
+def test_a_new_file_is_converted_while_its_hash_is_computed(monkeypatch, tmp_path):
+    """The conversion of a file read now runs before the digest is joined (the hash is off the critical path);
+    the adapter is the one a plain load gives."""
+    import threading
+    from concurrent.futures import Future
+
+    from loradeck.core.adapters import owner as owner_module
+    from loradeck.core.files import reading
+
+    state = {}
+    real_read, real_convert = reading._read_hashing, owner_module.convert
+
+    def held_digest(path, st):
+        view, done = real_read(path, st)
+        state["sha"], state["pending"] = done.result(), Future()
+        threading.Timer(5.0, lambda: state["pending"].done() or state["pending"].set_result(state["sha"])).start()
+        return view, state["pending"]  # resolved by the conversion below (or, failing the test, by the timer)
+
+    def converting(*args, **kwargs):
+        state.setdefault("before_hash", not state["pending"].done())
+        if not state["pending"].done():
+            state["pending"].set_result(state["sha"])
+        return real_convert(*args, **kwargs)
+
+    monkeypatch.setattr(reading, "_read_hashing", held_digest)
+    monkeypatch.setattr(owner_module, "convert", converting)
+    deck = Deck(fresh("flux2")).add(FLUX2_LORA, name="a")
+    assert state["before_hash"] is True and deck.stack.adapters[0].sha256 == state["sha"]
+    assert deck.owner.runtime.store.prepared(state["sha"], deck.owner.id).sha256 == state["sha"]
+
+
+def test_a_file_refused_during_its_read_is_kept_as_read(runtime):
+    """A file the conversion refuses while it is hashed: the refusal names the file, and the file counts as read
+    once (asked again, it is refused from the store without a second read)."""
+    from loradeck.core import IncompatibleLoraError
+
+    deck = Deck(fresh("sd1"), runtime=runtime)
+    for _ in range(2):
+        with pytest.raises(IncompatibleLoraError, match="flux2_aitoolkit_lora"):
+            deck.add(FLUX2_LORA, name="a")
+        assert runtime.store.reads == 1 and not deck.stack.adapters

@@ -364,12 +364,14 @@ def _read_hashing(path: str, st: FileStamp) -> tuple[memoryview, Future]:
     return view, done
 
 
-def read_lora_file(path: str, allow_pickle: bool = False) -> tuple[FileStamp, LoraFile]:
+def read_lora_file(path: str, allow_pickle: bool = False, ahead=None) -> tuple[FileStamp, LoraFile]:
     """Read, hash and parse one .safetensors (or, when opted in, pickle) file fully into memory.
 
     Returns the stamp the file had when read (the hash index records the hash under it). A1111's hash of a
     .safetensors file (its bytes after the header) is left to ``HashIndex.a1111``, which streams it only when
-    something asks (a saved image's ``Lora hashes``): no second hash on the load path."""
+    something asks (a saved image's ``Lora hashes``): no second hash on the load path. ``ahead(tensors,
+    metadata)``, if given, runs once the file is parsed, while the hasher thread finishes the digest (the
+    conversion of a new file: work that does not need the hash, done in the time the hash takes)."""
     check_suffix(check_path(path), allow_pickle)
     st = stamp(path)
     if st.size > MAX_FILE_BYTES:
@@ -377,13 +379,15 @@ def read_lora_file(path: str, allow_pickle: bool = False) -> tuple[FileStamp, Lo
     data, digest = _read_hashing(path, st)
     try:
         tensors, meta = (_pickle if is_pickle(path) else _safetensors)(path, data)
+        if not tensors:
+            raise LoraFileError(path, "contains no tensors", "The file is empty; re-download or re-export it.")
+        companion = peft_companion(path)
+        if companion is not None:
+            meta[PEFT_CONFIG_KEY] = companion[1]
+        if ahead is not None:
+            ahead(MappingProxyType(tensors), MappingProxyType(meta))
     finally:
-        sha256 = digest.result()
-    if not tensors:
-        raise LoraFileError(path, "contains no tensors", "The file is empty; re-download or re-export it.")
-    companion = peft_companion(path)
-    if companion is not None:
-        meta[PEFT_CONFIG_KEY] = companion[1]
+        sha256 = digest.result()  # the hasher is done with the buffer before anything is raised
     return st, LoraFile(path=path, sha256=sha256, size=len(data), metadata=MappingProxyType(meta),
                         tensors=MappingProxyType(tensors), companion=companion[0] if companion else None,
                         tensors_sha256=sha256 if is_pickle(path) else "")
