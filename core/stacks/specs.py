@@ -24,7 +24,8 @@ __all__ = ["MAX_STRENGTH", "AdapterSpec", "GenerateParams", "PartFile", "StackSp
 
 def freeze_weights(weights: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
     """{'clip': 0.5, 'model': 1} -> (('clip', 0.5), ('model', 1.0)): hashable, order-independent."""
-    return tuple(sorted((str(k), check_strength(v, f"weight for {k!r}")) for k, v in weights.items()))
+    return tuple(sorted((str(k), v if type(v) is float and -MAX_STRENGTH <= v <= MAX_STRENGTH  # NaN fails this
+                         else check_strength(v, f"weight for {k!r}")) for k, v in weights.items()))
 
 
 _ABSENT = object()
