@@ -25,6 +25,7 @@ from .runtime import Runtime, default_runtime
 from .stacks import stack_ops, weights_text
 from .stacks.schedules import Schedule, position
 from .stacks.specs import CompileSpec, StackSpec
+from .stacks.strengths import check_strength
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,8 +133,9 @@ class Deck:
             entries = tuple((k, tuple(v) if isinstance(v, (list, tuple)) else float(v)) for k, v in blocks.items())
             self.owner.block_rule(entries)
         family = self.owner.family
-        values = {k: weights_text.strength_value(k, v.text() if isinstance(v, Schedule) else str(v), family,
-                                                 f"set_weights {k}") for k, v in weights.items()}
+        values = {k: check_strength(v, f"set_weights {k}") if type(v) in (int, float) else  # a number: as parsed
+                  weights_text.strength_value(k, v.text() if isinstance(v, Schedule) else str(v), family,
+                                              f"set_weights {k}") for k, v in weights.items()}
         return self._set(stack_ops.set_weights(self.stack, name, values, enabled, entries))
 
     def schedule_callback(self):

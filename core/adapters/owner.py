@@ -22,6 +22,7 @@ from ..files.reading import LoraFile
 from ..files.sources import adapter_spec, pair_spec
 from ..files.store import tensors_nbytes
 from ..formats import ParamDelta, convert
+from ..frozen import evolve
 from ..models.family import Family
 from ..stacks import block_weights
 from ..stacks.specs import AdapterSpec, StackSpec
@@ -142,19 +143,27 @@ class PipelineOwner:
         is a LoraDeckError naming the file: anything unexpected from a converter is wrapped as one."""
         with _named_failures(path):
             store = self.runtime.store
-            lora = memory if memory is not None else store.read(path)
+            early: list[PreparedAdapter] = []  # a file read now is converted while its hash is computed
+
+            def ahead(tensors, metadata) -> None:
+                early.append(self._convert(path, "", tensors, metadata))
+
+            lora = memory if memory is not None else store.read(path, ahead)
             if sha256 is not None and lora.sha256 != sha256:
                 log.warning("%s changed on disk since it was chosen; using its current content", path)
             cached = store.prepared(lora.sha256, self.id)
-            if cached is not None:
+            if cached is not None:  # the same content was converted before, under another path
                 return cached
-            converted = convert(lora.path, lora.tensors, lora.metadata, self.family)
-            prepared = prepare(lora.path, lora.sha256, converted, lora.metadata, self.family, self._indexes,
-                               self.models(), self._weights)
+            prepared = evolve(early[0], sha256=lora.sha256) if early else \
+                self._convert(lora.path, lora.sha256, lora.tensors, lora.metadata)
             nbytes = tensors_nbytes(t for patches in prepared.patches.values() for p in patches.values()
                                     for t in p.tensors())
             store.keep_prepared(lora.sha256, self.id, prepared, nbytes)
             return prepared
+
+    def _convert(self, path: str, sha256: str, tensors, metadata) -> PreparedAdapter:
+        converted = convert(path, tensors, metadata, self.family)
+        return prepare(path, sha256, converted, metadata, self.family, self._indexes, self.models(), self._weights)
 
     def describe(self, path: str, name: str | None = None, strength_model: float = 1.0, strength_clip: float = 1.0,
                  memory: LoraFile | None = None, allow_partial: bool | None = None) -> tuple[AdapterSpec, LoadReport]:

@@ -9,8 +9,9 @@ check that they agree.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
+from ..frozen import evolve
 from . import fusion
 
 ACTIVE, DISABLED, FUSED, MIXED = "active", "disabled", "fused", "mixed"
@@ -133,8 +134,8 @@ def _as_set(view: AdapterView, owner, spec, models, per_component) -> AdapterVie
     weights = tuple((c, round(spec.effective_weight(c, owner.family), 6)) for c, _ in per_component)
     spread = tuple((c, round(min(values), 6), round(max(values), 6)) for c, values in per_component)
     schedule = tuple((c, s.text()) for c in models if (s := spec.schedule_for(c, owner.family)) is not None)
-    return replace(view, name=spec.name, weights=weights, layer_strengths=spread, blocks=blocks_text(spec.blocks),
-                   schedule=schedule)
+    return evolve(view, name=spec.name, weights=weights, layer_strengths=spread, blocks=blocks_text(spec.blocks),
+                  schedule=schedule)
 
 
 def read_snapshot(owner, stack, reports, source: str = "", source_title: str = "") -> PipelineSnapshot:
@@ -166,7 +167,7 @@ def reread_strengths(owner, previous: PipelineSnapshot, old_stack, stack, report
 
 def _restrengthened(owner, view: AdapterView, key: str, spec, models) -> AdapterView:
     """An active adapter's view after its strengths alone changed: only its layers' scales are read again."""
-    per_component = [(c, [*[slot.scaling[key] * slot.divisor / slot.alpha for slot in owner.index(c).slots(key)],
+    per_component = [(c, [*[scaling[key] * divisor / alpha for _, scaling, alpha, divisor in owner.index(c).slots(key)],
                           *(w for w, _ in owner.param_strengths(key, c))]) for c, _ in view.weights]  # _strength
     return _as_set(view, owner, spec, models, per_component)
 

@@ -27,6 +27,7 @@ from types import MappingProxyType
 
 import torch
 
+from .. import buffers
 from ..errors import LoraFileError
 from . import safe_json
 from .checks import FLOAT8, check_metadata, check_tensors, finite
@@ -342,10 +343,10 @@ CHUNK = 8 * 1024 * 1024
 
 def _read_hashing(path: str, st: FileStamp) -> tuple[memoryview, Future]:
     """The file's bytes, read in chunks into one buffer (not zero-filled first, as a ``bytearray`` would be: every
-    page written once), each chunk hashed (SHA-256, on the hasher thread, in order;
-    hashlib releases the GIL) while the next is read: the digest is ready about when the read ends. A file whose
-    size changes while it is read is refused (it is still being written)."""
-    view = memoryview(torch.empty(st.size, dtype=torch.uint8).numpy()).cast("B")  # uninitialised
+    page written once; huge pages where the system gives them, ``buffers.empty``), each chunk hashed (SHA-256, on the
+    hasher thread, in order; hashlib releases the GIL) while the next is read: the digest is ready about when the
+    read ends. A file whose size changes while it is read is refused (it is still being written)."""
+    view = memoryview(buffers.empty(st.size, torch.uint8).numpy()).cast("B")  # uninitialised, huge pages
     digest, got = hashlib.sha256(), 0
     with open_regular(path, st.path) as f:
         while got < st.size:
@@ -363,12 +364,14 @@ def _read_hashing(path: str, st: FileStamp) -> tuple[memoryview, Future]:
     return view, done
 
 
-def read_lora_file(path: str, allow_pickle: bool = False) -> tuple[FileStamp, LoraFile]:
+def read_lora_file(path: str, allow_pickle: bool = False, ahead=None) -> tuple[FileStamp, LoraFile]:
     """Read, hash and parse one .safetensors (or, when opted in, pickle) file fully into memory.
 
     Returns the stamp the file had when read (the hash index records the hash under it). A1111's hash of a
     .safetensors file (its bytes after the header) is left to ``HashIndex.a1111``, which streams it only when
-    something asks (a saved image's ``Lora hashes``): no second hash on the load path."""
+    something asks (a saved image's ``Lora hashes``): no second hash on the load path. ``ahead(tensors,
+    metadata)``, if given, runs once the file is parsed, while the hasher thread finishes the digest (the
+    conversion of a new file: work that does not need the hash, done in the time the hash takes)."""
     check_suffix(check_path(path), allow_pickle)
     st = stamp(path)
     if st.size > MAX_FILE_BYTES:
@@ -376,13 +379,15 @@ def read_lora_file(path: str, allow_pickle: bool = False) -> tuple[FileStamp, Lo
     data, digest = _read_hashing(path, st)
     try:
         tensors, meta = (_pickle if is_pickle(path) else _safetensors)(path, data)
+        if not tensors:
+            raise LoraFileError(path, "contains no tensors", "The file is empty; re-download or re-export it.")
+        companion = peft_companion(path)
+        if companion is not None:
+            meta[PEFT_CONFIG_KEY] = companion[1]
+        if ahead is not None:
+            ahead(MappingProxyType(tensors), MappingProxyType(meta))
     finally:
-        sha256 = digest.result()
-    if not tensors:
-        raise LoraFileError(path, "contains no tensors", "The file is empty; re-download or re-export it.")
-    companion = peft_companion(path)
-    if companion is not None:
-        meta[PEFT_CONFIG_KEY] = companion[1]
+        sha256 = digest.result()  # the hasher is done with the buffer before anything is raised
     return st, LoraFile(path=path, sha256=sha256, size=len(data), metadata=MappingProxyType(meta),
                         tensors=MappingProxyType(tensors), companion=companion[0] if companion else None,
                         tensors_sha256=sha256 if is_pickle(path) else "")

@@ -52,19 +52,31 @@ class AdapterStore:
         return len(self._entries)
 
     # -- files ---------------------------------------------------------------------------
-    def read(self, path: str) -> LoraFile:
-        """The parsed file at ``path``: from the store while its stamp is unchanged, else read (and hashed)."""
+    def read(self, path: str, ahead=None) -> LoraFile:
+        """The parsed file at ``path``: from the store while its stamp is unchanged, else read (and hashed).
+        ``ahead(tensors, metadata)`` runs on a file actually read, while its hash is computed
+        (``read_lora_file``); an exception it raises is raised here once the file is kept, as if raised after."""
         known = self.hashes.known(stamp(path))
         cached = self._get(("file", known)) if known is not None else None
         if cached is not None and cached.path == path and cached.companion == companion_stamp(path):
             return cached
         if cached is not None and cached.companion is None and companion_stamp(path) is None:
             return replace(cached, path=path)  # the same content at another path: report the path asked for
-        key, lora = read_lora_file(path, self.allow_pickle)
+        failed: list[BaseException] = []
+
+        def guarded(tensors, metadata) -> None:
+            try:
+                ahead(tensors, metadata)
+            except BaseException as exc:  # raised below, once the file is kept as any read file is
+                failed.append(exc)
+
+        key, lora = read_lora_file(path, self.allow_pickle, guarded if ahead is not None else None)
         self.hashes.record(key, lora.sha256, a1111_hash(lora.metadata, lora.tensors_sha256))
         with self._lock:
             self.reads += 1
         self._put(("file", lora.sha256), lora, tensors_nbytes(lora.tensors.values()))
+        if failed:
+            raise failed[0]
         return lora
 
     def add_file(self, lora: LoraFile) -> LoraFile:

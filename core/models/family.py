@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # what Generate does: no image, an image (+ denoise), an image and a mask, an image to edit (edit models)
 TXT2IMG, IMG2IMG, INPAINT, EDIT = "text-to-image", "img2img", "inpainting", "edit"
@@ -139,12 +140,12 @@ class Family:
         scale = getattr(pipe, "vae_scale_factor", None) or getattr(pipe, "vae_scale_factor_spatial", 8)
         return int(scale) * int(patch)
 
-    @property
+    @cached_property  # asked on every strength change: kept (the row is frozen; a replace() is a new row)
     def denoisers(self) -> tuple[str, ...]:
         """The denoiser and its experts (one component for every family but Wan 2.2's)."""
         return (self.denoiser, *self.experts)
 
-    @property
+    @cached_property
     def components(self) -> tuple[str, ...]:
         return (*self.denoisers, *self.text_encoders)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import SpecError
 from ..families import check_scheduler_name
+from ..frozen import evolve
 from ..models.family import CLIP_GROUP, MODEL_GROUP, Family
 from ..models.schedulers import DEFAULT as DEFAULT_SCHEDULER
 from .schedules import Schedule
@@ -23,7 +24,19 @@ __all__ = ["MAX_STRENGTH", "AdapterSpec", "GenerateParams", "PartFile", "StackSp
 
 def freeze_weights(weights: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
     """{'clip': 0.5, 'model': 1} -> (('clip', 0.5), ('model', 1.0)): hashable, order-independent."""
-    return tuple(sorted((str(k), check_strength(v, f"weight for {k!r}")) for k, v in weights.items()))
+    return tuple(sorted((str(k), v if type(v) is float and -MAX_STRENGTH <= v <= MAX_STRENGTH  # NaN fails this
+                         else check_strength(v, f"weight for {k!r}")) for k, v in weights.items()))
+
+
+_ABSENT = object()
+
+
+def _lookup(pairs: tuple, key: str):
+    """The value of ``key`` in a tuple of (key, value) pairs, or ``_ABSENT``."""
+    for name, value in pairs:
+        if name == key:
+            return value
+    return _ABSENT
 
 
 @dataclass(frozen=True)
@@ -95,10 +108,10 @@ class AdapterSpec:
 
     def weight_for(self, component: str, family: Family) -> float:
         """Strength of this adapter on one component (before fusing scale)."""
-        weights = self.weight_map
-        if component in weights:
-            return weights[component]
-        return weights.get(family.group_of(component), 1.0)
+        found = _lookup(self.weights, component)  # the few pairs searched as they are: asked per strength change
+        if found is _ABSENT:
+            found = _lookup(self.weights, family.group_of(component))
+        return 1.0 if found is _ABSENT else found
 
     def loads_into(self, component: str) -> bool:
         return not self.components or component in self.components
@@ -127,8 +140,11 @@ class AdapterSpec:
 
     def schedule_for(self, component: str, family: Family) -> Schedule | None:
         """The strength schedule of one component (same precedence as ``weight_for``), or None."""
-        key = component if component in self.weight_map else family.group_of(component)
-        return dict(self.schedules).get(key)
+        if not self.schedules:
+            return None
+        key = component if _lookup(self.weights, component) is not _ABSENT else family.group_of(component)
+        found = _lookup(self.schedules, key)
+        return None if found is _ABSENT else found
 
     def weight_at(self, component: str, family: Family, t: float) -> float:
         """Strength of one component at position ``t`` (0..1) over the steps; ``weight_for`` at t = 0."""
@@ -145,8 +161,11 @@ class AdapterSpec:
         numbers = {k: v.at(0.0) if isinstance(v, Schedule) else v for k, v in updates.items()}
         schedules = {k: s for k, s in self.schedules if k not in updates}
         schedules.update({k: v for k, v in updates.items() if isinstance(v, Schedule)})
-        return replace(self, weights=freeze_weights({**self.weight_map, **numbers}),
-                       schedules=tuple(sorted(schedules.items())))
+        if self.fused and schedules:  # the one check of __post_init__ these fields take part in
+            return replace(self, schedules=tuple(sorted(schedules.items())))  # raises, naming the schedule
+        # the other fields are as checked when this spec was made; the new weights are checked here
+        return evolve(self, weights=freeze_weights({**self.weight_map, **numbers}),
+                      schedules=tuple(sorted(schedules.items())))
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -232,7 +251,9 @@ class StackSpec:
 
     def replace_adapter(self, name: str, new: AdapterSpec) -> StackSpec:
         self.get(name)
-        return replace(self, adapters=tuple(new if a.name == name else a for a in self.adapters))
+        adapters = tuple(new if a.name == name else a for a in self.adapters)
+        # the same names: nothing __post_init__ checks has changed (a strength change comes this way)
+        return evolve(self, adapters=adapters) if new.name == name else replace(self, adapters=adapters)
 
     def keyed(self) -> tuple[tuple[str, AdapterSpec], ...]:
         """(internal adapter key, spec) pairs. The key is derived from file content, so the same file

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import SpecError
+from ..frozen import evolve
 from ..models.family import CLIP_GROUP, MODEL_GROUP, Family
 from .specs import StackSpec, check_strength
 
@@ -17,8 +18,8 @@ def set_weights(stack: StackSpec, name: str, weights: dict[str, float] | None = 
         adapter = adapter.with_weights(**weights)
     if blocks is not None:
         adapter = replace(adapter, blocks=tuple(blocks))
-    if enabled is not None:
-        adapter = replace(adapter, enabled=bool(enabled))
+    if enabled is not None and bool(enabled) != adapter.enabled:  # unchanged (set_adapters asks): the same spec
+        adapter = evolve(adapter, enabled=bool(enabled))  # __post_init__ checks nothing about it
     return stack.replace_adapter(name, adapter)
 
 
