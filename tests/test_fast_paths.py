@@ -1,21 +1,15 @@
 """The shortcuts a first load and a strength change take (bench/README.md) give what the long ways give:
-huge-page buffers (core/buffers.py) hold the same values and are freed, ``evolve`` (core/frozen.py) is
-``dataclasses.replace`` for fields already checked, and a spec's strengths change with every check still made."""
+``evolve`` (core/frozen.py) is ``dataclasses.replace`` for fields already checked, a spec's strengths change with
+every check still made, and a new file is converted while its hash is computed."""
 
 from __future__ import annotations
 
 import dataclasses
-import gc
-import mmap
-import weakref
 
 import pytest
-import torch
-from peft.tuners.tuners_utils import BaseTunerLayer
-from safetensors.torch import load_file, save_file
 
 from family_fixtures import fresh
-from loradeck.core import Deck, SpecError, StackSpec, buffers
+from loradeck.core import Deck, SpecError, StackSpec
 from loradeck.core.frozen import evolve
 from loradeck.core.stacks import schedules
 from loradeck.core.stacks.specs import AdapterSpec
@@ -25,83 +19,6 @@ FLUX2_LORA = "tests/fixtures/trainers/flux2/flux2_aitoolkit_lora.safetensors"
 
 def spec(name: str, **weights: float) -> AdapterSpec:
     return AdapterSpec(path=f"{name}.safetensors", sha256=name[0] * 64, name=name, weights=weights or {"model": 1.0})
-
-
-class _Region(mmap.mmap):  # an mmap that can be watched (weakref) and counted
-    made: list = []
-
-    def __new__(cls, *args, **kwargs):
-        region = super().__new__(cls, *args, **kwargs)
-        cls.made.append(weakref.ref(region))
-        return region
-
-
-@pytest.fixture
-def regions(monkeypatch):
-    """Every buffer of 1 byte or more goes the huge-page way; yields the weakrefs of the regions mapped."""
-    monkeypatch.setattr(buffers, "HUGE_MIN_BYTES", 1)
-    monkeypatch.setattr(buffers.mmap, "mmap", _Region)
-    _Region.made = []
-    yield _Region.made
-
-
-@pytest.mark.skipif(buffers._HUGEPAGE is None, reason="no MADV_HUGEPAGE on this system")
-def test_a_huge_page_buffer_is_a_private_mapping_freed_with_its_last_tensor(regions):
-    tensor = buffers.empty(3 * 1024 * 1024, torch.bfloat16)
-    assert tensor.shape == (3 * 1024 * 1024,) and tensor.dtype == torch.bfloat16 and len(regions) == 1
-    tensor.fill_(1.5)
-    view = tensor[10:20]
-    del tensor
-    gc.collect()
-    assert regions[0]() is not None and torch.equal(view, torch.full((10,), 1.5, dtype=torch.bfloat16))
-    del view
-    gc.collect()
-    assert regions[0]() is None  # unmapped: the memory went back to the system
-
-
-def test_small_buffers_and_refused_advice_use_torchs_allocator(monkeypatch):
-    made = []
-    monkeypatch.setattr(buffers.mmap, "mmap", lambda *a, **k: made.append(1) or mmap.mmap(*a, **k))
-    small = buffers.empty(16, torch.float16)
-    assert small.shape == (16,) and not made
-
-    def refuse(*args, **kwargs):
-        raise OSError(12, "Cannot allocate memory")
-
-    monkeypatch.setattr(buffers.mmap, "mmap", refuse)
-    monkeypatch.setattr(buffers, "HUGE_MIN_BYTES", 1)
-    fallback = buffers.empty(1000, torch.float32)
-    assert fallback.shape == (1000,) and fallback.dtype == torch.float32
-
-
-@pytest.mark.skipif(buffers._HUGEPAGE is None, reason="no MADV_HUGEPAGE on this system")
-def test_a_load_through_huge_page_buffers_equals_one_without_them(regions, tmp_path, monkeypatch):
-    """A float16 file on a bfloat16 FLUX.2: the file's bytes and the cast factors in mapped regions give the layers
-    of a load through torch's allocator bit for bit; peft's state dict of them saves."""
-    half = str(tmp_path / "half.safetensors")
-    save_file({k: v.half() for k, v in load_file(FLUX2_LORA).items()}, half, {"format": "pt"})
-
-    def load():
-        pipe = fresh("flux2")
-        pipe.transformer.to(torch.bfloat16)
-        deck = Deck(pipe).add(half, name="h")
-        key = next(k for k, _ in deck.stack.keyed())
-        return deck, {n: (m.lora_A[key].weight.clone(), m.lora_B[key].weight.clone())
-                      for n, m in pipe.transformer.named_modules() if isinstance(m, BaseTunerLayer)}
-
-    deck, mapped = load()
-    assert len(regions) >= 2  # the file's bytes, then the cast storage
-    monkeypatch.setattr(buffers, "HUGE_MIN_BYTES", 1 << 62)
-    _, plain = load()
-    assert mapped.keys() == plain.keys() and len(mapped) > 6
-    for name, (down, up) in mapped.items():
-        assert torch.equal(down.view(torch.int16), plain[name][0].view(torch.int16))
-        assert torch.equal(up.view(torch.int16), plain[name][1].view(torch.int16))
-    from peft import get_peft_model_state_dict
-
-    key = next(k for k, _ in deck.stack.keyed())
-    state = get_peft_model_state_dict(deck.pipe.transformer, adapter_name=key)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "saved.safetensors"))
 
 
 def test_evolve_is_replace_for_checked_fields_and_drops_cached_values():

@@ -22,7 +22,6 @@ from peft import LoraConfig
 from peft.tuners.lora import layer as lora_layer
 from peft.tuners.tuners_utils import BaseTunerLayer
 
-from .. import buffers
 from ..formats import ModulePatch
 from .fusion import ORIGINAL, WeightFn
 
@@ -225,7 +224,7 @@ def _cast_storages(factors: list[tuple[torch.Tensor, torch.device, torch.dtype |
         if len(members) < 2 or 2 * sum(regions.values()) < total:
             continue
         whole = torch.empty(0, dtype=source).set_(storage, 0, (total,), (1,))
-        out = buffers.empty(total, target).copy_(whole)  # one operation (the same values as through float32)
+        out = torch.empty(total, dtype=target).copy_(whole)  # one operation (the same values as through float32)
         seen = set()
         for f in members:
             region = (f.storage_offset(), tuple(f.shape), f.stride())

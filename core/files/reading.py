@@ -27,7 +27,6 @@ from types import MappingProxyType
 
 import torch
 
-from .. import buffers
 from ..errors import LoraFileError
 from . import safe_json
 from .checks import FLOAT8, check_metadata, check_tensors, finite
@@ -343,10 +342,10 @@ CHUNK = 8 * 1024 * 1024
 
 def _read_hashing(path: str, st: FileStamp) -> tuple[memoryview, Future]:
     """The file's bytes, read in chunks into one buffer (not zero-filled first, as a ``bytearray`` would be: every
-    page written once; huge pages where the system gives them, ``buffers.empty``), each chunk hashed (SHA-256, on the
-    hasher thread, in order; hashlib releases the GIL) while the next is read: the digest is ready about when the
-    read ends. A file whose size changes while it is read is refused (it is still being written)."""
-    view = memoryview(buffers.empty(st.size, torch.uint8).numpy()).cast("B")  # uninitialised, huge pages
+    page written once), each chunk hashed (SHA-256, on the hasher thread, in order; hashlib releases the GIL) while
+    the next is read: the digest is ready about when the read ends. A file whose size changes while it is read is
+    refused (it is still being written)."""
+    view = memoryview(torch.empty(st.size, dtype=torch.uint8).numpy()).cast("B")  # uninitialised
     digest, got = hashlib.sha256(), 0
     with open_regular(path, st.path) as f:
         while got < st.size:
