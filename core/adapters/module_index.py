@@ -33,7 +33,7 @@ def _targets(model: torch.nn.Module):
         if isinstance(module, BaseTunerLayer):
             skip.append(name + ".")
             module = module.get_base_layer()
-        if isinstance(module, PATCHABLE) or next(module.parameters(recurse=False), None) is not None:
+        if isinstance(module, PATCHABLE) or any(p is not None for p in module._parameters.values()):
             yield name, module
 
 

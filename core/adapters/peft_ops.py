@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from peft import LoraConfig
@@ -203,20 +204,72 @@ def _storage_key(tensor: torch.Tensor) -> tuple[int, torch.dtype]:
     return tensor.untyped_storage().data_ptr(), tensor.dtype
 
 
-def _cast_storages(factors: list[tuple[torch.Tensor, torch.device, torch.dtype | None]]) -> dict[int, tuple]:
+_CASTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loradeck-cast")
+
+
+class _Casts:
+    """The factors ``_cast_storages`` casts a whole storage at a time. Views of the cast storages are handed out
+    at once (``take``) and the casts themselves run on a worker thread (``start``) while the layers are built in
+    Python; ``finish`` waits for them (re-raising what they raised) and only then copies the factors used more
+    than once, so nothing reads a cast before it is written."""
+
+    def __init__(self):
+        self.views: dict[int, tuple[torch.Tensor, bool]] = {}  # id(factor) -> (its cast, handed out yet)
+        self.copies: list[tuple[torch.Tensor, torch.Tensor]] = []  # (output, source storage) of each cast
+        self._later: list[tuple[torch.Tensor, torch.Tensor]] = []  # (copy, view) for factors used again
+        self._running = None
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def again(self, view: torch.Tensor) -> torch.Tensor:
+        copy = torch.empty_like(view)
+        self._later.append((copy, view))
+        return copy
+
+    def take(self, factor: torch.Tensor) -> torch.Tensor | None:
+        """``factor``'s cast (None: not cast here); a factor used again (a fused qkv's down serves q, k and v) gets
+        a copy each further time, so no two layers share a weight."""
+        found = self.views.get(id(factor))
+        if found is None:
+            return None
+        if found[1]:
+            return self.again(found[0])
+        self.views[id(factor)] = (found[0], True)
+        return found[0]
+
+    def start(self) -> None:
+        if self.copies:
+            self._running = _CASTER.submit(_copy_all, self.copies)
+
+    def finish(self) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            running.result()
+        for copy, view in self._later:
+            copy.copy_(view)
+        self._later.clear()
+
+
+def _copy_all(pairs) -> None:
+    for out, source in pairs:
+        out.copy_(source)  # one operation per storage (the same values as through float32)
+
+
+def _cast_storages(factors: list[tuple[torch.Tensor, torch.device, torch.dtype | None]]) -> _Casts:
     """CPU factors that change dtype, cast a whole storage at a time: a file's factors are views of one tensor per
     run of one dtype (``files.reading``), so the cast of a 92 MB FLUX.2 LoRA is one operation instead of two per
     factor (hundreds of small parallel ones, each of which waits for every torch thread: on a CPU another process
     keeps busy, those waits were most of a load; bench/README.md). Only storages the factors cover at least half
-    of are cast whole (``components=`` may take a few of a file's modules). Returns ``id(factor)`` -> (its cast,
-    False); a region two factors share is cast once and copied for the second (``_take`` copies a factor used
-    twice), as separate ``.to`` calls would give."""
+    of are cast whole (``components=`` may take a few of a file's modules). A region two factors share is cast
+    once and copied for the second (as separate ``.to`` calls would give). The casts run when ``start`` is called
+    (``_Casts``)."""
     groups: dict[tuple, list] = {}
     for factor, device, dtype in factors:
         if (dtype is not None and factor.dtype != dtype and device.type == "cpu" and factor.device.type == "cpu"
                 and factor.dtype.is_floating_point):
             groups.setdefault((*_storage_key(factor), dtype), []).append(factor)
-    casts: dict[int, torch.Tensor] = {}
+    casts = _Casts()
     for (_, source, target), members in groups.items():
         storage = members[0].untyped_storage()
         total = storage.nbytes() // source.itemsize
@@ -224,36 +277,25 @@ def _cast_storages(factors: list[tuple[torch.Tensor, torch.device, torch.dtype |
         if len(members) < 2 or 2 * sum(regions.values()) < total:
             continue
         whole = torch.empty(0, dtype=source).set_(storage, 0, (total,), (1,))
-        out = torch.empty(total, dtype=target).copy_(whole)  # one operation (the same values as through float32)
+        out = torch.empty(total, dtype=target)
+        casts.copies.append((out, whole))
         seen = set()
         for f in members:
             region = (f.storage_offset(), tuple(f.shape), f.stride())
             view = out.as_strided(f.shape, f.stride(), f.storage_offset())
-            casts[id(f)] = (view if region not in seen else view.clone(), False)  # (cast, handed out yet)
+            casts.views[id(f)] = (view if region not in seen else casts.again(view), False)
             seen.add(region)
     return casts
 
 
-def _take(casts: dict, factor: torch.Tensor) -> torch.Tensor | None:
-    """``factor``'s cast from ``_cast_storages`` (None: not cast there); a factor used again (a fused qkv's down
-    serves q, k and v) gets a copy each further time, so no two layers share a weight."""
-    found = casts.get(id(factor))
-    if found is None:
-        return None
-    if found[1]:
-        return found[0].clone()
-    casts[id(factor)] = (found[0], True)
-    return found[0]
-
-
-def _add_adapter(layer, key: str, patch: ModulePatch, casts: dict[int, tuple]) -> None:
+def _add_adapter(layer, key: str, patch: ModulePatch, casts: _Casts) -> None:
     """What ``update_layer(key, r, alpha, config)`` does for a plain LoRA with ``init_lora_weights=False``
     and no dropout, then the weights assigned: in the base layer's device and (float) dtype, as peft's
     ``_move_adapter_to_device_of_base_layer`` puts them (``casts``: factors already cast, by id). The adapter
     starts inactive."""
     weight = base_weight(layer)
     dtype = weight.dtype if weight.dtype.is_floating_point else None
-    down, up = (_cast(f, weight.device, dtype) if (c := _take(casts, f)) is None else c for f in (patch.down, patch.up))
+    down, up = (_cast(f, weight.device, dtype) if (c := casts.take(f)) is None else c for f in (patch.down, patch.up))
     rank, alpha = patch.rank, _alpha(patch)
     a, b = _lora_modules(layer, down, up)
     layer.r[key] = rank
@@ -334,13 +376,17 @@ def inject(model: torch.nn.Module, key: str, patches: dict[str, ModulePatch],
         dtype = weight.dtype if weight.dtype.is_floating_point else None
         factors += [(patch.down, weight.device, dtype), (patch.up, weight.device, dtype)]
     casts = _cast_storages(factors)
-    for name, patch in patches.items():
-        layer = wrap(model, name, modules)
-        if layer is None:
-            layer = _peft_inject(model, name, key, patch)
-        else:
-            _add_adapter(layer, key, patch, casts)
-        carriers.append((name, layer))
+    casts.start()  # the casts run while the layers are built
+    try:
+        for name, patch in patches.items():
+            layer = wrap(model, name, modules)
+            if layer is None:
+                layer = _peft_inject(model, name, key, patch)
+            else:
+                _add_adapter(layer, key, patch, casts)
+            carriers.append((name, layer))
+    finally:
+        casts.finish()
     peft_config = dict(getattr(model, "peft_config", {}) or {})
     peft_config[key] = _config(patches)
     model.peft_config = peft_config
