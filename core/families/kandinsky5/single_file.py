@@ -24,11 +24,13 @@ Config folders: ``configs/<key>/`` (sources in core/families/README.md).
 from __future__ import annotations
 
 import os
-
-import torch
+from typing import TYPE_CHECKING
 
 from ...errors import PipelineLoadError
 from ...models.arch import CLIP_L, UNET_PREFIX, Arch, ConfigMismatch, Encoder, check_text_width, count_blocks
+
+if TYPE_CHECKING:  # the CLI and the sweep read the family table without torch
+    import torch
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
