@@ -70,6 +70,22 @@ def models_folder(root: str, denoiser: str, t5: str = "t5_tiny_bf16.safetensors"
     return target
 
 
+def place_models(tmp_path, parts) -> str:
+    """``tmp_path/models`` in ComfyUI's layout: each of ``parts``, ``(folder, what, name)``, makes ``folder`` and puts
+    ``what`` there as ``name``: a dict of tensors is saved, a fixture name is copied (the last part, the denoiser,
+    keeps its fixture's own name), a falsy ``what`` (None, "", {}) leaves the folder empty. Returns the last placed
+    file's path (the denoiser's)."""
+    models, path = tmp_path / "models", ""
+    for index, (folder, what, name) in enumerate(parts):
+        os.makedirs(models / folder, exist_ok=True)
+        if isinstance(what, dict) and what:
+            path = save(what, str(models / folder / name))
+        elif isinstance(what, str) and what:
+            last = index == len(parts) - 1
+            path = shutil.copyfile(fixture(what), models / folder / (what if last else name))
+    return str(path)
+
+
 def split_files(root: str, pipe, dtype: torch.dtype, name: str = "flux-tiny.safetensors") -> str:
     """The whole tiny Flux ``pipe`` as ComfyUI's split files in ``dtype`` (BFL denoiser, ComfyUI T5, CLIP-L, VAE)."""
     models = os.path.join(root, "models")

@@ -13,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shutil
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, quantized_layers
+from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _placed, _scaled_fp8
 
@@ -47,17 +46,9 @@ def _vae(pipe=None) -> dict:
 
 def _models(tmp_path, denoiser: str | dict, te: str | dict | None = TE, vae: dict | None = None,
             folder: str = "diffusion_models", name: str = "auraflow_tiny.safetensors") -> str:
-    from single_file_fixtures import save
-
-    models, path = tmp_path / "models", ""
-    for sub, what, file in (("text_encoders", te, "pile_t5xl_bf16.safetensors"),
-                            ("vae", _vae() if vae is None else vae, "sdxl_vae.safetensors"), (folder, denoiser, name)):
-        os.makedirs(models / sub, exist_ok=True)
-        if isinstance(what, dict) and what:
-            path = save(what, str(models / sub / file))
-        elif isinstance(what, str) and what:
-            path = shutil.copyfile(fixture(what), models / sub / (what if sub == folder else file))
-    return str(path)
+    return place_models(tmp_path, (("text_encoders", te, "pile_t5xl_bf16.safetensors"),
+                                   ("vae", _vae() if vae is None else vae, "sdxl_vae.safetensors"),
+                                   (folder, denoiser, name)))
 
 
 def test_the_fixtures_hold_the_tiny_auraflow_in_comfyuis_layouts():

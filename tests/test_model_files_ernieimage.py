@@ -11,12 +11,10 @@ the diffusers folder's images.
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, quantized_layers
+from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -49,18 +47,9 @@ def _text_model(sd: dict) -> dict:
 
 
 def _models(tmp_path, denoiser: str | dict, te: str | dict = TE, vae: str | dict | None = VAE) -> str:
-    from single_file_fixtures import save
-
-    models = tmp_path / "models"
-    for folder, what, name in (("text_encoders", te, "ministral-3-3b.safetensors"),
-                               ("vae", vae, "flux2-vae.safetensors"),
-                               ("diffusion_models", denoiser, "ernie-image-tiny.safetensors")):
-        os.makedirs(models / folder, exist_ok=True)
-        if isinstance(what, dict):
-            path = save(what, str(models / folder / name))
-        elif what:
-            path = shutil.copyfile(fixture(what), models / folder / (what if folder == "diffusion_models" else name))
-    return str(path)
+    return place_models(tmp_path, (("text_encoders", te, "ministral-3-3b.safetensors"),
+                                   ("vae", vae, "flux2-vae.safetensors"),
+                                   ("diffusion_models", denoiser, "ernie-image-tiny.safetensors")))
 
 
 def test_the_fixtures_hold_the_tiny_ernieimage_in_its_users_layouts():

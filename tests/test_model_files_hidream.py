@@ -14,11 +14,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, quantized_layers
+from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -71,21 +70,9 @@ def _models(tmp_path, denoiser: str | dict, parts: dict | None = None, skip=()) 
     """``tmp_path/models`` with the denoiser (a fixture name, or tensors) in diffusion_models/ and the other parts
     (fixtures, or ``parts``: {fixture: tensors}) in text_encoders/ and vae/ under ComfyUI's names, but ``skip``.
     Returns the denoiser's path."""
-    from single_file_fixtures import save
-
-    models = tmp_path / "models"
-    for name, (folder, target) in PARTS.items():
-        os.makedirs(models / folder, exist_ok=True)
-        if name in skip:
-            continue
-        if parts and name in parts:
-            save(parts[name], str(models / folder / target))
-        else:
-            shutil.copyfile(fixture(name), models / folder / target)
-    os.makedirs(models / "diffusion_models", exist_ok=True)
-    if isinstance(denoiser, dict):
-        return save(denoiser, str(models / "diffusion_models" / "hidream_i1_tiny.safetensors"))
-    return str(shutil.copyfile(fixture(denoiser), models / "diffusion_models" / denoiser))
+    return place_models(tmp_path, [(folder, None if name in skip else (parts or {}).get(name, name), target)
+                                   for name, (folder, target) in PARTS.items()]
+                        + [("diffusion_models", denoiser, "hidream_i1_tiny.safetensors")])
 
 
 def _same(model, want: dict, skip=()) -> bool:

@@ -11,12 +11,10 @@ load back to the tiny pipeline's weights (GGUF: gguf-py's dequantization) and gi
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, quantized_layers
+from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -38,18 +36,9 @@ def render(pipe) -> torch.Tensor:
 
 
 def _models(tmp_path, denoiser: str | dict, te: str | dict = TE, vae: str | dict | None = VAE) -> str:
-    from single_file_fixtures import save
-
-    models = tmp_path / "models"
-    for folder, what, name in (("text_encoders", te, "qwen_3_vl_4b.safetensors"),
-                               ("vae", vae, "qwen_image_vae.safetensors"),
-                               ("diffusion_models", denoiser, "krea2_tiny.safetensors")):
-        os.makedirs(models / folder, exist_ok=True)
-        if isinstance(what, dict):
-            path = save(what, str(models / folder / name))
-        elif what:
-            path = shutil.copyfile(fixture(what), models / folder / (what if folder == "diffusion_models" else name))
-    return str(path)
+    return place_models(tmp_path, (("text_encoders", te, "qwen_3_vl_4b.safetensors"),
+                                   ("vae", vae, "qwen_image_vae.safetensors"),
+                                   ("diffusion_models", denoiser, "krea2_tiny.safetensors")))
 
 
 def _placed(transformer, layers: dict[str, torch.Tensor]) -> dict[str, str]:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, quantized_layers
+from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _placed, _scaled_fp8
 
@@ -47,18 +45,10 @@ def _vae(pipe) -> dict:
 def _models(tmp_path, denoiser: str | dict, te: str | dict = TE, vae: dict | None = None) -> str:
     """``tmp_path/models`` with the denoiser (a fixture name, or tensors) in diffusion_models/, the Gemma 2 (a fixture,
     or tensors) in text_encoders/ and the VAE (tensors; the tiny pipeline's by default, ``{}``: none) in vae/."""
-    from single_file_fixtures import save
-
-    models = tmp_path / "models"
     vae = _vae(fresh(KEY)) if vae is None else vae
-    for folder, what, name in (("text_encoders", te, "gemma_2_2b_fp16.safetensors"), ("vae", vae, "ae.safetensors"),
-                               ("diffusion_models", denoiser, "lumina_2_model_tiny.safetensors")):
-        os.makedirs(models / folder, exist_ok=True)
-        if isinstance(what, dict) and what:
-            path = save(what, str(models / folder / name))
-        elif isinstance(what, str) and what:
-            path = shutil.copyfile(fixture(what), models / folder / (what if folder == "diffusion_models" else name))
-    return str(path)
+    return place_models(tmp_path, (("text_encoders", te, "gemma_2_2b_fp16.safetensors"),
+                                   ("vae", vae, "ae.safetensors"),
+                                   ("diffusion_models", denoiser, "lumina_2_model_tiny.safetensors")))
 
 
 def test_comfyuis_files_hold_the_tiny_lumina2_in_its_layouts():

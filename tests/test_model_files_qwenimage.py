@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, quantized_layers
+from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_family_qwenimage import _direct_edit, small_edits  # noqa: F401 (small_edits: a fixture)
 from test_model_files import _fp8_layers, _scaled_fp8
@@ -41,18 +40,9 @@ def render(pipe) -> torch.Tensor:
 def _models(tmp_path, denoiser: str | dict, te: str | dict = TE, vae: str | dict | None = VAE) -> str:
     """``tmp_path/models`` with the denoiser (a fixture name, or tensors) in diffusion_models/, the text encoder and
     VAE (fixtures, or tensors) in text_encoders/ and vae/. Returns the denoiser's path."""
-    from single_file_fixtures import save
-
-    models = tmp_path / "models"
-    for folder, what, name in (("text_encoders", te, "qwen_2.5_vl_7b.safetensors"),
-                               ("vae", vae, "qwen_image_vae.safetensors"),
-                               ("diffusion_models", denoiser, "qwen_image_tiny.safetensors")):
-        os.makedirs(models / folder, exist_ok=True)
-        if isinstance(what, dict):
-            path = save(what, str(models / folder / name))
-        elif what:
-            path = shutil.copyfile(fixture(what), models / folder / (what if folder == "diffusion_models" else name))
-    return str(path)
+    return place_models(tmp_path, (("text_encoders", te, "qwen_2.5_vl_7b.safetensors"),
+                                   ("vae", vae, "qwen_image_vae.safetensors"),
+                                   ("diffusion_models", denoiser, "qwen_image_tiny.safetensors")))
 
 
 def test_comfyuis_files_hold_the_tiny_qwenimage_in_its_layouts():

@@ -14,11 +14,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import shutil
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, quantized_layers
+from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -46,18 +45,9 @@ def render(pipe) -> torch.Tensor:
 
 
 def _models(tmp_path, denoiser: str | dict, te: str | dict = TE, vae: str | dict | None = VAE) -> str:
-    from single_file_fixtures import save
-
-    models = tmp_path / "models"
-    for folder, what, name in (("text_encoders", te, "gemma_2_2b_it.safetensors"),
-                               ("vae", vae, "dc-ae-f32c32-sana-1.0.safetensors"),
-                               ("diffusion_models", denoiser, "sana_tiny.safetensors")):
-        os.makedirs(models / folder, exist_ok=True)
-        if isinstance(what, dict):
-            path = save(what, str(models / folder / name))
-        elif what:
-            path = shutil.copyfile(fixture(what), models / folder / (what if folder == "diffusion_models" else name))
-    return str(path)
+    return place_models(tmp_path, (("text_encoders", te, "gemma_2_2b_it.safetensors"),
+                                   ("vae", vae, "dc-ae-f32c32-sana-1.0.safetensors"),
+                                   ("diffusion_models", denoiser, "sana_tiny.safetensors")))
 
 
 def _variant():
