@@ -116,6 +116,20 @@ def original_weight(transformer, layer: str) -> torch.Tensor:
     return out
 
 
+def lora_equals_dequantized(pipe, lora: str, render, refusal: str | None = None) -> None:
+    """A LoRA on the quantized ``pipe`` renders exactly as on its dequantized copy (unfused); with ``refusal`` (a
+    regex), fusing it is refused with that reason."""
+    import pytest
+
+    from loradeck.core import Deck, FuseError
+
+    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
+    assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
+    if refusal is not None:
+        with pytest.raises(FuseError, match=refusal):
+            quant_deck.fuse()
+
+
 def bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Equal to the bit (NaN payloads included), same dtype and shape."""
     if a.dtype != b.dtype or a.shape != b.shape:

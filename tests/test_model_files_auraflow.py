@@ -16,13 +16,19 @@ import re
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
+from model_file_fixtures import (
+    bits_equal,
+    fixture,
+    lora_equals_dequantized,
+    place_models,
+    quantized_layers,
+)
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _placed, _scaled_fp8
 
 from family_fixtures import PARAMS, fresh
 from family_fixtures import render as render_with
-from loradeck.core import Deck, FuseError, PipelineLoadError
+from loradeck.core import Deck, PipelineLoadError
 from loradeck.core.models.pipelines import load_folder
 from loradeck.core.models.single_file import load_single_file
 from original_layout import auraflow_to_original, t5_to_ldm, vae_to_ldm
@@ -140,10 +146,7 @@ def test_fp8_split_files_keep_fp8_weights_through_its_name_table(fmt, prefix, tm
         assert torch.equal(te[layer].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "auraflow-lora.safetensors"), seed=2)
-        quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-        assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-        with pytest.raises(FuseError, match=r"keeps its weight quantized"):
-            quant_deck.fuse()
+        lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized")
 
 
 @pytest.mark.parametrize("name", ["auraflow_tiny_fp8_e4m3fn_mixed.safetensors",
@@ -170,10 +173,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     assert len(kept) == len(layers) == 1 * 16 + 2 * 8  # lcpp.patch keeps modF, t_embedder, the embedders dense
     assert set(kept.values()) == {f"GGUF {kind}"}
     lora = save_family_lora(KEY, str(tmp_path / "auraflow-lora.safetensors"), seed=2)
-    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-    assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-    with pytest.raises(FuseError, match=r"keeps its weight quantized \(GGUF .*nothing was fused"):
-        quant_deck.fuse()
+    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def _variant(seed: int, **config):

@@ -17,13 +17,19 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
+from model_file_fixtures import (
+    bits_equal,
+    fixture,
+    lora_equals_dequantized,
+    place_models,
+    quantized_layers,
+)
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
 from family_fixtures import DENOISER_TARGETS, PARAMS, fresh
 from family_fixtures import render as render_with
-from loradeck.core import Deck, FuseError, PipelineLoadError
+from loradeck.core import Deck, PipelineLoadError
 from loradeck.core.models.pipelines import load_folder
 from loradeck.core.models.single_file import load_single_file
 from original_layout import clip_to_ldm, t5_to_ldm, vae_to_ldm
@@ -150,10 +156,7 @@ def test_fp8_split_files_keep_fp8_weights_on_their_own_linears(fmt, prefix, tmp_
         assert torch.equal(pipe.text_encoder_4.get_submodule(layer).weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "hidream-lora.safetensors"), seed=2)
-        quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-        assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-        with pytest.raises(FuseError, match=r"keeps its weight quantized \(fp8 .*nothing was fused"):
-            quant_deck.fuse()
+        lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(fp8 .*nothing was fused")
 
 
 def _sha256(weight: torch.Tensor) -> str:
@@ -212,10 +215,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
         assert torch.equal(pipe.transformer.get_submodule(gate).weight, source[gate + ".weight"].to(torch.bfloat16)
                            .float())
     lora = save_family_lora(KEY, str(tmp_path / "hidream-lora.safetensors"), seed=2)
-    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-    assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-    with pytest.raises(FuseError, match=r"keeps its weight quantized \(GGUF .*nothing was fused"):
-        quant_deck.fuse()
+    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def _variant(seed: int, **sizes):

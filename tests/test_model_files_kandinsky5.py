@@ -16,13 +16,19 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
+from model_file_fixtures import (
+    bits_equal,
+    fixture,
+    lora_equals_dequantized,
+    place_models,
+    quantized_layers,
+)
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
 from family_fixtures import PARAMS, fresh
 from family_fixtures import render as render_with
-from loradeck.core import Deck, FuseError, PipelineLoadError
+from loradeck.core import Deck, PipelineLoadError
 from loradeck.core.families.kandinsky5.tiny import TINY_SIZE
 from loradeck.core.models.pipelines import load_folder
 from loradeck.core.models.single_file import load_single_file
@@ -163,10 +169,7 @@ def test_fp8_split_files_keep_fp8_weights_on_their_own_linears(fmt, prefix, tmp_
         assert torch.equal(te["model.language_model." + layer.removeprefix("model.")].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "k5-lora.safetensors"), seed=2)
-        quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-        assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-        with pytest.raises(FuseError, match=r"keeps its weight quantized \(fp8 .*nothing was fused"):
-            quant_deck.fuse()
+        lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(fp8 .*nothing was fused")
 
 
 def test_a_scaled_fp8_clip_l_loads_dequantized(tmp_path):
@@ -198,10 +201,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     assert set(kept) == set(reference) and len(kept) == LINEARS - 3 and set(kept.values()) == {f"GGUF {kind}"}
     assert all(torch.equal(pipe.transformer.get_submodule(k).weight, v) for k, v in reference.items())
     lora = save_family_lora(KEY, str(tmp_path / "k5-lora.safetensors"), seed=2)
-    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-    assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-    with pytest.raises(FuseError, match=r"keeps its weight quantized \(GGUF .*nothing was fused"):
-        quant_deck.fuse()
+    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def _variant(**sizes):

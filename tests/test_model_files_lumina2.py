@@ -16,13 +16,19 @@ import json
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
+from model_file_fixtures import (
+    bits_equal,
+    fixture,
+    lora_equals_dequantized,
+    place_models,
+    quantized_layers,
+)
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _placed, _scaled_fp8
 
 from family_fixtures import PARAMS, fresh
 from family_fixtures import render as render_with
-from loradeck.core import Deck, FuseError, PipelineLoadError
+from loradeck.core import Deck, PipelineLoadError
 from loradeck.core.models.pipelines import load_folder
 from loradeck.core.models.single_file import load_single_file
 from original_layout import gemma2_to_comfy, lumina2_to_original, vae_to_ldm
@@ -113,10 +119,7 @@ def test_fp8_split_files_keep_fp8_weights_on_the_linears_the_name_table_places(f
         assert torch.equal(te[layer.removeprefix("model.")].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "lumina-lora.safetensors"), seed=2)
-        quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-        assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-        with pytest.raises(FuseError, match=r"keeps its weight quantized \(fp8"):
-            quant_deck.fuse()
+        lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(fp8")
 
 
 @pytest.mark.parametrize("name", ["lumina2_tiny-Q8_0.gguf", "lumina2_tiny-Q4_0.gguf"])
@@ -136,10 +139,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     want = {"GGUF Q8_0"} if kind == "Q8_0" else {"GGUF Q4_0", "GGUF Q4_1"}
     assert len(reference) == 12 and len(kept) == 16 and set(kept.values()) == want
     lora = save_family_lora(KEY, str(tmp_path / "lumina-lora.safetensors"), seed=2)
-    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-    assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-    with pytest.raises(FuseError, match=r"keeps its weight quantized \(GGUF .*nothing was fused"):
-        quant_deck.fuse()
+    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def _variant(seed: int = 3, **config):

@@ -14,14 +14,20 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
+from model_file_fixtures import (
+    bits_equal,
+    fixture,
+    lora_equals_dequantized,
+    place_models,
+    quantized_layers,
+)
 from safetensors.torch import load_file
 from test_family_qwenimage import _direct_edit, small_edits  # noqa: F401 (small_edits: a fixture)
 from test_model_files import _fp8_layers, _scaled_fp8
 
 from family_fixtures import PARAMS, fresh
 from family_fixtures import render as render_with
-from loradeck.core import Deck, FuseError, PipelineLoadError
+from loradeck.core import Deck, PipelineLoadError
 from loradeck.core.models.pipelines import load_folder
 from loradeck.core.models.single_file import load_single_file
 from original_layout import qwen25_vl_to_comfy, wan_vae_to_original
@@ -107,8 +113,7 @@ def test_fp8_split_files_keep_fp8_weights_on_their_own_linears(fmt, prefix, tmp_
         assert torch.equal(te["model.language_model." + layer.removeprefix("model.")].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "qwen-lora.safetensors"), seed=2)
-        quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-        assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
+        lora_equals_dequantized(pipe, lora, render)
 
 
 @pytest.mark.parametrize("name", ["qwenimage_tiny-Q8_0.gguf", "qwenimage_tiny-Q4_0.gguf"])
@@ -126,10 +131,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     assert set(kept) == set(reference) and len(kept) >= 28 and set(kept.values()) == {f"GGUF {kind}"}
     assert all(torch.equal(pipe.transformer.get_submodule(k).weight, v) for k, v in reference.items())
     lora = save_family_lora(KEY, str(tmp_path / "qwen-lora.safetensors"), seed=2)
-    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-    assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-    with pytest.raises(FuseError, match=r"keeps its weight quantized \(GGUF .*nothing was fused"):
-        quant_deck.fuse()
+    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def _variant():

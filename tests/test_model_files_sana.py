@@ -17,13 +17,19 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, dequantized_copy, fixture, place_models, quantized_layers
+from model_file_fixtures import (
+    bits_equal,
+    fixture,
+    lora_equals_dequantized,
+    place_models,
+    quantized_layers,
+)
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
 from family_fixtures import PARAMS, fresh
 from family_fixtures import render as render_with
-from loradeck.core import Deck, FuseError, PipelineLoadError
+from loradeck.core import Deck, PipelineLoadError
 from loradeck.core.models.original_names import RowSplit
 from loradeck.core.models.pipelines import load_folder
 from loradeck.core.models.single_file import load_single_file
@@ -172,10 +178,7 @@ def test_fp8_split_files_keep_fp8_weights_through_its_name_table(fmt, prefix, tm
         assert torch.equal(te[layer.removeprefix("model.")].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "sana-lora.safetensors"), seed=2)
-        quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-        assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-        with pytest.raises(FuseError, match=r"keeps its weight quantized \(fp8 .*nothing was fused"):
-            quant_deck.fuse()
+        lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(fp8 .*nothing was fused")
 
 
 @pytest.mark.parametrize("name", ["sana_tiny32-Q8_0.gguf", "sana_tiny32-Q4_0.gguf"])
@@ -193,10 +196,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     kept = _placed(pipe.transformer, reference)
     assert set(kept.values()) == {f"GGUF {kind}"}
     lora = _lora(variant, str(tmp_path / "sana32-lora.safetensors"))
-    quant_deck, dense_deck = Deck(pipe).add(lora, name="l"), Deck(dequantized_copy(pipe)).add(lora, name="l")
-    assert torch.equal(render(quant_deck.pipe), render(dense_deck.pipe))
-    with pytest.raises(FuseError, match=r"keeps its weight quantized \(GGUF .*nothing was fused"):
-        quant_deck.fuse()
+    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def test_a_sana_of_other_depth_and_mlp_loads_from_files_alone(tmp_path):
