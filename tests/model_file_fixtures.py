@@ -116,7 +116,7 @@ def original_weight(transformer, layer: str) -> torch.Tensor:
     return out
 
 
-def lora_equals_dequantized(pipe, lora: str, render, refusal: str | None = None) -> None:
+def lora_exact(pipe, lora: str, render, refusal: str | None = None) -> None:
     """A LoRA on the quantized ``pipe`` renders exactly as on its dequantized copy (unfused); with ``refusal`` (a
     regex), fusing it is refused with that reason."""
     import pytest

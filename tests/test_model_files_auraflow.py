@@ -16,13 +16,7 @@ import re
 
 import pytest
 import torch
-from model_file_fixtures import (
-    bits_equal,
-    fixture,
-    lora_equals_dequantized,
-    place_models,
-    quantized_layers,
-)
+from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _placed, _scaled_fp8
 
@@ -146,7 +140,7 @@ def test_fp8_split_files_keep_fp8_weights_through_its_name_table(fmt, prefix, tm
         assert torch.equal(te[layer].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "auraflow-lora.safetensors"), seed=2)
-        lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized")
+        lora_exact(pipe, lora, render, r"keeps its weight quantized")
 
 
 @pytest.mark.parametrize("name", ["auraflow_tiny_fp8_e4m3fn_mixed.safetensors",
@@ -173,7 +167,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     assert len(kept) == len(layers) == 1 * 16 + 2 * 8  # lcpp.patch keeps modF, t_embedder, the embedders dense
     assert set(kept.values()) == {f"GGUF {kind}"}
     lora = save_family_lora(KEY, str(tmp_path / "auraflow-lora.safetensors"), seed=2)
-    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
+    lora_exact(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def _variant(seed: int, **config):

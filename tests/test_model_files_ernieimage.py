@@ -14,13 +14,7 @@ import dataclasses
 
 import pytest
 import torch
-from model_file_fixtures import (
-    bits_equal,
-    fixture,
-    lora_equals_dequantized,
-    place_models,
-    quantized_layers,
-)
+from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -117,7 +111,7 @@ def test_fp8_split_files_keep_fp8_weights_on_their_own_linears(fmt, prefix, tmp_
         assert torch.equal(te[layer.removeprefix("model.")].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "ernie-lora.safetensors"), seed=2)
-        lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(fp8 .*nothing was fused")
+        lora_exact(pipe, lora, render, r"keeps its weight quantized \(fp8 .*nothing was fused")
 
 
 @pytest.mark.parametrize("name", ["ernieimage_tiny_fp8_e4m3fn_mixed.safetensors",
@@ -149,7 +143,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     assert set(kept) == set(reference) and len(kept) == 14 and set(kept.values()) == {f"GGUF {kind}"}
     assert all(torch.equal(pipe.transformer.get_submodule(k).weight, v) for k, v in reference.items())
     lora = save_family_lora(KEY, str(tmp_path / "ernie-lora.safetensors"), seed=2)
-    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
+    lora_exact(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def _variant(**config):

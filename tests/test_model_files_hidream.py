@@ -17,13 +17,7 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import (
-    bits_equal,
-    fixture,
-    lora_equals_dequantized,
-    place_models,
-    quantized_layers,
-)
+from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -156,7 +150,7 @@ def test_fp8_split_files_keep_fp8_weights_on_their_own_linears(fmt, prefix, tmp_
         assert torch.equal(pipe.text_encoder_4.get_submodule(layer).weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "hidream-lora.safetensors"), seed=2)
-        lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(fp8 .*nothing was fused")
+        lora_exact(pipe, lora, render, r"keeps its weight quantized \(fp8 .*nothing was fused")
 
 
 def _sha256(weight: torch.Tensor) -> str:
@@ -215,7 +209,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
         assert torch.equal(pipe.transformer.get_submodule(gate).weight, source[gate + ".weight"].to(torch.bfloat16)
                            .float())
     lora = save_family_lora(KEY, str(tmp_path / "hidream-lora.safetensors"), seed=2)
-    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
+    lora_exact(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def _variant(seed: int, **sizes):

@@ -14,13 +14,7 @@ import dataclasses
 
 import pytest
 import torch
-from model_file_fixtures import (
-    bits_equal,
-    fixture,
-    lora_equals_dequantized,
-    place_models,
-    quantized_layers,
-)
+from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -116,7 +110,7 @@ def test_fp8_split_files_keep_fp8_weights_through_its_name_table(fmt, prefix, tm
         assert torch.equal(te[layer.removeprefix("model.")].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "krea2-lora.safetensors"), seed=2)
-        lora_equals_dequantized(pipe, lora, render)
+        lora_exact(pipe, lora, render)
 
 
 @pytest.mark.parametrize("name", ["krea2_tiny-Q8_0.gguf", "krea2_tiny-Q4_0.gguf"])
@@ -129,7 +123,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     kept = _placed(pipe.transformer, {k.removesuffix(".weight"): v for k, v in reference.items()})
     assert set(kept.values()) == {f"GGUF {kind}"}
     lora = save_family_lora(KEY, str(tmp_path / "krea2-lora.safetensors"), seed=2)
-    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
+    lora_exact(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def test_a_krea2_of_other_depth_and_width_loads_from_files_alone(tmp_path):

@@ -16,13 +16,7 @@ import json
 
 import pytest
 import torch
-from model_file_fixtures import (
-    bits_equal,
-    fixture,
-    lora_equals_dequantized,
-    place_models,
-    quantized_layers,
-)
+from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _placed, _scaled_fp8
 
@@ -119,7 +113,7 @@ def test_fp8_split_files_keep_fp8_weights_on_the_linears_the_name_table_places(f
         assert torch.equal(te[layer.removeprefix("model.")].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "lumina-lora.safetensors"), seed=2)
-        lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(fp8")
+        lora_exact(pipe, lora, render, r"keeps its weight quantized \(fp8")
 
 
 @pytest.mark.parametrize("name", ["lumina2_tiny-Q8_0.gguf", "lumina2_tiny-Q4_0.gguf"])
@@ -139,7 +133,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     want = {"GGUF Q8_0"} if kind == "Q8_0" else {"GGUF Q4_0", "GGUF Q4_1"}
     assert len(reference) == 12 and len(kept) == 16 and set(kept.values()) == want
     lora = save_family_lora(KEY, str(tmp_path / "lumina-lora.safetensors"), seed=2)
-    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
+    lora_exact(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def _variant(seed: int = 3, **config):

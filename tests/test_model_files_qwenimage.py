@@ -14,13 +14,7 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import (
-    bits_equal,
-    fixture,
-    lora_equals_dequantized,
-    place_models,
-    quantized_layers,
-)
+from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_family_qwenimage import _direct_edit, small_edits  # noqa: F401 (small_edits: a fixture)
 from test_model_files import _fp8_layers, _scaled_fp8
@@ -113,7 +107,7 @@ def test_fp8_split_files_keep_fp8_weights_on_their_own_linears(fmt, prefix, tmp_
         assert torch.equal(te["model.language_model." + layer.removeprefix("model.")].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "qwen-lora.safetensors"), seed=2)
-        lora_equals_dequantized(pipe, lora, render)
+        lora_exact(pipe, lora, render)
 
 
 @pytest.mark.parametrize("name", ["qwenimage_tiny-Q8_0.gguf", "qwenimage_tiny-Q4_0.gguf"])
@@ -131,7 +125,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     assert set(kept) == set(reference) and len(kept) >= 28 and set(kept.values()) == {f"GGUF {kind}"}
     assert all(torch.equal(pipe.transformer.get_submodule(k).weight, v) for k, v in reference.items())
     lora = save_family_lora(KEY, str(tmp_path / "qwen-lora.safetensors"), seed=2)
-    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
+    lora_exact(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def _variant():

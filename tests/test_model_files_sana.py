@@ -17,13 +17,7 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import (
-    bits_equal,
-    fixture,
-    lora_equals_dequantized,
-    place_models,
-    quantized_layers,
-)
+from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -178,7 +172,7 @@ def test_fp8_split_files_keep_fp8_weights_through_its_name_table(fmt, prefix, tm
         assert torch.equal(te[layer.removeprefix("model.")].weight, dense), layer
     if fmt == "scaled":
         lora = save_family_lora(KEY, str(tmp_path / "sana-lora.safetensors"), seed=2)
-        lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(fp8 .*nothing was fused")
+        lora_exact(pipe, lora, render, r"keeps its weight quantized \(fp8 .*nothing was fused")
 
 
 @pytest.mark.parametrize("name", ["sana_tiny32-Q8_0.gguf", "sana_tiny32-Q4_0.gguf"])
@@ -196,7 +190,7 @@ def test_gguf_denoisers_equal_gguf_py_and_take_loras_exactly(name, tmp_path):
     kept = _placed(pipe.transformer, reference)
     assert set(kept.values()) == {f"GGUF {kind}"}
     lora = _lora(variant, str(tmp_path / "sana32-lora.safetensors"))
-    lora_equals_dequantized(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
+    lora_exact(pipe, lora, render, r"keeps its weight quantized \(GGUF .*nothing was fused")
 
 
 def test_a_sana_of_other_depth_and_mlp_loads_from_files_alone(tmp_path):
