@@ -130,6 +130,18 @@ def lora_exact(pipe, lora: str, render, refusal: str | None = None) -> None:
             quant_deck.fuse()
 
 
+def load_error(path: str) -> str:
+    """The message of the PipelineLoadError that loading the single file at ``path`` (float32, CPU) must raise."""
+    import pytest
+
+    from loradeck.core import PipelineLoadError
+    from loradeck.core.models.single_file import load_single_file
+
+    with pytest.raises(PipelineLoadError) as err:
+        load_single_file(path, torch.float32, torch.device("cpu"))
+    return str(err.value)
+
+
 def bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Equal to the bit (NaN payloads included), same dtype and shape."""
     if a.dtype != b.dtype or a.shape != b.shape:

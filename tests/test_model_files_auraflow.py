@@ -16,7 +16,7 @@ import re
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _placed, _scaled_fp8
 
@@ -203,9 +203,7 @@ def test_another_width_needs_its_heads_from_a_config_folder(tmp_path):
     naming that, then loaded with its diffusers folder in config_folders."""
     variant = _variant(4, num_attention_heads=3, caption_projection_dim=48)
     path = _models(tmp_path, auraflow_to_original(variant.transformer.state_dict()))
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "its blocks are 48 wide (the denoiser's cond_seq_linear.weight [48, 32])" in message
     assert "num_attention_heads 2 (the shipped tiny AuraFlow (built-in) config)" in message
     assert "the weights cannot tell the heads" in message
@@ -278,9 +276,7 @@ def test_shapes_no_auraflow_config_can_take_are_refused_naming_the_file(key, sha
 
 def test_missing_parts_are_named_in_one_sentence_each(tmp_path):
     path = _models(tmp_path, DENOISER, te=None, vae={})
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "'auraflow_tiny_bf16.safetensors' is a tiny AuraFlow (built-in) checkpoint" in message
     assert "Pile-T5-XL text encoder (AuraFlow's UMT5) (text_encoder: width 32, 2 layers; d_model from the " \
            "denoiser's cond_seq_linear.weight [32, 32]" in message

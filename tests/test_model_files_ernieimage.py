@@ -14,7 +14,7 @@ import dataclasses
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -181,9 +181,7 @@ def test_what_the_shapes_cannot_tell_comes_from_a_config_folder(tmp_path):
     pipe = _variant(hidden_size=64, num_attention_heads=2, num_layers=2, ffn_hidden_size=64,
                     rope_axes_dim=(8, 12, 12))
     path = _models(tmp_path, pipe.transformer.state_dict())
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "is a tiny ERNIE-Image (built-in) checkpoint" in message
     assert ("its attention heads are 32 wide (the denoiser's width 64 / layers.0.self_attention.norm_q.weight [32]), "
             "but rope_axes_dim [4, 6, 6] (the shipped tiny ERNIE-Image (built-in) config) adds up to 16") in message
@@ -234,9 +232,7 @@ def test_a_real_size_ernieimage_config_is_derived_from_its_shapes_on_the_meta_de
 
 def test_missing_parts_are_named_in_one_sentence_each(tmp_path):
     path = _models(tmp_path, DENOISER, te="", vae=None)
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "'ernieimage_tiny_bf16.safetensors' is a tiny ERNIE-Image (built-in) checkpoint" in message
     assert "Ministral 3 3B text encoder (text_encoder: width 32, 2 layers;" in message
     assert "put flux2-vae.safetensors (the FLUX.2 VAE) in models/vae" in message

@@ -17,13 +17,13 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
 from family_fixtures import DENOISER_TARGETS, PARAMS, fresh
 from family_fixtures import render as render_with
-from loradeck.core import Deck, PipelineLoadError
+from loradeck.core import Deck
 from loradeck.core.models.pipelines import load_folder
 from loradeck.core.models.single_file import load_single_file
 from original_layout import clip_to_ldm, t5_to_ldm, vae_to_ldm
@@ -242,9 +242,7 @@ def test_what_the_shapes_cannot_tell_comes_from_a_config_folder(tmp_path):
     model gives it (and, as a Dev folder would, its scheduler's shift)."""
     variant = _variant(4, num_layers=2, num_single_layers=2, llama_layers=(0, 1, 1, 1))
     path = _models(tmp_path, variant.transformer.state_dict())
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "is a tiny HiDream (built-in) checkpoint" in message
     assert ("its 4 blocks (the denoiser's 2 double_stream_blocks, the denoiser's 2 single_stream_blocks) each read "
             "one of the 2 Llama layers, but llama_layers [0, 1] (the shipped tiny HiDream (built-in) config) does "
@@ -316,9 +314,7 @@ def test_a_real_size_hidream_config_is_derived_from_its_shapes_on_the_meta_devic
 
 def test_missing_parts_are_named_in_one_sentence_each(tmp_path):
     path = _models(tmp_path, DENOISER, skip=tuple(PARTS))
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "'hidream_tiny_bf16.safetensors' is a tiny HiDream (built-in) checkpoint" in message
     for what, file in (("Long-CLIP-L text encoder (248 positions) (text_encoder: width 32", "clip_l_hidream"),
                        ("Long-CLIP-G text encoder (248 positions) (text_encoder_2: width 16", "clip_g_hidream"),
@@ -338,9 +334,7 @@ def test_a_77_position_clip_is_not_taken_for_hidreams_long_clip(tmp_path):
     short["text_model.embeddings.position_embedding.weight"] = \
         short["text_model.embeddings.position_embedding.weight"][:77]
     path = _models(tmp_path, DENOISER, {"hidream_tiny_clip_l_bf16.safetensors": short})
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "it needs the Long-CLIP-L text encoder (248 positions) (text_encoder" in message
     assert "clip_l_hidream.safetensors: CLIP text encoder (width 32, 2 layers)" in message  # the short one, found
 

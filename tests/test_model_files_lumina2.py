@@ -16,7 +16,7 @@ import json
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _placed, _scaled_fp8
 
@@ -170,9 +170,7 @@ def test_what_the_shapes_cannot_tell_comes_from_a_config_folder(tmp_path):
     pipe = _variant(seed=4, hidden_size=64, num_layers=2, num_refiner_layers=1, num_attention_heads=2,
                     num_kv_heads=1, axes_dim_rope=(16, 8, 8))
     path = _models(tmp_path, lumina2_to_original(pipe.transformer.state_dict()))
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "is a tiny Lumina 2 (built-in) checkpoint" in message
     assert ("its attention heads are 32 wide (hidden_size / num_attention_heads: the denoiser's cap_embedder.1.weight "
             "[64, ...] / head width 32 (layers.0.attention.q_norm.weight)), but axes_dim_rope [8, 4, 4] (the shipped "
@@ -245,9 +243,7 @@ def test_lumina2_and_z_image_files_are_told_apart_at_any_size():
 
 def test_missing_parts_are_named_in_one_sentence_each(tmp_path):
     path = _models(tmp_path, DENOISER, te="", vae={})
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "'lumina2_tiny_bf16.safetensors' is a tiny Lumina 2 (built-in) checkpoint" in message
     assert ("it needs the Gemma 2 2B text encoder (text_encoder: width 16, 2 layers; hidden_size from the denoiser's "
             "cap_embedder.1.weight [32, 16]") in message

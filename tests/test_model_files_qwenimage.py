@@ -14,7 +14,7 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_family_qwenimage import _direct_edit, small_edits  # noqa: F401 (small_edits: a fixture)
 from test_model_files import _fp8_layers, _scaled_fp8
@@ -165,9 +165,7 @@ def test_what_the_shapes_cannot_tell_comes_from_a_config_folder(tmp_path):
         patch_size=2, in_channels=64, out_channels=16, num_layers=2, attention_head_dim=32, num_attention_heads=2,
         joint_attention_dim=32, axes_dims_rope=(8, 12, 12)).eval()
     path = _models(tmp_path, pipe.transformer.state_dict())
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "is a tiny Qwen-Image (built-in) checkpoint" in message
     assert ("its attention heads are 32 wide (the denoiser's transformer_blocks.0.attn.norm_q.weight [32]), but "
             "axes_dims_rope [4, 6, 6] (the shipped tiny Qwen-Image (built-in) config) adds up to 16") in message
@@ -212,9 +210,7 @@ def test_a_real_size_qwenimage_config_is_derived_from_its_shapes_on_the_meta_dev
 
 def test_missing_parts_are_named_in_one_sentence_each(tmp_path):
     path = _models(tmp_path, DENOISER, te="", vae=None)
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "'qwenimage_tiny_bf16.safetensors' is a tiny Qwen-Image (built-in) checkpoint" in message
     assert "Qwen2.5-VL-7B text encoder (text_encoder: width 32, 2 layers;" in message
     assert "put qwen_2.5_vl_7b.safetensors" in message

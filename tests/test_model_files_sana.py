@@ -17,7 +17,7 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -218,9 +218,7 @@ def test_what_the_shapes_cannot_tell_comes_from_a_config_folder(tmp_path):
     """The 32-wide Sana: the tiny config's 2 heads of 8 cannot fit its width; the error names the values and where
     they came from, and a diffusers folder of the model gives them (its images then equal the folder's)."""
     path = _models(tmp_path, "sana_tiny32_bf16.safetensors")
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "'sana_tiny32_bf16.safetensors' is a tiny Sana (built-in) checkpoint" in message
     assert ("its blocks are 32 wide (the denoiser's x_embedder.proj.weight [32, 4, 1, 1]), but num_attention_heads 2 "
             "x attention_head_dim 8 (the shipped tiny Sana (built-in) config) is 16") in message
@@ -271,9 +269,7 @@ def test_a_real_size_sana_config_is_derived_from_its_shapes_on_the_meta_device(k
 
 def test_missing_parts_are_named_in_one_sentence_each(tmp_path):
     path = _models(tmp_path, DENOISER, te="", vae=None)
-    with pytest.raises(PipelineLoadError) as err:
-        load_single_file(path, torch.float32, CPU)
-    message = str(err.value)
+    message = load_error(path)
     assert "'sana_tiny_bf16.safetensors' is a tiny Sana (built-in) checkpoint" in message
     assert "Gemma 2 2B text encoder (text_encoder: width 16, 2 layers;" in message
     # the IT weights Sana was trained with, not Lumina 2's base gemma_2_2b_fp16 (one encoder kind serves both)
