@@ -142,6 +142,17 @@ def load_error(path: str) -> str:
     return str(err.value)
 
 
+def node_loads(use_models, models: str, name: str):
+    """ComfyUI's models folder set to ``models`` (conftest's ``use_models``): Load Diffusion Model lists ``name`` and
+    loads it in bf16. Returns the loaded pipeline."""
+    from loradeck.nodes import NODE_CLASS_MAPPINGS
+
+    use_models(models)
+    node = NODE_CLASS_MAPPINGS["LoadDiffusionModel|LoRADeck"]()
+    assert name in node.INPUT_TYPES()["required"]["unet_name"][0]
+    return node.load(name, "bfloat16")[0].owner.pipe
+
+
 def bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Equal to the bit (NaN payloads included), same dtype and shape."""
     if a.dtype != b.dtype or a.shape != b.shape:

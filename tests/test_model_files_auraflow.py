@@ -16,7 +16,7 @@ import re
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, node_loads, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _placed, _scaled_fp8
 
@@ -78,7 +78,6 @@ def test_the_manifest_lists_every_auraflow_fixture_as_its_generator_made_it():
 def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models):
     """Load Diffusion Model loads the bf16 MMDiT with the Pile-T5 encoder and the SDXL-layout VAE found beside it by
     keys and shapes: the diffusers folder's weights and images."""
-    from loradeck.nodes import NODE_CLASS_MAPPINGS
 
     pipe = fresh(KEY)
     for component in (pipe.transformer, pipe.text_encoder, pipe.vae):
@@ -86,10 +85,7 @@ def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models
     folder = str(tmp_path / "diffusers" / KEY)
     pipe.save_pretrained(folder)
     _models(tmp_path, DENOISER, vae=_vae(pipe))
-    use_models(str(tmp_path / "models"))
-    node = NODE_CLASS_MAPPINGS["LoadDiffusionModel|LoRADeck"]()
-    assert DENOISER in node.INPUT_TYPES()["required"]["unet_name"][0]
-    loaded = node.load(DENOISER, "bfloat16")[0].owner.pipe
+    loaded = node_loads(use_models, str(tmp_path / "models"), DENOISER)
     assert type(loaded).__name__ == "AuraFlowPipeline"
     for name in ("transformer", "text_encoder", "vae"):
         want = getattr(pipe, name).state_dict()

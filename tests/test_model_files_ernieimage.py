@@ -14,7 +14,7 @@ import dataclasses
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, node_loads, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -64,7 +64,6 @@ def test_the_fixtures_hold_the_tiny_ernieimage_in_its_users_layouts():
 def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models):
     """Load Diffusion Model loads the bf16 denoiser with the Ministral 3 encoder and the FLUX.2 VAE found beside it
     by keys and shapes: the images of the diffusers folder of the same weights."""
-    from loradeck.nodes import NODE_CLASS_MAPPINGS
 
     pipe = fresh(KEY)
     for component in (pipe.transformer, pipe.text_encoder, pipe.vae):
@@ -72,10 +71,7 @@ def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models
     folder = str(tmp_path / "diffusers" / KEY)
     pipe.save_pretrained(folder)
     _models(tmp_path, DENOISER)
-    use_models(str(tmp_path / "models"))
-    node = NODE_CLASS_MAPPINGS["LoadDiffusionModel|LoRADeck"]()
-    assert DENOISER in node.INPUT_TYPES()["required"]["unet_name"][0]
-    loaded = node.load(DENOISER, "bfloat16")[0].owner.pipe
+    loaded = node_loads(use_models, str(tmp_path / "models"), DENOISER)
     assert type(loaded).__name__ == "ErnieImagePipeline" and type(loaded.text_encoder).__name__ == "Ministral3Model"
     for name, want in (("transformer", pipe.transformer.state_dict()), ("vae", pipe.vae.state_dict()),
                        ("text_encoder", _text_model(pipe.text_encoder.state_dict()))):

@@ -17,7 +17,7 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, node_loads, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -98,7 +98,6 @@ def test_comfyuis_files_hold_the_tiny_hidream_in_its_layouts():
 def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models):
     """Load Diffusion Model lists ComfyUI's bf16 denoiser file and loads it with the four text encoders and the
     FLUX.1-layout VAE found beside it by keys and shapes: every weight the diffusers folder's, the same images."""
-    from loradeck.nodes import NODE_CLASS_MAPPINGS
 
     pipe = fresh(KEY)
     for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "text_encoder_4", "vae"):
@@ -106,10 +105,7 @@ def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models
     folder = str(tmp_path / "diffusers" / KEY)
     pipe.save_pretrained(folder)
     _models(tmp_path, DENOISER)
-    use_models(str(tmp_path / "models"))
-    node = NODE_CLASS_MAPPINGS["LoadDiffusionModel|LoRADeck"]()
-    assert DENOISER in node.INPUT_TYPES()["required"]["unet_name"][0]
-    loaded = node.load(DENOISER, "bfloat16")[0].owner.pipe
+    loaded = node_loads(use_models, str(tmp_path / "models"), DENOISER)
     assert type(loaded).__name__ == "HiDreamImagePipeline"
     for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
         assert _same(getattr(loaded, name), getattr(pipe, name).state_dict()), name

@@ -16,7 +16,7 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, node_loads, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -113,7 +113,6 @@ def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models
     """Load Diffusion Model lists ComfyUI's bf16 denoiser file and loads it with the Qwen2.5-VL and CLIP-L encoders
     and the FLUX.1-layout VAE found beside it by keys and shapes: the images of the diffusers folder of the same
     weights."""
-    from loradeck.nodes import NODE_CLASS_MAPPINGS
 
     pipe = fresh(KEY)
     for component in (pipe.transformer, pipe.text_encoder, pipe.text_encoder_2, pipe.vae):
@@ -121,10 +120,7 @@ def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models
     folder = str(tmp_path / "diffusers" / KEY)
     pipe.save_pretrained(folder)
     _models(tmp_path, DENOISER)
-    use_models(str(tmp_path / "models"))
-    node = NODE_CLASS_MAPPINGS["LoadDiffusionModel|LoRADeck"]()
-    assert DENOISER in node.INPUT_TYPES()["required"]["unet_name"][0]
-    loaded = node.load(DENOISER, "bfloat16")[0].owner.pipe
+    loaded = node_loads(use_models, str(tmp_path / "models"), DENOISER)
     assert type(loaded).__name__ == "Kandinsky5T2IPipeline"
     reference = Deck(load_folder(folder, torch.bfloat16, CPU)).pipe  # with the family's fix, as the node's
     for name in ("transformer", "vae", "text_encoder_2"):

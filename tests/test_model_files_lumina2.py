@@ -16,7 +16,7 @@ import json
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, node_loads, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _placed, _scaled_fp8
 
@@ -66,7 +66,6 @@ def test_comfyuis_files_hold_the_tiny_lumina2_in_its_layouts():
 def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models):
     """Load Diffusion Model lists ComfyUI's bf16 denoiser file and loads it with the Gemma 2 and the FLUX.1 VAE found
     beside it by keys and shapes: the images of the diffusers folder of the same weights."""
-    from loradeck.nodes import NODE_CLASS_MAPPINGS
 
     pipe = fresh(KEY)
     for component in (pipe.transformer, pipe.text_encoder, pipe.vae):
@@ -74,10 +73,7 @@ def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models
     folder = str(tmp_path / "diffusers" / KEY)
     pipe.save_pretrained(folder)
     _models(tmp_path, DENOISER, vae={k: v.to(torch.bfloat16) for k, v in _vae(pipe).items()})
-    use_models(str(tmp_path / "models"))
-    node = NODE_CLASS_MAPPINGS["LoadDiffusionModel|LoRADeck"]()
-    assert DENOISER in node.INPUT_TYPES()["required"]["unet_name"][0]
-    loaded = node.load(DENOISER, "bfloat16")[0].owner.pipe
+    loaded = node_loads(use_models, str(tmp_path / "models"), DENOISER)
     assert type(loaded).__name__ == "Lumina2Pipeline"
     for name in ("transformer", "text_encoder", "vae"):
         want = getattr(pipe, name).state_dict()

@@ -17,7 +17,7 @@ import os
 
 import pytest
 import torch
-from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, place_models, quantized_layers
+from model_file_fixtures import bits_equal, fixture, load_error, lora_exact, node_loads, place_models, quantized_layers
 from safetensors.torch import load_file
 from test_model_files import _fp8_layers, _scaled_fp8
 
@@ -116,7 +116,6 @@ def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models
     """Load Diffusion Model loads the bf16 denoiser (with the original's pos_embed and null caption, which diffusers
     drops) with the Gemma 2 encoder and the DC-AE found beside it by keys and shapes: the images of the diffusers
     folder of the same weights."""
-    from loradeck.nodes import NODE_CLASS_MAPPINGS
 
     pipe = fresh(KEY)
     for component in (pipe.transformer, pipe.text_encoder, pipe.vae):
@@ -124,10 +123,7 @@ def test_bf16_split_files_give_the_diffusers_folders_images(tmp_path, use_models
     folder = str(tmp_path / "diffusers" / KEY)
     pipe.save_pretrained(folder)
     _models(tmp_path, DENOISER)
-    use_models(str(tmp_path / "models"))
-    node = NODE_CLASS_MAPPINGS["LoadDiffusionModel|LoRADeck"]()
-    assert DENOISER in node.INPUT_TYPES()["required"]["unet_name"][0]
-    loaded = node.load(DENOISER, "bfloat16")[0].owner.pipe
+    loaded = node_loads(use_models, str(tmp_path / "models"), DENOISER)
     assert type(loaded).__name__ == "SanaPipeline" and type(loaded.vae).__name__ == "AutoencoderDC"
     for name in ("transformer", "text_encoder", "vae"):
         want, got = getattr(pipe, name).state_dict(), getattr(loaded, name).state_dict()
