@@ -240,7 +240,9 @@ class _Casts:
 
     def start(self) -> None:
         if self.copies:
-            self._running = _CASTER.submit(_copy_all, self.copies)
+            # inference mode is per thread: ComfyUI runs nodes under it, and the outputs made there are inference
+            # tensors, which only code in inference mode may write
+            self._running = _CASTER.submit(_copy_all, self.copies, torch.is_inference_mode_enabled())
 
     def finish(self) -> None:
         running, self._running = self._running, None
@@ -251,9 +253,10 @@ class _Casts:
         self._later.clear()
 
 
-def _copy_all(pairs) -> None:
-    for out, source in pairs:
-        out.copy_(source)  # one operation per storage (the same values as through float32)
+def _copy_all(pairs, inference: bool = False) -> None:
+    with torch.inference_mode(inference):
+        for out, source in pairs:
+            out.copy_(source)  # one operation per storage (the same values as through float32)
 
 
 def _cast_storages(factors: list[tuple[torch.Tensor, torch.device, torch.dtype | None]]) -> _Casts:
