@@ -127,6 +127,20 @@ MARKERS_ONLY = "real-sd15-markers-only.safetensors"
 FLUX_LORA = PACK_ROOT / "tests" / "fixtures" / "trainers" / "flux_kohya_bf16.safetensors"  # sd-scripts' BFL names
 SPLIT_FILES = {"diffusion_models": ("flux_tiny_fp8_e4m3fn_scaled.safetensors", "flux_tiny-Q4_0.gguf"),
                "unet": ("flux_tiny-Q8_0.gguf",), "text_encoders": ("t5_tiny_fp8_e4m3fn_scaled.safetensors",)}
+# the long tail's split files (fixture -> where it goes, under the names the family tests give it), each family run
+# with its own LoRA. The VAEs are written from the tiny pipelines as the family tests write them: the real FLUX.1 VAE
+# is one ae.safetensors for FLUX.1 and Lumina 2, but the tiny ones differ, and the tiny Lumina 2's has the shapes of
+# the tiny AuraFlow's SDXL VAE (the real ones do not): so it sits in a subfolder, as users sort VAEs, and is picked.
+LONG_TAIL_ENCODERS = {"lumina2": "text_encoders/gemma_2_2b_fp16.safetensors",
+                      "auraflow": "text_encoders/pile_t5xl_bf16.safetensors"}
+LONG_TAIL_FILES = {"lumina2_tiny-Q8_0.gguf": "diffusion_models/lumina2_tiny-Q8_0.gguf",
+                   "lumina2_tiny-Q4_0.gguf": "unet/lumina2_tiny-Q4_0.gguf",
+                   "lumina2_tiny_te_bf16.safetensors": LONG_TAIL_ENCODERS["lumina2"],
+                   "auraflow_tiny_fp8_e4m3fn_scaled.safetensors":
+                       "diffusion_models/auraflow_tiny_fp8_e4m3fn_scaled.safetensors",
+                   "auraflow_tiny-Q4_0.gguf": "diffusion_models/auraflow_tiny-Q4_0.gguf",
+                   "auraflow_tiny_te_bf16.safetensors": LONG_TAIL_ENCODERS["auraflow"]}
+LONG_TAIL_VAES = {"lumina2": "vae/lumina2/ae.safetensors", "auraflow": "vae/sdxl_vae.safetensors"}
 
 
 def _single_file_models(models: Path) -> str:
@@ -136,7 +150,8 @@ def _single_file_models(models: Path) -> str:
     from safetensors.torch import save_file
 
     from family_fixtures import fresh
-    from single_file_fixtures import split
+    from original_layout import vae_to_ldm
+    from single_file_fixtures import save, split
 
     split("flux", fresh("flux"), str(models))
     markers = {"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(320, 768),
@@ -147,6 +162,11 @@ def _single_file_models(models: Path) -> str:
         (models / folder).mkdir(exist_ok=True)
         for name in names:
             shutil.copyfile(fixtures / name, models / folder / name)
+    for name, where in LONG_TAIL_FILES.items():
+        (models / where).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(fixtures / name, models / where)
+    for family, where in LONG_TAIL_VAES.items():  # BFL's / SAI's LDM names, no prefix
+        save(vae_to_ldm(fresh(family).vae.state_dict(), prefix=""), str(models / where))
     config = models.parent / "extra_model_paths.yaml"
     config.write_text(f"loradeck_live:\n    base_path: {models}\n    checkpoints: checkpoints\n"
                       "    text_encoders: text_encoders\n    clip: clip\n    vae: vae\n"
@@ -180,6 +200,8 @@ def _symlinked_models(base: Path) -> None:
 def comfyui(tmp_path_factory):
     """ComfyUI with this pack only: a private --base-directory whose custom_nodes/ links this pack (nothing else is
     loaded, nothing is written to COMFYUI_ROOT) and whose models/loras/ holds a moved copy of a demo LoRA."""
+    from lora_fixtures import save_family_lora
+
     root = Path(COMFYUI_ROOT).resolve()
     if not (root / "main.py").is_file():
         pytest.fail(f"COMFYUI_ROOT={COMFYUI_ROOT!r} has no main.py")
@@ -191,6 +213,8 @@ def comfyui(tmp_path_factory):
     moved.mkdir(parents=True)
     shutil.copyfile(PACK_ROOT / "demo" / "models" / "loras" / KOHYA, moved / MOVED_NAME)
     shutil.copyfile(FLUX_LORA, base / "models" / "loras" / FLUX_LORA.name)  # for the split-file model
+    for family in LONG_TAIL_VAES:  # the long tail's: on their transformers, as diffusers' loaders save them
+        save_family_lora(family, str(base / "models" / "loras" / f"{family}-tiny-lora.safetensors"), seed=2)
     _symlinked_models(base)
     log_path = base / "comfyui.log"
     port = _free_port()
@@ -950,6 +974,62 @@ def test_split_model_files_are_listed_and_load_inside_comfyui(comfyui, name):
     kind = "GGUF Q" if name.endswith(".gguf") else "fp8 e4m3fn scaled"
     assert f"'{name}' (transformer): 40 Linear layers kept quantized" in log_text and kind in log_text
     assert "'t5_tiny_fp8_e4m3fn_scaled.safetensors' (text_encoder_2): 12 Linear layers kept quantized" in log_text
+
+
+# unet_name -> (its family, the parts picked by name (the others: auto), what the log says stays quantized)
+LONG_TAIL_CASES = {
+    "lumina2_tiny-Q8_0.gguf": ("lumina2", {"vae": "lumina2/ae.safetensors"},
+                               "16 Linear layers kept quantized (16 in GGUF Q8_0)"),
+    # lcpp.patch keeps feed_forward.w2 of a Q4_0 file in Q4_1, as ComfyUI-GGUF's Q4_0 files do
+    "lumina2_tiny-Q4_0.gguf": ("lumina2", {"vae": "lumina2/ae.safetensors",
+                                           "text_encoder_1": "gemma_2_2b_fp16.safetensors"},
+                               "16 Linear layers kept quantized (14 in GGUF Q4_0, 2 in GGUF Q4_1)"),
+    "auraflow_tiny_fp8_e4m3fn_scaled.safetensors": ("auraflow", {},
+                                                    "32 Linear layers kept quantized (32 in fp8 e4m3fn scaled)"),
+    "auraflow_tiny-Q4_0.gguf": ("auraflow", {"text_encoder_1": "pile_t5xl_bf16.safetensors",
+                                             "vae": "sdxl_vae.safetensors"},
+                                "32 Linear layers kept quantized (32 in GGUF Q4_0)"),
+}
+INPUTS_OF_FOLDER = {"diffusion_models": ("unet_name",), "unet": ("unet_name",), "vae": ("vae",),
+                    "text_encoders": ("text_encoder_1", "text_encoder_2", "text_encoder_3")}
+
+
+@pytest.mark.parametrize("name", LONG_TAIL_CASES)
+def test_long_tail_split_files_are_listed_and_load_inside_comfyui(comfyui, name):
+    """The long tail's split layouts inside ComfyUI: Lumina 2 as GGUF (in diffusion_models/ or unet/) with its Gemma 2
+    in text_encoders/ and its FLUX.1-layout VAE picked from vae/lumina2/; AuraFlow as ComfyUI's scaled fp8 or GGUF
+    with its Pile-T5 and the SDXL VAE (found by keys, shapes and name, or picked). Every file is listed by Load
+    Diffusion Model; each model loads with its denoiser kept quantized, takes a LoRA on top, and runs."""
+    family, picked, kept = LONG_TAIL_CASES[name]
+    info = _get_json(comfyui.base + "/object_info/LoadDiffusionModel%7CLoRADeck")["LoadDiffusionModel|LoRADeck"]
+    inputs = {**info["input"]["required"], **info["input"]["optional"]}
+    for where in (*LONG_TAIL_FILES.values(), *LONG_TAIL_VAES.values()):
+        folder, _, listed_as = where.partition("/")
+        for key in INPUTS_OF_FOLDER[folder]:
+            assert listed_as in inputs[key][0], (where, key, inputs[key][0])
+    prompt = {
+        "1": {"class_type": "LoadDiffusionModel|LoRADeck", "inputs": {"unet_name": name, "dtype": "float32",
+                                                                      **picked}},
+        "2": {"class_type": "LoadLoRA|LoRADeck", "inputs": {
+            "pipeline": ["1", 0], "lora_name": f"{family}-tiny-lora.safetensors", "strength_model": 0.8,
+            "strength_clip": 1.0}},
+        "3": {"class_type": "Generate|LoRADeck", "inputs": {
+            "pipeline": ["2", 0], "prompt": "a photo of a cat", "negative_prompt": "", "seed": 3, "steps": 2,
+            "cfg": 1.0, "width": 64, "height": 64, "batch_size": 1}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
+    }
+    entry = _run_prompt(comfyui, prompt)
+    if entry["status"]["status_str"] != "success":
+        comfyui.fail(f"{family} split-file workflow failed: {json.dumps(entry['status'], indent=1)}")
+    assert len([i for out in entry["outputs"].values() for i in out.get("images", [])]) == 1, entry["outputs"]
+    matched = "\n".join(entry["outputs"].get("2", {}).get("loradeck_info", []))  # Load LoRA's match report
+    assert re.search(r": (\d+)/\1 modules matched \(transformer \1/\1\)", matched), matched
+    assert "WARNING" not in matched, matched
+    log_text = comfyui.log_path.read_text(errors="replace")
+    assert f"'{name}' (transformer): {kept}" in log_text, _log_tail(comfyui.log_path)
+    models = comfyui.output_dir.parent / "single-file" / "models"
+    for component, where in (("text_encoder", LONG_TAIL_ENCODERS[family]), ("vae", LONG_TAIL_VAES[family])):
+        assert f"single file: {component} from {models / where}" in log_text, _log_tail(comfyui.log_path)
 
 
 def test_single_file_tokenizers_come_from_comfyuis_own_folder(comfyui):

@@ -124,6 +124,24 @@ def test_a_files_factors_are_cast_in_one_operation_exactly_and_stay_separate_ten
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "saved.safetensors"))
 
 
+def test_factors_cast_on_the_worker_thread_load_under_inference_mode(files, tmp_path):
+    """ComfyUI runs nodes under ``torch.inference_mode`` (per thread): a LoRA whose factors are cast (a float16 file
+    on a float32 pipeline) loads there as outside, with the same layers (the live ComfyUI test's bf16 FLUX LoRA on a
+    float32 split-file FLUX failed with "Inplace update to inference tensor outside InferenceMode")."""
+    from safetensors.torch import load_file, save_file
+
+    half = str(tmp_path / "half.safetensors")
+    save_file({k: v.half() for k, v in load_file(files["a"]).items()}, half, {"format": "pt"})
+    outside = Deck(make_pipe()).add(half, name="h")
+    with torch.inference_mode():
+        inside = Deck(make_pipe()).add(half, name="h")
+    want = {name: layer.lora_B[key].weight for name, layer in _lora_layers(outside.pipe.unet)
+            for key in layer.lora_B}
+    got = {name: layer.lora_B[key].weight for name, layer in _lora_layers(inside.pipe.unet) for key in layer.lora_B}
+    assert want and got.keys() == want.keys() and all(torch.equal(got[k], v) for k, v in want.items())
+    assert torch.equal(render(inside.pipe), render(outside.pipe))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 def test_the_quick_magnitude_bound_is_never_below_the_norm(dtype):
     from loradeck.core.adapters.magnitude import norm, quick_bound

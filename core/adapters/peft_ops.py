@@ -239,7 +239,9 @@ class _Casts:
         return found[0]
 
     def start(self) -> None:
-        if self.copies:  # inference mode is per thread: the worker takes the caller's (its outputs were made in it)
+        if self.copies:
+            # inference mode is per thread: ComfyUI runs nodes under it, and the outputs made there are inference
+            # tensors, which only code in inference mode may write
             self._running = _CASTER.submit(_copy_all, self.copies, torch.is_inference_mode_enabled())
 
     def finish(self) -> None:
